@@ -1,0 +1,1 @@
+"""Adapters to the outside world: Twilio, RabbitMQ, the in-process queue, the simulator."""

@@ -1,0 +1,1 @@
+"""The collections-dialer service: API, planner, workers, webhooks and CLI."""
