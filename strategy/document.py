@@ -2,7 +2,7 @@
 
 Pydantic models so the service can validate YAML/JSON and export a JSON Schema
 (`strategy_json_schema()`). Structural errors are pydantic errors; what the document asks
-for beyond its guardrail profile is checked by `strategy.guardrails.validate_strategy`.
+for beyond its guardrail profile is checked by `strategy.validation.validate_strategy`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from strategy.model import Channel, Disclosure, PartyRole, Stage
 
@@ -49,6 +58,15 @@ class Span(_Model):
         if self.end <= self.start:
             raise ValueError(f"span {self} ends before it starts")
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Documents write spans as "09:00-12:00" (see `_parse`); the schema must accept that.
+        as_object = handler(core_schema)
+        as_text = {"type": "string", "pattern": _SPAN.pattern}
+        return {"anyOf": [as_text, as_object]}
 
     @property
     def minutes(self) -> tuple[int, int]:
