@@ -1,0 +1,244 @@
+"""A strategy document compiled against a guardrail profile, once, for fast decisions.
+
+Compiling folds the profile into each tier: windows are intersected with the profile's
+hours, the profile's caps join the tier's (each remembering the clause it enforces),
+disclosure is capped per role. The engine then only looks things up.
+"""
+
+from __future__ import annotations
+
+import itertools
+from calendar import monthrange
+from dataclasses import dataclass
+from datetime import date
+
+from strategy.calendar import Interval, day_kind, local_interval
+from strategy.document import (
+    WEEKDAYS,
+    Cap,
+    ContactWhen,
+    Counted,
+    PartyRule,
+    Preference,
+    Spacing,
+    Strategy,
+    Tier,
+)
+from strategy.guardrails import Clause, GuardrailProfile
+from strategy.model import Channel, Disclosure, PartyRole
+
+_ALL_CHANNELS = frozenset(Channel)
+_ids = itertools.count(1)
+
+MinuteSpan = tuple[int, int]
+MORNING_END = 12 * 60
+LAST_HOUR = 60
+MONTH_END_DAYS = 3
+EARLY_MONTH_LAST_DAY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCap:
+    cap: Cap
+    channels: tuple[Channel, ...]
+    groups_for_case: tuple[str, ...]  # party roles summed at case scope
+    rule: str
+    clause: Clause | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSpacing:
+    spacing: Spacing
+    channels: tuple[Channel, ...]
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPartyRule:
+    rule: PartyRule
+    channels: frozenset[Channel]
+    max_disclosure: Disclosure  # the profile's ceiling for this role
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTier:
+    key: int
+    tier: Tier
+    # Per weekday (0 = Monday): local minute spans, tier ∩ profile, hard preferences applied.
+    spans: tuple[tuple[MinuteSpan, ...], ...]
+    # The same without the profile's hours and hard preferences: to explain a refusal.
+    tier_spans: tuple[tuple[MinuteSpan, ...], ...]
+    caps: tuple[CompiledCap, ...]
+    spacing: tuple[CompiledSpacing, ...]
+    parties: dict[PartyRole, CompiledPartyRule]
+    quiet_seconds: float
+    quiet_channels: frozenset[Channel]
+    profile_quiet_seconds: float
+    holiday_country: str | None
+    holiday_subdivision: str | None
+    # (zone, local day ordinal, guarded) -> intervals; filled lazily, pure.
+    interval_cache: dict[tuple[str, int, bool], tuple[Interval, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStrategy:
+    strategy: Strategy
+    profile: GuardrailProfile
+    tiers: tuple[CompiledTier, ...]
+    allowed_by_prefix: str
+
+
+def _clip(spans: list[MinuteSpan], lo: int, hi: int) -> list[MinuteSpan]:
+    return [(max(a, lo), min(b, hi)) for a, b in spans if min(b, hi) > max(a, lo)]
+
+
+def _compile_tier(
+    tier: Tier,
+    profile: GuardrailProfile,
+    holiday_country: str | None,
+    holiday_subdivision: str | None,
+) -> CompiledTier:
+    p_lo, p_hi = profile.window.minutes
+    hard = set(tier.hard_preferences)
+    spans: list[tuple[MinuteSpan, ...]] = []
+    tier_spans: list[tuple[MinuteSpan, ...]] = []
+    for name in WEEKDAYS:
+        raw = tier.windows.get(name)  # type: ignore[call-overload]
+        # A tier without windows may contact at any hour the profile allows.
+        day = (
+            [s.minutes for s in raw]
+            if raw is not None
+            else ([] if tier.windows else [(0, 24 * 60)])
+        )
+        day.sort()
+        tier_spans.append(tuple(day))
+        clipped = _clip(day, p_lo, p_hi)
+        if Preference.MORNING in hard:
+            clipped = _clip(clipped, 0, MORNING_END)
+        if Preference.AVOID_LAST_HOUR in hard and clipped:
+            a, b = clipped[-1]
+            clipped[-1:] = [(a, b - LAST_HOUR)] if b - LAST_HOUR > a else []
+        spans.append(tuple(clipped))
+
+    caps: list[CompiledCap] = []
+    for cap in tier.caps:
+        caps.append(_compile_cap(cap, f"cap.{cap.scope}.{cap.count}", None))
+    for pcap in profile.caps:
+        caps.append(_compile_cap(pcap.cap, f"guardrail.cap.{pcap.clause.id}", pcap.clause))
+
+    spacing = tuple(
+        CompiledSpacing(s, tuple(sorted(s.channels or _ALL_CHANNELS)), s.minutes * 60.0)
+        for s in tier.spacing
+        if s.minutes > 0
+    )
+
+    parties: dict[PartyRole, CompiledPartyRule] = {}
+    rules = dict(tier.parties)
+    if not rules:
+        rules = {
+            PartyRole.DEBTOR: PartyRule(contact=ContactWhen.ALWAYS, disclosure=Disclosure.FULL)
+        }
+    for role, prule in rules.items():
+        chans = (prule.channels or tier.channels) & tier.channels
+        parties[role] = CompiledPartyRule(
+            rule=prule,
+            channels=frozenset(chans),
+            max_disclosure=profile.max_disclosure.get(role, Disclosure.FULL),
+        )
+    return CompiledTier(
+        key=next(_ids),
+        tier=tier,
+        spans=tuple(spans),
+        tier_spans=tuple(tier_spans),
+        caps=tuple(caps),
+        spacing=spacing,
+        parties=parties,
+        quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
+        quiet_channels=profile.quiet_channels,
+        profile_quiet_seconds=profile.quiet_hours_after_conversation * 3600.0,
+        holiday_country=holiday_country,
+        holiday_subdivision=holiday_subdivision,
+        interval_cache={},
+    )
+
+
+def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
+    roles = cap.roles or frozenset(PartyRole)
+    return CompiledCap(
+        cap=cap,
+        channels=tuple(sorted(cap.channels or _ALL_CHANNELS)),
+        groups_for_case=tuple(sorted(r.value for r in roles)),
+        rule=rule,
+        clause=clause,
+    )
+
+
+_cache: dict[tuple[int, int], CompiledStrategy] = {}
+
+
+def compile_strategy(strategy: Strategy, profile: GuardrailProfile) -> CompiledStrategy:
+    """Compile once per (document, profile) object pair; cheap to call repeatedly."""
+    key = (id(strategy), id(profile))
+    hit = _cache.get(key)
+    if hit is not None and hit.strategy is strategy and hit.profile is profile:
+        return hit
+    compiled = CompiledStrategy(
+        strategy=strategy,
+        profile=profile,
+        tiers=tuple(
+            _compile_tier(t, profile, strategy.holiday_country, strategy.holiday_subdivision)
+            for t in strategy.tiers
+        ),
+        allowed_by_prefix=f"strategy {strategy.name} v{strategy.version}",
+    )
+    if len(_cache) > 256:
+        _cache.clear()
+    _cache[key] = compiled
+    return compiled
+
+
+def _day_spans(ct: CompiledTier, ordinal: int, *, guard: bool) -> tuple[MinuteSpan, ...]:
+    d = date.fromordinal(ordinal)
+    weekday = d.weekday()
+    kind = day_kind(ct.holiday_country, ct.holiday_subdivision, ordinal)
+    if ct.tier.skip_holidays and kind == "holiday":
+        return ()
+    source = ct.spans if guard else ct.tier_spans
+    # A weekend day made a working day (China's 调休) takes Monday's windows.
+    adjusted = kind == "workday_adjusted" and ct.tier.skip_holidays
+    spans = source[0] if adjusted else source[weekday]
+    hard = ct.tier.hard_preferences
+    if not guard or not hard:
+        return spans
+    if Preference.MONDAY in hard and weekday != 0:
+        return ()
+    if Preference.AVOID_WEEKEND in hard and kind == "weekend":
+        return ()
+    if Preference.EARLY_MONTH in hard and d.day > EARLY_MONTH_LAST_DAY:
+        return ()
+    month_days = monthrange(d.year, d.month)[1]
+    if Preference.AVOID_MONTH_END in hard and d.day > month_days - MONTH_END_DAYS:
+        return ()
+    return spans
+
+
+def day_intervals(
+    ct: CompiledTier, zone_name: str, ordinal: int, guard: bool = True
+) -> tuple[Interval, ...]:
+    """The tier's contact intervals on one local day of one zone, as instants.
+
+    `guard=False` gives the tier's own windows (without the profile or hard preferences),
+    used only to say which of the two refused a time."""
+    key = (zone_name, ordinal, guard)
+    hit = ct.interval_cache.get(key)
+    if hit is None:
+        if len(ct.interval_cache) > 50_000:
+            ct.interval_cache.clear()
+        spans = _day_spans(ct, ordinal, guard=guard)
+        hit = tuple(local_interval(zone_name, ordinal, a, b) for a, b in spans)
+        ct.interval_cache[key] = hit
+    return hit
+
+
+def counted_label(counted: Counted) -> str:
+    return "unanswered attempts" if counted is Counted.UNANSWERED else str(counted)

@@ -1,0 +1,849 @@
+"""The decision engine: who may be contacted for a case, now, how, and why not.
+
+`decide(case, history, now, strategy, profile)` evaluates every candidate (party x contact
+point x channel) against every rule of the case's tier and of the guardrail profile, and
+keeps every reason a candidate is refused. Each refusal's `next_allowed` is found by
+re-evaluating the whole candidate at the instant its rules name, until all pass (a fixed
+point), so a next-allowed time is never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+from strategy.calendar import (
+    Interval,
+    day_start,
+    from_ts,
+    intersect,
+    local_date,
+    phone_facts,
+    zone,
+)
+from strategy.compiled import (
+    EARLY_MONTH_LAST_DAY,
+    LAST_HOUR,
+    MONTH_END_DAYS,
+    CompiledCap,
+    CompiledPartyRule,
+    CompiledStrategy,
+    CompiledTier,
+    compile_strategy,
+    counted_label,
+    day_intervals,
+)
+from strategy.decision import (
+    AllowedAction,
+    Candidate,
+    Decision,
+    Reason,
+    Refusal,
+    TaskRequest,
+)
+from strategy.document import ContactWhen, Counted, Preference, Scope, Strategy
+from strategy.guardrails import Clause, GuardrailProfile
+from strategy.history import HistoryIndex
+from strategy.model import (
+    CHANNELS_BY_KIND,
+    Case,
+    CaseFlag,
+    CaseStatus,
+    Channel,
+    ContactKind,
+    ContactPoint,
+    Disclosure,
+    History,
+    Party,
+    PartyRole,
+    Validity,
+)
+
+HORIZON_DAYS: Final = 120  # how far ahead a next-allowed instant is looked for
+MAX_FIXPOINT_STEPS: Final = 24
+WINDOW_SEARCH_DAYS: Final = 21
+_DAY = 86400.0
+_EPS = 0.001
+
+_BLOCKING_FLAGS: Final = {
+    CaseFlag.CEASE: "the debtor asked us to cease communication",
+    CaseFlag.BANKRUPTCY: "the debtor is in bankruptcy",
+    CaseFlag.DECEASED: "the debtor is deceased",
+    CaseFlag.DO_NOT_CALL: "the case is marked do-not-call",
+    CaseFlag.DISPUTE: "the debt is disputed",
+}
+
+# An internal reason: (rule, message, next-allowed instant or None, clause or None)
+_R = tuple[str, str, float | None, Clause | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cand:
+    party: Party
+    point: ContactPoint
+    channel: Channel
+    zones: tuple[str, ...]
+    zone_source: str
+    mobile: bool | None
+    public: Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class _TierState:
+    tier: CompiledTier | None
+    dpd: int
+    days_in_stage: int | None
+    case_reasons: tuple[_R, ...]
+
+
+def decide(
+    case: Case,
+    history: History,
+    now: datetime,
+    strategy: Strategy | CompiledStrategy,
+    profile: GuardrailProfile | None = None,
+) -> Decision:
+    """The engine's answer for `case` at the instant `now` (timezone-aware)."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    if isinstance(strategy, CompiledStrategy):
+        compiled = strategy
+    else:
+        if profile is None:
+            raise ValueError("a profile is needed with an uncompiled strategy")
+        compiled = compile_strategy(strategy, profile)
+    return _Evaluator(case, history, compiled).decide(now)
+
+
+class _Evaluator:
+    def __init__(self, case: Case, history: History, cs: CompiledStrategy) -> None:
+        self.case = case
+        self.cs = cs
+        self.strategy = cs.strategy
+        self.profile = cs.profile
+        self.home_zone = cs.strategy.timezone
+        roles = {p.id: p.role for p in case.parties}
+        self.idx = HistoryIndex(history, roles)
+        self.payments = sorted(history.payments)
+        self.candidates = self._candidates()
+        self._tier_memo: dict[float, _TierState] = {}
+        self._unreachable_memo: dict[tuple[int, float], bool] = {}
+        self._period_memo: dict[tuple[tuple[str, ...], int, float], tuple[float, float]] = {}
+
+    # --- facts that do not depend on time --------------------------------------------
+    def _candidates(self) -> list[_Cand]:
+        out: list[_Cand] = []
+        home = self.home_zone
+        for party in self.case.parties:
+            phone_zones: tuple[str, ...] = ()
+            for cp in party.contact_points:
+                if cp.kind is ContactKind.PHONE and not cp.timezone and not party.timezone:
+                    phone_zones = phone_zones or phone_facts(cp.value)[0]
+            for cp in party.contact_points:
+                mobile = cp.mobile
+                zones: tuple[str, ...]
+                if cp.timezone:
+                    zones, source = (cp.timezone,), "contact point"
+                elif party.timezone:
+                    zones, source = (party.timezone,), "party"
+                elif cp.kind is ContactKind.PHONE and phone_facts(cp.value)[0]:
+                    zones, source = phone_facts(cp.value)[0], "derived from the number"
+                elif phone_zones:
+                    zones, source = phone_zones, "derived from the party's phone"
+                else:
+                    zones, source = (home,), "portfolio default"
+                if cp.kind is ContactKind.PHONE and mobile is None:
+                    mobile = phone_facts(cp.value)[1]
+                for channel in CHANNELS_BY_KIND[cp.kind]:
+                    out.append(
+                        _Cand(
+                            party=party,
+                            point=cp,
+                            channel=channel,
+                            zones=zones,
+                            zone_source=source,
+                            mobile=mobile,
+                            public=Candidate(party.id, party.role, cp.id, channel),
+                        )
+                    )
+        return out
+
+    # --- the decision --------------------------------------------------------------------
+    def decide(self, now: datetime) -> Decision:
+        t = now.timestamp()
+        state = self._tier_state(t)
+        allowed: list[AllowedAction] = []
+        refused: list[Refusal] = []
+        for cand in self.candidates:
+            reasons, disclosure, window_end = self._evaluate(cand, t)
+            if not reasons:
+                allowed.append(self._allowed(cand, state, t, disclosure, window_end))
+            else:
+                nxt = self._next_allowed(cand, t, reasons)
+                refused.append(
+                    Refusal(
+                        candidate=cand.public,
+                        reasons=tuple(_public(r) for r in reasons),
+                        next_allowed=from_ts(nxt) if nxt is not None else None,
+                    )
+                )
+        allowed.sort(key=lambda a: (-a.preference, a.candidate.party_role != PartyRole.DEBTOR))
+        tier = state.tier.tier if state.tier else None
+        guidance = tier.guidance if tier else ()
+        promise = self._promise_state(t)
+        if promise and promise[0] == "broken":
+            guidance = (*guidance, f"promise to pay of {promise[1]} was broken: collection resumes")
+        return Decision(
+            case_id=self.case.id,
+            at=now,
+            strategy=self.strategy.name,
+            strategy_version=self.strategy.version,
+            profile=self.profile.name,
+            tier=tier.id if tier else None,
+            days_past_due=state.dpd,
+            allowed=tuple(allowed),
+            refused=tuple(refused),
+            case_reasons=tuple(_public(r) for r in state.case_reasons),
+            tasks=self._tasks(t, state),
+            guidance=guidance,
+            extra={
+                "days_in_stage": state.days_in_stage,
+                "promise": promise[0] if promise else None,
+                "zones": {c.point.id: list(c.zones) for c in self.candidates},
+                "zone_sources": {c.point.id: c.zone_source for c in self.candidates},
+            },
+        )
+
+    def _allowed(
+        self, cand: _Cand, state: _TierState, t: float, disclosure: Disclosure, window_end: float
+    ) -> AllowedAction:
+        ct = state.tier
+        assert ct is not None
+        tier = ct.tier
+        score, notes = self._preference(ct, cand, t, window_end)
+        base = tier.templates.get(cand.channel, tier.id)
+        return AllowedAction(
+            candidate=cand.public,
+            disclosure=disclosure,
+            template_key=f"{base}.{cand.channel}.{cand.party.role}.{disclosure}",
+            window_start=from_ts(t),
+            window_end=from_ts(window_end),
+            allowed_by=f"{self.cs.allowed_by_prefix} tier {tier.id}"
+            f" under profile {self.profile.name}",
+            zones=cand.zones,
+            voicemail_disclosure=Disclosure.lowest(
+                disclosure, self.profile.voicemail_max_disclosure
+            ),
+            append_opt_out=cand.channel in self.profile.opt_out_text_required,
+            preference=score,
+            preference_notes=notes,
+        )
+
+    # --- case-level state at an instant ------------------------------------------------
+    def _tier_state(self, t: float) -> _TierState:
+        hit = self._tier_memo.get(t)
+        if hit is not None:
+            return hit
+        case = self.case
+        today = local_date(t, self.home_zone)
+        dpd = (today - case.due_date).days
+        days_in_stage = (today - case.stage_started_on).days if case.stage_started_on else None
+        chosen: CompiledTier | None = None
+        for ct in self.cs.tiers:
+            tier = ct.tier
+            if tier.stage is not None and tier.stage != case.stage:
+                continue
+            if tier.dpd is not None and not tier.dpd.contains(dpd):
+                continue
+            if tier.days_in_stage is not None and (
+                days_in_stage is None or not tier.days_in_stage.contains(days_in_stage)
+            ):
+                continue
+            chosen = ct
+            break
+        reasons = self._case_reasons(t, today, dpd, days_in_stage, chosen)
+        state = _TierState(chosen, dpd, days_in_stage, reasons)
+        if len(self._tier_memo) > 64:
+            self._tier_memo.clear()
+        self._tier_memo[t] = state
+        return state
+
+    def _case_reasons(
+        self, t: float, today: date, dpd: int, days_in_stage: int | None, tier: CompiledTier | None
+    ) -> tuple[_R, ...]:
+        case = self.case
+        out: list[_R] = []
+        if case.status is not CaseStatus.OPEN:
+            out.append(("case.status", f"the case is {case.status}", None, None))
+        elif case.outstanding <= 0:
+            out.append(("case.settled", "nothing is outstanding", None, None))
+        for flag, why in _BLOCKING_FLAGS.items():
+            if flag in case.flags:
+                out.append((f"flag.{flag}", why, None, None))
+        if CaseFlag.DISPUTE not in case.flags and self.idx.disputes:
+            resolved = case.dispute_resolved_at.timestamp() if case.dispute_resolved_at else None
+            if resolved is None or self.idx.disputes[-1] > resolved:
+                out.append(("flag.dispute", "the debtor disputed the debt on a call", None, None))
+        promise = self._promise_state(t)
+        if promise and promise[0] == "pending":
+            resume = promise[2]
+            out.append(
+                (
+                    "promise.pending",
+                    f"promise to pay {promise[1]}: collection waits until the grace period ends",
+                    resume,
+                    None,
+                )
+            )
+        if tier is None:
+            out.append(
+                (
+                    "tier.none",
+                    self._no_tier_message(dpd, days_in_stage),
+                    self._next_tier(today),
+                    None,
+                )
+            )
+        return tuple(out)
+
+    def _no_tier_message(self, dpd: int, days_in_stage: int | None) -> str:
+        stage = (
+            f", stage {self.case.stage} day {days_in_stage}" if days_in_stage is not None else ""
+        )
+        return f"no tier of {self.strategy.name} matches {dpd} days past due{stage}"
+
+    def _next_tier(self, today: date) -> float | None:
+        """The next local day on which some tier will match, if the case just waits."""
+        for ahead in range(1, HORIZON_DAYS):
+            day = today + timedelta(days=ahead)
+            dpd = (day - self.case.due_date).days
+            dis = (day - self.case.stage_started_on).days if self.case.stage_started_on else None
+            for ct in self.cs.tiers:
+                tier = ct.tier
+                if tier.stage is not None and tier.stage != self.case.stage:
+                    continue
+                if tier.dpd is not None and not tier.dpd.contains(dpd):
+                    continue
+                if tier.days_in_stage is not None and (
+                    dis is None or not tier.days_in_stage.contains(dis)
+                ):
+                    continue
+                return day_start(self.home_zone, day.toordinal())
+        return None
+
+    def _promise_state(self, t: float) -> tuple[str, str, float] | None:
+        """('pending' | 'kept' | 'broken', description, instant collection resumes)."""
+        latest = self.idx.latest_promise
+        if latest is None or latest[0] > t:
+            return None
+        made, attempt = latest
+        assert attempt.promise_date is not None
+        amount = attempt.promise_amount
+        paid = sum((amt for ts, amt in self.payments if ts.timestamp() >= made), start=Decimal(0))
+        sum_text = f"{amount} {self.case.currency} " if amount is not None else ""
+        what = f"{sum_text}by {attempt.promise_date}"
+        if (amount is not None and paid >= amount) or (amount is None and paid > 0):
+            return ("kept", what, made)
+        resume_day = attempt.promise_date + timedelta(days=self.strategy.promise_grace_days + 1)
+        resume = day_start(self.home_zone, resume_day.toordinal())
+        return ("pending", what, resume) if t < resume else ("broken", what, resume)
+
+    # --- one candidate at an instant -----------------------------------------------------
+    def _evaluate(self, cand: _Cand, t: float) -> tuple[list[_R], Disclosure, float]:
+        state = self._tier_state(t)
+        reasons: list[_R] = list(state.case_reasons)
+        ct = state.tier
+        party = cand.party
+        role = party.role
+        idx = self.idx
+        profile = self.profile
+        disclosure = Disclosure.NONE
+        window_end = t
+
+        # Who may be contacted.
+        represented = CaseFlag.ATTORNEY in self.case.flags
+        prule: CompiledPartyRule | None = ct.parties.get(role) if ct else None
+        if represented and role is not PartyRole.ATTORNEY:
+            reasons.append(
+                (
+                    "attorney.represented",
+                    "the debtor is represented by an attorney: contact the attorney only",
+                    None,
+                    profile.attorney_clause,
+                )
+            )
+        if role is PartyRole.ATTORNEY:
+            if represented:
+                disclosure = Disclosure.FULL
+            else:
+                reasons.append(
+                    ("party.attorney_not_of_record", "no attorney is on record", None, None)
+                )
+            channels_ok = ct is None or cand.channel in ct.tier.channels
+        elif ct is not None and prule is None:
+            reasons.append(
+                ("party.not_in_tier", f"tier {ct.tier.id} does not contact a {role}", None, None)
+            )
+            channels_ok = True
+        elif ct is not None and prule is not None:
+            channels_ok = cand.channel in prule.channels
+            rule = prule.rule
+            unreachable: bool | None = None
+            if rule.contact is ContactWhen.NEVER:
+                reasons.append(
+                    ("party.tier_forbids", f"tier {ct.tier.id} never contacts a {role}", None, None)
+                )
+            elif rule.contact is ContactWhen.WHEN_DEBTOR_UNREACHABLE:
+                unreachable = self._debtor_unreachable(ct, t)
+                if not unreachable:
+                    reasons.append(
+                        (
+                            "party.debtor_reachable",
+                            f"a {role} is contacted only when the debtor cannot be reached",
+                            None,
+                            None,
+                        )
+                    )
+            elif rule.contact is ContactWhen.IF_KNOWS_OF_DEBT and not party.knows_of_debt:
+                reasons.append(
+                    ("party.unaware_of_debt", "this contact does not know of the debt", None, None)
+                )
+            if role is PartyRole.THIRD_PARTY and profile.third_party_only_when_debtor_unreachable:
+                if unreachable is None:
+                    unreachable = self._debtor_unreachable(ct, t)
+                if not unreachable:
+                    reasons.append(
+                        (
+                            "guardrail.third_party",
+                            "third parties only when the debtor cannot be reached",
+                            None,
+                            profile.third_party_clause,
+                        )
+                    )
+            disclosure = rule.disclosure
+            if rule.disclosure_if_knows_debt is not None and party.knows_of_debt:
+                disclosure = _highest(disclosure, rule.disclosure_if_knows_debt)
+            if rule.disclosure_if_debtor_unreachable is not None:
+                if unreachable is None:
+                    unreachable = self._debtor_unreachable(ct, t)
+                if unreachable:
+                    disclosure = _highest(disclosure, rule.disclosure_if_debtor_unreachable)
+            disclosure = Disclosure.lowest(disclosure, prule.max_disclosure)
+        else:
+            channels_ok = True
+        if party.refused_contact:
+            reasons.append(("party.refused", "this person refused further contact", None, None))
+        elif (
+            role is PartyRole.THIRD_PARTY
+            and party.id in idx.refused_parties
+            and profile.refusal_is_final
+        ):
+            reasons.append(
+                (
+                    "party.refused",
+                    "this person refused further contact on an earlier call",
+                    None,
+                    profile.refusal_clause,
+                )
+            )
+        if (
+            role is PartyRole.THIRD_PARTY
+            and profile.third_party_once
+            and party.id in idx.third_party_conversations
+            and party.id not in idx.callback_requested
+        ):
+            reasons.append(
+                (
+                    "guardrail.third_party_once",
+                    "this third party was already spoken to and did not ask for a call back",
+                    None,
+                    profile.third_party_once_clause,
+                )
+            )
+
+        # How: the channel and the contact point.
+        channel = cand.channel
+        cp = cand.point
+        if not channels_ok:
+            reasons.append(
+                ("channel.not_in_tier", f"the tier does not use {channel} for a {role}", None, None)
+            )
+        if cp.validity in (Validity.WRONG_NUMBER, Validity.INVALID):
+            reasons.append(
+                ("contact.invalid", f"the contact point is marked {cp.validity}", None, None)
+            )
+        elif cp.id in idx.wrong_numbers:
+            reasons.append(
+                ("contact.wrong_number", "the last call reached a wrong number", None, None)
+            )
+        if cp.do_not_call and channel is not Channel.EMAIL:
+            reasons.append(
+                ("contact.do_not_call", "the number is on a do-not-call list", None, None)
+            )
+        if channel in cp.opted_out:
+            reasons.append(
+                ("optout.channel", f"opted out of {channel} on this contact point", None, None)
+            )
+        if channel in profile.consent_required and channel not in cp.consent:
+            reasons.append(
+                (
+                    "guardrail.consent",
+                    f"no prior express consent for {channel} on this number",
+                    None,
+                    profile.consent_clause,
+                )
+            )
+        if channel is Channel.SMS and cand.mobile is False:
+            reasons.append(("channel.sms_landline", "the number cannot receive SMS", None, None))
+
+        if ct is None:
+            return reasons, disclosure, window_end
+
+        # When: the local window in every candidate zone.
+        inside, end_or_next, wrule, message = self._window(ct, cand.zones, t)
+        if inside:
+            window_end = end_or_next if end_or_next is not None else t
+        else:
+            clause = profile.window_clause if wrule == "guardrail.window" else None
+            reasons.append((wrule, message, end_or_next, clause))
+
+        # How often: caps, spacing, quiet periods.
+        for ccap in ct.caps:
+            if channel not in ccap.channels:
+                continue
+            cap = ccap.cap
+            if cap.roles is not None and role not in cap.roles:
+                continue
+            r = self._cap(ccap, cand, t)
+            if r is not None:
+                reasons.append(r)
+        for sp in ct.spacing:
+            if channel not in sp.channels:
+                continue
+            scope = sp.spacing.scope
+            groups = self._groups(scope, cand, None)
+            last = idx.last_before(idx.series(scope, groups, sp.channels, Counted.ATTEMPTS), t)
+            if last is not None and t - last < sp.seconds:
+                reasons.append(
+                    (
+                        f"spacing.{scope}",
+                        f"at least {sp.spacing.minutes} min between attempts per {_label(scope)}",
+                        last + sp.seconds,
+                        None,
+                    )
+                )
+        last_rpc = idx.last_rpc_by_party.get(party.id)
+        if last_rpc is not None and last_rpc <= t:
+            if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
+                reasons.append(
+                    (
+                        "quiet.after_conversation",
+                        f"quiet for {ct.tier.quiet_hours_after_conversation:g} h"
+                        " after a right-party conversation",
+                        last_rpc + ct.quiet_seconds,
+                        None,
+                    )
+                )
+            if (
+                ct.profile_quiet_seconds
+                and channel in ct.quiet_channels
+                and t - last_rpc < ct.profile_quiet_seconds
+            ):
+                reasons.append(
+                    (
+                        "guardrail.quiet_after_conversation",
+                        f"no {channel} for {profile.quiet_hours_after_conversation / 24:g}"
+                        " days after a conversation",
+                        last_rpc + ct.profile_quiet_seconds,
+                        profile.quiet_clause,
+                    )
+                )
+        return reasons, disclosure, window_end
+
+    def _groups(self, scope: Scope, cand: _Cand, ccap: CompiledCap | None) -> tuple[str, ...]:
+        if scope is Scope.CONTACT_POINT:
+            return (cand.point.id,)
+        if scope is Scope.PARTY:
+            return (cand.party.id,)
+        return ccap.groups_for_case if ccap is not None else tuple(r.value for r in PartyRole)
+
+    def _period(self, zones: tuple[str, ...], days: int, t: float) -> tuple[float, float]:
+        """[start, end) of `days` local days ending with today, over all candidate zones."""
+        key = (zones, days, t)
+        hit = self._period_memo.get(key)
+        if hit is None:
+            start = end = None
+            for z in zones:
+                o = local_date(t, z).toordinal()
+                s, e = day_start(z, o - days + 1), day_start(z, o + 1)
+                start = s if start is None or s < start else start
+                end = e if end is None or e > end else end
+            assert start is not None and end is not None
+            hit = (start, end)
+            if len(self._period_memo) > 256:
+                self._period_memo.clear()
+            self._period_memo[key] = hit
+        return hit
+
+    def _cap(self, ccap: CompiledCap, cand: _Cand, t: float) -> _R | None:
+        cap = ccap.cap
+        idx = self.idx
+        series = idx.series(
+            cap.scope, self._groups(cap.scope, cand, ccap), ccap.channels, cap.count
+        )
+        if not series:
+            return None if cap.limit > 0 else self._cap_reason(ccap, 0, None)
+        if cap.local_days is not None:
+            start, end = self._period(cand.zones, cap.local_days, t)
+        else:
+            assert cap.rolling_hours is not None
+            start, end = t - cap.rolling_hours * 3600.0 + _EPS, t + _EPS
+        n = idx.count(series, start, end)
+        if n < cap.limit:
+            return None
+        # The instant enough of the counted attempts have left the period.
+        stamps = idx.in_range(series, start, end)
+        oldest = stamps[n - cap.limit] if cap.limit > 0 else None
+        nxt: float | None
+        if oldest is None:
+            nxt = None
+        elif cap.local_days is not None:
+            nxt = max(
+                day_start(z, local_date(oldest, z).toordinal() + cap.local_days) for z in cand.zones
+            )
+        else:
+            assert cap.rolling_hours is not None
+            nxt = oldest + cap.rolling_hours * 3600.0
+        return self._cap_reason(ccap, n, nxt)
+
+    @staticmethod
+    def _cap_reason(ccap: CompiledCap, n: int, nxt: float | None) -> _R:
+        cap = ccap.cap
+        period = f"{cap.local_days} local day(s)" if cap.local_days else f"{cap.rolling_hours:g} h"
+        chans = "/".join(ccap.channels)
+        what = f"{counted_label(cap.count)} per {_label(cap.scope)} ({chans})"
+        msg = f"{n} of {cap.limit} {what} in {period}"
+        return (ccap.rule, msg, nxt, ccap.clause)
+
+    def _debtor_unreachable(self, ct: CompiledTier, t: float) -> bool:
+        key = (ct.key, t)
+        hit = self._unreachable_memo.get(key)
+        if hit is not None:
+            return hit
+        debtors = [p for p in self.case.parties if p.role is PartyRole.DEBTOR]
+        usable = any(
+            _usable(cp) and cp.id not in self.idx.wrong_numbers
+            for p in debtors
+            for cp in p.contact_points
+        )
+        if not usable:
+            result = True
+        else:
+            rule = ct.tier.debtor_unreachable
+            o = local_date(t, self.home_zone).toordinal()
+            start = day_start(self.home_zone, o - rule.days + 1)
+            idx = self.idx
+            series = idx.series(
+                Scope.CASE, (PartyRole.DEBTOR.value,), tuple(Channel), Counted.ATTEMPTS
+            )
+            tried = idx.count(series, start, t + _EPS)
+            reached = any(start <= idx.last_rpc_by_party.get(p.id, -1.0) <= t for p in debtors)
+            result = tried >= rule.min_attempts and not reached
+        if len(self._unreachable_memo) > 64:
+            self._unreachable_memo.clear()
+        self._unreachable_memo[key] = result
+        return result
+
+    def _window(
+        self, ct: CompiledTier, zones: tuple[str, ...], t: float
+    ) -> tuple[bool, float | None, str, str]:
+        """(inside, end of the current window or the next opening, rule, message)."""
+        end = None
+        for z in zones:
+            o = local_date(t, z).toordinal()
+            hit = None
+            for a, b in day_intervals(ct, z, o):
+                if a <= t < b:
+                    hit = b
+                    break
+            if hit is None:
+                end = None
+                break
+            end = hit if end is None or hit < end else end
+        if end is not None:
+            return True, end, "", ""
+        nxt = self._next_opening(ct, zones, t)
+        if len(zones) > 1 and nxt is None:
+            return (
+                False,
+                None,
+                "window.no_common_hours",
+                (f"no hour is inside the window in all {len(zones)} possible zones"),
+            )
+        # Say whether the tier's own hours or the profile's ceiling refused this instant.
+        in_tier = all(
+            any(a <= t < b for a, b in day_intervals(ct, z, local_date(t, z).toordinal(), False))
+            for z in zones
+        )
+        where = ", ".join(zones) if len(zones) <= 3 else f"{len(zones)} possible zones"
+        if in_tier:
+            if ct.tier.hard_preferences:
+                return (
+                    False,
+                    nxt,
+                    "window.preference",
+                    (
+                        f"outside the tier's required times"
+                        f" ({', '.join(ct.tier.hard_preferences)}) or the"
+                        f" profile's hours {self.profile.window} local ({where})"
+                    ),
+                )
+            return (
+                False,
+                nxt,
+                "guardrail.window",
+                f"outside {self.profile.window} local time ({where})",
+            )
+        return False, nxt, "window.local_time", f"outside the tier's contact hours ({where})"
+
+    def _next_opening(self, ct: CompiledTier, zones: tuple[str, ...], t: float) -> float | None:
+        common: list[Interval] | None = None
+        for z in zones:
+            o = local_date(t, z).toordinal()
+            ivs: list[Interval] = []
+            for d in range(o, o + WINDOW_SEARCH_DAYS):
+                ivs.extend(day_intervals(ct, z, d))
+            common = ivs if common is None else intersect(common, ivs)
+            if not common:
+                return None
+        for a, b in common or ():
+            if b > t:
+                return max(a, t)
+        return None
+
+    def _next_allowed(self, cand: _Cand, t0: float, reasons: list[_R]) -> float | None:
+        limit = t0 + HORIZON_DAYS * _DAY
+        t = t0
+        for _ in range(MAX_FIXPOINT_STEPS):
+            hints = [r[2] for r in reasons]
+            if any(h is None for h in hints):
+                return None
+            nxt = max(h for h in hints if h is not None)
+            t = nxt if nxt > t else t + 60.0
+            if t > limit:
+                return None
+            reasons = self._evaluate(cand, t)[0]
+            if not reasons:
+                return t
+        return None
+
+    # --- preferences and escalations -----------------------------------------------------
+    def _preference(
+        self, ct: CompiledTier, cand: _Cand, t: float, window_end: float
+    ) -> tuple[int, tuple[str, ...]]:
+        prefs = ct.tier.preferences
+        if not prefs:
+            return 0, ()
+        local = datetime.fromtimestamp(t, zone(cand.zones[0]))
+        notes: list[tuple[int, str]] = []
+        for p in prefs:
+            if p is Preference.MORNING and local.hour < 12:
+                notes.append((1, "morning"))
+            elif p is Preference.MONDAY and local.weekday() == 0:
+                notes.append((1, "Monday"))
+            elif p is Preference.EARLY_MONTH and local.day <= EARLY_MONTH_LAST_DAY:
+                notes.append((1, "early in the month"))
+            elif (
+                p is Preference.AVOID_MONTH_END
+                and (local + timedelta(days=MONTH_END_DAYS)).month != local.month
+            ):
+                notes.append((-1, "month-end"))
+            elif p is Preference.AVOID_WEEKEND and local.weekday() >= 5:
+                notes.append((-1, "weekend"))
+            elif p is Preference.AVOID_LAST_HOUR:
+                ivs = day_intervals(ct, cand.zones[0], local.toordinal())
+                if ivs and t >= ivs[-1][1] - LAST_HOUR * 60:
+                    notes.append((-1, "last hour of the working day"))
+        return sum(n for n, _ in notes), tuple(f"{'+' if n > 0 else '-'} {w}" for n, w in notes)
+
+    def _tasks(self, t: float, state: _TierState) -> tuple[TaskRequest, ...]:
+        ct = state.tier
+        if ct is None or any(r[0] != "promise.pending" for r in state.case_reasons):
+            return ()
+        out: list[TaskRequest] = []
+        tier = ct.tier
+        for esc in tier.escalations:
+            if esc.min_dpd is not None and state.dpd < esc.min_dpd:
+                continue
+            if esc.min_days_in_stage is not None and (
+                state.days_in_stage is None or state.days_in_stage < esc.min_days_in_stage
+            ):
+                continue
+            why = [f"tier {tier.id}"]
+            if esc.days_without_progress is not None:
+                since = self._last_progress(t)
+                days_idle = (t - since) / _DAY if since is not None else None
+                days_in_tier = self._days_in_tier(ct, state)
+                idle = days_idle if days_idle is not None else float(days_in_tier)
+                if min(idle, float(days_in_tier)) < esc.days_without_progress:
+                    continue
+                why.append(f"no progress for {esc.days_without_progress}+ days")
+            requires = esc.requires_approval or esc.action in self.profile.approval_required
+            out.append(
+                TaskRequest(
+                    key=f"{tier.id}:{esc.action}",
+                    action=esc.action,
+                    requires_approval=requires,
+                    reason="; ".join([*why, esc.note] if esc.note else why),
+                )
+            )
+        return tuple(out)
+
+    def _last_progress(self, t: float) -> float | None:
+        best = None
+        for ts in self.idx.last_rpc_by_party.values():
+            if ts <= t and (best is None or ts > best):
+                best = ts
+        return best
+
+    @staticmethod
+    def _days_in_tier(ct: CompiledTier, state: _TierState) -> int:
+        tier = ct.tier
+        if (
+            tier.days_in_stage is not None
+            and tier.days_in_stage.min is not None
+            and state.days_in_stage is not None
+        ):
+            return state.days_in_stage - tier.days_in_stage.min
+        if tier.dpd is not None and tier.dpd.min is not None:
+            return state.dpd - tier.dpd.min
+        return state.days_in_stage or 0
+
+
+def _usable(cp: ContactPoint) -> bool:
+    if cp.validity in (Validity.WRONG_NUMBER, Validity.INVALID):
+        return False
+    channels = CHANNELS_BY_KIND[cp.kind]
+    if all(ch in cp.opted_out for ch in channels):
+        return False
+    return not (cp.do_not_call and cp.kind is ContactKind.PHONE)
+
+
+def _highest(a: Disclosure, b: Disclosure) -> Disclosure:
+    return a if a.rank >= b.rank else b
+
+
+def _label(scope: Scope) -> str:
+    return "contact point" if scope is Scope.CONTACT_POINT else str(scope)
+
+
+def _public(r: _R) -> Reason:
+    rule, message, nxt, clause = r
+    return Reason(
+        rule=rule,
+        message=message,
+        next_allowed=from_ts(nxt) if nxt is not None else None,
+        source=f"{clause.id}: {clause.source}" if clause is not None else None,
+    )
