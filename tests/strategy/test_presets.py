@@ -43,6 +43,13 @@ def test_preset_loads_and_stays_within_its_profile(name: str) -> None:
     assert validate_strategy(preset, get_profile(preset.profile)) == []
 
 
+def test_every_shipped_yaml_is_a_named_preset() -> None:
+    shipped = resources.files("strategy").joinpath("presets").iterdir()
+    names = {f.name.removesuffix(".yaml") for f in shipped if f.name.endswith(".yaml")}
+
+    assert names == set(PRESET_NAMES)
+
+
 def test_unknown_preset_is_a_key_error_naming_the_known_ones() -> None:
     with pytest.raises(KeyError, match="consumer-loan"):
         load_preset("payday")
