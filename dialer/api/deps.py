@@ -1,0 +1,73 @@
+"""Dependencies: the request's session, settings, clock, and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dialer.auth import Principal, Role
+from dialer.clock import Clock
+from dialer.errors import ForbiddenError
+from dialer.services import keys as key_service
+from dialer.settings import Settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker() as session:  # closing rolls back whatever was not committed
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_now(request: Request) -> datetime:
+    clock: Clock = request.app.state.clock
+    return clock()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return request.headers.get("x-api-key") or None
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting the given roles (admin is always admitted)."""
+    allowed = frozenset(roles) | {Role.ADMIN}
+
+    async def dependency(request: Request, session: SessionDep) -> Principal:
+        principal = await key_service.authenticate(session, _presented_key(request))
+        if principal.role not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise ForbiddenError(f"role {principal.role} may not do this (allowed: {names})")
+        return principal
+
+    dependency.dialer_roles = allowed  # type: ignore[attr-defined]  # read by the route audit
+    return dependency
+
+
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
+SupervisorOrService = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.SERVICE))]
+Approver = Annotated[Principal, Depends(require(Role.APPROVER))]
+CaseWriter = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT, Role.SERVICE))]
+CaseReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT, Role.SERVICE))]
+Agent = Annotated[Principal, Depends(require(Role.AGENT))]
+TaskReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPROVER, Role.AGENT))]
+TaskWorker = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
+StrategyReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPROVER))]
+AuditReader = Annotated[Principal, Depends(require(Role.SUPERVISOR))]

@@ -1,0 +1,88 @@
+"""The single JSON error shape for every 4xx:
+`{"error": {"code": ..., "message": ..., "fields": [{"field": ..., "reason": ...}]}}`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dialer.errors import DialerError, FieldError, StrategyRejectedError
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+}
+
+
+def error_body(
+    code: str, message: str, fields: Sequence[FieldError] = (), **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "fields": [{"field": f.field, "reason": f.reason} for f in fields],
+    }
+    body.update(extra)
+    return {"error": body}
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """("body", "parties", 0, "contact_points", 1, "value") -> parties[0].contact_points[1].value"""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def pydantic_fields(errors: Sequence[Any]) -> list[FieldError]:
+    return [FieldError(field_path(e.get("loc", ())), str(e.get("msg", ""))) for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DialerError)
+    async def _dialer(_: Request, exc: DialerError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, StrategyRejectedError):
+            extra["violations"] = exc.violations
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.fields, **extra),
+            status_code=exc.status_code,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            error_body(
+                "validation_failed", "the request is invalid", pydantic_fields(exc.errors())
+            ),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

@@ -1,0 +1,81 @@
+"""Admin: portfolios and their guardrail profile, API keys, the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from dialer.api.deps import Admin, AuditReader, CaseReader, NowDep, SessionDep
+from dialer.api.schemas.admin import (
+    AuditOut,
+    KeyIn,
+    KeyOut,
+    NewKeyOut,
+    PortfolioIn,
+    PortfolioOut,
+    PortfolioProfileIn,
+)
+from dialer.db.repositories import audit
+from dialer.services import keys, portfolios
+
+router = APIRouter(tags=["admin"])
+
+
+@router.post("/portfolios", status_code=201, response_model=PortfolioOut)
+async def create_portfolio(
+    body: PortfolioIn, session: SessionDep, now: NowDep, who: Admin
+) -> object:
+    return await portfolios.create_portfolio(session, **body.model_dump(), actor=who.actor, now=now)
+
+
+@router.get("/portfolios", response_model=list[PortfolioOut])
+async def list_portfolios(session: SessionDep, who: CaseReader) -> object:
+    return await portfolios.list_portfolios(session)
+
+
+@router.get("/portfolios/{name}", response_model=PortfolioOut)
+async def get_portfolio(name: str, session: SessionDep, who: CaseReader) -> object:
+    return await portfolios.get_portfolio(session, name)
+
+
+@router.put("/portfolios/{name}/profile", response_model=PortfolioOut)
+async def set_portfolio_profile(
+    name: str, body: PortfolioProfileIn, session: SessionDep, now: NowDep, who: Admin
+) -> object:
+    return await portfolios.set_profile(
+        session, name, profile=body.profile, actor=who.actor, now=now
+    )
+
+
+@router.post("/keys", status_code=201, response_model=NewKeyOut)
+async def create_key(body: KeyIn, session: SessionDep, now: NowDep, who: Admin) -> object:
+    row, plaintext = await keys.create_key(
+        session, role=body.role, name=body.name, actor=who.actor, now=now
+    )
+    return {**KeyOut.model_validate(row).model_dump(), "key": plaintext}
+
+
+@router.get("/keys", response_model=list[KeyOut])
+async def list_keys(session: SessionDep, who: Admin) -> object:
+    return await keys.list_keys(session)
+
+
+@router.delete("/keys/{key_id}", response_model=KeyOut)
+async def revoke_key(key_id: uuid.UUID, session: SessionDep, now: NowDep, who: Admin) -> object:
+    return await keys.revoke_key(session, key_id, actor=who.actor, now=now)
+
+
+@router.get("/audit", response_model=list[AuditOut])
+async def list_audit(
+    session: SessionDep,
+    who: AuditReader,
+    entity: str | None = None,
+    entity_id: str | None = None,
+    after_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> object:
+    return await audit.list_entries(
+        session, entity=entity, entity_id=entity_id, after_id=after_id, limit=limit
+    )

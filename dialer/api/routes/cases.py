@@ -1,0 +1,140 @@
+"""Cases, parties, contact points; assignment; agents' own cases; dispositions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from dialer.api.deps import (
+    Agent,
+    CaseReader,
+    CaseWriter,
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    Supervisor,
+)
+from dialer.api.schemas.cases import (
+    AssignmentIn,
+    CaseIn,
+    CaseOut,
+    CasePatch,
+    CaseSummaryOut,
+    ContactPointIn,
+    ContactPointOut,
+    ContactPointPatch,
+    PartyIn,
+    PartyPatch,
+)
+from dialer.api.schemas.common import Page
+from dialer.services import cases
+
+router = APIRouter(tags=["cases"])
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.post("/cases", status_code=201, response_model=CaseOut)
+async def create_case(body: CaseIn, session: SessionDep, now: NowDep, who: CaseWriter) -> object:
+    return await cases.create_case(session, body, actor=who.actor, now=now)
+
+
+@router.get("/cases", response_model=Page[CaseSummaryOut])
+async def list_cases(
+    session: SessionDep,
+    who: CaseReader,
+    portfolio: str | None = None,
+    tier: str | None = None,
+    status: str | None = None,
+    team: str | None = None,
+    agent: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> object:
+    rows, next_cursor = await cases.list_cases(
+        session,
+        cursor=cursor,
+        limit=limit,
+        portfolio=portfolio,
+        tier=tier,
+        status=status,
+        team=team,
+        agent=agent,
+    )
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut)
+async def get_case(case_id: uuid.UUID, session: SessionDep, who: CaseReader) -> object:
+    return await cases.get_case(session, case_id)
+
+
+@router.patch("/cases/{case_id}", response_model=CaseOut)
+async def update_case(
+    case_id: uuid.UUID, body: CasePatch, session: SessionDep, now: NowDep, who: CaseWriter
+) -> object:
+    return await cases.update_case(session, case_id, body, actor=who.actor, now=now)
+
+
+@router.post("/cases/{case_id}/parties", status_code=201, response_model=CaseOut)
+async def add_party(
+    case_id: uuid.UUID, body: PartyIn, session: SessionDep, now: NowDep, who: CaseWriter
+) -> object:
+    return await cases.add_party(session, case_id, body, actor=who.actor, now=now)
+
+
+@router.patch("/cases/{case_id}/parties/{party_id}", response_model=CaseOut)
+async def update_party(
+    case_id: uuid.UUID,
+    party_id: uuid.UUID,
+    body: PartyPatch,
+    session: SessionDep,
+    now: NowDep,
+    who: CaseWriter,
+) -> object:
+    return await cases.update_party(session, case_id, party_id, body, actor=who.actor, now=now)
+
+
+@router.post(
+    "/cases/{case_id}/parties/{party_id}/contact-points", status_code=201, response_model=CaseOut
+)
+async def add_contact_point(
+    case_id: uuid.UUID,
+    party_id: uuid.UUID,
+    body: ContactPointIn,
+    session: SessionDep,
+    now: NowDep,
+    who: CaseWriter,
+) -> object:
+    return await cases.add_contact_point(session, case_id, party_id, body, actor=who.actor, now=now)
+
+
+@router.patch("/contact-points/{cp_id}", response_model=ContactPointOut)
+async def update_contact_point(
+    cp_id: uuid.UUID, body: ContactPointPatch, session: SessionDep, now: NowDep, who: CaseWriter
+) -> object:
+    return await cases.update_contact_point(session, cp_id, body, actor=who.actor, now=now)
+
+
+@router.put("/cases/{case_id}/assignment", response_model=CaseOut)
+async def assign_case(
+    case_id: uuid.UUID, body: AssignmentIn, session: SessionDep, now: NowDep, who: Supervisor
+) -> object:
+    return await cases.assign(session, case_id, body, actor=who.actor, now=now)
+
+
+@router.get("/me/cases", response_model=Page[CaseSummaryOut])
+async def my_cases(
+    session: SessionDep,
+    settings: SettingsDep,
+    who: Agent,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> object:
+    """The cases assigned to the calling agent (the agent is the key's name)."""
+    rows, next_cursor = await cases.list_cases(
+        session, cursor=cursor, limit=limit, agent=who.name, status=status
+    )
+    return {"items": rows, "next_cursor": next_cursor}

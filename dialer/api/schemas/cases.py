@@ -1,0 +1,160 @@
+"""Case documents: the create-case body is also one line of a JSON-lines import."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field, field_validator
+
+from dialer.api.schemas.common import In, Out, check_zone
+from strategy.model import (
+    CaseFlag,
+    CaseStatus,
+    Channel,
+    ContactKind,
+    PartyRole,
+    Stage,
+    Validity,
+)
+
+Ref = Annotated[str, Field(min_length=1, max_length=128)]
+Zone = Annotated[str | None, Field(default=None, description="IANA zone; leave empty if unknown")]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+
+
+class ContactPointIn(In):
+    ref: Ref | None = Field(default=None, description="an id for previews; ignored on store")
+    kind: ContactKind
+    value: Annotated[str, Field(min_length=1, max_length=254)]
+    consent: frozenset[Channel] = frozenset()
+    opted_out: frozenset[Channel] = frozenset()
+    validity: Validity = Validity.UNVERIFIED
+    timezone: Zone = None
+    do_not_call: bool = False
+    mobile: bool | None = None
+
+    _zone = field_validator("timezone")(check_zone)
+
+
+class PartyIn(In):
+    ref: Ref | None = Field(default=None, description="stable key within the case")
+    role: PartyRole
+    name: Annotated[str, Field(max_length=200)] = ""
+    relation: str | None = None
+    knows_of_debt: bool = False
+    refused_contact: bool = False
+    timezone: Zone = None
+    title: str | None = None
+    contact_points: list[ContactPointIn] = Field(default_factory=list, max_length=50)
+
+    _zone = field_validator("timezone")(check_zone)
+
+
+class CaseIn(In):
+    external_ref: Ref
+    portfolio: str | None = Field(default=None, description="defaults to the import's portfolio")
+    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    due_date: date
+    balance: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+    stage: Stage = Stage.COLLECTION
+    stage_started_on: date | None = None
+    status: CaseStatus = CaseStatus.OPEN
+    flags: frozenset[CaseFlag] = frozenset()
+    country: Country | None = None
+    dispute_resolved_at: AwareDatetime | None = None
+    parties: list[PartyIn] = Field(min_length=1, max_length=50)
+
+
+class CasePatch(In):
+    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+    balance: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    due_date: date | None = None
+    stage: Stage | None = None
+    stage_started_on: date | None = None
+    status: CaseStatus | None = None
+    flags: frozenset[CaseFlag] | None = None
+    country: Country | None = None
+    dispute_resolved_at: AwareDatetime | None = None
+
+
+class PartyPatch(In):
+    name: Annotated[str, Field(max_length=200)] | None = None
+    relation: str | None = None
+    knows_of_debt: bool | None = None
+    refused_contact: bool | None = None
+    timezone: Zone = None
+    title: str | None = None
+
+    _zone = field_validator("timezone")(check_zone)
+
+
+class ContactPointPatch(In):
+    consent: frozenset[Channel] | None = None
+    opted_out: frozenset[Channel] | None = None
+    validity: Validity | None = None
+    timezone: Zone = None
+    do_not_call: bool | None = None
+    mobile: bool | None = None
+
+    _zone = field_validator("timezone")(check_zone)
+
+
+class AssignmentIn(In):
+    team: str | None = None
+    agent: str | None = None
+
+
+class ContactPointOut(Out):
+    id: uuid.UUID
+    kind: ContactKind
+    value: str
+    consent: list[Channel]
+    opted_out: list[Channel]
+    validity: Validity
+    timezone: str | None
+    do_not_call: bool
+    mobile: bool | None
+
+
+class PartyOut(Out):
+    id: uuid.UUID
+    key: str
+    role: PartyRole
+    name: str
+    relation: str | None
+    knows_of_debt: bool
+    refused_contact: bool
+    timezone: str | None
+    title: str | None
+    contact_points: list[ContactPointOut]
+
+
+class CaseSummaryOut(Out):
+    id: uuid.UUID
+    portfolio: str
+    external_ref: str
+    amount: Decimal
+    balance: Decimal | None
+    currency: str
+    due_date: date
+    stage: Stage
+    status: CaseStatus
+    tier: str | None
+    team: str | None
+    agent: str | None
+
+
+class CaseOut(CaseSummaryOut):
+    stage_started_on: date | None
+    flags: list[CaseFlag]
+    country: str | None
+    dispute_resolved_at: datetime | None
+    strategy_version_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    parties: list[PartyOut]

@@ -1,0 +1,48 @@
+"""The composition root of the HTTP service: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dialer.api.errors import install_error_handlers
+from dialer.api.routes import router as v1
+from dialer.clock import Clock, system_clock
+from dialer.db.engine import build_engine, build_sessionmaker
+from dialer.db.migrate import schema_is_current
+from dialer.errors import SchemaOutOfDateError
+from dialer.settings import Settings
+
+
+def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = build_engine(settings)
+        try:
+            current, found, heads = await schema_is_current(engine)
+            if not current:
+                raise SchemaOutOfDateError(
+                    f"database schema is at {sorted(found) or 'nothing'}, the service needs"
+                    f" {sorted(heads)}: run `dialer migrate` first"
+                )
+            app.state.engine = engine
+            app.state.sessionmaker = build_sessionmaker(engine)
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="collections-dialer",
+        version="1",
+        description="Cases, strategies and decisions for supervisors and agents.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    install_error_handlers(app)
+    app.include_router(v1, prefix="/v1")
+    return app

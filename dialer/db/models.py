@@ -1,0 +1,292 @@
+"""Tables. Timestamps are aware UTC instants; money is exact; ids are UUIDs.
+
+Case, party and contact point ids are derived (uuid5) from the portfolio, the case's
+external reference and the party/contact keys, so an import can upsert a whole case in
+bulk without reading ids back, and a re-import lands on the same rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from dialer.db.types import JSONType, Money, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        Decimal: Money(),
+        dict[str, Any]: JSONType,
+    }
+
+
+class Portfolio(Base):
+    __tablename__ = "portfolios"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile: Mapped[str] = mapped_column(String(64))  # guardrail profile; admin only
+    country: Mapped[str] = mapped_column(String(2))  # default region for phone numbers
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    active_strategy_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("strategies.id", use_alter=True, name="fk_portfolios_active_strategy")
+    )
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("portfolio", "external_ref", name="uq_cases_portfolio_external_ref"),
+        Index("ix_cases_portfolio_status_tier", "portfolio", "status", "tier"),
+        Index("ix_cases_agent", "agent"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    portfolio: Mapped[str] = mapped_column(ForeignKey("portfolios.name"))
+    external_ref: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[Decimal]
+    balance: Mapped[Decimal | None]
+    currency: Mapped[str] = mapped_column(String(3))
+    due_date: Mapped[date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(32))
+    stage_started_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    flags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    country: Mapped[str | None] = mapped_column(String(2))
+    dispute_resolved_at: Mapped[datetime | None]
+    tier: Mapped[str | None] = mapped_column(String(40))
+    team: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(128))
+    # The strategy version a case in progress finishes on (`finish_on_old`); None: active.
+    strategy_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("strategies.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    parties: Mapped[list[PartyRow]] = relationship(
+        back_populates="case", order_by="PartyRow.position", cascade="all, delete-orphan"
+    )
+
+
+class PartyRow(Base):
+    __tablename__ = "parties"
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_parties_case_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(128))
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    relation: Mapped[str | None] = mapped_column(String(64))
+    knows_of_debt: Mapped[bool] = mapped_column(Boolean, default=False)
+    refused_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(100))
+
+    case: Mapped[CaseRow] = relationship(back_populates="parties")
+    contact_points: Mapped[list[ContactPointRow]] = relationship(
+        back_populates="party", order_by="ContactPointRow.position", cascade="all, delete-orphan"
+    )
+
+
+class ContactPointRow(Base):
+    __tablename__ = "contact_points"
+    __table_args__ = (
+        UniqueConstraint("party_id", "kind", "value", name="uq_contact_points_party_value"),
+        Index("ix_contact_points_case_id", "case_id"),
+        Index("ix_contact_points_value", "value"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"))
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(254))
+    consent: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    opted_out: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    validity: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    mobile: Mapped[bool | None] = mapped_column(Boolean)
+
+    party: Mapped[PartyRow] = relationship(back_populates="contact_points")
+
+
+class AttemptRow(Base):
+    """One contact attempt, shaped for dispatch and webhooks (later issues)."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_case_id_at", "case_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"))
+    contact_point_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contact_points.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(8))
+    # planned / reserved / sent / in_progress / completed / failed / unknown / refused
+    state: Mapped[str] = mapped_column(String(16))
+    result: Mapped[str] = mapped_column(String(24), default="pending")  # strategy.model.Result
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    strategy_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("strategies.id"))
+    profile: Mapped[str | None] = mapped_column(String(64))
+    allowed_by: Mapped[str | None] = mapped_column(Text)
+    planned_at: Mapped[datetime | None]
+    reserved_at: Mapped[datetime | None]
+    at: Mapped[datetime]
+    promise_amount: Mapped[Decimal | None]
+    promise_date: Mapped[date | None] = mapped_column(Date)
+    callback_at: Mapped[datetime | None]
+    last_sequence_number: Mapped[int | None] = mapped_column(Integer)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class OutcomeRow(Base):
+    """An agent's disposition of a contact (with or without a recorded attempt)."""
+
+    __tablename__ = "outcomes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("attempts.id"))
+    result: Mapped[str] = mapped_column(String(24))
+    promise_amount: Mapped[Decimal | None]
+    promise_date: Mapped[date | None] = mapped_column(Date)
+    callback_at: Mapped[datetime | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime]
+
+
+class PaymentRow(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    amount: Mapped[Decimal]
+
+
+class StrategyRow(Base):
+    """One version of a strategy document; versions are never updated once active."""
+
+    __tablename__ = "strategies"
+    __table_args__ = (
+        UniqueConstraint("portfolio", "name", "version", name="uq_strategies_version"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    portfolio: Mapped[str] = mapped_column(ForeignKey("portfolios.name"))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # draft / active / retired
+    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    teams: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # tier id -> team
+    in_progress_policy: Mapped[str] = mapped_column(String(16))  # finish_on_old / reevaluate
+    digest: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+    activated_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class TaskRow(Base):
+    """An escalation; created exactly once per (case, key)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_tasks_case_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(40))
+    requires_approval: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open/approved/rejected/done
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    completed_by: Mapped[str | None] = mapped_column(String(128))
+    completed_at: Mapped[datetime | None]
+
+
+class CampaignRow(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    portfolio: Mapped[str] = mapped_column(ForeignKey("portfolios.name"))
+    filter: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    window: Mapped[str | None] = mapped_column(String(16))  # local "09:00-12:00"
+    pacing_cps: Mapped[float] = mapped_column(Float, default=1.0)
+    max_in_progress: Mapped[int] = mapped_column(Integer, default=10)
+    status: Mapped[str] = mapped_column(String(16))  # draft / active / paused / done
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the whole key
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditRow(Base):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(128), index=True)
+    before_digest: Mapped[str | None] = mapped_column(String(64))
+    after_digest: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -1,0 +1,1 @@
+"""Repositories hold all SQL. They flush at most; the service function commits."""

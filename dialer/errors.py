@@ -1,0 +1,73 @@
+"""One error root: every expected failure is a `DialerError` subclass that carries its HTTP
+status and code, so the API turns it into the one error shape and never into a 500."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str  # dotted path with indexes: parties[0].contact_points[1].value
+    reason: str
+
+
+class DialerError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, fields: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+
+
+class UnauthorizedError(DialerError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(DialerError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFoundError(DialerError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(DialerError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(DialerError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(DialerError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class ValidationFailedError(DialerError):
+    status_code = 422
+    code = "validation_failed"
+
+
+class StrategyRejectedError(ValidationFailedError):
+    """A strategy document breaks its schema or its portfolio's guardrail profile."""
+
+    code = "strategy_rejected"
+
+    def __init__(
+        self, message: str, violations: list[dict[str, str | None]], fields: list[FieldError]
+    ) -> None:
+        super().__init__(message, fields)
+        self.violations = violations
+
+
+class SchemaOutOfDateError(Exception):
+    """The database is not at the latest migration: the service refuses to start."""

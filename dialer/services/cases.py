@@ -1,0 +1,351 @@
+"""Cases, parties and contact points: create, read, update, list; assignment by hand."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.api.schemas.cases import (
+    AssignmentIn,
+    CaseIn,
+    CasePatch,
+    ContactPointIn,
+    ContactPointPatch,
+    PartyIn,
+    PartyPatch,
+)
+from dialer.convert import case_id_for, case_rows, contact_point_id_for
+from dialer.db.models import CaseRow, ContactPointRow, PartyRow, Portfolio
+from dialer.db.repositories import audit, cases, portfolios
+from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
+from dialer.services.digest import digest
+from dialer.services.normalise import e164, normalise_case
+from strategy.model import ContactKind
+
+
+def encode_cursor(last: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(str(last).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return uuid.UUID(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailedError(
+            "invalid cursor", [FieldError("cursor", "not a cursor this API returned")]
+        ) from exc
+
+
+async def portfolio_for(session: AsyncSession, name: str | None, field: str) -> Portfolio:
+    if not name:
+        raise ValidationFailedError(
+            "a portfolio is required", [FieldError(field, "name the case's portfolio")]
+        )
+    row = await portfolios.get(session, name)
+    if row is None:
+        raise ValidationFailedError(
+            f"unknown portfolio {name!r}", [FieldError(field, f"no portfolio {name!r}")]
+        )
+    return row
+
+
+async def create_case(session: AsyncSession, doc: CaseIn, *, actor: str, now: datetime) -> CaseRow:
+    portfolio = await portfolio_for(session, doc.portfolio, "portfolio")
+    doc = normalise_case(doc, portfolio.country)
+    if await cases.exists(session, case_id_for(portfolio.name, doc.external_ref)):
+        raise ConflictError(
+            f"case {doc.external_ref!r} already exists in portfolio {portfolio.name!r}",
+            [FieldError("external_ref", "already used in this portfolio")],
+        )
+    rows = case_rows(doc, portfolio.name, now)
+    await cases.upsert(session, [rows])
+    await audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="case.create",
+        entity="case",
+        entity_id=str(rows.case["id"]),
+        detail={"portfolio": portfolio.name, "external_ref": doc.external_ref},
+    )
+    await session.commit()
+    return await get_case(session, rows.case["id"])
+
+
+async def get_case(session: AsyncSession, case_id: uuid.UUID) -> CaseRow:
+    row = await cases.get(session, case_id)
+    if row is None:
+        raise NotFoundError(f"no case {case_id}")
+    return row
+
+
+async def list_cases(
+    session: AsyncSession, *, cursor: str | None, limit: int, **filters: str | None
+) -> tuple[Sequence[CaseRow], str | None]:
+    after = decode_cursor(cursor) if cursor else None
+    rows = await cases.page(session, after=after, limit=limit + 1, **filters)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].id) if more and rows else None
+
+
+def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    before = {k: getattr(row, k) for k in changes}
+    for key, value in changes.items():
+        setattr(row, key, value)
+    return before
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(str(v) for v in value)
+    return value if isinstance(value, str | int | bool | type(None)) else str(value)
+
+
+async def _record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    now: datetime,
+    action: str,
+    entity: str,
+    entity_id: uuid.UUID,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    b = {k: _jsonable(v) for k, v in before.items()}
+    a = {k: _jsonable(v) for k, v in after.items()}
+    await audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        before_digest=digest(b),
+        after_digest=digest(a),
+        detail={"before": b, "after": a},
+    )
+
+
+async def update_case(
+    session: AsyncSession, case_id: uuid.UUID, patch: CasePatch, *, actor: str, now: datetime
+) -> CaseRow:
+    row = await get_case(session, case_id)
+    changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
+    if "flags" in changes and changes["flags"] is not None:
+        changes["flags"] = sorted(str(f) for f in changes["flags"])
+    for key in ("stage", "status"):
+        if changes.get(key) is not None:
+            changes[key] = str(changes[key])
+    for key in ("amount", "currency", "due_date", "stage", "status", "flags"):
+        if key in changes and changes[key] is None:
+            raise ValidationFailedError(
+                f"{key} cannot be null", [FieldError(key, "may be changed, not removed")]
+            )
+    before = _apply(row, changes)
+    row.updated_at = now
+    await _record(
+        session,
+        actor=actor,
+        now=now,
+        action="case.update",
+        entity="case",
+        entity_id=case_id,
+        before=before,
+        after=changes,
+    )
+    await session.commit()
+    return await get_case(session, case_id)
+
+
+async def add_party(
+    session: AsyncSession, case_id: uuid.UUID, party: PartyIn, *, actor: str, now: datetime
+) -> CaseRow:
+    row = await get_case(session, case_id)
+    portfolio = await portfolio_for(session, row.portfolio, "portfolio")
+    key = party.ref or f"#{len(row.parties)}"
+    if any(p.key == key for p in row.parties):
+        raise ConflictError(f"party {key!r} already exists", [FieldError("ref", "already used")])
+    # Normalise through the case path so field names match the create-case API.
+    probe = CaseIn(
+        external_ref=row.external_ref,
+        amount=row.amount,
+        currency=row.currency,
+        due_date=row.due_date,
+        country=row.country,
+        parties=[party.model_copy(update={"ref": key})],
+    )
+    try:
+        normalised = normalise_case(probe, portfolio.country)
+    except ValidationFailedError as exc:
+        fields = [FieldError(f.field.removeprefix("parties[0]."), f.reason) for f in exc.fields]
+        raise ValidationFailedError(exc.message, fields) from exc
+    rows = case_rows(normalised, row.portfolio, now)
+    rows.parties[0]["position"] = len(row.parties)
+    rows.case = {}
+    await cases.upsert_parties(session, rows)
+    await _record(
+        session,
+        actor=actor,
+        now=now,
+        action="party.create",
+        entity="case",
+        entity_id=case_id,
+        before={},
+        after={"party": key},
+    )
+    await session.commit()
+    return await get_case(session, case_id)
+
+
+async def _party(session: AsyncSession, case_id: uuid.UUID, party_id: uuid.UUID) -> PartyRow:
+    party = await cases.get_party(session, party_id)
+    if party is None or party.case_id != case_id:
+        raise NotFoundError(f"no party {party_id} in case {case_id}")
+    return party
+
+
+async def update_party(
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    party_id: uuid.UUID,
+    patch: PartyPatch,
+    *,
+    actor: str,
+    now: datetime,
+) -> CaseRow:
+    party = await _party(session, case_id, party_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if party.refused_contact and changes.get("refused_contact") is False:
+        # A refusal stops all further contact with that person (NIFA art. 18; 15 USC 1692c(c)).
+        raise ConflictError("a recorded refusal cannot be withdrawn through the API")
+    before = _apply(party, changes)
+    await _record(
+        session,
+        actor=actor,
+        now=now,
+        action="party.update",
+        entity="party",
+        entity_id=party_id,
+        before=before,
+        after=changes,
+    )
+    await session.commit()
+    return await get_case(session, case_id)
+
+
+async def add_contact_point(
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    party_id: uuid.UUID,
+    point: ContactPointIn,
+    *,
+    actor: str,
+    now: datetime,
+) -> CaseRow:
+    case = await get_case(session, case_id)
+    party = await _party(session, case_id, party_id)
+    portfolio = await portfolio_for(session, case.portfolio, "portfolio")
+    value = point.value.strip()
+    if point.kind == ContactKind.PHONE:
+        normalised = e164(value, case.country or portfolio.country)
+        if normalised is None:
+            raise ValidationFailedError(
+                "invalid phone number", [FieldError("value", f"{value!r} is not a valid number")]
+            )
+        value = normalised
+    elif "@" not in value:
+        raise ValidationFailedError(
+            "invalid email address", [FieldError("value", f"{value!r} is not an email address")]
+        )
+    if any(cp.kind == point.kind and cp.value == value for cp in party.contact_points):
+        raise ConflictError(f"{value} is already a contact point of this party")
+    row = ContactPointRow(
+        id=contact_point_id_for(party.id, point.kind.value, value),
+        party_id=party.id,
+        case_id=case_id,
+        position=len(party.contact_points),
+        kind=point.kind.value,
+        value=value,
+        consent=sorted(c.value for c in point.consent),
+        opted_out=sorted(c.value for c in point.opted_out),
+        validity=point.validity.value,
+        timezone=point.timezone,
+        do_not_call=point.do_not_call,
+        mobile=point.mobile,
+    )
+    session.add(row)
+    await _record(
+        session,
+        actor=actor,
+        now=now,
+        action="contact_point.create",
+        entity="party",
+        entity_id=party_id,
+        before={},
+        after={"value": value},
+    )
+    await session.commit()
+    return await get_case(session, case_id)
+
+
+async def update_contact_point(
+    session: AsyncSession, cp_id: uuid.UUID, patch: ContactPointPatch, *, actor: str, now: datetime
+) -> ContactPointRow:
+    row = await cases.get_contact_point(session, cp_id)
+    if row is None:
+        raise NotFoundError(f"no contact point {cp_id}")
+    changes = patch.model_dump(exclude_unset=True)
+    if "opted_out" in changes and not set(row.opted_out) <= set(changes["opted_out"] or ()):
+        # Opt-out is immediate and lasting (12 CFR 1006.6(e); compliance.md "always").
+        raise ConflictError(
+            "an opt-out cannot be withdrawn through the API",
+            [FieldError("opted_out", "may only grow")],
+        )
+    for key in ("consent", "opted_out"):
+        if key in changes:
+            changes[key] = sorted(str(c) for c in changes[key] or ())
+    if "validity" in changes and changes["validity"] is not None:
+        changes["validity"] = str(changes["validity"])
+    before = _apply(row, changes)
+    await _record(
+        session,
+        actor=actor,
+        now=now,
+        action="contact_point.update",
+        entity="contact_point",
+        entity_id=cp_id,
+        before=before,
+        after=changes,
+    )
+    await session.commit()
+    return row
+
+
+async def assign(
+    session: AsyncSession, case_id: uuid.UUID, body: AssignmentIn, *, actor: str, now: datetime
+) -> CaseRow:
+    row = await get_case(session, case_id)
+    changes = body.model_dump(exclude_unset=True)
+    before = _apply(row, changes)
+    row.updated_at = now
+    await _record(
+        session,
+        actor=actor,
+        now=now,
+        action="case.assign",
+        entity="case",
+        entity_id=case_id,
+        before=before,
+        after=changes,
+    )
+    await session.commit()
+    return await get_case(session, case_id)

@@ -1,0 +1,63 @@
+"""Contact data as stored: phones in E.164 (`phonenumbers`), emails trimmed; every problem
+is reported with the field it is in, e.g. `parties[0].contact_points[1].value`."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from dialer.api.schemas.cases import CaseIn
+from dialer.errors import FieldError, ValidationFailedError
+from strategy.model import ContactKind
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def e164(value: str, region: str) -> str | None:
+    """The number in E.164, or None when it is not a valid number (for `region` if local)."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def normalise_case(case: CaseIn, default_region: str) -> CaseIn:
+    """The case with normalised contact values; raises with every bad field at once."""
+    region = case.country or default_region
+    errors: list[FieldError] = []
+    parties = []
+    party_keys: set[str] = set()
+    for i, party in enumerate(case.parties):
+        key = party.ref or f"#{i}"
+        if key in party_keys:
+            errors.append(FieldError(f"parties[{i}].ref", f"party key {key!r} is used twice"))
+        party_keys.add(key)
+        points = []
+        seen: set[tuple[str, str]] = set()
+        for j, point in enumerate(party.contact_points):
+            where = f"parties[{i}].contact_points[{j}].value"
+            raw = point.value.strip()
+            if point.kind == ContactKind.PHONE:
+                value = e164(raw, region)
+                if value is None:
+                    errors.append(FieldError(where, f"{raw!r} is not a valid phone number"))
+                    continue
+            else:
+                if not _EMAIL.match(raw):
+                    errors.append(FieldError(where, f"{raw!r} is not an email address"))
+                    continue
+                local, _, domain = raw.rpartition("@")
+                value = f"{local}@{domain.lower()}"
+            if (point.kind, value) in seen:
+                errors.append(FieldError(where, f"{value} is listed twice for this party"))
+                continue
+            seen.add((point.kind, value))
+            points.append(point.model_copy(update={"value": value}))
+        parties.append(party.model_copy(update={"contact_points": points}))
+    if errors:
+        raise ValidationFailedError("the case has invalid fields", errors)
+    return case.model_copy(update={"parties": parties})

@@ -1,0 +1,96 @@
+"""Portfolios: an admin chooses each one's guardrail profile; nobody else can change it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.db.models import Portfolio
+from dialer.db.repositories import audit, portfolios
+from dialer.errors import ConflictError, NotFoundError, ValidationFailedError
+from dialer.services.digest import digest
+from strategy.guardrails import PROFILES
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        known = ", ".join(sorted(PROFILES))
+        raise ValidationFailedError(f"unknown guardrail profile {profile!r} (known: {known})")
+
+
+def _snapshot(row: Portfolio) -> dict[str, str]:
+    return {"name": row.name, "profile": row.profile, "country": row.country, "tz": row.timezone}
+
+
+async def create_portfolio(
+    session: AsyncSession,
+    *,
+    name: str,
+    profile: str,
+    country: str,
+    timezone: str,
+    actor: str,
+    now: datetime,
+) -> Portfolio:
+    _check_profile(profile)
+    if await portfolios.get(session, name) is not None:
+        raise ConflictError(f"portfolio {name!r} already exists")
+    row = Portfolio(
+        name=name,
+        profile=profile,
+        country=country,
+        timezone=timezone,
+        created_at=now,
+        updated_at=now,
+    )
+    await portfolios.add(session, row)
+    await audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="portfolio.create",
+        entity="portfolio",
+        entity_id=name,
+        after_digest=digest(_snapshot(row)),
+        detail=_snapshot(row),
+    )
+    await session.commit()
+    return row
+
+
+async def get_portfolio(session: AsyncSession, name: str) -> Portfolio:
+    row = await portfolios.get(session, name)
+    if row is None:
+        raise NotFoundError(f"no portfolio {name!r}")
+    return row
+
+
+async def list_portfolios(session: AsyncSession) -> Sequence[Portfolio]:
+    return await portfolios.list_all(session)
+
+
+async def set_profile(
+    session: AsyncSession, name: str, *, profile: str, actor: str, now: datetime
+) -> Portfolio:
+    """Admin only (enforced at the route). The active strategy must already fit the new
+    profile is NOT assumed: the engine applies the profile at every decision anyway."""
+    _check_profile(profile)
+    row = await get_portfolio(session, name)
+    before = _snapshot(row)
+    row.profile = profile
+    row.updated_at = now
+    await audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="portfolio.set_profile",
+        entity="portfolio",
+        entity_id=name,
+        before_digest=digest(before),
+        after_digest=digest(_snapshot(row)),
+        detail={"from": before["profile"], "to": profile},
+    )
+    await session.commit()
+    return row
