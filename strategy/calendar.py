@@ -7,7 +7,7 @@ day and tier recur across thousands of decisions in a campaign.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -114,4 +114,4 @@ def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
 
 
 def from_ts(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, ZoneInfo("UTC"))
+    return datetime.fromtimestamp(ts, UTC)

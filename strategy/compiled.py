@@ -40,8 +40,8 @@ EARLY_MONTH_LAST_DAY = 10
 @dataclass(frozen=True, slots=True)
 class CompiledCap:
     cap: Cap
-    channels: tuple[Channel, ...]
-    groups_for_case: tuple[str, ...]  # party roles summed at case scope
+    channels: frozenset[Channel]
+    roles: frozenset[PartyRole]  # the party roles a case-scope cap counts
     rule: str
     clause: Clause | None
 
@@ -49,7 +49,7 @@ class CompiledCap:
 @dataclass(frozen=True, slots=True)
 class CompiledSpacing:
     spacing: Spacing
-    channels: tuple[Channel, ...]
+    channels: frozenset[Channel]
     seconds: float
 
 
@@ -76,8 +76,11 @@ class CompiledTier:
     profile_quiet_seconds: float
     holiday_country: str | None
     holiday_subdivision: str | None
+    allowed_by: str  # "strategy <name> v<n> tier <id> under profile <name>"
     # (zone, local day ordinal, guarded) -> intervals; filled lazily, pure.
     interval_cache: dict[tuple[str, int, bool], tuple[Interval, ...]]
+    # (party role, knows of the debt, channel) -> the engine's per-tier facts; pure.
+    facts_cache: dict[tuple[PartyRole, bool, Channel], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +95,11 @@ def _clip(spans: list[MinuteSpan], lo: int, hi: int) -> list[MinuteSpan]:
     return [(max(a, lo), min(b, hi)) for a, b in spans if min(b, hi) > max(a, lo)]
 
 
-def _compile_tier(
-    tier: Tier,
-    profile: GuardrailProfile,
-    holiday_country: str | None,
-    holiday_subdivision: str | None,
-) -> CompiledTier:
+def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> CompiledTier:
+    holiday_country, holiday_subdivision = strategy.holiday_country, strategy.holiday_subdivision
+    allowed_by = (
+        f"strategy {strategy.name} v{strategy.version} tier {tier.id} under profile {profile.name}"
+    )
     p_lo, p_hi = profile.window.minutes
     hard = set(tier.hard_preferences)
     spans: list[tuple[MinuteSpan, ...]] = []
@@ -127,7 +129,7 @@ def _compile_tier(
         caps.append(_compile_cap(pcap.cap, f"guardrail.cap.{pcap.clause.id}", pcap.clause))
 
     spacing = tuple(
-        CompiledSpacing(s, tuple(sorted(s.channels or _ALL_CHANNELS)), s.minutes * 60.0)
+        CompiledSpacing(s, frozenset(s.channels or _ALL_CHANNELS), s.minutes * 60.0)
         for s in tier.spacing
         if s.minutes > 0
     )
@@ -158,7 +160,9 @@ def _compile_tier(
         profile_quiet_seconds=profile.quiet_hours_after_conversation * 3600.0,
         holiday_country=holiday_country,
         holiday_subdivision=holiday_subdivision,
+        allowed_by=allowed_by,
         interval_cache={},
+        facts_cache={},
     )
 
 
@@ -166,8 +170,8 @@ def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
     roles = cap.roles or frozenset(PartyRole)
     return CompiledCap(
         cap=cap,
-        channels=tuple(sorted(cap.channels or _ALL_CHANNELS)),
-        groups_for_case=tuple(sorted(r.value for r in roles)),
+        channels=frozenset(cap.channels or _ALL_CHANNELS),
+        roles=frozenset(roles),
         rule=rule,
         clause=clause,
     )
@@ -185,10 +189,7 @@ def compile_strategy(strategy: Strategy, profile: GuardrailProfile) -> CompiledS
     compiled = CompiledStrategy(
         strategy=strategy,
         profile=profile,
-        tiers=tuple(
-            _compile_tier(t, profile, strategy.holiday_country, strategy.holiday_subdivision)
-            for t in strategy.tiers
-        ),
+        tiers=tuple(_compile_tier(t, profile, strategy) for t in strategy.tiers),
         allowed_by_prefix=f"strategy {strategy.name} v{strategy.version}",
     )
     if len(_cache) > 256:

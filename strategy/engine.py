@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import Final, cast
 
 from strategy.calendar import (
     Interval,
@@ -28,7 +28,7 @@ from strategy.compiled import (
     LAST_HOUR,
     MONTH_END_DAYS,
     CompiledCap,
-    CompiledPartyRule,
+    CompiledSpacing,
     CompiledStrategy,
     CompiledTier,
     compile_strategy,
@@ -75,6 +75,10 @@ _BLOCKING_FLAGS: Final = {
     CaseFlag.DISPUTE: "the debt is disputed",
 }
 
+_ALL_ROLES: Final = frozenset(PartyRole)
+_ALL_CHANNELS: Final = frozenset(Channel)
+_DEBTOR_ONLY: Final = frozenset({PartyRole.DEBTOR})
+
 # An internal reason: (rule, message, next-allowed instant or None, clause or None)
 _R = tuple[str, str, float | None, Clause | None]
 
@@ -88,6 +92,20 @@ class _Cand:
     zone_source: str
     mobile: bool | None
     public: Candidate
+    index: int
+    static: tuple[_R, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _TierFacts:
+    reasons: tuple[_R, ...]
+    needs_unreachable: bool  # the tier contacts this party only if the debtor is unreachable
+    guard_unreachable: bool  # the profile says the same
+    disclosure: Disclosure
+    raised: Disclosure | None  # disclosure once the debtor is unreachable
+    caps: tuple[CompiledCap, ...]
+    spacing: tuple[CompiledSpacing, ...]
+    profile_quiet: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +145,15 @@ class _Evaluator:
         roles = {p.id: p.role for p in case.parties}
         self.idx = HistoryIndex(history, roles)
         self.payments = sorted(history.payments)
-        self.candidates = self._candidates()
+        self.candidates: list[_Cand] = self._candidates()
         self._tier_memo: dict[float, _TierState] = {}
+        self._dt_memo: dict[float, datetime] = {}
+        self._pref_memo: dict[tuple[int, str, float], tuple[int, tuple[str, ...]]] = {}
+        self._window_memo: dict[
+            tuple[int, tuple[str, ...], float], tuple[bool, float | None, str, str]
+        ] = {}
         self._unreachable_memo: dict[tuple[int, float], bool] = {}
+        self._cap_memo: dict[tuple[int, object, tuple[str, ...], float], _R | None] = {}
         self._period_memo: dict[tuple[tuple[str, ...], int, float], tuple[float, float]] = {}
 
     # --- facts that do not depend on time --------------------------------------------
@@ -166,6 +190,8 @@ class _Evaluator:
                             zone_source=source,
                             mobile=mobile,
                             public=Candidate(party.id, party.role, cp.id, channel),
+                            index=len(out),
+                            static=self._static_reasons(party, cp, channel, mobile),
                         )
                     )
         return out
@@ -222,16 +248,15 @@ class _Evaluator:
         ct = state.tier
         assert ct is not None
         tier = ct.tier
-        score, notes = self._preference(ct, cand, t, window_end)
+        score, notes = self._preference(ct, cand.zones[0], t)
         base = tier.templates.get(cand.channel, tier.id)
         return AllowedAction(
             candidate=cand.public,
             disclosure=disclosure,
             template_key=f"{base}.{cand.channel}.{cand.party.role}.{disclosure}",
-            window_start=from_ts(t),
-            window_end=from_ts(window_end),
-            allowed_by=f"{self.cs.allowed_by_prefix} tier {tier.id}"
-            f" under profile {self.profile.name}",
+            window_start=self._from_ts(t),
+            window_end=self._from_ts(window_end),
+            allowed_by=ct.allowed_by,
             zones=cand.zones,
             voicemail_disclosure=Disclosure.lowest(
                 disclosure, self.profile.voicemail_max_disclosure
@@ -351,22 +376,17 @@ class _Evaluator:
         return ("pending", what, resume) if t < resume else ("broken", what, resume)
 
     # --- one candidate at an instant -----------------------------------------------------
-    def _evaluate(self, cand: _Cand, t: float) -> tuple[list[_R], Disclosure, float]:
-        state = self._tier_state(t)
-        reasons: list[_R] = list(state.case_reasons)
-        ct = state.tier
-        party = cand.party
+    def _static_reasons(
+        self, party: Party, cp: ContactPoint, channel: Channel, mobile: bool | None
+    ) -> tuple[_R, ...]:
+        """Reasons that depend on neither the tier nor the instant."""
+        out: list[_R] = []
         role = party.role
-        idx = self.idx
         profile = self.profile
-        disclosure = Disclosure.NONE
-        window_end = t
-
-        # Who may be contacted.
+        idx = self.idx
         represented = CaseFlag.ATTORNEY in self.case.flags
-        prule: CompiledPartyRule | None = ct.parties.get(role) if ct else None
         if represented and role is not PartyRole.ATTORNEY:
-            reasons.append(
+            out.append(
                 (
                     "attorney.represented",
                     "the debtor is represented by an attorney: contact the attorney only",
@@ -374,73 +394,16 @@ class _Evaluator:
                     profile.attorney_clause,
                 )
             )
-        if role is PartyRole.ATTORNEY:
-            if represented:
-                disclosure = Disclosure.FULL
-            else:
-                reasons.append(
-                    ("party.attorney_not_of_record", "no attorney is on record", None, None)
-                )
-            channels_ok = ct is None or cand.channel in ct.tier.channels
-        elif ct is not None and prule is None:
-            reasons.append(
-                ("party.not_in_tier", f"tier {ct.tier.id} does not contact a {role}", None, None)
-            )
-            channels_ok = True
-        elif ct is not None and prule is not None:
-            channels_ok = cand.channel in prule.channels
-            rule = prule.rule
-            unreachable: bool | None = None
-            if rule.contact is ContactWhen.NEVER:
-                reasons.append(
-                    ("party.tier_forbids", f"tier {ct.tier.id} never contacts a {role}", None, None)
-                )
-            elif rule.contact is ContactWhen.WHEN_DEBTOR_UNREACHABLE:
-                unreachable = self._debtor_unreachable(ct, t)
-                if not unreachable:
-                    reasons.append(
-                        (
-                            "party.debtor_reachable",
-                            f"a {role} is contacted only when the debtor cannot be reached",
-                            None,
-                            None,
-                        )
-                    )
-            elif rule.contact is ContactWhen.IF_KNOWS_OF_DEBT and not party.knows_of_debt:
-                reasons.append(
-                    ("party.unaware_of_debt", "this contact does not know of the debt", None, None)
-                )
-            if role is PartyRole.THIRD_PARTY and profile.third_party_only_when_debtor_unreachable:
-                if unreachable is None:
-                    unreachable = self._debtor_unreachable(ct, t)
-                if not unreachable:
-                    reasons.append(
-                        (
-                            "guardrail.third_party",
-                            "third parties only when the debtor cannot be reached",
-                            None,
-                            profile.third_party_clause,
-                        )
-                    )
-            disclosure = rule.disclosure
-            if rule.disclosure_if_knows_debt is not None and party.knows_of_debt:
-                disclosure = _highest(disclosure, rule.disclosure_if_knows_debt)
-            if rule.disclosure_if_debtor_unreachable is not None:
-                if unreachable is None:
-                    unreachable = self._debtor_unreachable(ct, t)
-                if unreachable:
-                    disclosure = _highest(disclosure, rule.disclosure_if_debtor_unreachable)
-            disclosure = Disclosure.lowest(disclosure, prule.max_disclosure)
-        else:
-            channels_ok = True
+        if role is PartyRole.ATTORNEY and not represented:
+            out.append(("party.attorney_not_of_record", "no attorney is on record", None, None))
         if party.refused_contact:
-            reasons.append(("party.refused", "this person refused further contact", None, None))
+            out.append(("party.refused", "this person refused further contact", None, None))
         elif (
             role is PartyRole.THIRD_PARTY
             and party.id in idx.refused_parties
             and profile.refusal_is_final
         ):
-            reasons.append(
+            out.append(
                 (
                     "party.refused",
                     "this person refused further contact on an earlier call",
@@ -454,7 +417,7 @@ class _Evaluator:
             and party.id in idx.third_party_conversations
             and party.id not in idx.callback_requested
         ):
-            reasons.append(
+            out.append(
                 (
                     "guardrail.third_party_once",
                     "this third party was already spoken to and did not ask for a call back",
@@ -462,32 +425,20 @@ class _Evaluator:
                     profile.third_party_once_clause,
                 )
             )
-
-        # How: the channel and the contact point.
-        channel = cand.channel
-        cp = cand.point
-        if not channels_ok:
-            reasons.append(
-                ("channel.not_in_tier", f"the tier does not use {channel} for a {role}", None, None)
-            )
         if cp.validity in (Validity.WRONG_NUMBER, Validity.INVALID):
-            reasons.append(
+            out.append(
                 ("contact.invalid", f"the contact point is marked {cp.validity}", None, None)
             )
         elif cp.id in idx.wrong_numbers:
-            reasons.append(
-                ("contact.wrong_number", "the last call reached a wrong number", None, None)
-            )
+            out.append(("contact.wrong_number", "the last call reached a wrong number", None, None))
         if cp.do_not_call and channel is not Channel.EMAIL:
-            reasons.append(
-                ("contact.do_not_call", "the number is on a do-not-call list", None, None)
-            )
+            out.append(("contact.do_not_call", "the number is on a do-not-call list", None, None))
         if channel in cp.opted_out:
-            reasons.append(
+            out.append(
                 ("optout.channel", f"opted out of {channel} on this contact point", None, None)
             )
         if channel in profile.consent_required and channel not in cp.consent:
-            reasons.append(
+            out.append(
                 (
                     "guardrail.consent",
                     f"no prior express consent for {channel} on this number",
@@ -495,46 +446,134 @@ class _Evaluator:
                     profile.consent_clause,
                 )
             )
-        if channel is Channel.SMS and cand.mobile is False:
-            reasons.append(("channel.sms_landline", "the number cannot receive SMS", None, None))
+        if channel is Channel.SMS and mobile is False:
+            out.append(("channel.sms_landline", "the number cannot receive SMS", None, None))
+        return tuple(out)
 
+    def _tier_facts(self, ct: CompiledTier, cand: _Cand) -> _TierFacts:
+        """What a tier says of a candidate, whatever the instant (memoised per tier)."""
+        party = cand.party
+        key = (party.role, party.knows_of_debt, cand.channel)
+        hit = ct.facts_cache.get(key)
+        if hit is not None:
+            return cast(_TierFacts, hit)
+        role = party.role
+        channel = cand.channel
+        reasons: list[_R] = []
+        prule = ct.parties.get(role)
+        contact = ContactWhen.ALWAYS
+        disclosure = Disclosure.NONE
+        raise_if_unreachable: Disclosure | None = None
+        if role is PartyRole.ATTORNEY:
+            disclosure = Disclosure.FULL
+            channel_ok = channel in ct.tier.channels
+        elif prule is None:
+            reasons.append(
+                ("party.not_in_tier", f"tier {ct.tier.id} does not contact a {role}", None, None)
+            )
+            channel_ok = True
+        else:
+            rule = prule.rule
+            contact = rule.contact
+            channel_ok = channel in prule.channels
+            if contact is ContactWhen.NEVER:
+                reasons.append(
+                    ("party.tier_forbids", f"tier {ct.tier.id} never contacts a {role}", None, None)
+                )
+            elif contact is ContactWhen.IF_KNOWS_OF_DEBT and not party.knows_of_debt:
+                reasons.append(
+                    ("party.unaware_of_debt", "this contact does not know of the debt", None, None)
+                )
+            disclosure = rule.disclosure
+            if rule.disclosure_if_knows_debt is not None and party.knows_of_debt:
+                disclosure = _highest(disclosure, rule.disclosure_if_knows_debt)
+            raise_if_unreachable = rule.disclosure_if_debtor_unreachable
+        if not channel_ok:
+            reasons.append(
+                ("channel.not_in_tier", f"the tier does not use {channel} for a {role}", None, None)
+            )
+        ceiling = prule.max_disclosure if prule is not None else Disclosure.FULL
+        facts = _TierFacts(
+            reasons=tuple(reasons),
+            needs_unreachable=contact is ContactWhen.WHEN_DEBTOR_UNREACHABLE,
+            guard_unreachable=role is PartyRole.THIRD_PARTY
+            and self.profile.third_party_only_when_debtor_unreachable,
+            disclosure=Disclosure.lowest(disclosure, ceiling),
+            raised=Disclosure.lowest(_highest(disclosure, raise_if_unreachable), ceiling)
+            if raise_if_unreachable
+            else None,
+            caps=tuple(c for c in ct.caps if channel in c.channels and role in c.roles),
+            spacing=tuple(sp for sp in ct.spacing if channel in sp.channels),
+            profile_quiet=ct.profile_quiet_seconds > 0 and channel in ct.quiet_channels,
+        )
+        ct.facts_cache[key] = facts
+        return facts
+
+    def _evaluate(self, cand: _Cand, t: float) -> tuple[list[_R], Disclosure, float]:
+        state = self._tier_state(t)
+        ct = state.tier
+        reasons: list[_R] = [*state.case_reasons, *cand.static]
         if ct is None:
-            return reasons, disclosure, window_end
+            return reasons, Disclosure.NONE, t
+        facts = self._tier_facts(ct, cand)
+        if facts.reasons:
+            reasons.extend(facts.reasons)
+        disclosure = facts.disclosure
+        if facts.needs_unreachable or facts.guard_unreachable or facts.raised is not None:
+            unreachable = self._debtor_unreachable(ct, t)
+            if not unreachable:
+                if facts.needs_unreachable:
+                    reasons.append(
+                        (
+                            "party.debtor_reachable",
+                            f"a {cand.party.role} is contacted only when the debtor"
+                            " cannot be reached",
+                            None,
+                            None,
+                        )
+                    )
+                if facts.guard_unreachable:
+                    reasons.append(
+                        (
+                            "guardrail.third_party",
+                            "third parties only when the debtor cannot be reached",
+                            None,
+                            self.profile.third_party_clause,
+                        )
+                    )
+            elif facts.raised is not None:
+                disclosure = facts.raised
 
         # When: the local window in every candidate zone.
         inside, end_or_next, wrule, message = self._window(ct, cand.zones, t)
+        window_end = t
         if inside:
             window_end = end_or_next if end_or_next is not None else t
         else:
-            clause = profile.window_clause if wrule == "guardrail.window" else None
+            clause = self.profile.window_clause if wrule == "guardrail.window" else None
             reasons.append((wrule, message, end_or_next, clause))
 
         # How often: caps, spacing, quiet periods.
-        for ccap in ct.caps:
-            if channel not in ccap.channels:
-                continue
-            cap = ccap.cap
-            if cap.roles is not None and role not in cap.roles:
-                continue
+        for ccap in facts.caps:
             r = self._cap(ccap, cand, t)
             if r is not None:
                 reasons.append(r)
-        for sp in ct.spacing:
-            if channel not in sp.channels:
-                continue
-            scope = sp.spacing.scope
-            groups = self._groups(scope, cand, None)
-            last = idx.last_before(idx.series(scope, groups, sp.channels, Counted.ATTEMPTS), t)
-            if last is not None and t - last < sp.seconds:
-                reasons.append(
-                    (
-                        f"spacing.{scope}",
-                        f"at least {sp.spacing.minutes} min between attempts per {_label(scope)}",
-                        last + sp.seconds,
-                        None,
+        if facts.spacing:
+            idx = self.idx
+            for sp in facts.spacing:
+                scope = sp.spacing.scope
+                last = idx.last_before(t, scope, self._group(scope, cand, _ALL_ROLES), sp.channels)
+                if last is not None and t - last < sp.seconds:
+                    reasons.append(
+                        (
+                            f"spacing.{scope}",
+                            f"at least {sp.spacing.minutes} min between attempts"
+                            f" per {_label(scope)}",
+                            last + sp.seconds,
+                            None,
+                        )
                     )
-                )
-        last_rpc = idx.last_rpc_by_party.get(party.id)
+        last_rpc = self.idx.last_rpc_by_party.get(cand.party.id)
         if last_rpc is not None and last_rpc <= t:
             if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
                 reasons.append(
@@ -546,28 +585,28 @@ class _Evaluator:
                         None,
                     )
                 )
-            if (
-                ct.profile_quiet_seconds
-                and channel in ct.quiet_channels
-                and t - last_rpc < ct.profile_quiet_seconds
-            ):
+            if facts.profile_quiet and t - last_rpc < ct.profile_quiet_seconds:
                 reasons.append(
                     (
                         "guardrail.quiet_after_conversation",
-                        f"no {channel} for {profile.quiet_hours_after_conversation / 24:g}"
-                        " days after a conversation",
+                        f"no {cand.channel} for"
+                        f" {self.profile.quiet_hours_after_conversation / 24:g} days"
+                        " after a conversation",
                         last_rpc + ct.profile_quiet_seconds,
-                        profile.quiet_clause,
+                        self.profile.quiet_clause,
                     )
                 )
         return reasons, disclosure, window_end
 
-    def _groups(self, scope: Scope, cand: _Cand, ccap: CompiledCap | None) -> tuple[str, ...]:
+    @staticmethod
+    def _group(
+        scope: Scope, cand: _Cand, roles: frozenset[PartyRole]
+    ) -> str | frozenset[PartyRole]:
         if scope is Scope.CONTACT_POINT:
-            return (cand.point.id,)
+            return cand.point.id
         if scope is Scope.PARTY:
-            return (cand.party.id,)
-        return ccap.groups_for_case if ccap is not None else tuple(r.value for r in PartyRole)
+            return cand.party.id
+        return roles
 
     def _period(self, zones: tuple[str, ...], days: int, t: float) -> tuple[float, float]:
         """[start, end) of `days` local days ending with today, over all candidate zones."""
@@ -588,41 +627,52 @@ class _Evaluator:
         return hit
 
     def _cap(self, ccap: CompiledCap, cand: _Cand, t: float) -> _R | None:
+        """A cap's verdict; the same for every candidate sharing its group and zones."""
         cap = ccap.cap
-        idx = self.idx
-        series = idx.series(
-            cap.scope, self._groups(cap.scope, cand, ccap), ccap.channels, cap.count
+        scope = cap.scope
+        group: str | frozenset[PartyRole] = (
+            cand.point.id
+            if scope is Scope.CONTACT_POINT
+            else cand.party.id
+            if scope is Scope.PARTY
+            else ccap.roles
         )
-        if not series:
-            return None if cap.limit > 0 else self._cap_reason(ccap, 0, None)
+        key = (id(ccap), group, cand.zones, t)
+        memo = self._cap_memo
+        if key in memo:
+            return memo[key]
         if cap.local_days is not None:
             start, end = self._period(cand.zones, cap.local_days, t)
         else:
             assert cap.rolling_hours is not None
             start, end = t - cap.rolling_hours * 3600.0 + _EPS, t + _EPS
-        n = idx.count(series, start, end)
-        if n < cap.limit:
-            return None
-        # The instant enough of the counted attempts have left the period.
-        stamps = idx.in_range(series, start, end)
-        oldest = stamps[n - cap.limit] if cap.limit > 0 else None
-        nxt: float | None
-        if oldest is None:
-            nxt = None
-        elif cap.local_days is not None:
-            nxt = max(
-                day_start(z, local_date(oldest, z).toordinal() + cap.local_days) for z in cand.zones
-            )
-        else:
-            assert cap.rolling_hours is not None
-            nxt = oldest + cap.rolling_hours * 3600.0
-        return self._cap_reason(ccap, n, nxt)
+        stamps = self.idx.count(start, end, scope, group, ccap.channels, cap.count)
+        n = len(stamps)
+        verdict: _R | None = None
+        if n >= cap.limit:
+            # The instant enough of the counted attempts have left the period.
+            nxt: float | None = None
+            if cap.limit > 0:
+                oldest = stamps[n - cap.limit]
+                if cap.local_days is not None:
+                    nxt = max(
+                        day_start(z, local_date(oldest, z).toordinal() + cap.local_days)
+                        for z in cand.zones
+                    )
+                else:
+                    assert cap.rolling_hours is not None
+                    nxt = oldest + cap.rolling_hours * 3600.0
+            verdict = self._cap_reason(ccap, n, nxt)
+        if len(memo) > 4096:
+            memo.clear()
+        memo[key] = verdict
+        return verdict
 
     @staticmethod
     def _cap_reason(ccap: CompiledCap, n: int, nxt: float | None) -> _R:
         cap = ccap.cap
         period = f"{cap.local_days} local day(s)" if cap.local_days else f"{cap.rolling_hours:g} h"
-        chans = "/".join(ccap.channels)
+        chans = "/".join(sorted(ccap.channels))
         what = f"{counted_label(cap.count)} per {_label(cap.scope)} ({chans})"
         msg = f"{n} of {cap.limit} {what} in {period}"
         return (ccap.rule, msg, nxt, ccap.clause)
@@ -645,10 +695,11 @@ class _Evaluator:
             o = local_date(t, self.home_zone).toordinal()
             start = day_start(self.home_zone, o - rule.days + 1)
             idx = self.idx
-            series = idx.series(
-                Scope.CASE, (PartyRole.DEBTOR.value,), tuple(Channel), Counted.ATTEMPTS
+            tried = len(
+                idx.count(
+                    start, t + _EPS, Scope.CASE, _DEBTOR_ONLY, _ALL_CHANNELS, Counted.ATTEMPTS
+                )
             )
-            tried = idx.count(series, start, t + _EPS)
             reached = any(start <= idx.last_rpc_by_party.get(p.id, -1.0) <= t for p in debtors)
             result = tried >= rule.min_attempts and not reached
         if len(self._unreachable_memo) > 64:
@@ -660,6 +711,18 @@ class _Evaluator:
         self, ct: CompiledTier, zones: tuple[str, ...], t: float
     ) -> tuple[bool, float | None, str, str]:
         """(inside, end of the current window or the next opening, rule, message)."""
+        key = (ct.key, zones, t)
+        hit = self._window_memo.get(key)
+        if hit is None:
+            hit = self._window_uncached(ct, zones, t)
+            if len(self._window_memo) > 1024:
+                self._window_memo.clear()
+            self._window_memo[key] = hit
+        return hit
+
+    def _window_uncached(
+        self, ct: CompiledTier, zones: tuple[str, ...], t: float
+    ) -> tuple[bool, float | None, str, str]:
         end = None
         for z in zones:
             o = local_date(t, z).toordinal()
@@ -740,13 +803,30 @@ class _Evaluator:
         return None
 
     # --- preferences and escalations -----------------------------------------------------
+    def _from_ts(self, ts: float) -> datetime:
+        hit = self._dt_memo.get(ts)
+        if hit is None:
+            hit = self._dt_memo[ts] = from_ts(ts)
+        return hit
+
     def _preference(
-        self, ct: CompiledTier, cand: _Cand, t: float, window_end: float
+        self, ct: CompiledTier, zone_name: str, t: float
+    ) -> tuple[int, tuple[str, ...]]:
+        """Soft preferences from the source (mornings, Mondays, early in the month; not
+        month-end, weekends or the last hour of the working day) as a score, not a ban."""
+        key = (ct.key, zone_name, t)
+        hit = self._pref_memo.get(key)
+        if hit is None:
+            hit = self._pref_memo[key] = self._preference_uncached(ct, zone_name, t)
+        return hit
+
+    def _preference_uncached(
+        self, ct: CompiledTier, zone_name: str, t: float
     ) -> tuple[int, tuple[str, ...]]:
         prefs = ct.tier.preferences
         if not prefs:
             return 0, ()
-        local = datetime.fromtimestamp(t, zone(cand.zones[0]))
+        local = datetime.fromtimestamp(t, zone(zone_name))
         notes: list[tuple[int, str]] = []
         for p in prefs:
             if p is Preference.MORNING and local.hour < 12:
@@ -763,7 +843,7 @@ class _Evaluator:
             elif p is Preference.AVOID_WEEKEND and local.weekday() >= 5:
                 notes.append((-1, "weekend"))
             elif p is Preference.AVOID_LAST_HOUR:
-                ivs = day_intervals(ct, cand.zones[0], local.toordinal())
+                ivs = day_intervals(ct, zone_name, local.toordinal())
                 if ivs and t >= ivs[-1][1] - LAST_HOUR * 60:
                     notes.append((-1, "last hour of the working day"))
         return sum(n for n, _ in notes), tuple(f"{'+' if n > 0 else '-'} {w}" for n, w in notes)

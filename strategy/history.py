@@ -1,10 +1,13 @@
-"""A case's history indexed once per decision, so every cap is a pair of bisections."""
+"""A case's history indexed once per decision: one sorted pass, then bisections.
+
+Caps count attempts in a period; the period holds few attempts, so each count is two
+bisections on the sorted timestamps and a short scan of the slice between them.
+"""
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from strategy.document import Counted, Scope
 from strategy.model import (
@@ -17,36 +20,37 @@ from strategy.model import (
     Result,
 )
 
-# (scope, group id, channel, counted) -> sorted timestamps
-Key = tuple[Scope, str, Channel, Counted]
+_CP, _PARTY, _ROLE, _CHANNEL, _CONV = range(5)
+_THIRD = PartyRole.THIRD_PARTY
+_PROMISE = Result.PROMISE_TO_PAY
 
 
 class HistoryIndex:
-    """Sorted timestamps per (scope group, channel, counted kind).
-
-    Scope groups: a contact point id, a party id, or a party role (the case scope is the
-    sum over roles, which lets a case-level cap be limited to some roles)."""
+    """Sorted attempts and the facts the rules read from them."""
 
     __slots__ = (
-        "_series",
         "attempts",
         "callback_requested",
         "disputes",
-        "last_conversation_by_party",
         "last_rpc_by_party",
         "latest_promise",
-        "party_roles",
         "refused_parties",
+        "rows",
         "third_party_conversations",
+        "ts",
         "wrong_numbers",
     )
 
     def __init__(self, history: History, party_roles: dict[str, PartyRole]) -> None:
-        attempts = sorted(history.attempts, key=lambda a: a.at)
-        self.attempts: list[tuple[float, Attempt]] = [(a.at.timestamp(), a) for a in attempts]
-        self.party_roles = party_roles
-        series: dict[Key, list[float]] = defaultdict(list)
-        self.last_conversation_by_party: dict[str, float] = {}
+        attempts = list(history.attempts)
+        stamps = [a.at.timestamp() for a in attempts]
+        if any(stamps[i] > stamps[i + 1] for i in range(len(stamps) - 1)):
+            order = sorted(range(len(stamps)), key=stamps.__getitem__)
+            attempts = [attempts[i] for i in order]
+            stamps = [stamps[i] for i in order]
+        self.ts = stamps
+        self.attempts = attempts
+        rows: list[tuple[str, str, PartyRole, Channel, bool]] = []
         self.last_rpc_by_party: dict[str, float] = {}
         self.refused_parties: set[str] = set()
         self.third_party_conversations: set[str] = set()
@@ -54,75 +58,79 @@ class HistoryIndex:
         self.wrong_numbers: dict[str, float] = {}
         self.latest_promise: tuple[float, Attempt] | None = None
         self.disputes: list[float] = []
-        for ts, a in self.attempts:
+        get_role = party_roles.get
+        for ts, a in zip(stamps, attempts, strict=True):
             result = a.result
+            role = get_role(a.party_id, _THIRD)
             conversation = result in CONVERSATION_RESULTS
-            role = party_roles.get(a.party_id, PartyRole.THIRD_PARTY)
-            kind = Counted.CONVERSATIONS if conversation else Counted.UNANSWERED
-            for scope, group in (
-                (Scope.CONTACT_POINT, a.contact_point_id),
-                (Scope.PARTY, a.party_id),
-                (Scope.CASE, role.value),
-            ):
-                series[(scope, group, a.channel, Counted.ATTEMPTS)].append(ts)
-                series[(scope, group, a.channel, kind)].append(ts)
-            if conversation:
-                self.last_conversation_by_party[a.party_id] = ts
-                if role == PartyRole.THIRD_PARTY:
+            rows.append((a.contact_point_id, a.party_id, role, a.channel, conversation))
+            if not conversation and result is not Result.WRONG_NUMBER:
+                continue
+            if role is _THIRD:
+                if conversation:
                     self.third_party_conversations.add(a.party_id)
-            if result in RIGHT_PARTY_RESULTS and role != PartyRole.THIRD_PARTY:
+            elif result in RIGHT_PARTY_RESULTS:
                 self.last_rpc_by_party[a.party_id] = ts
-            if result == Result.REFUSAL:
+                self.wrong_numbers.pop(a.contact_point_id, None)
+            if result is Result.REFUSAL:
                 self.refused_parties.add(a.party_id)
-            elif result == Result.CALLBACK_REQUESTED:
+            elif result is Result.CALLBACK_REQUESTED:
                 self.callback_requested.add(a.party_id)
-            elif result == Result.WRONG_NUMBER:
+            elif result is Result.WRONG_NUMBER:
                 self.wrong_numbers[a.contact_point_id] = ts
-            elif result == Result.PROMISE_TO_PAY and a.promise_date is not None:
+            elif result is _PROMISE and a.promise_date is not None:
                 self.latest_promise = (ts, a)
-            elif result == Result.DISPUTE:
+            elif result is Result.DISPUTE:
                 self.disputes.append(ts)
-            if result in RIGHT_PARTY_RESULTS and a.contact_point_id in self.wrong_numbers:
-                # reaching the right party on a number clears an older wrong-number result
-                del self.wrong_numbers[a.contact_point_id]
-        self._series = dict(series)
+        self.rows = rows
 
-    def series(
+    def count(
         self,
+        start: float,
+        end: float,
         scope: Scope,
-        groups: Iterable[str],
-        channels: Iterable[Channel],
+        group: str | Collection[PartyRole],
+        channels: Collection[Channel],
         counted: Counted,
-    ) -> list[list[float]]:
-        """The timestamp lists a cap sums over: one per group and channel. Groups are a
-        contact point id or a party id, or for the case scope the party roles counted."""
-        get = self._series.get
+    ) -> list[float]:
+        """Timestamps, oldest first, of the counted attempts in [start, end) in the scope
+        group (a contact point id, a party id, or for the case scope a set of roles)."""
+        ts = self.ts
+        lo = bisect_left(ts, start)
+        hi = bisect_left(ts, end, lo)
+        if lo == hi:
+            return []
+        rows = self.rows
+        key = _CP if scope is Scope.CONTACT_POINT else _PARTY if scope is Scope.PARTY else _ROLE
         out = []
-        for g in groups:
-            for ch in channels:
-                s = get((scope, g, ch, counted))
-                if s:
-                    out.append(s)
+        for i in range(lo, hi):
+            row = rows[i]
+            if row[_CHANNEL] not in channels:
+                continue
+            if key == _ROLE:
+                if row[_ROLE] not in group:
+                    continue
+            elif row[key] != group:
+                continue
+            if counted is Counted.ATTEMPTS or (counted is Counted.CONVERSATIONS) == row[_CONV]:
+                out.append(ts[i])
         return out
 
-    @staticmethod
-    def count(series: list[list[float]], start: float, end: float) -> int:
-        """Attempts in [start, end)."""
-        return sum(bisect_left(s, end) - bisect_left(s, start) for s in series)
-
-    @staticmethod
-    def last_before(series: list[list[float]], ts: float) -> float | None:
-        best: float | None = None
-        for s in series:
-            i = bisect_right(s, ts)
-            if i and (best is None or s[i - 1] > best):
-                best = s[i - 1]
-        return best
-
-    @staticmethod
-    def in_range(series: list[list[float]], start: float, end: float) -> list[float]:
-        out: list[float] = []
-        for s in series:
-            out.extend(s[bisect_left(s, start) : bisect_left(s, end)])
-        out.sort()
-        return out
+    def last_before(
+        self,
+        t: float,
+        scope: Scope,
+        group: str | Collection[PartyRole],
+        channels: Collection[Channel],
+    ) -> float | None:
+        """The latest attempt at or before t in the scope group on those channels."""
+        ts = self.ts
+        rows = self.rows
+        key = _CP if scope is Scope.CONTACT_POINT else _PARTY if scope is Scope.PARTY else _ROLE
+        for i in range(bisect_right(ts, t) - 1, -1, -1):
+            row = rows[i]
+            if row[_CHANNEL] not in channels:
+                continue
+            if (row[_ROLE] in group) if key == _ROLE else (row[key] == group):
+                return ts[i]
+        return None
