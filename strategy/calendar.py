@@ -79,9 +79,10 @@ def day_kind(country: str | None, subdivision: str | None, ordinal: int) -> str:
     cal = _calendar(country, subdivision, day.year)
     working = cal.is_working_day(day)
     weekend = day.weekday() in cal.weekend
-    if weekend:
-        return "workday_adjusted" if working else "weekend"
-    return "workday" if working else "holiday"
+    if working:
+        return "workday_adjusted" if weekend else "workday"
+    # A public holiday is a holiday even when it falls on a weekend (2026-10-03).
+    return "holiday" if day in cal else "weekend"
 
 
 def local_interval(zone_name: str, ordinal: int, start_min: int, end_min: int) -> Interval:

@@ -100,12 +100,6 @@ def test_consumer_preset_weekend_window_on_an_ordinary_sunday() -> None:
     assert not run(the_case, None, at(2026, 3, 8, 9, 30), preset).allowed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: calendar.day_kind classifies a public holiday that falls on a"
-    " weekend (2026-10-03 National Day, a Saturday) as 'weekend', so a tier with weekend"
-    " windows and skip_holidays=true contacts on the holiday",
-)
 def test_public_holiday_on_a_weekend_skipped() -> None:
     preset = load_preset("consumer-loan")  # has Saturday windows 10:00-12:00
     the_case = case(due=date(2026, 9, 30))  # early tier on 2026-10-03
