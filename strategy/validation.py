@@ -8,6 +8,7 @@ exists so a supervisor learns of a bad document when saving it, not when nothing
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -83,17 +84,19 @@ def cap_implies(tier_cap: Cap, profile_cap: Cap) -> bool:
     """True when obeying `tier_cap` can never break `profile_cap`.
 
     The tier cap must count at least what the profile cap counts (same or broader scope,
-    channels and roles; attempts cover every kind), over a period of the same kind at least
-    as long, with a limit no higher: any profile window then lies inside a tier window,
-    which already holds no more than the profile's limit.
+    channels and roles; attempts cover every kind), over a period of the same kind. A
+    profile period of P split into ceil(P / p) consecutive tier periods of p holds at most
+    limit x ceil(P / p) attempts (each block is a tier window ending on its last attempt,
+    which the tier cap allowed), so 1 call a local day implies 7 in 7 local days.
     """
+    bound = _bound(tier_cap, profile_cap)
     return (
         _SCOPE_BREADTH[tier_cap.scope] <= _SCOPE_BREADTH[profile_cap.scope]
         and _covers(tier_cap.channels, profile_cap.channels)
         and _covers(tier_cap.roles, profile_cap.roles)
         and tier_cap.count in (Counted.ATTEMPTS, profile_cap.count)
-        and _period_covers(tier_cap, profile_cap)
-        and tier_cap.limit <= profile_cap.limit
+        and bound is not None
+        and bound <= profile_cap.limit
     )
 
 
@@ -107,13 +110,18 @@ def _covers(wider: frozenset[_T] | None, narrower: frozenset[_T] | None) -> bool
     return narrower is not None and narrower <= wider
 
 
-def _period_covers(tier_cap: Cap, profile_cap: Cap) -> bool:
+def _bound(tier_cap: Cap, profile_cap: Cap) -> int | None:
+    """Most attempts the tier cap lets into one profile period; None if periods differ in kind."""
     if profile_cap.local_days is not None:
-        return tier_cap.local_days is not None and tier_cap.local_days >= profile_cap.local_days
+        if tier_cap.local_days is None:
+            return None
+        return tier_cap.limit * math.ceil(profile_cap.local_days / tier_cap.local_days)
     assert profile_cap.rolling_hours is not None  # Cap guarantees exactly one period
-    return (
-        tier_cap.rolling_hours is not None and tier_cap.rolling_hours >= profile_cap.rolling_hours
-    )
+    if tier_cap.rolling_hours is None:
+        return None
+    # A rolling window of h contains at most ceil(H / h) + 1 disjoint... keep it exact:
+    # blocks of h cover H with ceil(H / h) windows, each closed on its last attempt.
+    return tier_cap.limit * math.ceil(profile_cap.rolling_hours / tier_cap.rolling_hours)
 
 
 def _violation(tier: Tier | None, path: str, clause: Clause, message: str) -> Violation:
@@ -172,10 +180,14 @@ def _caps(tier: Tier, at: str, profile: GuardrailProfile) -> Iterator[Violation]
 
 def _cap_message(tier: Tier, required: ProfileCap, profile: GuardrailProfile) -> str:
     cap = required.cap
-    # The loosest thing the tier asks for: the lowest limit among caps that differ from an
-    # implying one only in their limit, or no limit at all.
-    looser = [c.limit for c in tier.caps if cap_implies(c.model_copy(update={"limit": 0}), cap)]
-    asked = str(min(looser)) if looser else "unlimited"
+    # The most the tier lets into one profile period: the lowest bound among caps that
+    # count the same things over a comparable period, or no limit at all.
+    bounds = [
+        b
+        for c in tier.caps
+        if cap_implies(c.model_copy(update={"limit": 0}), cap) and (b := _bound(c, cap)) is not None
+    ]
+    asked = f"up to {min(bounds)}" if bounds else "unlimited"
     return (
         f"tier {tier.id!r} allows {asked} {_cap_phrase(cap)};"
         f" {profile.name} allows {cap.limit} ({required.clause.text})"

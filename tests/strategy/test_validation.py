@@ -144,7 +144,7 @@ def test_cap_above_the_profile_limit_names_what_the_tier_allows() -> None:
     found = validate(CN_CONSUMER, tier(caps=[CN_CAPS[0], loose]))
 
     assert [v.clause for v in found] == ["cn.unanswered_per_method"]
-    assert found[0].message.startswith("tier 'mid' allows 8 unanswered attempts")
+    assert found[0].message.startswith("tier 'mid' allows up to 8 unanswered attempts")
 
 
 def test_case_level_attempt_cap_implies_both_cn_caps() -> None:
@@ -177,7 +177,19 @@ def test_cap_over_a_shorter_period_does_not_imply_a_weekly_cap() -> None:
 
     assert [(v.path, v.clause) for v in found] == [("tiers[0].caps", "us.call_frequency")]
     assert "2 voice attempts per party per day" not in found[0].message
-    assert "unlimited voice attempts per party per 7 local days" in found[0].message
+    assert "up to 14 voice attempts per party per 7 local days" in found[0].message
+
+
+def test_one_call_a_local_day_implies_seven_in_seven_days() -> None:
+    # Any 7 consecutive local days are 7 one-day windows of at most 1 call each.
+    daily = US_VOICE_CAP | {"limit": 1, "local_days": 1}
+
+    found = validate(
+        US_CONSUMER,
+        tier(windows={"mon": ["09:00-20:00"]}, caps=[daily], quiet_hours_after_conversation=168),
+    )
+
+    assert found == []
 
 
 def test_rolling_hours_cap_does_not_imply_a_local_day_cap() -> None:
