@@ -1,0 +1,137 @@
+"""The attempt's state machine, written down in one place.
+
+An attempt moves forward only. Dispatch, webhooks, the reconciler and agents all call
+`advance`; an event that would move an attempt backwards or out of a final state is
+ignored (and reported as ignored), which is what makes duplicated and reordered provider
+callbacks harmless.
+
+    planned -> queued -> reserved -> sent -> ringing -> in_progress -> completed
+                  \\          \\        \\__________________________/-> failed
+                   \\          \\-> unknown (ambiguous create) -> sent | failed | not_sent
+                    \\-> refused (the engine said no at dispatch) / cancelled
+
+Final states: completed, failed, refused, cancelled, not_sent.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AttemptState(StrEnum):
+    PLANNED = "planned"  # recorded by the planner, not yet handed to the queue
+    QUEUED = "queued"  # published to the queue (after the commit, via the outbox)
+    RESERVED = "reserved"  # a worker decided yes and reserved it; the provider call is next
+    UNKNOWN = "unknown"  # the provider call may or may not have happened: reconcile first
+    SENT = "sent"  # the provider accepted it and gave an id
+    RINGING = "ringing"
+    IN_PROGRESS = "in_progress"  # answered (voice) / sending (sms)
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REFUSED = "refused"  # the engine refused it at dispatch time; the reason is recorded
+    CANCELLED = "cancelled"  # its campaign was cancelled before it was reserved
+    NOT_SENT = "not_sent"  # the reconciler found the provider never received it
+
+
+FINAL_STATES = frozenset(
+    {
+        AttemptState.COMPLETED,
+        AttemptState.FAILED,
+        AttemptState.REFUSED,
+        AttemptState.CANCELLED,
+        AttemptState.NOT_SENT,
+    }
+)
+
+# Where each state may go next. Anything else is ignored.
+TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
+    AttemptState.PLANNED: frozenset(
+        {AttemptState.QUEUED, AttemptState.RESERVED, AttemptState.REFUSED, AttemptState.CANCELLED}
+    ),
+    AttemptState.QUEUED: frozenset(
+        {AttemptState.RESERVED, AttemptState.REFUSED, AttemptState.CANCELLED}
+    ),
+    AttemptState.RESERVED: frozenset(
+        {
+            AttemptState.SENT,
+            AttemptState.UNKNOWN,
+            AttemptState.FAILED,
+            AttemptState.RINGING,
+            AttemptState.IN_PROGRESS,
+            AttemptState.COMPLETED,
+        }
+    ),
+    AttemptState.UNKNOWN: frozenset(
+        {
+            AttemptState.SENT,
+            AttemptState.RINGING,
+            AttemptState.IN_PROGRESS,
+            AttemptState.COMPLETED,
+            AttemptState.FAILED,
+            AttemptState.NOT_SENT,
+        }
+    ),
+    AttemptState.SENT: frozenset(
+        {
+            AttemptState.RINGING,
+            AttemptState.IN_PROGRESS,
+            AttemptState.COMPLETED,
+            AttemptState.FAILED,
+        }
+    ),
+    AttemptState.RINGING: frozenset(
+        {AttemptState.IN_PROGRESS, AttemptState.COMPLETED, AttemptState.FAILED}
+    ),
+    AttemptState.IN_PROGRESS: frozenset({AttemptState.COMPLETED, AttemptState.FAILED}),
+}
+for _final in FINAL_STATES:
+    TRANSITIONS[_final] = frozenset()
+
+# Provider states that mean "a provider holds this attempt": count it, and never dial again.
+LIVE_OR_DONE = frozenset(TRANSITIONS) - {
+    AttemptState.PLANNED,
+    AttemptState.QUEUED,
+    AttemptState.REFUSED,
+    AttemptState.CANCELLED,
+    AttemptState.NOT_SENT,
+}
+
+
+def can_advance(current: AttemptState, target: AttemptState) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def advance(current: AttemptState, target: AttemptState) -> AttemptState | None:
+    """The new state, or None when the event must be ignored (stale, duplicate, backwards)."""
+    return target if target in TRANSITIONS[current] else None
+
+
+def is_final(state: AttemptState) -> bool:
+    return state in FINAL_STATES
+
+
+# Twilio's CallStatus and MessageStatus values, mapped onto our states.
+CALL_STATUS: dict[str, AttemptState] = {
+    "queued": AttemptState.SENT,
+    "initiated": AttemptState.SENT,
+    "ringing": AttemptState.RINGING,
+    "in-progress": AttemptState.IN_PROGRESS,
+    "answered": AttemptState.IN_PROGRESS,
+    "completed": AttemptState.COMPLETED,
+    "busy": AttemptState.COMPLETED,
+    "no-answer": AttemptState.COMPLETED,
+    "canceled": AttemptState.FAILED,
+    "failed": AttemptState.FAILED,
+}
+MESSAGE_STATUS: dict[str, AttemptState] = {
+    "accepted": AttemptState.SENT,
+    "scheduled": AttemptState.SENT,
+    "queued": AttemptState.SENT,
+    "sending": AttemptState.IN_PROGRESS,
+    "sent": AttemptState.IN_PROGRESS,
+    "delivered": AttemptState.COMPLETED,
+    "read": AttemptState.COMPLETED,
+    "undelivered": AttemptState.FAILED,
+    "failed": AttemptState.FAILED,
+    "canceled": AttemptState.FAILED,
+}
