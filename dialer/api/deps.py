@@ -71,3 +71,5 @@ TaskReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPROVER
 TaskWorker = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
 StrategyReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPROVER))]
 AuditReader = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
+PreviewUser = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
+ServiceOnly = Annotated[Principal, Depends(require(Role.SERVICE))]

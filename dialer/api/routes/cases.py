@@ -12,6 +12,7 @@ from dialer.api.deps import (
     CaseReader,
     CaseWriter,
     NowDep,
+    ServiceOnly,
     SessionDep,
     SettingsDep,
     Supervisor,
@@ -29,7 +30,8 @@ from dialer.api.schemas.cases import (
     PartyPatch,
 )
 from dialer.api.schemas.common import Page
-from dialer.services import cases
+from dialer.api.schemas.outcomes import OutcomeIn, OutcomeOut, PaymentIn, PaymentOut
+from dialer.services import cases, outcomes
 
 router = APIRouter(tags=["cases"])
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -138,3 +140,18 @@ async def my_cases(
         session, cursor=cursor, limit=limit, agent=who.name, status=status
     )
     return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.post("/cases/{case_id}/outcomes", status_code=201, response_model=OutcomeOut)
+async def record_outcome(
+    case_id: uuid.UUID, body: OutcomeIn, session: SessionDep, now: NowDep, who: Agent
+) -> object:
+    """An agent's disposition (promise to pay, refusal, wrong number, callback, ...)."""
+    return await outcomes.record_outcome(session, case_id, body, actor=who.actor, now=now)
+
+
+@router.post("/cases/{case_id}/payments", status_code=201, response_model=PaymentOut)
+async def record_payment(
+    case_id: uuid.UUID, body: PaymentIn, session: SessionDep, now: NowDep, who: ServiceOnly
+) -> object:
+    return await outcomes.record_payment(session, case_id, body, actor=who.actor, now=now)

@@ -1,3 +1,76 @@
-from fastapi import APIRouter
+"""Escalation tasks and approvals; assignment refresh."""
 
-router = APIRouter()
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from dialer.api.deps import (
+    Approver,
+    NowDep,
+    SessionDep,
+    SupervisorOrService,
+    TaskReader,
+    TaskWorker,
+)
+from dialer.api.schemas.tasks import ApprovalIn, RefreshIn, RefreshOut, TaskOut
+from dialer.services import assignment, tasks
+
+router = APIRouter(tags=["tasks"])
+
+
+@router.get("/tasks", response_model=list[TaskOut])
+async def list_tasks(
+    session: SessionDep,
+    who: TaskReader,
+    status: str | None = None,
+    portfolio: str | None = None,
+    requires_approval: bool | None = None,
+    case_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> object:
+    return await tasks.list_tasks(
+        session,
+        status=status,
+        portfolio=portfolio,
+        requires_approval=requires_approval,
+        case_id=case_id,
+        limit=limit,
+    )
+
+
+@router.post("/tasks/{task_id}/approve", response_model=TaskOut)
+async def approve_task(
+    task_id: uuid.UUID, body: ApprovalIn, session: SessionDep, now: NowDep, who: Approver
+) -> object:
+    return await tasks.decide_approval(
+        session, task_id, approve=True, note=body.note, actor=who.actor, now=now
+    )
+
+
+@router.post("/tasks/{task_id}/reject", response_model=TaskOut)
+async def reject_task(
+    task_id: uuid.UUID, body: ApprovalIn, session: SessionDep, now: NowDep, who: Approver
+) -> object:
+    return await tasks.decide_approval(
+        session, task_id, approve=False, note=body.note, actor=who.actor, now=now
+    )
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskOut)
+async def complete_task(
+    task_id: uuid.UUID, session: SessionDep, now: NowDep, who: TaskWorker
+) -> object:
+    """Mark a task done; one that needs approval must have been approved first."""
+    return await tasks.complete(session, task_id, actor=who.actor, now=now)
+
+
+@router.post("/portfolios/{name}/assignments/refresh", response_model=RefreshOut)
+async def refresh_assignments(
+    name: str, body: RefreshIn, session: SessionDep, now: NowDep, who: SupervisorOrService
+) -> object:
+    """Re-decide every open case: store tiers, move cases whose tier changed to that
+    tier's team, create escalation tasks once."""
+    return await assignment.refresh(session, name, at=body.at or now, actor=who.actor)

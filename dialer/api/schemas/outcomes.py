@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field
+
+from dialer.api.schemas.common import In, Out
+from strategy.model import Channel, Result
+
+
+class OutcomeIn(In):
+    """An agent's disposition: of an attempt already recorded, or of a contact made by hand
+    (then `contact_point_id` and `channel` say which)."""
+
+    attempt_id: uuid.UUID | None = None
+    contact_point_id: uuid.UUID | None = None
+    channel: Channel | None = None
+    result: Result
+    at: AwareDatetime | None = None
+    promise_amount: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)] | None = None
+    promise_date: date | None = None
+    callback_at: AwareDatetime | None = None
+    notes: Annotated[str, Field(max_length=4000)] | None = None
+
+
+class OutcomeOut(Out):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    attempt_id: uuid.UUID | None
+    result: Result
+    promise_amount: Decimal | None
+    promise_date: date | None
+    callback_at: datetime | None
+    notes: str | None
+    recorded_by: str
+    recorded_at: datetime
+
+
+class PaymentIn(In):
+    at: AwareDatetime
+    amount: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)]
+
+
+class PaymentOut(Out):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    at: datetime
+    amount: Decimal

@@ -1,0 +1,105 @@
+"""Decisions: the engine's answer for a stored case, or for a what-if given whole."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.api.schemas.decisions import PreviewIn
+from dialer.convert import case_from_document, case_from_row, history_from_rows
+from dialer.db.models import CaseRow, Portfolio, StrategyRow
+from dialer.db.repositories import history, strategies
+from dialer.errors import ConflictError, FieldError, ValidationFailedError
+from dialer.services.cases import get_case
+from dialer.services.normalise import normalise_case
+from dialer.services.portfolios import get_portfolio
+from dialer.services.strategies import compiled_for, get_strategy, parse_document
+from dialer.settings import Settings
+from strategy.decision import Decision
+from strategy.engine import decide
+from strategy.guardrails import PROFILES, get_profile
+from strategy.model import Attempt, History
+
+
+async def strategy_for_case(
+    session: AsyncSession, row: CaseRow, portfolio: Portfolio
+) -> StrategyRow:
+    """The version a case is decided on: the one it is pinned to (finishing on an old
+    version), else the portfolio's active one."""
+    for candidate in (row.strategy_version_id, portfolio.active_strategy_id):
+        if candidate is not None:
+            found = await strategies.get(session, candidate)
+            if found is not None:
+                return found
+    raise ConflictError(f"portfolio {portfolio.name!r} has no active strategy: activate one")
+
+
+async def decide_stored(session: AsyncSession, case_id: uuid.UUID, at: datetime) -> Decision:
+    row = await get_case(session, case_id)
+    portfolio = await get_portfolio(session, row.portfolio)
+    version = await strategy_for_case(session, row, portfolio)
+    attempts, payments = await history.for_cases(session, [row.id], at)
+    return decide(
+        case_from_row(row),
+        history_from_rows(attempts.get(row.id, []), payments.get(row.id, [])),
+        at,
+        compiled_for(version, portfolio.profile),
+    )
+
+
+async def preview(session: AsyncSession, body: PreviewIn, settings: Settings) -> Decision:
+    """Decide for a case given whole; reads stored strategies at most, writes nothing."""
+    portfolio = await get_portfolio(session, body.portfolio) if body.portfolio else None
+    if body.strategy is not None:
+        strategy = parse_document(body.strategy, where="strategy")
+    else:
+        stored = (
+            await get_strategy(session, body.strategy_id)
+            if body.strategy_id
+            else await _active(session, portfolio)
+        )
+        strategy = parse_document(stored.document)
+    profile_name = body.profile or (portfolio.profile if portfolio else strategy.profile)
+    if profile_name not in PROFILES:
+        raise ValidationFailedError(
+            f"unknown guardrail profile {profile_name!r}",
+            [FieldError("profile", f"known: {', '.join(sorted(PROFILES))}")],
+        )
+    # Local numbers are read in the portfolio's region, else the strategy's holiday country.
+    region = (
+        portfolio.country if portfolio else strategy.holiday_country or settings.default_country
+    )
+    try:
+        doc = normalise_case(body.case, region)
+    except ValidationFailedError as exc:
+        fields = [FieldError(f"case.{f.field}", f.reason) for f in exc.fields]
+        raise ValidationFailedError(exc.message, fields) from exc
+    case = case_from_document(
+        doc, case_id=doc.external_ref, portfolio=portfolio.name if portfolio else "preview"
+    )
+    hist = History(
+        attempts=tuple(
+            Attempt(
+                at=a.at,
+                channel=a.channel,
+                party_id=a.party_id,
+                contact_point_id=a.contact_point_id,
+                result=a.result,
+                id=f"attempt-{i}",
+                promise_amount=a.promise_amount,
+                promise_date=a.promise_date,
+                callback_at=a.callback_at,
+            )
+            for i, a in enumerate(body.history.attempts)
+        ),
+        payments=tuple((p.at, p.amount) for p in body.history.payments),
+    )
+    return decide(case, hist, body.at, strategy, get_profile(profile_name))
+
+
+async def _active(session: AsyncSession, portfolio: Portfolio | None) -> StrategyRow:
+    if portfolio is None or portfolio.active_strategy_id is None:
+        raise ConflictError("the portfolio has no active strategy: give a strategy")
+    return await get_strategy(session, portfolio.active_strategy_id)
