@@ -104,7 +104,7 @@ async def test_preview_stores_nothing_and_sees_the_given_history(api: Api) -> No
                     "result": "right_party",
                 }
                 for h in (8, 9)
-            ]  # fmt: skip
+            ]
         },
     }
     r = await api.client.post("/v1/decisions/preview", json=body, headers=api.auth(Role.SUPERVISOR))
