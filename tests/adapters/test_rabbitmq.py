@@ -25,9 +25,10 @@ def job(attempt_id: str, not_before: datetime = T0) -> Job:
     return Job(attempt_id, "case-1", "camp-1", not_before, {"channel": "voice"})
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
+async def wait_until(condition: Callable[[], bool], within: float = 20.0) -> None:
+    """Poll for an effect of the broker (delays, redeliveries); fail after `within` s."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - the broker sets no event of ours
             await asyncio.sleep(0.05)
 
 
@@ -248,7 +249,7 @@ async def test_dropped_connection_loses_nothing_and_repeats_only_flagged_deliver
     gate.set()  # the held handlers finish now; their acks go to a dead channel
 
     expected = {j.attempt_id for j in first + rest}
-    await wait_until(lambda: expected <= set(record.ids()), timeout=40)
+    await wait_until(lambda: expected <= set(record.ids()), within=40)
     await asyncio.sleep(0.3)  # let any straggling duplicate arrive before judging
     assert queue.is_connected()
     repeated = [d for d in record.deliveries if record.ids().count(d.job.attempt_id) > 1]

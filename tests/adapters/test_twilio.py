@@ -1,0 +1,353 @@
+"""Every request the Twilio adapter makes, against respx: the exact form, and each failure."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import respx
+
+from adapters.errors import (
+    AmbiguousError,
+    NotFoundError,
+    PermanentError,
+    PermanentErrorKind,
+    TransientError,
+)
+from adapters.ports import CallRequest, SmsRequest
+from adapters.twilio import TwilioSettings, TwilioTelephony
+from adapters.twilio_client import HttpxTwilioClient, retry_after_seconds
+
+SID = "AC00000000000000000000000000000000"
+TOKEN = "secret-token"
+API = f"https://api.twilio.com/2010-04-01/Accounts/{SID}"
+BASE = "https://dialer.example.com"
+CALL_JSON = {
+    "sid": "CA1",
+    "status": "queued",
+    "to": "+14155550100",
+    "from": "+14155550199",
+    "date_created": "Mon, 03 Mar 2025 17:00:00 +0000",
+    "start_time": None,
+    "duration": None,
+    "answered_by": None,
+}
+SMS_JSON = {"sid": "SM1", "status": "accepted", "to": "+8613800138000", "error_code": None}
+
+
+def error_json(code: int, status: int, message: str = "nope") -> dict[str, object]:
+    return {"code": code, "message": message, "status": status, "more_info": "x"}
+
+
+class SleepRecorder:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> SleepRecorder:
+    return SleepRecorder()
+
+
+@pytest.fixture
+async def telephony(sleeps: SleepRecorder) -> AsyncIterator[TwilioTelephony]:
+    settings = TwilioSettings(
+        account_sid=SID,
+        auth_token=TOKEN,
+        public_base_url=BASE + "/",
+        messaging_service_sid="MG1",
+    )
+    adapter = TwilioTelephony(settings, http_client=HttpxTwilioClient(), sleep=sleeps)
+    yield adapter
+    await adapter.close()
+
+
+@pytest.fixture
+def api() -> respx.MockRouter:
+    with respx.mock(base_url=API, assert_all_called=False) as router:
+        yield router
+
+
+def form(request: httpx.Request) -> dict[str, list[str]]:
+    return parse_qs(request.content.decode(), keep_blank_values=True, strict_parsing=True)
+
+
+def only_request(route: respx.Route) -> httpx.Request:
+    assert route.call_count == 1
+    return route.calls.last.request
+
+
+CALL = CallRequest(attempt_id="att-1", to="+14155550100", from_number="+14155550199")
+SMS = SmsRequest(attempt_id="att-2", to="+8613800138000", body="Hello. 回复TD退订")
+
+
+# --- calls ---------------------------------------------------------------------------------
+async def test_call_create_posts_twiml_url_all_status_events_and_async_amd(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Calls.json").respond(201, json=CALL_JSON)
+    ref = await telephony.place_call(CALL)
+
+    assert (ref.provider, ref.id, ref.status) == ("twilio", "CA1", "queued")
+    request = only_request(route)
+    assert form(request) == {
+        "To": ["+14155550100"],
+        "From": ["+14155550199"],
+        "Url": [f"{BASE}/twilio/voice/answer?attempt=att-1"],
+        "Method": ["POST"],
+        "StatusCallback": [f"{BASE}/twilio/voice/status?attempt=att-1"],
+        "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
+        "StatusCallbackMethod": ["POST"],
+        "MachineDetection": ["DetectMessageEnd"],
+        "AsyncAmd": ["true"],
+        "AsyncAmdStatusCallback": [f"{BASE}/twilio/voice/amd?attempt=att-1"],
+        "AsyncAmdStatusCallbackMethod": ["POST"],
+    }
+    expected_auth = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+    assert request.headers["Authorization"] == f"Basic {expected_auth}"
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+async def test_call_ring_timeout_and_time_limit_are_sent_when_given(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Calls.json").respond(201, json=CALL_JSON)
+    await telephony.place_call(
+        CallRequest("att-1", "+14155550100", "+14155550199", 25, time_limit_seconds=600)
+    )
+    body = form(only_request(route))
+    assert (body["Timeout"], body["TimeLimit"]) == (["25"], ["600"])
+
+
+async def test_429_on_create_call_is_retried_then_succeeds(
+    api: respx.MockRouter, telephony: TwilioTelephony, sleeps: SleepRecorder
+) -> None:
+    route = api.post("/Calls.json").mock(
+        side_effect=[
+            httpx.Response(429, json=error_json(20429, 429, "Too Many Requests")),
+            httpx.Response(201, json=CALL_JSON),
+        ]
+    )
+    ref = await telephony.place_call(CALL)
+    assert ref.id == "CA1"
+    assert route.call_count == 2
+    assert form(route.calls[0].request) == form(route.calls[1].request)
+    assert len(sleeps.waits) == 1
+
+
+async def test_429_retry_after_is_honoured(
+    api: respx.MockRouter, telephony: TwilioTelephony, sleeps: SleepRecorder
+) -> None:
+    api.post("/Calls.json").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, json=error_json(20429, 429)),
+            httpx.Response(201, json=CALL_JSON),
+        ]
+    )
+    await telephony.place_call(CALL)
+    assert sleeps.waits == [7.0]
+
+
+async def test_429_beyond_the_attempt_bound_is_a_transient_error(
+    api: respx.MockRouter, telephony: TwilioTelephony, sleeps: SleepRecorder
+) -> None:
+    route = api.post("/Calls.json").respond(429, json=error_json(20429, 429))
+    with pytest.raises(TransientError):
+        await telephony.place_call(CALL)
+    assert route.call_count == telephony.settings.max_attempts
+    assert all(0 < w <= telephony.settings.max_retry_wait for w in sleeps.waits)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_5xx_on_create_call_is_ambiguous_and_not_retried(
+    api: respx.MockRouter, telephony: TwilioTelephony, sleeps: SleepRecorder, status: int
+) -> None:
+    route = api.post("/Calls.json").respond(status, json=error_json(20500, status))
+    with pytest.raises(AmbiguousError):
+        await telephony.place_call(CALL)
+    assert route.call_count == 1
+    assert sleeps.waits == []
+
+
+async def test_5xx_without_json_body_on_create_sms_is_ambiguous_and_not_retried(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Messages.json").respond(502, text="<html>Bad Gateway</html>")
+    with pytest.raises(AmbiguousError):
+        await telephony.send_sms(SMS)
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("server hung up")]
+)
+async def test_no_response_after_sending_create_call_is_ambiguous_and_not_retried(
+    api: respx.MockRouter, telephony: TwilioTelephony, error: Exception
+) -> None:
+    route = api.post("/Calls.json").mock(side_effect=error)
+    with pytest.raises(AmbiguousError):
+        await telephony.place_call(CALL)
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow")])
+async def test_connect_failure_on_create_call_is_retried_because_nothing_was_sent(
+    api: respx.MockRouter, telephony: TwilioTelephony, error: Exception
+) -> None:
+    route = api.post("/Calls.json").mock(side_effect=[error, httpx.Response(201, json=CALL_JSON)])
+    ref = await telephony.place_call(CALL)
+    assert ref.id == "CA1"
+    assert route.call_count == 2
+
+
+async def test_invalid_number_21211_is_permanent_invalid_number_without_retry(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Calls.json").respond(
+        400, json=error_json(21211, 400, "The 'To' number +1415 is not a valid phone number.")
+    )
+    with pytest.raises(PermanentError) as caught:
+        await telephony.place_call(CALL)
+    assert (caught.value.kind, caught.value.code) == (PermanentErrorKind.INVALID_NUMBER, 21211)
+    assert route.call_count == 1
+
+
+async def test_opted_out_21610_on_sms_is_permanent_opted_out(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Messages.json").respond(
+        400, json=error_json(21610, 400, "Attempt to send to unsubscribed recipient")
+    )
+    with pytest.raises(PermanentError) as caught:
+        await telephony.send_sms(SMS)
+    assert (caught.value.kind, caught.value.code) == (PermanentErrorKind.OPTED_OUT, 21610)
+    assert route.call_count == 1
+
+
+async def test_rfc9457_problem_body_is_mapped_like_a_legacy_one(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    api.post("/Messages.json").respond(
+        400,
+        json={"type": "https://www.twilio.com/docs/errors/21610", "title": "Unsubscribed",
+              "status": 400, "code": 21610, "detail": "recipient replied STOP"},
+    )  # fmt: skip
+    with pytest.raises(PermanentError) as caught:
+        await telephony.send_sms(SMS)
+    assert caught.value.kind is PermanentErrorKind.OPTED_OUT
+
+
+async def test_auth_failure_20003_is_permanent_auth(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    api.post("/Calls.json").respond(401, json=error_json(20003, 401, "Authenticate"))
+    with pytest.raises(PermanentError) as caught:
+        await telephony.place_call(CALL)
+    assert (caught.value.kind, caught.value.code) == (PermanentErrorKind.AUTH, 20003)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [(21216, "blocked"), (21215, "blocked"), (21217, "invalid_number"), (21601, "other")],
+)
+async def test_other_refusals_map_to_their_kind(
+    api: respx.MockRouter, telephony: TwilioTelephony, code: int, kind: str
+) -> None:
+    api.post("/Calls.json").respond(400, json=error_json(code, 400))
+    with pytest.raises(PermanentError) as caught:
+        await telephony.place_call(CALL)
+    assert caught.value.kind == kind
+
+
+# --- SMS -----------------------------------------------------------------------------------
+async def test_sms_posts_body_status_callback_and_messaging_service(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Messages.json").respond(201, json=SMS_JSON)
+    ref = await telephony.send_sms(SMS)
+    assert (ref.id, ref.status) == ("SM1", "accepted")
+    assert form(only_request(route)) == {
+        "To": ["+8613800138000"],
+        "StatusCallback": [f"{BASE}/twilio/sms/status?attempt=att-2"],
+        "MessagingServiceSid": ["MG1"],
+        "Body": ["Hello. 回复TD退订"],
+    }
+
+
+async def test_sms_from_a_named_number_sends_from_instead_of_the_service(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Messages.json").respond(201, json=SMS_JSON)
+    await telephony.send_sms(SmsRequest("att-3", "+14155550100", "Hi", "+14155550199"))
+    body = form(only_request(route))
+    assert body["From"] == ["+14155550199"]
+    assert "MessagingServiceSid" not in body
+
+
+# --- look-ups for the reconciler ----------------------------------------------------------
+async def test_fetch_call_reads_status_and_answered_by(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    api.get("/Calls/CA1.json").respond(
+        200,
+        json={**CALL_JSON, "status": "completed", "duration": "42", "answered_by": "human",
+              "start_time": "Mon, 03 Mar 2025 17:00:05 +0000"},
+    )  # fmt: skip
+    info = await telephony.fetch_call("CA1")
+    assert (info.status, info.duration_seconds, info.answered_by) == ("completed", 42, "human")
+    assert info.started_at == datetime(2025, 3, 3, 17, 0, 5, tzinfo=UTC)
+    assert info.from_number == "+14155550199"
+
+
+async def test_5xx_on_a_fetch_is_retried_because_reading_changes_nothing(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.get("/Messages/SM1.json").mock(
+        side_effect=[
+            httpx.Response(503, json=error_json(20503, 503)),
+            httpx.ReadTimeout("slow"),
+            httpx.Response(200, json={**SMS_JSON, "status": "undelivered", "error_code": 30003}),
+        ]
+    )
+    info = await telephony.fetch_message("SM1")
+    assert (info.status, info.error_code) == ("undelivered", 30003)
+    assert route.call_count == 3
+
+
+async def test_fetch_of_an_unknown_sid_is_not_found(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    api.get("/Calls/CA404.json").respond(404, json=error_json(20404, 404))
+    with pytest.raises(NotFoundError):
+        await telephony.fetch_call("CA404")
+
+
+async def test_find_calls_lists_by_to_and_keeps_those_created_since(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    newer = {**CALL_JSON, "sid": "CA2", "date_created": "Mon, 03 Mar 2025 17:05:00 +0000"}
+    older = {**CALL_JSON, "sid": "CA0", "date_created": "Mon, 03 Mar 2025 16:00:00 +0000"}
+    route = api.get("/Calls.json").respond(
+        200,
+        json={"calls": [newer, CALL_JSON, older], "next_page_uri": None, "page": 0,
+              "page_size": 50, "uri": f"/2010-04-01/Accounts/{SID}/Calls.json"},
+    )  # fmt: skip
+    found = await telephony.find_calls("+14155550100", datetime(2025, 3, 3, 17, 0, tzinfo=UTC))
+    assert [c.sid for c in found] == ["CA2", "CA1"]
+    params = only_request(route).url.params
+    assert params["To"] == "+14155550100"
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = datetime(2025, 3, 3, 17, 0, tzinfo=UTC)
+    assert retry_after_seconds("12") == 12.0
+    assert retry_after_seconds("Mon, 03 Mar 2025 17:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
