@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.errors import PermanentJobError, QueueError, RetryLater
-from adapters.ports import Delivery, Job
+from adapters.ports import DeadLetter, Delivery, Job
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings, pick_delay_bucket
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -115,7 +115,7 @@ async def test_poison_job_reaches_the_dead_letter_queue_after_the_delivery_limit
     await queue.publish([job("poison")])
     await queue.consume(crash, concurrency=1)
     await wait_until(lambda: len(deliveries) == 3)
-    letters: list = []
+    letters: list[DeadLetter] = []
 
     async def has_dead_letter() -> None:
         while not letters:
@@ -147,7 +147,7 @@ async def test_permanent_job_error_dead_letters_without_redelivery(
     await queue.publish([job("closed")])
     await queue.consume(refuse, concurrency=1)
     await wait_until(lambda: len(calls) == 1)
-    letters = []
+    letters: list[DeadLetter] = []
     async with asyncio.timeout(10):
         while not letters:
             letters = await queue.dead_letters()
@@ -277,7 +277,7 @@ async def test_dead_letters_are_listed_without_removal_and_replayed_on_demand(
 
     await queue.publish([job("x"), job("y"), job("z")])
     await queue.consume(handler, concurrency=3)
-    letters: list = []
+    letters: list[DeadLetter] = []
     async with asyncio.timeout(10):
         while len(letters) < 3:
             letters = await queue.dead_letters()

@@ -1,0 +1,122 @@
+"""TwiML for a collection call that honours disclosure (architecture invariant 4).
+
+The call flow, one document per step (the service's webhooks pick the step):
+1. `greeting`: whoever answers hears at most who is calling (identity level) and is asked
+   to press 1 if they are the person we seek, 2 if not. Nothing about any debt.
+2. `debtor_menu` after 1: what the decision granted (full: amount and due date) and the
+   keypad: 1 promise to pay, 2 call me back, 3 talk to the team (<Dial>), 9 stop calls.
+3. `third_party` after 2, or on a call placed to a third party: only what was granted to
+   the person on the line (`none` by default: ask them to pass on a call-back number).
+4. `voicemail` when AMD reports a machine: limited content (12 CFR 1006.2(j)).
+Every text comes from `adapters.templates`; a template above the granted level never
+renders, and the builder raises rather than fall back to saying more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
+
+from adapters.errors import TemplateError
+from adapters.templates import RoleGroup, TemplateRegistry, default_registry
+from strategy.model import Channel, Disclosure
+
+# <Say language>; pick a voice that speaks it (VoiceScript.voice), e.g. a Polly or
+# Google voice for Mandarin: the default voice may not.
+SAY_LANGUAGE = {"en": "en-US", "zh": "zh-CN"}
+KEYS = {"1": "promise", "2": "callback", "3": "connect", "9": "stop"}  # debtor menu
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceScript:
+    """What one call may say: the granted levels, the field values, the language."""
+
+    granted: Disclosure  # AllowedAction.disclosure for the party called
+    voicemail_granted: Disclosure  # AllowedAction.voicemail_disclosure
+    values: Mapping[str, str]
+    language: str = "en"
+    group: RoleGroup = RoleGroup.DEBTOR  # of the party the call was placed to
+    third_party_granted: Disclosure = Disclosure.NONE  # for someone else on the line
+    team_number: str | None = None  # E.164 of the assigned team, for keypad 3
+    voice: str | None = None  # <Say voice>, e.g. "Polly.Joanna"; None: Twilio's default
+    registry: TemplateRegistry = field(default_factory=default_registry)
+
+    def text(self, group: RoleGroup, purpose: str, granted: Disclosure) -> str:
+        rendered = self.registry.render(
+            Channel.VOICE, group, purpose, granted, self.language, self.values
+        )
+        return rendered.body
+
+
+def _say(node: VoiceResponse, script: VoiceScript, text: str) -> None:
+    node.say(text, language=SAY_LANGUAGE.get(script.language, script.language), voice=script.voice)
+
+
+def greeting(script: VoiceScript, action_url: str, *, timeout_seconds: int = 8) -> str:
+    """The first words on a call. A call placed to a third party goes straight to the
+    third-party message; anyone else is asked to confirm who they are."""
+    if script.group is not RoleGroup.DEBTOR:
+        return third_party(script, granted=script.granted)
+    # Whoever answers is not yet known: at most identity, whatever the debtor was granted.
+    level = Disclosure.lowest(script.granted, Disclosure.IDENTITY)
+    response = VoiceResponse()
+    gather = response.gather(
+        num_digits=1, action=action_url, method="POST", timeout=timeout_seconds
+    )
+    _say(gather, script, script.text(RoleGroup.DEBTOR, "greeting", level))
+    _say(response, script, script.text(RoleGroup.DEBTOR, "no_input", Disclosure.NONE))
+    response.hangup()
+    return str(response)
+
+
+def debtor_menu(script: VoiceScript, action_url: str, *, timeout_seconds: int = 10) -> str:
+    """After the person confirmed (keypad 1) they are the debtor: what was granted."""
+    response = VoiceResponse()
+    gather = response.gather(
+        num_digits=1, action=action_url, method="POST", timeout=timeout_seconds
+    )
+    _say(gather, script, script.text(RoleGroup.DEBTOR, "confirmed", script.granted))
+    _say(response, script, script.text(RoleGroup.DEBTOR, "no_input", Disclosure.NONE))
+    response.hangup()
+    return str(response)
+
+
+def third_party(script: VoiceScript, *, granted: Disclosure | None = None) -> str:
+    """For a person who is not the debtor: only what was granted to them (`none` unless
+    the call was placed to a third party with a decision of its own)."""
+    level = script.third_party_granted if granted is None else granted
+    response = VoiceResponse()
+    _say(response, script, script.text(RoleGroup.THIRD_PARTY, "message", level))
+    response.hangup()
+    return str(response)
+
+
+def voicemail(script: VoiceScript) -> str:
+    """An answering machine: the limited-content message, never more than the decision's
+    voicemail level nor the level granted for the party."""
+    level = Disclosure.lowest(script.voicemail_granted, script.granted)
+    response = VoiceResponse()
+    _say(response, script, script.text(script.group, "voicemail", level))
+    response.hangup()
+    return str(response)
+
+
+def connect_to_team(script: VoiceScript, *, caller_id: str | None = None) -> str:
+    """Keypad 3: put the confirmed debtor through to the assigned team."""
+    if not script.team_number:
+        raise TemplateError("no team number to connect the call to")
+    response = VoiceResponse()
+    _say(response, script, script.text(RoleGroup.DEBTOR, "connecting", Disclosure.NONE))
+    response.dial(script.team_number, caller_id=caller_id)
+    return str(response)
+
+
+def closing(script: VoiceScript, purpose: str) -> str:
+    """A fixed last sentence, then hang up: `promise_recorded`, `callback_requested`,
+    `opted_out`, `no_input`."""
+    response = VoiceResponse()
+    _say(response, script, script.text(RoleGroup.DEBTOR, purpose, Disclosure.NONE))
+    response.hangup()
+    return str(response)
