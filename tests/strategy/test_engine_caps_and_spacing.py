@@ -334,3 +334,20 @@ def test_next_allowed_is_allowed(hours: float) -> None:
         assert refusal.next_allowed is not None
         later = run(TWO_PHONES, tries, refusal.next_allowed, capped)
         assert later.allowed_for(refusal.candidate.contact_point_id, refusal.candidate.channel)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: quiet periods read only the party's LATEST right-party"
+    " conversation (HistoryIndex.last_rpc_by_party) and skip it when it lies after `now`,"
+    " so deciding at an earlier instant (a replay or preview with the full history)"
+    " ignores a conversation one hour before `now`",
+)
+def test_quiet_period_holds_when_history_also_has_a_later_conversation() -> None:
+    quiet = strategy(tier(quiet_hours_after_conversation=4))
+    talks = history(
+        attempt(at(2026, 3, 10, 9, 0), result=Result.RIGHT_PARTY),
+        attempt(at(2026, 3, 10, 15, 0), result=Result.RIGHT_PARTY),
+    )
+    decision = run(TWO_PHONES, talks, at(2026, 3, 10, 10, 0), quiet)
+    assert "quiet.after_conversation" in refused_rules(decision, "m1", VOICE)

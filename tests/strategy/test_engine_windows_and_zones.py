@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from strategy.model import PartyRole
 from tests.strategy.builders import (
     CHICAGO,
@@ -14,6 +16,7 @@ from tests.strategy.builders import (
     SMS,
     UNPLACEABLE,
     US_CHICAGO_MOBILE,
+    US_LA_MOBILE,
     US_TOLL_FREE,
     VOICE,
     at,
@@ -253,3 +256,35 @@ def test_spring_forward_night_stays_closed_us() -> None:
     decision = run(NY_CASE, None, utc(2026, 3, 8, 7, 30), US)
     refusal = decision.refusal_for("m1", VOICE)
     assert refusal is not None and refusal.next_allowed == at(2026, 3, 8, 8, 0, NEW_YORK)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: an email's candidate zones come from the party's FIRST placeable"
+    " phone only (engine._candidates: `phone_zones = phone_zones or ...`), so a party with"
+    " a Chicago and a Los Angeles phone is emailed at 08:30 Chicago = 06:30 Los Angeles;"
+    " 12 CFR 1006.6(b)(1)(i) wants hours convenient in every possible zone",
+)
+def test_email_zone_covers_every_phone_zone_of_the_party_us() -> None:
+    the_case = case(
+        debtor(phone("m1", US_CHICAGO_MOBILE), phone("m2", US_LA_MOBILE), email()), due=DUE
+    )
+    us_email = strategy(tier(channels=["email"]), profile="us-consumer", timezone="UTC")
+    decision = run(the_case, None, at(2026, 3, 10, 8, 30, CHICAGO), us_email)
+    assert set(decision.extra["zones"]["e1"]) == {CHICAGO, "America/Los_Angeles"}
+    assert not is_allowed(decision, "e1", EMAIL)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: a phone's own known zone (ContactPoint.timezone) is not used for"
+    " the party's other contact points: the email of a debtor whose phone is known to be in"
+    " Los Angeles falls back to the portfolio zone (UTC) and is sent at 07:00 Los Angeles",
+)
+def test_email_zone_uses_a_known_phone_zone_of_the_party_us() -> None:
+    la = "America/Los_Angeles"
+    the_case = case(debtor(phone("m1", US_LA_MOBILE, tz=la), email()), due=DUE)
+    us_email = strategy(tier(channels=["email"]), profile="us-consumer", timezone="UTC")
+    decision = run(the_case, None, at(2026, 3, 10, 7, 0, la), us_email)
+    assert decision.extra["zones"]["e1"] == [la]
+    assert not is_allowed(decision, "e1", EMAIL)
