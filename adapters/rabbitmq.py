@@ -181,14 +181,24 @@ class RabbitJobQueue(JobQueue):
         return c is not None and not c.is_closed and c.connected.is_set()
 
     async def delete_topology(self) -> None:
-        """Delete every queue and exchange of this namespace (tests, decommissioning)."""
-        channel = await self._require_channel()
+        """Delete every queue and exchange of this namespace (tests, decommissioning).
+        Call it after `close()`: it uses a plain connection of its own, because a robust
+        channel whose consumer the broker cancels would declare the queue again."""
         names = [self.work_queue_name, self.dead_queue_name]
         names += [self.delay_queue_name(b) for b in self.settings.delay_buckets]
-        for name in names:
-            await channel.queue_delete(name)
-        for name in (self.work_exchange_name, self.delay_exchange_name, self.dead_exchange_name):
-            await channel.exchange_delete(name)
+        connection = await aio_pika.connect(self.settings.url)
+        try:
+            channel = await connection.channel()
+            for name in names:
+                await channel.queue_delete(name)
+            for name in (
+                self.work_exchange_name,
+                self.delay_exchange_name,
+                self.dead_exchange_name,
+            ):
+                await channel.exchange_delete(name)
+        finally:
+            await connection.close()
 
     async def _declare_topology(self) -> None:
         channel = await self._require_channel()

@@ -56,10 +56,10 @@ async def make_queue(rabbit_url: str) -> AsyncIterator[QueueFactory]:
         return queue
 
     yield make
-    if made:
-        await made[0].delete_topology()
     for queue in made:
         await queue.close()
+    if made:
+        await made[0].delete_topology()
 
 
 class Recorder:
