@@ -251,21 +251,20 @@ async def import_stream(
     async def flush() -> None:
         if not batch.rows:
             return
-        by_portfolio: dict[str, list[str]] = {}
-        for p, ref in batch.keys:
-            by_portfolio.setdefault(p, []).append(ref)
-        existing = 0
-        for p, refs in by_portfolio.items():
-            existing += len(await cases.existing_refs(session, p, refs))
+        names = sorted({p for p, _ in batch.keys})
+        # Created vs updated from the portfolios' sizes around the upsert: one indexed count
+        # instead of a lookup per case (a concurrent import of the same portfolio skews it).
+        before = await cases.count_in(session, names)
         await cases.upsert(session, batch.rows)
-        created = len(batch.rows) - existing
+        created = await cases.count_in(session, names) - before
+        existing = len(batch.rows) - created
         await audit.append(
             session,
             at=now,
             actor=actor,
             action="case.import",
             entity="import",
-            entity_id=",".join(sorted(by_portfolio)),
+            entity_id=",".join(names),
             detail={"created": created, "updated": existing, "cases": len(batch.rows)},
         )
         await session.commit()

