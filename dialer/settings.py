@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,26 @@ class Settings(BaseSettings):
     # Per-case changes listed by a simulation before it reports `truncated`.
     simulate_change_limit: int = Field(default=200, ge=0)
     page_size_max: int = Field(default=500, ge=1)
+
+    # --- Twilio webhooks (dialer.webhooks) ---
+    twilio_account_sid: str = ""
+    # Signs every webhook (X-Twilio-Signature); a secret: never logged, never echoed.
+    twilio_auth_token: SecretStr = SecretStr("")
+    # The URL Twilio reaches the service at (scheme, host, optional path prefix): callback
+    # URLs are built from it and signatures are checked against it, behind any proxy.
+    public_base_url: str = "http://127.0.0.1:8000"
+    webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Voice flow: what the keypad records and whom keypad 3 reaches (team -> E.164).
+    promise_days: int = Field(default=7, ge=1, le=60)
+    callback_after_minutes: int = Field(default=240, ge=1)
+    team_numbers: dict[str, str] = Field(default_factory=dict)
+    default_team_number: str | None = None
+    company_display_name: str = "Collections Service"
+    agent_display_name: str = "the service team"
+    callback_number: str = ""
+    voice_language: str = "en"
+    # Attempts left in a non-final state longer than this are looked up at the provider.
+    stuck_attempt_timeout_seconds: int = Field(default=1800, ge=60)
 
     @property
     def is_sqlite(self) -> bool:
