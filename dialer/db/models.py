@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -146,7 +147,11 @@ class AttemptRow(Base):
     """One contact attempt, shaped for dispatch and webhooks (later issues)."""
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_case_id_at", "case_id", "at"),)
+    __table_args__ = (
+        Index("ix_attempts_case_id_at", "case_id", "at"),
+        Index("ix_attempts_campaign_id_state", "campaign_id", "state"),
+        Index("ix_attempts_state_reserved_at", "state", "reserved_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
@@ -170,6 +175,20 @@ class AttemptRow(Base):
     callback_at: Mapped[datetime | None]
     last_sequence_number: Mapped[int | None] = mapped_column(Integer)
     notes: Mapped[str | None] = mapped_column(Text)
+    # dispatch (0002): what the planner and the worker recorded
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
+    not_before: Mapped[datetime | None]  # the planned send time
+    disclosure: Mapped[str | None] = mapped_column(String(16))
+    voicemail_disclosure: Mapped[str | None] = mapped_column(String(16))
+    template_key: Mapped[str | None] = mapped_column(String(200))
+    append_opt_out: Mapped[bool | None] = mapped_column(Boolean)
+    refusal: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # every reason, at dispatch
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
 
 
 class OutcomeRow(Base):
@@ -256,10 +275,57 @@ class CampaignRow(Base):
     channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
     window: Mapped[str | None] = mapped_column(String(16))  # local "09:00-12:00"
     pacing_cps: Mapped[float] = mapped_column(Float, default=1.0)
-    max_in_progress: Mapped[int] = mapped_column(Integer, default=10)
-    status: Mapped[str] = mapped_column(String(16))  # draft / active / paused / done
+    max_in_progress: Mapped[int | None] = mapped_column(Integer, default=10)  # None: no limit
+    # draft / running / paused / cancelled / done
+    status: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+    plan_cursor: Mapped[str | None] = mapped_column(String(36))  # last case id planned
+    plan_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    plan_lease_until: Mapped[datetime | None]
+    plan_lease_owner: Mapped[str | None] = mapped_column(String(64))
+    cases_seen: Mapped[int] = mapped_column(Integer, default=0)
+    planned: Mapped[int] = mapped_column(Integer, default=0)
+    refused_by_rule: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class OutboxRow(Base):
+    """A job to publish once the transaction that wrote it has committed."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "available_at",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    available_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PacingRow(Base):
+    """A campaign's next free dispatch slot: the rate holds across every worker process."""
+
+    __tablename__ = "pacing"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    next_slot_at: Mapped[datetime]
 
 
 class ApiKeyRow(Base):
