@@ -20,6 +20,7 @@ from strategy.document import (
     Counted,
     PartyRule,
     Preference,
+    Scope,
     Spacing,
     Strategy,
     Tier,
@@ -44,6 +45,8 @@ class CompiledCap:
     roles: frozenset[PartyRole]  # the party roles a case-scope cap counts
     rule: str
     clause: Clause | None
+    message: str  # "of 3 attempts per party (sms/voice) in 1 local day(s)", after the count
+    source: str | None  # "<clause id>: <source>", as a reason shows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ class CompiledTier:
     interval_cache: dict[tuple[str, int, bool], tuple[Interval, ...]]
     # (party role, knows of the debt, channel) -> the engine's per-tier facts; pure.
     facts_cache: dict[tuple[PartyRole, bool, Channel], object]
+    # (channel, party role, disclosure) -> template key; pure.
+    template_keys: dict[tuple[Channel, PartyRole, Disclosure], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,17 +168,24 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         allowed_by=allowed_by,
         interval_cache={},
         facts_cache={},
+        template_keys={},
     )
 
 
 def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
     roles = cap.roles or frozenset(PartyRole)
+    channels = frozenset(cap.channels or _ALL_CHANNELS)
+    period = f"{cap.local_days} local day(s)" if cap.local_days else f"{cap.rolling_hours:g} h"
+    scope = "contact point" if cap.scope is Scope.CONTACT_POINT else str(cap.scope)
+    what = f"{counted_label(cap.count)} per {scope} ({'/'.join(sorted(channels))})"
     return CompiledCap(
         cap=cap,
-        channels=frozenset(cap.channels or _ALL_CHANNELS),
+        channels=channels,
         roles=frozenset(roles),
         rule=rule,
         clause=clause,
+        message=f"of {cap.limit} {what} in {period}",
+        source=f"{clause.id}: {clause.source}" if clause is not None else None,
     )
 
 

@@ -32,7 +32,6 @@ from strategy.compiled import (
     CompiledStrategy,
     CompiledTier,
     compile_strategy,
-    counted_label,
     day_intervals,
 )
 from strategy.decision import (
@@ -79,21 +78,76 @@ _ALL_ROLES: Final = frozenset(PartyRole)
 _ALL_CHANNELS: Final = frozenset(Channel)
 _DEBTOR_ONLY: Final = frozenset({PartyRole.DEBTOR})
 
-# An internal reason: (rule, message, next-allowed instant or None, clause or None)
-_R = tuple[str, str, float | None, Clause | None]
+# An internal reason: (rule, message, next-allowed instant or None, clause source or None)
+_R = tuple[str, str, float | None, str | None]
 
 
-@dataclass(frozen=True, slots=True)
 class _Cand:
-    party: Party
-    point: ContactPoint
-    channel: Channel
-    zones: tuple[str, ...]
-    zone_source: str
-    mobile: bool | None
-    public: Candidate
-    index: int
-    static: tuple[_R, ...]
+    """One candidate (party x contact point x channel) and what is known of it per tier."""
+
+    __slots__ = (
+        "channel",
+        "party",
+        "per_tier",
+        "point",
+        "public",
+        "static",
+        "zone_key",
+        "zone_source",
+        "zones",
+    )
+
+    def __init__(
+        self,
+        party: Party,
+        point: ContactPoint,
+        channel: Channel,
+        zones: tuple[str, ...],
+        zone_source: str,
+        static: tuple[_R, ...],
+    ) -> None:
+        self.party = party
+        self.point = point
+        self.channel = channel
+        self.zones = zones
+        self.zone_source = zone_source
+        self.public = Candidate(party.id, party.role, point.id, channel)
+        self.static = static
+        self.zone_key = 0  # the same int for candidates with equal zones (cheap slot keys)
+        self.per_tier: dict[int, _CandTier] = {}
+
+
+class _CandTier:
+    """A candidate under one tier: its facts and the slots of the caps and spacing rules
+    it reads. Candidates that share a cap's group and zones share its slot, so a cap is
+    counted once per instant however many candidates it binds."""
+
+    __slots__ = ("caps", "facts", "spacing")
+
+    def __init__(
+        self,
+        facts: _TierFacts,
+        caps: tuple[tuple[int, CompiledCap, str | frozenset[PartyRole]], ...],
+        spacing: tuple[tuple[int, CompiledSpacing, str | frozenset[PartyRole]], ...],
+    ) -> None:
+        self.facts = facts
+        self.caps = caps
+        self.spacing = spacing
+
+
+class _At:
+    """What the rules found at one instant, shared by every candidate evaluated there."""
+
+    __slots__ = ("caps", "state", "unreachable", "windows")
+
+    def __init__(self, state: _TierState) -> None:
+        self.state = state
+        self.caps: dict[int, _R | None] = {}  # slot -> verdict (cap or spacing)
+        self.windows: dict[tuple[str, ...], tuple[bool, float | None, str, str]] = {}
+        self.unreachable: bool | None = None
+
+
+_MISSING: Final[tuple[str, str, None, None]] = ("", "", None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +194,20 @@ class _Evaluator:
         self.case = case
         self.cs = cs
         self.strategy = cs.strategy
-        self.profile = cs.profile
+        profile = self.profile = cs.profile
         self.home_zone = cs.strategy.timezone
+        self.third_party_source = _source(profile.third_party_clause)
+        self.window_source = _source(profile.window_clause)
+        self.quiet_source = _source(profile.quiet_clause)
         roles = {p.id: p.role for p in case.parties}
         self.idx = HistoryIndex(history, roles)
         self.payments = sorted(history.payments)
         self.candidates: list[_Cand] = self._candidates()
-        self._tier_memo: dict[float, _TierState] = {}
+        self._at_memo: dict[float, _At] = {}
         self._dt_memo: dict[float, datetime] = {}
         self._pref_memo: dict[tuple[int, str, float], tuple[int, tuple[str, ...]]] = {}
-        self._window_memo: dict[
-            tuple[int, tuple[str, ...], float], tuple[bool, float | None, str, str]
-        ] = {}
-        self._unreachable_memo: dict[tuple[int, float], bool] = {}
-        self._cap_memo: dict[tuple[int, object, tuple[str, ...], float], _R | None] = {}
+        # (cap or spacing rule, group, zones) -> slot; per decision, filled per tier.
+        self._slots: dict[tuple[int, object, int], int] = {}
         self._period_memo: dict[tuple[tuple[str, ...], int, float], tuple[float, float]] = {}
 
     # --- facts that do not depend on time --------------------------------------------
@@ -181,25 +235,18 @@ class _Evaluator:
                 if cp.kind is ContactKind.PHONE and mobile is None:
                     mobile = phone_facts(cp.value)[1]
                 for channel in CHANNELS_BY_KIND[cp.kind]:
-                    out.append(
-                        _Cand(
-                            party=party,
-                            point=cp,
-                            channel=channel,
-                            zones=zones,
-                            zone_source=source,
-                            mobile=mobile,
-                            public=Candidate(party.id, party.role, cp.id, channel),
-                            index=len(out),
-                            static=self._static_reasons(party, cp, channel, mobile),
-                        )
-                    )
+                    static = self._static_reasons(party, cp, channel, mobile)
+                    out.append(_Cand(party, cp, channel, zones, source, static))
+        zone_keys: dict[tuple[str, ...], int] = {}
+        for cand in out:
+            cand.zone_key = zone_keys.setdefault(cand.zones, len(zone_keys))
         return out
 
     # --- the decision --------------------------------------------------------------------
     def decide(self, now: datetime) -> Decision:
         t = now.timestamp()
-        state = self._tier_state(t)
+        at = self._at(t)
+        state = at.state
         allowed: list[AllowedAction] = []
         refused: list[Refusal] = []
         for cand in self.candidates:
@@ -210,35 +257,41 @@ class _Evaluator:
                 nxt = self._next_allowed(cand, t, reasons)
                 refused.append(
                     Refusal(
-                        candidate=cand.public,
-                        reasons=tuple(_public(r) for r in reasons),
-                        next_allowed=from_ts(nxt) if nxt is not None else None,
+                        cand.public,
+                        tuple(map(_public, reasons)),
+                        from_ts(nxt) if nxt is not None else None,
                     )
                 )
-        allowed.sort(key=lambda a: (-a.preference, a.candidate.party_role != PartyRole.DEBTOR))
+        if len(allowed) > 1:
+            allowed.sort(key=lambda a: (-a.preference, a.candidate.party_role != PartyRole.DEBTOR))
         tier = state.tier.tier if state.tier else None
         guidance = tier.guidance if tier else ()
         promise = self._promise_state(t)
         if promise and promise[0] == "broken":
             guidance = (*guidance, f"promise to pay of {promise[1]} was broken: collection resumes")
+        zones: dict[str, list[str]] = {}
+        zone_sources: dict[str, str] = {}
+        for c in self.candidates:
+            zones[c.point.id] = list(c.zones)
+            zone_sources[c.point.id] = c.zone_source
         return Decision(
-            case_id=self.case.id,
-            at=now,
-            strategy=self.strategy.name,
-            strategy_version=self.strategy.version,
-            profile=self.profile.name,
-            tier=tier.id if tier else None,
-            days_past_due=state.dpd,
-            allowed=tuple(allowed),
-            refused=tuple(refused),
-            case_reasons=tuple(_public(r) for r in state.case_reasons),
-            tasks=self._tasks(t, state),
-            guidance=guidance,
-            extra={
+            self.case.id,
+            now,
+            self.strategy.name,
+            self.strategy.version,
+            self.profile.name,
+            tier.id if tier else None,
+            state.dpd,
+            tuple(allowed),
+            tuple(refused),
+            tuple(map(_public, state.case_reasons)),
+            self._tasks(t, state),
+            guidance,
+            {
                 "days_in_stage": state.days_in_stage,
                 "promise": promise[0] if promise else None,
-                "zones": {c.point.id: list(c.zones) for c in self.candidates},
-                "zone_sources": {c.point.id: c.zone_source for c in self.candidates},
+                "zones": zones,
+                "zone_sources": zone_sources,
             },
         )
 
@@ -247,30 +300,40 @@ class _Evaluator:
     ) -> AllowedAction:
         ct = state.tier
         assert ct is not None
-        tier = ct.tier
         score, notes = self._preference(ct, cand.zones[0], t)
-        base = tier.templates.get(cand.channel, tier.id)
+        channel = cand.channel
+        key = (channel, cand.party.role, disclosure)
+        template_key = ct.template_keys.get(key)
+        if template_key is None:
+            tier = ct.tier
+            base = tier.templates.get(channel, tier.id)
+            template_key = f"{base}.{channel}.{cand.party.role}.{disclosure}"
+            ct.template_keys[key] = template_key
+        profile = self.profile
         return AllowedAction(
-            candidate=cand.public,
-            disclosure=disclosure,
-            template_key=f"{base}.{cand.channel}.{cand.party.role}.{disclosure}",
-            window_start=self._from_ts(t),
-            window_end=self._from_ts(window_end),
-            allowed_by=ct.allowed_by,
-            zones=cand.zones,
-            voicemail_disclosure=Disclosure.lowest(
-                disclosure, self.profile.voicemail_max_disclosure
-            ),
-            append_opt_out=cand.channel in self.profile.opt_out_text_required,
-            preference=score,
-            preference_notes=notes,
+            cand.public,
+            disclosure,
+            template_key,
+            self._from_ts(t),
+            self._from_ts(window_end),
+            ct.allowed_by,
+            cand.zones,
+            _lowest(disclosure, profile.voicemail_max_disclosure),
+            channel in profile.opt_out_text_required,
+            score,
+            notes,
         )
 
     # --- case-level state at an instant ------------------------------------------------
+    def _at(self, t: float) -> _At:
+        hit = self._at_memo.get(t)
+        if hit is None:
+            if len(self._at_memo) > 64:
+                self._at_memo.clear()
+            hit = self._at_memo[t] = _At(self._tier_state(t))
+        return hit
+
     def _tier_state(self, t: float) -> _TierState:
-        hit = self._tier_memo.get(t)
-        if hit is not None:
-            return hit
         case = self.case
         today = local_date(t, self.home_zone)
         dpd = (today - case.due_date).days
@@ -289,11 +352,7 @@ class _Evaluator:
             chosen = ct
             break
         reasons = self._case_reasons(t, today, dpd, days_in_stage, chosen)
-        state = _TierState(chosen, dpd, days_in_stage, reasons)
-        if len(self._tier_memo) > 64:
-            self._tier_memo.clear()
-        self._tier_memo[t] = state
-        return state
+        return _TierState(chosen, dpd, days_in_stage, reasons)
 
     def _case_reasons(
         self, t: float, today: date, dpd: int, days_in_stage: int | None, tier: CompiledTier | None
@@ -391,7 +450,7 @@ class _Evaluator:
                     "attorney.represented",
                     "the debtor is represented by an attorney: contact the attorney only",
                     None,
-                    profile.attorney_clause,
+                    _source(profile.attorney_clause),
                 )
             )
         if role is PartyRole.ATTORNEY and not represented:
@@ -408,7 +467,7 @@ class _Evaluator:
                     "party.refused",
                     "this person refused further contact on an earlier call",
                     None,
-                    profile.refusal_clause,
+                    _source(profile.refusal_clause),
                 )
             )
         if (
@@ -422,7 +481,7 @@ class _Evaluator:
                     "guardrail.third_party_once",
                     "this third party was already spoken to and did not ask for a call back",
                     None,
-                    profile.third_party_once_clause,
+                    _source(profile.third_party_once_clause),
                 )
             )
         if cp.validity in (Validity.WRONG_NUMBER, Validity.INVALID):
@@ -443,7 +502,7 @@ class _Evaluator:
                     "guardrail.consent",
                     f"no prior express consent for {channel} on this number",
                     None,
-                    profile.consent_clause,
+                    _source(profile.consent_clause),
                 )
             )
         if channel is Channel.SMS and mobile is False:
@@ -509,18 +568,65 @@ class _Evaluator:
         ct.facts_cache[key] = facts
         return facts
 
+    def _cand_tier(self, ct: CompiledTier, cand: _Cand) -> _CandTier:
+        """The candidate's facts under a tier and the slots of the caps and spacing rules
+        it reads (once per decision and tier)."""
+        facts = self._tier_facts(ct, cand)
+        slots = self._slots
+        zones = cand.zone_key
+        cp_id = cand.point.id
+        party_id = cand.party.id
+        caps = []
+        for ccap in facts.caps:
+            scope = ccap.cap.scope
+            group = (
+                cp_id
+                if scope is Scope.CONTACT_POINT
+                else party_id
+                if scope is Scope.PARTY
+                else ccap.roles
+            )
+            key = (id(ccap), group, zones)
+            slot = slots.get(key)
+            if slot is None:
+                slot = slots[key] = len(slots)
+            caps.append((slot, ccap, group))
+        spacing = []
+        for sp in facts.spacing:
+            scope = sp.spacing.scope
+            group = (
+                cp_id
+                if scope is Scope.CONTACT_POINT
+                else party_id
+                if scope is Scope.PARTY
+                else _ALL_ROLES
+            )
+            key = (id(sp), group, -1)
+            slot = slots.get(key)
+            if slot is None:
+                slot = slots[key] = len(slots)
+            spacing.append((slot, sp, group))
+        hit = cand.per_tier[ct.key] = _CandTier(facts, tuple(caps), tuple(spacing))
+        return hit
+
     def _evaluate(self, cand: _Cand, t: float) -> tuple[list[_R], Disclosure, float]:
-        state = self._tier_state(t)
+        at = self._at(t)
+        state = at.state
         ct = state.tier
         reasons: list[_R] = [*state.case_reasons, *cand.static]
         if ct is None:
             return reasons, Disclosure.NONE, t
-        facts = self._tier_facts(ct, cand)
+        ctf = cand.per_tier.get(ct.key)
+        if ctf is None:
+            ctf = self._cand_tier(ct, cand)
+        facts = ctf.facts
         if facts.reasons:
             reasons.extend(facts.reasons)
         disclosure = facts.disclosure
         if facts.needs_unreachable or facts.guard_unreachable or facts.raised is not None:
-            unreachable = self._debtor_unreachable(ct, t)
+            unreachable = at.unreachable
+            if unreachable is None:
+                unreachable = at.unreachable = self._debtor_unreachable(ct, t)
             if not unreachable:
                 if facts.needs_unreachable:
                     reasons.append(
@@ -538,41 +644,38 @@ class _Evaluator:
                             "guardrail.third_party",
                             "third parties only when the debtor cannot be reached",
                             None,
-                            self.profile.third_party_clause,
+                            self.third_party_source,
                         )
                     )
             elif facts.raised is not None:
                 disclosure = facts.raised
 
         # When: the local window in every candidate zone.
-        inside, end_or_next, wrule, message = self._window(ct, cand.zones, t)
+        window = at.windows.get(cand.zones)
+        if window is None:
+            window = at.windows[cand.zones] = self._window(ct, cand.zones, t)
+        inside, end_or_next, wrule, message = window
         window_end = t
         if inside:
             window_end = end_or_next if end_or_next is not None else t
         else:
-            clause = self.profile.window_clause if wrule == "guardrail.window" else None
-            reasons.append((wrule, message, end_or_next, clause))
+            source = self.window_source if wrule == "guardrail.window" else None
+            reasons.append((wrule, message, end_or_next, source))
 
-        # How often: caps, spacing, quiet periods.
-        for ccap in facts.caps:
-            r = self._cap(ccap, cand, t)
+        # How often: caps, spacing, quiet periods; each slot counted once per instant.
+        verdicts = at.caps
+        for slot, ccap, group in ctf.caps:
+            r = verdicts.get(slot, _MISSING)
+            if r is _MISSING:
+                r = verdicts[slot] = self._cap(ccap, group, cand.zones, t)
             if r is not None:
                 reasons.append(r)
-        if facts.spacing:
-            idx = self.idx
-            for sp in facts.spacing:
-                scope = sp.spacing.scope
-                last = idx.last_before(t, scope, self._group(scope, cand, _ALL_ROLES), sp.channels)
-                if last is not None and t - last < sp.seconds:
-                    reasons.append(
-                        (
-                            f"spacing.{scope}",
-                            f"at least {sp.spacing.minutes} min between attempts"
-                            f" per {_label(scope)}",
-                            last + sp.seconds,
-                            None,
-                        )
-                    )
+        for slot, sp, group in ctf.spacing:
+            r = verdicts.get(slot, _MISSING)
+            if r is _MISSING:
+                r = verdicts[slot] = self._spacing(sp, group, t)
+            if r is not None:
+                reasons.append(r)
         last_rpc = self.idx.last_rpc_by_party.get(cand.party.id)
         if last_rpc is not None and last_rpc <= t:
             if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
@@ -593,7 +696,7 @@ class _Evaluator:
                         f" {self.profile.quiet_hours_after_conversation / 24:g} days"
                         " after a conversation",
                         last_rpc + ct.profile_quiet_seconds,
-                        self.profile.quiet_clause,
+                        self.quiet_source,
                     )
                 )
         return reasons, disclosure, window_end
@@ -626,23 +729,28 @@ class _Evaluator:
             self._period_memo[key] = hit
         return hit
 
-    def _cap(self, ccap: CompiledCap, cand: _Cand, t: float) -> _R | None:
+    def _spacing(
+        self, sp: CompiledSpacing, group: str | frozenset[PartyRole], t: float
+    ) -> _R | None:
+        scope = sp.spacing.scope
+        last = self.idx.last_before(t, scope, group, sp.channels)
+        if last is None or t - last >= sp.seconds:
+            return None
+        return (
+            f"spacing.{scope}",
+            f"at least {sp.spacing.minutes} min between attempts per {_label(scope)}",
+            last + sp.seconds,
+            None,
+        )
+
+    def _cap(
+        self, ccap: CompiledCap, group: str | frozenset[PartyRole], zones: tuple[str, ...], t: float
+    ) -> _R | None:
         """A cap's verdict; the same for every candidate sharing its group and zones."""
         cap = ccap.cap
         scope = cap.scope
-        group: str | frozenset[PartyRole] = (
-            cand.point.id
-            if scope is Scope.CONTACT_POINT
-            else cand.party.id
-            if scope is Scope.PARTY
-            else ccap.roles
-        )
-        key = (id(ccap), group, cand.zones, t)
-        memo = self._cap_memo
-        if key in memo:
-            return memo[key]
         if cap.local_days is not None:
-            start, end = self._period(cand.zones, cap.local_days, t)
+            start, end = self._period(zones, cap.local_days, t)
         else:
             assert cap.rolling_hours is not None
             start, end = t - cap.rolling_hours * 3600.0 + _EPS, t + _EPS
@@ -657,31 +765,19 @@ class _Evaluator:
                 if cap.local_days is not None:
                     nxt = max(
                         day_start(z, local_date(oldest, z).toordinal() + cap.local_days)
-                        for z in cand.zones
+                        for z in zones
                     )
                 else:
                     assert cap.rolling_hours is not None
                     nxt = oldest + cap.rolling_hours * 3600.0
             verdict = self._cap_reason(ccap, n, nxt)
-        if len(memo) > 4096:
-            memo.clear()
-        memo[key] = verdict
         return verdict
 
     @staticmethod
     def _cap_reason(ccap: CompiledCap, n: int, nxt: float | None) -> _R:
-        cap = ccap.cap
-        period = f"{cap.local_days} local day(s)" if cap.local_days else f"{cap.rolling_hours:g} h"
-        chans = "/".join(sorted(ccap.channels))
-        what = f"{counted_label(cap.count)} per {_label(cap.scope)} ({chans})"
-        msg = f"{n} of {cap.limit} {what} in {period}"
-        return (ccap.rule, msg, nxt, ccap.clause)
+        return (ccap.rule, f"{n} {ccap.message}", nxt, ccap.source)
 
     def _debtor_unreachable(self, ct: CompiledTier, t: float) -> bool:
-        key = (ct.key, t)
-        hit = self._unreachable_memo.get(key)
-        if hit is not None:
-            return hit
         debtors = [p for p in self.case.parties if p.role is PartyRole.DEBTOR]
         usable = any(
             _usable(cp) and cp.id not in self.idx.wrong_numbers
@@ -702,27 +798,12 @@ class _Evaluator:
             )
             reached = any(start <= idx.last_rpc_by_party.get(p.id, -1.0) <= t for p in debtors)
             result = tried >= rule.min_attempts and not reached
-        if len(self._unreachable_memo) > 64:
-            self._unreachable_memo.clear()
-        self._unreachable_memo[key] = result
         return result
 
     def _window(
         self, ct: CompiledTier, zones: tuple[str, ...], t: float
     ) -> tuple[bool, float | None, str, str]:
         """(inside, end of the current window or the next opening, rule, message)."""
-        key = (ct.key, zones, t)
-        hit = self._window_memo.get(key)
-        if hit is None:
-            hit = self._window_uncached(ct, zones, t)
-            if len(self._window_memo) > 1024:
-                self._window_memo.clear()
-            self._window_memo[key] = hit
-        return hit
-
-    def _window_uncached(
-        self, ct: CompiledTier, zones: tuple[str, ...], t: float
-    ) -> tuple[bool, float | None, str, str]:
         end = None
         for z in zones:
             o = local_date(t, z).toordinal()
@@ -911,6 +992,10 @@ def _usable(cp: ContactPoint) -> bool:
     return not (cp.do_not_call and cp.kind is ContactKind.PHONE)
 
 
+def _lowest(a: Disclosure, b: Disclosure) -> Disclosure:
+    return a if a.rank <= b.rank else b
+
+
 def _highest(a: Disclosure, b: Disclosure) -> Disclosure:
     return a if a.rank >= b.rank else b
 
@@ -919,11 +1004,21 @@ def _label(scope: Scope) -> str:
     return "contact point" if scope is Scope.CONTACT_POINT else str(scope)
 
 
+def _source(clause: Clause | None) -> str | None:
+    return f"{clause.id}: {clause.source}" if clause is not None else None
+
+
+# Public reasons are immutable values that recur across decisions and cases ("the tier
+# does not use email for a debtor"): built once per distinct internal reason.
+_PUBLIC: dict[_R, Reason] = {}
+
+
 def _public(r: _R) -> Reason:
-    rule, message, nxt, clause = r
-    return Reason(
-        rule=rule,
-        message=message,
-        next_allowed=from_ts(nxt) if nxt is not None else None,
-        source=f"{clause.id}: {clause.source}" if clause is not None else None,
-    )
+    hit = _PUBLIC.get(r)
+    if hit is None:
+        rule, message, nxt, source = r
+        hit = Reason(rule, message, from_ts(nxt) if nxt is not None else None, source)
+        if len(_PUBLIC) > 20_000:
+            _PUBLIC.clear()
+        _PUBLIC[r] = hit
+    return hit

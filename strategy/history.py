@@ -44,13 +44,19 @@ class HistoryIndex:
     def __init__(self, history: History, party_roles: dict[str, PartyRole]) -> None:
         attempts = list(history.attempts)
         stamps = [a.at.timestamp() for a in attempts]
-        if any(stamps[i] > stamps[i + 1] for i in range(len(stamps) - 1)):
+        ordered = sorted(stamps)
+        if ordered != stamps:
             order = sorted(range(len(stamps)), key=stamps.__getitem__)
             attempts = [attempts[i] for i in order]
-            stamps = [stamps[i] for i in order]
+            stamps = ordered
         self.ts = stamps
         self.attempts = attempts
-        rows: list[tuple[str, str, PartyRole, Channel, bool]] = []
+        get_role = party_roles.get
+        conversations = [a.result in CONVERSATION_RESULTS for a in attempts]
+        self.rows = [
+            (a.contact_point_id, a.party_id, get_role(a.party_id, _THIRD), a.channel, conv)
+            for a, conv in zip(attempts, conversations, strict=True)
+        ]
         self.last_rpc_by_party: dict[str, float] = {}
         self.refused_parties: set[str] = set()
         self.third_party_conversations: set[str] = set()
@@ -58,14 +64,15 @@ class HistoryIndex:
         self.wrong_numbers: dict[str, float] = {}
         self.latest_promise: tuple[float, Attempt] | None = None
         self.disputes: list[float] = []
-        get_role = party_roles.get
-        for ts, a in zip(stamps, attempts, strict=True):
+        # Only conversations and wrong numbers carry facts beyond the counts: most
+        # attempts (no answer, busy, voicemail) are skipped here.
+        for i, a in enumerate(attempts):
             result = a.result
-            role = get_role(a.party_id, _THIRD)
-            conversation = result in CONVERSATION_RESULTS
-            rows.append((a.contact_point_id, a.party_id, role, a.channel, conversation))
+            conversation = conversations[i]
             if not conversation and result is not Result.WRONG_NUMBER:
                 continue
+            ts = stamps[i]
+            role = self.rows[i][_ROLE]
             if role is _THIRD:
                 if conversation:
                     self.third_party_conversations.add(a.party_id)
@@ -82,7 +89,6 @@ class HistoryIndex:
                 self.latest_promise = (ts, a)
             elif result is Result.DISPUTE:
                 self.disputes.append(ts)
-        self.rows = rows
 
     def count(
         self,
