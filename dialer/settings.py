@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["json", "text"]
 
 
 class Settings(BaseSettings):
@@ -26,6 +30,20 @@ class Settings(BaseSettings):
     # Per-case changes listed by a simulation before it reports `truncated`.
     simulate_change_limit: int = Field(default=200, ge=0)
     page_size_max: int = Field(default=500, ge=1)
+
+    # --- operations (dialer.observability) ---
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # json: one object per line, for collectors; text: for a terminal. Both are masked.
+    log_format: LogFormat = "json"
+    # Serve Prometheus metrics at /metrics (unauthenticated: keep it off the public side).
+    metrics_enabled: bool = True
+    # `dialer worker` serves /metrics on this port (0: no metrics endpoint).
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     # --- Twilio webhooks (dialer.webhooks) ---
     twilio_account_sid: str = ""
