@@ -13,10 +13,16 @@ from dialer.clock import Clock, system_clock
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import schema_is_current
 from dialer.errors import SchemaOutOfDateError
+from dialer.observability.health import router as operations
+from dialer.observability.metrics import Metrics
 from dialer.settings import Settings
 
 
-def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    clock: Clock = system_clock,
+    metrics: Metrics | None = None,
+) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -43,6 +49,9 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     )
     app.state.settings = settings
     app.state.clock = clock
+    # One registry per app; the composition root passes the one its services record into.
+    app.state.metrics = metrics or Metrics()
     install_error_handlers(app)
     app.include_router(v1, prefix="/v1")
+    app.include_router(operations)  # /healthz, /readyz, /metrics: unauthenticated
     return app

@@ -59,6 +59,9 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/portfolios/{name}/assignments/refresh"): {S, V},
 }
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Unauthenticated on purpose (probes and Prometheus carry no key); they reveal nothing:
+# see test_public_routes_answer_without_credentials_and_reveal_nothing.
+PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 DUMMY_ID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -78,7 +81,7 @@ def app_routes() -> set[tuple[str, str]]:
 
 
 def test_every_route_is_in_the_table() -> None:
-    assert app_routes() == set(ROUTES)
+    assert app_routes() == set(ROUTES) | PUBLIC_ROUTES
 
 
 def test_every_route_refuses_some_role() -> None:
@@ -144,3 +147,18 @@ async def test_unknown_route_and_method_use_the_error_shape(api: Api) -> None:
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await api.client.put("/v1/keys", headers=api.auth(Role.ADMIN))
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(PUBLIC_ROUTES))
+async def test_public_routes_answer_without_credentials_and_reveal_nothing(
+    api: Api, method: str, path: str
+) -> None:
+    r = await api.client.request(method, path)
+    assert r.status_code == 200, r.text
+    body = r.text.lower()
+    secrets = [*api.keys.values(), api.settings.database_url, "dk_"]
+    secrets += [api.settings.database_schema] if api.settings.database_schema else []
+    for secret in secrets:
+        assert secret.lower() not in body, secret
+    for word in ("sqlite", "postgres", "password", "token", "traceback", "+86", "@"):
+        assert word not in body, word

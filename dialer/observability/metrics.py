@@ -1,0 +1,111 @@
+"""Prometheus metrics of one process, in a registry of its own.
+
+The composition root builds one `Metrics` and hands it to whatever records (the worker, the
+planner, the webhook routes); `create_app` puts it on `app.state.metrics` and serves it at
+`/metrics`. A registry per instance, not prometheus_client's global one, so several apps in
+one process (tests) never collide. Nothing here imports FastAPI.
+
+Label values name things, never people: a channel, an outcome, a rule id, an error kind, a
+route template. Never a phone number, an address or a case id (unbounded cardinality).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+if TYPE_CHECKING:
+    from threading import Thread
+    from wsgiref.simple_server import WSGIServer
+
+# Webhooks must answer Twilio within 15 s; most should take milliseconds.
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+
+
+def _label(value: str | Enum) -> str:
+    return str(value.value if isinstance(value, Enum) else value)
+
+
+class Metrics:
+    """What the dialer counts. Methods are cheap and never raise on a valid label."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.attempts = Counter(
+            "dialer_attempts",
+            "Contact attempts carried out, by channel and outcome.",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "dialer_refusals",
+            "Reasons the engine refused a candidate contact, by rule.",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.provider_errors = Counter(
+            "dialer_provider_errors",
+            "Errors from telephony and mail providers, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.queue_lag = Gauge(
+            "dialer_queue_lag_seconds",
+            "How late the last job was picked up after its not_before instant.",
+            registry=self.registry,
+        )
+        self.webhook_latency = Histogram(
+            "dialer_webhook_latency_seconds",
+            "Time to answer a provider webhook, by route.",
+            ["route"],
+            buckets=WEBHOOK_BUCKETS,
+            registry=self.registry,
+        )
+
+    def record_attempt(self, channel: str | Enum, outcome: str | Enum) -> None:
+        self.attempts.labels(channel=_label(channel), outcome=_label(outcome)).inc()
+
+    def record_refusals(self, rules: Iterable[str | Enum]) -> None:
+        """One increment per rule named (a refused candidate usually names several)."""
+        for rule in rules:
+            self.refusals.labels(rule=_label(rule)).inc()
+
+    def record_provider_error(self, kind: str | Enum) -> None:
+        self.provider_errors.labels(kind=_label(kind)).inc()
+
+    def observe_webhook(self, route: str, seconds: float) -> None:
+        self.webhook_latency.labels(route=route).observe(max(seconds, 0.0))
+
+    @contextmanager
+    def time_webhook(self, route: str) -> Iterator[None]:
+        """`with metrics.time_webhook("/webhooks/twilio/call-status"): ...`"""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe_webhook(route, time.perf_counter() - start)
+
+    def set_queue_lag(self, seconds: float) -> None:
+        self.queue_lag.set(max(seconds, 0.0))
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> tuple[WSGIServer, Thread]:  # noqa: S104
+        """Serve /metrics on `port` from a daemon thread: for processes without the API
+        (`dialer worker`). Returns the server and thread; `server.shutdown()` stops it."""
+        return start_http_server(port, addr=addr, registry=self.registry)
