@@ -17,21 +17,26 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./dialer.db"
     # PostgreSQL only: the schema to work in (search_path). Tests and benches use their own.
     database_schema: str | None = None
+    # Log every SQL statement (debugging only).
     database_echo: bool = False
 
+    # `dialer serve` listens on host:port (the container image sets host 0.0.0.0).
     host: str = "127.0.0.1"
     port: int = 8000
 
     # Uploads larger than this are refused with 413.
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Rows an import reads before it writes them as one batch.
     import_batch_size: int = Field(default=1000, ge=1)
     # Default region for phone numbers written without a country code.
     default_country: str = "US"
     # Per-case changes listed by a simulation before it reports `truncated`.
     simulate_change_limit: int = Field(default=200, ge=0)
+    # The largest page a list endpoint returns.
     page_size_max: int = Field(default=500, ge=1)
 
     # --- operations (dialer.observability) ---
+    # The least severe log level written.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # json: one object per line, for collectors; text: for a terminal. Both are masked.
     log_format: LogFormat = "json"
