@@ -205,9 +205,24 @@ def serve(
     import uvicorn
 
     from dialer.app import create_app
+    from dialer.observability import configure_logging
 
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    configure_logging(settings)  # JSON lines on stderr, phone numbers and secrets masked
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,  # uvicorn's loggers propagate to the masked root handler
+    )
+
+
+@app.command("settings")
+def settings_table() -> None:
+    """Print the configuration table (every DIALER_* variable) as Markdown."""
+    from dialer.observability.settings_doc import settings_table as table
+
+    typer.echo(table())
 
 
 @app.command()
