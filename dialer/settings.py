@@ -70,6 +70,31 @@ class Settings(BaseSettings):
     # Attempts left in a non-final state longer than this are looked up at the provider.
     stuck_attempt_timeout_seconds: int = Field(default=1800, ge=60)
 
+    # --- dispatch (dialer.dispatch, `dialer worker`) ---
+    # RabbitMQ URL (amqp://...); unset: the in-process queue (one process, nothing survives
+    # a restart but the outbox and the attempts). DIALER_RABBITMQ_URL is read as well.
+    queue_url: str | None = None
+    rabbitmq_url: str | None = None
+    # Prefix of every exchange and queue name (one namespace per deployment).
+    queue_namespace: str = "dialer"
+    # Deliveries of a failing job before it is dead-lettered.
+    queue_delivery_limit: int = Field(default=5, ge=1)
+    # Jobs one worker process handles at a time.
+    worker_concurrency: int = Field(default=16, ge=1, le=1000)
+    # The caller id of outbound calls (E.164, a number the Twilio account owns); SMS use
+    # the messaging service when one is set.
+    twilio_from_number: str = "+15005550006"
+    twilio_messaging_service_sid: str | None = None
+    # E-mail through SMTP when a host is set (else e-mail attempts fail, never silently).
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_sender: str = "Collections <collections@example.com>"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # Words the templates may use at full disclosure.
+    creditor_name: str = "the creditor"
+    payment_link: str = "https://pay.example.com"
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
