@@ -1,0 +1,95 @@
+"""Prometheus metrics: the names and labels operators alert on, one registry per app."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from dialer.app import create_app
+from dialer.observability.metrics import Metrics
+from dialer.settings import Settings
+from strategy.model import Channel
+from tests.dialer.conftest import Api
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, _ = metrics.render()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def test_recorders_count_by_their_labels() -> None:
+    m = Metrics()
+    m.record_attempt(Channel.VOICE, "answered")
+    m.record_attempt("voice", "answered")
+    m.record_attempt("sms", "delivered")
+    m.record_refusals(["guardrail.window", "cap.contact_point.unanswered", "guardrail.window"])
+    m.record_provider_error("transient")
+    m.observe_webhook("/webhooks/twilio/call-status", 0.03)
+    with m.time_webhook("/webhooks/twilio/sms-status"):
+        pass
+    m.set_queue_lag(4.5)
+    got = samples(m)
+    assert got[("dialer_attempts_total", (("channel", "voice"), ("outcome", "answered")))] == 2
+    assert got[("dialer_attempts_total", (("channel", "sms"), ("outcome", "delivered")))] == 1
+    assert got[("dialer_refusals_total", (("rule", "guardrail.window"),))] == 2
+    assert got[("dialer_refusals_total", (("rule", "cap.contact_point.unanswered"),))] == 1
+    assert got[("dialer_provider_errors_total", (("kind", "transient"),))] == 1
+    assert got[("dialer_queue_lag_seconds", ())] == 4.5
+    route = (("route", "/webhooks/twilio/call-status"),)
+    assert got[("dialer_webhook_latency_seconds_count", route)] == 1
+    assert got[("dialer_webhook_latency_seconds_sum", route)] == 0.03
+    assert got[("dialer_webhook_latency_seconds_bucket", (("le", "0.05"), *route))] == 1
+    sms = (("route", "/webhooks/twilio/sms-status"),)
+    assert got[("dialer_webhook_latency_seconds_count", sms)] == 1
+
+
+def test_a_negative_lag_or_duration_reads_as_zero() -> None:
+    m = Metrics()
+    m.set_queue_lag(-3)  # a job picked up before its instant (clock skew between hosts)
+    m.observe_webhook("/w", -0.1)
+    got = samples(m)
+    assert got[("dialer_queue_lag_seconds", ())] == 0
+    assert got[("dialer_webhook_latency_seconds_sum", (("route", "/w"),))] == 0
+
+
+def test_each_instance_has_its_own_registry() -> None:
+    a, b = Metrics(), Metrics()
+    a.record_attempt("voice", "busy")
+    assert ("dialer_attempts_total", (("channel", "voice"), ("outcome", "busy"))) in samples(a)
+    assert not any(name == "dialer_attempts_total" for name, _ in samples(b))
+    # two apps in one process: no "duplicated timeseries" from a shared global registry
+    settings = Settings(database_url="sqlite+aiosqlite:///:memory:")
+    first, second = create_app(settings), create_app(settings)
+    assert first.state.metrics is not second.state.metrics
+
+
+def test_the_composition_root_can_pass_the_metrics_its_services_record_into() -> None:
+    shared = Metrics()
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"), metrics=shared)
+    assert app.state.metrics is shared
+
+
+async def test_metrics_endpoint_serves_the_text_exposition(api: Api) -> None:
+    api.app.state.metrics.record_attempt("voice", "no_answer")
+    api.app.state.metrics.record_refusals(["optout.channel"])
+    r = await api.client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert 'dialer_attempts_total{channel="voice",outcome="no_answer"} 1.0' in r.text
+    assert 'dialer_refusals_total{rule="optout.channel"} 1.0' in r.text
+    for name in (
+        "dialer_provider_errors_total",
+        "dialer_queue_lag_seconds",
+        "dialer_webhook_latency_seconds",
+    ):
+        assert f"# TYPE {name.removesuffix('_total')}" in r.text
+
+
+async def test_metrics_endpoint_is_404_when_disabled(api: Api) -> None:
+    api.app.state.settings = api.settings.model_copy(update={"metrics_enabled": False})
+    r = await api.client.get("/metrics")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
