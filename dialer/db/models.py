@@ -189,6 +189,10 @@ class AttemptRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime | None]
+    # webhooks (0003): what the provider's callbacks reported
+    answered_by: Mapped[str | None] = mapped_column(String(32))  # AMD: human, machine_*, ...
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    provider_status: Mapped[str | None] = mapped_column(String(24))  # busy, no-answer, ...
 
 
 class OutcomeRow(Base):
@@ -356,3 +360,51 @@ class AuditRow(Base):
     before_digest: Mapped[str | None] = mapped_column(String(64))
     after_digest: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class WebhookEventRow(Base):
+    """Every authentic provider callback, kept once per idempotency key. `status` is
+    `received`, or `unmatched` (no attempt known: kept for the reconciler) until resolved."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index("ix_webhook_events_attempt_id", "attempt_id"),
+        Index("ix_webhook_events_provider_sid", "provider_sid"),
+        Index(
+            "ix_webhook_events_unmatched",
+            "received_at",
+            postgresql_where=text("status = 'unmatched'"),
+            sqlite_where=text("status = 'unmatched'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # voice_status, amd, gather, sms_status, ...
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # no FK: may name nothing
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class InboundMessageRow(Base):
+    """An SMS received from a number on a case (one row per case the number belongs to;
+    no case when the number is unknown)."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_messages_case_id", "case_id", "received_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    contact_point_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contact_points.id", ondelete="CASCADE")
+    )
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    from_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # stop, start, help, text
+    received_at: Mapped[datetime]

@@ -1,7 +1,13 @@
-"""Dispositions and payments: what agents and the ledger record; history for the engine."""
+"""Dispositions and payments: what agents and the ledger record; history for the engine.
+
+After every outcome the case is decided again and the decision's escalations become tasks
+exactly once per (case, key): outcomes drive the ladders (a right-party conversation starts
+the quiet period, a broken promise resumes collection, thresholds create tasks).
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -10,9 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.api.schemas.outcomes import OutcomeIn, PaymentIn
 from dialer.db.models import AttemptRow, OutcomeRow, PaymentRow
 from dialer.db.repositories import audit, history
-from dialer.errors import FieldError, NotFoundError, ValidationFailedError
+from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.services.cases import get_case
+from dialer.services.optouts import opt_out
+from dialer.services.tasks import record_requests
 from strategy.model import Result
+
+log = logging.getLogger(__name__)
+
+
+async def follow_up(session: AsyncSession, case_id: uuid.UUID, now: datetime) -> int:
+    """Decide for the case now and create the decision's tasks (once each); returns how
+    many are new. Does not commit. A portfolio without an active strategy has no ladder."""
+    from dialer.services.decisions import decide_stored  # decisions imports this module's peers
+
+    try:
+        decision = await decide_stored(session, case_id, now)
+    except ConflictError as exc:
+        log.info("no follow-up decision for case %s: %s", case_id, exc.message)
+        return 0
+    return await record_requests(session, case_id, decision, now)
 
 
 async def record_outcome(
@@ -68,6 +91,15 @@ async def record_outcome(
         recorded_at=now,
     )
     await history.add_outcome(session, outcome)
+    ceased = next(
+        (cp for p in case.parties for cp in p.contact_points if cp.id == attempt.contact_point_id),
+        None,
+    )
+    if ceased is not None and body.opt_out:
+        # An agent's cease record: that channel on that contact point, at once.
+        for channel in body.opt_out:
+            await opt_out(session, [ceased], channel, source="agent", actor=actor, now=now)
+    await follow_up(session, case_id, now)
     await audit.append(
         session,
         at=now,

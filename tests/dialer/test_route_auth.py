@@ -57,11 +57,25 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/tasks/{task_id}/reject"): {P},
     ("POST", "/v1/tasks/{task_id}/complete"): {S, G},
     ("POST", "/v1/portfolios/{name}/assignments/refresh"): {S, V},
+    ("GET", "/v1/cases/{case_id}/timeline"): {S, G, V},
 }
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Unauthenticated on purpose (probes and Prometheus carry no key); they reveal nothing:
 # see test_public_routes_answer_without_credentials_and_reveal_nothing.
 PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+# Twilio's webhooks authenticate by X-Twilio-Signature, not by API key: a forged or
+# missing signature is a 403 whatever key comes with it (see test_signed_routes_...).
+SIGNED_ROUTES = {
+    ("POST", f"/v1/twilio/{path}")
+    for path in (
+        "voice/status",
+        "voice/amd",
+        "voice/answer",
+        "voice/gather",
+        "sms/status",
+        "sms/inbound",
+    )
+}
 DUMMY_ID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -81,7 +95,7 @@ def app_routes() -> set[tuple[str, str]]:
 
 
 def test_every_route_is_in_the_table() -> None:
-    assert app_routes() == set(ROUTES) | PUBLIC_ROUTES
+    assert app_routes() == set(ROUTES) | PUBLIC_ROUTES | SIGNED_ROUTES
 
 
 def test_every_route_refuses_some_role() -> None:
@@ -162,3 +176,17 @@ async def test_public_routes_answer_without_credentials_and_reveal_nothing(
         assert secret.lower() not in body, secret
     for word in ("sqlite", "postgres", "password", "token", "traceback", "+86", "@"):
         assert word not in body, word
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(SIGNED_ROUTES))
+async def test_signed_routes_refuse_a_forged_signature_with_403_even_with_a_key(
+    api: Api, method: str, path: str
+) -> None:
+    body = {"CallSid": "CA1", "CallStatus": "completed", "MessageSid": "SM1", "From": "+1"}
+    for headers in ({}, {"X-Twilio-Signature": "Zm9yZ2Vk"}):
+        for key in (None, *Role):
+            sent = {**headers, **(api.auth(key) if key else {})}
+            r = await api.client.request(method, f"{path}?attempt={DUMMY_ID}", data=body,
+                                         headers=sent)  # fmt: skip
+            assert r.status_code == 403, (key, r.text)
+            assert r.json()["error"]["code"] == "forbidden"

@@ -9,8 +9,11 @@ from dialer.api.routes import (
     imports,
     strategies,
     tasks,
+    timeline,
 )
+from dialer.webhooks import routes as twilio_webhooks
 
 router = APIRouter()
-for module in (admin, cases, imports, decisions, strategies, tasks):
+for module in (admin, cases, imports, decisions, strategies, tasks, timeline):
     router.include_router(module.router)
+router.include_router(twilio_webhooks.router)  # signature-authenticated, not by API key

@@ -24,6 +24,8 @@ class OutcomeIn(In):
     promise_date: date | None = None
     callback_at: AwareDatetime | None = None
     notes: Annotated[str, Field(max_length=4000)] | None = None
+    # A cease request: block these channels on the contact point at once (invariant 7).
+    opt_out: list[Channel] = Field(default_factory=list)
 
 
 class OutcomeOut(Out):

@@ -1,0 +1,313 @@
+"""Provider callbacks as events on attempts (architecture invariants 5-7).
+
+Each handler, in one transaction: record the event under its idempotency key (a duplicate
+changes nothing), find the attempt (our id from the callback URL first, the provider's
+sid second; none: the event is kept as `unmatched` for the reconciler), move the attempt
+only through `dialer.attempt_state.advance` (never backwards, never out of a final
+state, never on a SequenceNumber at or below the last applied one), then commit. The
+route answers 2xx only after that commit.
+
+Results only get stronger (`stronger`): a keypad promise is not undone by the
+`completed` status that follows it, and an answering machine reported after completion
+still turns `no_answer` into `voicemail`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance
+from dialer.db.models import AttemptRow, InboundMessageRow
+from dialer.db.repositories import webhooks as repo
+from dialer.services.optouts import opt_in, opt_out
+from dialer.webhooks.forms import MalformedWebhookError, TwilioForm, mask_number
+from strategy.model import Channel, Result
+
+log = logging.getLogger(__name__)
+
+_RANK: dict[Result, int] = {
+    Result.PENDING: 0,
+    Result.FAILED: 1,
+    Result.NO_ANSWER: 1,
+    Result.BUSY: 1,
+    Result.DELIVERED: 1,
+    Result.VOICEMAIL: 2,
+    Result.THIRD_PARTY: 3,
+    Result.RIGHT_PARTY: 3,
+    Result.CALLBACK_REQUESTED: 4,
+    Result.PROMISE_TO_PAY: 4,
+    Result.REFUSAL: 4,
+    Result.DISPUTE: 4,
+    Result.WRONG_NUMBER: 4,
+}
+
+# A call's final status -> its result when nothing stronger is known.
+CALL_RESULTS = {
+    "busy": Result.BUSY,
+    "no-answer": Result.NO_ANSWER,
+    "failed": Result.FAILED,
+    "canceled": Result.FAILED,
+    "completed": Result.NO_ANSWER,  # answered, but nobody confirmed who they are
+}
+MESSAGE_RESULTS = {
+    "delivered": Result.DELIVERED,
+    "read": Result.DELIVERED,
+    "undelivered": Result.FAILED,
+    "failed": Result.FAILED,
+    "canceled": Result.FAILED,
+}
+OPTED_OUT_ERROR = "21610"  # "Attempt to send to unsubscribed recipient": a permanent opt-out
+
+# Twilio's opt-out words (and newer OPTOUT, REVOKE), with the Chinese 退订 / TD (CBA 2026).
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "退订", "TD"}
+)
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+
+def stronger(current: str, new: Result) -> str:
+    """The result to keep: the new one unless the current one says more."""
+    try:
+        held = Result(current)
+    except ValueError:
+        return new.value
+    return new.value if _RANK[new] >= _RANK[held] else held.value
+
+
+def is_machine(answered_by: str | None) -> bool:
+    return bool(answered_by) and (answered_by or "").startswith("machine")
+
+
+def attempt_ref(form: TwilioForm) -> uuid.UUID | None:
+    raw = form.query.get("attempt")
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None  # not one of ours: map by the provider's sid instead
+
+
+def event_key(form: TwilioForm, *parts: str | None) -> str:
+    """Twilio's idempotency token when it sent one, else the event's own identity."""
+    if form.idempotency_token:
+        return f"tok|{form.idempotency_token}"[:255]
+    return "|".join(p or "" for p in parts)[:255]
+
+
+async def _begin(
+    session: AsyncSession,
+    form: TwilioForm,
+    *,
+    kind: str,
+    sid: str,
+    key: str,
+    now: datetime,
+) -> tuple[int, AttemptRow] | None:
+    """Record the event; the attempt it names, or None (duplicate or unmatched)."""
+    attempt_id = attempt_ref(form)
+    fields: dict[str, Any] = dict(form.fields)
+    event_id = await repo.insert_event(
+        session,
+        key=key,
+        kind=kind,
+        attempt_id=attempt_id,
+        provider_sid=sid,
+        status="received",
+        received_at=now,
+        fields=fields,
+    )
+    if event_id is None:
+        return None  # a duplicate: absorbed
+    attempt = await repo.attempt_for_update(session, attempt_id, sid)
+    if attempt is None:
+        await repo.set_event_status(session, event_id, "unmatched")
+        log.warning("webhook %s for unknown %s kept for reconciliation", kind, sid)
+        return None
+    if attempt.provider_sid is None:
+        attempt.provider_sid = sid  # the create response was lost: the callback tells us
+    return event_id, attempt
+
+
+def _move(attempt: AttemptRow, target: AttemptState, now: datetime) -> bool:
+    new = advance(AttemptState(attempt.state), target)
+    if new is None:
+        return False
+    attempt.state = new.value
+    attempt.updated_at = now
+    return True
+
+
+def _required(form: TwilioForm, *names: str) -> list[str]:
+    values = [form.get(n) for n in names]
+    missing = [n for n, v in zip(names, values, strict=True) if v is None]
+    if missing:
+        raise MalformedWebhookError(f"missing {', '.join(missing)}")
+    return [v or "" for v in values]
+
+
+async def record_call_status(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
+    sid, status = _required(form, "CallSid", "CallStatus")
+    if status not in CALL_STATUS:
+        raise MalformedWebhookError(f"unknown CallStatus {status!r}")
+    seq = form.int_of("SequenceNumber")
+    key = event_key(form, "call", sid, str(seq) if seq is not None else status)
+    found = await _begin(session, form, kind="voice_status", sid=sid, key=key, now=now)
+    if found is not None:
+        _apply_call_status(found[1], form, status, seq, now)
+    await session.commit()
+
+
+def _apply_call_status(
+    attempt: AttemptRow, form: TwilioForm, status: str, seq: int | None, now: datetime
+) -> None:
+    last = attempt.last_sequence_number
+    if seq is not None and last is not None and seq <= last:
+        return  # stale: an earlier event arriving late
+    if seq is not None:
+        attempt.last_sequence_number = seq
+    answered_by = form.get("AnsweredBy")
+    if answered_by:
+        attempt.answered_by = answered_by
+    if not _move(attempt, CALL_STATUS[status], now):
+        return
+    attempt.provider_status = status
+    duration = form.int_of("CallDuration")
+    if duration is not None:
+        attempt.duration_seconds = duration
+    result = CALL_RESULTS.get(status)
+    if result is not None:
+        if status == "completed" and is_machine(attempt.answered_by):
+            result = Result.VOICEMAIL
+        attempt.result = stronger(attempt.result, result)
+
+
+async def record_amd(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
+    """Asynchronous answering-machine detection: who answered; never moves the state."""
+    sid, answered_by = _required(form, "CallSid", "AnsweredBy")
+    key = event_key(form, "amd", sid, answered_by)
+    found = await _begin(session, form, kind="amd", sid=sid, key=key, now=now)
+    if found is not None:
+        attempt = found[1]
+        attempt.answered_by = answered_by
+        if is_machine(answered_by):
+            # Voicemail outranks what `completed` alone implies, never a conversation.
+            attempt.result = stronger(attempt.result, Result.VOICEMAIL)
+        attempt.updated_at = now
+    await session.commit()
+
+
+async def record_sms_status(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    if not sid or not status:
+        raise MalformedWebhookError("missing MessageSid or MessageStatus")
+    if status not in MESSAGE_STATUS:
+        raise MalformedWebhookError(f"unknown MessageStatus {status!r}")
+    error = form.get("ErrorCode")
+    key = event_key(form, "sms", sid, status, error)
+    found = await _begin(session, form, kind="sms_status", sid=sid, key=key, now=now)
+    if found is not None:
+        attempt = found[1]
+        if error:
+            attempt.error_code = error
+        if _move(attempt, MESSAGE_STATUS[status], now):
+            attempt.provider_status = status
+            result = MESSAGE_RESULTS.get(status)
+            if result is not None:
+                attempt.result = stronger(attempt.result, result)
+        if error == OPTED_OUT_ERROR:
+            point = await repo.contact_point(session, attempt.contact_point_id)
+            if point is not None:
+                await opt_out(
+                    session,
+                    [point],
+                    Channel.SMS,
+                    source=f"twilio error {OPTED_OUT_ERROR}",
+                    actor="twilio:sms-status",
+                    now=now,
+                )
+    await session.commit()
+
+
+def classify(body: str) -> str:
+    """stop, start, help or text: the whole message must be the keyword."""
+    word = body.strip().strip(".!?。！？ ").upper()
+    if word in STOP_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    return "text"
+
+
+async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datetime) -> str:
+    """Keep the message on every case the sender's number belongs to; act on keywords.
+    Returns the message's kind."""
+    sid, sender = _required(form, "MessageSid", "From")
+    to = form.get("To") or ""
+    body = form.fields.get("Body", "")
+    key = event_key(form, "inbound", sid)
+    event_id = await repo.insert_event(
+        session,
+        key=key,
+        kind="sms_inbound",
+        attempt_id=None,
+        provider_sid=sid,
+        status="received",
+        received_at=now,
+        fields=dict(form.fields),
+    )
+    kind = classify(body)
+    if event_id is None:
+        await session.commit()
+        return kind
+    points = await repo.phone_points(session, sender)
+    source = f"inbound sms {sid}"
+    if kind == "stop":
+        await opt_out(session, points, Channel.SMS, source=source, actor="twilio:inbound", now=now)
+    elif kind == "start":
+        await opt_in(session, points, Channel.SMS, source=source, actor="twilio:inbound", now=now)
+    seen: set[uuid.UUID] = set()
+    rows = []
+    for point in points:
+        if point.case_id in seen:
+            continue
+        seen.add(point.case_id)
+        rows.append(_inbound(point.case_id, point.id, sid, sender, to, body, kind, now))
+    if not rows:
+        rows.append(_inbound(None, None, sid, sender, to, body, kind, now))
+    await repo.add_inbound(session, rows)
+    await session.commit()
+    log.info("inbound sms %s from %s: %s on %d case(s)", sid, mask_number(sender), kind, len(seen))
+    return kind
+
+
+def _inbound(
+    case_id: uuid.UUID | None,
+    cp_id: uuid.UUID | None,
+    sid: str,
+    sender: str,
+    to: str,
+    body: str,
+    kind: str,
+    now: datetime,
+) -> InboundMessageRow:
+    return InboundMessageRow(
+        id=uuid.uuid4(),
+        case_id=case_id,
+        contact_point_id=cp_id,
+        provider_sid=sid,
+        from_number=sender[:32],
+        to_number=to[:32],
+        body=body,
+        kind=kind,
+        received_at=now,
+    )

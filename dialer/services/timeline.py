@@ -1,0 +1,109 @@
+"""A case's timeline: attempts, outcomes with notes, tasks, inbound messages and the
+strategy versions of its portfolio, in time order; and the latest summary, what an agent
+reads before the next call (source: "open the next call with a summary of the last")."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.db.models import AttemptRow, InboundMessageRow, OutcomeRow, StrategyRow, TaskRow
+from dialer.services.cases import get_case
+
+
+def _entry(at: datetime | None, kind: str, **detail: Any) -> dict[str, Any]:
+    return {"at": at, "kind": kind, **detail}
+
+
+async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
+    case = await get_case(session, case_id)
+    entries: list[dict[str, Any]] = []
+    for a in await session.scalars(select(AttemptRow).where(AttemptRow.case_id == case_id)):
+        entries.append(
+            _entry(
+                a.at,
+                "attempt",
+                id=a.id,
+                channel=a.channel,
+                contact_point_id=a.contact_point_id,
+                state=a.state,
+                result=a.result,
+                answered_by=a.answered_by,
+                duration_seconds=a.duration_seconds,
+                error_code=a.error_code,
+                allowed_by=a.allowed_by,
+            )
+        )
+    outcomes = list(
+        await session.scalars(
+            select(OutcomeRow)
+            .where(OutcomeRow.case_id == case_id)
+            .order_by(OutcomeRow.recorded_at, OutcomeRow.id)
+        )
+    )
+    for o in outcomes:
+        entries.append(
+            _entry(
+                o.recorded_at,
+                "outcome",
+                id=o.id,
+                attempt_id=o.attempt_id,
+                result=o.result,
+                notes=o.notes,
+                promise_amount=o.promise_amount,
+                promise_date=o.promise_date,
+                callback_at=o.callback_at,
+                recorded_by=o.recorded_by,
+            )
+        )
+    for t in await session.scalars(select(TaskRow).where(TaskRow.case_id == case_id)):
+        entries.append(
+            _entry(
+                t.created_at,
+                "task",
+                id=t.id,
+                action=t.action,
+                status=t.status,
+                requires_approval=t.requires_approval,
+                reason=t.reason,
+            )
+        )
+    for m in await session.scalars(
+        select(InboundMessageRow).where(InboundMessageRow.case_id == case_id)
+    ):
+        entries.append(
+            _entry(m.received_at, "inbound_message", id=m.id, message_kind=m.kind, body=m.body)
+        )
+    for s in await session.scalars(
+        select(StrategyRow).where(
+            StrategyRow.portfolio == case.portfolio, StrategyRow.activated_at.is_not(None)
+        )
+    ):
+        entries.append(
+            _entry(
+                s.activated_at,
+                "strategy_version",
+                id=s.id,
+                name=s.name,
+                version=s.version,
+                activated_by=s.activated_by,
+            )
+        )
+    entries.sort(key=lambda e: (e["at"] is None, e["at"] or datetime.min, e["kind"]))
+    latest = outcomes[-1] if outcomes else None
+    summary = None
+    if latest is not None:
+        summary = {
+            "at": latest.recorded_at,
+            "result": latest.result,
+            "notes": latest.notes,
+            "promise_amount": latest.promise_amount,
+            "promise_date": latest.promise_date,
+            "callback_at": latest.callback_at,
+            "recorded_by": latest.recorded_by,
+        }
+    return {"case_id": case_id, "entries": entries, "latest_summary": summary}

@@ -1,0 +1,1 @@
+"""Twilio webhooks: signature checks, parsing, routes."""

@@ -1,0 +1,89 @@
+"""A webhook request, authenticated: the raw body parsed once, the signature checked.
+
+`urllib.parse.parse_qsl` on the raw body costs a fraction of Starlette's form parser, and
+the raw pairs are exactly what the signature covers. Nothing is written before the
+signature passes: a missing or bad one is a 403 in the standard error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from dialer.errors import DialerError, ForbiddenError, PayloadTooLargeError
+from dialer.settings import Settings
+from dialer.webhooks.signature import SIGNATURE_HEADER, is_valid, public_url
+
+log = logging.getLogger(__name__)
+IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
+
+
+class MalformedWebhookError(DialerError):
+    status_code = 400
+    code = "bad_request"
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioForm:
+    """The form fields Twilio posted (first value per name) and our query parameters."""
+
+    fields: dict[str, str]
+    query: dict[str, str]
+    idempotency_token: str | None
+
+    def get(self, name: str) -> str | None:
+        value = self.fields.get(name)
+        return value if value else None
+
+    def int_of(self, name: str) -> int | None:
+        value = self.fields.get(name)
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise MalformedWebhookError(f"{name} is not a number") from exc
+
+
+def _pairs(raw: bytes, what: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedWebhookError(f"the {what} is not a valid form encoding") from exc
+
+
+async def verified_form(request: Request, settings: Settings) -> TwilioForm:
+    """Parse and authenticate a Twilio webhook; raises 403, 400 or 413 otherwise."""
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        raise ForbiddenError("missing X-Twilio-Signature")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.webhook_max_body_bytes:
+        raise PayloadTooLargeError("webhook body too large")
+    body = await request.body()
+    if len(body) > settings.webhook_max_body_bytes:
+        raise PayloadTooLargeError("webhook body too large")
+    pairs = _pairs(body, "body")
+    scope = request.scope
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    raw_path = raw_path.split(b"?", 1)[0]
+    raw_query: bytes = scope.get("query_string", b"")
+    url = public_url(settings.public_base_url, raw_path, raw_query)
+    if not is_valid(settings.twilio_auth_token.get_secret_value(), url, pairs, signature):
+        log.warning("webhook refused: bad X-Twilio-Signature on %s", scope["path"])
+        raise ForbiddenError("bad X-Twilio-Signature")
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    query = dict(_pairs(raw_query, "query string")) if raw_query else {}
+    return TwilioForm(fields, query, request.headers.get(IDEMPOTENCY_HEADER))
+
+
+def mask_number(value: str | None) -> str:
+    """A phone number for logs: the last three digits only."""
+    if not value:
+        return "-"
+    return f"***{value[-3:]}" if len(value) > 3 else "***"
