@@ -73,12 +73,14 @@ NOT_FOUND = 20404
 
 @dataclass(frozen=True, slots=True)
 class WebhookPaths:
-    """Where the service answers Twilio; each gets `?attempt=<attempt id>` appended."""
+    """Where the service answers Twilio (dialer.webhooks.routes); each gets
+    `?attempt=<attempt id>` appended. Inbound SMS (`/v1/twilio/sms/inbound`) is set on the
+    Twilio number itself."""
 
-    voice_twiml: str = "/twilio/voice/answer"
-    voice_status: str = "/twilio/voice/status"
-    voice_amd: str = "/twilio/voice/amd"
-    sms_status: str = "/twilio/sms/status"
+    voice_twiml: str = "/v1/twilio/voice/answer"
+    voice_status: str = "/v1/twilio/voice/status"
+    voice_amd: str = "/v1/twilio/voice/amd"
+    sms_status: str = "/v1/twilio/sms/status"
 
 
 @dataclass(frozen=True, slots=True)

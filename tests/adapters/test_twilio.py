@@ -100,14 +100,14 @@ async def test_call_create_posts_twiml_url_all_status_events_and_async_amd(
     assert form(request) == {
         "To": ["+14155550100"],
         "From": ["+14155550199"],
-        "Url": [f"{BASE}/twilio/voice/answer?attempt=att-1"],
+        "Url": [f"{BASE}/v1/twilio/voice/answer?attempt=att-1"],
         "Method": ["POST"],
-        "StatusCallback": [f"{BASE}/twilio/voice/status?attempt=att-1"],
+        "StatusCallback": [f"{BASE}/v1/twilio/voice/status?attempt=att-1"],
         "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
         "StatusCallbackMethod": ["POST"],
         "MachineDetection": ["DetectMessageEnd"],
         "AsyncAmd": ["true"],
-        "AsyncAmdStatusCallback": [f"{BASE}/twilio/voice/amd?attempt=att-1"],
+        "AsyncAmdStatusCallback": [f"{BASE}/v1/twilio/voice/amd?attempt=att-1"],
         "AsyncAmdStatusCallbackMethod": ["POST"],
     }
     expected_auth = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
@@ -275,7 +275,7 @@ async def test_sms_posts_body_status_callback_and_messaging_service(
     assert (ref.id, ref.status) == ("SM1", "accepted")
     assert form(only_request(route)) == {
         "To": ["+8613800138000"],
-        "StatusCallback": [f"{BASE}/twilio/sms/status?attempt=att-2"],
+        "StatusCallback": [f"{BASE}/v1/twilio/sms/status?attempt=att-2"],
         "MessagingServiceSid": ["MG1"],
         "Body": ["Hello. 回复TD退订"],
     }
