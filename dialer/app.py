@@ -7,14 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from adapters.ports import JobQueue
 from dialer.api.errors import install_error_handlers
 from dialer.api.routes import router as v1
+from dialer.api.routes.campaigns import router as campaigns
 from dialer.clock import Clock, system_clock
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import schema_is_current
 from dialer.errors import SchemaOutOfDateError
 from dialer.observability.health import router as operations
 from dialer.observability.metrics import Metrics
+from dialer.runtime import build_queue
 from dialer.settings import Settings
 
 
@@ -22,6 +25,7 @@ def create_app(
     settings: Settings | None = None,
     clock: Clock = system_clock,
     metrics: Metrics | None = None,
+    queue: JobQueue | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
 
@@ -39,6 +43,7 @@ def create_app(
             app.state.sessionmaker = build_sessionmaker(engine)
             yield
         finally:
+            await app.state.queue.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -53,5 +58,8 @@ def create_app(
     app.state.metrics = metrics or Metrics()
     install_error_handlers(app)
     app.include_router(v1, prefix="/v1")
+    # Campaigns and dead letters; the queue (built, not connected) serves the dead letters.
+    app.state.queue = queue or build_queue(settings, clock)
+    app.include_router(campaigns, prefix="/v1")
     app.include_router(operations)  # /healthz, /readyz, /metrics: unauthenticated
     return app

@@ -58,6 +58,16 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/tasks/{task_id}/complete"): {S, G},
     ("POST", "/v1/portfolios/{name}/assignments/refresh"): {S, V},
     ("GET", "/v1/cases/{case_id}/timeline"): {S, G, V},
+    ("POST", "/v1/campaigns"): {S},
+    ("GET", "/v1/campaigns"): {S},
+    ("GET", "/v1/campaigns/{campaign_id}"): {S},
+    ("GET", "/v1/campaigns/{campaign_id}/progress"): {S},
+    ("POST", "/v1/campaigns/{campaign_id}/start"): {S},
+    ("POST", "/v1/campaigns/{campaign_id}/pause"): {S},
+    ("POST", "/v1/campaigns/{campaign_id}/resume"): {S},
+    ("POST", "/v1/campaigns/{campaign_id}/cancel"): {S},
+    ("GET", "/v1/dead-letters"): {S},
+    ("POST", "/v1/dead-letters/replay"): {S},
 }
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Unauthenticated on purpose (probes and Prometheus carry no key); they reveal nothing:

@@ -1,0 +1,1 @@
+"""Dispatch: campaigns planned into attempts, the outbox, workers, pacing, reconciliation."""

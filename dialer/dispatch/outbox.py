@@ -1,0 +1,176 @@
+"""The outbox: jobs are written in the transaction that records their attempts and
+published only after it committed (style: "publish after the commit").
+
+`relay_once` claims unpublished rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so any
+number of relays share the work; SQLite is one process), publishes them as one confirmed
+batch, then marks them published and moves their attempts from planned to queued, in the
+claiming transaction. A crash between the broker's confirm and that commit republishes
+the rows later: the worker acts at most once per attempt id, so the duplicate is harmless.
+Published rows are kept for `keep` (an audit trail of what left when), then purged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from adapters.errors import QueueError
+from adapters.ports import Job, JobQueue
+from dialer.attempt_state import AttemptState, can_advance
+from dialer.db.models import AttemptRow, OutboxRow
+
+log = logging.getLogger(__name__)
+
+_OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+# The states an attempt may leave for `queued`, read from the state machine.
+_TO_QUEUED = [s.value for s in AttemptState if can_advance(s, AttemptState.QUEUED)]
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(job.to_json())
+    return doc
+
+
+def job_from_document(doc: dict[str, Any]) -> Job:
+    return Job.from_json(json.dumps(doc))
+
+
+async def add_jobs(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> None:
+    """Stage jobs in the caller's transaction (one executemany)."""
+    if not jobs:
+        return
+    await session.execute(
+        insert(_OUTBOX),
+        [
+            {"job": job_document(j), "created_at": now, "available_at": now, "publish_attempts": 0}
+            for j in jobs
+        ],
+    )
+
+
+async def relay_once(
+    maker: async_sessionmaker[AsyncSession],
+    queue: JobQueue,
+    now: datetime,
+    *,
+    limit: int = 1000,
+    retry_after: timedelta = timedelta(seconds=5),
+) -> int:
+    """Publish up to `limit` due rows; returns how many were published. A broker failure
+    leaves them unpublished, delayed by `retry_after`, and raises `QueueError`."""
+    async with maker() as session:
+        stmt = (
+            select(OutboxRow.id, OutboxRow.job)
+            .where(OutboxRow.published_at.is_(None), OutboxRow.available_at <= now)
+            .order_by(OutboxRow.available_at, OutboxRow.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = (await session.execute(stmt)).all()
+        if not rows:
+            return 0
+        ids = [r[0] for r in rows]
+        jobs = [job_from_document(r[1]) for r in rows]
+        try:
+            await queue.publish(jobs)
+        except QueueError as exc:
+            await session.rollback()
+            await _postpone(session, ids, now + retry_after, repr(exc))
+            raise
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids))
+            .values(published_at=now, publish_attempts=OutboxRow.publish_attempts + 1)
+        )
+        attempt_ids = [uuid.UUID(j.attempt_id) for j in jobs]
+        await session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id.in_(attempt_ids), AttemptRow.state.in_(_TO_QUEUED))
+            .values(state=AttemptState.QUEUED.value, updated_at=now)
+        )
+        await session.commit()
+        return len(rows)
+
+
+async def _postpone(session: AsyncSession, ids: list[int], until: datetime, error: str) -> None:
+    await session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids))
+        .values(
+            available_at=until,
+            publish_attempts=OutboxRow.publish_attempts + 1,
+            last_error=error[:2000],
+        )
+    )
+    await session.commit()
+
+
+async def relay_all(
+    maker: async_sessionmaker[AsyncSession], queue: JobQueue, now: datetime, limit: int = 1000
+) -> int:
+    """Publish everything due now (tests, the end of a planning batch)."""
+    total = 0
+    while True:
+        n = await relay_once(maker, queue, now, limit=limit)
+        total += n
+        if n < limit:
+            return total
+
+
+async def purge_published(maker: async_sessionmaker[AsyncSession], before: datetime) -> int:
+    async with maker() as session:
+        result = await session.execute(delete(OutboxRow).where(OutboxRow.published_at < before))
+        await session.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def pending_count(session: AsyncSession) -> int:
+    from sqlalchemy import func
+
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+        )
+        or 0
+    )
+
+
+async def run_relay(
+    maker: async_sessionmaker[AsyncSession],
+    queue: JobQueue,
+    clock: Callable[[], datetime],
+    *,
+    idle: float = 0.5,
+    keep: timedelta = timedelta(days=1),
+    stop: asyncio.Event | None = None,
+) -> None:
+    """The relay loop: publish while there is work, poll every `idle` seconds otherwise,
+    purge rows published longer than `keep` ago now and then."""
+    stop = stop or asyncio.Event()
+    last_purge: datetime | None = None
+    while not stop.is_set():
+        published = 0
+        try:
+            published = await relay_once(maker, queue, clock())
+            now = clock()
+            if last_purge is None or now - last_purge > timedelta(minutes=10):
+                await purge_published(maker, now - keep)
+                last_purge = now
+        except QueueError as exc:
+            log.warning("outbox relay: broker refused a batch, retrying later: %r", exc)
+        except Exception:
+            log.exception("outbox relay failed; retrying")
+        if published == 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(idle):
+                    await stop.wait()

@@ -1,0 +1,124 @@
+"""A campaign's rate and in-progress limit, shared by every worker process.
+
+Rate: the `pacing` row holds the campaign's next free slot. Taking a slot is one atomic
+`UPDATE ... SET next_slot_at = greatest(next_slot_at, now) + interval ... RETURNING` in a
+transaction of its own (the row is locked for that statement only, not for a worker's
+whole reservation). A slot further away than `max_wait` is not taken: the job is retried
+later instead, so no worker holds a message for long. Slots are `1 / cps` apart, widened
+by `SLOT_MARGIN` so a dial that starts a little late never lets a one-second window
+exceed the configured rate.
+
+In progress: the campaign's attempts in a live state, counted under the pacing row's lock
+(`FOR UPDATE`) in the reserving transaction, so two workers cannot both take the last
+place. SQLite is the single-process default: an asyncio lock stands in for row locks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dialer.attempt_state import AttemptState
+from dialer.db.models import AttemptRow, PacingRow
+
+SLOT_MARGIN = 0.02  # slots 2% wider than 1/cps: a late dial cannot push a second over
+LIVE = frozenset(
+    {
+        AttemptState.RESERVED,
+        AttemptState.SENT,
+        AttemptState.RINGING,
+        AttemptState.IN_PROGRESS,
+        AttemptState.UNKNOWN,
+    }
+)
+_LIVE = [s.value for s in LIVE]
+
+
+def slot_interval(cps: float) -> timedelta:
+    return timedelta(seconds=(1.0 + SLOT_MARGIN) / cps)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    at: datetime | None  # the instant this dispatch may dial; None: none free soon enough
+    next_free: datetime  # when the next slot would start
+
+
+async def ensure_row(session: AsyncSession, campaign_id: uuid.UUID, now: datetime) -> None:
+    if await session.get(PacingRow, campaign_id) is None:
+        session.add(PacingRow(campaign_id=campaign_id, next_slot_at=now))
+        await session.flush()
+
+
+async def take_slot(
+    maker: async_sessionmaker[AsyncSession],
+    campaign_id: uuid.UUID,
+    cps: float,
+    now: datetime,
+    max_wait: timedelta,
+) -> Slot:
+    interval = slot_interval(cps)
+    latest = now + max_wait
+    async with maker() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            row = (
+                await session.execute(
+                    text(
+                        "UPDATE pacing SET next_slot_at = greatest(next_slot_at, :now) + :iv"
+                        " WHERE campaign_id = :c AND greatest(next_slot_at, :now) <= :latest"
+                        " RETURNING next_slot_at"
+                    ),
+                    {"now": now, "iv": interval, "c": campaign_id, "latest": latest},
+                )
+            ).first()
+            if row is not None:
+                await session.commit()
+                end: datetime = row[0]
+                return Slot(end - interval, end)
+            current = await session.scalar(
+                select(PacingRow.next_slot_at).where(PacingRow.campaign_id == campaign_id)
+            )
+            await session.commit()
+            return Slot(None, current or now)
+        # SQLite: one process, serialised by the caller's lock; read, then write.
+        current = await session.scalar(
+            select(PacingRow.next_slot_at).where(PacingRow.campaign_id == campaign_id)
+        )
+        start = max(current or now, now)
+        if start > latest:
+            return Slot(None, start)
+        if current is None:
+            session.add(PacingRow(campaign_id=campaign_id, next_slot_at=start + interval))
+        else:
+            await session.execute(
+                update(PacingRow)
+                .where(PacingRow.campaign_id == campaign_id)
+                .values(next_slot_at=start + interval)
+            )
+        await session.commit()
+        return Slot(start, start + interval)
+
+
+async def lock_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:
+    """Serialise reservations of one campaign across processes (PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(PacingRow.campaign_id)
+            .where(PacingRow.campaign_id == campaign_id)
+            .with_for_update()
+        )
+
+
+async def in_progress(session: AsyncSession, campaign_id: uuid.UUID) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(AttemptRow)
+            .where(AttemptRow.campaign_id == campaign_id, AttemptRow.state.in_(_LIVE))
+        )
+        or 0
+    )

@@ -1,0 +1,321 @@
+"""The planner: a campaign's open cases in keyset batches -> planned attempts + outbox rows.
+
+Per batch (one transaction): read the next page of case ids after the campaign's cursor,
+bulk-load their facts, ask the engine, and for every channel the campaign allows keep at
+most one action: the engine's most preferred one allowed now if the campaign's local start
+window is open in that party's zones, else the earliest instant inside today's window at
+which the engine allows it (found from refusals' `next_allowed` and a fresh decision
+there). Attempts (state planned) and their outbox rows are inserted in bulk, the cursor
+and the counts move, and the transaction commits: a crash repeats at most the batch that
+did not commit. One planner works on a campaign at a time (a lease on the campaign row).
+Memory is bounded by the batch size whatever the campaign's size.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from adapters.ports import Job, JobQueue
+from dialer.attempt_state import AttemptState
+from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
+from dialer.dispatch import outbox
+from dialer.dispatch.facts import CaseFacts, load_facts, open_cases_page
+from dialer.dispatch.windows import LocalWindow
+from dialer.services.strategies import compiled_for
+from strategy.compiled import CompiledStrategy
+from strategy.decision import AllowedAction, Decision
+from strategy.engine import decide
+from strategy.model import Attempt, Channel, History
+
+log = logging.getLogger(__name__)
+
+_ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
+RUNNING = "running"
+LEASE = timedelta(minutes=2)
+MAX_LOOKAHEAD_DECISIONS = 3  # fresh decisions per channel when the window is not open now
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    action: AllowedAction
+    send_at: datetime
+    decision: Decision
+
+
+@dataclass(slots=True)
+class PlanReport:
+    cases: int = 0
+    planned: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    done: bool = False
+
+
+class StrategyCache:
+    """Compiled strategies by version id: compiled once per planner run."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[uuid.UUID, str], CompiledStrategy] = {}
+        self._rows: dict[uuid.UUID, StrategyRow] = {}
+
+    async def get(
+        self, session: AsyncSession, version_id: uuid.UUID, profile: str
+    ) -> tuple[StrategyRow, CompiledStrategy] | None:
+        row = self._rows.get(version_id)
+        if row is None:
+            row = await session.get(StrategyRow, version_id)
+            if row is None:
+                return None
+            self._rows[version_id] = row
+        key = (version_id, profile)
+        if key not in self._compiled:
+            self._compiled[key] = compiled_for(row, profile)
+        return row, self._compiled[key]
+
+
+def choose_actions(
+    facts: CaseFacts,
+    cs: CompiledStrategy,
+    now: datetime,
+    window: LocalWindow,
+    channels: Sequence[Channel],
+) -> tuple[list[PlannedAction], list[str]]:
+    """At most one action per campaign channel and its send time; or the rules that
+    refused the case (for progress) when nothing could be planned. Each action chosen
+    joins the history the next channel is decided on, so two channels planned for one
+    case respect the spacing and caps between them as the worker will."""
+    chosen: list[PlannedAction] = []
+    rules: set[str] = set()
+    history = facts.history
+    for channel in channels:
+        picked, refused_by = _choose_channel(facts, history, cs, now, window, channel)
+        if picked is None:
+            rules.update(refused_by)
+            continue
+        chosen.append(picked)
+        a = picked.action
+        planned = Attempt(picked.send_at, a.channel, a.party_id, a.contact_point_id)
+        history = replace(history, attempts=(*history.attempts, planned))
+    if chosen:
+        return chosen, []
+    return [], sorted(rules or {"campaign.no_candidate"})
+
+
+def _choose_channel(
+    facts: CaseFacts,
+    history: History,
+    cs: CompiledStrategy,
+    now: datetime,
+    window: LocalWindow,
+    channel: Channel,
+) -> tuple[PlannedAction | None, set[str]]:
+    decisions: dict[datetime, Decision] = {}
+
+    def decision_at(t: datetime) -> Decision:
+        found = decisions.get(t)
+        if found is None:
+            found = decisions[t] = decide(facts.case, history, t, cs)
+        return found
+
+    first = decision_at(now)
+    if first.case_reasons and not first.allowed:
+        return None, {r.rule for r in first.case_reasons}
+    zones: dict[str, list[str]] = first.extra.get("zones", {})
+    rules: set[str] = set()
+    targets: set[datetime] = set()
+    for action in first.allowed:  # most preferred first
+        if action.channel != channel:
+            continue
+        bounds = window.today(action.zones, now)
+        if bounds is None or now >= bounds[1]:
+            rules.add("campaign.window")
+            continue
+        if bounds[0] <= now:
+            return PlannedAction(action, now, first), set()
+        targets.add(bounds[0])
+    for refusal in first.refused:
+        cand = refusal.candidate
+        if cand.channel != channel:
+            continue
+        rules.update(refusal.rules)
+        bounds = window.today(zones.get(cand.contact_point_id) or [], now)
+        if bounds is None or refusal.next_allowed is None:
+            continue
+        t = max(bounds[0], refusal.next_allowed, now)
+        if t < bounds[1]:
+            targets.add(t)
+    for t in sorted(targets)[:MAX_LOOKAHEAD_DECISIONS]:
+        later = decision_at(t)
+        for action in later.allowed:
+            if action.channel != channel:
+                continue
+            bounds = window.today(action.zones, now)
+            if bounds is not None and bounds[0] <= t < bounds[1]:
+                return PlannedAction(action, t, later), set()
+    return None, rules
+
+
+async def claim(
+    maker: async_sessionmaker[AsyncSession], owner: str, now: datetime
+) -> uuid.UUID | None:
+    """Take the planning lease of one running campaign that still has cases to plan."""
+    async with maker() as session:
+        candidates = (
+            await session.scalars(
+                select(CampaignRow.id).where(
+                    CampaignRow.status == RUNNING,
+                    CampaignRow.plan_done.is_(False),
+                    (CampaignRow.plan_lease_until.is_(None))
+                    | (CampaignRow.plan_lease_until < now)
+                    | (CampaignRow.plan_lease_owner == owner),
+                )
+            )
+        ).all()
+        for cid in candidates:
+            result = await session.execute(
+                update(CampaignRow)
+                .where(
+                    CampaignRow.id == cid,
+                    CampaignRow.status == RUNNING,
+                    CampaignRow.plan_done.is_(False),
+                    (CampaignRow.plan_lease_until.is_(None))
+                    | (CampaignRow.plan_lease_until < now)
+                    | (CampaignRow.plan_lease_owner == owner),
+                )
+                .values(plan_lease_owner=owner, plan_lease_until=now + LEASE)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                await session.commit()
+                return cid
+        await session.commit()
+        return None
+
+
+async def plan_campaign(
+    maker: async_sessionmaker[AsyncSession],
+    campaign_id: uuid.UUID,
+    clock: Callable[[], datetime],
+    *,
+    queue: JobQueue | None = None,
+    owner: str = "planner",
+    batch: int = 500,
+) -> PlanReport:
+    """Plan the campaign to its end (or until it stops running or the lease is lost).
+    With `queue`, each committed batch is published at once through the outbox."""
+    report = PlanReport()
+    strategies = StrategyCache()
+    while True:
+        now = clock()
+        async with maker() as session:
+            step = await _plan_batch(session, campaign_id, now, owner, batch, strategies)
+        if step is None:
+            return report
+        cases, planned, refused, done = step
+        report.cases += cases
+        report.planned += planned
+        report.refused.update(refused)
+        if queue is not None and planned:
+            await outbox.relay_all(maker, queue, clock())
+        if done:
+            report.done = True
+            return report
+
+
+async def _plan_batch(
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    now: datetime,
+    owner: str,
+    batch: int,
+    strategies: StrategyCache,
+) -> tuple[int, int, Counter[str], bool] | None:
+    stmt = select(CampaignRow).where(CampaignRow.id == campaign_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    campaign = await session.scalar(stmt.execution_options(populate_existing=True))
+    if campaign is None or campaign.status != RUNNING or campaign.plan_done:
+        return None
+    if campaign.plan_lease_owner not in (None, owner) and (
+        campaign.plan_lease_until is not None and campaign.plan_lease_until > now
+    ):
+        return None  # another planner holds it
+    portfolio = await session.get(Portfolio, campaign.portfolio)
+    if portfolio is None:
+        return None
+    after = uuid.UUID(campaign.plan_cursor) if campaign.plan_cursor else None
+    ids = list((await session.scalars(open_cases_page(
+        campaign.portfolio, after, batch, campaign.filter or {}
+    ))).all())  # fmt: skip
+    if not ids:
+        campaign.plan_done = True
+        campaign.plan_lease_until = None
+        campaign.updated_at = now
+        await session.commit()
+        return 0, 0, Counter(), True
+    facts = await load_facts(session, ids, now)
+    window = LocalWindow.parse(campaign.window or "00:00-24:00")
+    channels = [Channel(c) for c in campaign.channels]
+    attempts: list[dict[str, Any]] = []
+    jobs: list[Job] = []
+    refused: Counter[str] = Counter()
+    for cid in ids:
+        f = facts.get(cid)
+        if f is None:
+            continue
+        version_id = f.strategy_version_id or portfolio.active_strategy_id
+        found = await strategies.get(session, version_id, portfolio.profile) if version_id else None
+        if found is None:
+            refused["strategy.none_active"] += 1
+            continue
+        row, cs = found
+        chosen, rules = choose_actions(f, cs, now, window, channels)
+        refused.update(rules)
+        for p in chosen:
+            a = p.action
+            attempt_id = uuid.uuid4()
+            attempts.append(
+                {
+                    "id": attempt_id,
+                    "case_id": cid,
+                    "party_id": uuid.UUID(a.party_id),
+                    "contact_point_id": uuid.UUID(a.contact_point_id),
+                    "channel": a.channel.value,
+                    "state": AttemptState.PLANNED.value,
+                    "result": "pending",
+                    "strategy_version_id": row.id,
+                    "profile": p.decision.profile,
+                    "allowed_by": a.allowed_by,
+                    "planned_at": now,
+                    "at": p.send_at,
+                    "not_before": p.send_at,
+                    "campaign_id": campaign_id,
+                    "disclosure": a.disclosure.value,
+                    "voicemail_disclosure": a.voicemail_disclosure.value,
+                    "template_key": a.template_key,
+                    "append_opt_out": a.append_opt_out,
+                    "updated_at": now,
+                }
+            )
+            jobs.append(Job(str(attempt_id), str(cid), str(campaign_id), p.send_at))
+    if attempts:
+        await session.execute(insert(_ATTEMPTS), attempts)
+        await outbox.add_jobs(session, jobs, now)
+    merged = Counter(campaign.refused_by_rule or {})
+    merged.update(refused)
+    campaign.plan_cursor = str(ids[-1])
+    campaign.cases_seen = (campaign.cases_seen or 0) + len(ids)
+    campaign.planned = (campaign.planned or 0) + len(attempts)
+    campaign.refused_by_rule = dict(merged)
+    campaign.plan_lease_owner = owner
+    campaign.plan_lease_until = now + LEASE
+    campaign.updated_at = now
+    await session.commit()
+    return len(ids), len(attempts), refused, False

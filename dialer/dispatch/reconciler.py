@@ -1,0 +1,165 @@
+"""The reconciler: attempts whose provider outcome is not known, looked up, never redialed.
+
+Covers attempts in `unknown` (an ambiguous create) older than `unknown_after`, `reserved`
+ones older than `reserved_after` (a worker died between reserving and recording), and
+`sent`/`ringing`/`in_progress` ones older than `stuck_after` (a lost final callback; the
+webhooks side calls `reconcile` for those too). With a provider id: fetch the call or
+message and map its status. Without one: a call is looked for among the calls to that
+number since the reservation that no other attempt claims; found -> its state, not found
+-> `not_sent`. An SMS or email without an id cannot be looked up: it is failed (final),
+never sent again. Nothing here ever places a call or sends a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from adapters.errors import AdapterError, NotFoundError
+from adapters.ports import Telephony
+from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance
+from dialer.db.models import AttemptRow, ContactPointRow
+from strategy.model import Channel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    examined: int = 0
+    moved: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+def _move(row: AttemptRow, target: AttemptState) -> bool:
+    """Advance through the state machine; `reserved -> not_sent` goes by way of `unknown`."""
+    moved = False
+    if target is AttemptState.NOT_SENT and row.state == AttemptState.RESERVED.value:
+        row.state = AttemptState.UNKNOWN.value
+        moved = True
+    new = advance(AttemptState(row.state), target)
+    if new is not None:
+        row.state = new.value
+        moved = True
+    return moved
+
+
+async def reconcile(
+    maker: async_sessionmaker[AsyncSession],
+    telephony: Telephony,
+    now: datetime,
+    *,
+    unknown_after: timedelta = timedelta(seconds=30),
+    reserved_after: timedelta = timedelta(minutes=5),
+    stuck_after: timedelta = timedelta(hours=2),
+    limit: int = 200,
+) -> ReconcileReport:
+    report = ReconcileReport()
+    async with maker() as session:
+        rows = await _due(session, now, unknown_after, reserved_after, stuck_after, limit)
+        claimed = await _claimed_sids(session, rows)
+        for row, to in rows:
+            report.examined += 1
+            try:
+                target = await _look_up(telephony, row, to, claimed)
+            except AdapterError as exc:
+                report.errors += 1
+                log.warning("reconcile %s: look-up failed: %r", row.id, exc)
+                continue
+            if target is None:
+                continue
+            sid, state = target
+            if sid and not row.provider_sid:
+                row.provider_sid = sid
+                claimed.add(sid)
+            if _move(row, state):
+                row.updated_at = now
+                if state is AttemptState.FAILED and not row.error_code:
+                    row.error_code = "reconciled"
+                report.moved[state.value] = report.moved.get(state.value, 0) + 1
+        await session.commit()
+    return report
+
+
+async def _due(
+    session: AsyncSession,
+    now: datetime,
+    unknown_after: timedelta,
+    reserved_after: timedelta,
+    stuck_after: timedelta,
+    limit: int,
+) -> Sequence[tuple[AttemptRow, str]]:
+    stmt = (
+        select(AttemptRow, ContactPointRow.value)
+        .join(ContactPointRow, ContactPointRow.id == AttemptRow.contact_point_id)
+        .where(
+            or_(
+                and_(
+                    AttemptRow.state == AttemptState.UNKNOWN.value,
+                    AttemptRow.reserved_at <= now - unknown_after,
+                ),
+                and_(
+                    AttemptRow.state == AttemptState.RESERVED.value,
+                    AttemptRow.reserved_at <= now - reserved_after,
+                ),
+                and_(
+                    AttemptRow.state.in_(
+                        [
+                            AttemptState.SENT.value,
+                            AttemptState.RINGING.value,
+                            AttemptState.IN_PROGRESS.value,
+                        ]
+                    ),
+                    AttemptRow.reserved_at <= now - stuck_after,
+                ),
+            )
+        )
+        .order_by(AttemptRow.reserved_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=AttemptRow, skip_locked=True)
+    return [(r[0], r[1]) for r in (await session.execute(stmt)).all()]
+
+
+async def _claimed_sids(session: AsyncSession, rows: Sequence[tuple[AttemptRow, str]]) -> set[str]:
+    numbers = {to for row, to in rows if not row.provider_sid}
+    if not numbers:
+        return set()
+    found = await session.scalars(
+        select(AttemptRow.provider_sid)
+        .join(ContactPointRow, ContactPointRow.id == AttemptRow.contact_point_id)
+        .where(ContactPointRow.value.in_(numbers), AttemptRow.provider_sid.is_not(None))
+    )
+    return {s for s in found if s}
+
+
+async def _look_up(
+    telephony: Telephony, row: AttemptRow, to: str, claimed: set[str]
+) -> tuple[str | None, AttemptState] | None:
+    channel = Channel(row.channel)
+    if row.provider_sid:
+        try:
+            if channel is Channel.VOICE:
+                call = await telephony.fetch_call(row.provider_sid)
+                return None, CALL_STATUS.get(call.status, AttemptState.SENT)
+            if channel is Channel.SMS:
+                msg = await telephony.fetch_message(row.provider_sid)
+                return None, MESSAGE_STATUS.get(msg.status, AttemptState.SENT)
+        except NotFoundError:
+            return None, AttemptState.FAILED
+        return None  # email: the mail server's acceptance is all there is
+    if channel is Channel.VOICE:
+        since = (row.reserved_at or row.at) - timedelta(seconds=5)
+        calls = [c for c in await telephony.find_calls(to, since) if c.sid not in claimed]
+        if calls:
+            oldest = calls[-1]  # newest first
+            return oldest.sid, CALL_STATUS.get(oldest.status, AttemptState.SENT)
+        return None, AttemptState.NOT_SENT
+    # No look-up by recipient for messages: never send again, close it.
+    return None, AttemptState.FAILED

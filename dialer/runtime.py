@@ -1,0 +1,188 @@
+"""The composition root of dispatch: queue, telephony, mailer and the worker's loops, all
+built from `Settings`. Building connects nothing; `Runtime.run` starts the loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from adapters.fakes import FakeTelephony
+from adapters.inprocess import InProcessJobQueue
+from adapters.ports import JobQueue, Mailer, Telephony
+from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
+from adapters.smtp import SmtpMailer, SmtpSettings
+from adapters.twilio import TwilioSettings, TwilioTelephony
+from dialer.clock import system_clock
+from dialer.dispatch import outbox, planner, reconciler
+from dialer.dispatch.messages import Sender
+from dialer.dispatch.worker import Dispatcher, WorkerConfig
+from dialer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def queue_url(settings: Settings) -> str | None:
+    return settings.queue_url or settings.rabbitmq_url
+
+
+def build_queue(settings: Settings, clock: Callable[[], datetime] = system_clock) -> JobQueue:
+    url = queue_url(settings)
+    if url:
+        return RabbitJobQueue(
+            RabbitSettings(
+                url=url,
+                namespace=settings.queue_namespace,
+                delivery_limit=settings.queue_delivery_limit,
+            ),
+            clock=clock,
+        )
+    return InProcessJobQueue(clock=clock, delivery_limit=settings.queue_delivery_limit)
+
+
+def build_telephony(settings: Settings) -> Telephony:
+    token = settings.twilio_auth_token.get_secret_value()
+    if settings.twilio_account_sid and token:
+        return TwilioTelephony(
+            TwilioSettings(
+                account_sid=settings.twilio_account_sid,
+                auth_token=token,
+                public_base_url=settings.public_base_url,
+                messaging_service_sid=settings.twilio_messaging_service_sid,
+                default_sms_from=settings.twilio_from_number,
+            )
+        )
+    # No Twilio configured: dial nobody (the simulator that posts callbacks comes later).
+    return FakeTelephony()
+
+
+def build_mailer(settings: Settings) -> Mailer | None:
+    if not settings.smtp_host:
+        return None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpMailer(
+        SmtpSettings(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_sender,
+            username=settings.smtp_username,
+            password=password,
+        )
+    )
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        from_number=settings.twilio_from_number,
+        sender=Sender(
+            company_display_name=settings.company_display_name,
+            agent_name=settings.agent_display_name,
+            callback_number=settings.callback_number or settings.twilio_from_number,
+            creditor_name=settings.creditor_name,
+            payment_link=settings.payment_link,
+        ),
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything `dialer worker` runs: the consumer, the outbox relay, the planner (for
+    running campaigns, under a lease) and the reconciler. Any number of these processes
+    may run on any number of hosts; they share only PostgreSQL and RabbitMQ."""
+
+    settings: Settings
+    engine: AsyncEngine
+    maker: async_sessionmaker[AsyncSession]
+    queue: JobQueue
+    telephony: Telephony
+    mailer: Mailer | None
+    clock: Callable[[], datetime] = system_clock
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        engine: AsyncEngine,
+        maker: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime] = system_clock,
+    ) -> Runtime:
+        return cls(
+            settings,
+            engine,
+            maker,
+            build_queue(settings, clock),
+            build_telephony(settings),
+            build_mailer(settings),
+            clock,
+        )
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(
+            self.maker,
+            self.telephony,
+            self.mailer,
+            self.clock,
+            config=worker_config(self.settings),
+        )
+
+    async def run(self, concurrency: int) -> None:
+        """Consume until `stop` is set, then drain in-flight jobs and close."""
+        if isinstance(self.queue, RabbitJobQueue):
+            await self.queue.connect()
+        await self.queue.consume(self.dispatcher(), concurrency)
+        tasks = [
+            asyncio.create_task(
+                outbox.run_relay(self.maker, self.queue, self.clock, stop=self.stop),
+                name="outbox-relay",
+            ),
+            asyncio.create_task(self._plan_loop(), name="planner"),
+            asyncio.create_task(self._reconcile_loop(), name="reconciler"),
+        ]
+        try:
+            await self.stop.wait()
+        finally:
+            self.stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.queue.close()
+            await self.telephony.close()
+
+    async def _every(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+
+    async def _plan_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                campaign_id = await planner.claim(self.maker, self.owner, self.clock())
+                if campaign_id is not None:
+                    report = await planner.plan_campaign(
+                        self.maker, campaign_id, self.clock, queue=self.queue, owner=self.owner
+                    )
+                    log.info(
+                        "planned campaign %s: %d cases, %d attempts",
+                        campaign_id,
+                        report.cases,
+                        report.planned,
+                    )
+                    continue
+            except Exception:
+                log.exception("planner failed; retrying")
+            await self._every(2.0)
+
+    async def _reconcile_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                await reconciler.reconcile(self.maker, self.telephony, self.clock())
+            except Exception:
+                log.exception("reconciler failed; retrying")
+            await self._every(15.0)
