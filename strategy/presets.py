@@ -1,7 +1,8 @@
 """The shipped strategy presets: YAML documents inside this package, loaded by name.
 
 `consumer-loan` is the source's consumer ladder narrowed to `cn-consumer`;
-`b2b-receivables` is its B2B cadence under `commercial`. Each validates against
+`us-consumer-loan` the same ladder narrowed to `us-consumer`; `b2b-receivables` is its
+B2B cadence under `commercial`. Each validates against
 `strategy.document.Strategy` (and the committed `presets/strategy.schema.json`).
 """
 
@@ -13,7 +14,7 @@ import yaml
 
 from strategy.document import Strategy
 
-PRESET_NAMES: tuple[str, ...] = ("consumer-loan", "b2b-receivables")
+PRESET_NAMES: tuple[str, ...] = ("consumer-loan", "us-consumer-loan", "b2b-receivables")
 SCHEMA_FILE = "strategy.schema.json"
 
 
