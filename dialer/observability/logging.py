@@ -29,6 +29,8 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", logging.INFO, "", 0, "", 
     "taskName",
 }
 _HANDLER_MARK = "_dialer_handler"
+# Extra fields that repeat the message for terminals (uvicorn's ANSI-coloured copy).
+_NOISE = frozenset({"color_message"})
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -72,7 +74,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for name, value in extra_fields(record).items():
-            if not name.startswith("_") and name not in entry:
+            if not name.startswith("_") and name not in entry and name not in _NOISE:
                 entry[name] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
@@ -127,6 +129,8 @@ def install(
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # Every /readyz reads the schema revision, and alembic says so at INFO each time.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 def configure_logging(settings: Settings) -> None:
