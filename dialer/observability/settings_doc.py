@@ -1,10 +1,15 @@
-"""The configuration table: every `DIALER_*` variable with its type, default and meaning,
-generated from `Settings` (meanings are the comments above each field, or its description).
+"""Generated operator documentation, so it cannot drift from the code:
 
-    dialer settings                                         # print the table
-    python -m dialer.observability.settings_doc --write README.md   # refresh it in place
+- the configuration table: every `DIALER_*` variable with its type, default and meaning,
+  from `Settings` (meanings are the comments above each field, or its description);
+- the guardrail profiles: each clause with its rule and legal source, from
+  `strategy.guardrails.PROFILES`.
 
-The README keeps the table between the markers below; a test fails when it is stale.
+    dialer settings                                                      # print the table
+    python -m dialer.observability.settings_doc --write README.md docs/operations.md
+
+`--write` refreshes every generated block (between the markers below) in the files given;
+tests fail when the README's or docs/operations.md's copy is stale.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from dialer.settings import Settings
+from strategy.guardrails import PROFILES, Clause, GuardrailProfile
 
 START = "<!-- settings-table:start (generated: dialer settings) -->"
 END = "<!-- settings-table:end -->"
+PROFILES_START = "<!-- profiles-table:start (generated: dialer.observability.settings_doc) -->"
+PROFILES_END = "<!-- profiles-table:end -->"
 _FIELD = re.compile(r"^    (\w+)\s*:")
 _COMMENT = re.compile(r"^    #\s?(.*)$")
 _SECTION = re.compile(r"^-+\s*(.*?)\s*-+$")
@@ -101,21 +109,72 @@ def settings_table() -> str:
     return "\n".join(lines)
 
 
-def replace_table(document: str, table: str) -> str:
-    """`document` with the text between the markers replaced by `table`."""
-    start, end = document.index(START) + len(START), document.index(END)
-    return document[:start] + "\n" + table + "\n" + document[end:]
+def _clauses(profile: GuardrailProfile) -> list[Clause]:
+    candidates = [
+        profile.window_clause,
+        *(c.clause for c in profile.caps),
+        profile.disclosure_clause,
+        profile.third_party_clause,
+        profile.third_party_once_clause,
+        profile.refusal_clause,
+        profile.quiet_clause,
+        profile.consent_clause,
+        profile.attorney_clause,
+        profile.approval_clause,
+    ]
+    seen: dict[str, Clause] = {}
+    for clause in candidates:
+        if clause is not None and clause.id not in seen:
+            seen[clause.id] = clause
+    return list(seen.values())
 
 
-def table_in(document: str) -> str:
-    start, end = document.index(START) + len(START), document.index(END)
-    return document[start:end].strip()
+def profiles_table() -> str:
+    """One section per guardrail profile: its window and every clause with its source."""
+    out: list[str] = []
+    for profile in PROFILES.values():
+        out += [
+            f"#### `{profile.name}` ({profile.version}): {profile.description}",
+            "",
+            f"Contact starts only within {profile.window} in the party's local time;"
+            f" records are kept {profile.record_retention_years} years.",
+            "",
+            "| clause | rule | source |",
+            "|---|---|---|",
+        ]
+        out += [f"| `{c.id}` | {_cell(c.text)} | {_cell(c.source)} |" for c in _clauses(profile)]
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+_BLOCKS = ((START, END, settings_table), (PROFILES_START, PROFILES_END, profiles_table))
+
+
+def replace_block(document: str, start_marker: str, end_marker: str, body: str) -> str:
+    """`document` with the text between the markers replaced by `body`."""
+    start = document.index(start_marker) + len(start_marker)
+    end = document.index(end_marker)
+    return document[:start] + "\n" + body + "\n" + document[end:]
+
+
+def block_in(document: str, start_marker: str = START, end_marker: str = END) -> str:
+    start = document.index(start_marker) + len(start_marker)
+    return document[start : document.index(end_marker)].strip()
+
+
+def refresh(document: str) -> str:
+    """Every generated block the document holds, regenerated."""
+    for start, end, generate in _BLOCKS:
+        if start in document:
+            document = replace_block(document, start, end, generate())
+    return document
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "--write":
-        path = Path(argv[1])
-        path.write_text(replace_table(path.read_text(encoding="utf-8"), settings_table()))
+    if len(argv) >= 2 and argv[0] == "--write":
+        for name in argv[1:]:
+            path = Path(name)
+            path.write_text(refresh(path.read_text(encoding="utf-8")), encoding="utf-8")
         return 0
     print(settings_table())
     return 0
