@@ -215,10 +215,16 @@ class _Evaluator:
         out: list[_Cand] = []
         home = self.home_zone
         for party in self.case.parties:
+            # Every zone the party's phones may be in (a phone's own zone if known, else the
+            # number's candidates): the zones of a contact point that says nothing itself.
             phone_zones: tuple[str, ...] = ()
-            for cp in party.contact_points:
-                if cp.kind is ContactKind.PHONE and not cp.timezone and not party.timezone:
-                    phone_zones = phone_zones or phone_facts(cp.value)[0]
+            if not party.timezone:
+                seen: dict[str, None] = {}
+                for cp in party.contact_points:
+                    if cp.kind is ContactKind.PHONE:
+                        for z in (cp.timezone,) if cp.timezone else phone_facts(cp.value)[0]:
+                            seen[z] = None
+                phone_zones = tuple(seen)
             for cp in party.contact_points:
                 mobile = cp.mobile
                 zones: tuple[str, ...]
@@ -229,7 +235,7 @@ class _Evaluator:
                 elif cp.kind is ContactKind.PHONE and phone_facts(cp.value)[0]:
                     zones, source = phone_facts(cp.value)[0], "derived from the number"
                 elif phone_zones:
-                    zones, source = phone_zones, "derived from the party's phone"
+                    zones, source = phone_zones, "derived from the party's phones"
                 else:
                     zones, source = (home,), "portfolio default"
                 if cp.kind is ContactKind.PHONE and mobile is None:
@@ -676,8 +682,8 @@ class _Evaluator:
                 r = verdicts[slot] = self._spacing(sp, group, t)
             if r is not None:
                 reasons.append(r)
-        last_rpc = self.idx.last_rpc_by_party.get(cand.party.id)
-        if last_rpc is not None and last_rpc <= t:
+        last_rpc = self.idx.last_rpc(cand.party.id, t)
+        if last_rpc is not None:
             if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
                 reasons.append(
                     (
@@ -796,7 +802,7 @@ class _Evaluator:
                     start, t + _EPS, Scope.CASE, _DEBTOR_ONLY, _ALL_CHANNELS, Counted.ATTEMPTS
                 )
             )
-            reached = any(start <= idx.last_rpc_by_party.get(p.id, -1.0) <= t for p in debtors)
+            reached = any((idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors)
             result = tried >= rule.min_attempts and not reached
         return result
 
@@ -963,11 +969,8 @@ class _Evaluator:
         return tuple(out)
 
     def _last_progress(self, t: float) -> float | None:
-        best = None
-        for ts in self.idx.last_rpc_by_party.values():
-            if ts <= t and (best is None or ts > best):
-                best = ts
-        return best
+        stamps = [self.idx.last_rpc(pid, t) for pid in self.idx.rpc_by_party]
+        return max((ts for ts in stamps if ts is not None), default=None)
 
     @staticmethod
     def _days_in_tier(ct: CompiledTier, state: _TierState) -> int:

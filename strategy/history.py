@@ -32,10 +32,10 @@ class HistoryIndex:
         "attempts",
         "callback_requested",
         "disputes",
-        "last_rpc_by_party",
         "latest_promise",
         "refused_parties",
         "rows",
+        "rpc_by_party",
         "third_party_conversations",
         "ts",
         "wrong_numbers",
@@ -57,7 +57,7 @@ class HistoryIndex:
             (a.contact_point_id, a.party_id, get_role(a.party_id, _THIRD), a.channel, conv)
             for a, conv in zip(attempts, conversations, strict=True)
         ]
-        self.last_rpc_by_party: dict[str, float] = {}
+        self.rpc_by_party: dict[str, list[float]] = {}
         self.refused_parties: set[str] = set()
         self.third_party_conversations: set[str] = set()
         self.callback_requested: set[str] = set()
@@ -77,7 +77,7 @@ class HistoryIndex:
                 if conversation:
                     self.third_party_conversations.add(a.party_id)
             elif result in RIGHT_PARTY_RESULTS:
-                self.last_rpc_by_party[a.party_id] = ts
+                self.rpc_by_party.setdefault(a.party_id, []).append(ts)
                 self.wrong_numbers.pop(a.contact_point_id, None)
             if result is Result.REFUSAL:
                 self.refused_parties.add(a.party_id)
@@ -89,6 +89,14 @@ class HistoryIndex:
                 self.latest_promise = (ts, a)
             elif result is Result.DISPUTE:
                 self.disputes.append(ts)
+
+    def last_rpc(self, party_id: str, t: float) -> float | None:
+        """The latest right-party conversation with the party at or before t."""
+        stamps = self.rpc_by_party.get(party_id)
+        if not stamps:
+            return None
+        i = bisect_right(stamps, t)
+        return stamps[i - 1] if i else None
 
     def count(
         self,

@@ -336,13 +336,6 @@ def test_next_allowed_is_allowed(hours: float) -> None:
         assert later.allowed_for(refusal.candidate.contact_point_id, refusal.candidate.channel)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: quiet periods read only the party's LATEST right-party"
-    " conversation (HistoryIndex.last_rpc_by_party) and skip it when it lies after `now`,"
-    " so deciding at an earlier instant (a replay or preview with the full history)"
-    " ignores a conversation one hour before `now`",
-)
 def test_quiet_period_holds_when_history_also_has_a_later_conversation() -> None:
     quiet = strategy(tier(quiet_hours_after_conversation=4))
     talks = history(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
 from strategy.model import PartyRole
 from tests.strategy.builders import (
     CHICAGO,
@@ -192,7 +190,7 @@ def test_email_takes_the_zone_of_the_party_phone() -> None:
     the_case = case(debtor(phone(number=US_CHICAGO_MOBILE), email()), due=DUE)
     decision = run(the_case, None, at(2026, 3, 10, 7, 30, CHICAGO), US)
     assert decision.extra["zones"]["e1"] == [CHICAGO]
-    assert decision.extra["zone_sources"]["e1"] == "derived from the party's phone"
+    assert decision.extra["zone_sources"]["e1"] == "derived from the party's phones"
     assert "guardrail.window" in refused_rules(decision, "e1", EMAIL)
 
 
@@ -258,13 +256,6 @@ def test_spring_forward_night_stays_closed_us() -> None:
     assert refusal is not None and refusal.next_allowed == at(2026, 3, 8, 8, 0, NEW_YORK)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: an email's candidate zones come from the party's FIRST placeable"
-    " phone only (engine._candidates: `phone_zones = phone_zones or ...`), so a party with"
-    " a Chicago and a Los Angeles phone is emailed at 08:30 Chicago = 06:30 Los Angeles;"
-    " 12 CFR 1006.6(b)(1)(i) wants hours convenient in every possible zone",
-)
 def test_email_zone_covers_every_phone_zone_of_the_party_us() -> None:
     the_case = case(
         debtor(phone("m1", US_CHICAGO_MOBILE), phone("m2", US_LA_MOBILE), email()), due=DUE
@@ -275,12 +266,6 @@ def test_email_zone_covers_every_phone_zone_of_the_party_us() -> None:
     assert not is_allowed(decision, "e1", EMAIL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a phone's own known zone (ContactPoint.timezone) is not used for"
-    " the party's other contact points: the email of a debtor whose phone is known to be in"
-    " Los Angeles falls back to the portfolio zone (UTC) and is sent at 07:00 Los Angeles",
-)
 def test_email_zone_uses_a_known_phone_zone_of_the_party_us() -> None:
     la = "America/Los_Angeles"
     the_case = case(debtor(phone("m1", US_LA_MOBILE, tz=la), email()), due=DUE)
