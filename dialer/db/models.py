@@ -279,7 +279,7 @@ class CampaignRow(Base):
     channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
     window: Mapped[str | None] = mapped_column(String(16))  # local "09:00-12:00"
     pacing_cps: Mapped[float] = mapped_column(Float, default=1.0)
-    max_in_progress: Mapped[int | None] = mapped_column(Integer, default=10)  # None: no limit
+    max_in_progress: Mapped[int | None] = mapped_column(Integer)  # None: no limit
     # draft / running / paused / cancelled / done
     status: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(128))

@@ -135,7 +135,7 @@ class World:
 
     async def attempts(self, **where: Any) -> list[AttemptRow]:
         async with self.maker() as session:
-            stmt = select(AttemptRow).order_by(AttemptRow.planned_at, AttemptRow.id)
+            stmt = select(AttemptRow).order_by(AttemptRow.at, AttemptRow.id)
             for key, value in where.items():
                 stmt = stmt.where(getattr(AttemptRow, key) == value)
             return list((await session.scalars(stmt)).all())
