@@ -16,7 +16,7 @@ from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import schema_is_current
 from dialer.errors import SchemaOutOfDateError
 from dialer.observability.health import router as operations
-from dialer.observability.metrics import Metrics
+from dialer.observability.metrics import Metrics, WebhookTiming
 from dialer.runtime import build_queue
 from dialer.settings import Settings
 
@@ -56,6 +56,8 @@ def create_app(
     app.state.clock = clock
     # One registry per app; the composition root passes the one its services record into.
     app.state.metrics = metrics or Metrics()
+    # Latency of every Twilio webhook (/v1/twilio/...), as Twilio waits for it.
+    app.add_middleware(WebhookTiming, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(v1, prefix="/v1")
     # Campaigns and dead letters; the queue (built, not connected) serves the dead letters.

@@ -7,6 +7,7 @@ one process (tests) never collide. Nothing here imports FastAPI.
 
 Label values name things, never people: a channel, an outcome, a rule id, an error kind, a
 route template. Never a phone number, an address or a case id (unbounded cardinality).
+Starlette appears only in type hints (`WebhookTiming` is a plain ASGI middleware).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from prometheus_client import (
 if TYPE_CHECKING:
     from threading import Thread
     from wsgiref.simple_server import WSGIServer
+
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Webhooks must answer Twilio within 15 s; most should take milliseconds.
 WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
@@ -109,3 +112,27 @@ class Metrics:
         """Serve /metrics on `port` from a daemon thread: for processes without the API
         (`dialer worker`). Returns the server and thread; `server.shutdown()` stops it."""
         return start_http_server(port, addr=addr, registry=self.registry)
+
+
+class WebhookTiming:
+    """ASGI middleware: every request under `prefix` that matched a route is observed in
+    `dialer_webhook_latency_seconds{route=<the route's path template>}`, signature check and
+    commit included, as Twilio waits for them. Unmatched paths (scanners) are not counted,
+    so the label set stays bounded."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, prefix: str = "/v1/twilio/") -> None:
+        self.app = app
+        self.metrics = metrics
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if isinstance(route, str):
+                self.metrics.observe_webhook(route, time.perf_counter() - start)

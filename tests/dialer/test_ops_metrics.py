@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.app import create_app
-from dialer.observability.metrics import Metrics
+from dialer.observability.metrics import Metrics, WebhookTiming
 from dialer.settings import Settings
 from strategy.model import Channel
 from tests.dialer.conftest import Api
@@ -93,3 +95,32 @@ async def test_metrics_endpoint_is_404_when_disabled(api: Api) -> None:
     r = await api.client.get("/metrics")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_webhook_routes_are_timed_by_their_template_and_unmatched_paths_are_not() -> None:
+    metrics = Metrics()
+    app = FastAPI()
+
+    @app.post("/v1/twilio/voice/{event}")
+    async def voice(event: str) -> dict[str, str]:
+        return {"event": event}
+
+    @app.get("/v1/cases")
+    async def cases() -> list[str]:
+        return []
+
+    app.add_middleware(WebhookTiming, metrics=metrics)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/v1/twilio/voice/status?attempt=a-1")).status_code == 200
+        assert (await client.post("/v1/twilio/voice/amd")).status_code == 200
+        assert (await client.post("/v1/twilio/no/such/route")).status_code == 404
+        assert (await client.get("/v1/cases")).status_code == 200
+    got = samples(metrics)
+    counts = {k[1]: v for k, v in got.items() if k[0] == "dialer_webhook_latency_seconds_count"}
+    assert counts == {(("route", "/v1/twilio/voice/{event}"),): 2}
+
+
+def test_create_app_times_the_twilio_webhooks() -> None:
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    assert any(m.cls is WebhookTiming for m in app.user_middleware)
