@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from adapters.ports import JobQueue
+from adapters.rabbitmq import RabbitJobQueue
 from dialer.api.errors import install_error_handlers
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
@@ -41,6 +42,10 @@ def create_app(
                 )
             app.state.engine = engine
             app.state.sessionmaker = build_sessionmaker(engine)
+            if isinstance(app.state.queue, RabbitJobQueue):
+                # Connected from the start, so /readyz can tell a broker that is down (the
+                # robust connection reconnects by itself); unreachable: refuse to start.
+                await app.state.queue.connect()
             yield
         finally:
             await app.state.queue.close()

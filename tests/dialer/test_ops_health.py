@@ -8,14 +8,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.inprocess import InProcessJobQueue
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
+from dialer.app import create_app
 from dialer.observability.health import check_queue
 from tests.adapters.conftest import RABBIT_URL, _probe
-from tests.dialer.conftest import Api
+from tests.conftest import Database
+from tests.dialer.conftest import Api, settings_for
 
 
 class Connection:
@@ -139,3 +142,27 @@ async def test_a_rabbitmq_queue_is_ready_while_connected_and_not_after_close() -
         await queue.delete_topology()
     check = check_queue(queue)
     assert check is not None and not check.ok
+
+
+@pytest.mark.rabbitmq
+async def test_an_api_with_rabbitmq_connects_at_start_and_is_ready(migrated: Database) -> None:
+    if not await _probe():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("RabbitMQ is not reachable (CI=true: RabbitMQ tests are mandatory)")
+        pytest.skip("RabbitMQ is not reachable")
+    settings = settings_for(
+        migrated, queue_url=RABBIT_URL, queue_namespace=f"t{uuid.uuid4().hex[:8]}"
+    )
+    app = create_app(settings)
+    queue = app.state.queue
+    assert isinstance(queue, RabbitJobQueue)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                r = await client.get("/readyz")
+                assert r.status_code == 200, r.text
+                assert r.json()["checks"]["queue"] == "ok"
+        assert not queue.is_connected()
+    finally:
+        await queue.delete_topology()
