@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +87,10 @@ class World:
             sleep=sleep,
             config=config,
         )
+
+    def dispatcher_with_clock(self, clock: Callable[[], datetime]) -> Dispatcher:
+        """A worker on another clock, sleeping for real (the broker tests)."""
+        return Dispatcher(self.maker, self.telephony, self.mailer, clock)
 
     async def add_cases(self, n: int, **overrides: Any) -> list[uuid.UUID]:
         ids = []
