@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dialer import cli_dispatch
 from dialer.auth import Role
 from dialer.clock import system_clock
 from dialer.db.engine import build_engine, build_sessionmaker
@@ -23,6 +24,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 portfolio_app = typer.Typer(help="Portfolios and their guardrail profile (admin).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(portfolio_app, name="portfolio")
+cli_dispatch.register(app)  # campaign, worker, outbox, dead-letters
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
