@@ -16,6 +16,7 @@ from typing import Final, cast
 
 from strategy.calendar import (
     Interval,
+    day_kind,
     day_start,
     from_ts,
     intersect,
@@ -856,6 +857,14 @@ class _Evaluator:
                 "guardrail.window",
                 f"outside {self.profile.window} local time ({where})",
             )
+        if ct.tier.skip_holidays:
+            for z in zones:
+                day = local_date(t, z)
+                if (
+                    day_kind(ct.holiday_country, ct.holiday_subdivision, day.toordinal())
+                    == "holiday"
+                ):
+                    return False, nxt, "window.holiday", f"{day} is a public holiday ({z})"
         return False, nxt, "window.local_time", f"outside the tier's contact hours ({where})"
 
     def _next_opening(self, ct: CompiledTier, zones: tuple[str, ...], t: float) -> float | None:
@@ -937,7 +946,8 @@ class _Evaluator:
 
     def _tasks(self, t: float, state: _TierState) -> tuple[TaskRequest, ...]:
         ct = state.tier
-        if ct is None or any(r[0] != "promise.pending" for r in state.case_reasons):
+        # A blocked case escalates nothing; neither does one whose promise to pay is pending.
+        if ct is None or state.case_reasons:
             return ()
         out: list[TaskRequest] = []
         tier = ct.tier

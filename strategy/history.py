@@ -76,7 +76,9 @@ class HistoryIndex:
             if role is _THIRD:
                 if conversation:
                     self.third_party_conversations.add(a.party_id)
-            elif result in RIGHT_PARTY_RESULTS:
+            elif result in RIGHT_PARTY_RESULTS or result is Result.REFUSAL:
+                # A debtor (or guarantor) who refused to pay still had a conversation with
+                # us: it starts the quiet period (12 CFR 1006.14(b)(2)(ii)).
                 self.rpc_by_party.setdefault(a.party_id, []).append(ts)
                 self.wrong_numbers.pop(a.contact_point_id, None)
             if result is Result.REFUSAL:

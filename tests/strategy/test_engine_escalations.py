@@ -122,14 +122,18 @@ def test_no_tasks_for_a_blocked_case() -> None:
     assert not run(case(due=DUE, flags=[CaseFlag.BANKRUPTCY]), None, NOW, escalating).tasks
 
 
-def test_tasks_continue_while_a_promise_is_pending() -> None:
+def test_no_escalation_while_a_promise_is_pending() -> None:
+    # A debtor who promised to pay is not escalated (letters, account lock) before the
+    # promise falls due; a broken promise resumes collection and its escalations.
     escalating = with_escalations({"action": "notify_manager"})
     promise = attempt(
         at(2026, 3, 9, 10), result=Result.PROMISE_TO_PAY, promise_date=date(2026, 3, 20)
     )
-    decision = run(case(due=DUE), history(promise), NOW, escalating)
-    assert not decision.allowed
-    assert actions(decision) == {Action.NOTIFY_MANAGER}
+    pending = run(case(due=DUE), history(promise), NOW, escalating)
+    broken = run(case(due=DUE), history(promise), at(2026, 3, 25, 10), escalating)
+    assert not pending.allowed
+    assert actions(pending) == set()
+    assert actions(broken) == {Action.NOTIFY_MANAGER}
 
 
 # --- preferences -----------------------------------------------------------------------

@@ -52,7 +52,9 @@ def test_public_holiday_skipped() -> None:
     # 2026-10-01 National Day (a Thursday): no contact; the break ends on Thursday 10-08.
     decision = run(case(due=DUE), None, at(2026, 10, 1, 10, 0), CN_WORKDAYS)
     assert not decision.allowed
-    assert "window.local_time" in (decision.refusal_for("m1", VOICE) or pytest.fail()).rules
+    refusal = decision.refusal_for("m1", VOICE) or pytest.fail()
+    assert refusal.rules == ("window.holiday",)
+    assert "2026-10-01 is a public holiday" in refusal.reasons[0].message
     assert {r.next_allowed for r in decision.refused} == {at(2026, 10, 8, 9, 0)}
 
 

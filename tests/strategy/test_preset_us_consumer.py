@@ -76,3 +76,15 @@ def test_no_sunday_calls_in_the_us_preset() -> None:
     decision = decide(_case(), history(), at(2026, 12, 6, 11, 0, NEW_YORK), PRESET, US_CONSUMER)
 
     assert decision.allowed == ()
+
+
+def test_a_debtor_who_refused_to_pay_still_starts_the_seven_day_call_rule_us() -> None:
+    refused = attempt(at(2026, 11, 30, 11, 0, NEW_YORK), result=Result.REFUSAL)
+
+    decision = decide(
+        _case(), history(refused), at(2026, 12, 1, 10, 0, NEW_YORK), PRESET, US_CONSUMER
+    )
+
+    refusal = decision.refusal_for("m1", Channel.VOICE)
+    assert refusal is not None
+    assert "guardrail.quiet_after_conversation" in refusal.rules
