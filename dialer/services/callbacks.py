@@ -30,7 +30,7 @@ from strategy.model import Channel, Result
 
 log = logging.getLogger(__name__)
 
-_RANK: dict[Result, int] = {
+RESULT_RANK: dict[Result, int] = {
     Result.PENDING: 0,
     Result.FAILED: 1,
     Result.NO_ANSWER: 1,
@@ -77,7 +77,7 @@ def stronger(current: str, new: Result) -> str:
         held = Result(current)
     except ValueError:
         return new.value
-    return new.value if _RANK[new] >= _RANK[held] else held.value
+    return new.value if RESULT_RANK[new] >= RESULT_RANK[held] else held.value
 
 
 def is_machine(answered_by: str | None) -> bool:

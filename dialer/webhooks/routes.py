@@ -8,13 +8,32 @@ authenticate, and hand the form to `dialer.services.callbacks` / `voice_flow`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.api.deps import SessionDep, get_now, get_settings
+from dialer.attempt_state import MESSAGE_STATUS
 from dialer.services import callbacks, voice_flow
-from dialer.webhooks.forms import verified_form
+from dialer.webhooks.fastpath import FastStatusPath
+from dialer.webhooks.forms import MalformedWebhookError, verified_form
 
-router = APIRouter(prefix="/twilio", tags=["twilio webhooks"])
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs inside the app's lifespan (FastAPI merges router lifespans), after the engine."""
+    fast = await FastStatusPath.open(app.state.settings)
+    app.state.webhook_fast_path = fast
+    try:
+        yield
+    finally:
+        if fast is not None:
+            await fast.close()
+
+
+router = APIRouter(prefix="/twilio", tags=["twilio webhooks"], lifespan=lifespan)
 SIGNED = {"description": "authenticated by X-Twilio-Signature (403 otherwise)"}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
@@ -23,11 +42,27 @@ def _xml(body: str) -> Response:
     return Response(body, media_type="text/xml")
 
 
+def _fast(request: Request) -> FastStatusPath | None:
+    fast: FastStatusPath | None = getattr(request.app.state, "webhook_fast_path", None)
+    return fast
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return maker
+
+
+# The two status routes are the hot path: they open a session only when they need one.
 @router.post("/voice/status", status_code=204, responses={403: SIGNED})
-async def voice_status(request: Request, session: SessionDep) -> Response:
+async def voice_status(request: Request) -> Response:
     """Call progress: initiated, ringing, answered, completed (with CallDuration)."""
     form = await verified_form(request, get_settings(request))
-    await callbacks.record_call_status(session, form, get_now(request))
+    fast = _fast(request)
+    if fast is not None:
+        await fast.call_status(form, get_now(request))
+    else:
+        async with _sessions(request)() as session:
+            await callbacks.record_call_status(session, form, get_now(request))
     return Response(status_code=204)
 
 
@@ -56,10 +91,19 @@ async def voice_gather(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/sms/status", status_code=204, responses={403: SIGNED})
-async def sms_status(request: Request, session: SessionDep) -> Response:
+async def sms_status(request: Request) -> Response:
     """SMS delivery: queued, sent, delivered, undelivered, failed (with ErrorCode)."""
     form = await verified_form(request, get_settings(request))
-    await callbacks.record_sms_status(session, form, get_now(request))
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    if not sid or not status or status not in MESSAGE_STATUS:
+        raise MalformedWebhookError("missing or unknown MessageSid / MessageStatus")
+    fast = _fast(request)
+    if fast is not None and form.get("ErrorCode") != callbacks.OPTED_OUT_ERROR:
+        await fast.sms_status(form, get_now(request), sid, status)
+    else:  # 21610 opts the number out: that needs the session path
+        async with _sessions(request)() as session:
+            await callbacks.record_sms_status(session, form, get_now(request))
     return Response(status_code=204)
 
 

@@ -14,6 +14,8 @@ from dialer.api.routes import (
 from dialer.webhooks import routes as twilio_webhooks
 
 router = APIRouter()
+# First: Twilio's callbacks are most of the traffic and routes are matched in order.
+# They authenticate by signature, not by API key.
+router.include_router(twilio_webhooks.router)
 for module in (admin, cases, imports, decisions, strategies, tasks, timeline):
     router.include_router(module.router)
-router.include_router(twilio_webhooks.router)  # signature-authenticated, not by API key
