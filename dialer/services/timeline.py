@@ -38,11 +38,13 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
                 allowed_by=a.allowed_by,
             )
         )
+    # Recorded order, then the contact's own time (outcomes recorded in one sitting).
     outcomes = list(
         await session.scalars(
             select(OutcomeRow)
+            .outerjoin(AttemptRow, AttemptRow.id == OutcomeRow.attempt_id)
             .where(OutcomeRow.case_id == case_id)
-            .order_by(OutcomeRow.recorded_at, OutcomeRow.id)
+            .order_by(OutcomeRow.recorded_at, AttemptRow.at, OutcomeRow.id)
         )
     )
     for o in outcomes:
