@@ -2,5 +2,6 @@
 
 from dialer.observability.logging import configure_logging
 from dialer.observability.metrics import Metrics
+from dialer.observability.process import start_worker_observability
 
-__all__ = ["Metrics", "configure_logging"]
+__all__ = ["Metrics", "configure_logging", "start_worker_observability"]

@@ -29,7 +29,6 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from threading import Thread
     from wsgiref.simple_server import WSGIServer
 
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +46,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._server: WSGIServer | None = None
         self.attempts = Counter(
             "dialer_attempts",
             "Contact attempts carried out, by channel and outcome.",
@@ -108,10 +108,18 @@ class Metrics:
         """The text exposition and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> tuple[WSGIServer, Thread]:  # noqa: S104
-        """Serve /metrics on `port` from a daemon thread: for processes without the API
-        (`dialer worker`). Returns the server and thread; `server.shutdown()` stops it."""
-        return start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str = "0.0.0.0") -> int:  # noqa: S104
+        """Serve /metrics on `port` (0: any free port) from a daemon thread, for processes
+        without the API (`dialer worker`); returns the port. `stop_serving()` stops it."""
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        self._server = server
+        return int(server.server_port)
+
+    def stop_serving(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
 
 class WebhookTiming:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+
 import httpx
+import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.app import create_app
+from dialer.observability import start_worker_observability
 from dialer.observability.metrics import Metrics, WebhookTiming
 from dialer.settings import Settings
 from strategy.model import Channel
@@ -124,3 +129,39 @@ async def test_webhook_routes_are_timed_by_their_template_and_unmatched_paths_ar
 def test_create_app_times_the_twilio_webhooks() -> None:
     app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
     assert any(m.cls is WebhookTiming for m in app.user_middleware)
+
+
+def test_a_process_without_the_api_serves_its_metrics_on_a_port() -> None:
+    metrics = Metrics()
+    metrics.record_provider_error("auth")
+    port = metrics.serve(0, addr="127.0.0.1")
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert r.status_code == 200
+        assert 'dialer_provider_errors_total{kind="auth"} 1.0' in r.text
+    finally:
+        metrics.stop_serving()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+
+
+def test_worker_observability_logs_json_and_serves_metrics_on_the_configured_port() -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics = start_worker_observability(Settings(worker_metrics_port=port))
+    try:
+        assert any(getattr(h, "_dialer_handler", False) for h in root.handlers)
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+    finally:
+        metrics.stop_serving()
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    off = start_worker_observability(Settings(worker_metrics_port=0))
+    try:
+        assert off._server is None
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
