@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -194,13 +194,16 @@ async def record_amd(session: AsyncSession, form: TwilioForm, now: datetime) -> 
     key = event_key(form, "amd", sid, answered_by)
     found = await _begin(session, form, kind="amd", sid=sid, key=key, now=now)
     if found is not None:
-        attempt = found[1]
-        attempt.answered_by = answered_by
-        if is_machine(answered_by):
-            # Voicemail outranks what `completed` alone implies, never a conversation.
-            attempt.result = stronger(attempt.result, Result.VOICEMAIL)
-        attempt.updated_at = now
+        _apply_amd(found[1], answered_by, now)
     await session.commit()
+
+
+def _apply_amd(attempt: AttemptRow, answered_by: str, now: datetime) -> None:
+    attempt.answered_by = answered_by
+    if is_machine(answered_by):
+        # Voicemail outranks what `completed` alone implies, never a conversation.
+        attempt.result = stronger(attempt.result, Result.VOICEMAIL)
+    attempt.updated_at = now
 
 
 async def record_sms_status(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
@@ -214,26 +217,58 @@ async def record_sms_status(session: AsyncSession, form: TwilioForm, now: dateti
     key = event_key(form, "sms", sid, status, error)
     found = await _begin(session, form, kind="sms_status", sid=sid, key=key, now=now)
     if found is not None:
-        attempt = found[1]
-        if error:
-            attempt.error_code = error
-        if _move(attempt, MESSAGE_STATUS[status], now):
-            attempt.provider_status = status
-            result = MESSAGE_RESULTS.get(status)
-            if result is not None:
-                attempt.result = stronger(attempt.result, result)
-        if error == OPTED_OUT_ERROR:
-            point = await repo.contact_point(session, attempt.contact_point_id)
-            if point is not None:
-                await opt_out(
-                    session,
-                    [point],
-                    Channel.SMS,
-                    source=f"twilio error {OPTED_OUT_ERROR}",
-                    actor="twilio:sms-status",
-                    now=now,
-                )
+        await _apply_sms_status(session, found[1], status, error, now)
     await session.commit()
+
+
+async def _apply_sms_status(
+    session: AsyncSession, attempt: AttemptRow, status: str, error: str | None, now: datetime
+) -> None:
+    if error:
+        attempt.error_code = error
+    if _move(attempt, MESSAGE_STATUS[status], now):
+        attempt.provider_status = status
+        result = MESSAGE_RESULTS.get(status)
+        if result is not None:
+            attempt.result = stronger(attempt.result, result)
+    if error == OPTED_OUT_ERROR:
+        point = await repo.contact_point(session, attempt.contact_point_id)
+        if point is not None:
+            await opt_out(
+                session,
+                [point],
+                Channel.SMS,
+                source=f"twilio error {OPTED_OUT_ERROR}",
+                actor="twilio:sms-status",
+                now=now,
+            )
+
+
+async def reconcile_unmatched(
+    session: AsyncSession, now: datetime, *, older_than: timedelta = timedelta(0), limit: int = 200
+) -> int:
+    """Apply the events kept as `unmatched` whose call or message is known by now (an
+    attempt recorded the provider's sid after its callback came); they become `resolved`.
+    Returns how many were applied; the others stay for a later pass or an operator."""
+    applied = 0
+    for event in await repo.unmatched_events(session, before=now - older_than, limit=limit):
+        attempt = await repo.attempt_for_update(session, event.attempt_id, event.provider_sid)
+        if attempt is None:
+            continue
+        if attempt.provider_sid is None:
+            attempt.provider_sid = event.provider_sid
+        form = TwilioForm(dict(event.fields), {}, None)
+        status = form.get("CallStatus") or form.get("MessageStatus") or ""
+        if event.kind == "voice_status" and status in CALL_STATUS:
+            _apply_call_status(attempt, form, status, form.int_of("SequenceNumber"), now)
+        elif event.kind == "amd" and form.get("AnsweredBy"):
+            _apply_amd(attempt, form.get("AnsweredBy") or "", now)
+        elif event.kind == "sms_status" and status in MESSAGE_STATUS:
+            await _apply_sms_status(session, attempt, status, form.get("ErrorCode"), now)
+        await repo.set_event_status(session, event.id, "resolved")
+        applied += 1
+    await session.commit()
+    return applied
 
 
 def classify(body: str) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from dialer.auth import Role
-from tests.dialer.conftest import Api
+from dialer.services import callbacks
+from tests.dialer.conftest import NOW, Api
 from tests.dialer.twilio_forms import Hooks, amd, call_status, configure, gather
 
 STATUS = "/v1/twilio/voice/status"
@@ -120,6 +121,20 @@ async def test_unknown_calls_are_kept_for_reconciliation(hooks: Hooks) -> None:
     assert (
         events[0].provider_sid == "CA" + "9" * 32 and events[0].fields["CallStatus"] == "completed"
     )
+
+
+async def test_unmatched_events_are_applied_once_their_call_is_known(hooks: Hooks) -> None:
+    """A callback that came before the attempt recorded its sid (and named no attempt)."""
+    await hooks.post(STATUS, call_status(SID, "ringing", 1))
+    await hooks.post(STATUS, call_status(SID, "completed", 2, CallDuration="9"))
+    attempt = await hooks.add_attempt(await hooks.case(), sid=SID)
+    async with hooks.maker() as session:
+        assert await callbacks.reconcile_unmatched(session, NOW) == 2
+    row = await hooks.attempt(attempt.id)
+    assert (row.state, row.result, row.duration_seconds) == ("completed", "no_answer", 9)
+    assert {e.status for e in await hooks.events()} == {"resolved"}
+    async with hooks.maker() as session:
+        assert await callbacks.reconcile_unmatched(session, NOW) == 0
 
 
 async def test_lost_create_response_is_mapped_by_the_attempt_in_the_url(hooks: Hooks) -> None:

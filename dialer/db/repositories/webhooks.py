@@ -104,7 +104,7 @@ async def unmatched_events(
     stmt = (
         select(WebhookEventRow)
         .where(WebhookEventRow.status == "unmatched", WebhookEventRow.received_at <= before)
-        .order_by(WebhookEventRow.received_at)
+        .order_by(WebhookEventRow.received_at, WebhookEventRow.id)
         .limit(limit)
     )
     return (await session.scalars(stmt)).all()
