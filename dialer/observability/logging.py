@@ -46,7 +46,11 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "_dialer_redacted", False):
             return True
-        record.msg = mask_text(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not break the caller
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg = mask_text(message)
         record.args = None
         for name, value in extra_fields(record).items():
             if is_secret_name(name):

@@ -185,3 +185,13 @@ def test_configure_logging_installs_one_root_handler_and_routes_uvicorn_to_it() 
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_a_bad_format_string_is_logged_masked_and_does_not_raise(
+    capture: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = capture
+    logger.info("to %s and %s", PHONE)  # one argument short
+    (entry,) = lines(stream)
+    assert "+86*********78" in entry["message"]
+    assert_clean(stream.getvalue())
