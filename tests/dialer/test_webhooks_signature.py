@@ -133,3 +133,22 @@ async def test_malformed_body_is_400_not_500(hooks: Hooks) -> None:
     )
     assert r.status_code == 400
     assert await hooks.events() == []
+
+
+async def test_oversized_body_is_413_and_writes_nothing(hooks: Hooks) -> None:
+    r = await hooks.post("/v1/twilio/sms/inbound", {"Body": "x" * 70_000, "From": "+1"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert await hooks.events() == []
+
+
+async def test_signature_is_checked_against_the_public_url_not_the_one_seen(
+    hooks: Hooks,
+) -> None:
+    """Behind a TLS-terminating proxy the app sees http://test/...; Twilio signed https."""
+    fields = call_status("CA1", "ringing", 1)
+    seen = await hooks.post(
+        "/v1/twilio/voice/status", fields, sign_url="http://test/v1/twilio/voice/status"
+    )
+    assert seen.status_code == 403
+    public = await hooks.post("/v1/twilio/voice/status", fields)
+    assert public.status_code == 204
