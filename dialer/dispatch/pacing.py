@@ -16,6 +16,7 @@ place. SQLite is the single-process default: an asyncio lock stands in for row l
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,6 +47,7 @@ def slot_interval(cps: float) -> timedelta:
 class Slot:
     at: datetime | None  # the instant this dispatch may dial; None: none free soon enough
     next_free: datetime  # when the next slot would start
+    now: datetime  # the instant the slot was asked for
 
 
 async def ensure_row(session: AsyncSession, campaign_id: uuid.UUID, now: datetime) -> None:
@@ -58,12 +60,17 @@ async def take_slot(
     maker: async_sessionmaker[AsyncSession],
     campaign_id: uuid.UUID,
     cps: float,
-    now: datetime,
+    clock: Callable[[], datetime],
     max_wait: timedelta,
 ) -> Slot:
+    """The next free slot, if it starts within `max_wait`. `now` is read once the
+    connection is ours: a worker that waited for a pooled connection must not compare a
+    stale instant against slots other workers took meanwhile."""
     interval = slot_interval(cps)
-    latest = now + max_wait
     async with maker() as session:
+        await session.connection()
+        now = clock()
+        latest = now + max_wait
         if session.get_bind().dialect.name == "postgresql":
             row = (
                 await session.execute(
@@ -78,19 +85,19 @@ async def take_slot(
             if row is not None:
                 await session.commit()
                 end: datetime = row[0]
-                return Slot(end - interval, end)
+                return Slot(end - interval, end, now)
             current = await session.scalar(
                 select(PacingRow.next_slot_at).where(PacingRow.campaign_id == campaign_id)
             )
             await session.commit()
-            return Slot(None, current or now)
+            return Slot(None, current or now, now)
         # SQLite: one process, serialised by the caller's lock; read, then write.
         current = await session.scalar(
             select(PacingRow.next_slot_at).where(PacingRow.campaign_id == campaign_id)
         )
         start = max(current or now, now)
         if start > latest:
-            return Slot(None, start)
+            return Slot(None, start, now)
         if current is None:
             session.add(PacingRow(campaign_id=campaign_id, next_slot_at=start + interval))
         else:
@@ -100,7 +107,7 @@ async def take_slot(
                 .values(next_slot_at=start + interval)
             )
         await session.commit()
-        return Slot(start, start + interval)
+        return Slot(start, start + interval, now)
 
 
 async def lock_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:

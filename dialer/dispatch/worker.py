@@ -165,12 +165,15 @@ class Dispatcher:
                     if await pacing.in_progress(session, campaign.id) >= campaign.max_in_progress:
                         raise RetryLater(self.config.busy_retry, "in-progress limit reached")
             async with self._serial():
-                now = self.clock()
                 taken = await pacing.take_slot(
-                    self.maker, campaign.id, campaign.pacing_cps, now, self.config.max_slot_wait
+                    self.maker,
+                    campaign.id,
+                    campaign.pacing_cps,
+                    self.clock,
+                    self.config.max_slot_wait,
                 )
             if taken.at is None:
-                wait = taken.next_free - now - self.config.max_slot_wait
+                wait = taken.next_free - taken.now - self.config.max_slot_wait
                 raise RetryLater(max(wait, timedelta(seconds=0.5)), "paced")
             slot = taken.at
         async with self._serial():

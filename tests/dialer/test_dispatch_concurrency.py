@@ -121,7 +121,7 @@ async def test_pacing_slots_are_shared_by_workers(world: World) -> None:
     now = world.clock()
     slots = []
     for _ in range(25):
-        slot = await pacing.take_slot(world.maker, cid, 10, now, timedelta(seconds=2))
+        slot = await pacing.take_slot(world.maker, cid, 10, lambda: now, timedelta(seconds=2))
         slots.append(slot.at)
     taken = [s for s in slots if s is not None]
     assert len(taken) == 20, "no slot more than max_wait ahead is handed out"
