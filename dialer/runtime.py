@@ -138,6 +138,10 @@ class Runtime:
         """Consume until `stop` is set, then drain in-flight jobs and close."""
         if isinstance(self.queue, RabbitJobQueue):
             await self.queue.connect()
+        else:  # the in-process queue starts empty: bring back what was waiting
+            requeued = await outbox.requeue_waiting(self.maker, self.queue)
+            if requeued:
+                log.info("requeued %d waiting attempts", requeued)
         await self.queue.consume(self.dispatcher(), concurrency)
         tasks = [
             asyncio.create_task(

@@ -145,6 +145,39 @@ async def pending_count(session: AsyncSession) -> int:
     )
 
 
+async def requeue_waiting(
+    maker: async_sessionmaker[AsyncSession], queue: JobQueue, *, batch: int = 1000
+) -> int:
+    """Publish again every attempt still waiting (planned or queued) in a running or
+    paused campaign. The in-process queue forgets its jobs on a restart: this is what
+    brings them back. (A duplicate of a job still queued is harmless: at most once.)"""
+    from dialer.db.models import CampaignRow
+
+    waiting = [AttemptState.PLANNED.value, AttemptState.QUEUED.value]
+    total = 0
+    after: uuid.UUID | None = None
+    while True:
+        async with maker() as session:
+            stmt = (
+                select(AttemptRow.id, AttemptRow.case_id, AttemptRow.campaign_id, AttemptRow.at)
+                .join(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
+                .where(
+                    AttemptRow.state.in_(waiting),
+                    CampaignRow.status.in_(["running", "paused"]),
+                )
+                .order_by(AttemptRow.id)
+                .limit(batch)
+            )
+            if after is not None:
+                stmt = stmt.where(AttemptRow.id > after)
+            rows = (await session.execute(stmt)).all()
+        if not rows:
+            return total
+        await queue.publish([Job(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows])
+        total += len(rows)
+        after = rows[-1][0]
+
+
 async def run_relay(
     maker: async_sessionmaker[AsyncSession],
     queue: JobQueue,

@@ -39,9 +39,11 @@ class ReconcileReport:
 def _move(row: AttemptRow, target: AttemptState) -> bool:
     """Advance through the state machine; `reserved -> not_sent` goes by way of `unknown`."""
     moved = False
-    if target is AttemptState.NOT_SENT and row.state == AttemptState.RESERVED.value:
-        row.state = AttemptState.UNKNOWN.value
-        moved = True
+    if target is AttemptState.NOT_SENT:
+        step = advance(AttemptState(row.state), AttemptState.UNKNOWN)
+        if step is not None:
+            row.state = step.value
+            moved = True
     new = advance(AttemptState(row.state), target)
     if new is not None:
         row.state = new.value

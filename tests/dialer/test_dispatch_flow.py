@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from adapters.inprocess import InProcessJobQueue
 from adapters.ports import Delivery
 from dialer.db.models import CampaignRow, CaseRow, ContactPointRow, OutboxRow
+from dialer.dispatch import outbox
 from dialer.services import campaigns
 from tests.conftest import Database
 from tests.dialer.dispatch_world import EARLY, INSIDE, World, make_world
@@ -161,3 +163,16 @@ async def test_progress_counts_planned_queued_dispatched_and_refusals_by_rule(
         p = await campaigns.progress(session, cid)
     assert p.dispatched == 3 and p.in_progress == 3 and p.queued == 0
     assert p.refused_at_dispatch == 0
+
+
+async def test_a_restarted_in_process_queue_gets_the_waiting_jobs_back(world: World) -> None:
+    world.clock.advance_to(INSIDE)
+    await world.add_cases(3)
+    cid = await world.campaign()
+    await world.plan(cid)
+    restarted = InProcessJobQueue(clock=world.clock)  # the process died: its heap is gone
+    assert await outbox.requeue_waiting(world.maker, restarted) == 3
+    await restarted.drain(INSIDE + timedelta(minutes=1), world.dispatcher())
+    assert world.dials() == 3
+    assert await outbox.requeue_waiting(world.maker, restarted) == 0
+    await restarted.close()
