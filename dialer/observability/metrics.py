@@ -124,7 +124,7 @@ class Metrics:
 
 class WebhookTiming:
     """ASGI middleware: every request under `prefix` that matched a route is observed in
-    `dialer_webhook_latency_seconds{route=<the route's path template>}`, signature check and
+    `dialer_webhook_latency_seconds{route=<its path or path template>}`, signature check and
     commit included, as Twilio waits for them. Unmatched paths (scanners) are not counted,
     so the label set stays bounded."""
 
@@ -141,6 +141,9 @@ class WebhookTiming:
         try:
             await self.app(scope, receive, send)
         finally:
-            route = getattr(scope.get("route"), "path", None)
-            if isinstance(route, str):
-                self.metrics.observe_webhook(route, time.perf_counter() - start)
+            template = getattr(scope.get("route"), "path", None)
+            if isinstance(template, str):  # a route matched: the label set stays bounded
+                # Without path parameters the path is its own template, prefixes included
+                # (FastAPI's nested routers keep only their own part in `route.path`).
+                label = template if scope.get("path_params") else scope["path"]
+                self.metrics.observe_webhook(label, time.perf_counter() - start)

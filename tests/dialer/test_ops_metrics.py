@@ -165,3 +165,12 @@ def test_worker_observability_logs_json_and_serves_metrics_on_the_configured_por
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+async def test_the_app_times_its_real_twilio_webhooks_even_when_it_refuses_them(
+    api: Api,
+) -> None:
+    r = await api.client.post("/v1/twilio/voice/status", data={"CallSid": "CA1"})
+    assert r.status_code == 403  # unsigned: refused, and Twilio still waited for the answer
+    got = samples(api.app.state.metrics)
+    assert got[("dialer_webhook_latency_seconds_count", (("route", "/v1/twilio/voice/status"),))]
