@@ -1,0 +1,299 @@
+"""Dispatch throughput and pacing through RabbitMQ, beside raw aio-pika in the same run.
+
+    .venv/bin/python -m bench.dispatch                          # 20,000 jobs, pacing at 200/s
+    .venv/bin/python -m bench.dispatch --jobs 5000 --cps 100    # a quicker run
+
+1. raw aio-pika: the same number of messages published with batched confirms to a fresh
+   durable quorum queue, then consumed (manual ack, prefetch 256) by one process.
+2. dispatch: N open cases in a fresh PostgreSQL schema and a running campaign (voice, its
+   window open, pacing far above what the path can do, no in-progress limit); the planner
+   writes attempts and outbox rows, the relay publishes them (confirmed), and two worker
+   processes (`Dispatcher`: lock, decide again, take a pacing slot, reserve, commit, dial
+   a mocked provider, record) consume them. Timed from the planner's start until every
+   attempt is recorded `sent`.
+3. pacing: another campaign at `--cps` calls per second, `--pacing-seconds` worth of cases,
+   the same two workers; every dial's wall-clock instant is recorded by the mocked
+   provider. Reported: the largest number of dials in any one-second window (sliding,
+   starting at each dial) against the configured rate, and the achieved rate.
+The schema and the queues are removed afterwards. The last lines are `name: value unit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+from sqlalchemy import func, select
+
+from adapters.fakes import FakeTelephony
+from adapters.ports import CallRequest, ProviderRef
+from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
+from bench.plan import AT, seed
+from dialer.db.engine import build_engine, build_sessionmaker
+from dialer.db.models import AttemptRow, CampaignRow
+from dialer.dispatch import outbox, pacing, planner
+from dialer.dispatch.worker import Dispatcher
+from dialer.services import campaigns
+from dialer.settings import Settings
+
+
+class MockProvider(FakeTelephony):
+    """Accepts every call at once; remembers when (wall clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    async def place_call(self, request: CallRequest) -> ProviderRef:
+        self.times.append(time.time())
+        return ProviderRef("mock", f"CA{uuid.uuid4().hex}", "queued")
+
+
+def engine_clock(t0: float) -> Any:
+    """The bench's instant: Tuesday 09:00 in Shanghai at `t0`, moving with the wall clock
+    (shared by every process, so pacing slots and dials are on one time line)."""
+    return lambda: AT + timedelta(seconds=time.time() - t0)
+
+
+# --- raw aio-pika -----------------------------------------------------------------------
+async def raw_aio_pika(amqp: str, count: int) -> tuple[float, float]:
+    connection = await aio_pika.connect_robust(amqp)
+    name = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        body = json.dumps({"attempt_id": str(uuid.uuid4()), "pad": "x" * 150}).encode()
+        started = time.perf_counter()
+        for start in range(0, count, 500):
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key=name,
+                    )
+                    for _ in range(min(500, count - start))
+                )
+            )
+        published = time.perf_counter() - started
+        consumer = await connection.channel()
+        await consumer.set_qos(prefetch_count=256)
+        q = await consumer.get_queue(name)
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal seen
+            await message.ack()
+            seen += 1
+            if seen == count:
+                done.set()
+
+        started = time.perf_counter()
+        await q.consume(on_message)
+        await done.wait()
+        consumed = time.perf_counter() - started
+        await channel.queue_delete(name)
+        return count / published, count / consumed
+    finally:
+        await connection.close()
+
+
+# --- a worker process ---------------------------------------------------------------------
+async def worker_main(
+    url: str, schema: str, amqp: str, namespace: str, t0: float, out: str
+) -> None:
+    settings = Settings(database_url=url, database_schema=schema)
+    engine = build_engine(settings)
+    maker = build_sessionmaker(engine)
+    clock = engine_clock(t0)
+    queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace), clock=clock)
+    provider = MockProvider()
+    await queue.connect()
+    await queue.consume(Dispatcher(maker, provider, None, clock), concurrency=48)
+    stop = Path(out + ".stop")
+    while not stop.exists():  # noqa: ASYNC110, ASYNC240 - the parent signals through a file
+        await asyncio.sleep(0.1)
+    await queue.close()
+    await engine.dispose()
+    Path(out).write_text(json.dumps(provider.times))  # noqa: ASYNC240 - once, at the end
+
+
+Workers = list[tuple[subprocess.Popen[bytes], str]]
+
+
+def start_workers(
+    args: argparse.Namespace, schema: str, namespace: str, t0: float, tmp: Path
+) -> Workers:
+    procs = []
+    for i in range(2):
+        out = str(tmp / f"worker-{i}.json")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.dispatch", "--database-url", args.database_url,
+             "--amqp", args.amqp, "--worker", schema, namespace, str(t0), out],
+            cwd=Path(__file__).parents[1],
+        )  # fmt: skip
+        procs.append((proc, out))
+    return procs
+
+
+def stop_workers(procs: Workers) -> list[float]:
+    times: list[float] = []
+    for _, out in procs:
+        Path(out + ".stop").touch()
+    for proc, out in procs:
+        proc.wait(timeout=120)
+        times += json.loads(Path(out).read_text())
+    return sorted(times)
+
+
+async def count_sent(maker: Any, cid: uuid.UUID) -> int:
+    async with maker() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(AttemptRow)
+                .where(AttemptRow.campaign_id == cid, AttemptRow.state == "sent")
+            )
+            or 0
+        )
+
+
+async def new_campaign(maker: Any, cps: float, name: str, tier: str) -> uuid.UUID:
+    """Created directly: the API caps pacing at 1,000/s, the throughput run needs more."""
+    async with maker() as session:
+        row = CampaignRow(
+            id=uuid.uuid4(), name=name, portfolio="bench", filter={"tiers": [tier]},
+            channels=["voice"],
+            window="09:00-11:30", pacing_cps=cps, max_in_progress=None, status="draft",
+            created_by="bench", created_at=AT, plan_done=False, cases_seen=0, planned=0,
+            refused_by_rule={},
+        )  # fmt: skip
+        session.add(row)
+        await session.commit()
+        await campaigns.transition(session, row.id, "running", actor="bench", now=AT)
+        return row.id
+
+
+async def run_phase(
+    maker: Any, cid: uuid.UUID, queue: RabbitJobQueue, clock: Any, expected: int
+) -> float:
+    """Plan and relay the campaign; seconds until `expected` attempts are sent."""
+    started = time.perf_counter()
+    stop = asyncio.Event()
+    relay = asyncio.create_task(outbox.run_relay(maker, queue, clock, idle=0.02, stop=stop))
+    await planner.plan_campaign(maker, cid, clock, batch=1000)
+    while await count_sent(maker, cid) < expected:  # noqa: ASYNC110 - polling the table
+        await asyncio.sleep(0.05)
+    seconds = time.perf_counter() - started
+    stop.set()
+    await relay
+    return seconds
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    raw_pub, raw_con = await raw_aio_pika(args.amqp, args.jobs)
+    tag = uuid.uuid4().hex[:10]
+    schema, namespace = f"bench_dispatch_{tag}", f"bench-dispatch-{tag}"
+    pacing_cases = int(args.cps * args.pacing_seconds)
+    dsn = args.database_url.replace("+asyncpg", "")
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    tmp = Path(f"/tmp/{schema}")
+    tmp.mkdir()  # noqa: ASYNC240
+    settings = Settings(database_url=args.database_url, database_schema=schema)
+    engine = build_engine(settings)
+    maker = build_sessionmaker(engine)
+    procs: Workers = []
+    queue: RabbitJobQueue | None = None
+    try:
+        first = await seed(args.database_url, schema, args.jobs + pacing_cases)
+        await admin.execute(
+            f'UPDATE "{schema}".cases SET tier = CASE WHEN external_ref < $1'
+            " THEN 'throughput' ELSE 'pacing' END",
+            f"P-{args.jobs:07d}",
+        )
+        async with maker() as session:  # the seeded campaign is not used: two of our own
+            await campaigns.transition(session, first, "cancelled", actor="bench", now=AT)
+        t0 = time.time()
+        clock = engine_clock(t0)
+        queue = RabbitJobQueue(RabbitSettings(url=args.amqp, namespace=namespace), clock=clock)
+        await queue.connect()
+        procs = start_workers(args, schema, namespace, t0, tmp)
+        await asyncio.sleep(3)  # let the workers connect
+
+        fast = await new_campaign(maker, 1_000_000, "throughput", "throughput")
+        seconds = await run_phase(maker, fast, queue, clock, args.jobs)
+
+        paced = await new_campaign(maker, args.cps, "pacing", "pacing")
+        before = time.time()
+        await run_phase(maker, paced, queue, clock, pacing_cases)
+        times = [t for t in stop_workers(procs) if t >= before]
+        procs = []
+    finally:
+        for proc, out in procs:
+            Path(out + ".stop").touch()  # noqa: ASYNC240
+            proc.wait(timeout=60)
+        if queue is not None:
+            await queue.close()
+            await queue.delete_topology()
+        await engine.dispose()
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+    worst = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    return {
+        "raw_publish": raw_pub,
+        "raw_consume": raw_con,
+        "dispatch": args.jobs / seconds,
+        "dispatch_seconds": seconds,
+        "pacing_max": worst,
+        "pacing_achieved": achieved,
+        "pacing_dials": len(times),
+        "interval": pacing.slot_interval(args.cps).total_seconds(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--cps", type=float, default=200.0)
+    parser.add_argument("--pacing-seconds", type=float, default=15.0)
+    default_url = os.environ.get("DIALER_DATABASE_URL", "")
+    if not default_url.startswith("postgresql"):
+        default_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    parser.add_argument("--database-url", default=default_url)
+    parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--worker", nargs=4, metavar=("SCHEMA", "NS", "T0", "OUT"))
+    args = parser.parse_args()
+    if args.worker:
+        schema, namespace, t0, out = args.worker
+        asyncio.run(worker_main(args.database_url, schema, args.amqp, namespace, float(t0), out))
+        return
+    r = asyncio.run(main_async(args))
+    slot = r["interval"] * 1000
+    print(f"two worker processes, concurrency 48 each; {args.jobs} jobs, then pacing at "
+          f"{args.cps:g}/s for {r['pacing_dials']} dials (slot {slot:.2f} ms)")  # fmt: skip
+    print(f"raw_aio_pika_publish: {r['raw_publish']:.0f} msg/s")
+    print(f"raw_aio_pika_consume: {r['raw_consume']:.0f} msg/s")
+    print(f"dispatch: {r['dispatch']:.0f} jobs/s")
+    print(f"dispatch_vs_raw_consume: {r['dispatch'] / r['raw_consume']:.3f} ratio")
+    print(f"pacing_configured: {args.cps:g} calls/s")
+    print(f"pacing_max_one_second: {r['pacing_max']} calls")
+    print(f"pacing_achieved: {r['pacing_achieved']:.1f} calls/s")
+    print(f"pacing_achieved_ratio: {r['pacing_achieved'] / args.cps:.3f} ratio")
+
+
+if __name__ == "__main__":
+    main()
