@@ -12,7 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import AttemptRow, InboundMessageRow, OutcomeRow, StrategyRow, TaskRow
+from dialer.services.callbacks import RESULT_RANK
 from dialer.services.cases import get_case
+from strategy.model import Result
+
+
+def _strength(result: str) -> int:
+    try:
+        return RESULT_RANK[Result(result)]
+    except ValueError:
+        return -1
 
 
 def _entry(at: datetime | None, kind: str, **detail: Any) -> dict[str, Any]:
@@ -38,15 +47,21 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
                 allowed_by=a.allowed_by,
             )
         )
-    # Recorded order, then the contact's own time (outcomes recorded in one sitting).
-    outcomes = list(
-        await session.scalars(
-            select(OutcomeRow)
+    # Recorded order, then the contact's own time (outcomes recorded in one sitting), then
+    # strength: within one call the keypad's results only get stronger (right party, then
+    # a promise), so that is their order even when recorded in the same instant.
+    rows = (
+        await session.execute(
+            select(OutcomeRow, AttemptRow.at)
             .outerjoin(AttemptRow, AttemptRow.id == OutcomeRow.attempt_id)
             .where(OutcomeRow.case_id == case_id)
-            .order_by(OutcomeRow.recorded_at, AttemptRow.at, OutcomeRow.id)
         )
+    ).all()
+    rows = sorted(
+        rows,
+        key=lambda r: (r[0].recorded_at, r[1] or r[0].recorded_at, _strength(r[0].result)),
     )
+    outcomes = [r[0] for r in rows]
     for o in outcomes:
         entries.append(
             _entry(
