@@ -377,9 +377,9 @@ async def main() -> None:
     print(f"bare_p50: {bare[1]:.1f} ms")
     print(f"bare_p99: {bare[2]:.1f} ms")
     print(f"service_vs_bare: {service[0] / bare[0]:.2f} x")
-    for key, (_, p99) in results.items():
+    for key, values in results.items():
         if key.startswith("rate_"):
-            print(f"service_p99_at_{key[5:]}rps: {p99:.1f} ms")
+            print(f"service_p99_at_{key[5:]}rps: {values[1]:.1f} ms")
 
 
 async def check_service(dsn: str, schema: str, attempts: Sequence[str]) -> None:
