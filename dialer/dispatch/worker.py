@@ -151,6 +151,12 @@ class Dispatcher:
                     .where(AttemptRow.id == attempt_id)
                 )
             ).first()
+            busy = (
+                row is not None
+                and row[1] is not None
+                and row[1].max_in_progress is not None
+                and await pacing.in_progress(session, row[1].id) >= row[1].max_in_progress
+            )
         if row is None:
             log.warning("job %s names no attempt: nothing to do", attempt_id)
             return
@@ -160,10 +166,8 @@ class Dispatcher:
         slot: datetime | None = None
         if campaign is not None:
             await self._campaign_gate(campaign, attempt_id)
-            if campaign.max_in_progress is not None:
-                async with self.maker() as session:
-                    if await pacing.in_progress(session, campaign.id) >= campaign.max_in_progress:
-                        raise RetryLater(self.config.busy_retry, "in-progress limit reached")
+            if busy:  # checked again under the campaign's lock before reserving
+                raise RetryLater(self.config.busy_retry, "in-progress limit reached")
             async with self._serial():
                 taken = await pacing.take_slot(
                     self.maker,
@@ -240,7 +244,10 @@ class Dispatcher:
             channel = Channel(attempt.channel)
             cp_id = str(attempt.contact_point_id)
             if facts is None or found is None or portfolio is None:
-                self._refuse(attempt, [{"rule": "strategy.none_active", "message": "no strategy"}])
+                gone = facts is None or portfolio is None
+                rule = "case.gone" if gone else "strategy.none_active"
+                why = "the case is gone" if gone else "the portfolio has no active strategy"
+                self._refuse(attempt, [{"rule": rule, "message": why}])
                 attempt.updated_at = now
                 await session.commit()
                 return None
