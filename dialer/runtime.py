@@ -10,7 +10,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,6 +24,7 @@ from dialer.clock import system_clock
 from dialer.dispatch import outbox, planner, reconciler
 from dialer.dispatch.messages import Sender
 from dialer.dispatch.worker import Dispatcher, WorkerConfig
+from dialer.services.callbacks import reconcile_unmatched
 from dialer.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,13 @@ class Runtime:
     async def _reconcile_loop(self) -> None:
         while not self.stop.is_set():
             try:
-                await reconciler.reconcile(self.maker, self.telephony, self.clock())
+                stuck = timedelta(seconds=self.settings.stuck_attempt_timeout_seconds)
+                await reconciler.reconcile(
+                    self.maker, self.telephony, self.clock(), stuck_after=stuck
+                )
+                # Callbacks kept as unmatched whose call or message is known by now.
+                async with self.maker() as session:
+                    await reconcile_unmatched(session, self.clock())
             except Exception:
                 log.exception("reconciler failed; retrying")
             await self._every(15.0)
