@@ -177,9 +177,11 @@ def worker(
 ) -> None:
     """Consume jobs, relay the outbox, plan running campaigns, reconcile unknown attempts.
     Run as many as needed on any hosts (RabbitMQ: DIALER_QUEUE_URL). Stops on SIGTERM."""
+    from dialer.observability import start_worker_observability
     from dialer.runtime import Runtime
 
     settings = Settings()
+    start_worker_observability(settings)  # masked JSON logs; /metrics for the healthcheck
 
     async def go() -> None:
         async with _database(settings) as maker:
