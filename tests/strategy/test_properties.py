@@ -377,19 +377,21 @@ def is_landline(cp: ContactPoint) -> bool:
 
 
 def candidate_zones(party: Party, cp: ContactPoint, home: str) -> tuple[str, ...]:
-    """Contact point zone, else party zone, else the number's zones, else the party's
-    phone zones, else the strategy's zone (as documented)."""
+    """Contact point zone, else party zone, else the number's zones, else every zone of
+    the party's phones, else the strategy's zone (as documented)."""
     if cp.timezone:
         return (cp.timezone,)
     if party.timezone:
         return (party.timezone,)
     if cp.kind is ContactKind.PHONE and number_zones(cp.value):
         return number_zones(cp.value)
+    # Every zone any of the party's phones may be in: its own zone, else its number's.
+    union: dict[str, None] = {}
     for other in party.contact_points:
-        # The engine takes the first placeable phone without a zone of its own.
-        if other.kind is ContactKind.PHONE and not other.timezone and number_zones(other.value):
-            return number_zones(other.value)
-    return (home,)
+        if other.kind is ContactKind.PHONE:
+            for z in (other.timezone,) if other.timezone else number_zones(other.value):
+                union[z] = None
+    return tuple(union) or (home,)
 
 
 def minutes_of(local: datetime) -> int:
