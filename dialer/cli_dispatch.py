@@ -181,12 +181,13 @@ def worker(
     from dialer.runtime import Runtime
 
     settings = Settings()
-    start_worker_observability(settings)  # masked JSON logs; /metrics for the healthcheck
+    # masked JSON logs; /metrics for the healthcheck, recorded by the dispatcher and planner
+    metrics = start_worker_observability(settings)
 
     async def go() -> None:
         async with _database(settings) as maker:
             bind = maker.kw["bind"]
-            runtime = Runtime.build(settings, bind, maker)
+            runtime = Runtime.build(settings, bind, maker, metrics=metrics)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.stop.set)

@@ -24,6 +24,7 @@ from dialer.clock import system_clock
 from dialer.dispatch import outbox, planner, reconciler
 from dialer.dispatch.messages import Sender
 from dialer.dispatch.worker import Dispatcher, WorkerConfig
+from dialer.observability.metrics import Metrics
 from dialer.services.callbacks import reconcile_unmatched
 from dialer.settings import Settings
 
@@ -105,6 +106,7 @@ class Runtime:
     telephony: Telephony
     mailer: Mailer | None
     clock: Callable[[], datetime] = system_clock
+    metrics: Metrics | None = None
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -115,6 +117,7 @@ class Runtime:
         engine: AsyncEngine,
         maker: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime] = system_clock,
+        metrics: Metrics | None = None,
     ) -> Runtime:
         return cls(
             settings,
@@ -124,6 +127,7 @@ class Runtime:
             build_telephony(settings),
             build_mailer(settings),
             clock,
+            metrics,
         )
 
     def dispatcher(self) -> Dispatcher:
@@ -133,6 +137,7 @@ class Runtime:
             self.mailer,
             self.clock,
             config=worker_config(self.settings),
+            metrics=self.metrics,
         )
 
     async def run(self, concurrency: int) -> None:
@@ -171,7 +176,12 @@ class Runtime:
                 campaign_id = await planner.claim(self.maker, self.owner, self.clock())
                 if campaign_id is not None:
                     report = await planner.plan_campaign(
-                        self.maker, campaign_id, self.clock, queue=self.queue, owner=self.owner
+                        self.maker,
+                        campaign_id,
+                        self.clock,
+                        queue=self.queue,
+                        owner=self.owner,
+                        metrics=self.metrics,
                     )
                     log.info(
                         "planned campaign %s: %d cases, %d attempts",

@@ -30,6 +30,7 @@ from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
 from dialer.dispatch import outbox
 from dialer.dispatch.facts import CaseFacts, load_facts, open_cases_page
 from dialer.dispatch.windows import LocalWindow
+from dialer.observability.metrics import Metrics
 from dialer.services.strategies import compiled_for
 from strategy.compiled import CompiledStrategy
 from strategy.decision import AllowedAction, Decision
@@ -207,6 +208,7 @@ async def plan_campaign(
     queue: JobQueue | None = None,
     owner: str = "planner",
     batch: int = 500,
+    metrics: Metrics | None = None,
 ) -> PlanReport:
     """Plan the campaign to its end (or until it stops running or the lease is lost).
     With `queue`, each committed batch is published at once through the outbox."""
@@ -222,6 +224,8 @@ async def plan_campaign(
         report.cases += cases
         report.planned += planned
         report.refused.update(refused)
+        if metrics is not None:  # the batch's refusals by rule, as committed for progress
+            metrics.record_refusals(refused.elements())
         if queue is not None and planned:
             await outbox.relay_all(maker, queue, clock())
         if done:

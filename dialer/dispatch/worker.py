@@ -59,6 +59,7 @@ from dialer.dispatch import outbox, pacing
 from dialer.dispatch.facts import load_facts
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
+from dialer.observability.metrics import Metrics
 from strategy.engine import decide
 from strategy.model import Channel, Validity
 
@@ -110,6 +111,7 @@ class Dispatcher:
         config: WorkerConfig | None = None,
         templates: TemplateRegistry | None = None,
         sleep: Sleep = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.maker = maker
         self.telephony = telephony
@@ -118,6 +120,7 @@ class Dispatcher:
         self.config = config or WorkerConfig()
         self.templates = templates or default_registry()
         self.sleep = sleep
+        self.metrics = metrics
         self.strategies = StrategyCache()
         bind = maker.kw.get("bind")
         self.postgres = bind is not None and bind.dialect.name == "postgresql"
@@ -163,6 +166,9 @@ class Dispatcher:
         state, campaign = AttemptState(row[0]), row[1]
         if state not in DISPATCHABLE:
             return  # handled already: a duplicate or a redelivery never dials again
+        if self.metrics is not None:
+            lag = (self.clock() - job.not_before).total_seconds()
+            self.metrics.set_queue_lag(max(lag, 0.0))
         slot: datetime | None = None
         if campaign is not None:
             await self._campaign_gate(campaign, attempt_id)
@@ -250,6 +256,7 @@ class Dispatcher:
                 self._refuse(attempt, [{"rule": rule, "message": why}])
                 attempt.updated_at = now
                 await session.commit()
+                self._count_refusal([rule])
                 return None
             strategy_row, cs = found
             decision = decide(facts.case, facts.history, now, cs)
@@ -271,6 +278,7 @@ class Dispatcher:
                 attempt.strategy_version_id = strategy_row.id
                 attempt.updated_at = now
                 await session.commit()
+                self._count_refusal([str(d["rule"]) for d in docs])
                 log.info("attempt %s refused at dispatch: %s", attempt_id, docs[0]["rule"])
                 return None
             if campaign is not None and campaign.max_in_progress is not None:
@@ -327,17 +335,28 @@ class Dispatcher:
         move(attempt, AttemptState.REFUSED)
         attempt.refusal = {"reasons": reasons}
 
+    def _count_refusal(self, rules: list[str]) -> None:
+        if self.metrics is not None:
+            self.metrics.record_refusals(rules)
+
+    def _count_provider_error(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.record_provider_error(kind)
+
     # --- the provider call ---------------------------------------------------------------
     async def _send(self, r: Reserved, job: Job) -> None:
         try:
             ref = await self._call_provider(r)
         except AmbiguousError as exc:
+            self._count_provider_error("ambiguous")
             await self._record(r, AttemptState.UNKNOWN, error=("ambiguous", str(exc)))
         except PermanentError as exc:
+            self._count_provider_error(exc.kind)
             await self._record(
                 r, AttemptState.FAILED, error=(f"{exc.kind}:{exc.code or ''}", str(exc)), perm=exc
             )
         except TransientError as exc:
+            self._count_provider_error("transient")
             await self._record(r, AttemptState.NOT_SENT, error=("transient", str(exc)), job=job)
         except Exception as exc:  # anything else: the provider may have acted
             log.exception("attempt %s: unexpected provider failure", r.attempt_id)

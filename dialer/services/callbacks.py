@@ -21,9 +21,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance
+from dialer.attempt_state import CALL_STATUS, FINAL_STATES, MESSAGE_STATUS, AttemptState, advance
 from dialer.db.models import AttemptRow, InboundMessageRow
 from dialer.db.repositories import webhooks as repo
+from dialer.observability.metrics import Metrics
 from dialer.services.optouts import opt_in, opt_out
 from dialer.webhooks.forms import MalformedWebhookError, TwilioForm, mask_number
 from strategy.model import Channel, Result
@@ -144,6 +145,20 @@ def _move(attempt: AttemptRow, target: AttemptState, now: datetime) -> bool:
     return True
 
 
+def _outcome(attempt: AttemptRow, moved: bool) -> tuple[str, str] | None:
+    """(channel, result) when this event moved the attempt into a final state."""
+    if moved and AttemptState(attempt.state) in FINAL_STATES:
+        return attempt.channel, attempt.result
+    return None
+
+
+def count_outcome(metrics: Metrics | None, outcome: tuple[str, str] | None) -> None:
+    """`dialer_attempts_total`, once per attempt: only the event that moved it into a
+    final state (a duplicate or a stale event moves nothing) counts, after its commit."""
+    if metrics is not None and outcome is not None:
+        metrics.record_attempt(*outcome)
+
+
 def _required(form: TwilioForm, *names: str) -> list[str]:
     values = [form.get(n) for n in names]
     missing = [n for n, v in zip(names, values, strict=True) if v is None]
@@ -152,31 +167,37 @@ def _required(form: TwilioForm, *names: str) -> list[str]:
     return [v or "" for v in values]
 
 
-async def record_call_status(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
+async def record_call_status(
+    session: AsyncSession, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
+) -> None:
     sid, status = _required(form, "CallSid", "CallStatus")
     if status not in CALL_STATUS:
         raise MalformedWebhookError(f"unknown CallStatus {status!r}")
     seq = form.int_of("SequenceNumber")
     key = event_key(form, "call", sid, str(seq) if seq is not None else status)
     found = await _begin(session, form, kind="voice_status", sid=sid, key=key, now=now)
+    outcome = None
     if found is not None:
-        _apply_call_status(found[1], form, status, seq, now)
+        moved = _apply_call_status(found[1], form, status, seq, now)
+        outcome = _outcome(found[1], moved)
     await session.commit()
+    count_outcome(metrics, outcome)
 
 
 def _apply_call_status(
     attempt: AttemptRow, form: TwilioForm, status: str, seq: int | None, now: datetime
-) -> None:
+) -> bool:
+    """Apply a call status; True when it moved the attempt."""
     last = attempt.last_sequence_number
     if seq is not None and last is not None and seq <= last:
-        return  # stale: an earlier event arriving late
+        return False  # stale: an earlier event arriving late
     if seq is not None:
         attempt.last_sequence_number = seq
     answered_by = form.get("AnsweredBy")
     if answered_by:
         attempt.answered_by = answered_by
     if not _move(attempt, CALL_STATUS[status], now):
-        return
+        return False
     attempt.provider_status = status
     duration = form.int_of("CallDuration")
     if duration is not None:
@@ -186,6 +207,7 @@ def _apply_call_status(
         if status == "completed" and is_machine(attempt.answered_by):
             result = Result.VOICEMAIL
         attempt.result = stronger(attempt.result, result)
+    return True
 
 
 async def record_amd(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
@@ -206,7 +228,9 @@ def _apply_amd(attempt: AttemptRow, answered_by: str, now: datetime) -> None:
     attempt.updated_at = now
 
 
-async def record_sms_status(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
+async def record_sms_status(
+    session: AsyncSession, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
+) -> None:
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
     status = form.get("MessageStatus") or form.get("SmsStatus")
     if not sid or not status:
@@ -216,17 +240,22 @@ async def record_sms_status(session: AsyncSession, form: TwilioForm, now: dateti
     error = form.get("ErrorCode")
     key = event_key(form, "sms", sid, status, error)
     found = await _begin(session, form, kind="sms_status", sid=sid, key=key, now=now)
+    outcome = None
     if found is not None:
-        await _apply_sms_status(session, found[1], status, error, now)
+        moved = await _apply_sms_status(session, found[1], status, error, now)
+        outcome = _outcome(found[1], moved)
     await session.commit()
+    count_outcome(metrics, outcome)
 
 
 async def _apply_sms_status(
     session: AsyncSession, attempt: AttemptRow, status: str, error: str | None, now: datetime
-) -> None:
+) -> bool:
+    """Apply a message status; True when it moved the attempt."""
     if error:
         attempt.error_code = error
-    if _move(attempt, MESSAGE_STATUS[status], now):
+    moved = _move(attempt, MESSAGE_STATUS[status], now)
+    if moved:
         attempt.provider_status = status
         result = MESSAGE_RESULTS.get(status)
         if result is not None:
@@ -242,6 +271,7 @@ async def _apply_sms_status(
                 actor="twilio:sms-status",
                 now=now,
             )
+    return moved
 
 
 async def reconcile_unmatched(

@@ -25,12 +25,20 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, TRANSITIONS, AttemptState
+from dialer.attempt_state import (
+    CALL_STATUS,
+    FINAL_STATES,
+    MESSAGE_STATUS,
+    TRANSITIONS,
+    AttemptState,
+)
+from dialer.observability.metrics import Metrics
 from dialer.services.callbacks import (
     CALL_RESULTS,
     MESSAGE_RESULTS,
     RESULT_RANK,
     attempt_ref,
+    count_outcome,
     event_key,
 )
 from dialer.settings import Settings
@@ -89,9 +97,10 @@ WITH target AS (
       AND EXISTS (SELECT 1 FROM ev)
       AND a.state = ANY($8::text[])
       AND ($10::int IS NULL OR a.last_sequence_number IS NULL OR a.last_sequence_number < $10)
-    RETURNING a.id
+    RETURNING a.id, a.channel, a.result
 )
-SELECT (SELECT id FROM ev) AS event_id, (SELECT id FROM up) AS moved
+SELECT (SELECT id FROM ev) AS event_id, (SELECT id FROM up) AS moved,
+    (SELECT channel FROM up) AS channel, (SELECT result FROM up) AS result
 """  # noqa: S608  (built only from this module's constant tables; values are parameters)
 
 
@@ -120,7 +129,9 @@ class FastStatusPath:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def call_status(self, form: TwilioForm, now: datetime) -> None:
+    async def call_status(
+        self, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
+    ) -> None:
         sid, status = form.get("CallSid"), form.get("CallStatus")
         if not sid or not status:
             raise MalformedWebhookError("missing CallSid, CallStatus")
@@ -141,9 +152,18 @@ class FastStatusPath:
             answered_by=form.get("AnsweredBy"),
             result=result.value if result else None,
             error=None,
+            metrics=metrics,
         )
 
-    async def sms_status(self, form: TwilioForm, now: datetime, sid: str, status: str) -> None:
+    async def sms_status(
+        self,
+        form: TwilioForm,
+        now: datetime,
+        sid: str,
+        status: str,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         error = form.get("ErrorCode")
         result = MESSAGE_RESULTS.get(status)
         await self._run(
@@ -159,6 +179,7 @@ class FastStatusPath:
             answered_by=None,
             result=result.value if result else None,
             error=error,
+            metrics=metrics,
         )
 
     async def _run(
@@ -176,6 +197,7 @@ class FastStatusPath:
         answered_by: str | None,
         result: str | None,
         error: str | None,
+        metrics: Metrics | None = None,
     ) -> None:
         attempt: uuid.UUID | None = attempt_ref(form)
         args: tuple[Any, ...] = (
@@ -195,4 +217,8 @@ class FastStatusPath:
             error,
         )
         async with self.pool.acquire() as conn:
-            await conn.fetchrow(STATEMENT, *args)
+            row = await conn.fetchrow(STATEMENT, *args)
+        # `moved`: this event (not a duplicate: its insert is the update's condition) moved
+        # the attempt to `target`, from a state allowed to; committed (autocommit).
+        if row is not None and row["moved"] is not None and target in FINAL_STATES:
+            count_outcome(metrics, (row["channel"], row["result"]))

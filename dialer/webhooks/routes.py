@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.api.deps import SessionDep, get_now, get_settings
 from dialer.attempt_state import MESSAGE_STATUS
+from dialer.observability.metrics import Metrics
 from dialer.services import callbacks, voice_flow
 from dialer.webhooks.fastpath import FastStatusPath
 from dialer.webhooks.forms import MalformedWebhookError, verified_form
@@ -47,6 +48,12 @@ def _fast(request: Request) -> FastStatusPath | None:
     return fast
 
 
+def _metrics(request: Request) -> Metrics | None:
+    """The app's metrics; None when the app was built without them (some tests)."""
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    return metrics
+
+
 def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return maker
@@ -59,10 +66,12 @@ async def voice_status(request: Request) -> Response:
     form = await verified_form(request, get_settings(request))
     fast = _fast(request)
     if fast is not None:
-        await fast.call_status(form, get_now(request))
+        await fast.call_status(form, get_now(request), metrics=_metrics(request))
     else:
         async with _sessions(request)() as session:
-            await callbacks.record_call_status(session, form, get_now(request))
+            await callbacks.record_call_status(
+                session, form, get_now(request), metrics=_metrics(request)
+            )
     return Response(status_code=204)
 
 
@@ -100,10 +109,12 @@ async def sms_status(request: Request) -> Response:
         raise MalformedWebhookError("missing or unknown MessageSid / MessageStatus")
     fast = _fast(request)
     if fast is not None and form.get("ErrorCode") != callbacks.OPTED_OUT_ERROR:
-        await fast.sms_status(form, get_now(request), sid, status)
+        await fast.sms_status(form, get_now(request), sid, status, metrics=_metrics(request))
     else:  # 21610 opts the number out: that needs the session path
         async with _sessions(request)() as session:
-            await callbacks.record_sms_status(session, form, get_now(request))
+            await callbacks.record_sms_status(
+                session, form, get_now(request), metrics=_metrics(request)
+            )
     return Response(status_code=204)
 
 

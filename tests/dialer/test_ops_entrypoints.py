@@ -255,11 +255,6 @@ def test_dialer_worker_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         assert proc.wait(timeout=60) == 0, log_path.read_text()
 
 
-@pytest.mark.xfail(
-    reason="`dialer worker` does not call start_worker_observability(settings) yet, so it "
-    "serves no metrics for the compose healthcheck to probe",
-    strict=False,
-)
 def test_the_compose_worker_healthcheck_passes_against_dialer_worker(tmp_path: Path) -> None:
     if "worker" not in subcommands():
         pytest.skip("`dialer worker` is not in the CLI yet")
