@@ -135,6 +135,32 @@ async def _record(
     )
 
 
+async def _change_case(
+    session: AsyncSession,
+    row: CaseRow,
+    changes: dict[str, Any],
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+) -> CaseRow:
+    """Apply changes to a case row, audit them, commit, and read the case back."""
+    before = _apply(row, changes)
+    row.updated_at = now
+    await _record(
+        session,
+        actor=actor,
+        now=now,
+        action=action,
+        entity="case",
+        entity_id=row.id,
+        before=before,
+        after=changes,
+    )
+    await session.commit()
+    return await get_case(session, row.id)
+
+
 async def update_case(
     session: AsyncSession, case_id: uuid.UUID, patch: CasePatch, *, actor: str, now: datetime
 ) -> CaseRow:
@@ -150,20 +176,7 @@ async def update_case(
             raise ValidationFailedError(
                 f"{key} cannot be null", [FieldError(key, "may be changed, not removed")]
             )
-    before = _apply(row, changes)
-    row.updated_at = now
-    await _record(
-        session,
-        actor=actor,
-        now=now,
-        action="case.update",
-        entity="case",
-        entity_id=case_id,
-        before=before,
-        after=changes,
-    )
-    await session.commit()
-    return await get_case(session, case_id)
+    return await _change_case(session, row, changes, "case.update", actor=actor, now=now)
 
 
 async def add_party(
@@ -335,17 +348,4 @@ async def assign(
 ) -> CaseRow:
     row = await get_case(session, case_id)
     changes = body.model_dump(exclude_unset=True)
-    before = _apply(row, changes)
-    row.updated_at = now
-    await _record(
-        session,
-        actor=actor,
-        now=now,
-        action="case.assign",
-        entity="case",
-        entity_id=case_id,
-        before=before,
-        after=changes,
-    )
-    await session.commit()
-    return await get_case(session, case_id)
+    return await _change_case(session, row, changes, "case.assign", actor=actor, now=now)
