@@ -1,7 +1,9 @@
 """A case's history indexed once per decision: one sorted pass, then bisections.
 
 Caps count attempts in a period; the period holds few attempts, so each count is two
-bisections on the sorted timestamps and a short scan of the slice between them.
+bisections on the sorted timestamps and a short scan of the slice between them. The
+index keeps parallel lists (one per attribute) rather than a row object per attempt:
+building it is the one cost every decision pays for its fresh history.
 """
 
 from __future__ import annotations
@@ -20,9 +22,19 @@ from strategy.model import (
     Result,
 )
 
-_CP, _PARTY, _ROLE, _CHANNEL, _CONV = range(5)
 _THIRD = PartyRole.THIRD_PARTY
 _PROMISE = Result.PROMISE_TO_PAY
+_WRONG = Result.WRONG_NUMBER
+_REFUSAL = Result.REFUSAL
+_CALLBACK = Result.CALLBACK_REQUESTED
+_DISPUTE = Result.DISPUTE
+_ATTEMPTS = Counted.ATTEMPTS
+_CONVERSATIONS = Counted.CONVERSATIONS
+_CP_SCOPE = Scope.CONTACT_POINT
+_PARTY_SCOPE = Scope.PARTY
+
+# A row's kind, as the caps' row tables key it: (channel, party role, conversation).
+RowKey = tuple[Channel, PartyRole, bool]
 
 
 class HistoryIndex:
@@ -31,10 +43,15 @@ class HistoryIndex:
     __slots__ = (
         "attempts",
         "callback_requested",
+        "channels",
+        "convs",
+        "cps",
         "disputes",
+        "keys",
         "latest_promise",
+        "parties",
         "refused_parties",
-        "rows",
+        "roles",
         "rpc_by_party",
         "third_party_conversations",
         "ts",
@@ -42,7 +59,7 @@ class HistoryIndex:
     )
 
     def __init__(self, history: History, party_roles: dict[str, PartyRole]) -> None:
-        attempts = list(history.attempts)
+        attempts: list[Attempt] | tuple[Attempt, ...] = history.attempts
         stamps = [a.at.timestamp() for a in attempts]
         ordered = sorted(stamps)
         if ordered != stamps:
@@ -52,11 +69,14 @@ class HistoryIndex:
         self.ts = stamps
         self.attempts = attempts
         get_role = party_roles.get
-        conversations = [a.result in CONVERSATION_RESULTS for a in attempts]
-        self.rows = [
-            (a.contact_point_id, a.party_id, get_role(a.party_id, _THIRD), a.channel, conv)
-            for a, conv in zip(attempts, conversations, strict=True)
-        ]
+        conversation_results = CONVERSATION_RESULTS
+        self.parties = parties = [a.party_id for a in attempts]
+        self.cps = [a.contact_point_id for a in attempts]
+        self.channels = channels = [a.channel for a in attempts]
+        results = [a.result for a in attempts]
+        self.convs = convs = [r in conversation_results for r in results]
+        self.roles = roles = [get_role(p, _THIRD) for p in parties]
+        self.keys: list[RowKey] = list(zip(channels, roles, convs, strict=True))
         self.rpc_by_party: dict[str, list[float]] = {}
         self.refused_parties: set[str] = set()
         self.third_party_conversations: set[str] = set()
@@ -66,30 +86,31 @@ class HistoryIndex:
         self.disputes: list[float] = []
         # Only conversations and wrong numbers carry facts beyond the counts: most
         # attempts (no answer, busy, voicemail) are skipped here.
+        if True not in convs and _WRONG not in results:
+            return
         for i, a in enumerate(attempts):
-            result = a.result
-            conversation = conversations[i]
-            if not conversation and result is not Result.WRONG_NUMBER:
+            result = results[i]
+            conversation = convs[i]
+            if not conversation and result is not _WRONG:
                 continue
             ts = stamps[i]
-            role = self.rows[i][_ROLE]
-            if role is _THIRD:
+            if roles[i] is _THIRD:
                 if conversation:
                     self.third_party_conversations.add(a.party_id)
-            elif result in RIGHT_PARTY_RESULTS or result is Result.REFUSAL:
+            elif result in RIGHT_PARTY_RESULTS or result is _REFUSAL:
                 # A debtor (or guarantor) who refused to pay still had a conversation with
                 # us: it starts the quiet period (12 CFR 1006.14(b)(2)(ii)).
                 self.rpc_by_party.setdefault(a.party_id, []).append(ts)
                 self.wrong_numbers.pop(a.contact_point_id, None)
-            if result is Result.REFUSAL:
+            if result is _REFUSAL:
                 self.refused_parties.add(a.party_id)
-            elif result is Result.CALLBACK_REQUESTED:
+            elif result is _CALLBACK:
                 self.callback_requested.add(a.party_id)
-            elif result is Result.WRONG_NUMBER:
+            elif result is _WRONG:
                 self.wrong_numbers[a.contact_point_id] = ts
             elif result is _PROMISE and a.promise_date is not None:
                 self.latest_promise = (ts, a)
-            elif result is Result.DISPUTE:
+            elif result is _DISPUTE:
                 self.disputes.append(ts)
 
     def last_rpc(self, party_id: str, t: float) -> float | None:
@@ -116,19 +137,19 @@ class HistoryIndex:
         hi = bisect_left(ts, end, lo)
         if lo == hi:
             return []
-        rows = self.rows
-        key = _CP if scope is Scope.CONTACT_POINT else _PARTY if scope is Scope.PARTY else _ROLE
+        by_group = self.cps if scope is _CP_SCOPE else self.parties
+        by_role = scope is not _CP_SCOPE and scope is not _PARTY_SCOPE
+        roles, chans, convs = self.roles, self.channels, self.convs
         out = []
         for i in range(lo, hi):
-            row = rows[i]
-            if row[_CHANNEL] not in channels:
+            if chans[i] not in channels:
                 continue
-            if key == _ROLE:
-                if row[_ROLE] not in group:
+            if by_role:
+                if roles[i] not in group:
                     continue
-            elif row[key] != group:
+            elif by_group[i] != group:
                 continue
-            if counted is Counted.ATTEMPTS or (counted is Counted.CONVERSATIONS) == row[_CONV]:
+            if counted is _ATTEMPTS or (counted is _CONVERSATIONS) == convs[i]:
                 out.append(ts[i])
         return out
 
@@ -141,12 +162,12 @@ class HistoryIndex:
     ) -> float | None:
         """The latest attempt at or before t in the scope group on those channels."""
         ts = self.ts
-        rows = self.rows
-        key = _CP if scope is Scope.CONTACT_POINT else _PARTY if scope is Scope.PARTY else _ROLE
+        by_group = self.cps if scope is _CP_SCOPE else self.parties
+        by_role = scope is not _CP_SCOPE and scope is not _PARTY_SCOPE
+        roles, chans = self.roles, self.channels
         for i in range(bisect_right(ts, t) - 1, -1, -1):
-            row = rows[i]
-            if row[_CHANNEL] not in channels:
+            if chans[i] not in channels:
                 continue
-            if (row[_ROLE] in group) if key == _ROLE else (row[key] == group):
+            if (roles[i] in group) if by_role else (by_group[i] == group):
                 return ts[i]
         return None
