@@ -58,6 +58,43 @@ def local_date(ts: float, zone_name: str) -> date:
     return datetime.fromtimestamp(ts, zone(zone_name)).date()
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+# (zone, UTC day number) -> the zone's UTC offset in seconds all that UTC day, or None when
+# the offset changes during it. Pure: a function of the zone database only.
+_offsets: dict[tuple[str, int], int | None] = {}
+
+
+def local_ordinal(ts: float, zone_name: str) -> int:
+    """`local_date(ts, zone_name).toordinal()` without building a datetime: on a UTC day
+    whose offset does not change, the local day is arithmetic on the offset."""
+    utc_day = int(ts // 86400.0)
+    key = (zone_name, utc_day)
+    offset = _offsets.get(key, False)
+    if offset is False:
+        offset = _day_offset(zone_name, utc_day)
+        if len(_offsets) > 100_000:
+            _offsets.clear()
+        _offsets[key] = offset
+    if offset is None:
+        return datetime.fromtimestamp(ts, zone(zone_name)).toordinal()
+    return int((ts + offset) // 86400.0) + _EPOCH_ORDINAL
+
+
+def _day_offset(zone_name: str, utc_day: int) -> int | None:
+    tz = zone(zone_name)
+    # Offsets change at most once a day in the zone database; checking three instants
+    # also catches a change undone the same day.
+    offsets = {
+        datetime.fromtimestamp(utc_day * 86400.0 + s, tz).utcoffset() for s in (0, 43200, 86399)
+    }
+    if len(offsets) != 1:
+        return None
+    start = offsets.pop()
+    if start is None or start.microseconds:
+        return None
+    return start.days * 86400 + start.seconds
+
+
 @lru_cache(maxsize=200_000)
 def day_start(zone_name: str, ordinal: int) -> float:
     """The instant local midnight begins the given day in the zone."""

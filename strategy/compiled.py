@@ -26,12 +26,16 @@ from strategy.document import (
     Tier,
 )
 from strategy.guardrails import Clause, GuardrailProfile
+from strategy.history import RowKey
 from strategy.model import Channel, Disclosure, PartyRole
 
 _ALL_CHANNELS = frozenset(Channel)
 _ids = itertools.count(1)
 
 MinuteSpan = tuple[int, int]
+# A cap's scope as the engine's tables code it.
+SCOPE_CONTACT_POINT, SCOPE_PARTY, SCOPE_CASE = 0, 1, 2
+_SCOPE_CODE = {Scope.CONTACT_POINT: 0, Scope.PARTY: 1, Scope.CASE: 2}
 MORNING_END = 12 * 60
 LAST_HOUR = 60
 MONTH_END_DAYS = 3
@@ -47,6 +51,18 @@ class CompiledCap:
     clause: Clause | None
     message: str  # "of 3 attempts per party (sms/voice) in 1 local day(s)", after the count
     source: str | None  # "<clause id>: <source>", as a reason shows it
+
+
+@dataclass(frozen=True, slots=True)
+class CapPeriod:
+    """The caps of a tier that count over the same period, and which of them a history
+    row of each kind (channel, party role, conversation) counts towards: one pass over the
+    period's attempts counts every cap and group at once."""
+
+    local_days: int | None
+    rolling_seconds: float | None
+    # row kind -> ((cap index, scope code), ...); kinds no cap counts are absent.
+    row_caps: dict[RowKey, tuple[tuple[int, int], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +88,9 @@ class CompiledTier:
     # The same without the profile's hours and hard preferences: to explain a refusal.
     tier_spans: tuple[tuple[MinuteSpan, ...], ...]
     caps: tuple[CompiledCap, ...]
+    cap_limits: tuple[int, ...]  # per cap index
+    cap_scopes: tuple[int, ...]  # per cap index: SCOPE_CONTACT_POINT, _PARTY or _CASE
+    cap_periods: tuple[CapPeriod, ...]  # the caps with limit > 0, by period
     spacing: tuple[CompiledSpacing, ...]
     parties: dict[PartyRole, CompiledPartyRule]
     quiet_seconds: float
@@ -158,6 +177,9 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         spans=tuple(spans),
         tier_spans=tuple(tier_spans),
         caps=tuple(caps),
+        cap_limits=tuple(c.cap.limit for c in caps),
+        cap_scopes=tuple(_SCOPE_CODE[c.cap.scope] for c in caps),
+        cap_periods=_cap_periods(caps),
         spacing=spacing,
         parties=parties,
         quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
@@ -170,6 +192,45 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         facts_cache={},
         template_keys={},
     )
+
+
+def _cap_periods(caps: list[CompiledCap]) -> tuple[CapPeriod, ...]:
+    """Group the caps by period and tabulate, per row kind, the caps that count it.
+
+    A row counts towards a cap when its channel is the cap's, its kind is the one the cap
+    counts and, for a case-scope cap, its party's role is one the cap counts (a party or
+    contact point cap counts every row of its group: the candidate's role selects it).
+    Caps with limit 0 refuse whatever the count and are left to the engine."""
+    by_period: dict[tuple[int | None, float | None], list[int]] = {}
+    for i, c in enumerate(caps):
+        if c.cap.limit <= 0:
+            continue
+        rolling = c.cap.rolling_hours * 3600.0 if c.cap.rolling_hours is not None else None
+        by_period.setdefault((c.cap.local_days, rolling), []).append(i)
+    out = []
+    for (days, rolling), indices in by_period.items():
+        row_caps: dict[RowKey, tuple[tuple[int, int], ...]] = {}
+        for channel in Channel:
+            for role in PartyRole:
+                for conversation in (False, True):
+                    hits = tuple(
+                        (i, _SCOPE_CODE[caps[i].cap.scope])
+                        for i in indices
+                        if _counts_row(caps[i], channel, role, conversation)
+                    )
+                    if hits:
+                        row_caps[channel, role, conversation] = hits
+        out.append(CapPeriod(days, rolling, row_caps))
+    return tuple(out)
+
+
+def _counts_row(c: CompiledCap, channel: Channel, role: PartyRole, conversation: bool) -> bool:
+    if channel not in c.channels:
+        return False
+    if c.cap.scope is Scope.CASE and role not in c.roles:
+        return False
+    counted = c.cap.count
+    return counted is Counted.ATTEMPTS or (counted is Counted.CONVERSATIONS) == conversation
 
 
 def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:

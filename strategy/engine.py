@@ -9,6 +9,7 @@ point), so a next-allowed time is never a guess.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from strategy.calendar import (
     from_ts,
     intersect,
     local_date,
+    local_ordinal,
     phone_facts,
     zone,
 )
@@ -28,6 +30,8 @@ from strategy.compiled import (
     EARLY_MONTH_LAST_DAY,
     LAST_HOUR,
     MONTH_END_DAYS,
+    SCOPE_CONTACT_POINT,
+    SCOPE_PARTY,
     CompiledCap,
     CompiledSpacing,
     CompiledStrategy,
@@ -76,6 +80,7 @@ _BLOCKING_FLAGS: Final = {
 }
 
 _ALL_ROLES: Final = frozenset(PartyRole)
+_BAD_VALIDITY: Final = frozenset({Validity.WRONG_NUMBER, Validity.INVALID})
 _ALL_CHANNELS: Final = frozenset(Channel)
 _DEBTOR_ONLY: Final = frozenset({PartyRole.DEBTOR})
 
@@ -84,12 +89,12 @@ _R = tuple[str, str, float | None, str | None]
 
 
 class _Cand:
-    """One candidate (party x contact point x channel) and what is known of it per tier."""
+    """One candidate (party x contact point x channel) and what is known of it."""
 
     __slots__ = (
         "channel",
+        "facts_key",
         "party",
-        "per_tier",
         "point",
         "public",
         "static",
@@ -106,6 +111,7 @@ class _Cand:
         zones: tuple[str, ...],
         zone_source: str,
         static: tuple[_R, ...],
+        zone_key: int,
     ) -> None:
         self.party = party
         self.point = point
@@ -114,37 +120,24 @@ class _Cand:
         self.zone_source = zone_source
         self.public = Candidate(party.id, party.role, point.id, channel)
         self.static = static
-        self.zone_key = 0  # the same int for candidates with equal zones (cheap slot keys)
-        self.per_tier: dict[int, _CandTier] = {}
-
-
-class _CandTier:
-    """A candidate under one tier: its facts and the slots of the caps and spacing rules
-    it reads. Candidates that share a cap's group and zones share its slot, so a cap is
-    counted once per instant however many candidates it binds."""
-
-    __slots__ = ("caps", "facts", "spacing")
-
-    def __init__(
-        self,
-        facts: _TierFacts,
-        caps: tuple[tuple[int, CompiledCap, str | frozenset[PartyRole]], ...],
-        spacing: tuple[tuple[int, CompiledSpacing, str | frozenset[PartyRole]], ...],
-    ) -> None:
-        self.facts = facts
-        self.caps = caps
-        self.spacing = spacing
+        self.zone_key = zone_key  # the same int for candidates with equal zones
+        self.facts_key = (party.role, party.knows_of_debt, channel)
 
 
 class _At:
     """What the rules found at one instant, shared by every candidate evaluated there."""
 
-    __slots__ = ("caps", "state", "unreachable", "windows")
+    __slots__ = ("caps", "exceeded", "periods", "spacing", "state", "unreachable", "windows")
 
     def __init__(self, state: _TierState) -> None:
         self.state = state
-        self.caps: dict[int, _R | None] = {}  # slot -> verdict (cap or spacing)
-        self.windows: dict[tuple[str, ...], tuple[bool, float | None, str, str]] = {}
+        # (cap index, group or None for the case, zone key) -> the cap's reason or None
+        self.caps: dict[tuple[int, str | None, int], _R | None] = {}
+        # zone key -> (cap index, scope code, group or None) of every cap over its limit
+        self.exceeded: dict[int, list[tuple[int, int, str | None]]] = {}
+        self.periods: dict[tuple[int, int], tuple[float, float]] = {}
+        self.spacing: dict[tuple[int, str | None], _R | None] = {}
+        self.windows: dict[int, tuple[bool, float | None, str, str]] = {}
         self.unreachable: bool | None = None
 
 
@@ -158,9 +151,12 @@ class _TierFacts:
     guard_unreachable: bool  # the profile says the same
     disclosure: Disclosure
     raised: Disclosure | None  # disclosure once the debtor is unreachable
-    caps: tuple[CompiledCap, ...]
-    spacing: tuple[CompiledSpacing, ...]
+    cap_ids: frozenset[int]  # indices into the tier's caps that bind this candidate
+    zero_caps: tuple[int, ...]  # those with limit 0: they refuse whatever the count
+    spacing: tuple[tuple[int, CompiledSpacing], ...]  # (index in the tier, rule)
     profile_quiet: bool
+    # Whether the debtor's reachability matters to this candidate at all.
+    reads_unreachable: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,20 +198,20 @@ class _Evaluator:
         self.quiet_source = _source(profile.quiet_clause)
         roles = {p.id: p.role for p in case.parties}
         self.idx = HistoryIndex(history, roles)
-        self.payments = sorted(history.payments)
+        self.payments = sorted(history.payments) if history.payments else []
+        self.represented = CaseFlag.ATTORNEY in case.flags
         self.candidates: list[_Cand] = self._candidates()
         self._at_memo: dict[float, _At] = {}
         self._dt_memo: dict[float, datetime] = {}
         self._pref_memo: dict[tuple[int, str, float], tuple[int, tuple[str, ...]]] = {}
-        # (cap or spacing rule, group, zones) -> slot; per decision, filled per tier.
-        self._slots: dict[tuple[int, object, int], int] = {}
-        self._period_memo: dict[tuple[tuple[str, ...], int, float], tuple[float, float]] = {}
 
     # --- facts that do not depend on time --------------------------------------------
     def _candidates(self) -> list[_Cand]:
         out: list[_Cand] = []
         home = self.home_zone
+        zone_keys: dict[tuple[str, ...], int] = {}
         for party in self.case.parties:
+            party_static = self._party_reasons(party)
             # Every zone the party's phones may be in (a phone's own zone if known, else the
             # number's candidates): the zones of a contact point that says nothing itself.
             phone_zones: tuple[str, ...] = ()
@@ -241,12 +237,11 @@ class _Evaluator:
                     zones, source = (home,), "portfolio default"
                 if cp.kind is ContactKind.PHONE and mobile is None:
                     mobile = phone_facts(cp.value)[1]
+                zone_key = zone_keys.setdefault(zones, len(zone_keys))
+                point_static = party_static + self._point_reasons(cp)
                 for channel in CHANNELS_BY_KIND[cp.kind]:
-                    static = self._static_reasons(party, cp, channel, mobile)
-                    out.append(_Cand(party, cp, channel, zones, source, static))
-        zone_keys: dict[tuple[str, ...], int] = {}
-        for cand in out:
-            cand.zone_key = zone_keys.setdefault(cand.zones, len(zone_keys))
+                    static = point_static + self._channel_reasons(cp, channel, mobile)
+                    out.append(_Cand(party, cp, channel, zones, source, static, zone_key))
         return out
 
     # --- the decision --------------------------------------------------------------------
@@ -442,15 +437,26 @@ class _Evaluator:
         return ("pending", what, resume) if t < resume else ("broken", what, resume)
 
     # --- one candidate at an instant -----------------------------------------------------
-    def _static_reasons(
-        self, party: Party, cp: ContactPoint, channel: Channel, mobile: bool | None
-    ) -> tuple[_R, ...]:
-        """Reasons that depend on neither the tier nor the instant."""
-        out: list[_R] = []
+    def _party_reasons(self, party: Party) -> tuple[_R, ...]:
+        """Reasons that depend on the party only (neither the tier nor the instant)."""
         role = party.role
-        profile = self.profile
         idx = self.idx
-        represented = CaseFlag.ATTORNEY in self.case.flags
+        represented = self.represented
+        if (
+            not represented
+            and role is not PartyRole.ATTORNEY
+            and not party.refused_contact
+            and (
+                role is not PartyRole.THIRD_PARTY
+                or (
+                    party.id not in idx.refused_parties
+                    and party.id not in idx.third_party_conversations
+                )
+            )
+        ):
+            return ()
+        out: list[_R] = []
+        profile = self.profile
         if represented and role is not PartyRole.ATTORNEY:
             out.append(
                 (
@@ -491,25 +497,42 @@ class _Evaluator:
                     _source(profile.third_party_once_clause),
                 )
             )
-        if cp.validity in (Validity.WRONG_NUMBER, Validity.INVALID):
-            out.append(
-                ("contact.invalid", f"the contact point is marked {cp.validity}", None, None)
-            )
-        elif cp.id in idx.wrong_numbers:
-            out.append(("contact.wrong_number", "the last call reached a wrong number", None, None))
+        return tuple(out)
+
+    def _point_reasons(self, cp: ContactPoint) -> tuple[_R, ...]:
+        """Reasons that depend on the contact point only."""
+        if cp.validity in _BAD_VALIDITY:
+            return (("contact.invalid", f"the contact point is marked {cp.validity}", None, None),)
+        if cp.id in self.idx.wrong_numbers:
+            return (("contact.wrong_number", "the last call reached a wrong number", None, None),)
+        return ()
+
+    def _channel_reasons(
+        self, cp: ContactPoint, channel: Channel, mobile: bool | None
+    ) -> tuple[_R, ...]:
+        """Reasons that depend on the contact point and the channel."""
+        consent_required = self.profile.consent_required
+        if (
+            not cp.do_not_call
+            and not cp.opted_out
+            and not consent_required
+            and (mobile is not False or channel is not Channel.SMS)
+        ):
+            return ()
+        out: list[_R] = []
         if cp.do_not_call and channel is not Channel.EMAIL:
             out.append(("contact.do_not_call", "the number is on a do-not-call list", None, None))
         if channel in cp.opted_out:
             out.append(
                 ("optout.channel", f"opted out of {channel} on this contact point", None, None)
             )
-        if channel in profile.consent_required and channel not in cp.consent:
+        if channel in consent_required and channel not in cp.consent:
             out.append(
                 (
                     "guardrail.consent",
                     f"no prior express consent for {channel} on this number",
                     None,
-                    _source(profile.consent_clause),
+                    _source(self.profile.consent_clause),
                 )
             )
         if channel is Channel.SMS and mobile is False:
@@ -559,78 +582,48 @@ class _Evaluator:
                 ("channel.not_in_tier", f"the tier does not use {channel} for a {role}", None, None)
             )
         ceiling = prule.max_disclosure if prule is not None else Disclosure.FULL
+        cap_ids = [i for i, c in enumerate(ct.caps) if channel in c.channels and role in c.roles]
+        needs_unreachable = contact is ContactWhen.WHEN_DEBTOR_UNREACHABLE
+        guard_unreachable = (
+            role is PartyRole.THIRD_PARTY and self.profile.third_party_only_when_debtor_unreachable
+        )
+        raised = (
+            Disclosure.lowest(_highest(disclosure, raise_if_unreachable), ceiling)
+            if raise_if_unreachable
+            else None
+        )
         facts = _TierFacts(
             reasons=tuple(reasons),
-            needs_unreachable=contact is ContactWhen.WHEN_DEBTOR_UNREACHABLE,
-            guard_unreachable=role is PartyRole.THIRD_PARTY
-            and self.profile.third_party_only_when_debtor_unreachable,
+            needs_unreachable=needs_unreachable,
+            guard_unreachable=guard_unreachable,
             disclosure=Disclosure.lowest(disclosure, ceiling),
-            raised=Disclosure.lowest(_highest(disclosure, raise_if_unreachable), ceiling)
-            if raise_if_unreachable
-            else None,
-            caps=tuple(c for c in ct.caps if channel in c.channels and role in c.roles),
-            spacing=tuple(sp for sp in ct.spacing if channel in sp.channels),
+            raised=raised,
+            cap_ids=frozenset(cap_ids),
+            zero_caps=tuple(i for i in cap_ids if ct.cap_limits[i] <= 0),
+            spacing=tuple((i, sp) for i, sp in enumerate(ct.spacing) if channel in sp.channels),
             profile_quiet=ct.profile_quiet_seconds > 0 and channel in ct.quiet_channels,
+            reads_unreachable=needs_unreachable or guard_unreachable or raised is not None,
         )
         ct.facts_cache[key] = facts
         return facts
 
-    def _cand_tier(self, ct: CompiledTier, cand: _Cand) -> _CandTier:
-        """The candidate's facts under a tier and the slots of the caps and spacing rules
-        it reads (once per decision and tier)."""
-        facts = self._tier_facts(ct, cand)
-        slots = self._slots
-        zones = cand.zone_key
-        cp_id = cand.point.id
-        party_id = cand.party.id
-        caps = []
-        for ccap in facts.caps:
-            scope = ccap.cap.scope
-            group = (
-                cp_id
-                if scope is Scope.CONTACT_POINT
-                else party_id
-                if scope is Scope.PARTY
-                else ccap.roles
-            )
-            key = (id(ccap), group, zones)
-            slot = slots.get(key)
-            if slot is None:
-                slot = slots[key] = len(slots)
-            caps.append((slot, ccap, group))
-        spacing = []
-        for sp in facts.spacing:
-            scope = sp.spacing.scope
-            group = (
-                cp_id
-                if scope is Scope.CONTACT_POINT
-                else party_id
-                if scope is Scope.PARTY
-                else _ALL_ROLES
-            )
-            key = (id(sp), group, -1)
-            slot = slots.get(key)
-            if slot is None:
-                slot = slots[key] = len(slots)
-            spacing.append((slot, sp, group))
-        hit = cand.per_tier[ct.key] = _CandTier(facts, tuple(caps), tuple(spacing))
-        return hit
-
     def _evaluate(self, cand: _Cand, t: float) -> tuple[list[_R], Disclosure, float]:
-        at = self._at(t)
+        at = self._at_memo.get(t)
+        if at is None:
+            at = self._at(t)
         state = at.state
         ct = state.tier
-        reasons: list[_R] = [*state.case_reasons, *cand.static]
+        case_reasons = state.case_reasons
+        reasons: list[_R] = [*case_reasons, *cand.static] if case_reasons else [*cand.static]
         if ct is None:
             return reasons, Disclosure.NONE, t
-        ctf = cand.per_tier.get(ct.key)
-        if ctf is None:
-            ctf = self._cand_tier(ct, cand)
-        facts = ctf.facts
+        facts = cast("_TierFacts | None", ct.facts_cache.get(cand.facts_key))
+        if facts is None:
+            facts = self._tier_facts(ct, cand)
         if facts.reasons:
             reasons.extend(facts.reasons)
         disclosure = facts.disclosure
-        if facts.needs_unreachable or facts.guard_unreachable or facts.raised is not None:
+        if facts.reads_unreachable:
             unreachable = at.unreachable
             if unreachable is None:
                 unreachable = at.unreachable = self._debtor_unreachable(ct, t)
@@ -658,9 +651,10 @@ class _Evaluator:
                 disclosure = facts.raised
 
         # When: the local window in every candidate zone.
-        window = at.windows.get(cand.zones)
+        zone_key = cand.zone_key
+        window = at.windows.get(zone_key)
         if window is None:
-            window = at.windows[cand.zones] = self._window(ct, cand.zones, t)
+            window = at.windows[zone_key] = self._window(ct, cand.zones, t)
         inside, end_or_next, wrule, message = window
         window_end = t
         if inside:
@@ -669,20 +663,33 @@ class _Evaluator:
             source = self.window_source if wrule == "guardrail.window" else None
             reasons.append((wrule, message, end_or_next, source))
 
-        # How often: caps, spacing, quiet periods; each slot counted once per instant.
-        verdicts = at.caps
-        for slot, ccap, group in ctf.caps:
-            r = verdicts.get(slot, _MISSING)
-            if r is _MISSING:
-                r = verdicts[slot] = self._cap(ccap, group, cand.zones, t)
-            if r is not None:
-                reasons.append(r)
-        for slot, sp, group in ctf.spacing:
-            r = verdicts.get(slot, _MISSING)
-            if r is _MISSING:
-                r = verdicts[slot] = self._spacing(sp, group, t)
-            if r is not None:
-                reasons.append(r)
+        # How often: caps, spacing, quiet periods. Every cap and group is counted in one
+        # pass per period and instant; a candidate reads only the caps over their limit.
+        exceeded = at.exceeded.get(zone_key)
+        if exceeded is None:
+            exceeded = at.exceeded[zone_key] = self._exceeded(at, ct, cand.zones, zone_key, t)
+        if exceeded or facts.zero_caps:
+            self._cap_reasons(at, ct, cand, facts, exceeded, t, reasons)
+        if facts.spacing:
+            verdicts = at.spacing
+            for i, sp in facts.spacing:
+                scope = sp.spacing.scope
+                group = (
+                    cand.point.id
+                    if scope is Scope.CONTACT_POINT
+                    else cand.party.id
+                    if scope is Scope.PARTY
+                    else None
+                )
+                r = verdicts.get((i, group), _MISSING)
+                if r is _MISSING:
+                    r = verdicts[i, group] = self._spacing(
+                        sp, _ALL_ROLES if group is None else group, t
+                    )
+                if r is not None:
+                    reasons.append(r)
+        if not self.idx.rpc_by_party:
+            return reasons, disclosure, window_end
         last_rpc = self.idx.last_rpc(cand.party.id, t)
         if last_rpc is not None:
             if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
@@ -708,32 +715,113 @@ class _Evaluator:
                 )
         return reasons, disclosure, window_end
 
-    @staticmethod
-    def _group(
-        scope: Scope, cand: _Cand, roles: frozenset[PartyRole]
-    ) -> str | frozenset[PartyRole]:
-        if scope is Scope.CONTACT_POINT:
-            return cand.point.id
-        if scope is Scope.PARTY:
-            return cand.party.id
-        return roles
+    def _exceeded(
+        self, at: _At, ct: CompiledTier, zones: tuple[str, ...], zone_key: int, t: float
+    ) -> list[tuple[int, int, str | None]]:
+        """Every (cap, scope, group) over its limit at t for candidates in these zones,
+        in the tier's cap order: one pass over each period's attempts counts them all."""
+        idx = self.idx
+        ts = idx.ts
+        if not ts:
+            return []
+        keys, cps, parties = idx.keys, idx.cps, idx.parties
+        counts: dict[tuple[int, str | None], int] = {}
+        for period in ct.cap_periods:
+            if period.local_days is not None:
+                start, end = self._period(at, zones, zone_key, period.local_days, t)
+            else:
+                assert period.rolling_seconds is not None
+                start, end = t - period.rolling_seconds + _EPS, t + _EPS
+            lo = bisect_left(ts, start)
+            hi = bisect_left(ts, end, lo)
+            row_caps = period.row_caps
+            for i in range(lo, hi):
+                hits = row_caps.get(keys[i])
+                if hits is None:
+                    continue
+                for cap_index, scope in hits:
+                    k = (
+                        cap_index,
+                        cps[i]
+                        if scope == SCOPE_CONTACT_POINT
+                        else parties[i]
+                        if scope == SCOPE_PARTY
+                        else None,
+                    )
+                    counts[k] = counts.get(k, 0) + 1
+        limits, scopes = ct.cap_limits, ct.cap_scopes
+        out = [(i, scopes[i], g) for (i, g), n in counts.items() if n >= limits[i]]
+        if len(out) > 1:
+            out.sort(key=_first)
+        return out
 
-    def _period(self, zones: tuple[str, ...], days: int, t: float) -> tuple[float, float]:
+    def _cap_reasons(
+        self,
+        at: _At,
+        ct: CompiledTier,
+        cand: _Cand,
+        facts: _TierFacts,
+        exceeded: list[tuple[int, int, str | None]],
+        t: float,
+        reasons: list[_R],
+    ) -> None:
+        """Append, in the tier's cap order, the reasons of the caps that refuse `cand`."""
+        cp_id, party_id = cand.point.id, cand.party.id
+        cap_ids = facts.cap_ids
+        hits = [
+            (i, group)
+            for i, scope, group in exceeded
+            if i in cap_ids
+            and (
+                group == cp_id
+                if scope == SCOPE_CONTACT_POINT
+                else group == party_id
+                if scope == SCOPE_PARTY
+                else True
+            )
+        ]
+        if facts.zero_caps:
+            scopes = ct.cap_scopes
+            hits.extend(
+                (
+                    i,
+                    cp_id
+                    if scopes[i] == SCOPE_CONTACT_POINT
+                    else party_id
+                    if scopes[i] == SCOPE_PARTY
+                    else None,
+                )
+                for i in facts.zero_caps
+            )
+            hits.sort(key=_first)
+        verdicts = at.caps
+        zone_key = cand.zone_key
+        for i, group in hits:
+            key = (i, group, zone_key)
+            r = verdicts.get(key, _MISSING)
+            if r is _MISSING:
+                ccap = ct.caps[i]
+                r = verdicts[key] = self._cap(
+                    at, ccap, ccap.roles if group is None else group, cand.zones, zone_key, t
+                )
+            if r is not None:
+                reasons.append(r)
+
+    def _period(
+        self, at: _At, zones: tuple[str, ...], zone_key: int, days: int, t: float
+    ) -> tuple[float, float]:
         """[start, end) of `days` local days ending with today, over all candidate zones."""
-        key = (zones, days, t)
-        hit = self._period_memo.get(key)
+        key = (zone_key, days)
+        hit = at.periods.get(key)
         if hit is None:
             start = end = None
             for z in zones:
-                o = local_date(t, z).toordinal()
+                o = local_ordinal(t, z)
                 s, e = day_start(z, o - days + 1), day_start(z, o + 1)
                 start = s if start is None or s < start else start
                 end = e if end is None or e > end else end
             assert start is not None and end is not None
-            hit = (start, end)
-            if len(self._period_memo) > 256:
-                self._period_memo.clear()
-            self._period_memo[key] = hit
+            hit = at.periods[key] = (start, end)
         return hit
 
     def _spacing(
@@ -751,13 +839,19 @@ class _Evaluator:
         )
 
     def _cap(
-        self, ccap: CompiledCap, group: str | frozenset[PartyRole], zones: tuple[str, ...], t: float
+        self,
+        at: _At,
+        ccap: CompiledCap,
+        group: str | frozenset[PartyRole],
+        zones: tuple[str, ...],
+        zone_key: int,
+        t: float,
     ) -> _R | None:
         """A cap's verdict; the same for every candidate sharing its group and zones."""
         cap = ccap.cap
         scope = cap.scope
         if cap.local_days is not None:
-            start, end = self._period(zones, cap.local_days, t)
+            start, end = self._period(at, zones, zone_key, cap.local_days, t)
         else:
             assert cap.rolling_hours is not None
             start, end = t - cap.rolling_hours * 3600.0 + _EPS, t + _EPS
@@ -771,8 +865,7 @@ class _Evaluator:
                 oldest = stamps[n - cap.limit]
                 if cap.local_days is not None:
                     nxt = max(
-                        day_start(z, local_date(oldest, z).toordinal() + cap.local_days)
-                        for z in zones
+                        day_start(z, local_ordinal(oldest, z) + cap.local_days) for z in zones
                     )
                 else:
                     assert cap.rolling_hours is not None
@@ -795,7 +888,7 @@ class _Evaluator:
             result = True
         else:
             rule = ct.tier.debtor_unreachable
-            o = local_date(t, self.home_zone).toordinal()
+            o = local_ordinal(t, self.home_zone)
             start = day_start(self.home_zone, o - rule.days + 1)
             idx = self.idx
             tried = len(
@@ -813,7 +906,7 @@ class _Evaluator:
         """(inside, end of the current window or the next opening, rule, message)."""
         end = None
         for z in zones:
-            o = local_date(t, z).toordinal()
+            o = local_ordinal(t, z)
             hit = None
             for a, b in day_intervals(ct, z, o):
                 if a <= t < b:
@@ -835,7 +928,7 @@ class _Evaluator:
             )
         # Say whether the tier's own hours or the profile's ceiling refused this instant.
         in_tier = all(
-            any(a <= t < b for a, b in day_intervals(ct, z, local_date(t, z).toordinal(), False))
+            any(a <= t < b for a, b in day_intervals(ct, z, local_ordinal(t, z), False))
             for z in zones
         )
         where = ", ".join(zones) if len(zones) <= 3 else f"{len(zones)} possible zones"
@@ -870,7 +963,7 @@ class _Evaluator:
     def _next_opening(self, ct: CompiledTier, zones: tuple[str, ...], t: float) -> float | None:
         common: list[Interval] | None = None
         for z in zones:
-            o = local_date(t, z).toordinal()
+            o = local_ordinal(t, z)
             ivs: list[Interval] = []
             for d in range(o, o + WINDOW_SEARCH_DAYS):
                 ivs.extend(day_intervals(ct, z, d))
@@ -1003,6 +1096,10 @@ def _usable(cp: ContactPoint) -> bool:
     if all(ch in cp.opted_out for ch in channels):
         return False
     return not (cp.do_not_call and cp.kind is ContactKind.PHONE)
+
+
+def _first(item: tuple[int, object, object] | tuple[int, object]) -> int:
+    return item[0]
 
 
 def _lowest(a: Disclosure, b: Disclosure) -> Disclosure:
