@@ -1,9 +1,11 @@
-"""The `dialer` command: migrate, keys, portfolios, import, serve, demo."""
+"""The `dialer` command: migrate, keys, portfolios, import, serve, audit, demo."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -217,6 +219,68 @@ def serve(
         port=port or settings.port,
         log_config=None,  # uvicorn's loggers propagate to the masked root handler
     )
+
+
+@app.command("audit")
+def audit_command(
+    since: Annotated[
+        str | None, typer.Option(help="only attempts reserved at or after (ISO 8601; UTC if naive)")
+    ] = None,
+    portfolio: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False,
+    show: Annotated[int, typer.Option(help="violations to list")] = 20,
+) -> None:
+    """Replay every dispatched attempt against the strategy version and guardrail profile
+    that allowed it; exit 1 when any violation is found."""
+    import json
+
+    from dialer.services.audit import AuditReport, audit
+
+    settings = Settings()
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 instant: {since!r}", param_hint="--since") from (
+            exc
+        )
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+
+    async def go() -> AuditReport:
+        engine = await _checked_engine(settings)
+        try:
+            return await audit(build_sessionmaker(engine), since=start, portfolio=portfolio)
+        finally:
+            await engine.dispose()
+
+    report = _run(go)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "attempts_checked": report.attempts_checked,
+                    "tasks_checked": report.tasks_checked,
+                    "ok": report.ok(),
+                    "by_rule": dict(report.by_rule),
+                    "violations": [
+                        {**asdict(v), "attempt_id": str(v.attempt_id), "case_id": str(v.case_id)}
+                        for v in report.violations
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        console.print(
+            f"{report.attempts_checked} attempts and {report.tasks_checked} approval tasks"
+            f" checked, {sum(report.by_rule.values())} violations"
+        )
+        for rule, n in sorted(report.by_rule.items()):
+            console.print(f"  {rule}: {n}")
+        for v in report.violations[:show]:
+            console.print(f"  {v.rule} attempt {v.attempt_id} case {v.case_id}: {v.detail}")
+    if not report.ok():
+        raise typer.Exit(1)
 
 
 @app.command("settings")
