@@ -292,11 +292,23 @@ def settings_table() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Evaluate realistic cases from both presets at a few instants and show the decisions."""
-    from dialer.demo import run_demo
+def demo(
+    decisions: Annotated[
+        bool, typer.Option("--decisions", help="only print the engine's decisions")
+    ] = False,
+    database: Annotated[Path, typer.Option(help="SQLite file, recreated")] = Path("demo.sqlite"),
+    seed: Annotated[int, typer.Option(help="the simulator's seed")] = 7,
+) -> None:
+    """Run one simulated morning of the whole service on a fresh SQLite file and leave it
+    behind to explore; with --decisions, show the engine deciding realistic cases."""
+    from dialer.demo import run_demo, run_morning_demo
 
-    run_demo(console)
+    if decisions:
+        run_demo(console)
+        return
+    report = run_morning_demo(console, database, seed)
+    if report.timed_out or report.not_final:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,15 +1,22 @@
-"""`dialer demo`: the strategy engine on realistic cases from both presets, at a few
-instants, printed as readable decisions. Nothing is stored and nobody is dialled."""
+"""`dialer demo`: one simulated morning of the whole service (`run_morning_demo`, the
+default; see `dialer.morning`), or, with `--decisions`, the strategy engine on realistic
+cases from both presets at a few instants, printed as readable decisions (`run_demo`:
+nothing is stored and nobody is dialled)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.rule import Rule
 
-from dialer.render import render_decision
+from dialer import morning
+from dialer.render import render_decision, render_morning
 from strategy.engine import decide
 from strategy.guardrails import get_profile
 from strategy.model import (
@@ -148,3 +155,77 @@ def run_demo(console: Console) -> None:
                 console.print(f"[bold cyan]{title}[/bold cyan]")
                 decision = decide(case, history, at, strategy, profile)
                 console.print(render_decision(decision, case, zone=strategy.timezone))
+
+
+def run_morning_demo(console: Console, database: Path, seed: int = 7) -> morning.MorningReport:
+    """Migrate a fresh `database`, start the service and the simulator, import the sample,
+    run the morning with a live progress bar, print the summary and how to explore."""
+    logging.getLogger().setLevel(logging.ERROR)  # the bar, not the worker's chatter
+    return asyncio.run(_morning(console, database, seed))
+
+
+async def _morning(console: Console, database: Path, seed: int) -> morning.MorningReport:
+    start = morning.MORNING
+    console.print(Rule("make demo: one morning of the collections dialer"))
+    console.print(
+        f"Simulated day: [bold]Tue {start:%d %b %Y}[/bold], each portfolio's campaign starts"
+        f" at 09:00 in its own zone ({start:%H:%M} UTC for Shanghai; New York's 09:00 is"
+        " 14:00 UTC), window 09:00-12:00 in each party's local time. Simulated time runs"
+        " at wall-clock speed and jumps over idle hours; the wall clock is not read."
+    )
+    async with morning.demo_service(database, start=start, seed=seed) as service:
+        console.print(
+            f"service on {service.base_url} (SQLite {database}, in-process queue, telephony"
+            f" simulator seed {seed}: it dials nobody and posts signed Twilio callbacks)"
+        )
+        seeded = await morning.seed(service.maker, service.settings, service.clock())
+        console.print(
+            f"imported {seeded.cases} cases from {morning.SAMPLE.name}"
+            f" ({seeded.rejected} rejected); presets active for "
+            + ", ".join(name for name, *_ in morning.PORTFOLIOS)
+        )
+        schedule = await morning.create_campaigns(service.maker, service.clock())
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("attempts final", total=None, detail="")
+
+            def show(snap: morning.Snapshot) -> None:
+                total = max(snap.planned, 1) if snap.planned else None
+                detail = (
+                    f"simulated {snap.now:%H:%M} UTC, {snap.live} live,"
+                    f" {service.telephony.in_flight} calls/texts playing"
+                )
+                bar.update(task, total=total, completed=snap.final, detail=detail)
+
+            report = await morning.run_morning(service, schedule, on_progress=show)
+        console.print(render_morning(report))
+        stats = service.telephony.stats
+        console.print(
+            f"simulator: {sum(stats.posted.values())} signed callbacks posted,"
+            f" {len(stats.rejected)} rejected, {len(stats.errors)} undelivered;"
+            f" simulated {report.started:%H:%M}-{report.ended:%H:%M} UTC in"
+            f" {report.elapsed_seconds:.1f} s"
+        )
+        if report.timed_out:
+            console.print("[red]the morning did not finish in time: see the counts above[/red]")
+    _explore(console, database, seeded.supervisor_key)
+    return report
+
+
+def _explore(console: Console, database: Path, key: str) -> None:
+    console.print(Rule("explore what it left behind (README: the service, step by step)"))
+    console.print(
+        f"export DIALER_DATABASE_URL=sqlite+aiosqlite:///{database}\n"
+        f"export SUP={key}          # a supervisor key, shown only here\n"
+        "dialer serve &                 # then open http://127.0.0.1:8000/dashboard, paste $SUP\n"
+        'curl -s -H "Authorization: Bearer $SUP" localhost:8000/v1/campaigns\n'
+        "dialer campaign list; dialer campaign status <id>",
+        highlight=False,
+        soft_wrap=True,
+    )

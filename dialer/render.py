@@ -1,8 +1,9 @@
-"""Readable renderings of a decision for terminals (the demo, operators)."""
+"""Readable renderings for terminals: a decision (the demo, operators), a morning's summary."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich.console import Group, RenderableType
@@ -12,6 +13,9 @@ from rich.text import Text
 
 from strategy.decision import Decision
 from strategy.model import Case
+
+if TYPE_CHECKING:
+    from dialer.morning import MorningReport
 
 
 def _who(case: Case) -> dict[str, str]:
@@ -85,3 +89,38 @@ def render_decision(decision: Decision, case: Case, zone: str = "UTC") -> Render
             )
         )
     return Panel(Group(*parts), expand=True)
+
+
+def render_morning(report: MorningReport) -> RenderableType:
+    """The demo's summary: attempts by channel and outcome, refusals by rule, promises to
+    pay, escalation tasks created."""
+    attempts = Table(title="attempts by channel and outcome", title_justify="left")
+    for column in ("channel", "outcome", "attempts"):
+        attempts.add_column(column, justify="right" if column == "attempts" else "left")
+    for (channel, outcome), n in sorted(report.attempts.items()):
+        attempts.add_row(channel, outcome, str(n))
+    attempts.add_row("[bold]all[/bold]", "", f"[bold]{sum(report.attempts.values())}[/bold]")
+    refusals = Table(title="refusals by rule", title_justify="left")
+    refusals.add_column("rule")
+    refusals.add_column("refusals", justify="right")
+    for rule, n in report.refusals.most_common():
+        refusals.add_row(rule, str(n))
+    tasks = Table(title="escalation tasks created", title_justify="left")
+    tasks.add_column("action")
+    tasks.add_column("tasks", justify="right")
+    for action, n in report.tasks.most_common():
+        tasks.add_row(action, str(n))
+    promised = ", ".join(f"{amount:,} {cur}" for cur, amount in sorted(report.promised.items()))
+    lines = Text.assemble(
+        ("promises to pay: ", "bold"),
+        f"{report.promises}" + (f" ({promised})" if promised else ""),
+        ("\nescalation tasks: ", "bold"),
+        str(sum(report.tasks.values())),
+        ("\nleft non-final: ", "bold"),
+        (str(report.not_final), "red" if report.not_final else "green"),
+        (f"   finished by the reconciler: {report.swept}" if report.swept else ""),
+        (f"\nsimulator calls cut short: {', '.join(report.stragglers)}", "red")
+        if report.stragglers
+        else "",
+    )
+    return Group(attempts, refusals, tasks, lines)

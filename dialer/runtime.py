@@ -18,6 +18,7 @@ from adapters.fakes import FakeTelephony
 from adapters.inprocess import InProcessJobQueue
 from adapters.ports import JobQueue, Mailer, Telephony
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
+from adapters.simulator import SimulatedTelephony, SimulatorSettings
 from adapters.smtp import SmtpMailer, SmtpSettings
 from adapters.twilio import TwilioSettings, TwilioTelephony
 from dialer.clock import system_clock
@@ -49,9 +50,24 @@ def build_queue(settings: Settings, clock: Callable[[], datetime] = system_clock
     return InProcessJobQueue(clock=clock, delivery_limit=settings.queue_delivery_limit)
 
 
-def build_telephony(settings: Settings) -> Telephony:
+def build_telephony(
+    settings: Settings, clock: Callable[[], datetime] = system_clock
+) -> Telephony:
     token = settings.twilio_auth_token.get_secret_value()
-    if settings.twilio_account_sid and token:
+    if settings.telephony == "simulator":
+        if not token:
+            raise ValueError("the simulator signs its callbacks: set DIALER_TWILIO_AUTH_TOKEN")
+        return SimulatedTelephony(
+            SimulatorSettings(
+                account_sid=settings.twilio_account_sid or "AC" + "0" * 32,
+                auth_token=token,
+                public_base_url=settings.public_base_url,
+                our_number=settings.twilio_from_number,
+                seed=settings.simulator_seed,
+            ),
+            clock=clock,
+        )
+    if settings.telephony == "twilio" or (settings.twilio_account_sid and token):
         return TwilioTelephony(
             TwilioSettings(
                 account_sid=settings.twilio_account_sid,
@@ -61,7 +77,7 @@ def build_telephony(settings: Settings) -> Telephony:
                 default_sms_from=settings.twilio_from_number,
             )
         )
-    # No Twilio configured: dial nobody (the simulator that posts callbacks comes later).
+    # No Twilio configured: dial nobody, post nothing back (DIALER_TELEPHONY=simulator does).
     return FakeTelephony()
 
 
@@ -124,7 +140,7 @@ class Runtime:
             engine,
             maker,
             build_queue(settings, clock),
-            build_telephony(settings),
+            build_telephony(settings, clock),
             build_mailer(settings),
             clock,
             metrics,

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     stuck_attempt_timeout_seconds: int = Field(default=1800, ge=60)
 
     # --- dispatch (dialer.dispatch, `dialer worker`) ---
+    # auto: Twilio when an account SID and token are set, else dial nobody (record only);
+    # simulator: dial nobody and post signed callbacks back to DIALER_PUBLIC_BASE_URL (the
+    # demo; needs a DIALER_TWILIO_AUTH_TOKEN to sign with).
+    telephony: Literal["auto", "twilio", "simulator"] = "auto"
+    # Seeds the simulator's mix of outcomes (the same seed plays the same morning).
+    simulator_seed: int = 7
     # RabbitMQ URL (amqp://...); unset: the in-process queue (one process, nothing survives
     # a restart but the outbox and the attempts). DIALER_RABBITMQ_URL is read as well.
     queue_url: str | None = None
