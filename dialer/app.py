@@ -13,6 +13,8 @@ from dialer.api.errors import install_error_handlers
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
 from dialer.clock import Clock, system_clock
+from dialer.dashboard import page as dashboard_page
+from dialer.dashboard import router as dashboard
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import schema_is_current
 from dialer.errors import SchemaOutOfDateError
@@ -68,5 +70,7 @@ def create_app(
     # Campaigns and dead letters; the queue (built, not connected) serves the dead letters.
     app.state.queue = queue or build_queue(settings, clock)
     app.include_router(campaigns, prefix="/v1")
+    app.include_router(dashboard, prefix="/v1")  # the case view of /dashboard
+    app.include_router(dashboard_page)  # /dashboard: static; it asks for an API key
     app.include_router(operations)  # /healthz, /readyz, /metrics: unauthenticated
     return app

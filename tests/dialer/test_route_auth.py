@@ -68,11 +68,17 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/campaigns/{campaign_id}/cancel"): {S},
     ("GET", "/v1/dead-letters"): {S},
     ("POST", "/v1/dead-letters/replay"): {S},
+    ("GET", "/v1/dashboard/cases/{ref}"): {S, G, V},
 }
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Unauthenticated on purpose (probes and Prometheus carry no key); they reveal nothing:
 # see test_public_routes_answer_without_credentials_and_reveal_nothing.
-PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+PUBLIC_ROUTES = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/dashboard"),
+}
 # Twilio's webhooks authenticate by X-Twilio-Signature, not by API key: a forged or
 # missing signature is a 403 whatever key comes with it (see test_signed_routes_...).
 SIGNED_ROUTES = {
