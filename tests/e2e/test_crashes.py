@@ -1,0 +1,85 @@
+"""Invariants 3 and 6 across crashes: workers SIGKILLed between the reservation and the
+provider call, and between the provider's answer and the record of it.
+
+Crash injection lives in the test entry point (`tests.e2e.worker_main`, a wrapper around
+the real adapter), never in production code. A killed worker's unacked jobs come back to
+the others flagged as redelivered and must not dial again; its reserved attempts stay
+visibly `reserved` until the reconciler looks them up at the provider: found -> `sent`
+with the provider's sid, not found -> `not_sent`. Nothing is dialled twice, nothing lost.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.harness import E2E, Figures
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
+
+CASES = int(os.environ.get("DIALER_E2E_CRASH_CASES", "200"))
+CRASHES_EACH = 3  # kills per crash point
+CRASH_ON = "10"  # the n-th provider request of a crashing worker
+
+
+async def test_workers_killed_mid_dispatch_dial_nothing_twice_and_lose_nothing(
+    e2e: E2E, record_property: Callable[[str, object], None]
+) -> None:
+    await e2e.seed(CASES, case_cap=1)
+    campaign = await e2e.campaign("morning", channels=("voice",), cps=100)
+    await e2e.plan_here(campaign)
+    # Each crash point in its own process; a replacement comes up after each kill (as a
+    # supervisor would restart it) until each point was hit CRASHES_EACH times; then two
+    # plain workers finish the campaign.
+    kinds = {"after_reserve": 0, "after_provider": 0}
+    crashing: dict[int, str] = {}
+
+    def spawn_crashing(kind: str) -> None:
+        proc = e2e.spawn(DIALER_TEST_CRASH_AT=kind, DIALER_TEST_CRASH_ON=CRASH_ON)
+        crashing[proc.pid] = kind
+
+    for kind in kinds:
+        spawn_crashing(kind)
+
+    async def supervise() -> None:
+        for proc in e2e.reap_crashed():
+            kind = crashing.pop(proc.pid)
+            kinds[kind] += 1
+            if kinds[kind] < CRASHES_EACH:
+                spawn_crashing(kind)
+            elif not crashing:
+                e2e.spawn()
+                e2e.spawn()
+
+    await e2e.wait_until(
+        lambda: e2e.quiet("planned", "queued"),
+        within=240,
+        what="every job to be handled",
+        tick=supervise,
+    )
+    await supervise()
+    await e2e.stop_workers()
+    assert kinds == {"after_reserve": CRASHES_EACH, "after_provider": CRASHES_EACH}
+
+    before = await e2e.counts()
+    # A killed worker's attempts are visible, not lost: reserved, waiting for a look-up.
+    assert before.get("reserved", 0) >= 2 * CRASHES_EACH, dict(before)
+    moved = await e2e.reconcile_later()
+    figures = await e2e.check(Figures("crashes", cases=CASES), case_cap=1)
+    figures.extra["reserved_before_reconcile"] = before.get("reserved", 0)
+    figures.extra["reconciled"] = sum(moved.values())
+    figures.extra["reconciled_sent"] = moved.get("sent", 0)
+    figures.extra["reconciled_not_sent"] = moved.get("not_sent", 0)
+    figures.print(record_property)
+
+    assert not figures.violations, figures.violations[:10]
+    assert figures.crashes_injected == 2 * CRASHES_EACH
+    assert figures.jobs == CASES
+    assert sum(moved.values()) == before.get("reserved", 0)
+    # Killed after Twilio answered: the call exists, found by the reconciler, not redialled.
+    assert moved.get("sent", 0) >= CRASHES_EACH
+    # Killed before the request left: nothing at Twilio, so not_sent (final).
+    assert moved.get("not_sent", 0) >= CRASHES_EACH
+    assert figures.provider_calls == figures.states.get("sent", 0)
