@@ -1,0 +1,61 @@
+"""`make demo`'s morning end to end on the embedded default (a smaller portfolio): the
+service over HTTP, the worker's loops, the simulator's signed callbacks. Every callback is
+accepted, every attempt ends final, and the summary says what the database says."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from dialer.attempt_state import FINAL_STATES
+from dialer.db.models import AttemptRow, TaskRow, WebhookEventRow
+from dialer.morning import create_campaigns, demo_service, outcome_of, run_morning, seed
+
+
+async def test_a_demo_morning_ends_final_and_its_summary_matches_the_database(
+    tmp_path: Path,
+) -> None:
+    async with demo_service(tmp_path / "demo.sqlite", seed=3) as service:
+        seeded = await seed(service.maker, service.settings, service.clock(), cases_per_portfolio=6)
+        assert seeded.cases == 18 and seeded.rejected == 0
+        schedule = await create_campaigns(service.maker, service.clock())
+        report = await run_morning(service, schedule, limit_seconds=120)
+        stats = service.telephony.stats
+
+        # The simulator's callbacks arrived signed and were accepted.
+        assert sum(stats.posted.values()) > 0
+        assert stats.rejected == [] and stats.errors == []
+        assert set(stats.answered) <= {200, 204}
+        assert not report.timed_out and report.stragglers == []
+
+        async with service.maker() as session:
+            attempts = list(await session.scalars(select(AttemptRow)))
+            events = list(await session.scalars(select(WebhookEventRow)))
+            tasks = await session.scalar(select(func.count()).select_from(TaskRow))
+        assert attempts and all(a.state in {s.value for s in FINAL_STATES} for a in attempts)
+        assert report.not_final == 0
+        assert events and all(e.status != "unmatched" for e in events)
+        # the simulator dialled: calls reached a result through the callbacks
+        assert any(a.channel == "voice" and a.result != "pending" for a in attempts)
+
+        # The summary is the database's count.
+        assert report.attempts == Counter(
+            (a.channel, outcome_of(a.state, a.result)) for a in attempts
+        )
+        assert report.promises == sum(a.result == "promise_to_pay" for a in attempts)
+        assert sum(report.tasks.values()) == tasks
+        # ... and the API's: refusals by rule and completed outcomes per campaign.
+        headers = {"Authorization": f"Bearer {seeded.supervisor_key}"}
+        refusals: Counter[str] = Counter()
+        completed: Counter[str] = Counter()
+        async with httpx.AsyncClient(base_url=service.base_url, headers=headers) as client:
+            for item in schedule:
+                r = await client.get(f"/v1/campaigns/{item.campaign_id}/progress")
+                assert r.status_code == 200, r.text
+                refusals.update(r.json()["refused_by_rule"])
+                completed.update(r.json()["completed_by_outcome"])
+        assert report.refusals == refusals
+        assert +completed == Counter(a.result for a in attempts if a.state == "completed")
