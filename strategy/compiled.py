@@ -11,6 +11,7 @@ import itertools
 from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 
 from strategy.calendar import Interval, day_kind, local_interval
 from strategy.document import (
@@ -30,12 +31,14 @@ from strategy.history import RowKey
 from strategy.model import Channel, Disclosure, PartyRole
 
 _ALL_CHANNELS = frozenset(Channel)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _ids = itertools.count(1)
 
 MinuteSpan = tuple[int, int]
 # A cap's scope as the engine's tables code it.
 SCOPE_CONTACT_POINT, SCOPE_PARTY, SCOPE_CASE = 0, 1, 2
-_SCOPE_CODE = {Scope.CONTACT_POINT: 0, Scope.PARTY: 1, Scope.CASE: 2}
+SCOPE_CODES = {Scope.CONTACT_POINT: 0, Scope.PARTY: 1, Scope.CASE: 2}
 MORNING_END = 12 * 60
 LAST_HOUR = 60
 MONTH_END_DAYS = 3
@@ -105,6 +108,12 @@ class CompiledTier:
     facts_cache: dict[tuple[PartyRole, bool, Channel], object]
     # (channel, party role, disclosure) -> template key; pure.
     template_keys: dict[tuple[Channel, PartyRole, Disclosure], str]
+    # (zones, instant) -> the window verdict there (inside, end or next opening, rule,
+    # message): the same for every case decided at that instant, as a campaign's planner
+    # decides its cases at one instant and the next window openings. Pure; bounded.
+    window_cache: dict[tuple[tuple[str, ...], float], tuple[bool, float | None, str, str]]
+    # (zone, instant) -> the soft preferences' score and notes there; pure, bounded.
+    preference_cache: dict[tuple[str, float], tuple[int, tuple[str, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +187,7 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         tier_spans=tuple(tier_spans),
         caps=tuple(caps),
         cap_limits=tuple(c.cap.limit for c in caps),
-        cap_scopes=tuple(_SCOPE_CODE[c.cap.scope] for c in caps),
+        cap_scopes=tuple(SCOPE_CODES[c.cap.scope] for c in caps),
         cap_periods=_cap_periods(caps),
         spacing=spacing,
         parties=parties,
@@ -191,6 +200,8 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         interval_cache={},
         facts_cache={},
         template_keys={},
+        window_cache={},
+        preference_cache={},
     )
 
 
@@ -214,7 +225,7 @@ def _cap_periods(caps: list[CompiledCap]) -> tuple[CapPeriod, ...]:
             for role in PartyRole:
                 for conversation in (False, True):
                     hits = tuple(
-                        (i, _SCOPE_CODE[caps[i].cap.scope])
+                        (i, SCOPE_CODES[caps[i].cap.scope])
                         for i in indices
                         if _counts_row(caps[i], channel, role, conversation)
                     )
@@ -312,6 +323,18 @@ def day_intervals(
         hit = tuple(local_interval(zone_name, ordinal, a, b) for a, b in spans)
         ct.interval_cache[key] = hit
     return hit
+
+
+INSTANT_CACHE_SIZE = 4096
+
+
+def remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Store a pure result in a per-instant cache, emptied when it grows past its bound
+    (instants move on: yesterday's are never asked again)."""
+    if len(cache) >= INSTANT_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def counted_label(counted: Counted) -> str:

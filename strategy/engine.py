@@ -9,6 +9,7 @@ point), so a next-allowed time is never a guess.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,6 +31,7 @@ from strategy.compiled import (
     EARLY_MONTH_LAST_DAY,
     LAST_HOUR,
     MONTH_END_DAYS,
+    SCOPE_CODES,
     SCOPE_CONTACT_POINT,
     SCOPE_PARTY,
     CompiledCap,
@@ -38,6 +40,7 @@ from strategy.compiled import (
     CompiledTier,
     compile_strategy,
     day_intervals,
+    remember,
 )
 from strategy.decision import (
     AllowedAction,
@@ -47,7 +50,7 @@ from strategy.decision import (
     Refusal,
     TaskRequest,
 )
-from strategy.document import ContactWhen, Counted, Preference, Scope, Strategy
+from strategy.document import ContactWhen, Preference, Scope, Strategy
 from strategy.guardrails import Clause, GuardrailProfile
 from strategy.history import HistoryIndex
 from strategy.model import (
@@ -81,8 +84,10 @@ _BLOCKING_FLAGS: Final = {
 
 _ALL_ROLES: Final = frozenset(PartyRole)
 _BAD_VALIDITY: Final = frozenset({Validity.WRONG_NUMBER, Validity.INVALID})
+_PHONE: Final = ContactKind.PHONE
+_DEBTOR: Final = PartyRole.DEBTOR
+_NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 _ALL_CHANNELS: Final = frozenset(Channel)
-_DEBTOR_ONLY: Final = frozenset({PartyRole.DEBTOR})
 
 # An internal reason: (rule, message, next-allowed instant or None, clause source or None)
 _R = tuple[str, str, float | None, str | None]
@@ -99,7 +104,6 @@ class _Cand:
         "public",
         "static",
         "zone_key",
-        "zone_source",
         "zones",
     )
 
@@ -109,19 +113,18 @@ class _Cand:
         point: ContactPoint,
         channel: Channel,
         zones: tuple[str, ...],
-        zone_source: str,
         static: tuple[_R, ...],
         zone_key: int,
+        facts_key: tuple[PartyRole, bool, Channel],
     ) -> None:
         self.party = party
         self.point = point
         self.channel = channel
         self.zones = zones
-        self.zone_source = zone_source
-        self.public = Candidate(party.id, party.role, point.id, channel)
+        self.public = Candidate(party.id, facts_key[0], point.id, channel)
         self.static = static
         self.zone_key = zone_key  # the same int for candidates with equal zones
-        self.facts_key = (party.role, party.knows_of_debt, channel)
+        self.facts_key = facts_key  # (role, knows of the debt, channel): the tier's facts
 
 
 class _At:
@@ -133,8 +136,8 @@ class _At:
         self.state = state
         # (cap index, group or None for the case, zone key) -> the cap's reason or None
         self.caps: dict[tuple[int, str | None, int], _R | None] = {}
-        # zone key -> (cap index, scope code, group or None) of every cap over its limit
-        self.exceeded: dict[int, list[tuple[int, int, str | None]]] = {}
+        # zone key -> the caps over their limit, by group
+        self.exceeded: dict[int, _Exceeded] = {}
         self.periods: dict[tuple[int, int], tuple[float, float]] = {}
         self.spacing: dict[tuple[int, str | None], _R | None] = {}
         self.windows: dict[int, tuple[bool, float | None, str, str]] = {}
@@ -142,6 +145,9 @@ class _At:
 
 
 _MISSING: Final[tuple[str, str, None, None]] = ("", "", None, None)
+# Indices of the caps over their limit: per contact point id, per party id, for the case.
+_Exceeded = tuple[dict[str, list[int]], dict[str, list[int]], list[int]]
+_NOTHING_EXCEEDED: Final[_Exceeded] = ({}, {}, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +159,12 @@ class _TierFacts:
     raised: Disclosure | None  # disclosure once the debtor is unreachable
     cap_ids: frozenset[int]  # indices into the tier's caps that bind this candidate
     zero_caps: tuple[int, ...]  # those with limit 0: they refuse whatever the count
-    spacing: tuple[tuple[int, CompiledSpacing], ...]  # (index in the tier, rule)
+    # (index in the tier, rule, scope code)
+    spacing: tuple[tuple[int, CompiledSpacing, int], ...]
     profile_quiet: bool
     # Whether the debtor's reachability matters to this candidate at all.
     reads_unreachable: bool
+    reachable_reasons: tuple[_R, ...]  # the refusals while the debtor can be reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,48 +208,76 @@ class _Evaluator:
         self.idx = HistoryIndex(history, roles)
         self.payments = sorted(history.payments) if history.payments else []
         self.represented = CaseFlag.ATTORNEY in case.flags
+        self.point_zones: dict[str, tuple[tuple[str, ...], str]] = {}
+        # The debtors and whether any of their contact points can be used (on first need).
+        self.debtors: list[Party] | None = None
+        self.debtor_usable = False
         self.candidates: list[_Cand] = self._candidates()
         self._at_memo: dict[float, _At] = {}
         self._dt_memo: dict[float, datetime] = {}
-        self._pref_memo: dict[tuple[int, str, float], tuple[int, tuple[str, ...]]] = {}
 
     # --- facts that do not depend on time --------------------------------------------
     def _candidates(self) -> list[_Cand]:
         out: list[_Cand] = []
         home = self.home_zone
         zone_keys: dict[tuple[str, ...], int] = {}
+        consent_required = self.profile.consent_required
         for party in self.case.parties:
             party_static = self._party_reasons(party)
+            points = party.contact_points
+            role, knows = party.role, party.knows_of_debt
+            facts_keys: dict[Channel, tuple[PartyRole, bool, Channel]] = {}
+            # The number's candidate zones and whether it takes SMS, once per phone.
+            facts = [
+                phone_facts(cp.value) if cp.kind is _PHONE else _NO_PHONE_FACTS for cp in points
+            ]
             # Every zone the party's phones may be in (a phone's own zone if known, else the
             # number's candidates): the zones of a contact point that says nothing itself.
             phone_zones: tuple[str, ...] = ()
             if not party.timezone:
                 seen: dict[str, None] = {}
-                for cp in party.contact_points:
-                    if cp.kind is ContactKind.PHONE:
-                        for z in (cp.timezone,) if cp.timezone else phone_facts(cp.value)[0]:
+                for cp, (derived, _) in zip(points, facts, strict=True):
+                    if cp.kind is _PHONE:
+                        for z in (cp.timezone,) if cp.timezone else derived:
                             seen[z] = None
                 phone_zones = tuple(seen)
-            for cp in party.contact_points:
+            for cp, (derived, derived_mobile) in zip(points, facts, strict=True):
                 mobile = cp.mobile
                 zones: tuple[str, ...]
                 if cp.timezone:
                     zones, source = (cp.timezone,), "contact point"
                 elif party.timezone:
                     zones, source = (party.timezone,), "party"
-                elif cp.kind is ContactKind.PHONE and phone_facts(cp.value)[0]:
-                    zones, source = phone_facts(cp.value)[0], "derived from the number"
+                elif cp.kind is _PHONE and derived:
+                    zones, source = derived, "derived from the number"
                 elif phone_zones:
                     zones, source = phone_zones, "derived from the party's phones"
                 else:
                     zones, source = (home,), "portfolio default"
-                if cp.kind is ContactKind.PHONE and mobile is None:
-                    mobile = phone_facts(cp.value)[1]
-                zone_key = zone_keys.setdefault(zones, len(zone_keys))
+                if cp.kind is _PHONE and mobile is None:
+                    mobile = derived_mobile
+                self.point_zones[cp.id] = (zones, source)
+                zone_key = zone_keys.get(zones)
+                if zone_key is None:
+                    zone_key = zone_keys[zones] = len(zone_keys)
                 point_static = party_static + self._point_reasons(cp)
+                # Most points have no do-not-call, opt-out, consent or landline reason.
+                plain = (
+                    not cp.do_not_call
+                    and not cp.opted_out
+                    and not consent_required
+                    and mobile is not False
+                )
                 for channel in CHANNELS_BY_KIND[cp.kind]:
-                    static = point_static + self._channel_reasons(cp, channel, mobile)
-                    out.append(_Cand(party, cp, channel, zones, source, static, zone_key))
+                    static = (
+                        point_static
+                        if plain
+                        else point_static + self._channel_reasons(cp, channel, mobile)
+                    )
+                    key = facts_keys.get(channel)
+                    if key is None:
+                        key = facts_keys[channel] = (role, knows, channel)
+                    out.append(_Cand(party, cp, channel, zones, static, zone_key, key))
         return out
 
     # --- the decision --------------------------------------------------------------------
@@ -251,8 +287,9 @@ class _Evaluator:
         state = at.state
         allowed: list[AllowedAction] = []
         refused: list[Refusal] = []
+        evaluate = self._evaluate
         for cand in self.candidates:
-            reasons, disclosure, window_end = self._evaluate(cand, t)
+            reasons, disclosure, window_end = evaluate(cand, t)
             if not reasons:
                 allowed.append(self._allowed(cand, state, t, disclosure, window_end))
             else:
@@ -261,11 +298,11 @@ class _Evaluator:
                     Refusal(
                         cand.public,
                         tuple(map(_public, reasons)),
-                        from_ts(nxt) if nxt is not None else None,
+                        self._from_ts(nxt) if nxt is not None else None,
                     )
                 )
         if len(allowed) > 1:
-            allowed.sort(key=lambda a: (-a.preference, a.candidate.party_role != PartyRole.DEBTOR))
+            allowed.sort(key=_allowed_order)
         tier = state.tier.tier if state.tier else None
         guidance = tier.guidance if tier else ()
         promise = self._promise_state(t)
@@ -273,9 +310,9 @@ class _Evaluator:
             guidance = (*guidance, f"promise to pay of {promise[1]} was broken: collection resumes")
         zones: dict[str, list[str]] = {}
         zone_sources: dict[str, str] = {}
-        for c in self.candidates:
-            zones[c.point.id] = list(c.zones)
-            zone_sources[c.point.id] = c.zone_source
+        for point_id, (point_zones, source) in self.point_zones.items():
+            zones[point_id] = list(point_zones)
+            zone_sources[point_id] = source
         return Decision(
             self.case.id,
             now,
@@ -600,12 +637,41 @@ class _Evaluator:
             raised=raised,
             cap_ids=frozenset(cap_ids),
             zero_caps=tuple(i for i in cap_ids if ct.cap_limits[i] <= 0),
-            spacing=tuple((i, sp) for i, sp in enumerate(ct.spacing) if channel in sp.channels),
+            spacing=tuple(
+                (i, sp, SCOPE_CODES[sp.spacing.scope])
+                for i, sp in enumerate(ct.spacing)
+                if channel in sp.channels
+            ),
             profile_quiet=ct.profile_quiet_seconds > 0 and channel in ct.quiet_channels,
             reads_unreachable=needs_unreachable or guard_unreachable or raised is not None,
+            reachable_reasons=self._reachable_reasons(role, needs_unreachable, guard_unreachable),
         )
         ct.facts_cache[key] = facts
         return facts
+
+    def _reachable_reasons(
+        self, role: PartyRole, needs_unreachable: bool, guard_unreachable: bool
+    ) -> tuple[_R, ...]:
+        out: list[_R] = []
+        if needs_unreachable:
+            out.append(
+                (
+                    "party.debtor_reachable",
+                    f"a {role} is contacted only when the debtor cannot be reached",
+                    None,
+                    None,
+                )
+            )
+        if guard_unreachable:
+            out.append(
+                (
+                    "guardrail.third_party",
+                    "third parties only when the debtor cannot be reached",
+                    None,
+                    self.third_party_source,
+                )
+            )
+        return tuple(out)
 
     def _evaluate(self, cand: _Cand, t: float) -> tuple[list[_R], Disclosure, float]:
         at = self._at_memo.get(t)
@@ -614,7 +680,7 @@ class _Evaluator:
         state = at.state
         ct = state.tier
         case_reasons = state.case_reasons
-        reasons: list[_R] = [*case_reasons, *cand.static] if case_reasons else [*cand.static]
+        reasons: list[_R] = [*case_reasons, *cand.static] if case_reasons else list(cand.static)
         if ct is None:
             return reasons, Disclosure.NONE, t
         facts = cast("_TierFacts | None", ct.facts_cache.get(cand.facts_key))
@@ -628,25 +694,7 @@ class _Evaluator:
             if unreachable is None:
                 unreachable = at.unreachable = self._debtor_unreachable(ct, t)
             if not unreachable:
-                if facts.needs_unreachable:
-                    reasons.append(
-                        (
-                            "party.debtor_reachable",
-                            f"a {cand.party.role} is contacted only when the debtor"
-                            " cannot be reached",
-                            None,
-                            None,
-                        )
-                    )
-                if facts.guard_unreachable:
-                    reasons.append(
-                        (
-                            "guardrail.third_party",
-                            "third parties only when the debtor cannot be reached",
-                            None,
-                            self.third_party_source,
-                        )
-                    )
+                reasons.extend(facts.reachable_reasons)
             elif facts.raised is not None:
                 disclosure = facts.raised
 
@@ -654,7 +702,10 @@ class _Evaluator:
         zone_key = cand.zone_key
         window = at.windows.get(zone_key)
         if window is None:
-            window = at.windows[zone_key] = self._window(ct, cand.zones, t)
+            window = ct.window_cache.get((cand.zones, t))
+            if window is None:
+                window = remember(ct.window_cache, (cand.zones, t), self._window(ct, cand.zones, t))
+            at.windows[zone_key] = window
         inside, end_or_next, wrule, message = window
         window_end = t
         if inside:
@@ -668,17 +719,26 @@ class _Evaluator:
         exceeded = at.exceeded.get(zone_key)
         if exceeded is None:
             exceeded = at.exceeded[zone_key] = self._exceeded(at, ct, cand.zones, zone_key, t)
-        if exceeded or facts.zero_caps:
-            self._cap_reasons(at, ct, cand, facts, exceeded, t, reasons)
+        by_point, by_party, case = exceeded
+        if by_point or by_party or case or facts.zero_caps:
+            cap_ids = facts.cap_ids
+            on_point = by_point.get(cand.point.id)
+            on_party = by_party.get(cand.party.id)
+            if (
+                facts.zero_caps
+                or (case and not cap_ids.isdisjoint(case))
+                or (on_point and not cap_ids.isdisjoint(on_point))
+                or (on_party and not cap_ids.isdisjoint(on_party))
+            ):
+                self._cap_reasons(at, ct, cand, facts, exceeded, t, reasons)
         if facts.spacing:
             verdicts = at.spacing
-            for i, sp in facts.spacing:
-                scope = sp.spacing.scope
+            for i, sp, scope in facts.spacing:
                 group = (
                     cand.point.id
-                    if scope is Scope.CONTACT_POINT
+                    if scope == SCOPE_CONTACT_POINT
                     else cand.party.id
-                    if scope is Scope.PARTY
+                    if scope == SCOPE_PARTY
                     else None
                 )
                 r = verdicts.get((i, group), _MISSING)
@@ -717,13 +777,14 @@ class _Evaluator:
 
     def _exceeded(
         self, at: _At, ct: CompiledTier, zones: tuple[str, ...], zone_key: int, t: float
-    ) -> list[tuple[int, int, str | None]]:
-        """Every (cap, scope, group) over its limit at t for candidates in these zones,
-        in the tier's cap order: one pass over each period's attempts counts them all."""
+    ) -> _Exceeded:
+        """Every cap over its limit at t for candidates in these zones, by group: the
+        contact points', the parties' and the case's. One pass over each period's attempts
+        counts every cap and group."""
         idx = self.idx
         ts = idx.ts
         if not ts:
-            return []
+            return _NOTHING_EXCEEDED
         keys, cps, parties = idx.keys, idx.cps, idx.parties
         counts: dict[tuple[int, str | None], int] = {}
         for period in ct.cap_periods:
@@ -750,10 +811,18 @@ class _Evaluator:
                     )
                     counts[k] = counts.get(k, 0) + 1
         limits, scopes = ct.cap_limits, ct.cap_scopes
-        out = [(i, scopes[i], g) for (i, g), n in counts.items() if n >= limits[i]]
-        if len(out) > 1:
-            out.sort(key=_first)
-        return out
+        by_point: dict[str, list[int]] = {}
+        by_party: dict[str, list[int]] = {}
+        case: list[int] = []
+        for (i, g), n in counts.items():
+            if n >= limits[i]:
+                if g is None:
+                    case.append(i)
+                else:
+                    (by_point if scopes[i] == SCOPE_CONTACT_POINT else by_party).setdefault(
+                        g, []
+                    ).append(i)
+        return by_point, by_party, case
 
     def _cap_reasons(
         self,
@@ -761,25 +830,18 @@ class _Evaluator:
         ct: CompiledTier,
         cand: _Cand,
         facts: _TierFacts,
-        exceeded: list[tuple[int, int, str | None]],
+        exceeded: _Exceeded,
         t: float,
         reasons: list[_R],
     ) -> None:
         """Append, in the tier's cap order, the reasons of the caps that refuse `cand`."""
         cp_id, party_id = cand.point.id, cand.party.id
         cap_ids = facts.cap_ids
-        hits = [
-            (i, group)
-            for i, scope, group in exceeded
-            if i in cap_ids
-            and (
-                group == cp_id
-                if scope == SCOPE_CONTACT_POINT
-                else group == party_id
-                if scope == SCOPE_PARTY
-                else True
-            )
-        ]
+        by_point, by_party, case = exceeded
+        hits: list[tuple[int, str | None]] = [(i, cp_id) for i in by_point.get(cp_id, ())]
+        hits.extend((i, party_id) for i in by_party.get(party_id, ()))
+        hits.extend((i, None) for i in case)
+        hits = [h for h in hits if h[0] in cap_ids]
         if facts.zero_caps:
             scopes = ct.cap_scopes
             hits.extend(
@@ -793,6 +855,7 @@ class _Evaluator:
                 )
                 for i in facts.zero_caps
             )
+        if len(hits) > 1:
             hits.sort(key=_first)
         verdicts = at.caps
         zone_key = cand.zone_key
@@ -878,24 +941,23 @@ class _Evaluator:
         return (ccap.rule, f"{n} {ccap.message}", nxt, ccap.source)
 
     def _debtor_unreachable(self, ct: CompiledTier, t: float) -> bool:
-        debtors = [p for p in self.case.parties if p.role is PartyRole.DEBTOR]
-        usable = any(
-            _usable(cp) and cp.id not in self.idx.wrong_numbers
-            for p in debtors
-            for cp in p.contact_points
-        )
-        if not usable:
+        debtors = self.debtors
+        if debtors is None:
+            debtors = self.debtors = [p for p in self.case.parties if p.role is _DEBTOR]
+            wrong = self.idx.wrong_numbers
+            self.debtor_usable = any(
+                _usable(cp) and cp.id not in wrong for p in debtors for cp in p.contact_points
+            )
+        if not self.debtor_usable:
             result = True
         else:
             rule = ct.tier.debtor_unreachable
             o = local_ordinal(t, self.home_zone)
             start = day_start(self.home_zone, o - rule.days + 1)
             idx = self.idx
-            tried = len(
-                idx.count(
-                    start, t + _EPS, Scope.CASE, _DEBTOR_ONLY, _ALL_CHANNELS, Counted.ATTEMPTS
-                )
-            )
+            # Every attempt on a debtor in [start, t]: the case scope, debtors only.
+            lo = bisect_left(idx.ts, start)
+            tried = idx.roles[lo : bisect_left(idx.ts, t + _EPS, lo)].count(_DEBTOR)
             reached = any((idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors)
             result = tried >= rule.min_attempts and not reached
         return result
@@ -979,10 +1041,14 @@ class _Evaluator:
         limit = t0 + HORIZON_DAYS * _DAY
         t = t0
         for _ in range(MAX_FIXPOINT_STEPS):
-            hints = [r[2] for r in reasons]
-            if any(h is None for h in hints):
-                return None
-            nxt = max(h for h in hints if h is not None)
+            # A rule that names no instant (an opt-out, the tier's channels) ends the search.
+            nxt = -math.inf
+            for r in reasons:
+                hint = r[2]
+                if hint is None:
+                    return None
+                if hint > nxt:
+                    nxt = hint
             t = nxt if nxt > t else t + 60.0
             if t > limit:
                 return None
@@ -1003,10 +1069,10 @@ class _Evaluator:
     ) -> tuple[int, tuple[str, ...]]:
         """Soft preferences from the source (mornings, Mondays, early in the month; not
         month-end, weekends or the last hour of the working day) as a score, not a ban."""
-        key = (ct.key, zone_name, t)
-        hit = self._pref_memo.get(key)
+        key = (zone_name, t)
+        hit = ct.preference_cache.get(key)
         if hit is None:
-            hit = self._pref_memo[key] = self._preference_uncached(ct, zone_name, t)
+            hit = remember(ct.preference_cache, key, self._preference_uncached(ct, zone_name, t))
         return hit
 
     def _preference_uncached(
@@ -1072,6 +1138,8 @@ class _Evaluator:
         return tuple(out)
 
     def _last_progress(self, t: float) -> float | None:
+        if not self.idx.rpc_by_party:
+            return None
         stamps = [self.idx.last_rpc(pid, t) for pid in self.idx.rpc_by_party]
         return max((ts for ts in stamps if ts is not None), default=None)
 
@@ -1098,16 +1166,23 @@ def _usable(cp: ContactPoint) -> bool:
     return not (cp.do_not_call and cp.kind is ContactKind.PHONE)
 
 
+def _allowed_order(a: AllowedAction) -> tuple[int, bool]:
+    return -a.preference, a.candidate.party_role is not _DEBTOR
+
+
 def _first(item: tuple[int, object, object] | tuple[int, object]) -> int:
     return item[0]
 
 
 def _lowest(a: Disclosure, b: Disclosure) -> Disclosure:
-    return a if a.rank <= b.rank else b
+    return a if _RANK[a] <= _RANK[b] else b
 
 
 def _highest(a: Disclosure, b: Disclosure) -> Disclosure:
-    return a if a.rank >= b.rank else b
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+_RANK: Final = {d: d.rank for d in Disclosure}
 
 
 def _label(scope: Scope) -> str:

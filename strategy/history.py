@@ -45,11 +45,13 @@ class HistoryIndex:
         "callback_requested",
         "channels",
         "convs",
+        "cp_set",
         "cps",
         "disputes",
         "keys",
         "latest_promise",
         "parties",
+        "party_set",
         "refused_parties",
         "roles",
         "rpc_by_party",
@@ -60,6 +62,8 @@ class HistoryIndex:
 
     def __init__(self, history: History, party_roles: dict[str, PartyRole]) -> None:
         attempts: list[Attempt] | tuple[Attempt, ...] = history.attempts
+        # Built for every decision, from a history read fresh from the database: one
+        # comprehension per attribute (faster than one loop appending to each list).
         stamps = [a.at.timestamp() for a in attempts]
         ordered = sorted(stamps)
         if ordered != stamps:
@@ -68,15 +72,17 @@ class HistoryIndex:
             stamps = ordered
         self.ts = stamps
         self.attempts = attempts
-        get_role = party_roles.get
-        conversation_results = CONVERSATION_RESULTS
         self.parties = parties = [a.party_id for a in attempts]
         self.cps = [a.contact_point_id for a in attempts]
         self.channels = channels = [a.channel for a in attempts]
         results = [a.result for a in attempts]
+        conversation_results = CONVERSATION_RESULTS
         self.convs = convs = [r in conversation_results for r in results]
+        get_role = party_roles.get
         self.roles = roles = [get_role(p, _THIRD) for p in parties]
         self.keys: list[RowKey] = list(zip(channels, roles, convs, strict=True))
+        self.party_set = frozenset(parties)
+        self.cp_set = frozenset(self.cps)
         self.rpc_by_party: dict[str, list[float]] = {}
         self.refused_parties: set[str] = set()
         self.third_party_conversations: set[str] = set()
@@ -162,8 +168,10 @@ class HistoryIndex:
     ) -> float | None:
         """The latest attempt at or before t in the scope group on those channels."""
         ts = self.ts
-        by_group = self.cps if scope is _CP_SCOPE else self.parties
         by_role = scope is not _CP_SCOPE and scope is not _PARTY_SCOPE
+        if not by_role and group not in (self.cp_set if scope is _CP_SCOPE else self.party_set):
+            return None
+        by_group = self.cps if scope is _CP_SCOPE else self.parties
         roles, chans = self.roles, self.channels
         for i in range(bisect_right(ts, t) - 1, -1, -1):
             if chans[i] not in channels:
