@@ -1,5 +1,6 @@
 # Two commands get a newcomer from clone to a running demo and a passing suite:
 #   make demo    make test
+# (`make demo` leaves ./demo.sqlite behind for the README tour; it is recreated each run.)
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -35,4 +36,4 @@ demo: $(STAMP)
 	$(BIN)/dialer demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo.sqlite demo.sqlite-*
