@@ -9,7 +9,9 @@ from fastapi import FastAPI
 
 from adapters.ports import JobQueue
 from adapters.rabbitmq import RabbitJobQueue
+from dialer.api.body_limit import BodyLimit
 from dialer.api.errors import install_error_handlers
+from dialer.api.openapi import install_openapi
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
 from dialer.clock import Clock, system_clock
@@ -22,6 +24,7 @@ from dialer.observability.health import router as operations
 from dialer.observability.metrics import Metrics, WebhookTiming
 from dialer.runtime import build_queue
 from dialer.settings import Settings
+from dialer.webhooks.fastroute import FastWebhooks
 
 
 def create_app(
@@ -65,7 +68,12 @@ def create_app(
     app.state.metrics = metrics or Metrics()
     # Latency of every Twilio webhook (/v1/twilio/...), as Twilio waits for it.
     app.add_middleware(WebhookTiming, metrics=app.state.metrics)
+    # Outermost: a body over DIALER_MAX_BODY_BYTES is refused with 413 before anything reads it.
+    app.add_middleware(BodyLimit, settings=settings)
+    # Outermost: Twilio's status callbacks on PostgreSQL, answered without the FastAPI stack.
+    app.add_middleware(FastWebhooks)
     install_error_handlers(app)
+    install_openapi(app)  # the error shape of every 4xx, declared
     app.include_router(v1, prefix="/v1")
     # Campaigns and dead letters; the queue (built, not connected) serves the dead letters.
     app.state.queue = queue or build_queue(settings, clock)

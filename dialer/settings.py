@@ -26,6 +26,8 @@ class Settings(BaseSettings):
 
     # Uploads larger than this are refused with 413.
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Any other request body (JSON) larger than this is refused with 413 before it is read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Rows an import reads before it writes them as one batch.
     import_batch_size: int = Field(default=1000, ge=1)
     # Default region for phone numbers written without a country code.

@@ -1,0 +1,74 @@
+"""The OpenAPI document declares the one error shape every 4xx of /v1 has
+(`dialer.api.errors`), instead of FastAPI's default `HTTPValidationError` for 422 and
+nothing for the rest: clients (and schemathesis) can check error bodies too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorDetailOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # e.g. a rejected strategy's `violations`
+
+    code: str
+    message: str
+    fields: list[FieldErrorOut]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetailOut
+
+
+ERRORS = {
+    400: "malformed request",
+    401: "no valid API key",
+    403: "the key's role may not do this",
+    404: "not found",
+    405: "method not allowed",
+    409: "conflicts with the current state",
+    413: "body over the size limit",
+    415: "unsupported content type",
+    422: "invalid field values (each named with its reason)",
+}
+_REF = "#/components/schemas/{model}"
+_OWN_ERRORS = "/v1/"  # Twilio's callbacks and the health endpoints answer in their own way
+_NOT_OURS = ("/v1/twilio/",)
+
+
+def install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        model = ErrorOut.model_json_schema(ref_template=_REF)
+        components.update(model.pop("$defs", {}))
+        components["ErrorOut"] = model
+        error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorOut")}}}
+        for path, operations in doc.get("paths", {}).items():
+            if not path.startswith(_OWN_ERRORS) or path.startswith(_NOT_OURS):
+                continue
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in ERRORS.items():
+                    responses[str(status)] = {"description": description, "content": error}
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
