@@ -50,9 +50,7 @@ def build_queue(settings: Settings, clock: Callable[[], datetime] = system_clock
     return InProcessJobQueue(clock=clock, delivery_limit=settings.queue_delivery_limit)
 
 
-def build_telephony(
-    settings: Settings, clock: Callable[[], datetime] = system_clock
-) -> Telephony:
+def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_clock) -> Telephony:
     token = settings.twilio_auth_token.get_secret_value()
     if settings.telephony == "simulator":
         if not token:

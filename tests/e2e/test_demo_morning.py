@@ -8,11 +8,17 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from adapters.fakes import FakeTelephony
+from adapters.simulator import SimulatedTelephony
 from dialer.attempt_state import FINAL_STATES
 from dialer.db.models import AttemptRow, TaskRow, WebhookEventRow
 from dialer.morning import create_campaigns, demo_service, outcome_of, run_morning, seed
+from dialer.runtime import build_telephony
+from dialer.settings import Settings
 
 
 async def test_a_demo_morning_ends_final_and_its_summary_matches_the_database(
@@ -59,3 +65,11 @@ async def test_a_demo_morning_ends_final_and_its_summary_matches_the_database(
                 completed.update(r.json()["completed_by_outcome"])
         assert report.refusals == refusals
         assert +completed == Counter(a.result for a in attempts if a.state == "completed")
+
+
+def test_settings_choose_the_simulator_which_needs_a_key_to_sign_with() -> None:
+    signing = Settings(telephony="simulator", twilio_auth_token=SecretStr("t" * 32))
+    assert isinstance(build_telephony(signing), SimulatedTelephony)
+    with pytest.raises(ValueError, match="DIALER_TWILIO_AUTH_TOKEN"):
+        build_telephony(Settings(telephony="simulator"))
+    assert isinstance(build_telephony(Settings()), FakeTelephony)  # auto, no Twilio: dial nobody
