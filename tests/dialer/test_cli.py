@@ -60,7 +60,7 @@ def test_import_reports_bad_lines_and_exits_nonzero(env: Path, tmp_path: Path) -
 
 
 def test_demo_prints_decisions() -> None:
-    result = CliRunner().invoke(app, ["demo"])
+    result = CliRunner().invoke(app, ["demo", "--decisions"])
     assert result.exit_code == 0, result.output
     assert "window.local_time" in result.output
     assert "account_lock (needs approval)" in result.output
