@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
+from aio_pika.exceptions import AMQPException
 from pydantic import SecretStr
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
@@ -55,6 +58,8 @@ PUBLIC = "https://dialer.example.com"
 # What the provider holding (or having held) an attempt looks like, dispatch-wise.
 PROVIDER_STATES = {"sent", "ringing", "in_progress", "completed"}
 WAITING = {"planned", "queued", "reserved", "unknown"}
+# What a look at the database or broker raises while it is restarted.
+OUTAGE = (OSError, SQLAlchemyError, asyncpg.PostgresError, AMQPException)
 
 
 def cases_jsonl(n: int) -> list[tuple[int, str]]:
@@ -303,7 +308,7 @@ class E2E:
         tick: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         deadline = time.monotonic() + within
-        while not await condition():
+        while not await self._holds(condition):
             if tick is not None:
                 await tick()
             if time.monotonic() > deadline:
@@ -312,6 +317,13 @@ class E2E:
                     + self.worker_logs()
                 )
             await asyncio.sleep(0.25)
+
+    @staticmethod
+    async def _holds(condition: Callable[[], Awaitable[bool]]) -> bool:
+        try:
+            return await condition()
+        except OUTAGE:  # the database or broker is being restarted: ask again later
+            return False
 
     async def quiet(self, *states: str) -> bool:
         """Planning done and no attempt left in any of `states`."""
@@ -354,11 +366,22 @@ class E2E:
     async def queue_drained(self) -> bool:
         return (await self.queue_depths())[0] == 0
 
-    def duplicates_injected(self) -> int:
+    async def replay_dead_letters(self) -> int:
+        """What an operator does with `dialer dead-letters replay`."""
+        queue = RabbitJobQueue(
+            RabbitSettings(url=self.rabbit_url, namespace=self.namespace, delay_buckets=BUCKETS)
+        )
+        try:
+            return await queue.replay_dead_letters()
+        finally:
+            await queue.close()
+
+    def stats(self) -> list[list[str]]:
         log = self.workdir / "published.log"
-        if not log.exists():
-            return 0
-        return sum(int(line.split()[3]) for line in log.read_text().splitlines() if line)
+        return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+    def duplicates_injected(self) -> int:
+        return sum(int(p[3]) for p in self.stats() if p and p[0] == "published")
 
     async def check(self, figures: Figures, *, case_cap: int) -> Figures:
         """Fill `figures` and its violations from the provider's log and the database."""
@@ -435,7 +458,14 @@ class E2E:
         figures.extra["cases_contacted"] = len(per_case)
         figures.extra["max_contacts_per_case"] = max(per_case.values(), default=0)
 
-        # Invariant 6: nothing waiting, nothing unpublished, nothing left on the queue.
+        # Invariant 6: a job is acked only once its attempt is recorded (the workers noted
+        # the attempt's state as each handler returned, just before the ack).
+        acks = [p for p in self.stats() if p and p[0] == "acked"]
+        figures.extra["acks_checked"] = len(acks)
+        for _, state, aid in acks:
+            if state in ("planned", "queued", "None"):
+                v.append(f"job {aid} acked while its attempt was {state}")
+        # ... nothing waiting, nothing unpublished, nothing left on the queue.
         for state in WAITING:
             if states.get(state):
                 v.append(f"{states[state]} attempts left {state}")

@@ -186,6 +186,9 @@ def _handler(mock: MockTwilio) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if len(body) < length:  # the client died mid-request: Twilio would not act
+                self.close_connection = True
+                return
             parts = urlsplit(self.path)
             status, doc = mock.handle(method, parts.path, parts.query, body)
             raw = json.dumps(doc).encode()

@@ -11,6 +11,9 @@ test-only seams that production code knows nothing about:
 - `DIALER_TEST_DUPLICATE_PUBLISH=1`: every job the relay publishes goes to the broker
   twice (duplicates injected at the queue level); `DIALER_TEST_STATS` names a file that
   gets one line per published batch ("published <n> duplicated <n>").
+- every handled job: when the handler returns (the ack follows), the attempt's state is
+  written to the stats file, so the test can show no job was acked before its attempt
+  was recorded.
 - `DIALER_TEST_CRASH_AT=after_reserve|after_provider` + `DIALER_TEST_CRASH_ON=<n>`: the
   process SIGKILLs itself on its n-th provider request, just before it is sent (the
   attempt is reserved and committed) or just after Twilio answered (nothing recorded).
@@ -26,14 +29,17 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy import select
 
 from adapters.ports import (
     CallInfo,
     CallRequest,
+    Delivery,
     Job,
     MessageInfo,
     ProviderRef,
@@ -44,7 +50,9 @@ from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from adapters.twilio import TwilioSettings, TwilioTelephony
 from adapters.twilio_client import HttpxTwilioClient
 from dialer.db.engine import build_engine, build_sessionmaker
-from dialer.runtime import Runtime, queue_url
+from dialer.db.models import AttemptRow
+from dialer.dispatch.worker import Dispatcher
+from dialer.runtime import Runtime, queue_url, worker_config
 from dialer.settings import Settings
 
 BUCKETS = (1, 5, 30)  # the delay queues (seconds): short, the runs last minutes
@@ -128,6 +136,38 @@ class CrashingTelephony(Telephony):
         await self.inner.close()
 
 
+class CheckedDispatcher(Dispatcher):
+    """The real handler; when it returns (the queue acks next) it checks that the job's
+    attempt is recorded, i.e. no longer planned or queued (invariant 6), and notes each
+    check in the stats file ("acked <state>")."""
+
+    stats: str | None = None
+
+    async def __call__(self, delivery: Delivery) -> None:
+        await super().__call__(delivery)
+        async with self.maker() as session:
+            state = await session.scalar(
+                select(AttemptRow.state).where(AttemptRow.id == uuid.UUID(delivery.job.attempt_id))
+            )
+        if self.stats:
+            with open(self.stats, "a") as f:  # noqa: ASYNC230 - one short line, test-only
+                f.write(f"acked {state} {delivery.job.attempt_id}\n")
+
+
+class CheckedRuntime(Runtime):
+    def dispatcher(self) -> Dispatcher:
+        handler = CheckedDispatcher(
+            self.maker,
+            self.telephony,
+            self.mailer,
+            self.clock,
+            config=worker_config(self.settings),
+            metrics=self.metrics,
+        )
+        handler.stats = os.environ.get("DIALER_TEST_STATS")
+        return handler
+
+
 def mock_telephony(settings: Settings, mock_url: str) -> TwilioTelephony:
     http = httpx.AsyncClient(transport=RedirectTransport(mock_url), timeout=10.0)
     return TwilioTelephony(
@@ -169,7 +209,7 @@ async def main() -> None:
         )
     engine = build_engine(settings)
     maker = build_sessionmaker(engine)
-    runtime = Runtime(settings, engine, maker, queue, telephony, None, clock)
+    runtime = CheckedRuntime(settings, engine, maker, queue, telephony, None, clock)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop.set)

@@ -1,0 +1,146 @@
+"""Invariants 3 and 6 across restarts of the broker and of the database mid-campaign.
+
+These stop shared services, so they run only when `CI=true` or `DIALER_TEST_RESTARTS=1`:
+- the broker: `rabbitmqctl stop_app`, a few seconds down, `rabbitmqctl start_app` (the
+  quorum queues are durable; the workers' robust connections come back by themselves);
+- the database: a real restart, `pg_ctlcluster --skip-systemctl-redirect <version> main
+  stop -m fast`, a few seconds down, then `start` (every connection is cut and refused
+  meanwhile; terminating backends would leave the server accepting connections, so it is
+  not a stand-in for this).
+
+Two workers dispatch a paced campaign; the outage starts once a quarter of it is sent.
+Afterwards the campaign completes: jobs the outage made fail repeatedly are in the
+dead-letter queue, where an operator replays them; attempts caught between the provider's
+answer and the record stay `reserved` until the reconciler finds their call. Nothing is
+dialled twice, nothing lost, the audit is clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.conftest import PG_PORT
+from tests.e2e.harness import E2E, WAITING, Figures
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.rabbitmq,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("CI", "").lower() != "true"
+        and os.environ.get("DIALER_TEST_RESTARTS") != "1",
+        reason="restarts shared services: only under CI=true or DIALER_TEST_RESTARTS=1",
+    ),
+]
+
+CASES = 300
+CPS = 25.0
+DOWN_SECONDS = 4.0
+
+
+async def run(*command: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, f"{' '.join(command)}: {out.decode(errors='replace')}"
+
+
+async def wait_port(port: int, within: float = 60) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+async def restart_broker() -> None:
+    await run("rabbitmqctl", "stop_app")
+    await asyncio.sleep(DOWN_SECONDS)
+    await run("rabbitmqctl", "start_app")
+    await wait_port(5672)
+
+
+async def restart_database() -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    ctl = ("pg_ctlcluster", "--skip-systemctl-redirect", version, "main")
+    await run(*ctl, "stop", "-m", "fast")
+    await asyncio.sleep(DOWN_SECONDS)
+    await run(*ctl, "start")
+    await wait_port(PG_PORT)
+
+
+async def campaign_through(e2e: E2E, outage: Callable[[], Awaitable[None]], name: str) -> Figures:
+    await e2e.seed(CASES, case_cap=1)
+    campaign = await e2e.campaign("morning", channels=("voice",), cps=CPS)
+    await e2e.plan_here(campaign)
+    e2e.spawn()
+    e2e.spawn()
+
+    async def a_quarter_sent() -> bool:
+        return (await e2e.counts()).get("sent", 0) >= CASES // 4
+
+    await e2e.wait_until(a_quarter_sent, within=120, what="a quarter of the campaign")
+    sent_before = (await e2e.counts()).get("sent", 0)
+    await outage()
+    await e2e.engine.dispose()  # the test's own pool: its connections died too
+
+    async def handled_or_dead() -> bool:
+        counts = await e2e.counts()
+        work, dead = await e2e.queue_depths()
+        waiting = counts.get("planned", 0) + counts.get("queued", 0)
+        return work == 0 and waiting <= dead
+
+    await e2e.wait_until(handled_or_dead, within=240, what="the campaign after the outage")
+    replayed = 0
+    if (await e2e.counts()).get("queued", 0):
+        replayed = await e2e.replay_dead_letters()
+        await e2e.wait_until(lambda: e2e.quiet("planned", "queued"), within=120, what="replays")
+    await e2e.wait_until(e2e.queue_drained, within=60, what="redeliveries")
+    await e2e.stop_workers()
+    before = await e2e.counts()
+    moved = await e2e.reconcile_later()
+    figures = await e2e.check(Figures(name, cases=CASES), case_cap=1)
+    figures.extra.update(
+        sent_before_outage=sent_before,
+        dead_letters_replayed=replayed,
+        reserved_or_unknown_after=before.get("reserved", 0) + before.get("unknown", 0),
+        reconciled=sum(moved.values()),
+    )
+    return figures
+
+
+async def test_broker_restart_mid_campaign_loses_nothing_and_dials_nothing_twice(
+    e2e: E2E, record_property: Callable[[str, object], None]
+) -> None:
+    figures = await campaign_through(e2e, restart_broker, "broker-restart")
+    figures.print(record_property)
+    assert not figures.violations, figures.violations[:10]
+    assert figures.jobs == CASES
+    assert not any(figures.states.get(s) for s in WAITING)
+    assert figures.provider_calls == figures.states.get("sent", 0)
+    # The broker going away costs no call: every case was dialled once.
+    assert figures.extra["cases_contacted"] == CASES
+
+
+async def test_database_restart_mid_campaign_loses_nothing_and_dials_nothing_twice(
+    e2e: E2E, record_property: Callable[[str, object], None]
+) -> None:
+    figures = await campaign_through(e2e, restart_database, "database-restart")
+    figures.print(record_property)
+    assert not figures.violations, figures.violations[:10]
+    assert figures.jobs == CASES
+    assert not any(figures.states.get(s) for s in WAITING)
+    assert figures.provider_calls == figures.states.get("sent", 0)
+    # Only an attempt whose call may not have been placed is closed unsent (not_sent);
+    # every other case was dialled exactly once.
+    assert figures.extra["cases_contacted"] + figures.states.get("not_sent", 0) == CASES
