@@ -184,6 +184,11 @@ async def _morning(console: Console, database: Path, seed: int) -> morning.Morni
             f" ({seeded.rejected} rejected); presets active for "
             + ", ".join(name for name, *_ in morning.PORTFOLIOS)
         )
+        console.print(
+            f"watch it live at {service.base_url}/dashboard with the supervisor key"
+            f" {seeded.supervisor_key} (this service stops when the morning is over)",
+            highlight=False,
+        )
         schedule = await morning.create_campaigns(service.maker, service.clock())
         with Progress(
             TextColumn("[bold]{task.description}"),
