@@ -24,6 +24,7 @@ from dialer.observability.health import router as operations
 from dialer.observability.metrics import Metrics, WebhookTiming
 from dialer.runtime import build_queue
 from dialer.settings import Settings
+from dialer.webhooks.fastroute import FastWebhooks
 
 
 def create_app(
@@ -69,6 +70,8 @@ def create_app(
     app.add_middleware(WebhookTiming, metrics=app.state.metrics)
     # Outermost: a body over DIALER_MAX_BODY_BYTES is refused with 413 before anything reads it.
     app.add_middleware(BodyLimit, settings=settings)
+    # Outermost: Twilio's status callbacks on PostgreSQL, answered without the FastAPI stack.
+    app.add_middleware(FastWebhooks)
     install_error_handlers(app)
     install_openapi(app)  # the error shape of every 4xx, declared
     app.include_router(v1, prefix="/v1")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from dialer.errors import DialerError, ForbiddenError, PayloadTooLargeError
 from dialer.settings import Settings
@@ -64,10 +65,23 @@ async def verified_form(request: Request, settings: Settings) -> TwilioForm:
     if declared and declared.isdigit() and int(declared) > settings.webhook_max_body_bytes:
         raise PayloadTooLargeError("webhook body too large")
     body = await request.body()
+    return verify(request.scope, body, signature, request.headers.get(IDEMPOTENCY_HEADER), settings)
+
+
+def verify(
+    scope: Scope,
+    body: bytes,
+    signature: str | None,
+    idempotency_token: str | None,
+    settings: Settings,
+) -> TwilioForm:
+    """The authenticated form of a request whose body has been read (the ASGI `scope`
+    gives the raw path and query); raises 403, 400 or 413 otherwise."""
+    if not signature:
+        raise ForbiddenError("missing X-Twilio-Signature")
     if len(body) > settings.webhook_max_body_bytes:
         raise PayloadTooLargeError("webhook body too large")
     pairs = _pairs(body, "body")
-    scope = request.scope
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     raw_path = raw_path.split(b"?", 1)[0]
     raw_query: bytes = scope.get("query_string", b"")
@@ -79,7 +93,7 @@ async def verified_form(request: Request, settings: Settings) -> TwilioForm:
     for name, value in pairs:
         fields.setdefault(name, value)
     query = dict(_pairs(raw_query, "query string")) if raw_query else {}
-    return TwilioForm(fields, query, request.headers.get(IDEMPOTENCY_HEADER))
+    return TwilioForm(fields, query, idempotency_token)
 
 
 def mask_number(value: str | None) -> str:
