@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from adapters.errors import NotFoundError
+from adapters.errors import NotFoundError, PermanentError, PermanentErrorKind
 from adapters.ports import (
     CallInfo,
     CallRequest,
@@ -128,6 +128,8 @@ class SimulatedTelephony(Telephony):
         self._validator = RequestValidator(settings.auth_token)
         self._counts: defaultdict[str, int] = defaultdict(int)
         self._calls: dict[str, CallInfo] = {}
+        self._requests: dict[str, CallRequest] = {}
+        self.redirects: dict[str, list[str]] = defaultdict(list)  # call SID -> TwiML URLs
         self._messages: dict[str, MessageInfo] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = Stats()
@@ -137,6 +139,7 @@ class SimulatedTelephony(Telephony):
         rng = self._rng("call", request.to)
         sid = _sid("CA", rng)
         self._calls[sid] = CallInfo(sid, "queued", request.to, request.from_number, self.clock())
+        self._requests[sid] = request
         self._spawn(self._play_call(sid, request, rng), sid)
         return ProviderRef("simulator", sid, "queued")
 
@@ -164,6 +167,24 @@ class SimulatedTelephony(Telephony):
             if c.to == to and (c.created_at is None or c.created_at >= after)
         ]
         return sorted(found, key=lambda c: c.created_at or after, reverse=True)
+
+    async def update_call(self, sid: str, twiml_url: str) -> None:
+        """Redirect a live call as Twilio does: fetch its next TwiML from `twiml_url`."""
+        call = self._calls.get(sid)
+        if call is None:
+            raise NotFoundError(f"no call {sid}")
+        if call.status != "in-progress":  # Twilio error 21220: not in progress
+            raise PermanentError(
+                f"call {sid} is {call.status}: cannot redirect",
+                kind=PermanentErrorKind.OTHER,
+                code=21220,
+            )
+        self.redirects[sid].append(twiml_url)
+        fields = self._gather_fields(sid, self._requests[sid], None)
+        self._spawn(self._post_once(twiml_url, fields), f"{sid}:redirect")
+
+    async def _post_once(self, url: str, fields: dict[str, str]) -> None:
+        await self._post(url, fields)
 
     async def close(self) -> None:
         await self.drain(wait_seconds=5.0)

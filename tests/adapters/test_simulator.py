@@ -3,13 +3,16 @@ follows the service's TwiML, and the same seed plays the same morning."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from adapters.errors import NotFoundError, PermanentError
 from adapters.ports import CallRequest, SmsRequest
 from adapters.simulator import Mix, SimulatedTelephony, SimulatorSettings
 
@@ -30,6 +33,7 @@ class Service:
         self.validator = RequestValidator(TOKEN)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.bad_signatures = 0
+        self.answered = asyncio.Event()  # a call's TwiML was fetched: it is in progress
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert str(request.url).startswith(POSTED)
@@ -42,6 +46,7 @@ class Service:
         self.requests.append((path, fields))
         query = dict(parse_qsl(urlsplit(public).query))
         if path.endswith("/voice/answer"):
+            self.answered.set()
             url = f"{PUBLIC}/v1/twilio/voice/gather?attempt={query['attempt']}&amp;step=greeting"
             return httpx.Response(200, text=GATHER.format(url=url))
         if path.endswith("/voice/gather") and query.get("step") == "greeting":
@@ -144,3 +149,36 @@ async def test_the_mix_decides_outcomes_and_stop_replies() -> None:
     stops = [f for p, f in service.requests if p == "/v1/twilio/sms/inbound"]
     assert sorted(f["From"] for f in stops) == sorted(NUMBERS)
     assert {f["Body"] for f in stops} == {"STOP"}
+
+
+async def test_a_live_call_is_redirected_and_an_ended_one_refuses() -> None:
+    service = Service()
+    sim = SimulatedTelephony(
+        SimulatorSettings(
+            account_sid="AC" + "1" * 32,
+            auth_token=TOKEN,
+            public_base_url=PUBLIC,
+            post_base_url=POSTED,
+            mix=Mix(call={"human": 1.0}),
+            delay=(0.05, 0.05),
+            first_delay=(0.0, 0.0),
+        ),
+        clock=lambda: NOW,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(service)),
+    )
+    sid = (await sim.place_call(CallRequest("a1", "+12125550100", "+14155550100"))).id
+    await service.answered.wait()
+    assert (await sim.fetch_call(sid)).status == "in-progress"
+    url = f"{PUBLIC}/v1/twilio/voice/voicemail?attempt=a1"
+    await sim.update_call(sid, url)
+    assert await sim.drain(wait_seconds=10) == []
+    assert sim.redirects[sid] == [url]
+    assert ("/v1/twilio/voice/voicemail", sim._gather_fields(sid, CallRequest(
+        "a1", "+12125550100", "+14155550100"), None)) in service.requests  # fmt: skip
+    assert service.bad_signatures == 0
+    with pytest.raises(PermanentError) as refused:
+        await sim.update_call(sid, url)  # completed by now
+    assert refused.value.code == 21220
+    with pytest.raises(NotFoundError):
+        await sim.update_call("CA" + "0" * 32, url)
+    await sim.close()
