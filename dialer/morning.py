@@ -305,12 +305,12 @@ class MorningReport:
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (channel, outcome)
     refusals: Counter[str] = field(default_factory=Counter)  # by rule
     promises: int = 0
-    promised: Counter[str] = field(default_factory=Counter)  # amount by currency (as str)
+    promised: Counter[str] = field(default_factory=Counter)  # whole units by currency
     tasks: Counter[str] = field(default_factory=Counter)  # by action
     not_final: int = 0
     stragglers: list[str] = field(default_factory=list)  # simulator calls cut short
     timed_out: bool = False
-    swept: int = 0  # attempts the reconciler had to finish (a callback was lost)
+    swept: int = 0  # left sent although their call had ended: finished by the reconciler
 
 
 async def snapshot(
