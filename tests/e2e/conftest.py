@@ -23,14 +23,20 @@ async def pg() -> AsyncIterator[Database]:
     """A fresh PostgreSQL schema, dropped afterwards (no SQLite half: production parts)."""
     user = await require_postgres()
     schema = f"e2e_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=user, database=PG_DB)
+    await _execute(user, f'CREATE SCHEMA "{schema}"')
     try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
         yield Database(
             "postgres", f"postgresql+asyncpg://{user}@{PG_HOST}:{PG_PORT}/{PG_DB}", schema
         )
+    finally:  # a fresh connection: the restart test cuts every one open before it
+        await _execute(user, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def _execute(user: str, sql: str) -> None:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=user, database=PG_DB)
+    try:
+        await conn.execute(sql)
     finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
 
 

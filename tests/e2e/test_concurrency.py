@@ -19,7 +19,7 @@ from tests.e2e.harness import E2E, WAITING, Figures
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
-CASES = int(os.environ.get("DIALER_E2E_CASES", "2000"))
+CASES = int(os.environ.get("DIALER_E2E_CASES", "1500"))
 WORKERS = 4
 
 
