@@ -217,7 +217,7 @@ class Runtime:
                 )
                 # Callbacks kept as unmatched whose call or message is known by now.
                 async with self.maker() as session:
-                    await reconcile_unmatched(session, self.clock())
+                    await reconcile_unmatched(session, self.clock(), metrics=self.metrics)
             except Exception:
                 log.exception("reconciler failed; retrying")
             await self._every(15.0)

@@ -77,6 +77,27 @@ class Metrics:
             buckets=WEBHOOK_BUCKETS,
             registry=self.registry,
         )
+        self.webhook_unmatched = Counter(
+            "dialer_webhook_events_unmatched",
+            "Provider callbacks naming no known call or message, kept for reconciliation,"
+            " by kind (duplicates are not counted again).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.webhook_reconciled = Counter(
+            "dialer_webhook_events_reconciled",
+            "Callbacks kept as unmatched that the reconciler later applied to their attempt,"
+            " by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.voicemail_redirects = Counter(
+            "dialer_voicemail_redirects",
+            "Live calls redirected to the voicemail message after the machine's beep, by"
+            " outcome (redirected, failed; a failure is recorded, never retried).",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def record_attempt(self, channel: str | Enum, outcome: str | Enum) -> None:
         self.attempts.labels(channel=_label(channel), outcome=_label(outcome)).inc()
@@ -88,6 +109,15 @@ class Metrics:
 
     def record_provider_error(self, kind: str | Enum) -> None:
         self.provider_errors.labels(kind=_label(kind)).inc()
+
+    def record_unmatched_event(self, kind: str) -> None:
+        self.webhook_unmatched.labels(kind=kind).inc()
+
+    def record_reconciled_event(self, kind: str) -> None:
+        self.webhook_reconciled.labels(kind=kind).inc()
+
+    def record_voicemail_redirect(self, outcome: str) -> None:
+        self.voicemail_redirects.labels(outcome=outcome).inc()
 
     def observe_webhook(self, route: str, seconds: float) -> None:
         self.webhook_latency.labels(route=route).observe(max(seconds, 0.0))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,6 +72,14 @@ STOP_WORDS = frozenset(
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 
+# AnsweredBy under MachineDetection=DetectMessageEnd once the machine's greeting is over:
+# the moment to leave the voicemail. (machine_start only comes with `Enable`.)
+MESSAGE_END = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other"})
+# A `voicemail` claim's status: pending until the redirect's outcome is known.
+VOICEMAIL_PENDING = "redirect_pending"
+VOICEMAIL_REDIRECTED = "redirected"
+VOICEMAIL_FAILED = "redirect_failed"
+
 
 def stronger(current: str, new: Result) -> str:
     """The result to keep: the new one unless the current one says more."""
@@ -110,8 +119,9 @@ async def _begin(
     sid: str,
     key: str,
     now: datetime,
-) -> tuple[int, AttemptRow] | None:
-    """Record the event; the attempt it names, or None (duplicate or unmatched)."""
+) -> tuple[int, AttemptRow | None] | None:
+    """Record the event: None for a duplicate (absorbed), else the new event's id and the
+    attempt it names (None: unknown, the event is kept as `unmatched`)."""
     attempt_id = attempt_ref(form)
     fields: dict[str, Any] = dict(form.fields)
     event_id = await repo.insert_event(
@@ -130,7 +140,7 @@ async def _begin(
     if attempt is None:
         await repo.set_event_status(session, event_id, "unmatched")
         log.warning("webhook %s for unknown %s kept for reconciliation", kind, sid)
-        return None
+        return event_id, None
     if attempt.provider_sid is None:
         attempt.provider_sid = sid  # the create response was lost: the callback tells us
     return event_id, attempt
@@ -150,6 +160,12 @@ def _outcome(attempt: AttemptRow, moved: bool) -> tuple[str, str] | None:
     if moved and AttemptState(attempt.state) in FINAL_STATES:
         return attempt.channel, attempt.result
     return None
+
+
+def count_unmatched(metrics: Metrics | None, kind: str, found: tuple[int, Any] | None) -> None:
+    """`dialer_webhook_events_unmatched_total`, after the commit that kept the event."""
+    if metrics is not None and found is not None and found[1] is None:
+        metrics.record_unmatched_event(kind)
 
 
 def count_outcome(metrics: Metrics | None, outcome: tuple[str, str] | None) -> None:
@@ -177,11 +193,12 @@ async def record_call_status(
     key = event_key(form, "call", sid, str(seq) if seq is not None else status)
     found = await _begin(session, form, kind="voice_status", sid=sid, key=key, now=now)
     outcome = None
-    if found is not None:
+    if found is not None and found[1] is not None:
         moved = _apply_call_status(found[1], form, status, seq, now)
         outcome = _outcome(found[1], moved)
     await session.commit()
     count_outcome(metrics, outcome)
+    count_unmatched(metrics, "voice_status", found)
 
 
 def _apply_call_status(
@@ -210,14 +227,49 @@ def _apply_call_status(
     return True
 
 
-async def record_amd(session: AsyncSession, form: TwilioForm, now: datetime) -> None:
-    """Asynchronous answering-machine detection: who answered; never moves the state."""
+@dataclass(frozen=True, slots=True)
+class VoicemailClaim:
+    """This AMD callback is the one that may leave the voicemail on the live call `sid`:
+    its claim (a `voicemail` event, one per attempt) is committed with the callback."""
+
+    attempt_id: uuid.UUID
+    sid: str
+    claim_id: int
+
+
+async def record_amd(
+    session: AsyncSession, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
+) -> VoicemailClaim | None:
+    """Asynchronous answering-machine detection: who answered; never moves the state.
+
+    When the machine's greeting has ended (`MESSAGE_END`: DetectMessageEnd heard the beep,
+    silence or the end of the greeting) on a call still live, and no voicemail was claimed
+    for the attempt yet, the claim is recorded in the same transaction and returned: the
+    caller redirects the call after the commit (`voice_flow.leave_voicemail`). A duplicate
+    or a second AMD callback finds the claim taken and gets None."""
     sid, answered_by = _required(form, "CallSid", "AnsweredBy")
     key = event_key(form, "amd", sid, answered_by)
     found = await _begin(session, form, kind="amd", sid=sid, key=key, now=now)
-    if found is not None:
-        _apply_amd(found[1], answered_by, now)
+    claim = None
+    if found is not None and found[1] is not None:
+        attempt = found[1]
+        _apply_amd(attempt, answered_by, now)
+        if answered_by in MESSAGE_END and AttemptState(attempt.state) not in FINAL_STATES:
+            claim_id = await repo.insert_event(
+                session,
+                key=f"voicemail|{attempt.id}",
+                kind="voicemail",
+                attempt_id=attempt.id,
+                provider_sid=sid,
+                status=VOICEMAIL_PENDING,
+                received_at=now,
+                fields={"AnsweredBy": answered_by},
+            )
+            if claim_id is not None:
+                claim = VoicemailClaim(attempt.id, sid, claim_id)
     await session.commit()
+    count_unmatched(metrics, "amd", found)
+    return claim
 
 
 def _apply_amd(attempt: AttemptRow, answered_by: str, now: datetime) -> None:
@@ -241,11 +293,12 @@ async def record_sms_status(
     key = event_key(form, "sms", sid, status, error)
     found = await _begin(session, form, kind="sms_status", sid=sid, key=key, now=now)
     outcome = None
-    if found is not None:
+    if found is not None and found[1] is not None:
         moved = await _apply_sms_status(session, found[1], status, error, now)
         outcome = _outcome(found[1], moved)
     await session.commit()
     count_outcome(metrics, outcome)
+    count_unmatched(metrics, "sms_status", found)
 
 
 async def _apply_sms_status(
@@ -275,12 +328,18 @@ async def _apply_sms_status(
 
 
 async def reconcile_unmatched(
-    session: AsyncSession, now: datetime, *, older_than: timedelta = timedelta(0), limit: int = 200
+    session: AsyncSession,
+    now: datetime,
+    *,
+    older_than: timedelta = timedelta(0),
+    limit: int = 200,
+    metrics: Metrics | None = None,
 ) -> int:
     """Apply the events kept as `unmatched` whose call or message is known by now (an
     attempt recorded the provider's sid after its callback came); they become `resolved`.
     Returns how many were applied; the others stay for a later pass or an operator."""
     applied = 0
+    kinds: list[str] = []
     for event in await repo.unmatched_events(session, before=now - older_than, limit=limit):
         attempt = await repo.attempt_for_update(session, event.attempt_id, event.provider_sid)
         if attempt is None:
@@ -297,7 +356,11 @@ async def reconcile_unmatched(
             await _apply_sms_status(session, attempt, status, form.get("ErrorCode"), now)
         await repo.set_event_status(session, event.id, "resolved")
         applied += 1
+        kinds.append(event.kind)
     await session.commit()
+    if metrics is not None:  # counted once committed
+        for kind in kinds:
+            metrics.record_reconciled_event(kind)
     return applied
 
 

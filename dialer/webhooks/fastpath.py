@@ -77,7 +77,7 @@ WITH target AS (
     SELECT $1::text, $2::text, $3::uuid, $4::text, CASE WHEN EXISTS (SELECT 1 FROM target)
         THEN 'received' ELSE 'unmatched' END, $5::timestamptz, $6::jsonb
     ON CONFLICT (key) DO NOTHING
-    RETURNING id
+    RETURNING id, status
 ), up AS (
     UPDATE attempts AS a SET
         state = $7::text,
@@ -99,7 +99,8 @@ WITH target AS (
       AND ($10::int IS NULL OR a.last_sequence_number IS NULL OR a.last_sequence_number < $10)
     RETURNING a.id, a.channel, a.result
 )
-SELECT (SELECT id FROM ev) AS event_id, (SELECT id FROM up) AS moved,
+SELECT (SELECT id FROM ev) AS event_id, (SELECT status FROM ev) AS event_status,
+    (SELECT id FROM up) AS moved,
     (SELECT channel FROM up) AS channel, (SELECT result FROM up) AS result
 """  # noqa: S608  (built only from this module's constant tables; values are parameters)
 
@@ -227,5 +228,9 @@ class FastStatusPath:
             row = await conn.fetchrow(STATEMENT, *args)
         # `moved`: this event (not a duplicate: its insert is the update's condition) moved
         # the attempt to `target`, from a state allowed to; committed (autocommit).
-        if row is not None and row["moved"] is not None and target in FINAL_STATES:
+        if row is None or metrics is None:
+            return
+        if row["moved"] is not None and target in FINAL_STATES:
             count_outcome(metrics, (row["channel"], row["result"]))
+        elif row["event_status"] == "unmatched":  # new, kept for reconciliation
+            metrics.record_unmatched_event(kind)
