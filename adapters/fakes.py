@@ -32,6 +32,7 @@ class FakeTelephony(Telephony):
         self.sms: dict[str, list[SmsRequest]] = defaultdict(list)
         self.placed: dict[str, CallInfo] = {}
         self.messages: dict[str, MessageInfo] = {}
+        self.updates: dict[str, list[str]] = defaultdict(list)  # call sid -> TwiML URLs
         self._failures: dict[str, list[tuple[AdapterError, bool]]] = defaultdict(list)
         self._sids = itertools.count(1)
 
@@ -83,6 +84,18 @@ class FakeTelephony(Telephony):
             if c.to == to and (c.created_at is None or c.created_at >= after)
         ]
         return found[::-1]
+
+    async def update_call(self, sid: str, twiml_url: str) -> None:
+        """Records the redirect; `fail_next(sid, error)` makes the next one for `sid`
+        raise (with `after_acting`, after recording it, as a lost response would)."""
+        failure = self._failure(sid)
+        if failure and not failure[1]:
+            raise failure[0]
+        if sid not in self.placed:
+            raise NotFoundError(sid)
+        self.updates[sid].append(twiml_url)
+        if failure:
+            raise failure[0]
 
     def set_call_status(self, sid: str, status: str, answered_by: str | None = None) -> None:
         call = self.placed[sid]

@@ -186,6 +186,16 @@ class Telephony(ABC):
         """Calls to `to` created at or after `after`, newest first: for the reconciler of
         attempts left `unknown` by an ambiguous create."""
 
+    async def update_call(self, sid: str, twiml_url: str) -> None:
+        """Redirect a live call: the provider fetches its next TwiML from `twiml_url` (POST)
+        and stops whatever the call was playing (e.g. the greeting, to leave a voicemail
+        once answering-machine detection heard the beep). At most once per request: a
+        failure that may have acted is an `AmbiguousError`, never retried here.
+
+        Concrete with a refusing default so existing implementations keep working; every
+        real telephony overrides it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot update a live call")
+
     async def close(self) -> None:
         """Release connections; nothing to release by default."""
         return None

@@ -195,6 +195,15 @@ class TwilioTelephony(Telephony):
         found = [_call_info(c) for c in calls]
         return [c for c in found if c.created_at is None or c.created_at >= after]
 
+    async def update_call(self, sid: str, twiml_url: str) -> None:
+        # `creates=True`: a redirect that may have reached Twilio (5xx, lost response) is
+        # ambiguous, not retried: a second redirect would start the message again.
+        await self._call(
+            lambda: self._client.calls(sid).update_async(url=twiml_url, method="POST"),
+            creates=True,
+            what="update call",
+        )
+
     async def close(self) -> None:
         await self._http.aclose()
 

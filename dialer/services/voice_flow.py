@@ -7,6 +7,14 @@ message (nothing about any debt). Step `menu`: 1 = promise to pay (the outstandi
 `promise_days` from today), 2 = call me back (`callback_after_minutes`), 3 = put through
 to the case's team (<Dial>), 9 = stop these calls on this number. Anything that cannot be
 rendered within the granted level ends the call saying nothing more (fail closed).
+
+Voicemail: when asynchronous AMD (MachineDetection=DetectMessageEnd) reports the end of
+a machine's greeting, `callbacks.record_amd` commits a one-per-attempt claim and
+`leave_voicemail` redirects the live call (Telephony.update_call) to `voicemail`'s TwiML:
+the limited-content message at the level the decision granted for an answering machine
+(none recorded: `none`). The redirect is made once, after the commit, off the webhook's
+response; a failure is logged and recorded on the claim (`redirect_failed`), never retried
+(a second redirect could leave the message twice).
 """
 
 from __future__ import annotations
@@ -16,16 +24,26 @@ import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters import twiml
 from adapters.errors import AdapterError
+from adapters.ports import Telephony
 from adapters.templates import RoleGroup, role_group
 from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow
 from dialer.db.repositories import cases as case_repo
 from dialer.db.repositories import history
 from dialer.db.repositories import webhooks as repo
-from dialer.services.callbacks import attempt_ref, event_key, stronger
+from dialer.observability.metrics import Metrics
+from dialer.services.callbacks import (
+    VOICEMAIL_FAILED,
+    VOICEMAIL_REDIRECTED,
+    VoicemailClaim,
+    attempt_ref,
+    event_key,
+    is_machine,
+    stronger,
+)
 from dialer.services.optouts import opt_out
 from dialer.services.outcomes import follow_up
 from dialer.settings import Settings
@@ -34,12 +52,18 @@ from strategy.model import Channel, Disclosure, PartyRole, Result
 
 log = logging.getLogger(__name__)
 GATHER_PATH = "/v1/twilio/voice/gather"
+VOICEMAIL_PATH = "/v1/twilio/voice/voicemail"
 HANGUP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
 
 
 def gather_url(settings: Settings, attempt_id: uuid.UUID, step: str) -> str:
     query = urlencode({"attempt": str(attempt_id), "step": step})
     return f"{settings.public_base_url.rstrip('/')}{GATHER_PATH}?{query}"
+
+
+def voicemail_url(settings: Settings, attempt_id: uuid.UUID) -> str:
+    query = urlencode({"attempt": str(attempt_id)})
+    return f"{settings.public_base_url.rstrip('/')}{VOICEMAIL_PATH}?{query}"
 
 
 def _disclosure(value: str | None) -> Disclosure:
@@ -190,3 +214,58 @@ async def _step(
             )
         return twiml.closing(script, "opted_out"), (Result.RIGHT_PARTY, "keypad: stop calls")
     return twiml.closing(script, "no_input"), None
+
+
+async def voicemail(session: AsyncSession, form: TwilioForm, settings: Settings) -> str:
+    """The TwiML a redirected call fetches once the machine's greeting is over: the
+    limited-content message at the attempt's voicemail level (`twiml.voicemail`: never
+    above the level granted for the party either). Fails closed: an unknown attempt, an
+    attempt no machine was reported on, or a message that cannot be rendered within the
+    granted level hangs up saying nothing."""
+    loaded = await _load(session, form)
+    if loaded is None:
+        log.warning("voicemail TwiML asked for an unknown attempt: hanging up")
+        return HANGUP
+    attempt, case, party = loaded
+    if not is_machine(attempt.answered_by):
+        log.warning("voicemail TwiML asked for attempt %s, no machine reported", attempt.id)
+        return HANGUP
+    try:
+        return twiml.voicemail(_script(settings, attempt, case, party))
+    except AdapterError as exc:
+        log.warning("no voicemail within the granted disclosure: %s", exc)
+        return HANGUP
+
+
+async def leave_voicemail(
+    sessions: async_sessionmaker[AsyncSession],
+    telephony: Telephony,
+    claim: VoicemailClaim,
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+) -> bool:
+    """Redirect the live call to the voicemail TwiML, once; record the outcome on the claim
+    (`redirected` / `redirect_failed`). Never raises and never retries. True when sent."""
+    try:
+        await telephony.update_call(claim.sid, voicemail_url(settings, claim.attempt_id))
+    except Exception as exc:  # whatever failed is recorded, never retried
+        log.warning(
+            "voicemail not left on attempt %s (call %s): %s: %s",
+            claim.attempt_id,
+            claim.sid,
+            type(exc).__name__,
+            exc,
+        )
+        sent, status = False, VOICEMAIL_FAILED
+    else:
+        sent, status = True, VOICEMAIL_REDIRECTED
+    try:
+        async with sessions() as session:
+            await repo.set_event_status(session, claim.claim_id, status)
+            await session.commit()
+    except Exception:
+        log.exception("voicemail redirect of attempt %s not recorded", claim.attempt_id)
+    if metrics is not None:
+        metrics.record_voicemail_redirect("redirected" if sent else "failed")
+    return sent

@@ -8,12 +8,15 @@ authenticate, and hand the form to `dialer.services.callbacks` / `voice_flow`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from adapters.ports import Telephony
 from dialer.api.deps import SessionDep, get_now, get_settings
 from dialer.attempt_state import MESSAGE_STATUS
 from dialer.observability.metrics import Metrics
@@ -22,14 +25,43 @@ from dialer.webhooks.fastpath import FastStatusPath
 from dialer.webhooks.forms import MalformedWebhookError, verified_form
 
 
+class Background:
+    """Work a webhook starts after its commit and does not wait for (the voicemail
+    redirect): the tasks are kept referenced, and drained when the app stops."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs inside the app's lifespan (FastAPI merges router lifespans), after the engine."""
+    """Runs inside the app's lifespan (FastAPI merges router lifespans), after the engine.
+    The telephony that redirects live calls is `app.state.telephony` when the composition
+    root (or a test) set one, else built from the settings like the worker's."""
+    from dialer.runtime import build_telephony  # the dispatch root: imported only to start
+
     fast = await FastStatusPath.open(app.state.settings)
     app.state.webhook_fast_path = fast
+    owned = getattr(app.state, "telephony", None) is None
+    if owned:
+        app.state.telephony = build_telephony(app.state.settings, app.state.clock)
+    app.state.webhook_background = background = Background()
     try:
         yield
     finally:
+        await background.drain()
+        if owned:
+            await app.state.telephony.close()
+            app.state.telephony = None
         if fast is not None:
             await fast.close()
 
@@ -77,10 +109,31 @@ async def voice_status(request: Request) -> Response:
 
 @router.post("/voice/amd", status_code=204, responses={403: SIGNED})
 async def voice_amd(request: Request, session: SessionDep) -> Response:
-    """Asynchronous answering-machine detection (`AnsweredBy`)."""
-    form = await verified_form(request, get_settings(request))
-    await callbacks.record_amd(session, form, get_now(request))
+    """Asynchronous answering-machine detection (`AnsweredBy`). At the end of a machine's
+    greeting the live call is redirected to the voicemail message, once, after the commit
+    and without holding up this answer."""
+    settings = get_settings(request)
+    form = await verified_form(request, settings)
+    metrics = _metrics(request)
+    claim = await callbacks.record_amd(session, form, get_now(request), metrics=metrics)
+    if claim is not None:
+        telephony: Telephony = request.app.state.telephony
+        background: Background = request.app.state.webhook_background
+        background.spawn(
+            voice_flow.leave_voicemail(
+                _sessions(request), telephony, claim, settings, metrics=metrics
+            )
+        )
     return Response(status_code=204)
+
+
+@router.post("/voice/voicemail", responses={403: SIGNED})
+async def voice_voicemail(request: Request, session: SessionDep) -> Response:
+    """The TwiML of a call redirected after the machine's beep: the limited-content
+    voicemail at the level granted for an answering machine (hangs up otherwise)."""
+    settings = get_settings(request)
+    form = await verified_form(request, settings)
+    return _xml(await voice_flow.voicemail(session, form, settings))
 
 
 @router.post("/voice/answer", responses={403: SIGNED})

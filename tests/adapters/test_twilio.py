@@ -345,6 +345,55 @@ async def test_find_calls_lists_by_to_and_keeps_those_created_since(
     assert params["To"] == "+14155550100"
 
 
+# --- updating a live call (voicemail after the beep) ------------------------------------
+VOICEMAIL_URL = f"{BASE}/v1/twilio/voice/voicemail?attempt=att-1"
+
+
+async def test_update_call_redirects_the_live_call_to_the_twiml_url(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Calls/CA1.json").respond(200, json={**CALL_JSON, "status": "in-progress"})
+    assert await telephony.update_call("CA1", VOICEMAIL_URL) is None
+    request = only_request(route)
+    assert form(request) == {"Url": [VOICEMAIL_URL], "Method": ["POST"]}
+    expected_auth = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+    assert request.headers["Authorization"] == f"Basic {expected_auth}"
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_5xx_on_update_call_is_ambiguous_and_not_retried(
+    api: respx.MockRouter, telephony: TwilioTelephony, sleeps: SleepRecorder, status: int
+) -> None:
+    """A redirect that may have acted is not sent again: it would restart the message."""
+    route = api.post("/Calls/CA1.json").respond(status, json=error_json(20500, status))
+    with pytest.raises(AmbiguousError):
+        await telephony.update_call("CA1", VOICEMAIL_URL)
+    assert route.call_count == 1 and sleeps.waits == []
+
+
+async def test_update_of_a_call_no_longer_in_progress_is_permanent(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Calls/CA1.json").respond(
+        400, json=error_json(21220, 400, "Call is not in-progress. Cannot redirect.")
+    )
+    with pytest.raises(PermanentError):
+        await telephony.update_call("CA1", VOICEMAIL_URL)
+    assert route.call_count == 1
+
+
+async def test_429_on_update_call_is_retried_because_twilio_did_nothing(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    route = api.post("/Calls/CA1.json")
+    route.side_effect = [
+        httpx.Response(429, json=error_json(20429, 429, "Too Many Requests")),
+        httpx.Response(200, json=CALL_JSON),
+    ]
+    await telephony.update_call("CA1", VOICEMAIL_URL)
+    assert route.call_count == 2
+
+
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
     now = datetime(2025, 3, 3, 17, 0, tzinfo=UTC)
     assert retry_after_seconds("12") == 12.0
