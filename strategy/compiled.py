@@ -28,7 +28,7 @@ from strategy.document import (
 )
 from strategy.guardrails import Clause, GuardrailProfile
 from strategy.history import RowKey
-from strategy.model import Channel, Disclosure, PartyRole
+from strategy.model import Channel, Disclosure, PartyRole, Stage
 
 _ALL_CHANNELS = frozenset(Channel)
 _K = TypeVar("_K")
@@ -122,6 +122,11 @@ class CompiledStrategy:
     profile: GuardrailProfile
     tiers: tuple[CompiledTier, ...]
     allowed_by_prefix: str
+    # (home-zone local day ordinal, due date, stage, stage start) -> (tier or None, days
+    # past due, days in stage): the tier a case of those dates is in that day. Pure; bounded.
+    tier_cache: dict[
+        tuple[int, date, Stage, date | None], tuple[CompiledTier | None, int, int | None]
+    ]
 
 
 def _clip(spans: list[MinuteSpan], lo: int, hi: int) -> list[MinuteSpan]:
@@ -275,6 +280,7 @@ def compile_strategy(strategy: Strategy, profile: GuardrailProfile) -> CompiledS
         profile=profile,
         tiers=tuple(_compile_tier(t, profile, strategy) for t in strategy.tiers),
         allowed_by_prefix=f"strategy {strategy.name} v{strategy.version}",
+        tier_cache={},
     )
     if len(_cache) > 256:
         _cache.clear()

@@ -374,10 +374,31 @@ class _Evaluator:
 
     def _tier_state(self, t: float) -> _TierState:
         case = self.case
-        today = local_date(t, self.home_zone)
+        ordinal = local_ordinal(t, self.home_zone)
+        # The tier depends on the case's dates and stage and the local day only: cached in
+        # the compiled strategy, shared by the many cases of a portfolio due the same day.
+        key = (ordinal, case.due_date, case.stage, case.stage_started_on)
+        hit = self.cs.tier_cache.get(key)
+        if hit is None:
+            hit = remember(self.cs.tier_cache, key, self._choose_tier(date.fromordinal(ordinal)))
+        chosen, dpd, days_in_stage = hit
+        if (
+            case.status is CaseStatus.OPEN
+            and not case.flags
+            and not self.idx.disputes
+            and self.idx.latest_promise is None
+            and chosen is not None
+            and case.outstanding > 0
+        ):
+            return _TierState(chosen, dpd, days_in_stage, ())
+        today = date.fromordinal(ordinal)
+        reasons = self._case_reasons(t, today, dpd, days_in_stage, chosen)
+        return _TierState(chosen, dpd, days_in_stage, reasons)
+
+    def _choose_tier(self, today: date) -> tuple[CompiledTier | None, int, int | None]:
+        case = self.case
         dpd = (today - case.due_date).days
         days_in_stage = (today - case.stage_started_on).days if case.stage_started_on else None
-        chosen: CompiledTier | None = None
         for ct in self.cs.tiers:
             tier = ct.tier
             if tier.stage is not None and tier.stage != case.stage:
@@ -388,10 +409,8 @@ class _Evaluator:
                 days_in_stage is None or not tier.days_in_stage.contains(days_in_stage)
             ):
                 continue
-            chosen = ct
-            break
-        reasons = self._case_reasons(t, today, dpd, days_in_stage, chosen)
-        return _TierState(chosen, dpd, days_in_stage, reasons)
+            return ct, dpd, days_in_stage
+        return None, dpd, days_in_stage
 
     def _case_reasons(
         self, t: float, today: date, dpd: int, days_in_stage: int | None, tier: CompiledTier | None
