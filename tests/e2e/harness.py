@@ -58,6 +58,7 @@ PUBLIC = "https://dialer.example.com"
 # What the provider holding (or having held) an attempt looks like, dispatch-wise.
 PROVIDER_STATES = {"sent", "ringing", "in_progress", "completed"}
 WAITING = {"planned", "queued", "reserved", "unknown"}
+DELIVERY_LIMIT = 20  # deliveries before the broker dead-letters a job
 # What a look at the database or broker raises while it is restarted.
 OUTAGE = (OSError, SQLAlchemyError, asyncpg.PostgresError, AMQPException)
 
@@ -224,7 +225,7 @@ class E2E:
             DIALER_DATABASE_SCHEMA=s.database_schema or "",
             DIALER_QUEUE_URL=self.rabbit_url,
             DIALER_QUEUE_NAMESPACE=self.namespace,
-            DIALER_QUEUE_DELIVERY_LIMIT="20",
+            DIALER_QUEUE_DELIVERY_LIMIT=str(DELIVERY_LIMIT),
             DIALER_TWILIO_ACCOUNT_SID=ACCOUNT,
             DIALER_TWILIO_AUTH_TOKEN=TOKEN,
             DIALER_PUBLIC_BASE_URL=PUBLIC,
@@ -366,11 +367,34 @@ class E2E:
     async def queue_drained(self) -> bool:
         return (await self.queue_depths())[0] == 0
 
+    def _ops_queue(self) -> RabbitJobQueue:
+        return RabbitJobQueue(
+            RabbitSettings(
+                url=self.rabbit_url,
+                namespace=self.namespace,
+                delay_buckets=BUCKETS,
+                delivery_limit=DELIVERY_LIMIT,
+            )
+        )
+
+    async def dead_letter_states(self) -> dict[str, int]:
+        """What an operator sees with `dialer dead-letters list`: the states of the
+        attempts whose jobs are in the dead-letter queue."""
+        queue = self._ops_queue()
+        try:
+            letters = await queue.dead_letters(limit=10_000)
+        finally:
+            await queue.close()
+        ids = [uuid.UUID(d.job.attempt_id) for d in letters if d.job is not None]
+        async with self.maker() as session:
+            states = (
+                await session.scalars(select(AttemptRow.state).where(AttemptRow.id.in_(ids)))
+            ).all()
+        return dict(Counter(states))
+
     async def replay_dead_letters(self) -> int:
         """What an operator does with `dialer dead-letters replay`."""
-        queue = RabbitJobQueue(
-            RabbitSettings(url=self.rabbit_url, namespace=self.namespace, delay_buckets=BUCKETS)
-        )
+        queue = self._ops_queue()
         try:
             return await queue.replay_dead_letters()
         finally:
