@@ -3,9 +3,11 @@ PostgreSQL and RabbitMQ, two campaigns racing over the same cases with a case ca
 contact a day, and every job published to the broker twice.
 
 The workers plan the campaigns themselves (the planner's lease), relay the outbox and
-dispatch; each case gets one attempt per campaign, so every case has two attempts in
+dispatch. A case gets one attempt per campaign (the second planner refuses it by the cap
+when the first campaign's call is already on record), so most cases have two attempts in
 flight, four deliveries, and room for one contact. The provider's own log must show one
-contact per case, never two for an attempt, and the audit nothing.
+contact per case, never two for an attempt, every ack after its attempt was recorded,
+and the audit nothing.
 """
 
 from __future__ import annotations

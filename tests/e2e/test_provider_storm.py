@@ -61,9 +61,9 @@ async def test_twilio_429_and_5xx_storm_backs_off_dials_nothing_twice_and_campai
     storm_start = time.monotonic()
     await asyncio.sleep(6)  # the 429 stretch: longer than the adapter's retries last
     e2e.mock.set_fault(Fault(500))
-    await asyncio.sleep(2)
+    await asyncio.sleep(3)
     e2e.mock.set_fault(Fault(503, create_anyway=True))
-    await asyncio.sleep(2)
+    await asyncio.sleep(3)
     e2e.mock.set_fault(None)
     storm_end = time.monotonic()
     in_storm = [c for c in e2e.mock.creates if storm_start <= c.wall < storm_end]
