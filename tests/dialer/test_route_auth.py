@@ -88,6 +88,7 @@ SIGNED_ROUTES = {
         "voice/amd",
         "voice/answer",
         "voice/gather",
+        "voice/voicemail",
         "sms/status",
         "sms/inbound",
     )
