@@ -14,7 +14,23 @@ structure, no reasons and no explanation, and never stops at the first "no" (the
 reports every reason). It runs twice: over a history indexed once (lookups only), and
 indexing the history on every decision as `decide` must (its input is a fresh history).
 
-    python bench/decide.py [--seconds 3]
+The engine is measured as the dialer uses it: with the strategy compiled once against its
+profile (`compile_strategy`; the planner and the worker keep compiled strategies), a fresh
+index of the history and fresh candidates on every call. Three figures:
+- `decide`: the same instant on every call. A campaign's planner decides its cases at the
+  same instants (its `now`, then the windows' openings), so the compiled strategy's
+  per-instant caches (window verdicts, preference scores, the tier of a case's dates on a
+  local day) answer from the second case on: this is the campaign's steady state.
+- `decide_new_instant_each_call`: a new instant on every call, so those per-instant caches
+  never answer (the worst case: every decision at a time no other decision used).
+- `decide_with_strategy_document`: `decide(case, history, now, strategy, profile)`, which
+  finds the compiled strategy in the compile cache.
+
+Time is this process's CPU time (`time.process_time`), and the measurements are
+interleaved in short rounds, so other work on a shared machine shifts neither the figures
+nor their ratios much.
+
+    python bench/decide.py [--seconds 5]
 
 Ends with one line per figure: `name: value unit`.
 """
@@ -24,6 +40,7 @@ from __future__ import annotations
 import argparse
 import time
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -161,7 +178,7 @@ def bare_loop(case: Case, history: History, now: datetime, n: int, *, index: boo
                     caps.append((_CASE, "sms", 1))
                 cands.append((p, cp, ch, tuple(caps)))
     flags = case.flags
-    began = time.perf_counter()
+    began = time.process_time()
     allowed = 0
     for _ in range(n):
         if index:
@@ -190,12 +207,14 @@ def bare_loop(case: Case, history: History, now: datetime, n: int, *, index: boo
             i = bisect_right(s, t)
             ok &= i == 0 or t - s[i - 1] >= 7200
             allowed += ok
-    return time.perf_counter() - began
+    return time.process_time() - began
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    ap.add_argument(
+        "--seconds", type=float, default=5.0, help="CPU time of the run, shared by the figures"
+    )
     args = ap.parse_args()
 
     case, history = realistic_case()
@@ -210,31 +229,81 @@ def main() -> None:
     for r in decision.refused[:3]:
         print(f"  refused {r.candidate.contact_point_id}/{r.candidate.channel}: {r.rules}")
 
-    # warm up, then measure for a fixed time
-    for _ in range(200):
-        decide(case, history, NOW, compiled)
-    n = 0
-    began = time.perf_counter()
-    while (elapsed := time.perf_counter() - began) < args.seconds:
-        for _ in range(100):
+    t0 = NOW.timestamp()
+    calls = 0
+
+    def engine(n: int) -> float:
+        began = time.process_time()
+        for _ in range(n):
             decide(case, history, NOW, compiled)
-        n += 100
-    engine_rate = n / elapsed
+        return time.process_time() - began
 
-    def bare_rate(index: bool) -> float:
-        n = 2_000
-        elapsed = bare_loop(case, history, NOW, n, index=index)
-        while elapsed < args.seconds / 3:
-            n *= 2
-            elapsed = bare_loop(case, history, NOW, n, index=index)
-        return n / elapsed
+    def engine_new_instant(n: int) -> float:
+        # A new instant each call, a millisecond apart: inside the same window, never
+        # one the per-instant caches have seen.
+        nonlocal calls
+        instants = [
+            datetime.fromtimestamp(t0 + (calls + i) * 0.001, UTC).astimezone(SHANGHAI)
+            for i in range(n)
+        ]
+        calls += n
+        began = time.process_time()
+        for now in instants:
+            decide(case, history, now, compiled)
+        return time.process_time() - began
 
-    lookups = bare_rate(index=False)
-    indexed = bare_rate(index=True)
+    def engine_document(n: int) -> float:
+        began = time.process_time()
+        for _ in range(n):
+            decide(case, history, NOW, strategy, profile)
+        return time.process_time() - began
+
+    def bare(n: int) -> float:
+        return bare_loop(case, history, NOW, n, index=False)
+
+    def bare_indexing(n: int) -> float:
+        return bare_loop(case, history, NOW, n, index=True)
+
+    measures: dict[str, Callable[[int], float]] = {
+        "decide": engine,
+        "decide_new_instant_each_call": engine_new_instant,
+        "decide_with_strategy_document": engine_document,
+        "bare_lookups": bare,
+        "bare_lookups_indexing_history": bare_indexing,
+    }
+    # Warm up; then interleave short rounds of every measurement until each has had its
+    # share of the time.
+    for fn in measures.values():
+        fn(200)
+    rounds = 6
+    done = dict.fromkeys(measures, 0)
+    spent = dict.fromkeys(measures, 0.0)
+    batch = dict.fromkeys(measures, 100)
+    for _ in range(rounds):
+        for name, fn in measures.items():
+            share = args.seconds / rounds / len(measures)
+            used = 0.0
+            while used < share:
+                elapsed = fn(batch[name])
+                done[name] += batch[name]
+                used += elapsed
+                if elapsed < 0.02:
+                    batch[name] *= 2
+            spent[name] += used
+    rate = {name: done[name] / spent[name] for name in measures}
+    lookups = rate["bare_lookups"]
+    indexed = rate["bare_lookups_indexing_history"]
+    engine_rate = rate["decide"]
     print(f"bare_lookups: {lookups:.0f} decisions/s")
     print(f"bare_lookups_indexing_history: {indexed:.0f} decisions/s")
+    print(f"decide_new_instant_each_call: {rate['decide_new_instant_each_call']:.0f} decisions/s")
+    print(f"decide_with_strategy_document: {rate['decide_with_strategy_document']:.0f} decisions/s")
     print(f"engine_vs_bare: {engine_rate / lookups:.3f} ratio")
     print(f"engine_vs_bare_indexing_history: {engine_rate / indexed:.3f} ratio")
+    print(
+        "engine_new_instant_vs_bare_indexing_history:"
+        f" {rate['decide_new_instant_each_call'] / indexed:.3f} ratio"
+    )
     print(f"decide: {engine_rate:.0f} decisions/s")
 
 

@@ -222,6 +222,7 @@ class _Evaluator:
         home = self.home_zone
         zone_keys: dict[tuple[str, ...], int] = {}
         consent_required = self.profile.consent_required
+        wrong_numbers = self.idx.wrong_numbers
         for party in self.case.parties:
             party_static = self._party_reasons(party)
             points = party.contact_points
@@ -231,16 +232,7 @@ class _Evaluator:
             facts = [
                 phone_facts(cp.value) if cp.kind is _PHONE else _NO_PHONE_FACTS for cp in points
             ]
-            # Every zone the party's phones may be in (a phone's own zone if known, else the
-            # number's candidates): the zones of a contact point that says nothing itself.
-            phone_zones: tuple[str, ...] = ()
-            if not party.timezone:
-                seen: dict[str, None] = {}
-                for cp, (derived, _) in zip(points, facts, strict=True):
-                    if cp.kind is _PHONE:
-                        for z in (cp.timezone,) if cp.timezone else derived:
-                            seen[z] = None
-                phone_zones = tuple(seen)
+            phone_zones: tuple[str, ...] | None = None
             for cp, (derived, derived_mobile) in zip(points, facts, strict=True):
                 mobile = cp.mobile
                 zones: tuple[str, ...]
@@ -250,17 +242,24 @@ class _Evaluator:
                     zones, source = (party.timezone,), "party"
                 elif cp.kind is _PHONE and derived:
                     zones, source = derived, "derived from the number"
-                elif phone_zones:
-                    zones, source = phone_zones, "derived from the party's phones"
                 else:
-                    zones, source = (home,), "portfolio default"
+                    if phone_zones is None:
+                        phone_zones = _phone_zones(points, facts)
+                    if phone_zones:
+                        zones, source = phone_zones, "derived from the party's phones"
+                    else:
+                        zones, source = (home,), "portfolio default"
                 if cp.kind is _PHONE and mobile is None:
                     mobile = derived_mobile
                 self.point_zones[cp.id] = (zones, source)
                 zone_key = zone_keys.get(zones)
                 if zone_key is None:
                     zone_key = zone_keys[zones] = len(zone_keys)
-                point_static = party_static + self._point_reasons(cp)
+                point_static = (
+                    party_static + self._point_reasons(cp)
+                    if cp.validity in _BAD_VALIDITY or cp.id in wrong_numbers
+                    else party_static
+                )
                 # Most points have no do-not-call, opt-out, consent or landline reason.
                 plain = (
                     not cp.do_not_call
@@ -804,7 +803,8 @@ class _Evaluator:
         ts = idx.ts
         if not ts:
             return _NOTHING_EXCEEDED
-        keys, cps, parties = idx.keys, idx.cps, idx.parties
+        chans, roles, convs = idx.channels, idx.roles, idx.convs
+        cps, parties = idx.cps, idx.parties
         counts: dict[tuple[int, str | None], int] = {}
         for period in ct.cap_periods:
             if period.local_days is not None:
@@ -816,7 +816,7 @@ class _Evaluator:
             hi = bisect_left(ts, end, lo)
             row_caps = period.row_caps
             for i in range(lo, hi):
-                hits = row_caps.get(keys[i])
+                hits = row_caps.get((chans[i], roles[i], convs[i]))
                 if hits is None:
                     continue
                 for cap_index, scope in hits:
@@ -977,7 +977,9 @@ class _Evaluator:
             # Every attempt on a debtor in [start, t]: the case scope, debtors only.
             lo = bisect_left(idx.ts, start)
             tried = idx.roles[lo : bisect_left(idx.ts, t + _EPS, lo)].count(_DEBTOR)
-            reached = any((idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors)
+            reached = bool(idx.rpc_by_party) and any(
+                (idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors
+            )
             result = tried >= rule.min_attempts and not reached
         return result
 
@@ -1183,6 +1185,19 @@ def _usable(cp: ContactPoint) -> bool:
     if all(ch in cp.opted_out for ch in channels):
         return False
     return not (cp.do_not_call and cp.kind is ContactKind.PHONE)
+
+
+def _phone_zones(
+    points: tuple[ContactPoint, ...], facts: list[tuple[tuple[str, ...], bool | None]]
+) -> tuple[str, ...]:
+    """Every zone a party's phones may be in (a phone's own zone if known, else the
+    number's candidates): the zones of a contact point that says nothing itself."""
+    seen: dict[str, None] = {}
+    for cp, (derived, _) in zip(points, facts, strict=True):
+        if cp.kind is _PHONE:
+            for z in (cp.timezone,) if cp.timezone else derived:
+                seen[z] = None
+    return tuple(seen)
 
 
 def _allowed_order(a: AllowedAction) -> tuple[int, bool]:

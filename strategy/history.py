@@ -48,7 +48,6 @@ class HistoryIndex:
         "cp_set",
         "cps",
         "disputes",
-        "keys",
         "latest_promise",
         "parties",
         "party_set",
@@ -74,13 +73,12 @@ class HistoryIndex:
         self.attempts = attempts
         self.parties = parties = [a.party_id for a in attempts]
         self.cps = [a.contact_point_id for a in attempts]
-        self.channels = channels = [a.channel for a in attempts]
+        self.channels = [a.channel for a in attempts]
         results = [a.result for a in attempts]
         conversation_results = CONVERSATION_RESULTS
         self.convs = convs = [r in conversation_results for r in results]
         get_role = party_roles.get
         self.roles = roles = [get_role(p, _THIRD) for p in parties]
-        self.keys: list[RowKey] = list(zip(channels, roles, convs, strict=True))
         self.party_set = frozenset(parties)
         self.cp_set = frozenset(self.cps)
         self.rpc_by_party: dict[str, list[float]] = {}
