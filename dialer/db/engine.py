@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import (
 from dialer.settings import Settings
 
 
-def build_engine(settings: Settings) -> AsyncEngine:
+def build_engine(
+    settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
+) -> AsyncEngine:
+    """`pool_size`: connections kept (a worker sizes it to its concurrency). `pre_ping`
+    costs a round trip per checkout; a worker turns it off, since a job that fails on a
+    dropped connection is redelivered and the pool replaces the connection."""
     connect_args: dict[str, Any] = {}
     kwargs: dict[str, Any] = {"echo": settings.database_echo}
     if settings.is_sqlite:
@@ -23,7 +28,10 @@ def build_engine(settings: Settings) -> AsyncEngine:
     elif settings.database_schema:
         connect_args["server_settings"] = {"search_path": settings.database_schema}
     if not settings.is_sqlite:
-        kwargs["pool_pre_ping"] = True
+        kwargs["pool_pre_ping"] = pre_ping
+        if pool_size is not None:
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = pool_size // 2
     engine = create_async_engine(settings.database_url, connect_args=connect_args, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

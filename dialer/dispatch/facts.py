@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import BindParameter, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.attempt_state import AttemptState
-from dialer.db.models import AttemptRow, CaseRow, ContactPointRow, PartyRow, PaymentRow
+from dialer.db.models import (
+    AttemptRow,
+    CaseRow,
+    ContactPointRow,
+    PartyRow,
+    PaymentRow,
+    Portfolio,
+)
 from strategy.model import (
     Attempt,
     Case,
@@ -100,94 +107,41 @@ async def load_facts(
     until: datetime,
     *,
     exclude_attempt: uuid.UUID | None = None,
+    case_rows: Sequence[Any] | None = None,
 ) -> dict[uuid.UUID, CaseFacts]:
-    """Cases with parties, contact points and history (contacts up to `until`)."""
+    """Cases with parties, contact points and history (contacts up to `until`), in four
+    statements whatever the number of cases; three when `case_rows` come from
+    `lock_cases`."""
     if not case_ids:
         return {}
     ids = list(case_ids)
-    points: dict[uuid.UUID, list[ContactPoint]] = defaultdict(list)
-    for cp in await session.execute(
-        select(
-            ContactPointRow.party_id,
-            ContactPointRow.id,
-            ContactPointRow.kind,
-            ContactPointRow.value,
-            ContactPointRow.consent,
-            ContactPointRow.opted_out,
-            ContactPointRow.validity,
-            ContactPointRow.timezone,
-            ContactPointRow.do_not_call,
-            ContactPointRow.mobile,
-        )
-        .where(ContactPointRow.case_id.in_(ids))
-        .order_by(ContactPointRow.party_id, ContactPointRow.position)
-    ):
-        points[cp[0]].append(
-            ContactPoint(
-                id=str(cp[1]),
-                kind=ContactKind(cp[2]),
-                value=cp[3],
-                consent=frozenset(Channel(c) for c in cp[4]),
-                opted_out=frozenset(Channel(c) for c in cp[5]),
-                validity=Validity(cp[6]),
-                timezone=cp[7],
-                do_not_call=bool(cp[8]),
-                mobile=cp[9],
-            )
-        )
+    if case_rows is None:
+        case_rows = (await session.execute(_CASES, {"ids": ids})).all()
+    if not case_rows:
+        return {}
     parties: dict[uuid.UUID, list[Party]] = defaultdict(list)
-    for pt in await session.execute(
-        select(
-            PartyRow.case_id,
-            PartyRow.id,
-            PartyRow.role,
-            PartyRow.name,
-            PartyRow.relation,
-            PartyRow.knows_of_debt,
-            PartyRow.refused_contact,
-            PartyRow.timezone,
-            PartyRow.title,
-        )
-        .where(PartyRow.case_id.in_(ids))
-        .order_by(PartyRow.case_id, PartyRow.position)
-    ):
-        parties[pt[0]].append(
-            Party(
-                id=str(pt[1]),
-                role=PartyRole(pt[2]),
-                name=pt[3],
-                relation=pt[4],
-                knows_of_debt=bool(pt[5]),
-                refused_contact=bool(pt[6]),
-                timezone=pt[7],
-                title=pt[8],
-                contact_points=tuple(points.get(pt[1], ())),
-            )
-        )
+    current: tuple[uuid.UUID, uuid.UUID] | None = None
+    points: list[ContactPoint] = []
+    party_row: Any = None
+
+    def close_party() -> None:
+        if party_row is not None:
+            parties[party_row[0]].append(_party(party_row, points))
+
+    for r in await session.execute(_PARTIES_AND_POINTS, {"ids": ids}):
+        key = (r[0], r[1])
+        if key != current:
+            close_party()
+            current, points, party_row = key, [], r
+        if r[9] is not None:
+            points.append(_point(r))
+    close_party()
     attempts: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
-    stmt = (
-        select(
-            AttemptRow.case_id,
-            AttemptRow.at,
-            AttemptRow.channel,
-            AttemptRow.party_id,
-            AttemptRow.contact_point_id,
-            AttemptRow.result,
-            AttemptRow.id,
-            AttemptRow.promise_amount,
-            AttemptRow.promise_date,
-            AttemptRow.callback_at,
-        )
-        .where(
-            AttemptRow.case_id.in_(ids),
-            AttemptRow.at <= until,
-            AttemptRow.state.not_in(_NOT_CONTACTS),
-        )
-        .order_by(AttemptRow.at)
-    )
+    hist = _HISTORY if exclude_attempt is None else _HISTORY_EXCLUDING
+    params: dict[str, Any] = {"ids": ids, "until": until, "skip": _NOT_CONTACTS}
     if exclude_attempt is not None:
-        stmt = stmt.where(AttemptRow.id != exclude_attempt)
-    for at in await session.execute(stmt):
+        params["exclude"] = exclude_attempt
+    for at in await session.execute(hist, params):
         attempts[at[0]].append(
             Attempt(
                 at=at[1],
@@ -202,14 +156,10 @@ async def load_facts(
             )
         )
     payments: dict[uuid.UUID, list[tuple[datetime, Any]]] = defaultdict(list)
-    for pay in await session.execute(
-        select(PaymentRow.case_id, PaymentRow.at, PaymentRow.amount)
-        .where(PaymentRow.case_id.in_(ids), PaymentRow.at <= until)
-        .order_by(PaymentRow.at)
-    ):
+    for pay in await session.execute(_PAYMENTS, {"ids": ids, "until": until}):
         payments[pay[0]].append((pay[1], pay[2]))
     out: dict[uuid.UUID, CaseFacts] = {}
-    for cr in await session.execute(select(*_CASE_COLS).where(CaseRow.id.in_(ids))):
+    for cr in case_rows:
         cid = cr[0]
         case = Case(
             id=str(cid),
@@ -228,3 +178,103 @@ async def load_facts(
         history = History(attempts=tuple(attempts.get(cid, ())), payments=tuple(payments[cid]))
         out[cid] = CaseFacts(case, history, cr[11])
     return out
+
+
+async def lock_cases(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+    """The cases' rows (for `load_facts`) with their portfolio's active strategy, profile
+    and country after the case columns, locked `FOR UPDATE` on PostgreSQL: everything read
+    after them in the transaction is as fresh as the lock (under READ COMMITTED each later
+    statement sees what committed before it began)."""
+    stmt = _CASES_FOR_UPDATE if session.get_bind().dialect.name == "postgresql" else _LOCKED
+    return (await session.execute(stmt, {"ids": list(case_ids)})).all()
+
+
+def _party(r: Any, points: list[ContactPoint]) -> Party:
+    return Party(
+        id=str(r[1]),
+        role=PartyRole(r[2]),
+        name=r[3],
+        relation=r[4],
+        knows_of_debt=bool(r[5]),
+        refused_contact=bool(r[6]),
+        timezone=r[7],
+        title=r[8],
+        contact_points=tuple(points),
+    )
+
+
+def _point(r: Any) -> ContactPoint:
+    return ContactPoint(
+        id=str(r[9]),
+        kind=ContactKind(r[10]),
+        value=r[11],
+        consent=frozenset(Channel(c) for c in r[12]),
+        opted_out=frozenset(Channel(c) for c in r[13]),
+        validity=Validity(r[14]),
+        timezone=r[15],
+        do_not_call=bool(r[16]),
+        mobile=r[17],
+    )
+
+
+# Built once: the statements are reused with new parameters (SQLAlchemy's compiled cache
+# then does the rest), so loading one case's facts costs little more than its round trips.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_CASES = select(*_CASE_COLS).where(CaseRow.id.in_(_IDS))
+_LOCKED = (
+    select(*_CASE_COLS, Portfolio.active_strategy_id, Portfolio.profile, Portfolio.country)
+    .outerjoin(Portfolio, Portfolio.name == CaseRow.portfolio)
+    .where(CaseRow.id.in_(_IDS))
+)
+_CASES_FOR_UPDATE = _LOCKED.with_for_update(of=CaseRow)
+_PARTIES_AND_POINTS = (
+    select(
+        PartyRow.case_id,
+        PartyRow.id,
+        PartyRow.role,
+        PartyRow.name,
+        PartyRow.relation,
+        PartyRow.knows_of_debt,
+        PartyRow.refused_contact,
+        PartyRow.timezone,
+        PartyRow.title,
+        ContactPointRow.id,
+        ContactPointRow.kind,
+        ContactPointRow.value,
+        ContactPointRow.consent,
+        ContactPointRow.opted_out,
+        ContactPointRow.validity,
+        ContactPointRow.timezone,
+        ContactPointRow.do_not_call,
+        ContactPointRow.mobile,
+    )
+    .outerjoin(ContactPointRow, ContactPointRow.party_id == PartyRow.id)
+    .where(PartyRow.case_id.in_(_IDS))
+    .order_by(PartyRow.case_id, PartyRow.position, PartyRow.id, ContactPointRow.position)
+)
+_HISTORY = (
+    select(
+        AttemptRow.case_id,
+        AttemptRow.at,
+        AttemptRow.channel,
+        AttemptRow.party_id,
+        AttemptRow.contact_point_id,
+        AttemptRow.result,
+        AttemptRow.id,
+        AttemptRow.promise_amount,
+        AttemptRow.promise_date,
+        AttemptRow.callback_at,
+    )
+    .where(
+        AttemptRow.case_id.in_(_IDS),
+        AttemptRow.at <= bindparam("until"),
+        AttemptRow.state.not_in(bindparam("skip", expanding=True)),
+    )
+    .order_by(AttemptRow.at)
+)
+_HISTORY_EXCLUDING = _HISTORY.where(AttemptRow.id != bindparam("exclude"))
+_PAYMENTS = (
+    select(PaymentRow.case_id, PaymentRow.at, PaymentRow.amount)
+    .where(PaymentRow.case_id.in_(_IDS), PaymentRow.at <= bindparam("until"))
+    .order_by(PaymentRow.at)
+)

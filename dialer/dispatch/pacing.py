@@ -15,18 +15,24 @@ place. SQLite is the single-process default: an asyncio lock stands in for row l
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from dialer.attempt_state import AttemptState
 from dialer.db.models import AttemptRow, PacingRow
 
-SLOT_MARGIN = 0.02  # slots 2% wider than 1/cps: a late dial cannot push a second over
+SLOT_MARGIN = 0.03  # slots 3% wider than 1/cps
+# A dial may start at most this long after its slot, else it takes a fresh slot. With
+# slots (1 + m)/cps apart, the dials of any one-second window come from slots within
+# 1 s + LATE_LIMIT, i.e. at most (1 + LATE_LIMIT) * cps / (1 + m) of them: never more
+# than cps while LATE_LIMIT <= m seconds (half of it kept for clock reads and jitter).
+LATE_LIMIT = timedelta(seconds=SLOT_MARGIN / 2)
 LIVE = frozenset(
     {
         AttemptState.RESERVED,
@@ -48,6 +54,10 @@ class Slot:
     at: datetime | None  # the instant this dispatch may dial; None: none free soon enough
     next_free: datetime  # when the next slot would start
     now: datetime  # the instant the slot was asked for
+    # The slot starts later than asked (by more than LATE_LIMIT): the campaign is at its
+    # rate, so a late dial on this slot could crowd a one-second window (see LATE_LIMIT).
+    # A slot that starts (about) when asked was free: the campaign was below its rate.
+    pushed: bool = False
 
 
 async def ensure_row(session: AsyncSession, campaign_id: uuid.UUID, now: datetime) -> None:
@@ -62,40 +72,34 @@ async def take_slot(
     cps: float,
     clock: Callable[[], datetime],
     max_wait: timedelta,
+    lead: timedelta = timedelta(0),
 ) -> Slot:
-    """The next free slot, if it starts within `max_wait`. `now` is read once the
-    connection is ours: a worker that waited for a pooled connection must not compare a
-    stale instant against slots other workers took meanwhile."""
+    """The next free slot not before `now + lead`, if it starts within `max_wait`. `now`
+    is read once the connection is ours: a worker that waited for a pooled connection
+    must not compare a stale instant against slots other workers took meanwhile. `lead`
+    is the time the caller expects to need before it can dial."""
     interval = slot_interval(cps)
+    bind = maker.kw.get("bind")
+    if bind is not None and bind.dialect.name == "postgresql":
+        # One autocommitted statement: the row is locked for that statement only.
+        async with _autocommit(bind).connect() as conn:
+            now = clock()
+            latest = now + max_wait
+            params = {"now": now + lead, "iv": interval, "c": campaign_id, "latest": latest}
+            row = (await conn.execute(_TAKE, params)).one()
+        if row[0] is not None:
+            end: datetime = row[0]
+            return Slot(end - interval, end, now, end - interval > now + lead + LATE_LIMIT)
+        return Slot(None, row[1] or now, now)
     async with maker() as session:
         await session.connection()
         now = clock()
         latest = now + max_wait
-        if session.get_bind().dialect.name == "postgresql":
-            row = (
-                await session.execute(
-                    text(
-                        "UPDATE pacing SET next_slot_at = greatest(next_slot_at, :now) + :iv"
-                        " WHERE campaign_id = :c AND greatest(next_slot_at, :now) <= :latest"
-                        " RETURNING next_slot_at"
-                    ),
-                    {"now": now, "iv": interval, "c": campaign_id, "latest": latest},
-                )
-            ).first()
-            if row is not None:
-                await session.commit()
-                end: datetime = row[0]
-                return Slot(end - interval, end, now)
-            current = await session.scalar(
-                select(PacingRow.next_slot_at).where(PacingRow.campaign_id == campaign_id)
-            )
-            await session.commit()
-            return Slot(None, current or now, now)
         # SQLite: one process, serialised by the caller's lock; read, then write.
         current = await session.scalar(
             select(PacingRow.next_slot_at).where(PacingRow.campaign_id == campaign_id)
         )
-        start = max(current or now, now)
+        start = max(current or now, now + lead)
         if start > latest:
             return Slot(None, start, now)
         if current is None:
@@ -107,7 +111,21 @@ async def take_slot(
                 .values(next_slot_at=start + interval)
             )
         await session.commit()
-        return Slot(start, start + interval, now)
+        return Slot(start, start + interval, now, start > now + lead + LATE_LIMIT)
+
+
+_TAKE = text(
+    "WITH taken AS (UPDATE pacing SET next_slot_at = greatest(next_slot_at, :now) + :iv"
+    " WHERE campaign_id = :c AND greatest(next_slot_at, :now) <= :latest"
+    " RETURNING next_slot_at)"
+    " SELECT (SELECT next_slot_at FROM taken),"
+    " (SELECT next_slot_at FROM pacing WHERE campaign_id = :c)"
+)
+
+
+@functools.cache
+def _autocommit(bind: AsyncEngine) -> AsyncEngine:
+    return bind.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def lock_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:
@@ -120,7 +138,7 @@ async def lock_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:
         )
 
 
-async def in_progress(session: AsyncSession, campaign_id: uuid.UUID) -> int:
+async def in_progress(session: AsyncSession | AsyncConnection, campaign_id: uuid.UUID) -> int:
     return int(
         await session.scalar(
             select(func.count())

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.errors import (
     AmbiguousError,
@@ -54,9 +54,9 @@ from adapters.ports import (
 )
 from adapters.templates import TemplateRegistry, default_registry
 from dialer.attempt_state import AttemptState, advance
-from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, Portfolio
+from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
 from dialer.dispatch import outbox, pacing
-from dialer.dispatch.facts import load_facts
+from dialer.dispatch.facts import load_facts, lock_cases
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
 from dialer.observability.metrics import Metrics
@@ -86,7 +86,7 @@ class Reserved:
     channel: Channel
     to: str
     rendered: Rendered
-    slot: datetime | None
+    slot: pacing.Slot | None
 
 
 def move(row: AttemptRow, target: AttemptState) -> bool:
@@ -124,6 +124,13 @@ class Dispatcher:
         self.strategies = StrategyCache()
         bind = maker.kw.get("bind")
         self.postgres = bind is not None and bind.dialect.name == "postgresql"
+        # Reads and single-statement writes that need no transaction skip BEGIN/COMMIT.
+        self._autocommit: AsyncEngine | None = (
+            bind.execution_options(isolation_level="AUTOCOMMIT")
+            if bind is not None and self.postgres
+            else None
+        )
+        self._lead = timedelta(0)  # how long from asking for a slot to being ready to dial
         # SQLite is the one-process default: this lock stands in for row locks there.
         self._local = asyncio.Lock()
 
@@ -139,6 +146,25 @@ class Dispatcher:
         with contextlib.suppress(_Done):
             await self._handle(delivery)
 
+    async def _look(self, attempt_id: uuid.UUID) -> tuple[Any, bool]:
+        """The attempt's state and its campaign, read without a transaction (one statement
+        on PostgreSQL), and whether the campaign's in-progress limit is reached now."""
+        if self._autocommit is not None:
+            async with self._autocommit.connect() as conn:
+                row = (await conn.execute(_LOOK, {"id": attempt_id})).first()
+                busy = row is not None and row.max_in_progress is not None
+                if busy:
+                    assert row is not None
+                    busy = await pacing.in_progress(conn, row.campaign) >= row.max_in_progress
+                return row, busy
+        async with self.maker() as session:
+            row = (await session.execute(_LOOK, {"id": attempt_id})).first()
+            busy = row is not None and row.max_in_progress is not None
+            if busy:
+                assert row is not None
+                busy = await pacing.in_progress(session, row.campaign) >= row.max_in_progress
+            return row, busy
+
     async def _handle(self, delivery: Delivery) -> None:
         job = delivery.job
         try:
@@ -146,115 +172,147 @@ class Dispatcher:
             case_id = uuid.UUID(job.case_id)
         except ValueError as exc:
             raise PermanentJobError(f"malformed ids in job {job.attempt_id!r}") from exc
-        async with self.maker() as session:
-            row = (
-                await session.execute(
-                    select(AttemptRow.state, CampaignRow)
-                    .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
-                    .where(AttemptRow.id == attempt_id)
-                )
-            ).first()
-            busy = (
-                row is not None
-                and row[1] is not None
-                and row[1].max_in_progress is not None
-                and await pacing.in_progress(session, row[1].id) >= row[1].max_in_progress
-            )
+        row, busy = await self._look(attempt_id)
         if row is None:
             log.warning("job %s names no attempt: nothing to do", attempt_id)
             return
-        state, campaign = AttemptState(row[0]), row[1]
-        if state not in DISPATCHABLE:
+        if AttemptState(row.state) not in DISPATCHABLE:
             return  # handled already: a duplicate or a redelivery never dials again
         if self.metrics is not None:
             lag = (self.clock() - job.not_before).total_seconds()
             self.metrics.set_queue_lag(max(lag, 0.0))
-        slot: datetime | None = None
-        if campaign is not None:
-            await self._campaign_gate(campaign, attempt_id)
+        slot: pacing.Slot | None = None
+        asked = self.clock()
+        if row.campaign is not None:
+            await self._campaign_gate(row.status, attempt_id)
             if busy:  # checked again under the campaign's lock before reserving
                 raise RetryLater(self.config.busy_retry, "in-progress limit reached")
-            async with self._serial():
-                taken = await pacing.take_slot(
-                    self.maker,
-                    campaign.id,
-                    campaign.pacing_cps,
-                    self.clock,
-                    self.config.max_slot_wait,
-                )
-            if taken.at is None:
-                wait = taken.next_free - taken.now - self.config.max_slot_wait
-                raise RetryLater(max(wait, timedelta(seconds=0.5)), "paced")
-            slot = taken.at
+            slot = await self._take_slot(row.campaign, row.pacing_cps)
         async with self._serial():
-            reserved = await self._reserve(attempt_id, case_id, job, slot)
+            reserved = await self._reserve(attempt_id, case_id, slot)
         if reserved is None:
             return
         if reserved.slot is not None:
-            pause = (reserved.slot - self.clock()).total_seconds()
-            if pause > 0:
-                await self.sleep(pause)
+            assert row.campaign is not None
+            reserved = await self._wait_for_slot(reserved, row.campaign, row.pacing_cps, asked)
         await self._send(reserved, job)
 
-    async def _campaign_gate(self, campaign: CampaignRow, attempt_id: uuid.UUID) -> None:
-        if campaign.status == "cancelled":
+    async def _take_slot(self, campaign_id: uuid.UUID, cps: float) -> pacing.Slot:
+        async with self._serial():
+            taken = await pacing.take_slot(
+                self.maker,
+                campaign_id,
+                cps,
+                self.clock,
+                self.config.max_slot_wait,
+                lead=self._lead,
+            )
+        if taken.at is None:
+            wait = taken.next_free - taken.now - self.config.max_slot_wait
+            raise RetryLater(max(wait, timedelta(seconds=0.5)), "paced")
+        return taken
+
+    async def _wait_for_slot(
+        self, r: Reserved, campaign_id: uuid.UUID, cps: float, asked: datetime
+    ) -> Reserved:
+        """Sleep until the slot. A dial that would start more than `pacing.LATE_LIMIT`
+        after its slot (a busy event loop, a slow commit) gives the slot up and takes a
+        fresh one, so late dials never crowd a one-second window past the rate. The
+        attempt is reserved already: it keeps waiting for a slot rather than retrying.
+        Slots are asked for `lead` ahead: how long reserving took lately, so the slot
+        usually comes after the reservation, not before it."""
+        slot = r.slot
+        assert slot is not None and slot.at is not None
+        ready = self.clock() - asked
+        self._lead = min((self._lead * 4 + ready) / 5, _MAX_LEAD)
+        lead = max(self._lead, _TICK)
+        at = slot.at
+        while True:
+            pause = (at - self.clock()).total_seconds()
+            if pause > 0:
+                await self.sleep(pause)
+            if not slot.pushed or self.clock() - at <= pacing.LATE_LIMIT:
+                return r
+            while True:
+                async with self._serial():
+                    slot = await pacing.take_slot(
+                        self.maker, campaign_id, cps, self.clock, self.config.max_slot_wait, lead
+                    )
+                if slot.at is not None:
+                    break
+                wait = slot.next_free - slot.now - self.config.max_slot_wait
+                await self.sleep(max(wait, _TICK).total_seconds())
+            at = slot.at
+            lead = min(lead * 2, _MAX_LEAD)  # late again: ask further ahead
+
+    async def _campaign_gate(self, status: str, attempt_id: uuid.UUID) -> None:
+        if status == "cancelled":
             async with self._serial(), self.maker() as session:
-                attempt = await session.get(AttemptRow, attempt_id, populate_existing=True)
-                if attempt is not None and move(attempt, AttemptState.CANCELLED):
-                    attempt.updated_at = self.clock()
+                found = (await session.execute(_STATE, {"id": attempt_id})).first()
+                if found is not None:
+                    await self._move(session, attempt_id, found[0], AttemptState.CANCELLED, {})
                     await session.commit()
             raise _Done
-        if campaign.status in ("paused", "draft"):
-            raise RetryLater(self.config.paused_retry, f"campaign {campaign.status}")
+        if status in ("paused", "draft"):
+            raise RetryLater(self.config.paused_retry, f"campaign {status}")
+
+    async def _move(
+        self,
+        session: AsyncSession,
+        attempt_id: uuid.UUID,
+        current: str,
+        target: AttemptState,
+        values: dict[str, Any],
+    ) -> bool:
+        """One UPDATE through the state machine, guarded by the state it was read in."""
+        new = advance(AttemptState(current), target)
+        if new is None:
+            return False
+        await session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == attempt_id, AttemptRow.state == current)
+            .values(state=new.value, updated_at=self.clock(), **values)
+        )
+        return True
 
     # --- the reservation -----------------------------------------------------------------
     async def _reserve(
-        self, attempt_id: uuid.UUID, case_id: uuid.UUID, job: Job, slot: datetime | None
+        self, attempt_id: uuid.UUID, case_id: uuid.UUID, slot: pacing.Slot | None
     ) -> Reserved | None:
+        """One transaction: lock the case (with its portfolio's active strategy), read the
+        attempt and its campaign, the case's fresh facts, decide, and reserve or refuse."""
         async with self.maker() as session:
-            if self.postgres:
-                await session.execute(
-                    select(CaseRow.id).where(CaseRow.id == case_id).with_for_update()
-                )
-            attempt = await session.get(AttemptRow, attempt_id, populate_existing=True)
+            locked = await lock_cases(session, [case_id])
+            now = self.clock()
+            attempt = (await session.execute(_ATTEMPT, {"id": attempt_id})).first()
             if attempt is None or AttemptState(attempt.state) not in DISPATCHABLE:
                 return None
-            now = self.clock()
-            campaign = (
-                await session.get(CampaignRow, attempt.campaign_id, populate_existing=True)
-                if attempt.campaign_id
-                else None
-            )
-            if campaign is not None and campaign.status == "cancelled":
-                move(attempt, AttemptState.CANCELLED)
-                attempt.updated_at = now
+            if attempt.status == "cancelled":
+                await self._move(session, attempt_id, attempt.state, AttemptState.CANCELLED, {})
                 await session.commit()
                 return None
-            if campaign is not None and campaign.status in ("paused", "draft"):
+            if attempt.status in ("paused", "draft"):
                 await session.rollback()
-                raise RetryLater(self.config.paused_retry, f"campaign {campaign.status}")
-            facts = (await load_facts(session, [case_id], now, exclude_attempt=attempt_id)).get(
-                case_id
-            )
-            portfolio = await session.get(Portfolio, facts.case.portfolio) if facts else None
-            version_id = (
-                (facts.strategy_version_id or portfolio.active_strategy_id)
-                if facts and portfolio
-                else None
-            )
+                raise RetryLater(self.config.paused_retry, f"campaign {attempt.status}")
+            facts = (
+                await load_facts(
+                    session, [case_id], now, exclude_attempt=attempt_id, case_rows=locked
+                )
+            ).get(case_id)
+            strategy_id, profile, country = locked[0][12:15] if locked else (None, None, None)
+            version_id = (facts.strategy_version_id or strategy_id) if facts else None
             found = (
-                await self.strategies.get(session, version_id, portfolio.profile)
-                if version_id and portfolio
+                await self.strategies.get(session, version_id, profile)
+                if version_id and profile
                 else None
             )
             channel = Channel(attempt.channel)
             cp_id = str(attempt.contact_point_id)
-            if facts is None or found is None or portfolio is None:
-                gone = facts is None or portfolio is None
+            if facts is None or found is None or profile is None:
+                gone = facts is None or profile is None
                 rule = "case.gone" if gone else "strategy.none_active"
                 why = "the case is gone" if gone else "the portfolio has no active strategy"
-                self._refuse(attempt, [{"rule": rule, "message": why}])
-                attempt.updated_at = now
+                await self._refuse(session, attempt, [{"rule": rule, "message": why}], {})
                 await session.commit()
                 self._count_refusal([rule])
                 return None
@@ -273,32 +331,35 @@ class Dispatcher:
                     }
                     for r in reasons
                 ] or [{"rule": "candidate.gone", "message": "no longer a candidate"}]
-                self._refuse(attempt, docs)
-                attempt.profile = decision.profile
-                attempt.strategy_version_id = strategy_row.id
-                attempt.updated_at = now
+                extra = {"profile": decision.profile, "strategy_version_id": strategy_row.id}
+                await self._refuse(session, attempt, docs, extra)
                 await session.commit()
                 self._count_refusal([str(d["rule"]) for d in docs])
                 log.info("attempt %s refused at dispatch: %s", attempt_id, docs[0]["rule"])
                 return None
-            if campaign is not None and campaign.max_in_progress is not None:
-                await pacing.lock_campaign(session, campaign.id)
-                if await pacing.in_progress(session, campaign.id) >= campaign.max_in_progress:
+            if attempt.campaign is not None and attempt.max_in_progress is not None:
+                await pacing.lock_campaign(session, attempt.campaign)
+                if await pacing.in_progress(session, attempt.campaign) >= attempt.max_in_progress:
                     await session.rollback()
                     raise RetryLater(self.config.busy_retry, "in-progress limit reached")
             party = next(p for p in facts.case.parties if p.id == action.party_id)
             point = next(c for c in party.contact_points if c.id == cp_id)
-            move(attempt, AttemptState.RESERVED)
-            attempt.at = now
-            attempt.reserved_at = now
-            attempt.updated_at = now
-            attempt.strategy_version_id = strategy_row.id
-            attempt.profile = decision.profile
-            attempt.allowed_by = action.allowed_by
-            attempt.disclosure = action.disclosure.value
-            attempt.voicemail_disclosure = action.voicemail_disclosure.value
-            attempt.template_key = action.template_key
-            attempt.append_opt_out = action.append_opt_out
+            values = {
+                "at": now,
+                "reserved_at": now,
+                "strategy_version_id": strategy_row.id,
+                "profile": decision.profile,
+                "allowed_by": action.allowed_by,
+                "disclosure": action.disclosure.value,
+                "voicemail_disclosure": action.voicemail_disclosure.value,
+                "template_key": action.template_key,
+                "append_opt_out": action.append_opt_out,
+            }
+            if not await self._move(
+                session, attempt_id, attempt.state, AttemptState.RESERVED, values
+            ):
+                await session.rollback()
+                return None
             try:
                 rendered = render_for(
                     self.templates,
@@ -307,7 +368,7 @@ class Dispatcher:
                         role=party.role,
                         name=party.name,
                         title=party.title,
-                        language=language_for(portfolio.country),
+                        language=language_for(country),
                         amount=facts.case.outstanding,
                         currency=facts.case.currency,
                         due_date=facts.case.due_date,
@@ -320,20 +381,34 @@ class Dispatcher:
                 )
             except (DisclosureError, TemplateError) as exc:
                 # Invariant 4: words that would say more than granted are never sent.
-                move(attempt, AttemptState.FAILED)
-                disclosure = isinstance(exc, DisclosureError)
-                attempt.error_code = "disclosure" if disclosure else "template"
-                attempt.error_message = str(exc)[:2000]
+                code = "disclosure" if isinstance(exc, DisclosureError) else "template"
+                await self._move(
+                    session,
+                    attempt_id,
+                    AttemptState.RESERVED.value,
+                    AttemptState.FAILED,
+                    {"error_code": code, "error_message": str(exc)[:2000]},
+                )
                 await session.commit()
-                log.warning("attempt %s failed closed: %s", attempt_id, attempt.error_code)
+                log.warning("attempt %s failed closed: %s", attempt_id, code)
                 return None
             await session.commit()
             return Reserved(attempt_id, channel, point.value, rendered, slot)
 
-    @staticmethod
-    def _refuse(attempt: AttemptRow, reasons: list[dict[str, Any]]) -> None:
-        move(attempt, AttemptState.REFUSED)
-        attempt.refusal = {"reasons": reasons}
+    async def _refuse(
+        self,
+        session: AsyncSession,
+        attempt: Any,
+        reasons: list[dict[str, Any]],
+        extra: dict[str, Any],
+    ) -> None:
+        await self._move(
+            session,
+            attempt.id,
+            attempt.state,
+            AttemptState.REFUSED,
+            {"refusal": {"reasons": reasons}, **extra},
+        )
 
     def _count_refusal(self, rules: list[str]) -> None:
         if self.metrics is not None:
@@ -362,7 +437,7 @@ class Dispatcher:
             log.exception("attempt %s: unexpected provider failure", r.attempt_id)
             await self._record(r, AttemptState.UNKNOWN, error=("unexpected", repr(exc)))
         else:
-            await self._record(r, AttemptState.SENT, ref=ref)
+            await self._record_sent(r, ref)
 
     async def _call_provider(self, r: Reserved) -> ProviderRef:
         aid = str(r.attempt_id)
@@ -375,6 +450,25 @@ class Dispatcher:
         return await self.mailer.send(
             EmailMessage(aid, r.to, r.rendered.subject or "", r.rendered.body)
         )
+
+    async def _record_sent(self, r: Reserved, ref: ProviderRef) -> None:
+        """The common case in one autocommitted UPDATE: still reserved -> sent with the
+        provider's id. If a callback moved it first, the general path below applies."""
+        now = self.clock()
+        stmt = (
+            update(AttemptRow)
+            .where(AttemptRow.id == r.attempt_id, AttemptRow.state == AttemptState.RESERVED.value)
+            .values(state=AttemptState.SENT.value, provider_sid=ref.id, sent_at=now, updated_at=now)
+        )
+        if self._autocommit is not None:
+            async with self._autocommit.connect() as conn:
+                done = (await conn.execute(stmt)).rowcount
+        else:
+            async with self._serial(), self.maker() as session:
+                done = (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+                await session.commit()
+        if not done:
+            await self._record(r, AttemptState.SENT, ref=ref)
 
     async def _record(
         self,
@@ -456,6 +550,35 @@ class Dispatcher:
             [Job(str(fresh.id), str(attempt.case_id), job.campaign_id, when, payload)],
             now,
         )
+
+
+_TICK = timedelta(milliseconds=20)
+_MAX_LEAD = timedelta(seconds=1)
+_LOOK = (
+    select(
+        AttemptRow.state,
+        CampaignRow.id.label("campaign"),
+        CampaignRow.status,
+        CampaignRow.pacing_cps,
+        CampaignRow.max_in_progress,
+    )
+    .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
+    .where(AttemptRow.id == bindparam("id"))
+)
+_ATTEMPT = (
+    select(
+        AttemptRow.id,
+        AttemptRow.state,
+        AttemptRow.channel,
+        AttemptRow.contact_point_id,
+        CampaignRow.id.label("campaign"),
+        CampaignRow.status,
+        CampaignRow.max_in_progress,
+    )
+    .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
+    .where(AttemptRow.id == bindparam("id"))
+)
+_STATE = select(AttemptRow.state).where(AttemptRow.id == bindparam("id"))
 
 
 class _Done(Exception):
