@@ -21,16 +21,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.ports import Job, JobQueue
-from dialer.attempt_state import AttemptState
+from dialer.attempt_state import AttemptState, is_final
 from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
 from dialer.dispatch import outbox
 from dialer.dispatch.facts import CaseFacts, load_facts, open_cases_page
 from dialer.dispatch.windows import LocalWindow
+from dialer.errors import ConflictError
 from dialer.observability.metrics import Metrics
+from dialer.services import campaigns
 from dialer.services.strategies import compiled_for
 from strategy.compiled import CompiledStrategy
 from strategy.decision import AllowedAction, Decision
@@ -135,39 +137,113 @@ def _choose_channel(
     for action in first.allowed:  # most preferred first
         if action.channel != channel:
             continue
-        bounds = window.today(action.zones, now)
-        if bounds is None or now >= bounds[1]:
+        bounds = window.next_open(action.zones, now)
+        if bounds is None:
             rules.add("campaign.window")
             continue
         if bounds[0] <= now:
             return PlannedAction(action, now, first), set()
-        targets.add(bounds[0])
-    for refusal in first.refused:
-        cand = refusal.candidate
-        if cand.channel != channel:
-            continue
-        rules.update(refusal.rules)
-        bounds = window.today(zones.get(cand.contact_point_id) or [], now)
-        if bounds is None or refusal.next_allowed is None:
-            continue
-        t = max(bounds[0], refusal.next_allowed, now)
-        if t < bounds[1]:
-            targets.add(t)
-    for t in sorted(targets)[:MAX_LOOKAHEAD_DECISIONS]:
+        targets.add(bounds[0])  # later today, or the next day's window once today's closed
+    rules.update(_later_starts(first, channel, now, now, window, zones, targets))
+    tried: set[datetime] = set()
+    while targets and len(tried) < MAX_LOOKAHEAD_DECISIONS:
+        t = min(targets)
+        targets.discard(t)
+        tried.add(t)
         later = decision_at(t)
         for action in later.allowed:
             if action.channel != channel:
                 continue
-            bounds = window.today(action.zones, now)
+            bounds = _planning_window(window, action.zones, now, t)
             if bounds is not None and bounds[0] <= t < bounds[1]:
                 return PlannedAction(action, t, later), set()
+        # Refused there too (a weekend, a holiday): try when the engine says it may.
+        _later_starts(later, channel, now, t, window, zones, targets)
+        targets -= tried
     return None, rules
+
+
+def _planning_window(
+    window: LocalWindow, zones: Sequence[str], now: datetime, t: datetime
+) -> tuple[datetime, datetime] | None:
+    """The window an attempt for instant `t` must fall in: today's while today's has not
+    closed at `now` (a morning campaign plans this morning); once it has (a campaign
+    started in the afternoon), the first window from `t` on, so planning rolls on to the
+    next day the engine allows."""
+    today = window.today(zones, now)
+    if today is not None and now < today[1]:
+        return today
+    return window.next_open(zones, t)
+
+
+def _later_starts(
+    decision: Decision,
+    channel: Channel,
+    now: datetime,
+    at: datetime,
+    window: LocalWindow,
+    zones: dict[str, list[str]],
+    into: set[datetime],
+) -> set[str]:
+    """Add the first instant each of the channel's refused candidates (in a decision
+    taken at `at`) may be tried: the engine's `next_allowed`, moved into the planning
+    window; return the rules that refused them."""
+    rules: set[str] = set()
+    for refusal in decision.refused:
+        cand = refusal.candidate
+        if cand.channel != channel:
+            continue
+        rules.update(refusal.rules)
+        if refusal.next_allowed is None or refusal.next_allowed <= at:
+            continue
+        point_zones = zones.get(cand.contact_point_id) or []
+        bounds = _planning_window(window, point_zones, now, refusal.next_allowed)
+        if bounds is None:
+            continue
+        t = max(bounds[0], refusal.next_allowed)
+        if t < bounds[1]:
+            into.add(t)
+    return rules
+
+
+async def finish_completed(
+    maker: async_sessionmaker[AsyncSession], now: datetime
+) -> list[uuid.UUID]:
+    """Running campaigns whose planning is finished and whose attempts are all final
+    (completed, failed, refused, cancelled, not sent) become `done`."""
+    outstanding = [s.value for s in AttemptState if not is_final(s)]
+    async with maker() as session:
+        finished = (
+            await session.scalars(
+                select(CampaignRow.id).where(
+                    CampaignRow.status == RUNNING,
+                    CampaignRow.plan_done.is_(True),
+                    ~exists().where(
+                        AttemptRow.campaign_id == CampaignRow.id,
+                        AttemptRow.state.in_(outstanding),
+                    ),
+                )
+            )
+        ).all()
+    done: list[uuid.UUID] = []
+    for cid in finished:
+        async with maker() as session:
+            try:
+                await campaigns.transition(session, cid, "done", actor="planner", now=now)
+            except ConflictError:
+                continue  # paused or cancelled meanwhile
+            done.append(cid)
+            log.info("campaign %s done: planned to the end, every attempt final", cid)
+    return done
 
 
 async def claim(
     maker: async_sessionmaker[AsyncSession], owner: str, now: datetime
 ) -> uuid.UUID | None:
-    """Take the planning lease of one running campaign that still has cases to plan."""
+    """Take the planning lease of one running campaign that still has cases to plan;
+    first, close the campaigns that are finished (`finish_completed`): the planner loop
+    of every worker calls this every few seconds."""
+    await finish_completed(maker, now)
     async with maker() as session:
         candidates = (
             await session.scalars(

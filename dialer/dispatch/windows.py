@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -48,6 +48,20 @@ class LocalWindow:
         if start is None or end is None or end <= start:
             return None
         return start, end
+
+    def next_open(
+        self, zones: Iterable[str], now: datetime, days: int = 8
+    ) -> tuple[datetime, datetime] | None:
+        """The first window (intersected over the zones) that has not closed by `now`:
+        today's, or one of the next `days` days' when today's has closed (a campaign
+        started in the afternoon plans for tomorrow morning). Which days may be called
+        is the engine's question, asked at the instant this returns."""
+        zones = list(zones)
+        for k in range(days + 1):
+            bounds = self.today(zones, now + timedelta(days=k))
+            if bounds is not None and now < bounds[1]:
+                return bounds
+        return None
 
 
 @lru_cache(maxsize=512)

@@ -154,6 +154,12 @@ async def progress(session: AsyncSession, campaign_id: uuid.UUID) -> ProgressOut
         for rule in {r.get("rule", "?") for r in (refusal or {}).get("reasons", [])}:
             rules[rule] += 1
     s = AttemptState
+    next_send_at = await session.scalar(
+        select(func.min(AttemptRow.not_before)).where(
+            AttemptRow.campaign_id == campaign_id,
+            AttemptRow.state.in_([s.PLANNED.value, s.QUEUED.value]),
+        )
+    )
     live = sum(by_state[x.value] for x in pacing.LIVE)
     dispatched = live + sum(by_state[x.value] for x in (s.COMPLETED, s.FAILED, s.NOT_SENT))
     return ProgressOut(
@@ -174,4 +180,5 @@ async def progress(session: AsyncSession, campaign_id: uuid.UUID) -> ProgressOut
         cancelled=by_state[s.CANCELLED.value],
         refused_at_dispatch=by_state[s.REFUSED.value],
         refused_by_rule=dict(rules),
+        next_send_at=next_send_at,
     )

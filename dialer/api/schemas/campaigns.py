@@ -78,6 +78,9 @@ class ProgressOut(Out):
     cancelled: int
     refused_at_dispatch: int
     refused_by_rule: dict[str, int]  # planning (cases) and dispatch (attempts), by rule
+    # the earliest send time still waiting (planned or queued): the next opening of the
+    # window when the campaign was started after today's had closed
+    next_send_at: datetime | None = None
 
 
 class DeadLetterOut(Out):
