@@ -143,8 +143,7 @@ async def audit(
                 break
             await auditor.batch(session, case_ids, since)
         after = case_ids[-1]
-    async with sessions() as session:
-        await auditor.tasks(session, since, portfolio)
+    await auditor.tasks(sessions, since, portfolio, batch_size)
     return auditor.report()
 
 
@@ -362,35 +361,57 @@ class _Auditor:
 
     # --- approvals -----------------------------------------------------------------------
     async def tasks(
-        self, session: AsyncSession, since: datetime | None, portfolio: str | None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        since: datetime | None,
+        portfolio: str | None,
+        batch_size: int,
     ) -> None:
-        stmt = select(TaskRow).where(TaskRow.requires_approval.is_(True), TaskRow.status == "done")
-        if since is not None:
-            stmt = stmt.where(TaskRow.completed_at >= since)
-        if portfolio is not None:
-            stmt = stmt.join(CaseRow, CaseRow.id == TaskRow.case_id).where(
-                CaseRow.portfolio == portfolio
+        """Tasks that need an approval and were done: each must have a recorded approval
+        (decided before it was completed, and a `task.approve` entry in the audit log)."""
+        after: uuid.UUID | None = None
+        while True:
+            stmt = select(TaskRow).where(
+                TaskRow.requires_approval.is_(True), TaskRow.status == "done"
             )
-        approved = select(AuditRow.entity_id).where(
-            AuditRow.entity == "task", AuditRow.action == "task.approve"
-        )
-        stream = await session.stream_scalars(stmt.order_by(TaskRow.id))
-        async for task in stream.yield_per(500):
-            self.tasks_checked += 1
-            ok = (
-                task.decided_at is not None
-                and task.decided_by is not None
-                and (task.completed_at is None or task.decided_at <= task.completed_at)
-                and await session.scalar(approved.where(AuditRow.entity_id == str(task.id)))
-                is not None
-            )
-            if not ok:
-                self.add(
-                    task.id,
-                    task.case_id,
-                    "approval",
-                    f"task {task.action} done by {task.completed_by} without a recorded approval",
+            if since is not None:
+                stmt = stmt.where(TaskRow.completed_at >= since)
+            if portfolio is not None:
+                stmt = stmt.join(CaseRow, CaseRow.id == TaskRow.case_id).where(
+                    CaseRow.portfolio == portfolio
                 )
+            if after is not None:
+                stmt = stmt.where(TaskRow.id > after)
+            async with sessions() as session:
+                tasks = list(await session.scalars(stmt.order_by(TaskRow.id).limit(batch_size)))
+                if not tasks:
+                    return
+                approved = set(
+                    await session.scalars(
+                        select(AuditRow.entity_id).where(
+                            AuditRow.entity == "task",
+                            AuditRow.action == "task.approve",
+                            AuditRow.entity_id.in_([str(t.id) for t in tasks]),
+                        )
+                    )
+                )
+            for task in tasks:
+                self.tasks_checked += 1
+                ok = (
+                    task.decided_at is not None
+                    and task.decided_by is not None
+                    and (task.completed_at is None or task.decided_at <= task.completed_at)
+                    and str(task.id) in approved
+                )
+                if not ok:
+                    self.add(
+                        task.id,
+                        task.case_id,
+                        "approval",
+                        f"task {task.action} done by {task.completed_by}"
+                        " without a recorded approval",
+                    )
+            after = tasks[-1].id
 
 
 async def _load(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _CaseData]:

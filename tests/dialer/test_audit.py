@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from dialer.cli import app
 from dialer.db.models import AttemptRow, ContactPointRow, TaskRow, WebhookEventRow
+from dialer.services import tasks
 from dialer.services.audit import AuditReport, audit
 from dialer.services.optouts import opt_out
 from strategy.model import Channel
@@ -87,6 +88,24 @@ async def test_a_clean_morning_audits_clean(world: World) -> None:
     await world.plan(cid)
     await world.queue.drain(INSIDE + timedelta(minutes=70), world.dispatcher())
     dispatched = [a for a in await world.attempts() if a.reserved_at is not None]
+    # a task that needs an approval, approved and then done through the service
+    async with world.maker() as session:
+        task = TaskRow(
+            id=uuid.uuid4(),
+            case_id=sent[0].case_id,
+            key="lawyer-letter",
+            action="lawyer_letter",
+            requires_approval=True,
+            reason="test",
+            status="open",
+            created_at=world.clock(),
+        )
+        session.add(task)
+        await session.commit()
+        await tasks.decide_approval(
+            session, task.id, approve=True, note=None, actor="boss", now=world.clock()
+        )
+        await tasks.complete(session, task.id, actor="agent", now=world.clock())
     report = await audit(world.maker)
     print(
         f"\naudit clean morning: attempts_checked={report.attempts_checked} "
@@ -94,6 +113,10 @@ async def test_a_clean_morning_audits_clean(world: World) -> None:
     )
     assert report.ok(), report.violations
     assert report.attempts_checked == len(dispatched) >= len(sent)
+    assert report.tasks_checked == 1
+    # read in batches of one case: the same answer (memory is bounded by the batch)
+    paged = await audit(world.maker, batch_size=1)
+    assert (paged.attempts_checked, paged.violations) == (report.attempts_checked, ())
     # the filters narrow what is replayed
     later = await audit(world.maker, since=INSIDE + timedelta(minutes=35))
     assert later.ok() and later.attempts_checked == len(dispatched) - len(sent)
