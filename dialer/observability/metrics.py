@@ -77,6 +77,7 @@ class Metrics:
             buckets=WEBHOOK_BUCKETS,
             registry=self.registry,
         )
+        self._webhook_children: dict[str, Histogram] = {}
         self.webhook_unmatched = Counter(
             "dialer_webhook_events_unmatched",
             "Provider callbacks naming no known call or message, kept for reconciliation,"
@@ -120,7 +121,12 @@ class Metrics:
         self.voicemail_redirects.labels(outcome=outcome).inc()
 
     def observe_webhook(self, route: str, seconds: float) -> None:
-        self.webhook_latency.labels(route=route).observe(max(seconds, 0.0))
+        # The child per route is kept: `labels()` locks and builds a key on every call,
+        # and this runs on every webhook (the route set is bounded: matched routes only).
+        child = self._webhook_children.get(route)
+        if child is None:
+            child = self._webhook_children[route] = self.webhook_latency.labels(route=route)
+        child.observe(max(seconds, 0.0))
 
     @contextmanager
     def time_webhook(self, route: str) -> Iterator[None]:
