@@ -2,7 +2,14 @@
 
 Compiling folds the profile into each tier: windows are intersected with the profile's
 hours, the profile's caps join the tier's (each remembering the clause it enforces),
-disclosure is capped per role. The engine then only looks things up.
+disclosure is capped per role, and each tier's caps are grouped by period with a table of
+the caps each kind of history row counts towards. The engine then only looks things up.
+
+A compiled strategy also keeps pure results the engine found for it (per tier: the contact
+intervals of a zone's local day, what the tier says of a party role and channel, window
+verdicts and preference scores per instant; per strategy: the tier of a case's dates on a
+local day). They depend on nothing but the compiled strategy and their key, never on a
+case's history, and the per-instant ones are bounded (`remember`).
 """
 
 from __future__ import annotations
