@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -118,7 +118,12 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "checks": {c.name: "ok" for c in checks}})
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition)",
+    response_class=PlainTextResponse,  # declared as text/plain, which it is
+    responses={404: {"description": "metrics are disabled"}},
+)
 async def metrics(request: Request) -> Response:
     if not request.app.state.settings.metrics_enabled:
         raise NotFoundError("metrics are disabled (DIALER_METRICS_ENABLED=false)")
