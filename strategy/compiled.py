@@ -18,7 +18,7 @@ import itertools
 from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from strategy.calendar import Interval, day_kind, local_interval
 from strategy.document import (
@@ -111,8 +111,9 @@ class CompiledTier:
     allowed_by: str  # "strategy <name> v<n> tier <id> under profile <name>"
     # (zone, local day ordinal, guarded) -> intervals; filled lazily, pure.
     interval_cache: dict[tuple[str, int, bool], tuple[Interval, ...]]
-    # (party role, knows of the debt, channel) -> the engine's per-tier facts; pure.
-    facts_cache: dict[tuple[PartyRole, bool, Channel], object]
+    # (party role, knows of the debt, channel) -> the engine's per-tier facts (its own
+    # type, which this module does not import); pure.
+    facts_cache: dict[tuple[PartyRole, bool, Channel], Any]
     # (channel, party role, disclosure) -> template key; pure.
     template_keys: dict[tuple[Channel, PartyRole, Disclosure], str]
     # (zones, instant) -> the window verdict there (inside, end or next opening, rule,

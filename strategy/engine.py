@@ -24,7 +24,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Final, cast
+from typing import Final
 
 from strategy.calendar import (
     Interval,
@@ -608,9 +608,9 @@ class _Evaluator:
         """What a tier says of a candidate, whatever the instant (memoised per tier)."""
         party = cand.party
         key = (party.role, party.knows_of_debt, cand.channel)
-        hit = ct.facts_cache.get(key)
+        hit: _TierFacts | None = ct.facts_cache.get(key)
         if hit is not None:
-            return cast(_TierFacts, hit)
+            return hit
         role = party.role
         channel = cand.channel
         reasons: list[_R] = []
@@ -711,7 +711,7 @@ class _Evaluator:
         reasons: list[_R] = [*case_reasons, *cand.static] if case_reasons else list(cand.static)
         if ct is None:
             return reasons, Disclosure.NONE, t
-        facts = cast("_TierFacts | None", ct.facts_cache.get(cand.facts_key))
+        facts: _TierFacts | None = ct.facts_cache.get(cand.facts_key)
         if facts is None:
             facts = self._tier_facts(ct, cand)
         if facts.reasons:
@@ -867,10 +867,15 @@ class _Evaluator:
         cp_id, party_id = cand.point.id, cand.party.id
         cap_ids = facts.cap_ids
         by_point, by_party, case = exceeded
-        hits: list[tuple[int, str | None]] = [(i, cp_id) for i in by_point.get(cp_id, ())]
-        hits.extend((i, party_id) for i in by_party.get(party_id, ()))
-        hits.extend((i, None) for i in case)
-        hits = [h for h in hits if h[0] in cap_ids]
+        hits: list[tuple[int, str | None]] = []
+        over = by_point.get(cp_id)
+        if over:
+            hits += [(i, cp_id) for i in over if i in cap_ids]
+        over = by_party.get(party_id)
+        if over:
+            hits += [(i, party_id) for i in over if i in cap_ids]
+        if case:
+            hits += [(i, None) for i in case if i in cap_ids]
         if facts.zero_caps:
             scopes = ct.cap_scopes
             hits.extend(
