@@ -171,12 +171,18 @@ async def update_case(
     for key in ("stage", "status"):
         if changes.get(key) is not None:
             changes[key] = str(changes[key])
-    for key in ("amount", "currency", "due_date", "stage", "status", "flags"):
-        if key in changes and changes[key] is None:
-            raise ValidationFailedError(
-                f"{key} cannot be null", [FieldError(key, "may be changed, not removed")]
-            )
+    _no_nulls(changes, ("amount", "currency", "due_date", "stage", "status", "flags"))
     return await _change_case(session, row, changes, "case.update", actor=actor, now=now)
+
+
+def _no_nulls(changes: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """A patch may change these fields, not null them (the columns hold a value)."""
+    nulled = [key for key in keys if key in changes and changes[key] is None]
+    if nulled:
+        raise ValidationFailedError(
+            f"{', '.join(nulled)} cannot be null",
+            [FieldError(key, "may be changed, not removed") for key in nulled],
+        )
 
 
 async def add_party(
@@ -237,6 +243,7 @@ async def update_party(
 ) -> CaseRow:
     party = await _party(session, case_id, party_id)
     changes = patch.model_dump(exclude_unset=True)
+    _no_nulls(changes, ("name", "knows_of_debt", "refused_contact"))
     if party.refused_contact and changes.get("refused_contact") is False:
         # A refusal stops all further contact with that person (NIFA art. 18; 15 USC 1692c(c)).
         raise ConflictError("a recorded refusal cannot be withdrawn through the API")
@@ -317,6 +324,7 @@ async def update_contact_point(
     if row is None:
         raise NotFoundError(f"no contact point {cp_id}")
     changes = patch.model_dump(exclude_unset=True)
+    _no_nulls(changes, ("validity", "do_not_call"))
     if "opted_out" in changes and not set(row.opted_out) <= set(changes["opted_out"] or ()):
         # Opt-out is immediate and lasting (12 CFR 1006.6(e); compliance.md "always").
         raise ConflictError(

@@ -31,13 +31,19 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from dialer.api.schemas.campaigns import CampaignIn
+from dialer.api.schemas.cases import CaseIn
+from dialer.api.schemas.strategies import StrategyIn
 from dialer.app import create_app
 from dialer.auth import Role
 from dialer.clock import fixed_clock
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
-from dialer.services import keys, portfolios
+from dialer.services import campaigns, keys, portfolios, strategies
+from dialer.services.cases import create_case
 from dialer.settings import Settings
+from strategy.presets import load_preset
+from tests.dialer.factories import cn_case
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 MAX_EXAMPLES = 10
@@ -57,6 +63,49 @@ CHECKS = [
 class Served:
     schema: Any
     keys: dict[str, str]
+    ids: dict[str, str]  # path parameter -> a real id, so generated requests reach deep
+
+
+async def _real_ids(settings: Settings) -> dict[str, str]:
+    """A case (with a party and a contact point), a draft strategy and a campaign; API
+    keys are left out, so no generated request revokes the keys the test uses."""
+    engine = build_engine(settings)
+    maker = build_sessionmaker(engine)
+    async with maker() as session:
+        case = await create_case(session, CaseIn.model_validate(cn_case()), actor="t", now=NOW)
+        party = case.parties[0]
+        draft = await strategies.create_draft(
+            session,
+            StrategyIn(
+                portfolio="cn-loans", document=load_preset("consumer-loan").model_dump(mode="json")
+            ),
+            actor="t",
+            now=NOW,
+        )
+        campaign = await campaigns.create_campaign(
+            session,
+            CampaignIn.model_validate(
+                {
+                    "name": "m",
+                    "portfolio": "cn-loans",
+                    "channels": ["voice"],
+                    "window": "09:00-11:00",
+                    "pacing_cps": 1,
+                }
+            ),
+            actor="t",
+            now=NOW,
+        )
+        ids = {
+            "case_id": str(case.id),
+            "party_id": str(party.id),
+            "cp_id": str(party.contact_points[0].id),
+            "strategy_id": str(draft.id),
+            "campaign_id": str(campaign.id),
+            "name": "cn-loans",
+        }
+    await engine.dispose()
+    return ids
 
 
 async def _prepare(settings: Settings) -> dict[str, str]:
@@ -93,8 +142,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         twilio_auth_token="test-token",
     )
     issued = asyncio.run(_prepare(cfg))
+    ids = asyncio.run(_real_ids(cfg))
     app = create_app(cfg, clock=fixed_clock(NOW))
-    yield Served(schemathesis.openapi.from_asgi("/openapi.json", app), issued)
+    yield Served(schemathesis.openapi.from_asgi("/openapi.json", app), issued, ids)
     print(f"\nschemathesis cases run per credential set: {dict(sorted(CALLS.items()))}")
 
 
@@ -118,7 +168,7 @@ def test_no_server_error_and_every_response_matches_the_schema(served: Served, w
             operation.as_strategy(GenerationMode.NEGATIVE),
         )
 
-        @given(case=cases)
+        @given(case=cases, real=st.booleans())
         @settings(
             max_examples=MAX_EXAMPLES,
             derandomize=True,
@@ -127,7 +177,11 @@ def test_no_server_error_and_every_response_matches_the_schema(served: Served, w
             suppress_health_check=list(HealthCheck),
             phases=[Phase.explicit, Phase.generate, Phase.shrink],
         )
-        def run(case: Any) -> None:
+        def run(case: Any, real: bool) -> None:
+            if real:  # half the cases name things that exist, so they get past the 404
+                for name in list(case.path_parameters or {}):
+                    if name in served.ids:
+                        case.path_parameters[name] = served.ids[name]
             CALLS[who] += 1
             response = case.call_and_validate(headers=headers, checks=CHECKS)
             STATUSES[who][response.status_code] += 1
@@ -172,11 +226,13 @@ async def client(tmp_path: Path) -> Any:
         max_body_bytes=10_000,
     )
     issued = await _prepare(cfg)
+    ids = await _real_ids(cfg)
     app = create_app(cfg, clock=fixed_clock(NOW))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             c.headers["Authorization"] = f"Bearer {issued['admin']}"
+            c.headers["X-Test-Ids"] = json.dumps(ids)  # read back by the tests below
             yield c
 
 
@@ -226,3 +282,22 @@ async def test_an_oversized_import_file_is_refused_with_413(client: httpx.AsyncC
     small = b"external_ref,portfolio,amount\n" + b"R-1,cn-loans,1.00\n" * 800  # ~15 kB
     ok = await client.post("/v1/imports", content=small, headers={"content-type": "text/csv"})
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/cases/{case_id}/parties/{party_id}", {"knows_of_debt": None}, "knows_of_debt"),
+        ("/v1/cases/{case_id}/parties/{party_id}", {"refused_contact": None}, "refused_contact"),
+        ("/v1/contact-points/{cp_id}", {"do_not_call": None}, "do_not_call"),
+        ("/v1/contact-points/{cp_id}", {"validity": None}, "validity"),
+    ],
+)
+async def test_a_patch_that_nulls_a_required_field_is_a_422_naming_it(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], field: str
+) -> None:
+    """Found by schemathesis: these were 500s (NOT NULL constraint failed)."""
+    ids = json.loads(client.headers["X-Test-Ids"])
+    r = await client.patch(path.format(**ids), json=body)
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["error"]["fields"]] == [field]
