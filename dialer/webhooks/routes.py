@@ -45,23 +45,23 @@ class Background:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs inside the app's lifespan (FastAPI merges router lifespans), after the engine.
-    The telephony that redirects live calls is `app.state.telephony` when the composition
-    root (or a test) set one, else built from the settings like the worker's."""
+    The telephony that redirects live calls is `app.state.telephony`, read at each use:
+    the one the composition root (or a test) set, before or after start, else one built
+    here from the settings like the worker's (and closed here)."""
     from dialer.runtime import build_telephony  # the dispatch root: imported only to start
 
     fast = await FastStatusPath.open(app.state.settings)
     app.state.webhook_fast_path = fast
-    owned = getattr(app.state, "telephony", None) is None
-    if owned:
-        app.state.telephony = build_telephony(app.state.settings, app.state.clock)
+    built: Telephony | None = None
+    if getattr(app.state, "telephony", None) is None:
+        built = app.state.telephony = build_telephony(app.state.settings, app.state.clock)
     app.state.webhook_background = background = Background()
     try:
         yield
     finally:
         await background.drain()
-        if owned:
-            await app.state.telephony.close()
-            app.state.telephony = None
+        if built is not None:
+            await built.close()
         if fast is not None:
             await fast.close()
 
