@@ -77,7 +77,18 @@ from strategy.model import (
     Validity,
 )
 
-RULES = ("cap", "window", "disclosure", "opt_out", "approval", "double_dial", "no_decision")
+# "refused": the engine refused the attempt for a reason of another kind (a dispute or
+# cease flag, a refused party, a closed case, no consent, ...): the detail names its rules.
+RULES = (
+    "cap",
+    "window",
+    "disclosure",
+    "opt_out",
+    "approval",
+    "double_dial",
+    "no_decision",
+    "refused",
+)
 MAX_TIE_GROUP = 5
 _CONTACTS = sorted(s.value for s in LIVE_OR_DONE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,7 +100,7 @@ _FAILED_CLOSED = ("disclosure", "template")
 class Violation:
     attempt_id: uuid.UUID  # for "approval": the task's id
     case_id: uuid.UUID
-    rule: str  # one of RULES, or "refused" (the engine refused for another reason)
+    rule: str  # one of RULES
     detail: str
 
 

@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from dialer.api.schemas.cases import CasePatch
 from dialer.cli import app
 from dialer.db.models import AttemptRow, ContactPointRow, TaskRow, WebhookEventRow
 from dialer.services import tasks
 from dialer.services.audit import AuditReport, audit
+from dialer.services.cases import update_case
 from dialer.services.optouts import opt_out
 from strategy.model import Channel
 from tests.conftest import Database
@@ -236,6 +238,28 @@ async def test_an_opt_out_recorded_after_the_call_is_not_held_against_it(world: 
         assert any(o for o in opted)
     report = await audit(world.maker)
     assert report.ok(), report.violations
+
+
+async def test_the_case_is_rebuilt_as_it_was_at_each_reservation(world: World) -> None:
+    """A dispute recorded and the case closed after the morning's calls does not make them
+    violations; a call after the dispute was recorded is one (the engine refused it)."""
+    sent = await _morning(world)
+    first = sent[0]
+    disputed_at = INSIDE + timedelta(minutes=40)
+    async with world.maker() as session:
+        await update_case(
+            session,
+            first.case_id,
+            CasePatch.model_validate({"flags": ["dispute"], "status": "closed"}),
+            actor="agent",
+            now=disputed_at,
+        )
+    report = await audit(world.maker)
+    assert report.ok(), report.violations
+    late = await _copy(world, first, disputed_at + timedelta(minutes=5))
+    report = await audit(world.maker)
+    assert [(v.attempt_id, v.rule) for v in report.violations] == [(late, "refused")]
+    assert "flag.dispute" in report.violations[0].detail
 
 
 def test_audit_command_exits_non_zero_on_violations(
