@@ -152,8 +152,8 @@ class CheckedDispatcher(Dispatcher):
                         AttemptRow.id == uuid.UUID(delivery.job.attempt_id)
                     )
                 )
-        except Exception:
-            state = "unchecked"  # check must never turn a handled job into a failed one
+        except Exception:  # any driver error while the database is down: a check
+            state = "unchecked"  # must never turn a handled job into a failed one
         if self.stats:
             with open(self.stats, "a") as f:  # noqa: ASYNC230 - one short line, test-only
                 f.write(f"acked {state} {delivery.job.attempt_id}\n")
