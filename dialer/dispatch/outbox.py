@@ -24,7 +24,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import QueueError
-from adapters.ports import Job, JobQueue
+from adapters.ports import JOB_FORMAT_VERSION, Job, JobQueue
 from dialer.attempt_state import AttemptState, can_advance
 from dialer.db.models import AttemptRow, OutboxRow
 
@@ -36,8 +36,16 @@ _TO_QUEUED = [s.value for s in AttemptState if can_advance(s, AttemptState.QUEUE
 
 
 def job_document(job: Job) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(job.to_json())
-    return doc
+    """The job as `Job.to_json` writes it, as a dict (no JSON round trip: the planner
+    writes one per attempt)."""
+    return {
+        "v": JOB_FORMAT_VERSION,
+        "attempt_id": job.attempt_id,
+        "case_id": job.case_id,
+        "campaign_id": job.campaign_id,
+        "not_before": job.not_before.isoformat(),
+        "payload": job.payload,
+    }
 
 
 def job_from_document(doc: dict[str, Any]) -> Job:

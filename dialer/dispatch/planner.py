@@ -3,12 +3,15 @@
 Per batch (one transaction): read the next page of case ids after the campaign's cursor,
 bulk-load their facts, ask the engine, and for every channel the campaign allows keep at
 most one action: the engine's most preferred one allowed now if the campaign's local start
-window is open in that party's zones, else the earliest instant inside today's window at
-which the engine allows it (found from refusals' `next_allowed` and a fresh decision
-there). Attempts (state planned) and their outbox rows are inserted in bulk, the cursor
-and the counts move, and the transaction commits: a crash repeats at most the batch that
-did not commit. One planner works on a campaign at a time (a lease on the campaign row).
-Memory is bounded by the batch size whatever the campaign's size.
+window is open in that party's zones, else the earliest instant inside the planning window
+at which the engine allows it (found from refusals' `next_allowed` and a fresh decision
+there). The planning window is today's while today's has not closed; a campaign started
+after it closed plans for the next opening the engine allows (`_planning_window`).
+Attempts (state planned) and their outbox rows are inserted in bulk, the cursor and the
+counts move, and the transaction commits: a crash repeats at most the batch that did not
+commit. One planner works on a campaign at a time (a lease on the campaign row). Memory is
+bounded by the batch size whatever the campaign's size. A campaign planned to the end
+whose attempts are all final becomes `done` (`finish_completed`, run by `claim`).
 """
 
 from __future__ import annotations
