@@ -54,6 +54,7 @@ from adapters.ports import (
 )
 from adapters.templates import TemplateRegistry, default_registry
 from dialer.attempt_state import AttemptState, advance
+from dialer.db.errors import database_unavailable
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
 from dialer.dispatch import outbox, pacing
 from dialer.dispatch.facts import load_facts, lock_cases
@@ -76,6 +77,8 @@ class WorkerConfig:
     max_slot_wait: timedelta = timedelta(seconds=2)
     paused_retry: timedelta = timedelta(seconds=30)
     busy_retry: timedelta = timedelta(seconds=2)  # the in-progress limit is reached
+    outage_retry: timedelta = timedelta(seconds=1)  # first wait when the database is down
+    outage_retry_max: timedelta = timedelta(seconds=30)
     transient_retries: int = 3
     transient_delay: timedelta = timedelta(minutes=1)
 
@@ -143,8 +146,26 @@ class Dispatcher:
                 yield
 
     async def __call__(self, delivery: Delivery) -> None:
-        with contextlib.suppress(_Done):
-            await self._handle(delivery)
+        try:
+            with contextlib.suppress(_Done):
+                await self._handle(delivery)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # Wait and come back rather than be redelivered at once: every redelivery
+            # would fail alike and spend the delivery limit. What was committed stays
+            # (a reserved attempt is never dialled again; the reconciler settles it).
+            delay = min(
+                self.config.outage_retry * 2 ** min(delivery.retries, 6),
+                self.config.outage_retry_max,
+            )
+            log.warning(
+                "job %s: database unavailable (%s); retry in %s",
+                delivery.job.attempt_id,
+                type(exc).__name__,
+                delay,
+            )
+            raise RetryLater(delay, "database unavailable") from exc
 
     async def _look(self, attempt_id: uuid.UUID) -> tuple[Any, bool]:
         """The attempt's state and its campaign, read without a transaction (one statement

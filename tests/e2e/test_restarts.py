@@ -9,10 +9,11 @@ These stop shared services, so they run only when `CI=true` or `DIALER_TEST_REST
   not a stand-in for this).
 
 Two workers dispatch a paced campaign; the outage starts once a quarter of it is sent.
-Afterwards the campaign completes: jobs the outage made fail repeatedly are in the
-dead-letter queue, where an operator replays them; attempts caught between the provider's
-answer and the record stay `reserved` until the reconciler finds their call. Nothing is
-dialled twice, nothing lost, the audit is clean.
+Afterwards the campaign completes: after a broker restart, jobs that failed repeatedly
+are in the dead-letter queue, where an operator replays them; a job that meets the
+database down waits and comes back (none is dead-lettered by it); attempts caught
+between the provider's answer and the record stay `reserved` until the reconciler finds
+their call. Nothing is dialled twice, nothing lost, the audit is clean.
 """
 
 from __future__ import annotations
@@ -146,3 +147,5 @@ async def test_database_restart_mid_campaign_loses_nothing_and_dials_nothing_twi
     # Only an attempt whose call may not have been placed is closed unsent (not_sent);
     # every other case was dialled exactly once.
     assert figures.extra["cases_contacted"] + figures.states.get("not_sent", 0) == CASES
+    # An outage is waited out, not spent on redeliveries: no job is dead-lettered by it.
+    assert figures.extra["dead_letters_replayed"] == 0, figures.extra["dead_letter_attempt_states"]
