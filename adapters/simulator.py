@@ -6,7 +6,8 @@ request signed with `X-Twilio-Signature` exactly as Twilio signs it (twilio-pyth
 `RequestValidator` over the public URL and the form fields):
 
 - a call: initiated, ringing, then busy / no-answer / failed, or answered (in-progress)
-  with asynchronous answering-machine detection (`AnsweredBy` human or machine_start);
+  with asynchronous answering-machine detection (`AnsweredBy` human, or machine_end_beep
+  as Twilio reports a machine under `DetectMessageEnd`, the adapter's mode);
   for a human it fetches the call's TwiML and presses keys the way `<Gather>` posts
   them (1 = right party, 2 = someone else; in the menu 1 = promise, 2 = call back,
   9 = stop), then completed with a duration;
@@ -236,7 +237,9 @@ class SimulatedTelephony(Telephony):
         started = self.clock()
         self._set_call(sid, started_at=started)
         await status("in-progress")
-        answered_by = "human" if outcome == "human" else "machine_start"
+        # The adapter asks for DetectMessageEnd: Twilio reports a machine once its greeting
+        # ends (machine_start only comes with MachineDetection=Enable).
+        answered_by = "human" if outcome == "human" else "machine_end_beep"
         # Twilio fetches the TwiML on answer while asynchronous AMD listens.
         twiml = await self._post(
             self._url(s.paths.voice_twiml, request.attempt_id),

@@ -155,6 +155,9 @@ async def demo_service(
             ),
             clock=clock,
         )
+        # The webhooks redirect live calls (voicemail after the beep) through the same
+        # simulator that placed them.
+        app.state.telephony = telephony
         runtime = Runtime(
             settings, app.state.engine, maker, queue, telephony, None, clock, app.state.metrics
         )
