@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.api.schemas.outcomes import OutcomeIn, PaymentIn
-from dialer.db.models import AttemptRow, OutcomeRow, PaymentRow
+from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PaymentRow
 from dialer.db.repositories import audit, history
 from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.services.cases import get_case
@@ -116,7 +118,17 @@ async def record_outcome(
 async def record_payment(
     session: AsyncSession, case_id: uuid.UUID, body: PaymentIn, *, actor: str, now: datetime
 ) -> PaymentRow:
-    await get_case(session, case_id)
+    """A payment joins the case's history and lowers its balance (never below zero), under
+    the case's row lock so two payments posted at once both count; a case paid off is
+    `case.settled` for the engine from this commit on, queued jobs included. The audit entry
+    keeps the balance before, so `dialer audit` can rebuild the case as it stood earlier."""
+    stmt = select(CaseRow).where(CaseRow.id == case_id).with_for_update()
+    case = await session.scalar(stmt.execution_options(populate_existing=True))
+    if case is None:
+        raise NotFoundError(f"no case {case_id}")
+    before = case.balance
+    case.balance = max((case.amount if before is None else before) - body.amount, Decimal(0))
+    case.updated_at = now
     row = PaymentRow(id=uuid.uuid4(), case_id=case_id, at=body.at, amount=body.amount)
     await history.add_payment(session, row)
     await audit.append(
@@ -126,7 +138,12 @@ async def record_payment(
         action="payment.record",
         entity="case",
         entity_id=str(case_id),
-        detail={"amount": str(body.amount), "at": body.at.isoformat()},
+        detail={
+            "amount": str(body.amount),
+            "at": body.at.isoformat(),
+            "before": {"balance": None if before is None else str(before)},
+            "after": {"balance": str(case.balance)},
+        },
     )
     await session.commit()
     return row

@@ -137,3 +137,38 @@ async def test_timeline_lists_everything_in_order_with_the_latest_summary(api: A
         f"/v1/cases/{case['id']}/timeline", headers=api.auth(Role.APPROVER)
     )
     assert denied.status_code == 403
+
+
+async def test_payments_lower_the_balance_and_a_paid_off_case_is_settled(api: Api) -> None:
+    await _activate(api, "cn-loans", "consumer-loan")
+    case = await _case(api, cn_case())
+    amount = float(case["amount"])
+    pay = f"/v1/cases/{case['id']}/payments"
+    h = api.auth(Role.SERVICE)
+    first = round(amount / 4, 2)
+    r = await api.client.post(pay, json={"at": AT["at"], "amount": f"{first:.2f}"}, headers=h)
+    assert r.status_code == 201, r.text
+    stored = (await api.client.get(f"/v1/cases/{case['id']}", headers=h)).json()
+    assert float(stored["balance"]) == round(amount - first, 2)
+    assert not any(
+        r["rule"] == "case.settled" for r in (await _decision(api, case))["case_reasons"]
+    )
+    # More than what is left: the balance stops at zero and the engine calls the case settled.
+    r = await api.client.post(pay, json={"at": AT["at"], "amount": f"{amount:.2f}"}, headers=h)
+    assert r.status_code == 201, r.text
+    stored = (await api.client.get(f"/v1/cases/{case['id']}", headers=h)).json()
+    assert float(stored["balance"]) == 0
+    settled = await _decision(api, case)
+    assert not settled["allowed"]
+    assert "case.settled" in {r["rule"] for r in settled["case_reasons"]}
+
+
+async def test_a_payment_that_is_not_positive_is_refused_with_the_field(api: Api) -> None:
+    case = await _case(api, cn_case())
+    r = await api.client.post(
+        f"/v1/cases/{case['id']}/payments",
+        json={"at": AT["at"], "amount": "0"},
+        headers=api.auth(Role.SERVICE),
+    )
+    assert r.status_code == 422
+    assert "amount" in r.text
