@@ -48,6 +48,9 @@ from dialer.dispatch.worker import Dispatcher
 from dialer.services import campaigns
 from dialer.settings import Settings
 
+CONCURRENCY = 48  # jobs in flight per worker process (= its prefetch)
+POOL = 24  # connections per worker process (PostgreSQL allows 100 here, shared)
+
 
 class MockProvider(FakeTelephony):
     """Accepts every call at once; remembers when (wall clock)."""
@@ -115,13 +118,15 @@ async def worker_main(
     url: str, schema: str, amqp: str, namespace: str, t0: float, out: str
 ) -> None:
     settings = Settings(database_url=url, database_schema=schema)
-    engine = build_engine(settings)
+    # a fixed pool (a job holds a connection only while it talks to the database), no
+    # ping per checkout: a job that meets a dropped connection fails and is redelivered
+    engine = build_engine(settings, pool_size=POOL, pre_ping=False)
     maker = build_sessionmaker(engine)
     clock = engine_clock(t0)
     queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace), clock=clock)
     provider = MockProvider()
     await queue.connect()
-    await queue.consume(Dispatcher(maker, provider, None, clock), concurrency=48)
+    await queue.consume(Dispatcher(maker, provider, None, clock), concurrency=CONCURRENCY)
     stop = Path(out + ".stop")
     while not stop.exists():  # noqa: ASYNC110, ASYNC240 - the parent signals through a file
         await asyncio.sleep(0.1)
@@ -283,7 +288,7 @@ def main() -> None:
         return
     r = asyncio.run(main_async(args))
     slot = r["interval"] * 1000
-    print(f"two worker processes, concurrency 48 each; {args.jobs} jobs, then pacing at "
+    print(f"two worker processes, concurrency {CONCURRENCY} each; {args.jobs} jobs, then pacing at "
           f"{args.cps:g}/s for {r['pacing_dials']} dials (slot {slot:.2f} ms)")  # fmt: skip
     print(f"raw_aio_pika_publish: {r['raw_publish']:.0f} msg/s")
     print(f"raw_aio_pika_consume: {r['raw_consume']:.0f} msg/s")

@@ -53,7 +53,7 @@ from adapters.ports import (
     Telephony,
 )
 from adapters.templates import TemplateRegistry, default_registry
-from dialer.attempt_state import AttemptState, advance
+from dialer.attempt_state import AttemptState, advance, can_advance
 from dialer.db.errors import database_unavailable
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
 from dialer.dispatch import outbox, pacing
@@ -285,16 +285,17 @@ class Dispatcher:
         target: AttemptState,
         values: dict[str, Any],
     ) -> bool:
-        """One UPDATE through the state machine, guarded by the state it was read in."""
-        new = advance(AttemptState(current), target)
-        if new is None:
+        """One UPDATE through the state machine; False when the attempt did not move.
+        Guarded by every state that may move to `target`, not only the one read: the
+        outbox relay may turn planned into queued meanwhile (it does not lock the case)."""
+        if advance(AttemptState(current), target) is None:
             return False
-        await session.execute(
+        result = await session.execute(
             update(AttemptRow)
-            .where(AttemptRow.id == attempt_id, AttemptRow.state == current)
-            .values(state=new.value, updated_at=self.clock(), **values)
+            .where(AttemptRow.id == attempt_id, AttemptRow.state.in_(_SOURCES[target]))
+            .values(state=target.value, updated_at=self.clock(), **values)
         )
-        return True
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # --- the reservation -----------------------------------------------------------------
     async def _reserve(
@@ -599,6 +600,8 @@ _ATTEMPT = (
     .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
     .where(AttemptRow.id == bindparam("id"))
 )
+# for each state, the states that may move to it
+_SOURCES = {t: [s.value for s in AttemptState if can_advance(s, t)] for t in AttemptState}
 _STATE = select(AttemptRow.state).where(AttemptRow.id == bindparam("id"))
 
 
