@@ -138,3 +138,35 @@ async def test_campaign_started_after_the_window_closed_plans_the_next_opening(
     assert len(sent) == 3
     assert all(a.reserved_at is not None and a.reserved_at >= NEXT_OPENING for a in sent)
     assert await _status(world, cid) == "running"
+
+
+async def test_reservation_moves_an_attempt_the_relay_queued_after_it_was_read(
+    world: World,
+) -> None:
+    """The worker reads the attempt as planned; the outbox relay (which does not lock the
+    case) marks it queued before the worker's update: the reservation still takes it, and
+    a move the state machine forbids reports that nothing moved."""
+    world.clock.advance_to(INSIDE)
+    await world.add_cases(1)
+    cid = await world.campaign()
+    await planner.plan_campaign(world.maker, cid, world.clock)
+    (attempt,) = await world.attempts()
+    assert attempt.state == "planned"
+    async with world.maker() as session:  # the relay publishes and commits meanwhile
+        await session.execute(
+            update(AttemptRow).where(AttemptRow.id == attempt.id).values(state="queued")
+        )
+        await session.commit()
+    dispatcher = world.dispatcher()
+    async with world.maker() as session:
+        moved = await dispatcher._move(
+            session, attempt.id, "planned", AttemptState.RESERVED, {"reserved_at": INSIDE}
+        )
+        await session.commit()
+    assert moved
+    (reserved,) = await world.attempts()
+    assert reserved.state == "reserved" and reserved.reserved_at == INSIDE
+    async with world.maker() as session:  # reserved -> reserved again: nothing moves
+        again = await dispatcher._move(session, attempt.id, "queued", AttemptState.RESERVED, {})
+        await session.commit()
+    assert not again
