@@ -31,7 +31,7 @@ def build_engine(
         kwargs["pool_pre_ping"] = pre_ping
         if pool_size is not None:
             kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = pool_size // 2
+            kwargs["max_overflow"] = 0  # a fixed size: many workers share max_connections
     engine = create_async_engine(settings.database_url, connect_args=connect_args, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
