@@ -50,8 +50,12 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = build_engine(settings)
+async def _database(
+    settings: Settings, *, pool_size: int | None = None
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    # A worker sizes its pool to its concurrency and skips the per-checkout ping: a job
+    # that meets a dropped connection fails, is redelivered and finds a fresh connection.
+    engine = build_engine(settings, pool_size=pool_size, pre_ping=pool_size is None)
     try:
         current, _, _ = await schema_is_current(engine)
         if not current:
@@ -184,15 +188,18 @@ def worker(
     # masked JSON logs; /metrics for the healthcheck, recorded by the dispatcher and planner
     metrics = start_worker_observability(settings)
 
+    jobs = concurrency or settings.worker_concurrency
+
     async def go() -> None:
-        async with _database(settings) as maker:
+        # the jobs, plus the relay, planner and reconciler loops
+        async with _database(settings, pool_size=jobs + 3) as maker:
             bind = maker.kw["bind"]
             runtime = Runtime.build(settings, bind, maker, metrics=metrics)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.stop.set)
             err.print(f"worker {runtime.owner} running (queue: {type(runtime.queue).__name__})")
-            await runtime.run(concurrency or settings.worker_concurrency)
+            await runtime.run(jobs)
 
     _run(go)
 
