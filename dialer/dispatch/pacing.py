@@ -1,12 +1,13 @@
 """A campaign's rate and in-progress limit, shared by every worker process.
 
-Rate: the `pacing` row holds the campaign's next free slot. Taking a slot is one atomic
-`UPDATE ... SET next_slot_at = greatest(next_slot_at, now) + interval ... RETURNING` in a
-transaction of its own (the row is locked for that statement only, not for a worker's
-whole reservation). A slot further away than `max_wait` is not taken: the job is retried
-later instead, so no worker holds a message for long. Slots are `1 / cps` apart, widened
-by `SLOT_MARGIN` so a dial that starts a little late never lets a one-second window
-exceed the configured rate.
+Rate: the `pacing` row holds the campaign's next free slot. Taking a slot is one atomic,
+autocommitted `UPDATE ... SET next_slot_at = greatest(next_slot_at, now + lead) +
+interval ... RETURNING` (the row is locked for that statement only, not for a worker's
+whole reservation; `lead` is how long the worker expects to need before it can dial). A
+slot further away than `max_wait` is not taken: the job is retried later instead, so no
+worker holds a message for long. Slots are `1 / cps` apart, widened by `SLOT_MARGIN`;
+the worker dials only within `LATE_LIMIT` of a slot the rate pushed back (else it takes a
+fresh one), so late dials never let a one-second window exceed the configured rate.
 
 In progress: the campaign's attempts in a live state, counted under the pacing row's lock
 (`FOR UPDATE`) in the reserving transaction, so two workers cannot both take the last
