@@ -162,26 +162,34 @@ class InProcessJobQueue(JobQueue):
             job = replace(entry.job, not_before=max(entry.job.not_before, now + verdict.delay))
             self._push(job.not_before, _Entry(job, retries=entry.retries + 1))
         except PermanentJobError as exc:
-            self._bury(entry, "rejected", now, exc)
+            await self._bury(entry, "rejected", now, exc)
         except Exception as exc:
             if entry.delivery_count >= self._delivery_limit:
-                self._bury(entry, "delivery_limit", now, exc)
+                await self._bury(entry, "delivery_limit", now, exc)
             else:
                 log.warning("job %s failed, redelivering: %r", entry.job.attempt_id, exc)
                 entry.redelivered = True
                 self._push(now, entry)
 
-    def _bury(self, entry: _Entry, reason: str, now: datetime, exc: BaseException) -> None:
+    async def _bury(self, entry: _Entry, reason: str, now: datetime, exc: BaseException) -> None:
         log.error("job %s dead-lettered (%s): %r", entry.job.attempt_id, reason, exc)
-        self._dead.append(
-            DeadLetter(
-                message_id=entry.job.attempt_id,
-                job=entry.job,
-                reason=reason,
-                died_at=now,
-                raw=entry.job.to_json(),
-            )
+        dead = DeadLetter(
+            message_id=entry.job.attempt_id,
+            job=entry.job,
+            reason=reason,
+            died_at=now,
+            raw=entry.job.to_json(),
         )
+        try:
+            await self.keep_dead_letter(dead, repr(exc))
+        except Exception:  # never lose it: keep it here, where this process can replay it
+            log.exception("job %s: could not keep its dead letter; held in memory", dead.message_id)
+            self._dead.append(dead)
+
+    async def keep_dead_letter(self, dead: DeadLetter, error: str) -> None:
+        """Where a dead letter goes: this process's memory. A subclass may keep it where
+        every process sees it (the service keeps it in its database)."""
+        self._dead.append(dead)
 
     async def _run(self, concurrency: int) -> None:
         slots = asyncio.Semaphore(concurrency)

@@ -19,6 +19,7 @@ from dialer.dashboard import page as dashboard_page
 from dialer.dashboard import router as dashboard
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import schema_is_current
+from dialer.dispatch.deadletters import EmbeddedJobQueue
 from dialer.errors import SchemaOutOfDateError
 from dialer.observability.health import router as operations
 from dialer.observability.metrics import Metrics, WebhookTiming
@@ -47,6 +48,8 @@ def create_app(
                 )
             app.state.engine = engine
             app.state.sessionmaker = build_sessionmaker(engine)
+            if isinstance(app.state.queue, EmbeddedJobQueue):
+                app.state.queue.bind(app.state.sessionmaker)  # its dead letters: the database
             if isinstance(app.state.queue, RabbitJobQueue):
                 # Connected from the start, so /readyz can tell a broker that is down (the
                 # robust connection reconnects by itself); unreachable: refuse to start.

@@ -66,6 +66,20 @@ async def _database(
         await engine.dispose()
 
 
+def _embedded(queue: object) -> bool:
+    from dialer.dispatch.deadletters import EmbeddedJobQueue
+
+    return isinstance(queue, EmbeddedJobQueue)
+
+
+def _bind(queue: object, maker: async_sessionmaker[AsyncSession]) -> None:
+    """The in-process queue keeps its dead letters in the database: give it the database."""
+    from dialer.dispatch.deadletters import EmbeddedJobQueue
+
+    if isinstance(queue, EmbeddedJobQueue):
+        queue.bind(maker)
+
+
 # --- campaigns ---------------------------------------------------------------------------
 @campaign_app.command("create")
 def campaign_create(
@@ -218,6 +232,7 @@ def outbox_relay(
         queue = build_queue(settings)
         try:
             async with _database(settings) as maker:
+                _bind(queue, maker)
                 if once:
                     return await outbox.relay_all(maker, queue, system_clock())
                 stop = asyncio.Event()
@@ -241,8 +256,15 @@ def dead_letters_list(limit: Annotated[int, typer.Option()] = 100) -> None:
     from dialer.runtime import build_queue
 
     async def go() -> list[tuple[str, ...]]:
-        queue = build_queue(Settings())
+        settings = Settings()
+        queue = build_queue(settings)
         try:
+            if _embedded(queue):
+                async with _database(settings) as maker:
+                    _bind(queue, maker)
+                    letters = await queue.dead_letters(limit)
+            else:
+                letters = await queue.dead_letters(limit)
             return [
                 (
                     d.message_id,
@@ -250,7 +272,7 @@ def dead_letters_list(limit: Annotated[int, typer.Option()] = 100) -> None:
                     d.reason,
                     d.died_at.isoformat() if d.died_at else "",
                 )
-                for d in await queue.dead_letters(limit)
+                for d in letters
             ]
         finally:
             await queue.close()
@@ -269,8 +291,13 @@ def dead_letters_replay(
     from dialer.runtime import build_queue
 
     async def go() -> int:
-        queue = build_queue(Settings())
+        settings = Settings()
+        queue = build_queue(settings)
         try:
+            if _embedded(queue):
+                async with _database(settings) as maker:
+                    _bind(queue, maker)
+                    return await queue.replay_dead_letters(ids or None)
             return await queue.replay_dead_letters(ids or None)
         finally:
             await queue.close()

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.fakes import FakeTelephony
-from adapters.inprocess import InProcessJobQueue
 from adapters.ports import JobQueue, Mailer, Telephony
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from adapters.simulator import SimulatedTelephony, SimulatorSettings
@@ -23,6 +22,7 @@ from adapters.smtp import SmtpMailer, SmtpSettings
 from adapters.twilio import TwilioSettings, TwilioTelephony
 from dialer.clock import system_clock
 from dialer.dispatch import outbox, planner, reconciler
+from dialer.dispatch.deadletters import EmbeddedJobQueue
 from dialer.dispatch.messages import Sender
 from dialer.dispatch.worker import Dispatcher, WorkerConfig
 from dialer.observability.metrics import Metrics
@@ -36,7 +36,14 @@ def queue_url(settings: Settings) -> str | None:
     return settings.queue_url or settings.rabbitmq_url
 
 
-def build_queue(settings: Settings, clock: Callable[[], datetime] = system_clock) -> JobQueue:
+def build_queue(
+    settings: Settings,
+    clock: Callable[[], datetime] = system_clock,
+    maker: async_sessionmaker[AsyncSession] | None = None,
+) -> JobQueue:
+    """RabbitMQ when a URL is set; otherwise the in-process queue, whose dead letters go to
+    the database (once it has a sessionmaker: here, or `bind` later) so that every process
+    sees them."""
     url = queue_url(settings)
     if url:
         return RabbitJobQueue(
@@ -47,7 +54,7 @@ def build_queue(settings: Settings, clock: Callable[[], datetime] = system_clock
             ),
             clock=clock,
         )
-    return InProcessJobQueue(clock=clock, delivery_limit=settings.queue_delivery_limit)
+    return EmbeddedJobQueue(clock=clock, delivery_limit=settings.queue_delivery_limit, maker=maker)
 
 
 def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_clock) -> Telephony:
@@ -137,7 +144,7 @@ class Runtime:
             settings,
             engine,
             maker,
-            build_queue(settings, clock),
+            build_queue(settings, clock, maker),
             build_telephony(settings, clock),
             build_mailer(settings),
             clock,

@@ -408,3 +408,17 @@ class InboundMessageRow(Base):
     body: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16))  # stop, start, help, text
     received_at: Mapped[datetime]
+
+
+class DeadLetterRow(Base):
+    """A job the embedded (in-process) queue gave up on, kept where every process sees it:
+    the API and `dialer dead-letters` list it, and a replay hands it back through the
+    outbox to whichever process runs the worker. (RabbitMQ keeps its own dead letters.)"""
+
+    __tablename__ = "dead_letters"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    reason: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    died_at: Mapped[datetime]
