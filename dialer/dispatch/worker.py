@@ -60,7 +60,9 @@ from dialer.dispatch import outbox, pacing
 from dialer.dispatch.facts import load_facts, lock_cases
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
+from dialer.dispatch.windows import LocalWindow
 from dialer.observability.metrics import Metrics
+from strategy.decision import Decision, Refusal
 from strategy.engine import decide
 from strategy.model import Channel, Validity
 
@@ -80,6 +82,10 @@ class WorkerConfig:
     outage_retry: timedelta = timedelta(seconds=1)  # first wait when the database is down
     outage_retry_max: timedelta = timedelta(seconds=30)
     transient_retries: int = 3
+    # A refusal that passes soon is waited out (at most this long, this many times) when
+    # it stays inside the campaign's window: see `Dispatcher._deferral`.
+    max_deferral: timedelta = timedelta(hours=1)
+    max_deferrals: int = 3
     transient_delay: timedelta = timedelta(minutes=1)
 
 
@@ -210,7 +216,9 @@ class Dispatcher:
                 raise RetryLater(self.config.busy_retry, "in-progress limit reached")
             slot = await self._take_slot(row.campaign, row.pacing_cps)
         async with self._serial():
-            reserved = await self._reserve(attempt_id, case_id, slot)
+            reserved = await self._reserve(
+                attempt_id, case_id, slot, may_defer=delivery.retries < self.config.max_deferrals
+            )
         if reserved is None:
             return
         if reserved.slot is not None:
@@ -299,10 +307,18 @@ class Dispatcher:
 
     # --- the reservation -----------------------------------------------------------------
     async def _reserve(
-        self, attempt_id: uuid.UUID, case_id: uuid.UUID, slot: pacing.Slot | None
+        self,
+        attempt_id: uuid.UUID,
+        case_id: uuid.UUID,
+        slot: pacing.Slot | None,
+        *,
+        may_defer: bool = False,
     ) -> Reserved | None:
         """One transaction: lock the case (with its portfolio's active strategy), read the
-        attempt and its campaign, the case's fresh facts, decide, and reserve or refuse."""
+        attempt and its campaign, the case's fresh facts, decide, and reserve, defer or
+        refuse. Deferred: the engine refuses only for now (its next-allowed instant comes
+        soon and inside the campaign's window today, e.g. a text planned two hours after a
+        call that went out late): the attempt's send time moves there and the job waits."""
         async with self.maker() as session:
             locked = await lock_cases(session, [case_id])
             now = self.clock()
@@ -343,6 +359,24 @@ class Dispatcher:
             action = decision.allowed_for(cp_id, channel)
             if action is None:
                 refusal = decision.refusal_for(cp_id, channel)
+                until = (
+                    self._deferral(decision, refusal, attempt, cp_id, now) if may_defer else None
+                )
+                if until is not None and refusal is not None:
+                    moved = await session.execute(
+                        update(AttemptRow)
+                        .where(
+                            AttemptRow.id == attempt_id,
+                            AttemptRow.state.in_([s.value for s in DISPATCHABLE]),
+                        )
+                        .values(at=until, not_before=until, updated_at=now)
+                    )
+                    await session.commit()
+                    if not moved.rowcount:  # type: ignore[attr-defined]
+                        return None
+                    why = ", ".join(refusal.rules)
+                    log.info("attempt %s deferred to %s (%s)", attempt_id, until.isoformat(), why)
+                    raise RetryLater(until - now, f"deferred by {why}")
                 reasons = [*decision.case_reasons, *(refusal.reasons if refusal else ())]
                 docs = [
                     {
@@ -416,6 +450,32 @@ class Dispatcher:
                 return None
             await session.commit()
             return Reserved(attempt_id, channel, point.value, rendered, slot)
+
+    def _deferral(
+        self,
+        decision: Decision,
+        refusal: Refusal | None,
+        attempt: Any,
+        cp_id: str,
+        now: datetime,
+    ) -> datetime | None:
+        """When a refused campaign attempt may wait instead: no case-level reason, the
+        engine names the instant every reason passes, it comes within `max_deferral`, and
+        it is still inside the campaign's local window today in the point's zones."""
+        if refusal is None or refusal.next_allowed is None or decision.case_reasons:
+            return None
+        if attempt.campaign is None or attempt.window is None:
+            return None
+        until = refusal.next_allowed
+        if until <= now or until - now > self.config.max_deferral:
+            return None
+        zones = decision.extra.get("zones", {}).get(cp_id)
+        if not zones:
+            return None
+        bounds = LocalWindow.parse(attempt.window).today(zones, now)
+        if bounds is None or not bounds[0] <= until < bounds[1]:
+            return None
+        return until
 
     async def _refuse(
         self,
@@ -596,6 +656,7 @@ _ATTEMPT = (
         CampaignRow.id.label("campaign"),
         CampaignRow.status,
         CampaignRow.max_in_progress,
+        CampaignRow.window,
     )
     .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
     .where(AttemptRow.id == bindparam("id"))

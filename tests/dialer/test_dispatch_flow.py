@@ -176,3 +176,40 @@ async def test_a_restarted_in_process_queue_gets_the_waiting_jobs_back(world: Wo
     assert world.dials() == 3
     assert await outbox.requeue_waiting(world.maker, restarted) == 0
     await restarted.close()
+
+
+async def _call_then_text(world: World, late: timedelta) -> tuple[datetime, datetime]:
+    """One case, a voice and SMS campaign planned before the window: the call at 09:00,
+    the text two hours later (the tier's spacing); the call goes out `late`."""
+    await world.add_cases(1)
+    cid = await world.campaign(channels=("voice", "sms"))
+    await world.plan(cid)
+    call, text = sorted(await world.attempts(), key=lambda a: a.at)
+    assert (call.channel, text.channel) == ("voice", "sms")
+    assert call.not_before is not None and text.not_before is not None
+    assert text.not_before - call.not_before == timedelta(minutes=120)
+    world.clock.advance_to(call.not_before + late)  # pacing, a busy worker: the call slips
+    await world.queue.drain(world.clock(), world.dispatcher())
+    return call.not_before + late, text.not_before
+
+
+async def test_a_text_after_a_late_call_waits_out_the_spacing_instead_of_being_refused(
+    world: World,
+) -> None:
+    called, planned = await _call_then_text(world, timedelta(minutes=20))
+    await world.queue.drain(planned + timedelta(minutes=25), world.dispatcher())
+    (text,) = await world.attempts(channel="sms")
+    assert text.state == "sent", text.refusal
+    assert text.at == called + timedelta(minutes=120)  # deferred to when the spacing passes
+    assert world.dials() == 2
+
+
+async def test_a_deferral_never_leaves_the_campaign_window(world: World) -> None:
+    # The call slips 50 minutes: the spacing would pass at 11:50, after the 11:30 close.
+    _, planned = await _call_then_text(world, timedelta(minutes=50))
+    await world.queue.drain(planned + timedelta(hours=2), world.dispatcher())
+    (text,) = await world.attempts(channel="sms")
+    assert text.state == "refused"
+    assert text.refusal is not None
+    assert {r["rule"] for r in text.refusal["reasons"]} == {"spacing.party"}
+    assert world.dials() == 1
