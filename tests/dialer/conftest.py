@@ -18,6 +18,7 @@ from dialer.db.migrate import upgrade_to_head
 from dialer.services import keys, portfolios
 from dialer.settings import Settings
 from tests.conftest import Database
+from tests.dialer.factories import add_cn_loans
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Shanghai
 
@@ -57,15 +58,7 @@ async def api(migrated: Database) -> AsyncIterator[Api]:
                 session, role=role, name=f"{role.value}-1", actor="test", now=NOW
             )
             issued[role] = plaintext
-        await portfolios.create_portfolio(
-            session,
-            name="cn-loans",
-            profile="cn-consumer",
-            country="CN",
-            timezone="Asia/Shanghai",
-            actor="test",
-            now=NOW,
-        )
+        await add_cn_loans(session, actor="test", now=NOW)
         await portfolios.create_portfolio(
             session,
             name="us-loans",

@@ -25,12 +25,12 @@ from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow
 from dialer.dispatch import outbox, planner
 from dialer.dispatch.worker import Dispatcher, WorkerConfig
-from dialer.services import campaigns, portfolios, strategies
+from dialer.services import campaigns, strategies
 from dialer.services.cases import create_case
 from strategy.presets import load_preset
 from tests.conftest import Database
 from tests.dialer.conftest import settings_for
-from tests.dialer.factories import cn_case
+from tests.dialer.factories import add_cn_loans, cn_case
 
 # Tuesday 2026-12-01 08:30 in Shanghai: before a 09:00-11:30 campaign window opens.
 EARLY = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
@@ -163,15 +163,7 @@ async def make_world(
     maker = build_sessionmaker(engine)
     clock = ManualClock(start)
     async with maker() as session:
-        await portfolios.create_portfolio(
-            session,
-            name="cn-loans",
-            profile="cn-consumer",
-            country="CN",
-            timezone="Asia/Shanghai",
-            actor="test",
-            now=start,
-        )
+        await add_cn_loans(session, actor="test", now=start)
         row = await strategies.create_draft(
             session,
             StrategyIn(portfolio="cn-loans", document=strategy or mid_tier_strategy()),

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.services import portfolios
+
+
+async def add_cn_loans(session: AsyncSession, *, actor: str, now: datetime) -> None:
+    """The `cn-loans` portfolio most tests use: China, cn-consumer, Shanghai time."""
+    await portfolios.create_portfolio(
+        session,
+        name="cn-loans",
+        profile="cn-consumer",
+        country="CN",
+        timezone="Asia/Shanghai",
+        actor=actor,
+        now=now,
+    )
 
 
 def cn_case(ref: str = "CN-1", **overrides: Any) -> dict[str, Any]:

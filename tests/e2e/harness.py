@@ -43,11 +43,12 @@ from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow, OutboxRow, PartyRow
 from dialer.dispatch import planner, reconciler
-from dialer.services import campaigns, portfolios, strategies
+from dialer.services import campaigns, strategies
 from dialer.services.audit import audit
 from dialer.services.imports import ImportFormat, import_stream
 from dialer.settings import Settings
 from tests.dialer.dispatch_world import INSIDE, mid_tier_strategy
+from tests.dialer.factories import add_cn_loans
 from tests.e2e.mock_twilio import MockTwilio
 from tests.e2e.worker_main import BUCKETS, mock_telephony, shifted_clock
 
@@ -163,15 +164,7 @@ class E2E:
         now = self.clock()
         await upgrade_to_head(self.engine)
         async with self.maker() as session:
-            await portfolios.create_portfolio(
-                session,
-                name="cn-loans",
-                profile="cn-consumer",
-                country="CN",
-                timezone="Asia/Shanghai",
-                actor="e2e",
-                now=now,
-            )
+            await add_cn_loans(session, actor="e2e", now=now)
             row = await strategies.create_draft(
                 session,
                 StrategyIn(portfolio="cn-loans", document=tight_strategy(case_cap)),

@@ -39,11 +39,11 @@ from dialer.auth import Role
 from dialer.clock import fixed_clock
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
-from dialer.services import campaigns, keys, portfolios, strategies
+from dialer.services import campaigns, keys, strategies
 from dialer.services.cases import create_case
 from dialer.settings import Settings
 from strategy.presets import load_preset
-from tests.dialer.factories import cn_case
+from tests.dialer.factories import add_cn_loans, cn_case
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 MAX_EXAMPLES = 10
@@ -119,15 +119,7 @@ async def _prepare(settings: Settings) -> dict[str, str]:
                 session, role=role, name=f"{role.value}-1", actor="test", now=NOW
             )
             issued[role.value] = plaintext
-        await portfolios.create_portfolio(
-            session,
-            name="cn-loans",
-            profile="cn-consumer",
-            country="CN",
-            timezone="Asia/Shanghai",
-            actor="test",
-            now=NOW,
-        )
+        await add_cn_loans(session, actor="test", now=NOW)
     await engine.dispose()
     return issued
 
