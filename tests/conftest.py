@@ -9,6 +9,7 @@ unreachable the PostgreSQL half is skipped, unless CI=true: then it fails.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -79,3 +80,28 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+# --- figures ---------------------------------------------------------------------------------
+# The fault, load and audit tests print their figures (jobs, duplicates and crashes
+# injected, violations found, ...). pytest hides a passing test's output, so the lines are
+# gathered here and written in a section at the end of every run, CI's included.
+_FIGURES = re.compile(
+    r"^(\[e2e |audit (clean|injected)|time windows|chinese calendar|schemathesis )"
+)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines: list[str] = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            found = [ln for ln in report.capstdout.splitlines() if _FIGURES.match(ln)]
+            if found:
+                lines.append(f"{report.nodeid} ({outcome})")
+                lines += [f"  {ln}" for ln in found]
+    if lines:
+        terminalreporter.section("figures from the fault, load and audit tests")
+        for line in lines:
+            terminalreporter.write_line(line)
