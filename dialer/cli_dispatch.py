@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from adapters.ports import JobQueue
 from dialer.api.schemas.campaigns import CampaignIn
 from dialer.clock import system_clock
 from dialer.db.engine import build_engine, build_sessionmaker
@@ -66,18 +67,23 @@ async def _database(
         await engine.dispose()
 
 
-def _embedded(queue: object) -> bool:
+@contextlib.asynccontextmanager
+async def _operator_queue(settings: Settings) -> AsyncIterator[JobQueue]:
+    """The queue an operator's command reads: RabbitMQ's, or the embedded queue bound to
+    the database that keeps its dead letters (another process runs its worker)."""
     from dialer.dispatch.deadletters import EmbeddedJobQueue
+    from dialer.runtime import build_queue
 
-    return isinstance(queue, EmbeddedJobQueue)
-
-
-def _bind(queue: object, maker: async_sessionmaker[AsyncSession]) -> None:
-    """The in-process queue keeps its dead letters in the database: give it the database."""
-    from dialer.dispatch.deadletters import EmbeddedJobQueue
-
-    if isinstance(queue, EmbeddedJobQueue):
-        queue.bind(maker)
+    queue = build_queue(settings)
+    try:
+        if isinstance(queue, EmbeddedJobQueue):
+            async with _database(settings) as maker:
+                queue.bind(maker)
+                yield queue
+        else:
+            yield queue
+    finally:
+        await queue.close()
 
 
 # --- campaigns ---------------------------------------------------------------------------
@@ -229,10 +235,9 @@ def outbox_relay(
     settings = Settings()
 
     async def go() -> int:
-        queue = build_queue(settings)
-        try:
-            async with _database(settings) as maker:
-                _bind(queue, maker)
+        async with _database(settings) as maker:
+            queue = build_queue(settings, system_clock, maker)
+            try:
                 if once:
                     return await outbox.relay_all(maker, queue, system_clock())
                 stop = asyncio.Event()
@@ -241,8 +246,8 @@ def outbox_relay(
                     loop.add_signal_handler(sig, stop.set)
                 await outbox.run_relay(maker, queue, system_clock, stop=stop)
                 return 0
-        finally:
-            await queue.close()
+            finally:
+                await queue.close()
 
     published = _run(go)
     if once:
@@ -253,18 +258,10 @@ def outbox_relay(
 @dead_app.command("list")
 def dead_letters_list(limit: Annotated[int, typer.Option()] = 100) -> None:
     """The oldest dead letters (left in place)."""
-    from dialer.runtime import build_queue
 
     async def go() -> list[tuple[str, ...]]:
-        settings = Settings()
-        queue = build_queue(settings)
-        try:
-            if _embedded(queue):
-                async with _database(settings) as maker:
-                    _bind(queue, maker)
-                    letters = await queue.dead_letters(limit)
-            else:
-                letters = await queue.dead_letters(limit)
+        async with _operator_queue(Settings()) as queue:
+            letters = await queue.dead_letters(limit)
             return [
                 (
                     d.message_id,
@@ -274,8 +271,6 @@ def dead_letters_list(limit: Annotated[int, typer.Option()] = 100) -> None:
                 )
                 for d in letters
             ]
-        finally:
-            await queue.close()
 
     table = Table("attempt", "case", "reason", "died at")
     for row in _run(go):
@@ -288,18 +283,9 @@ def dead_letters_replay(
     ids: Annotated[list[str] | None, typer.Argument(help="attempt ids; none: all")] = None,
 ) -> None:
     """Move dead letters back to the work queue (a worker still acts at most once)."""
-    from dialer.runtime import build_queue
 
     async def go() -> int:
-        settings = Settings()
-        queue = build_queue(settings)
-        try:
-            if _embedded(queue):
-                async with _database(settings) as maker:
-                    _bind(queue, maker)
-                    return await queue.replay_dead_letters(ids or None)
+        async with _operator_queue(Settings()) as queue:
             return await queue.replay_dead_letters(ids or None)
-        finally:
-            await queue.close()
 
     console.print(f"replayed {_run(go)} dead letters")

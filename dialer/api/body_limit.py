@@ -8,11 +8,9 @@ own and theirs there, and they keep refusing past their own limit.
 
 from __future__ import annotations
 
-import json
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from dialer.api.errors import error_body
+from dialer.api.asgi import replay, replay_body, send_error
 from dialer.settings import Settings
 
 _UPLOAD_PATHS = ("/v1/imports",)
@@ -44,7 +42,7 @@ class BodyLimit:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay_then(message, receive), send)
+                await self.app(scope, replay(message, receive), send)
                 return
             body = message.get("body", b"")
             size += len(body)
@@ -53,48 +51,9 @@ class BodyLimit:
                 return
             chunks.append(body)
             more = bool(message.get("more_body", False))
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-def _replay_then(first: Message, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return first
-        return await receive()
-
-    return replay
+        await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        error_body("payload_too_large", f"request bodies are limited to {limit} bytes")
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    message = f"request bodies are limited to {limit} bytes"
+    await send_error(send, 413, "payload_too_large", message, close=True)

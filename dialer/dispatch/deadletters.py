@@ -39,7 +39,6 @@ class EmbeddedJobQueue(InProcessJobQueue):
         maker: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         super().__init__(clock=clock, delivery_limit=delivery_limit)
-        self._clock_fn = clock
         self._maker = maker
 
     def bind(self, maker: async_sessionmaker[AsyncSession]) -> None:
@@ -57,7 +56,7 @@ class EmbeddedJobQueue(InProcessJobQueue):
             row.job = job_document(dead.job) if dead.job is not None else None
             row.reason = dead.reason
             row.error = error[:2000]
-            row.died_at = dead.died_at or self._clock_fn()
+            row.died_at = dead.died_at or self._clock()
             await session.commit()
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
@@ -84,7 +83,7 @@ class EmbeddedJobQueue(InProcessJobQueue):
                 stmt = stmt.where(DeadLetterRow.message_id.in_(list(message_ids)))
             rows = (await session.scalars(stmt)).all()
             replayable = [r for r in rows if r.job is not None]
-            now = self._clock_fn()
+            now = self._clock()
             jobs = [job_from_document(r.job) for r in replayable if r.job is not None]
             await add_jobs(session, jobs, now)
             if replayable:

@@ -20,11 +20,10 @@ path there.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from dialer.api.errors import error_body
+from dialer.api.asgi import replay_body, send_error
 from dialer.attempt_state import MESSAGE_STATUS
 from dialer.errors import DialerError, PayloadTooLargeError
 from dialer.services import callbacks
@@ -74,7 +73,7 @@ class FastWebhooks:
             body = await _read(scope, receive, settings.webhook_max_body_bytes)
             await _handle(scope, body, fast, settings, state.clock(), metrics, path)
         except _Replay:
-            await self.app(scope, _replayed(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
             return
         except DialerError as exc:
             await _error(send, exc)
@@ -132,29 +131,5 @@ async def _handle(
     await fast.sms_status(form, now, sid, status, metrics=metrics)
 
 
-def _replayed(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
 async def _error(send: Send, exc: DialerError) -> None:
-    payload = json.dumps(error_body(exc.code, exc.message, exc.fields)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.status_code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_error(send, exc.status_code, exc.code, exc.message, exc.fields)
