@@ -240,7 +240,12 @@ class _Evaluator:
             facts_keys: dict[Channel, tuple[PartyRole, bool, Channel]] = {}
             # The number's candidate zones and whether it takes SMS, once per phone.
             facts = [
-                phone_facts(cp.value) if cp.kind is _PHONE else _NO_PHONE_FACTS for cp in points
+                _NO_PHONE_FACTS
+                if cp.kind is not _PHONE
+                else phone_facts(cp.value)
+                if cp.zones is None
+                else (cp.zones, cp.mobile)
+                for cp in points
             ]
             phone_zones: tuple[str, ...] | None = None
             for cp, (derived, derived_mobile) in zip(points, facts, strict=True):

@@ -141,6 +141,10 @@ class ContactPoint:
     timezone: str | None = None  # IANA zone if known
     do_not_call: bool = False
     mobile: bool | None = None  # None: derive from the number
+    # The number's candidate zones as `phonenumbers` places them, when the caller stored
+    # them (the dialer does at import). Given, they and `mobile` are taken as the number's
+    # facts (mobile None then means unknown); None: derive both from the number here.
+    zones: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

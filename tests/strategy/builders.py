@@ -36,6 +36,7 @@ from strategy.model import (
 SHANGHAI = "Asia/Shanghai"
 NEW_YORK = "America/New_York"
 CHICAGO = "America/Chicago"
+LOS_ANGELES = "America/Los_Angeles"
 
 CN_MOBILE = "+8613800138000"
 CN_MOBILE_2 = "+8613900139000"

@@ -3,12 +3,14 @@ the party's zone; when the zone is unknown, only hours inside every candidate zo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from strategy.model import PartyRole
 from tests.strategy.builders import (
     CHICAGO,
     EMAIL,
+    LOS_ANGELES,
     NEW_YORK,
     SHANGHAI,
     SMS,
@@ -138,6 +140,18 @@ def test_zone_derived_from_number_312_is_chicago() -> None:
     assert decision.extra["zones"]["m1"] == [CHICAGO]
     assert decision.extra["zone_sources"]["m1"] == "derived from the number"
     assert is_allowed(decision, "m1", VOICE)
+
+
+def test_stored_number_facts_are_used_as_given_not_derived_again() -> None:
+    # The dialer stores a number's zones and line type at import: the engine takes them as
+    # the number's facts (here a Chicago mobile stored as a Los Angeles landline).
+    stored = replace(phone(number=US_CHICAGO_MOBILE), zones=(LOS_ANGELES,), mobile=False)
+    decision = run(case(debtor(stored), due=DUE), None, at(2026, 3, 10, 8, 30, CHICAGO), US)
+    assert decision.extra["zones"]["m1"] == [LOS_ANGELES]
+    assert decision.extra["zone_sources"]["m1"] == "derived from the number"
+    # 06:30 in Los Angeles is before the window; a landline takes no SMS.
+    assert "guardrail.window" in refused_rules(decision, "m1", VOICE)
+    assert "channel.sms_landline" in refused_rules(decision, "m1", SMS)
 
 
 def test_toll_free_number_allows_only_the_sliver_common_to_all_its_zones_us() -> None:
