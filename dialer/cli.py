@@ -218,6 +218,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,  # uvicorn's loggers propagate to the masked root handler
+        access_log=settings.access_log,
     )
 
 

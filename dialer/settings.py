@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # json: one object per line, for collectors; text: for a terminal. Both are masked.
     log_format: LogFormat = "json"
+    # One INFO line per HTTP request from `dialer serve` (uvicorn's access log). Off by
+    # default: at thousands of Twilio callbacks a second it is mostly noise; metrics count.
+    access_log: bool = False
     # Serve Prometheus metrics at /metrics (unauthenticated: keep it off the public side).
     metrics_enabled: bool = True
     # `dialer worker` serves /metrics on this port (0: no metrics endpoint).
