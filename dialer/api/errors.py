@@ -53,7 +53,16 @@ def field_path(loc: Sequence[int | str]) -> str:
 
 
 def pydantic_fields(errors: Sequence[Any]) -> list[FieldError]:
-    return [FieldError(field_path(e.get("loc", ())), str(e.get("msg", ""))) for e in errors]
+    return [_field_error(e) for e in errors]
+
+
+def _field_error(e: Any) -> FieldError:
+    if e.get("type") == "json_invalid":
+        # FastAPI puts the decoder's character offset where a field name would go.
+        loc, detail = tuple(e.get("loc", ())), (e.get("ctx") or {}).get("error")
+        where = f" at offset {loc[1]}" if len(loc) == 2 and isinstance(loc[1], int) else ""
+        return FieldError("body", f"not valid JSON{where}: {detail or 'cannot be decoded'}")
+    return FieldError(field_path(e.get("loc", ())), str(e.get("msg", "")))
 
 
 def install_error_handlers(app: FastAPI) -> None:

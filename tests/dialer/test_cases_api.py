@@ -40,6 +40,19 @@ async def test_schema_error_is_422_in_the_error_shape(api: Api) -> None:
     assert {f["field"] for f in error["fields"]} == {"amount", "currency"}
 
 
+async def test_a_body_that_is_not_json_is_422_naming_the_body_and_the_decoder_error(
+    api: Api,
+) -> None:
+    headers = api.auth(Role.AGENT) | {"content-type": "application/json"}
+    r = await api.client.post("/v1/cases", content=b'{"external_ref": ', headers=headers)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "validation_failed"
+    [field] = error["fields"]
+    assert field["field"] == "body"
+    assert field["reason"] == "not valid JSON at offset 17: Expecting value"
+
+
 async def test_unknown_portfolio_is_422(api: Api) -> None:
     r = await api.client.post(
         "/v1/cases", json=cn_case(portfolio="nope"), headers=api.auth(Role.AGENT)
