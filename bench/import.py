@@ -6,10 +6,11 @@
 Each case has a debtor with two contact points (mobile, email) and a third-party contact
 with a phone: 6 rows per case (1 case, 2 parties, 3 contact points). The import goes
 through the real service (`dialer.services.imports.import_stream`: JSON lines parsed,
-validated with the API's schema, phones normalised with `phonenumbers`, batched upserts)
-into a fresh PostgreSQL schema; the same rows, prepared beforehand, are then written with
-asyncpg's `copy_records_to_table` into another fresh schema. Both schemas are dropped.
-The last lines are `name: value unit`.
+validated with the API's schema, phones normalised with `phonenumbers` and their candidate
+zones and line type derived and stored for the planner, batched upserts) into a fresh
+PostgreSQL schema; the same rows (those stored facts included), prepared beforehand, are
+then written with asyncpg's `copy_records_to_table` into another fresh schema. Both
+schemas are dropped. The last lines are `name: value unit`.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ PARTY_COLS = (
 )  # fmt: skip
 POINT_COLS = (
     "id", "party_id", "case_id", "position", "kind", "value", "consent", "opted_out",
-    "validity", "timezone", "do_not_call", "mobile",
+    "validity", "timezone", "do_not_call", "mobile", "number_zones", "number_mobile",
 )  # fmt: skip
-JSON_COLS = {"flags", "consent", "opted_out"}
+JSON_COLS = {"flags", "consent", "opted_out", "number_zones"}
 
 
 def case_doc(i: int) -> dict[str, Any]:
@@ -96,7 +97,10 @@ def prepared_rows(count: int) -> list[CaseRows]:
 
 
 def records(rows: list[dict[str, Any]], cols: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    return [tuple(json.dumps(r[c]) if c in JSON_COLS else r[c] for c in cols) for r in rows]
+    return [
+        tuple(json.dumps(r[c]) if c in JSON_COLS and r[c] is not None else r[c] for c in cols)
+        for r in rows
+    ]
 
 
 async def fresh_schema(settings: Settings) -> None:

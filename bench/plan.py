@@ -5,9 +5,10 @@
 
 Seeds a fresh PostgreSQL schema with N cases by COPY (each: a debtor with a verified
 mobile in Asia/Shanghai, and a colleague as third-party contact with a phone; due dates
-spread over 60 days so the cases fall into several tiers), activates the consumer-loan
-preset and starts a campaign (voice, 09:00-11:30 local, the window open at the planning
-instant, Tuesday 09:00 in Shanghai). Then, in a child process so its peak memory is the
+spread over 60 days so the cases fall into several tiers; each number's candidate zones
+and line type stored as the import stores them, with the same function), activates the
+consumer-loan preset and starts a campaign (voice, 09:00-11:30 local, the window open at
+the planning instant, Tuesday 09:00 in Shanghai). Then, in a child process so its peak memory is the
 planner's own, the planner walks the cases in keyset batches while the outbox relay
 publishes the planned jobs to RabbitMQ (confirmed) in the same process; the clock stops
 when every planned job is confirmed by the broker. The schema and the queues are removed.
@@ -33,6 +34,7 @@ import asyncpg
 
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from dialer.api.schemas.campaigns import CampaignIn
+from dialer.convert import number_facts
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.dispatch import outbox, planner
@@ -71,14 +73,16 @@ def _case_records(start: int, stop: int) -> dict[str, list[tuple[Any, ...]]]:
                 False,
             )
         )
-        out["contact_points"].append(
-            (uuid.uuid5(debtor, "p"), debtor, cid, 0, "phone", f"+86138{i:08d}", "[]", "[]",
-             "verified", None, True, False)
-        )  # fmt: skip
-        out["contact_points"].append(
-            (uuid.uuid5(contact, "p"), contact, cid, 0, "phone", f"+86139{i:08d}", "[]", "[]",
-             "unverified", None, True, False)
-        )  # fmt: skip
+        for party, number, validity in (
+            (debtor, f"+86138{i:08d}", "verified"),
+            (contact, f"+86139{i:08d}", "unverified"),
+        ):
+            # The number's facts as the import stores them (`convert.number_facts`).
+            zones, line_mobile = number_facts("phone", number)
+            out["contact_points"].append(
+                (uuid.uuid5(party, "p"), party, cid, 0, "phone", number, "[]", "[]", validity,
+                 None, True, False, json.dumps(zones), line_mobile)
+            )  # fmt: skip
     return out
 
 
@@ -88,7 +92,8 @@ COLUMNS = {
     "parties": ("id", "case_id", "key", "position", "role", "name", "relation", "timezone",
                 "knows_of_debt", "refused_contact"),
     "contact_points": ("id", "party_id", "case_id", "position", "kind", "value", "consent",
-                       "opted_out", "validity", "timezone", "mobile", "do_not_call"),
+                       "opted_out", "validity", "timezone", "mobile", "do_not_call",
+                       "number_zones", "number_mobile"),
 }  # fmt: skip
 
 

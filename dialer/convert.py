@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from dialer.api.schemas.cases import CaseIn
-from dialer.db.models import AttemptRow, CaseRow, PaymentRow
+from dialer.db.models import AttemptRow, CaseRow, ContactPointRow, PaymentRow
+from strategy.calendar import phone_facts
 from strategy.model import (
     Attempt,
     Case,
@@ -41,6 +42,27 @@ def party_id_for(case_id: uuid.UUID, key: str) -> uuid.UUID:
 
 def contact_point_id_for(party_id: uuid.UUID, kind: str, value: str) -> uuid.UUID:
     return uuid.uuid5(party_id, f"cp/{kind}/{value}")
+
+
+def number_facts(kind: str, value: str) -> tuple[list[str] | None, bool | None]:
+    """The `number_zones` and `number_mobile` columns of a contact point: a phone's
+    candidate zones and line type, derived once when it is written (the planner would
+    otherwise derive them again for every number every morning); (None, None) for an
+    email address."""
+    if kind != ContactKind.PHONE.value:
+        return None, None
+    zones, mobile = phone_facts(value)
+    return list(zones), mobile
+
+
+def point_facts(
+    mobile: bool | None, number_zones: Sequence[str] | None, number_mobile: bool | None
+) -> tuple[tuple[str, ...] | None, bool | None]:
+    """`ContactPoint.zones` and `.mobile` from the stored columns: the caller's `mobile`
+    wins over the number's; without stored zones the engine derives both itself."""
+    if number_zones is None:
+        return None, mobile
+    return tuple(number_zones), number_mobile if mobile is None else mobile
 
 
 @dataclass(slots=True)
@@ -92,6 +114,7 @@ def case_rows(doc: CaseIn, portfolio: str, now: datetime) -> CaseRows:
             }
         )
         for j, point in enumerate(party.contact_points):
+            number_zones, number_mobile = number_facts(point.kind.value, point.value)
             rows.contact_points.append(
                 {
                     "id": contact_point_id_for(pid, point.kind.value, point.value),
@@ -106,6 +129,8 @@ def case_rows(doc: CaseIn, portfolio: str, now: datetime) -> CaseRows:
                     "timezone": point.timezone,
                     "do_not_call": point.do_not_call,
                     "mobile": point.mobile,
+                    "number_zones": number_zones,
+                    "number_mobile": number_mobile,
                 }
             )
     return rows
@@ -134,23 +159,26 @@ def case_from_row(row: CaseRow) -> Case:
                 refused_contact=p.refused_contact,
                 timezone=p.timezone,
                 title=p.title,
-                contact_points=tuple(
-                    ContactPoint(
-                        id=str(cp.id),
-                        kind=ContactKind(cp.kind),
-                        value=cp.value,
-                        consent=frozenset(Channel(c) for c in cp.consent),
-                        opted_out=frozenset(Channel(c) for c in cp.opted_out),
-                        validity=Validity(cp.validity),
-                        timezone=cp.timezone,
-                        do_not_call=cp.do_not_call,
-                        mobile=cp.mobile,
-                    )
-                    for cp in p.contact_points
-                ),
+                contact_points=tuple(_point_from_row(cp) for cp in p.contact_points),
             )
             for p in row.parties
         ),
+    )
+
+
+def _point_from_row(cp: ContactPointRow) -> ContactPoint:
+    zones, mobile = point_facts(cp.mobile, cp.number_zones, cp.number_mobile)
+    return ContactPoint(
+        id=str(cp.id),
+        kind=ContactKind(cp.kind),
+        value=cp.value,
+        consent=frozenset(Channel(c) for c in cp.consent),
+        opted_out=frozenset(Channel(c) for c in cp.opted_out),
+        validity=Validity(cp.validity),
+        timezone=cp.timezone,
+        do_not_call=cp.do_not_call,
+        mobile=mobile,
+        zones=zones,
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import BindParameter, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.attempt_state import AttemptState
+from dialer.convert import point_facts
 from dialer.db.models import (
     AttemptRow,
     CaseRow,
@@ -193,6 +194,7 @@ def _party(r: Any, points: list[ContactPoint]) -> Party:
 
 
 def _point(r: Any) -> ContactPoint:
+    zones, mobile = point_facts(r[9], r[10], r[11])
     return ContactPoint(
         id=str(r[1]),
         kind=ContactKind(r[2]),
@@ -202,7 +204,8 @@ def _point(r: Any) -> ContactPoint:
         validity=Validity(r[6]),
         timezone=r[7],
         do_not_call=bool(r[8]),
-        mobile=r[9],
+        mobile=mobile,
+        zones=zones,
     )
 
 
@@ -245,6 +248,8 @@ _POINTS = (
         ContactPointRow.timezone,
         ContactPointRow.do_not_call,
         ContactPointRow.mobile,
+        ContactPointRow.number_zones,
+        ContactPointRow.number_mobile,
     )
     .where(ContactPointRow.case_id.in_(_IDS))
     .order_by(ContactPointRow.party_id, ContactPointRow.position)

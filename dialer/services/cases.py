@@ -20,7 +20,7 @@ from dialer.api.schemas.cases import (
     PartyIn,
     PartyPatch,
 )
-from dialer.convert import case_id_for, case_rows, contact_point_id_for
+from dialer.convert import case_id_for, case_rows, contact_point_id_for, number_facts
 from dialer.db.models import CaseRow, ContactPointRow, PartyRow, Portfolio
 from dialer.db.repositories import audit, cases, portfolios
 from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
@@ -288,6 +288,7 @@ async def add_contact_point(
         )
     if any(cp.kind == point.kind and cp.value == value for cp in party.contact_points):
         raise ConflictError(f"{value} is already a contact point of this party")
+    number_zones, number_mobile = number_facts(point.kind.value, value)
     row = ContactPointRow(
         id=contact_point_id_for(party.id, point.kind.value, value),
         party_id=party.id,
@@ -301,6 +302,8 @@ async def add_contact_point(
         timezone=point.timezone,
         do_not_call=point.do_not_call,
         mobile=point.mobile,
+        number_zones=number_zones,
+        number_mobile=number_mobile,
     )
     session.add(row)
     await _record(

@@ -36,7 +36,8 @@ _CASE_UPDATED = (
     "updated_at",
 )
 _PARTY_UPDATED = ("position", "role", "name", "relation", "knows_of_debt", "timezone", "title")
-_POINT_UPDATED = ("position", "timezone", "mobile")
+# The number's stored facts are derived again on every write (`convert.number_facts`).
+_POINT_UPDATED = ("position", "timezone", "mobile", "number_zones", "number_mobile")
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
