@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from strategy.calendar import Interval, day_kind, local_interval
@@ -114,8 +114,9 @@ class CompiledTier:
     # (party role, knows of the debt, channel) -> the engine's per-tier facts (its own
     # type, which this module does not import); pure.
     facts_cache: dict[tuple[PartyRole, bool, Channel], Any]
-    # (channel, party role, disclosure) -> template key; pure.
-    template_keys: dict[tuple[Channel, PartyRole, Disclosure], str]
+    # (channel, party role, disclosure) -> (template key, voicemail disclosure, whether a
+    # text carries the opt-out line); pure.
+    template_keys: dict[tuple[Channel, PartyRole, Disclosure], tuple[str, Disclosure, bool]]
     # (zones, instant) -> the window verdict there (inside, end or next opening, rule,
     # message): the same for every case decided at that instant, as a campaign's planner
     # decides its cases at one instant and the next window openings. Pure; bounded.
@@ -130,6 +131,9 @@ class CompiledStrategy:
     profile: GuardrailProfile
     tiers: tuple[CompiledTier, ...]
     allowed_by_prefix: str
+    # How far back from a decision's instant any rule counts attempts (caps' periods in
+    # any zone, spacing, the debtor-unreachable days): older attempts only carry facts.
+    lookback: timedelta
     # (home-zone local day ordinal, due date, stage, stage start) -> (tier or None, days
     # past due, days in stage): the tier a case of those dates is in that day. Pure; bounded.
     tier_cache: dict[
@@ -288,12 +292,32 @@ def compile_strategy(strategy: Strategy, profile: GuardrailProfile) -> CompiledS
         profile=profile,
         tiers=tuple(_compile_tier(t, profile, strategy) for t in strategy.tiers),
         allowed_by_prefix=f"strategy {strategy.name} v{strategy.version}",
+        lookback=_lookback(strategy, profile),
         tier_cache={},
     )
     if len(_cache) > 256:
         _cache.clear()
     _cache[key] = compiled
     return compiled
+
+
+def _lookback(strategy: Strategy, profile: GuardrailProfile) -> timedelta:
+    """The longest span before an instant that a cap, spacing or reachability rule of any
+    tier counts attempts in. A period of n local days starts at most n + 1 days before
+    the instant in any zone (UTC-12 to UTC+14, with a DST hour): n + 2 days is safe."""
+    days = 1.0
+    caps = [pc.cap for pc in profile.caps]
+    for tier in strategy.tiers:
+        caps.extend(tier.caps)
+        days = max(days, tier.debtor_unreachable.days + 2.0)
+        for s in tier.spacing:
+            days = max(days, s.minutes / 1440.0 + 1.0)
+    for cap in caps:
+        if cap.local_days is not None:
+            days = max(days, cap.local_days + 2.0)
+        if cap.rolling_hours is not None:
+            days = max(days, cap.rolling_hours / 24.0 + 1.0)
+    return timedelta(days=days)
 
 
 def _day_spans(ct: CompiledTier, ordinal: int, *, guard: bool) -> tuple[MinuteSpan, ...]:

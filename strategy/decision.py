@@ -1,17 +1,22 @@
-"""What the engine answers: allowed actions, refused candidates with every reason, tasks."""
+"""What the engine answers: allowed actions, refused candidates with every reason, tasks.
+
+The records a decision holds many of (candidates, allowed actions, refusals, reasons,
+tasks) are typed named tuples: immutable values read by attribute like the frozen
+dataclasses they replaced, built in one C call (a frozen dataclass sets each field with
+its own `object.__setattr__` call: an 11-field action cost about 8x as much to build).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from strategy.document import Action
 from strategy.model import Channel, Disclosure, PartyRole
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(NamedTuple):
     """One rule's verdict against a candidate. `rule` is a stable dotted id
     (`cap.contact_point.attempts`, `window.local_time`, `optout.channel`, ...)."""
 
@@ -21,16 +26,14 @@ class Reason:
     source: str | None = None  # the guardrail clause, when the profile imposed it
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     party_id: str
     party_role: PartyRole
     contact_point_id: str
     channel: Channel
 
 
-@dataclass(frozen=True, slots=True)
-class AllowedAction:
+class AllowedAction(NamedTuple):
     candidate: Candidate
     disclosure: Disclosure
     template_key: str
@@ -56,8 +59,7 @@ class AllowedAction:
         return self.candidate.channel
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
+class Refusal(NamedTuple):
     candidate: Candidate
     reasons: tuple[Reason, ...]
     next_allowed: datetime | None  # every reason passes then, if nothing else changes
@@ -67,8 +69,7 @@ class Refusal:
         return tuple(r.rule for r in self.reasons)
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRequest:
+class TaskRequest(NamedTuple):
     """An escalation the service turns into a task exactly once per (case, key)."""
 
     key: str

@@ -43,7 +43,6 @@ from strategy.compiled import (
     MONTH_END_DAYS,
     SCOPE_CODES,
     SCOPE_CONTACT_POINT,
-    SCOPE_PARTY,
     CompiledCap,
     CompiledSpacing,
     CompiledStrategy,
@@ -98,6 +97,9 @@ _PHONE: Final = ContactKind.PHONE
 _DEBTOR: Final = PartyRole.DEBTOR
 _NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 _ALL_CHANNELS: Final = frozenset(Channel)
+# Builds a record (a named tuple) from its fields in one C call, without the generated
+# `__new__`'s Python frame: the engine builds a dozen per decision.
+_new: Final = tuple.__new__
 
 # An internal reason: (rule, message, next-allowed instant or None, clause source or None)
 _R = tuple[str, str, float | None, str | None]
@@ -109,6 +111,7 @@ class _Cand:
     __slots__ = (
         "channel",
         "facts_key",
+        "groups",
         "party",
         "point",
         "public",
@@ -131,7 +134,9 @@ class _Cand:
         self.point = point
         self.channel = channel
         self.zones = zones
-        self.public = Candidate(party.id, facts_key[0], point.id, channel)
+        self.public: Candidate = _new(Candidate, (party.id, facts_key[0], point.id, channel))
+        # A rule's group by scope code (contact point, party, case).
+        self.groups: tuple[str, str, None] = (point.id, party.id, None)
         self.static = static
         self.zone_key = zone_key  # the same int for candidates with equal zones
         self.facts_key = facts_key  # (role, knows of the debt, channel): the tier's facts
@@ -154,7 +159,6 @@ class _At:
         self.unreachable: bool | None = None
 
 
-_MISSING: Final[tuple[str, str, None, None]] = ("", "", None, None)
 # Indices of the caps over their limit: per contact point id, per party id, for the case.
 _Exceeded = tuple[dict[str, list[int]], dict[str, list[int]], list[int]]
 _NOTHING_EXCEEDED: Final[_Exceeded] = ({}, {}, [])
@@ -201,11 +205,11 @@ def decide(
         if profile is None:
             raise ValueError("a profile is needed with an uncompiled strategy")
         compiled = compile_strategy(strategy, profile)
-    return _Evaluator(case, history, compiled).decide(now)
+    return _Evaluator(case, history, compiled, now).decide(now)
 
 
 class _Evaluator:
-    def __init__(self, case: Case, history: History, cs: CompiledStrategy) -> None:
+    def __init__(self, case: Case, history: History, cs: CompiledStrategy, now: datetime) -> None:
         self.case = case
         self.cs = cs
         self.strategy = cs.strategy
@@ -215,10 +219,12 @@ class _Evaluator:
         self.window_source = _source(profile.window_clause)
         self.quiet_source = _source(profile.quiet_clause)
         roles = {p.id: p.role for p in case.parties}
-        self.idx = HistoryIndex(history, roles)
+        self.idx = HistoryIndex(history, roles, now - cs.lookback)
         self.payments = sorted(history.payments) if history.payments else []
         self.represented = CaseFlag.ATTORNEY in case.flags
-        self.point_zones: dict[str, tuple[tuple[str, ...], str]] = {}
+        # Per contact point: its candidate zones and where they came from (Decision.extra).
+        self.point_zones: dict[str, list[str]] = {}
+        self.zone_sources: dict[str, str] = {}
         # The debtors and whether any of their contact points can be used (on first need).
         self.debtors: list[Party] | None = None
         self.debtor_usable = False
@@ -266,7 +272,8 @@ class _Evaluator:
                         zones, source = (home,), "portfolio default"
                 if cp.kind is _PHONE and mobile is None:
                     mobile = derived_mobile
-                self.point_zones[cp.id] = (zones, source)
+                self.point_zones[cp.id] = list(zones)
+                self.zone_sources[cp.id] = source
                 zone_key = zone_keys.get(zones)
                 if zone_key is None:
                     zone_key = zone_keys[zones] = len(zone_keys)
@@ -303,16 +310,19 @@ class _Evaluator:
         refused: list[Refusal] = []
         evaluate = self._evaluate
         for cand in self.candidates:
-            reasons, disclosure, window_end = evaluate(cand, t)
+            reasons, disclosure, window_end = evaluate(cand, t, at)
             if not reasons:
                 allowed.append(self._allowed(cand, state, t, disclosure, window_end))
             else:
                 nxt = self._next_allowed(cand, t, reasons)
                 refused.append(
-                    Refusal(
-                        cand.public,
-                        tuple(map(_public, reasons)),
-                        self._from_ts(nxt) if nxt is not None else None,
+                    _new(
+                        Refusal,
+                        (
+                            cand.public,
+                            tuple(map(_public, reasons)),
+                            self._from_ts(nxt) if nxt is not None else None,
+                        ),
                     )
                 )
         if len(allowed) > 1:
@@ -322,11 +332,6 @@ class _Evaluator:
         promise = self._promise_state(t)
         if promise and promise[0] == "broken":
             guidance = (*guidance, f"promise to pay of {promise[1]} was broken: collection resumes")
-        zones: dict[str, list[str]] = {}
-        zone_sources: dict[str, str] = {}
-        for point_id, (point_zones, source) in self.point_zones.items():
-            zones[point_id] = list(point_zones)
-            zone_sources[point_id] = source
         return Decision(
             self.case.id,
             now,
@@ -343,8 +348,8 @@ class _Evaluator:
             {
                 "days_in_stage": state.days_in_stage,
                 "promise": promise[0] if promise else None,
-                "zones": zones,
-                "zone_sources": zone_sources,
+                "zones": self.point_zones,
+                "zone_sources": self.zone_sources,
             },
         )
 
@@ -354,27 +359,41 @@ class _Evaluator:
         ct = state.tier
         assert ct is not None
         score, notes = self._preference(ct, cand.zones[0], t)
-        channel = cand.channel
-        key = (channel, cand.party.role, disclosure)
-        template_key = ct.template_keys.get(key)
-        if template_key is None:
-            tier = ct.tier
-            base = tier.templates.get(channel, tier.id)
-            template_key = f"{base}.{channel}.{cand.party.role}.{disclosure}"
-            ct.template_keys[key] = template_key
+        key = (cand.channel, cand.party.role, disclosure)
+        how = ct.template_keys.get(key)
+        if how is None:
+            how = ct.template_keys[key] = self._how(ct, *key)
+        template_key, voicemail_disclosure, append_opt_out = how
+        action: AllowedAction = _new(
+            AllowedAction,
+            (
+                cand.public,
+                disclosure,
+                template_key,
+                self._from_ts(t),
+                self._from_ts(window_end),
+                ct.allowed_by,
+                cand.zones,
+                voicemail_disclosure,
+                append_opt_out,
+                score,
+                notes,
+            ),
+        )
+        return action
+
+    def _how(
+        self, ct: CompiledTier, channel: Channel, role: PartyRole, disclosure: Disclosure
+    ) -> tuple[str, Disclosure, bool]:
+        """An allowed action's template key, voicemail disclosure and whether its text
+        must carry the opt-out line: pure in the tier and (channel, role, disclosure)."""
+        tier = ct.tier
+        base = tier.templates.get(channel, tier.id)
         profile = self.profile
-        return AllowedAction(
-            cand.public,
-            disclosure,
-            template_key,
-            self._from_ts(t),
-            self._from_ts(window_end),
-            ct.allowed_by,
-            cand.zones,
+        return (
+            f"{base}.{channel}.{role}.{disclosure}",
             _lowest(disclosure, profile.voicemail_max_disclosure),
             channel in profile.opt_out_text_required,
-            score,
-            notes,
         )
 
     # --- case-level state at an instant ------------------------------------------------
@@ -706,8 +725,9 @@ class _Evaluator:
             )
         return tuple(out)
 
-    def _evaluate(self, cand: _Cand, t: float) -> tuple[list[_R], Disclosure, float]:
-        at = self._at_memo.get(t)
+    def _evaluate(
+        self, cand: _Cand, t: float, at: _At | None = None
+    ) -> tuple[list[_R], Disclosure, float]:
         if at is None:
             at = self._at(t)
         state = at.state
@@ -766,19 +786,14 @@ class _Evaluator:
                 self._cap_reasons(at, ct, cand, facts, exceeded, t, reasons)
         if facts.spacing:
             verdicts = at.spacing
+            groups = cand.groups
             for i, sp, scope in facts.spacing:
-                group = (
-                    cand.point.id
-                    if scope == SCOPE_CONTACT_POINT
-                    else cand.party.id
-                    if scope == SCOPE_PARTY
-                    else None
-                )
-                r = verdicts.get((i, group), _MISSING)
-                if r is _MISSING:
-                    r = verdicts[i, group] = self._spacing(
-                        sp, _ALL_ROLES if group is None else group, t
-                    )
+                group = groups[scope]
+                key = (i, group)
+                if key in verdicts:
+                    r = verdicts[key]
+                else:
+                    r = verdicts[key] = self._spacing(sp, _ALL_ROLES if group is None else group, t)
                 if r is not None:
                     reasons.append(r)
         if not self.idx.rpc_by_party:
@@ -834,15 +849,9 @@ class _Evaluator:
                 hits = row_caps.get((chans[i], roles[i], convs[i]))
                 if hits is None:
                     continue
+                groups = (cps[i], parties[i], None)  # by scope code
                 for cap_index, scope in hits:
-                    k = (
-                        cap_index,
-                        cps[i]
-                        if scope == SCOPE_CONTACT_POINT
-                        else parties[i]
-                        if scope == SCOPE_PARTY
-                        else None,
-                    )
+                    k = (cap_index, groups[scope])
                     counts[k] = counts.get(k, 0) + 1
         limits, scopes = ct.cap_limits, ct.cap_scopes
         by_point: dict[str, list[int]] = {}
@@ -882,26 +891,17 @@ class _Evaluator:
         if case:
             hits += [(i, None) for i in case if i in cap_ids]
         if facts.zero_caps:
-            scopes = ct.cap_scopes
-            hits.extend(
-                (
-                    i,
-                    cp_id
-                    if scopes[i] == SCOPE_CONTACT_POINT
-                    else party_id
-                    if scopes[i] == SCOPE_PARTY
-                    else None,
-                )
-                for i in facts.zero_caps
-            )
+            scopes, groups = ct.cap_scopes, cand.groups
+            hits.extend((i, groups[scopes[i]]) for i in facts.zero_caps)
         if len(hits) > 1:
             hits.sort(key=_first)
         verdicts = at.caps
         zone_key = cand.zone_key
         for i, group in hits:
             key = (i, group, zone_key)
-            r = verdicts.get(key, _MISSING)
-            if r is _MISSING:
+            if key in verdicts:
+                r = verdicts[key]
+            else:
                 ccap = ct.caps[i]
                 r = verdicts[key] = self._cap(
                     at, ccap, ccap.roles if group is None else group, cand.zones, zone_key, t

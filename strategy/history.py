@@ -9,7 +9,10 @@ building it is the one cost every decision pays for its fresh history.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from itertools import repeat
+from operator import attrgetter
 
 from strategy.document import Counted, Scope
 from strategy.model import (
@@ -32,6 +35,12 @@ _ATTEMPTS = Counted.ATTEMPTS
 _CONVERSATIONS = Counted.CONVERSATIONS
 _CP_SCOPE = Scope.CONTACT_POINT
 _PARTY_SCOPE = Scope.PARTY
+_CONVERSATION_RESULTS = CONVERSATION_RESULTS
+# Results that carry a fact beyond the counts.
+_FACT_RESULTS = CONVERSATION_RESULTS | {Result.WRONG_NUMBER}
+_AT = attrgetter("at")
+_RESULT = attrgetter("result")
+_STAMP = datetime.timestamp
 
 # A row's kind, as the caps' row tables key it: (channel, party role, conversation).
 RowKey = tuple[Channel, PartyRole, bool]
@@ -48,6 +57,7 @@ class HistoryIndex:
         "cp_set",
         "cps",
         "disputes",
+        "first",
         "latest_promise",
         "parties",
         "party_set",
@@ -59,26 +69,43 @@ class HistoryIndex:
         "wrong_numbers",
     )
 
-    def __init__(self, history: History, party_roles: dict[str, PartyRole]) -> None:
-        attempts: list[Attempt] | tuple[Attempt, ...] = history.attempts
-        # Built for every decision, from a history read fresh from the database: one
-        # comprehension per attribute (faster than one loop appending to each list).
-        stamps = [a.at.timestamp() for a in attempts]
-        ordered = sorted(stamps)
-        if ordered != stamps:
-            order = sorted(range(len(stamps)), key=stamps.__getitem__)
+    def __init__(
+        self,
+        history: History,
+        party_roles: dict[str, PartyRole],
+        since: datetime | None = None,
+    ) -> None:
+        """Index `history`; with `since`, the counted rows (`ts` and the lists beside it)
+        start at the first attempt at or after it: the engine passes the earliest instant
+        any cap, spacing or reachability rule of the strategy can look back to, so older
+        attempts (most of a long history) are never converted to timestamps. The facts
+        (conversations, refusals, wrong numbers, promises, disputes) cover every attempt.
+        """
+        attempts: Sequence[Attempt] = history.attempts
+        ats = list(map(_AT, attempts))
+        # Aware datetimes compare as their instants: sort by them, not by timestamps.
+        if ats != sorted(ats):
+            order = sorted(range(len(ats)), key=ats.__getitem__)
             attempts = [attempts[i] for i in order]
-            stamps = ordered
-        self.ts = stamps
+            ats = [ats[i] for i in order]
+        first = 0
+        if since is not None and ats:
+            # Compared in the attempts' own zone (stored instants come back in UTC), as
+            # two datetimes of one tzinfo compare without asking it for offsets.
+            first = bisect_left(ats, since.astimezone(ats[-1].tzinfo))
+        self.first = first
         self.attempts = attempts
-        self.parties = parties = [a.party_id for a in attempts]
-        self.cps = [a.contact_point_id for a in attempts]
-        self.channels = [a.channel for a in attempts]
-        results = [a.result for a in attempts]
-        conversation_results = CONVERSATION_RESULTS
-        self.convs = convs = [r in conversation_results for r in results]
-        get_role = party_roles.get
-        self.roles = roles = [get_role(p, _THIRD) for p in parties]
+        recent = attempts[first:] if first else attempts
+        # One C-level pass per attribute (map/zip): this runs for every decision.
+        self.ts = list(map(_STAMP, ats[first:] if first else ats))
+        self.channels: Sequence[Channel] = [a.channel for a in recent]
+        self.parties: Sequence[str] = (parties := [a.party_id for a in recent])
+        self.cps: Sequence[str] = [a.contact_point_id for a in recent]
+        results = [a.result for a in recent]
+        self.convs: Sequence[bool] = list(map(_CONVERSATION_RESULTS.__contains__, results))
+        self.roles: Sequence[PartyRole] = list(
+            map(party_roles.get, parties, repeat(_THIRD, len(parties)))
+        )
         self.party_set = frozenset(parties)
         self.cp_set = frozenset(self.cps)
         self.rpc_by_party: dict[str, list[float]] = {}
@@ -90,15 +117,17 @@ class HistoryIndex:
         self.disputes: list[float] = []
         # Only conversations and wrong numbers carry facts beyond the counts: most
         # attempts (no answer, busy, voicemail) are skipped here.
-        if True not in convs and _WRONG not in results:
+        all_results = list(map(_RESULT, attempts)) if first else results
+        if _FACT_RESULTS.isdisjoint(all_results):
             return
+        stamps = self.ts
         for i, a in enumerate(attempts):
-            result = results[i]
-            conversation = convs[i]
-            if not conversation and result is not _WRONG:
+            result = all_results[i]
+            if result not in _FACT_RESULTS:
                 continue
-            ts = stamps[i]
-            if roles[i] is _THIRD:
+            conversation = result in _CONVERSATION_RESULTS
+            ts = stamps[i - first] if i >= first else a.at.timestamp()
+            if party_roles.get(a.party_id, _THIRD) is _THIRD:
                 if conversation:
                     self.third_party_conversations.add(a.party_id)
             elif result in RIGHT_PARTY_RESULTS or result is _REFUSAL:
