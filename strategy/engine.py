@@ -24,7 +24,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import Final, NamedTuple
 
 from strategy.calendar import (
     Interval,
@@ -101,6 +101,15 @@ _ALL_CHANNELS: Final = frozenset(Channel)
 # `__new__`'s Python frame: the engine builds a dozen per decision.
 _new: Final = tuple.__new__
 
+# (party role, knows of the debt, contact kind) -> per channel of the kind, the key of the
+# tier's facts for such a candidate: built once, so every decision shares the key objects.
+_CHANNEL_KEYS: Final = {
+    (role, knows, kind): tuple((ch, (role, knows, ch)) for ch in CHANNELS_BY_KIND[kind])
+    for role in PartyRole
+    for knows in (False, True)
+    for kind in ContactKind
+}
+
 # An internal reason: (rule, message, next-allowed instant or None, clause source or None)
 _R = tuple[str, str, float | None, str | None]
 
@@ -129,14 +138,15 @@ class _Cand:
         static: tuple[_R, ...],
         zone_key: int,
         facts_key: tuple[PartyRole, bool, Channel],
+        groups: tuple[str, str, None],
     ) -> None:
         self.party = party
         self.point = point
         self.channel = channel
         self.zones = zones
-        self.public: Candidate = _new(Candidate, (party.id, facts_key[0], point.id, channel))
-        # A rule's group by scope code (contact point, party, case).
-        self.groups: tuple[str, str, None] = (point.id, party.id, None)
+        self.public: Candidate = _new(Candidate, (groups[1], facts_key[0], groups[0], channel))
+        # A rule's group by scope code: (contact point id, party id, None for the case).
+        self.groups = groups
         self.static = static
         self.zone_key = zone_key  # the same int for candidates with equal zones
         self.facts_key = facts_key  # (role, knows of the debt, channel): the tier's facts
@@ -181,8 +191,7 @@ class _TierFacts:
     reachable_reasons: tuple[_R, ...]  # the refusals while the debtor can be reached
 
 
-@dataclass(frozen=True, slots=True)
-class _TierState:
+class _TierState(NamedTuple):
     tier: CompiledTier | None
     dpd: int
     days_in_stage: int | None
@@ -243,7 +252,6 @@ class _Evaluator:
             party_static = self._party_reasons(party)
             points = party.contact_points
             role, knows = party.role, party.knows_of_debt
-            facts_keys: dict[Channel, tuple[PartyRole, bool, Channel]] = {}
             # The number's candidate zones and whether it takes SMS, once per phone.
             facts = [
                 _NO_PHONE_FACTS
@@ -289,16 +297,14 @@ class _Evaluator:
                     and not consent_required
                     and mobile is not False
                 )
-                for channel in CHANNELS_BY_KIND[cp.kind]:
+                groups = (cp.id, party.id, None)
+                for channel, key in _CHANNEL_KEYS[role, knows, cp.kind]:
                     static = (
                         point_static
                         if plain
                         else point_static + self._channel_reasons(cp, channel, mobile)
                     )
-                    key = facts_keys.get(channel)
-                    if key is None:
-                        key = facts_keys[channel] = (role, knows, channel)
-                    out.append(_Cand(party, cp, channel, zones, static, zone_key, key))
+                    out.append(_Cand(party, cp, channel, zones, static, zone_key, key, groups))
         return out
 
     # --- the decision --------------------------------------------------------------------
