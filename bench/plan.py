@@ -27,16 +27,19 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from sqlalchemy import select
 
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from dialer.api.schemas.campaigns import CampaignIn
 from dialer.convert import number_facts
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
+from dialer.db.models import CampaignRow
 from dialer.dispatch import outbox, planner
 from dialer.services import campaigns, portfolios, strategies
 from dialer.settings import Settings
@@ -136,28 +139,34 @@ async def seed(url: str, schema: str, count: int) -> uuid.UUID:
         await engine.dispose()
 
 
-async def plan(url: str, schema: str, amqp: str, namespace: str, cid: uuid.UUID) -> dict[str, Any]:
-    """The measured part (run in a child process)."""
+def _clock(epoch: float) -> Callable[[], datetime]:
+    """The planning instant, moving with the wall clock from `epoch` (shared by the
+    processes: a row the planner made due is due for every relay at once)."""
+
+    def clock() -> datetime:
+        return AT + timedelta(seconds=time.time() - epoch)
+
+    return clock
+
+
+async def plan(
+    url: str, schema: str, amqp: str, namespace: str, cid: uuid.UUID, epoch: float, batch: int
+) -> dict[str, Any]:
+    """The measured part (run in a child process): the planner as `dialer worker` runs it,
+    relaying the outbox while it plans; the clock stops when nothing is left unpublished."""
     settings = Settings(database_url=url, database_schema=schema)
     engine = build_engine(settings)
     queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace, publish_batch=500))
     await queue.connect()
     maker = build_sessionmaker(engine)
+    clock = _clock(epoch)
     started = time.perf_counter()
-    t0 = time.monotonic()
-
-    def clock() -> datetime:  # the planning instant, moving with the wall clock
-        return AT + timedelta(seconds=time.monotonic() - t0)
-
-    stop = asyncio.Event()
-    relay = asyncio.create_task(outbox.run_relay(maker, queue, clock, idle=0.02, stop=stop))
-    report = await planner.plan_campaign(maker, cid, clock, batch=1000)
+    cpu = time.process_time()
+    report = await planner.plan_campaign(maker, cid, clock, queue=queue, batch=batch)
     planned_seconds = time.perf_counter() - started
-    async with maker() as session:
+    async with maker() as session:  # rows another process's relay holds are not yet out
         while await outbox.pending_count(session):  # noqa: ASYNC110 - polling the table
             await asyncio.sleep(0.05)
-    stop.set()
-    await relay
     seconds = time.perf_counter() - started
     await queue.close()
     await engine.dispose()
@@ -167,6 +176,35 @@ async def plan(url: str, schema: str, amqp: str, namespace: str, cid: uuid.UUID)
         "refused": dict(report.refused.most_common(6)),
         "plan_seconds": planned_seconds,
         "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+async def relay(
+    url: str, schema: str, amqp: str, namespace: str, cid: uuid.UUID, epoch: float
+) -> dict[str, Any]:
+    """Another worker process's outbox relay (`outbox.run_relay`), sharing the rows with
+    the planner's (FOR UPDATE SKIP LOCKED), until the campaign is planned and published."""
+    settings = Settings(database_url=url, database_schema=schema)
+    engine = build_engine(settings)
+    queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace, publish_batch=500))
+    await queue.connect()
+    maker = build_sessionmaker(engine)
+    stop = asyncio.Event()
+    cpu = time.process_time()
+    task = asyncio.create_task(outbox.run_relay(maker, queue, _clock(epoch), idle=0.02, stop=stop))
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+        async with maker() as session:
+            done = await session.scalar(select(CampaignRow.plan_done).where(CampaignRow.id == cid))
+            if done and not await outbox.pending_count(session):
+                stop.set()
+    await task
+    await queue.close()
+    await engine.dispose()
+    return {
+        "cpu_seconds": time.process_time() - cpu,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -184,16 +222,21 @@ async def cleanup(url: str, schema: str, amqp: str, namespace: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000, help="cases per planning batch")
+    parser.add_argument(
+        "--relays", type=int, default=1, help="other worker processes relaying the outbox"
+    )
     default_url = os.environ.get("DIALER_DATABASE_URL", "")
     if not default_url.startswith("postgresql"):
         default_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     parser.add_argument("--database-url", default=default_url)
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
-    parser.add_argument("--child", nargs=3, metavar=("SCHEMA", "NAMESPACE", "CAMPAIGN"))
+    parser.add_argument("--child", nargs=5, metavar=("ROLE", "SCHEMA", "NS", "CAMPAIGN", "EPOCH"))
     args = parser.parse_args()
     if args.child:
-        schema, namespace, cid = args.child
-        result = asyncio.run(plan(args.database_url, schema, args.amqp, namespace, uuid.UUID(cid)))
+        role, schema, namespace, cid, epoch = args.child
+        common = (args.database_url, schema, args.amqp, namespace, uuid.UUID(cid), float(epoch))
+        result = asyncio.run(plan(*common, args.batch) if role == "planner" else relay(*common))
         print(json.dumps(result))
         return
     tag = uuid.uuid4().hex[:10]
@@ -209,22 +252,41 @@ def main() -> None:
         seeded = time.perf_counter()
         cid = asyncio.run(seed(args.database_url, schema, args.cases))
         print(f"seeded {args.cases} cases in {time.perf_counter() - seeded:.0f} s", flush=True)
-        child = subprocess.run(
-            [sys.executable, __file__, "--database-url", args.database_url, "--amqp", args.amqp,
-             "--child", schema, namespace, str(cid)],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        r = json.loads(child.stdout.strip().splitlines()[-1])
+        epoch = time.time()
+
+        def child(role: str) -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [sys.executable, __file__, "--database-url", args.database_url, "--amqp",
+                 args.amqp, "--batch", str(args.batch), "--child", role, schema, namespace,
+                 str(cid), str(epoch)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+
+        relays = [child("relay") for _ in range(args.relays)]
+        planning = child("planner")
+        outputs = [p.communicate()[0] for p in (planning, *relays)]
+        if any(p.returncode for p in (planning, *relays)):
+            raise SystemExit("a child process failed")
+        r, *others = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
     finally:
         asyncio.run(cleanup(args.database_url, schema, args.amqp, namespace))
+    load = os.getloadavg()
     print(f"refusals (cases, top rules): {r['refused']}")
     print(f"planning alone: {r['plan_seconds']:.1f} s; every job confirmed by the broker: "
-          f"{r['seconds']:.1f} s")  # fmt: skip
+          f"{r['seconds']:.1f} s; load average at the end {load[0]:.2f} {load[1]:.2f}")  # fmt: skip
+    print(
+        f"CPU: planner process {r['cpu_seconds']:.1f} s, peak {r['peak_rss_mb']:.0f} MB; "
+        + "; ".join(
+            f"relay process {o['cpu_seconds']:.1f} s, peak {o['peak_rss_mb']:.0f} MB"
+            for o in others
+        )
+    )
     print(f"cases: {r['cases']} cases")
     print(f"planned: {r['planned']} attempts")
     print(f"wall_time: {r['seconds']:.1f} s")
     print(f"rate: {r['cases'] / r['seconds']:.0f} cases/s")
-    print(f"peak_memory: {r['peak_rss_mb']:.0f} MB")
+    # The processes together: the planner's and every relay's peak resident set.
+    print(f"peak_memory: {r['peak_rss_mb'] + sum(o['peak_rss_mb'] for o in others):.0f} MB")
 
 
 if __name__ == "__main__":

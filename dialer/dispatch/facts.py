@@ -7,15 +7,19 @@ The worker uses the same reader for one case, so both decide on identical facts.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, bindparam, select
+from sqlalchemy import Select, Text, Uuid, any_, bindparam, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import Executable
 
 from dialer.attempt_state import AttemptState
 from dialer.convert import point_facts
@@ -116,29 +120,30 @@ async def load_facts(
     if not case_ids:
         return {}
     ids = list(case_ids)
+    q = _statements(session)
     if case_rows is None:
-        case_rows = (await session.execute(_CASES, {"ids": ids})).all()
+        case_rows = (await session.execute(q.cases, {"ids": ids})).all()
     if not case_rows:
         return {}
     points: dict[uuid.UUID, list[ContactPoint]] = defaultdict(list)
-    for cp in await session.execute(_POINTS, {"ids": ids}):
+    for cp in await session.execute(q.points, {"ids": ids}):
         points[cp[0]].append(_point(cp))
     parties: dict[uuid.UUID, list[Party]] = defaultdict(list)
-    for pt in await session.execute(_PARTIES, {"ids": ids}):
+    for pt in await session.execute(q.parties, {"ids": ids}):
         parties[pt[0]].append(_party(pt, points.get(pt[1], [])))
     attempts: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
-    hist = _HISTORY if exclude_attempt is None else _HISTORY_EXCLUDING
-    params: dict[str, Any] = {"ids": ids, "until": until, "skip": _NOT_CONTACTS}
+    hist = q.history if exclude_attempt is None else q.history_excluding
+    params: dict[str, Any] = {"ids": ids, "until": until}
     if exclude_attempt is not None:
         params["exclude"] = exclude_attempt
     for at in await session.execute(hist, params):
         attempts[at[0]].append(
             Attempt(
                 at=at[1],
-                channel=Channel(at[2]),
+                channel=_CHANNEL[at[2]],
                 party_id=str(at[3]),
                 contact_point_id=str(at[4]),
-                result=Result(at[5]),
+                result=_RESULT[at[5]],
                 id=str(at[6]),
                 promise_amount=at[7],
                 promise_date=at[8],
@@ -146,9 +151,10 @@ async def load_facts(
             )
         )
     payments: dict[uuid.UUID, list[tuple[datetime, Any]]] = defaultdict(list)
-    for pay in await session.execute(_PAYMENTS, {"ids": ids, "until": until}):
+    for pay in await session.execute(q.payments, {"ids": ids, "until": until}):
         payments[pay[0]].append((pay[1], pay[2]))
     out: dict[uuid.UUID, CaseFacts] = {}
+    no_payments: tuple[tuple[datetime, Any], ...] = ()
     for cr in case_rows:
         cid = cr[0]
         case = Case(
@@ -160,12 +166,16 @@ async def load_facts(
             stage=Stage(cr[5]),
             stage_started_on=cr[6],
             status=CaseStatus(cr[7]),
-            flags=frozenset(CaseFlag(f) for f in cr[8]),
+            flags=_flags(cr[8]),
             portfolio=cr[9],
             dispute_resolved_at=cr[10],
             parties=tuple(parties.get(cid, ())),
         )
-        history = History(attempts=tuple(attempts.get(cid, ())), payments=tuple(payments[cid]))
+        paid = payments.get(cid)
+        history = History(
+            attempts=tuple(attempts.get(cid, ())),
+            payments=tuple(paid) if paid else no_payments,
+        )
         out[cid] = CaseFacts(case, history, cr[11])
     return out
 
@@ -175,14 +185,14 @@ async def lock_cases(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> Se
     and country after the case columns, locked `FOR UPDATE` on PostgreSQL: everything read
     after them in the transaction is as fresh as the lock (under READ COMMITTED each later
     statement sees what committed before it began)."""
-    stmt = _CASES_FOR_UPDATE if session.get_bind().dialect.name == "postgresql" else _LOCKED
-    return (await session.execute(stmt, {"ids": list(case_ids)})).all()
+    q = _statements(session)
+    return (await session.execute(q.locked, {"ids": list(case_ids)})).all()
 
 
 def _party(r: Any, points: list[ContactPoint]) -> Party:
     return Party(
         id=str(r[1]),
-        role=PartyRole(r[2]),
+        role=_ROLE[r[2]],
         name=r[3],
         relation=r[4],
         knows_of_debt=bool(r[5]),
@@ -194,14 +204,14 @@ def _party(r: Any, points: list[ContactPoint]) -> Party:
 
 
 def _point(r: Any) -> ContactPoint:
-    zones, mobile = point_facts(r[9], r[10], r[11])
+    zones, mobile = point_facts(r[9], _zones(r[10]), r[11])
     return ContactPoint(
         id=str(r[1]),
-        kind=ContactKind(r[2]),
+        kind=_KIND[r[2]],
         value=r[3],
-        consent=frozenset(Channel(c) for c in r[4]),
-        opted_out=frozenset(Channel(c) for c in r[5]),
-        validity=Validity(r[6]),
+        consent=_channels(r[4]),
+        opted_out=_channels(r[5]),
+        validity=_VALIDITY[r[6]],
         timezone=r[7],
         do_not_call=bool(r[8]),
         mobile=mobile,
@@ -209,74 +219,139 @@ def _point(r: Any) -> ContactPoint:
     )
 
 
-# Built once: the statements are reused with new parameters (SQLAlchemy's compiled cache
-# then does the rest), so loading one case's facts costs little more than its round trips.
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_CASES = select(*_CASE_COLS).where(CaseRow.id.in_(_IDS))
-_LOCKED = (
-    select(*_CASE_COLS, Portfolio.active_strategy_id, Portfolio.profile, Portfolio.country)
-    .outerjoin(Portfolio, Portfolio.name == CaseRow.portfolio)
-    .where(CaseRow.id.in_(_IDS))
-)
-_CASES_FOR_UPDATE = _LOCKED.with_for_update(of=CaseRow)
-# Two plain queries, each on its case_id index: a join of parties and contact points is
-# planned badly (hash joins over whole tables) before statistics catch up with an import.
-_PARTIES = (
-    select(
-        PartyRow.case_id,
-        PartyRow.id,
-        PartyRow.role,
-        PartyRow.name,
-        PartyRow.relation,
-        PartyRow.knows_of_debt,
-        PartyRow.refused_contact,
-        PartyRow.timezone,
-        PartyRow.title,
+# JSON columns are read as their text (no JSON decoding in the driver per row); the few
+# distinct values a portfolio has ('[]', '["sms"]', '["Asia/Shanghai"]') parse once.
+@lru_cache(maxsize=4096)
+def _channels(text: str) -> frozenset[Channel]:
+    return frozenset(_CHANNEL[c] for c in json.loads(text))
+
+
+@lru_cache(maxsize=4096)
+def _flags(text: str) -> frozenset[CaseFlag]:
+    return frozenset(CaseFlag(f) for f in json.loads(text))
+
+
+@lru_cache(maxsize=4096)
+def _zones(text: str | None) -> tuple[str, ...] | None:
+    found = None if text is None else json.loads(text)
+    return None if found is None else tuple(found)
+
+
+_CHANNEL = {c.value: c for c in Channel}
+_RESULT = {r.value: r for r in Result}
+_ROLE = {r.value: r for r in PartyRole}
+_KIND = {k.value: k for k in ContactKind}
+_VALIDITY = {v.value: v for v in Validity}
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The reader's statements for one dialect, built once and reused with new parameters
+    (SQLAlchemy's compiled cache then does the rest), so loading one case's facts costs
+    little more than its round trips."""
+
+    cases: Executable
+    locked: Executable
+    parties: Executable
+    points: Executable
+    history: Executable
+    history_excluding: Executable
+    payments: Executable
+
+
+def _build(postgres: bool) -> _Statements:
+    def among(column: Any) -> Any:
+        # PostgreSQL: one array parameter (`= ANY`), so a page of a thousand ids is not
+        # rendered into a thousand placeholders each time; elsewhere an expanding IN.
+        if postgres:
+            return column == any_(bindparam("ids", type_=ARRAY(Uuid())))
+        return column.in_(bindparam("ids", expanding=True))
+
+    case_cols: list[Any] = [*_CASE_COLS]
+    case_cols[8] = cast(CaseRow.flags, Text)
+    cases = select(*case_cols).where(among(CaseRow.id))
+    locked = (
+        select(*case_cols, Portfolio.active_strategy_id, Portfolio.profile, Portfolio.country)
+        .outerjoin(Portfolio, Portfolio.name == CaseRow.portfolio)
+        .where(among(CaseRow.id))
     )
-    .where(PartyRow.case_id.in_(_IDS))
-    .order_by(PartyRow.case_id, PartyRow.position)
-)
-_POINTS = (
-    select(
-        ContactPointRow.party_id,
-        ContactPointRow.id,
-        ContactPointRow.kind,
-        ContactPointRow.value,
-        ContactPointRow.consent,
-        ContactPointRow.opted_out,
-        ContactPointRow.validity,
-        ContactPointRow.timezone,
-        ContactPointRow.do_not_call,
-        ContactPointRow.mobile,
-        ContactPointRow.number_zones,
-        ContactPointRow.number_mobile,
+    if postgres:
+        locked = locked.with_for_update(of=CaseRow)
+    # Two plain queries, each on its case_id index: a join of parties and contact points
+    # is planned badly (hash joins over whole tables) before statistics catch up with an
+    # import.
+    parties = (
+        select(
+            PartyRow.case_id,
+            PartyRow.id,
+            PartyRow.role,
+            PartyRow.name,
+            PartyRow.relation,
+            PartyRow.knows_of_debt,
+            PartyRow.refused_contact,
+            PartyRow.timezone,
+            PartyRow.title,
+        )
+        .where(among(PartyRow.case_id))
+        .order_by(PartyRow.case_id, PartyRow.position)
     )
-    .where(ContactPointRow.case_id.in_(_IDS))
-    .order_by(ContactPointRow.party_id, ContactPointRow.position)
-)
-_HISTORY = (
-    select(
-        AttemptRow.case_id,
-        AttemptRow.at,
-        AttemptRow.channel,
-        AttemptRow.party_id,
-        AttemptRow.contact_point_id,
-        AttemptRow.result,
-        AttemptRow.id,
-        AttemptRow.promise_amount,
-        AttemptRow.promise_date,
-        AttemptRow.callback_at,
+    points = (
+        select(
+            ContactPointRow.party_id,
+            ContactPointRow.id,
+            ContactPointRow.kind,
+            ContactPointRow.value,
+            cast(ContactPointRow.consent, Text),
+            cast(ContactPointRow.opted_out, Text),
+            ContactPointRow.validity,
+            ContactPointRow.timezone,
+            ContactPointRow.do_not_call,
+            ContactPointRow.mobile,
+            cast(ContactPointRow.number_zones, Text),
+            ContactPointRow.number_mobile,
+        )
+        .where(among(ContactPointRow.case_id))
+        .order_by(ContactPointRow.party_id, ContactPointRow.position)
     )
-    .where(
-        AttemptRow.case_id.in_(_IDS),
-        AttemptRow.at <= bindparam("until"),
-        AttemptRow.state.not_in(bindparam("skip", expanding=True)),
+    history = (
+        select(
+            AttemptRow.case_id,
+            AttemptRow.at,
+            AttemptRow.channel,
+            AttemptRow.party_id,
+            AttemptRow.contact_point_id,
+            AttemptRow.result,
+            AttemptRow.id,
+            AttemptRow.promise_amount,
+            AttemptRow.promise_date,
+            AttemptRow.callback_at,
+        )
+        .where(
+            among(AttemptRow.case_id),
+            AttemptRow.at <= bindparam("until"),
+            AttemptRow.state.not_in(_NOT_CONTACTS),
+        )
+        .order_by(AttemptRow.at)
     )
-    .order_by(AttemptRow.at)
-)
-_HISTORY_EXCLUDING = _HISTORY.where(AttemptRow.id != bindparam("exclude"))
-_PAYMENTS = (
-    select(PaymentRow.case_id, PaymentRow.at, PaymentRow.amount)
-    .where(PaymentRow.case_id.in_(_IDS), PaymentRow.at <= bindparam("until"))
-    .order_by(PaymentRow.at)
-)
+    payments = (
+        select(PaymentRow.case_id, PaymentRow.at, PaymentRow.amount)
+        .where(among(PaymentRow.case_id), PaymentRow.at <= bindparam("until"))
+        .order_by(PaymentRow.at)
+    )
+    return _Statements(
+        cases=cases,
+        locked=locked,
+        parties=parties,
+        points=points,
+        history=history,
+        history_excluding=history.where(AttemptRow.id != bindparam("exclude")),
+        payments=payments,
+    )
+
+
+_POSTGRES = _build(postgres=True)
+_GENERIC = _build(postgres=False)
+
+
+def _statements(session: AsyncSession) -> _Statements:
+    return _POSTGRES if session.get_bind().dialect.name == "postgresql" else _GENERIC

@@ -16,6 +16,8 @@ whose attempts are all final becomes `done` (`finish_completed`, run by `claim`)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections import Counter
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, exists, insert, select, update
+from sqlalchemy import Table, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.ports import Job, JobQueue
@@ -286,30 +288,60 @@ async def plan_campaign(
     *,
     queue: JobQueue | None = None,
     owner: str = "planner",
-    batch: int = 500,
+    batch: int = 1000,
     metrics: Metrics | None = None,
 ) -> PlanReport:
     """Plan the campaign to its end (or until it stops running or the lease is lost).
-    With `queue`, each committed batch is published at once through the outbox."""
+    With `queue`, a relay task publishes the outbox while the next batches are planned
+    (each committed batch wakes it) and drains it before this returns; a broker failure
+    it met is raised here."""
     report = PlanReport()
     strategies = StrategyCache()
-    while True:
-        now = clock()
-        async with maker() as session:
-            step = await _plan_batch(session, campaign_id, now, owner, batch, strategies)
-        if step is None:
-            return report
-        cases, planned, refused, done = step
-        report.cases += cases
-        report.planned += planned
-        report.refused.update(refused)
-        if metrics is not None:  # the batch's refusals by rule, as committed for progress
-            metrics.record_refusals(refused.elements())
-        if queue is not None and planned:
+    wake = asyncio.Event()
+    finished = False
+
+    async def relay() -> None:
+        assert queue is not None
+        while True:
+            wake.clear()
+            last = finished
             await outbox.relay_all(maker, queue, clock())
-        if done:
-            report.done = True
-            return report
+            if last:
+                return
+            await wake.wait()
+
+    relaying = asyncio.create_task(relay(), name="planner-relay") if queue else None
+    try:
+        while True:
+            now = clock()
+            async with maker() as session:
+                step = await _plan_batch(session, campaign_id, now, owner, batch, strategies)
+            if step is None:
+                break
+            cases, planned, refused, done = step
+            report.cases += cases
+            report.planned += planned
+            report.refused.update(refused)
+            if metrics is not None:  # the batch's refusals by rule, as committed for progress
+                metrics.record_refusals(refused.elements())
+            if relaying is not None and planned:
+                if relaying.done():
+                    relaying.result()  # the broker refused: raise it here
+                wake.set()
+            if done:
+                report.done = True
+                break
+    except BaseException:
+        if relaying is not None:
+            relaying.cancel()
+            with contextlib.suppress(BaseException):
+                await relaying
+        raise
+    if relaying is not None:
+        finished = True
+        wake.set()
+        await relaying
+    return report
 
 
 async def _plan_batch(
@@ -389,7 +421,7 @@ async def _plan_batch(
             )
             jobs.append(Job(str(attempt_id), str(cid), str(campaign_id), p.send_at))
     if attempts:
-        await session.execute(insert(_ATTEMPTS), attempts)
+        await outbox.bulk_insert(session, _ATTEMPTS, attempts)
         await outbox.add_jobs(session, jobs, now)
     merged = Counter(campaign.refused_by_rule or {})
     merged.update(refused)
