@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -314,9 +315,10 @@ class _Evaluator:
         state = at.state
         allowed: list[AllowedAction] = []
         refused: list[Refusal] = []
-        evaluate = self._evaluate
-        for cand in self.candidates:
-            reasons, disclosure, window_end = evaluate(cand, t, at)
+        candidates = self.candidates
+        for cand, (reasons, disclosure, window_end) in zip(
+            candidates, self._evaluate(candidates, t, at), strict=True
+        ):
             if not reasons:
                 allowed.append(self._allowed(cand, state, t, disclosure, window_end))
             else:
@@ -732,102 +734,126 @@ class _Evaluator:
         return tuple(out)
 
     def _evaluate(
-        self, cand: _Cand, t: float, at: _At | None = None
-    ) -> tuple[list[_R], Disclosure, float]:
+        self, cands: Sequence[_Cand], t: float, at: _At | None = None
+    ) -> list[tuple[list[_R], Disclosure, float]]:
+        """Every candidate's reasons to refuse it at t (none: allowed), its disclosure and
+        the end of its window. One loop over the candidates: what they share at t (the
+        tier, the case's reasons, each zone set's window and caps over their limit, the
+        spacing verdicts) is looked up once for all of them."""
         if at is None:
             at = self._at(t)
         state = at.state
         ct = state.tier
         case_reasons = state.case_reasons
-        reasons: list[_R] = [*case_reasons, *cand.static] if case_reasons else list(cand.static)
         if ct is None:
-            return reasons, Disclosure.NONE, t
-        facts: _TierFacts | None = ct.facts_cache.get(cand.facts_key)
-        if facts is None:
-            facts = self._tier_facts(ct, cand)
-        if facts.reasons:
-            reasons.extend(facts.reasons)
-        disclosure = facts.disclosure
-        if facts.reads_unreachable:
-            unreachable = at.unreachable
-            if unreachable is None:
-                unreachable = at.unreachable = self._debtor_unreachable(ct, t)
-            if not unreachable:
-                reasons.extend(facts.reachable_reasons)
-            elif facts.raised is not None:
-                disclosure = facts.raised
+            return [([*case_reasons, *c.static], Disclosure.NONE, t) for c in cands]
+        facts_cache = ct.facts_cache
+        windows = at.windows
+        exceeded_by_zone = at.exceeded
+        spacing_verdicts = at.spacing
+        rpc_by_party = self.idx.rpc_by_party
+        out: list[tuple[list[_R], Disclosure, float]] = []
+        for cand in cands:
+            reasons: list[_R] = [*case_reasons, *cand.static] if case_reasons else list(cand.static)
+            facts: _TierFacts | None = facts_cache.get(cand.facts_key)
+            if facts is None:
+                facts = self._tier_facts(ct, cand)
+            if facts.reasons:
+                reasons.extend(facts.reasons)
+            disclosure = facts.disclosure
+            if facts.reads_unreachable:
+                unreachable = at.unreachable
+                if unreachable is None:
+                    unreachable = at.unreachable = self._debtor_unreachable(ct, t)
+                if not unreachable:
+                    reasons.extend(facts.reachable_reasons)
+                elif facts.raised is not None:
+                    disclosure = facts.raised
 
-        # When: the local window in every candidate zone.
-        zone_key = cand.zone_key
-        window = at.windows.get(zone_key)
-        if window is None:
-            window = ct.window_cache.get((cand.zones, t))
+            # When: the local window in every candidate zone.
+            zone_key = cand.zone_key
+            window = windows.get(zone_key)
             if window is None:
-                window = remember(ct.window_cache, (cand.zones, t), self._window(ct, cand.zones, t))
-            at.windows[zone_key] = window
-        inside, end_or_next, wrule, message = window
-        window_end = t
-        if inside:
-            window_end = end_or_next if end_or_next is not None else t
-        else:
-            source = self.window_source if wrule == "guardrail.window" else None
-            reasons.append((wrule, message, end_or_next, source))
+                key = (cand.zones, t)
+                window = ct.window_cache.get(key)
+                if window is None:
+                    window = remember(ct.window_cache, key, self._window(ct, cand.zones, t))
+                windows[zone_key] = window
+            inside, end_or_next, wrule, message = window
+            window_end = t
+            if inside:
+                window_end = end_or_next if end_or_next is not None else t
+            else:
+                source = self.window_source if wrule == "guardrail.window" else None
+                reasons.append((wrule, message, end_or_next, source))
 
-        # How often: caps, spacing, quiet periods. Every cap and group is counted in one
-        # pass per period and instant; a candidate reads only the caps over their limit.
-        exceeded = at.exceeded.get(zone_key)
-        if exceeded is None:
-            exceeded = at.exceeded[zone_key] = self._exceeded(at, ct, cand.zones, zone_key, t)
-        by_point, by_party, case = exceeded
-        if by_point or by_party or case or facts.zero_caps:
-            cap_ids = facts.cap_ids
-            on_point = by_point.get(cand.point.id)
-            on_party = by_party.get(cand.party.id)
-            if (
-                facts.zero_caps
-                or (case and not cap_ids.isdisjoint(case))
-                or (on_point and not cap_ids.isdisjoint(on_point))
-                or (on_party and not cap_ids.isdisjoint(on_party))
-            ):
-                self._cap_reasons(at, ct, cand, facts, exceeded, t, reasons)
-        if facts.spacing:
-            verdicts = at.spacing
-            groups = cand.groups
-            for i, sp, scope in facts.spacing:
-                group = groups[scope]
-                key = (i, group)
-                if key in verdicts:
-                    r = verdicts[key]
-                else:
-                    r = verdicts[key] = self._spacing(sp, _ALL_ROLES if group is None else group, t)
-                if r is not None:
-                    reasons.append(r)
-        if not self.idx.rpc_by_party:
-            return reasons, disclosure, window_end
+            # How often: caps, spacing, quiet periods. Every cap and group is counted in
+            # one pass per period and instant; a candidate reads only the caps over their
+            # limit.
+            exceeded = exceeded_by_zone.get(zone_key)
+            if exceeded is None:
+                exceeded = exceeded_by_zone[zone_key] = self._exceeded(
+                    at, ct, cand.zones, zone_key, t
+                )
+            by_point, by_party, case = exceeded
+            if by_point or by_party or case or facts.zero_caps:
+                cap_ids = facts.cap_ids
+                groups = cand.groups
+                on_point = by_point.get(groups[0])
+                on_party = by_party.get(groups[1])
+                if (
+                    facts.zero_caps
+                    or (case and not cap_ids.isdisjoint(case))
+                    or (on_point and not cap_ids.isdisjoint(on_point))
+                    or (on_party and not cap_ids.isdisjoint(on_party))
+                ):
+                    self._cap_reasons(at, ct, cand, facts, exceeded, t, reasons)
+            if facts.spacing:
+                groups = cand.groups
+                for i, sp, scope in facts.spacing:
+                    group = groups[scope]
+                    vkey = (i, group)
+                    if vkey in spacing_verdicts:
+                        r = spacing_verdicts[vkey]
+                    else:
+                        r = spacing_verdicts[vkey] = self._spacing(
+                            sp, _ALL_ROLES if group is None else group, t
+                        )
+                    if r is not None:
+                        reasons.append(r)
+            if rpc_by_party:
+                self._quiet(ct, cand, facts, t, reasons)
+            out.append((reasons, disclosure, window_end))
+        return out
+
+    def _quiet(
+        self, ct: CompiledTier, cand: _Cand, facts: _TierFacts, t: float, reasons: list[_R]
+    ) -> None:
+        """The quiet periods after a right-party conversation: the tier's and the profile's."""
         last_rpc = self.idx.last_rpc(cand.party.id, t)
-        if last_rpc is not None:
-            if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
-                reasons.append(
-                    (
-                        "quiet.after_conversation",
-                        f"quiet for {ct.tier.quiet_hours_after_conversation:g} h"
-                        " after a right-party conversation",
-                        last_rpc + ct.quiet_seconds,
-                        None,
-                    )
+        if last_rpc is None:
+            return
+        if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
+            reasons.append(
+                (
+                    "quiet.after_conversation",
+                    f"quiet for {ct.tier.quiet_hours_after_conversation:g} h"
+                    " after a right-party conversation",
+                    last_rpc + ct.quiet_seconds,
+                    None,
                 )
-            if facts.profile_quiet and t - last_rpc < ct.profile_quiet_seconds:
-                reasons.append(
-                    (
-                        "guardrail.quiet_after_conversation",
-                        f"no {cand.channel} for"
-                        f" {self.profile.quiet_hours_after_conversation / 24:g} days"
-                        " after a conversation",
-                        last_rpc + ct.profile_quiet_seconds,
-                        self.quiet_source,
-                    )
+            )
+        if facts.profile_quiet and t - last_rpc < ct.profile_quiet_seconds:
+            reasons.append(
+                (
+                    "guardrail.quiet_after_conversation",
+                    f"no {cand.channel} for"
+                    f" {self.profile.quiet_hours_after_conversation / 24:g} days"
+                    " after a conversation",
+                    last_rpc + ct.profile_quiet_seconds,
+                    self.quiet_source,
                 )
-        return reasons, disclosure, window_end
+            )
 
     def _exceeded(
         self, at: _At, ct: CompiledTier, zones: tuple[str, ...], zone_key: int, t: float
@@ -1099,7 +1125,7 @@ class _Evaluator:
             t = nxt if nxt > t else t + 60.0
             if t > limit:
                 return None
-            reasons = self._evaluate(cand, t)[0]
+            reasons = self._evaluate((cand,), t)[0][0]
             if not reasons:
                 return t
         return None
