@@ -328,7 +328,7 @@ class _Evaluator:
                         Refusal,
                         (
                             cand.public,
-                            tuple(map(_public, reasons)),
+                            _publics(reasons),
                             self._from_ts(nxt) if nxt is not None else None,
                         ),
                     )
@@ -350,7 +350,7 @@ class _Evaluator:
             state.dpd,
             tuple(allowed),
             tuple(refused),
-            tuple(map(_public, state.case_reasons)),
+            _publics(state.case_reasons),
             self._tasks(t, state),
             guidance,
             {
@@ -1282,6 +1282,12 @@ def _source(clause: Clause | None) -> str | None:
 # Public reasons are immutable values that recur across decisions and cases ("the tier
 # does not use email for a debtor"): built once per distinct internal reason.
 _PUBLIC: dict[_R, Reason] = {}
+
+
+def _publics(reasons: Sequence[_R]) -> tuple[Reason, ...]:
+    """The public reasons, read from the cache in one C-level pass when all are there."""
+    found = tuple(map(_PUBLIC.get, reasons))
+    return tuple(map(_public, reasons)) if None in found else found  # type: ignore[return-value]
 
 
 def _public(r: _R) -> Reason:
