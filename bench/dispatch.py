@@ -2,19 +2,28 @@
 
     .venv/bin/python -m bench.dispatch                          # 20,000 jobs, pacing at 200/s
     .venv/bin/python -m bench.dispatch --jobs 5000 --cps 100    # a quicker run
+    BENCH_DISPATCH_PROFILE=/tmp/prof .venv/bin/python -m bench.dispatch ...  # + cProfile
+                                                   # (CPU time) of each worker, in that dir
 
 1. raw aio-pika: the same number of messages published with batched confirms to a fresh
    durable quorum queue, then consumed (manual ack, prefetch 256) by one process.
 2. dispatch: N open cases in a fresh PostgreSQL schema and a running campaign (voice, its
    window open, pacing far above what the path can do, no in-progress limit); the planner
    writes attempts and outbox rows, the relay publishes them (confirmed), and two worker
-   processes (`Dispatcher`: lock, decide again, take a pacing slot, reserve, commit, dial
-   a mocked provider, record) consume them. Timed from the planner's start until every
-   attempt is recorded `sent`.
+   processes (`Dispatcher`, prefetch = concurrency = CONCURRENCY each: batches of the
+   deliveries that arrive together are locked, decided again, given pacing slots and
+   reserved in one transaction; each job dials a mocked provider; their `sent` records
+   are written together; each job is acked after its record) consume them. Timed from
+   the planner's start until every attempt is recorded `sent`; the planner's own share
+   (until it returned: the workers dispatch meanwhile) is printed beside it. CPU per job
+   in that run: the two workers, this process (planner, relay), and every PostgreSQL and
+   RabbitMQ process of the machine (so other clients' load shows there too).
 3. pacing: another campaign at `--cps` calls per second, `--pacing-seconds` worth of cases,
    the same two workers; every dial's wall-clock instant is recorded by the mocked
    provider. Reported: the largest number of dials in any one-second window (sliding,
-   starting at each dial) against the configured rate, and the achieved rate.
+   starting at each dial) against the configured rate, the achieved rate (dials - 1 over
+   the first-to-last span), the dials that came too late for their slot and took another
+   (each wastes a slot), and how late the workers' event loops ran (a 5 ms timer).
 The schema and the queues are removed afterwards. The last lines are `name: value unit`.
 """
 
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import cProfile
 import json
 import os
 import subprocess
@@ -48,7 +58,10 @@ from dialer.dispatch.worker import Dispatcher
 from dialer.services import campaigns
 from dialer.settings import Settings
 
-CONCURRENCY = 48  # jobs in flight per worker process (= its prefetch)
+# Jobs in flight per worker process (= its prefetch). More makes larger batches, but the
+# paced jobs sent back to wait then come in larger bursts, which make the event loop late
+# for its dials (256 here: twice the late dials of 64 for no more throughput).
+CONCURRENCY = 64
 POOL = 24  # connections per worker process (PostgreSQL allows 100 here, shared)
 
 
@@ -117,6 +130,10 @@ async def raw_aio_pika(amqp: str, count: int) -> tuple[float, float]:
 async def worker_main(
     url: str, schema: str, amqp: str, namespace: str, t0: float, out: str
 ) -> None:
+    profile = os.environ.get("BENCH_DISPATCH_PROFILE")  # a directory: cProfile per worker
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    if profiler is not None:
+        profiler.enable()
     settings = Settings(database_url=url, database_schema=schema)
     # a fixed pool (a job holds a connection only while it talks to the database), no
     # ping per checkout: a job that meets a dropped connection fails and is redelivered
@@ -126,13 +143,37 @@ async def worker_main(
     queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace), clock=clock)
     provider = MockProvider()
     await queue.connect()
-    await queue.consume(Dispatcher(maker, provider, None, clock), concurrency=CONCURRENCY)
+    dispatcher = Dispatcher(maker, provider, None, clock)
+    await queue.consume(dispatcher, concurrency=CONCURRENCY)
+    lags: list[float] = []  # how late a 5 ms timer fires: the event loop's lag
+
+    async def watch_lag() -> None:
+        while True:
+            due = time.perf_counter() + 0.005
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - due)
+
+    watcher = asyncio.create_task(watch_lag())
     stop = Path(out + ".stop")
-    while not stop.exists():  # noqa: ASYNC110, ASYNC240 - the parent signals through a file
-        await asyncio.sleep(0.1)
+    marks: list[tuple[float, float, int, int]] = []  # (wall, CPU, late dials, lags) at marks
+    while not stop.exists():  # noqa: ASYNC240 - the parent signals through a file
+        mark = Path(out + f".mark{len(marks)}")
+        if mark.exists():  # noqa: ASYNC240
+            marks.append((time.time(), time.process_time(), dispatcher.late, len(lags)))
+        await asyncio.sleep(0.02)
+    watcher.cancel()
     await queue.close()
     await engine.dispose()
-    Path(out).write_text(json.dumps(provider.times))  # noqa: ASYNC240 - once, at the end
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(Path(profile or ".") / f"{Path(out).stem}.prof"))
+    result = {
+        "times": provider.times,
+        "marks": marks,
+        "batches": dispatcher.batch_counts(),
+        "lags": lags,
+    }
+    Path(out).write_text(json.dumps(result))  # noqa: ASYNC240 - once, at the end
 
 
 Workers = list[tuple[subprocess.Popen[bytes], str]]
@@ -153,14 +194,37 @@ def start_workers(
     return procs
 
 
-def stop_workers(procs: Workers) -> list[float]:
-    times: list[float] = []
+def mark_workers(procs: Workers, n: int) -> None:
+    """Each worker notes its CPU time at this mark (within 20 ms)."""
+    for _, out in procs:
+        Path(out + f".mark{n}").touch()
+
+
+def stop_workers(procs: Workers) -> list[dict[str, Any]]:
     for _, out in procs:
         Path(out + ".stop").touch()
+    results = []
     for proc, out in procs:
         proc.wait(timeout=120)
-        times += json.loads(Path(out).read_text())
-    return sorted(times)
+        results.append(json.loads(Path(out).read_text()))
+    return results
+
+
+def server_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL and RabbitMQ processes of this machine
+    (all their work, not only this bench's: other clients' load shows here too)."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            name = fields[0].split("(", 1)[1]
+            rest = fields[1].split()
+        except (OSError, IndexError):
+            continue
+        if name.startswith(("postgres", "beam", "erl_child", "epmd", "inet_gethost")):
+            total += int(rest[11]) + int(rest[12])
+    return total / tick
 
 
 async def count_sent(maker: Any, cid: uuid.UUID) -> int:
@@ -193,18 +257,21 @@ async def new_campaign(maker: Any, cps: float, name: str, tier: str) -> uuid.UUI
 
 async def run_phase(
     maker: Any, cid: uuid.UUID, queue: RabbitJobQueue, clock: Any, expected: int
-) -> float:
-    """Plan and relay the campaign; seconds until `expected` attempts are sent."""
-    started = time.perf_counter()
+) -> tuple[float, float, float]:
+    """Plan and relay the campaign; seconds until the planner returned, seconds until
+    `expected` attempts are sent, and this process's CPU seconds meanwhile (planner,
+    relay, and the polling here)."""
+    started, cpu = time.perf_counter(), time.process_time()
     stop = asyncio.Event()
     relay = asyncio.create_task(outbox.run_relay(maker, queue, clock, idle=0.02, stop=stop))
     await planner.plan_campaign(maker, cid, clock, batch=1000)
+    planned = time.perf_counter() - started
     while await count_sent(maker, cid) < expected:  # noqa: ASYNC110 - polling the table
         await asyncio.sleep(0.05)
     seconds = time.perf_counter() - started
     stop.set()
     await relay
-    return seconds
+    return planned, seconds, time.process_time() - cpu
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -239,13 +306,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(3)  # let the workers connect
 
         fast = await new_campaign(maker, 1_000_000, "throughput", "throughput")
-        seconds = await run_phase(maker, fast, queue, clock, args.jobs)
+        mark_workers(procs, 0)
+        servers = server_cpu()
+        planned, seconds, main_cpu = await run_phase(maker, fast, queue, clock, args.jobs)
+        servers = server_cpu() - servers
+        mark_workers(procs, 1)
+        await asyncio.sleep(0.1)  # the workers read their marks
 
         paced = await new_campaign(maker, args.cps, "pacing", "pacing")
         before = time.time()
         await run_phase(maker, paced, queue, clock, pacing_cases)
-        times = [t for t in stop_workers(procs) if t >= before]
+        results = stop_workers(procs)
         procs = []
+        times = sorted(t for r in results for t in r["times"] if t >= before)
+        workers_cpu = sum(r["marks"][1][1] - r["marks"][0][1] for r in results)
+        late_first = sum(r["marks"][1][2] for r in results)
+        lags = sorted(x for r in results for x in r["lags"][r["marks"][1][3] :])
+        batches = [sum(r["batches"][k] for r in results) for k in range(5)]
     finally:
         for proc, out in procs:
             Path(out + ".stop").touch()  # noqa: ASYNC240
@@ -263,6 +340,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "raw_consume": raw_con,
         "dispatch": args.jobs / seconds,
         "dispatch_seconds": seconds,
+        "planning_seconds": planned,
+        "main_cpu": main_cpu,
+        "workers_cpu": workers_cpu,
+        "servers_cpu": servers,
+        "batches": batches,
+        "late_first": late_first,
+        "lag": [lags[int(q * (len(lags) - 1))] * 1000 for q in (0.5, 0.9, 0.99, 1.0)],
         "pacing_max": worst,
         "pacing_achieved": achieved,
         "pacing_dials": len(times),
@@ -292,8 +376,22 @@ def main() -> None:
           f"{args.cps:g}/s for {r['pacing_dials']} dials (slot {slot:.2f} ms)")  # fmt: skip
     print(f"raw_aio_pika_publish: {r['raw_publish']:.0f} msg/s")
     print(f"raw_aio_pika_consume: {r['raw_consume']:.0f} msg/s")
+    ms = 1000 / args.jobs
+    reserve_batches, reserved, record_batches, recorded, late = r["batches"]
+    late_first = r["late_first"]
+    print(f"throughput run: {r['dispatch_seconds']:.2f} s from the planner's start, of which "
+          f"planning {r['planning_seconds']:.2f} s (the workers dispatch meanwhile)")  # fmt: skip
+    print(f"reservation batches: {reserve_batches} for {reserved} submissions; sent records: "
+          f"{record_batches} batches for {recorded} (both runs); dials too late for their "
+          f"slot took another: {late_first} in the throughput run, {late - late_first} in "
+          "the pacing run")  # fmt: skip
     print(f"dispatch: {r['dispatch']:.0f} jobs/s")
+    print(f"cpu_per_job_workers: {r['workers_cpu'] * ms:.3f} ms")
+    print(f"cpu_per_job_planner_relay: {r['main_cpu'] * ms:.3f} ms")
+    print(f"cpu_per_job_postgres_rabbitmq: {r['servers_cpu'] * ms:.3f} ms")
     print(f"dispatch_vs_raw_consume: {r['dispatch'] / r['raw_consume']:.3f} ratio")
+    lag = ", ".join(f"{x:.1f}" for x in r["lag"])
+    print(f"pacing run: the workers' event loops lag (p50, p90, p99, max): {lag} ms")
     print(f"pacing_configured: {args.cps:g} calls/s")
     print(f"pacing_max_one_second: {r['pacing_max']} calls")
     print(f"pacing_achieved: {r['pacing_achieved']:.1f} calls/s")

@@ -1,16 +1,26 @@
 """The dispatch worker: one queued attempt -> at most one provider call.
 
-For each delivery:
-1. a cheap look (no lock): an attempt no longer planned/queued was handled already
-   (a redelivery, a duplicate publish): ack and do nothing. A paused campaign retries the
-   job later; a cancelled one cancels the attempt.
-2. a pacing slot (the campaign's rate, shared by all workers); none soon -> retry later.
-3. one transaction under the case's lock: re-read the attempt, decide again on fresh
-   facts (an opt-out, a payment or a twin worker's call may have landed since planning;
-   this attempt itself is left out of the history), refuse with every reason, or check the
-   campaign's in-progress limit under the campaign's lock, render the words at the granted
-   disclosure (a template that would say more fails the attempt closed), reserve, commit.
-4. wait for the slot, call the provider, record its id (sent) or what its error means:
+Deliveries are handled one by one through the queue's handler interface, but the
+database work is group-committed: the deliveries that arrive together (up to
+`batch_size`, see `dialer.dispatch.batcher`) are reserved in one batch, and their `sent`
+records written in one statement. Each job keeps its own outcome (a refusal, a deferral,
+a retry, an error): one failing job does not sink the others.
+
+For each batch:
+1. a cheap look (no lock, one statement): an attempt no longer planned/queued was handled
+   already (a redelivery, a duplicate publish): ack and do nothing. A paused campaign
+   retries the job later; a campaign at its in-progress limit, or with no pacing slot
+   free soon, sends the job back to wait (a cancelled one cancels the attempt, below).
+2. one transaction under the cases' locks (taken in id order: batches never deadlock;
+   one job per case in a batch, a second one waits for the next): re-read the attempts,
+   decide each again on fresh facts (an opt-out, a payment or a twin worker's call may
+   have landed since planning), refuse with every reason, or render the words at the
+   granted disclosure (a template that would say more fails the attempt closed); then,
+   per campaign under its pacing row's lock, keep within the in-progress limit and take
+   the pacing slots (the rate, shared by all workers) of those allowed; reserve them in
+   one statement; commit.
+Then for each job:
+3. wait for its slot, call the provider, record its id (sent) or what its error means:
    ambiguous -> unknown (the reconciler looks it up; nothing dials it again), permanent ->
    failed and the contact point updated, transient (certainly not acted on) -> not_sent
    and a fresh attempt planned for later through the outbox, in the same transaction.
@@ -24,13 +34,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import BindParameter, bindparam, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.errors import (
     AmbiguousError,
@@ -55,9 +65,11 @@ from adapters.ports import (
 from adapters.templates import TemplateRegistry, default_registry
 from dialer.attempt_state import AttemptState, advance, can_advance
 from dialer.db.errors import database_unavailable
-from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
+from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, PacingRow
+from dialer.db.types import UTCDateTime
 from dialer.dispatch import outbox, pacing
-from dialer.dispatch.facts import load_facts, lock_cases
+from dialer.dispatch.batcher import Batcher
+from dialer.dispatch.facts import CaseFacts, load_facts, lock_cases
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
 from dialer.dispatch.windows import LocalWindow
@@ -87,6 +99,11 @@ class WorkerConfig:
     max_deferral: timedelta = timedelta(hours=1)
     max_deferrals: int = 3
     transient_delay: timedelta = timedelta(minutes=1)
+    # group commit: at most this many jobs in one batch, this many batches at a time; a
+    # batch waits at most `batch_linger` seconds for more jobs while another is running
+    batch_size: int = 64
+    batches: int = 2
+    batch_linger: float = 0.003
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +113,8 @@ class Reserved:
     to: str
     rendered: Rendered
     slot: pacing.Slot | None
+    campaign: uuid.UUID | None = None
+    cps: float = 0.0
 
 
 def move(row: AttemptRow, target: AttemptState) -> bool:
@@ -139,9 +158,23 @@ class Dispatcher:
             if bind is not None and self.postgres
             else None
         )
-        self._lead = timedelta(0)  # how long from asking for a slot to being ready to dial
+        self._lead = timedelta(0)  # how long from taking a slot to being ready to dial
+        self.late = 0  # dials that came too late for their slot and took another
         # SQLite is the one-process default: this lock stands in for row locks there.
         self._local = asyncio.Lock()
+        c = self.config
+        self._reserver: Batcher[_Item, _Reserve] = Batcher(
+            self._reserve_batch, c.batch_size, c.batch_linger, c.batches
+        )
+        self._recorder: Batcher[tuple[Reserved, ProviderRef], bool] = Batcher(
+            self._record_sent_batch, c.batch_size, c.batch_linger, c.batches
+        )
+
+    def batch_counts(self) -> tuple[int, int, int, int, int]:
+        """Reservation batches and the jobs they held; `sent` record batches and theirs;
+        dials that came too late for their slot."""
+        r, s = self._reserver, self._recorder
+        return r.batches, r.items, s.batches, s.items, self.late
 
     @contextlib.asynccontextmanager
     async def _serial(self) -> AsyncIterator[None]:
@@ -153,8 +186,7 @@ class Dispatcher:
 
     async def __call__(self, delivery: Delivery) -> None:
         try:
-            with contextlib.suppress(_Done):
-                await self._handle(delivery)
+            await self._handle(delivery)
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
@@ -173,117 +205,423 @@ class Dispatcher:
             )
             raise RetryLater(delay, "database unavailable") from exc
 
-    async def _look(self, attempt_id: uuid.UUID) -> tuple[Any, bool]:
-        """The attempt's state and its campaign, read without a transaction (one statement
-        on PostgreSQL), and whether the campaign's in-progress limit is reached now."""
-        if self._autocommit is not None:
-            async with self._autocommit.connect() as conn:
-                row = (await conn.execute(_LOOK, {"id": attempt_id})).first()
-                busy = row is not None and row.max_in_progress is not None
-                if busy:
-                    assert row is not None
-                    busy = await pacing.in_progress(conn, row.campaign) >= row.max_in_progress
-                return row, busy
-        async with self.maker() as session:
-            row = (await session.execute(_LOOK, {"id": attempt_id})).first()
-            busy = row is not None and row.max_in_progress is not None
-            if busy:
-                assert row is not None
-                busy = await pacing.in_progress(session, row.campaign) >= row.max_in_progress
-            return row, busy
-
     async def _handle(self, delivery: Delivery) -> None:
         job = delivery.job
         try:
-            attempt_id = uuid.UUID(job.attempt_id)
-            case_id = uuid.UUID(job.case_id)
+            item = _Item(
+                delivery,
+                uuid.UUID(job.attempt_id),
+                uuid.UUID(job.case_id),
+                may_defer=delivery.retries < self.config.max_deferrals,
+            )
         except ValueError as exc:
             raise PermanentJobError(f"malformed ids in job {job.attempt_id!r}") from exc
-        row, busy = await self._look(attempt_id)
-        if row is None:
-            log.warning("job %s names no attempt: nothing to do", attempt_id)
+        while True:
+            outcome = await self._reserver.submit(item)
+            if not isinstance(outcome, _Again):
+                break
+            if outcome.pause:  # the attempt's row was busy (the relay marks it queued)
+                await asyncio.sleep(outcome.pause)
+        if outcome is None:
             return
-        if AttemptState(row.state) not in DISPATCHABLE:
-            return  # handled already: a duplicate or a redelivery never dials again
-        if self.metrics is not None:
-            lag = (self.clock() - job.not_before).total_seconds()
-            self.metrics.set_queue_lag(max(lag, 0.0))
-        slot: pacing.Slot | None = None
-        asked = self.clock()
-        if row.campaign is not None:
-            await self._campaign_gate(row.status, attempt_id)
-            if busy:  # checked again under the campaign's lock before reserving
-                raise RetryLater(self.config.busy_retry, "in-progress limit reached")
-            slot = await self._take_slot(row.campaign, row.pacing_cps)
-        async with self._serial():
-            reserved = await self._reserve(
-                attempt_id, case_id, slot, may_defer=delivery.retries < self.config.max_deferrals
-            )
-        if reserved is None:
-            return
+        reserved = outcome
         if reserved.slot is not None:
-            assert row.campaign is not None
-            reserved = await self._wait_for_slot(reserved, row.campaign, row.pacing_cps, asked)
+            reserved = await self._wait_for_slot(reserved)
         await self._send(reserved, job)
 
-    async def _take_slot(self, campaign_id: uuid.UUID, cps: float) -> pacing.Slot:
+    # --- the reservation, one batch at a time ---------------------------------------------
+    async def _reserve_batch(self, items: Sequence[_Item]) -> list[_Reserve | BaseException]:
+        """A batch's reservation; if it fails for any reason but the database being down,
+        each job is tried alone, so one bad job does not sink the others."""
+        try:
+            return await self._reserve_all(items)
+        except Exception as exc:
+            if len(items) == 1 or database_unavailable(exc):
+                raise
+            log.warning("a batch of %d jobs failed (%r): each is tried alone", len(items), exc)
+        out: list[_Reserve | BaseException] = []
+        for item in items:
+            try:
+                out += await self._reserve_all([item])
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    async def _reserve_all(self, items: Sequence[_Item]) -> list[_Reserve | BaseException]:
+        """1. a cheap look (no lock, one statement): attempts handled already (a redelivery,
+        a duplicate) are acked; a paused campaign's jobs retry later; a campaign at its
+        in-progress limit, or without a free slot soon, sends its jobs back to wait.
+        2. one transaction for the rest (`_reserve`)."""
+        results: list[_Reserve | BaseException] = [None] * len(items)
         async with self._serial():
-            taken = await pacing.take_slot(
-                self.maker,
-                campaign_id,
-                cps,
-                self.clock,
-                self.config.max_slot_wait,
-                lead=self._lead,
+            looked = await self._look(items)
+        now = self.clock()
+        todo: list[int] = []
+        cases: set[uuid.UUID] = set()
+        horizon: dict[uuid.UUID, tuple[datetime, int]] = {}  # campaign -> (next free, taken)
+        for i, item in enumerate(items):
+            row = looked.rows.get(item.attempt_id)
+            if row is None:
+                log.warning("job %s names no attempt: nothing to do", item.attempt_id)
+                continue
+            if AttemptState(row.state) not in DISPATCHABLE:
+                continue  # handled already: a duplicate or a redelivery never dials again
+            if self.metrics is not None:
+                lag = (now - item.delivery.job.not_before).total_seconds()
+                self.metrics.set_queue_lag(max(lag, 0.0))
+            if row.campaign is not None and row.status != "cancelled":
+                if row.status in ("paused", "draft"):
+                    results[i] = RetryLater(self.config.paused_retry, f"campaign {row.status}")
+                    continue
+                if row.campaign in looked.busy:  # checked again under the campaign's lock
+                    results[i] = RetryLater(self.config.busy_retry, "in-progress limit reached")
+                    continue
+                late = self._paced(row, now, horizon)
+                if late is not None:
+                    results[i] = late
+                    continue
+            if item.case_id in cases:
+                results[i] = _Again()  # one job per case in a batch: the next one decides
+                continue
+            cases.add(item.case_id)
+            todo.append(i)
+        if todo:
+            async with self._serial():
+                await self._reserve(items, todo, results)
+        return results
+
+    def _paced(
+        self, row: Any, now: datetime, horizon: dict[uuid.UUID, tuple[datetime, int]]
+    ) -> RetryLater | None:
+        """A job whose campaign has no slot free within `max_slot_wait` (counting the jobs
+        of this batch ahead of it) waits until about when one will be, spread out so the
+        jobs do not all come back at once."""
+        interval = pacing.slot_interval(row.pacing_cps)
+        start, taken = horizon.get(row.campaign, (max(row.next_slot_at or now, now), 0))
+        horizon[row.campaign] = (start, taken + 1)
+        at = start + interval * taken
+        latest = now + self.config.max_slot_wait
+        if at <= latest:
+            return None
+        return RetryLater(max(at - latest, timedelta(seconds=0.5)), "paced")
+
+    async def _look(self, items: Sequence[_Item]) -> _Looked:
+        """The attempts' states, campaigns and next free slots, read without a transaction
+        (one statement on PostgreSQL), and which campaigns are at their in-progress limit."""
+        ids = _padded([item.attempt_id for item in items])
+        if self._autocommit is not None:
+            async with self._autocommit.connect() as conn:
+                rows = (await conn.execute(_LOOK, {"ids": ids})).all()
+                return _Looked({r.id: r for r in rows}, await self._busy(conn, rows))
+        async with self.maker() as session:
+            rows = (await session.execute(_LOOK, {"ids": ids})).all()
+            return _Looked({r.id: r for r in rows}, await self._busy(session, rows))
+
+    @staticmethod
+    async def _busy(conn: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> set[uuid.UUID]:
+        limits = {
+            r.campaign: r.max_in_progress
+            for r in rows
+            if r.max_in_progress is not None and AttemptState(r.state) in DISPATCHABLE
+        }
+        if not limits:
+            return set()
+        live = await pacing.live_counts(conn, list(limits))
+        return {c for c, limit in limits.items() if live.get(c, 0) >= limit}
+
+    async def _reserve(
+        self,
+        items: Sequence[_Item],
+        todo: list[int],
+        results: list[_Reserve | BaseException],
+    ) -> None:
+        """One transaction for the batch: lock the cases (in id order: no deadlock between
+        batches), read their attempts, campaigns and fresh facts, decide each again, and
+        reserve, defer, refuse or cancel each (`_decide`). Then, per campaign, the jobs
+        allowed take the places left under its in-progress limit and their pacing slots
+        (`pacing.claim`, under the campaign's lock); the rest retry later. Reservations
+        are one UPDATE; commit. Each job's outcome lands in `results`."""
+        case_ids = sorted({items[i].case_id for i in todo})
+        async with self.maker() as session:
+            if self.postgres:
+                await session.execute(_LOCK_CASES, {"ids": _padded(case_ids)})
+            locked = {r[0]: r for r in await lock_cases(session, _padded(case_ids))}
+            now = self.clock()
+            # FOR UPDATE SKIP LOCKED: a row some other transaction holds (the relay moving
+            # many attempts to queued, a cancellation) is left to the next batch, so a
+            # batch never waits on another multi-row writer (no deadlock).
+            wanted = _padded([items[i].attempt_id for i in todo])
+            attempts = {
+                r.id: r for r in await session.execute(self._attempts_stmt, {"ids": wanted})
+            }
+            live = [
+                items[i].case_id
+                for i in todo
+                if items[i].attempt_id in attempts and items[i].case_id in locked
+            ]
+            facts = (
+                await load_facts(session, _padded(live), now, case_rows=[locked[c] for c in live])
+                if live
+                else {}
             )
-        if taken.at is None:
-            wait = taken.next_free - taken.now - self.config.max_slot_wait
-            raise RetryLater(max(wait, timedelta(seconds=0.5)), "paced")
-        return taken
-
-    async def _wait_for_slot(
-        self, r: Reserved, campaign_id: uuid.UUID, cps: float, asked: datetime
-    ) -> Reserved:
-        """Sleep until the slot. A dial that would start more than `pacing.LATE_LIMIT`
-        after its slot (a busy event loop, a slow commit) gives the slot up and takes a
-        fresh one, so late dials never crowd a one-second window past the rate. The
-        attempt is reserved already: it keeps waiting for a slot rather than retrying.
-        Slots are asked for `lead` ahead: how long reserving took lately, so the slot
-        usually comes after the reservation, not before it."""
-        slot = r.slot
-        assert slot is not None and slot.at is not None
-        ready = self.clock() - asked
-        self._lead = min((self._lead * 4 + ready) / 5, _MAX_LEAD)
-        lead = max(self._lead, _TICK)
-        at = slot.at
-        while True:
-            pause = (at - self.clock()).total_seconds()
-            if pause > 0:
-                await self.sleep(pause)
-            if not slot.pushed or self.clock() - at <= pacing.LATE_LIMIT:
-                return r
-            while True:
-                async with self._serial():
-                    slot = await pacing.take_slot(
-                        self.maker, campaign_id, cps, self.clock, self.config.max_slot_wait, lead
+            plans: list[tuple[int, _Plan]] = []
+            for n, i in enumerate(todo):
+                if n and n % 16 == 0:
+                    await asyncio.sleep(0)  # let this process's dials keep their slots
+                item = items[i]
+                attempt = attempts.get(item.attempt_id)
+                if attempt is None:  # the look saw it dispatchable: another writer holds it
+                    results[i] = _Again(pause=_HELD_PAUSE) if self.postgres else None
+                    continue
+                try:
+                    plan = await self._decide(
+                        session, item, attempt, facts.get(item.case_id), locked, now
                     )
-                if slot.at is not None:
-                    break
-                wait = slot.next_free - slot.now - self.config.max_slot_wait
-                await self.sleep(max(wait, _TICK).total_seconds())
-            at = slot.at
-            lead = min(lead * 2, _MAX_LEAD)  # late again: ask further ahead
+                except Exception as exc:  # this job's own failure; the others go on
+                    log.exception("job %s: could not decide", item.attempt_id)
+                    results[i] = exc
+                    continue
+                plan.state = attempt.state
+                plans.append((i, plan))
+            claimed = await self._apply(session, items, plans, results, now)
+            await session.commit()
+        if claimed is not None:
+            self._lead = min((self._lead * 4 + (self.clock() - claimed)) / 5, _MAX_LEAD)
+        for i, plan in plans:
+            self._report(items[i], plan, results[i])
 
-    async def _campaign_gate(self, status: str, attempt_id: uuid.UUID) -> None:
-        if status == "cancelled":
-            async with self._serial(), self.maker() as session:
-                found = (await session.execute(_STATE, {"id": attempt_id})).first()
-                if found is not None:
-                    await self._move(session, attempt_id, found[0], AttemptState.CANCELLED, {})
-                    await session.commit()
-            raise _Done
-        if status in ("paused", "draft"):
-            raise RetryLater(self.config.paused_retry, f"campaign {status}")
+    @property
+    def _attempts_stmt(self) -> Any:
+        return _ATTEMPTS_SKIP_LOCKED if self.postgres else _ATTEMPTS
+
+    async def _decide(
+        self,
+        session: AsyncSession,
+        item: _Item,
+        attempt: Any,
+        facts: CaseFacts | None,
+        locked: dict[uuid.UUID, Any],
+        now: datetime,
+    ) -> _Plan:
+        """Decide one job again on fresh facts: what its attempt becomes."""
+        if AttemptState(attempt.state) not in DISPATCHABLE:
+            return _Plan("none")
+        if attempt.status == "cancelled":
+            return _Plan("cancel")
+        if attempt.status in ("paused", "draft"):
+            return _Plan(
+                "retry", retry=RetryLater(self.config.paused_retry, f"campaign {attempt.status}")
+            )
+        case_row = locked.get(item.case_id)
+        strategy_id, profile, country = case_row[12:15] if case_row else (None, None, None)
+        version_id = (facts.strategy_version_id or strategy_id) if facts else None
+        found = (
+            await self.strategies.get(session, version_id, profile)
+            if version_id and profile
+            else None
+        )
+        channel = Channel(attempt.channel)
+        cp_id = str(attempt.contact_point_id)
+        if facts is None or found is None or profile is None:
+            gone = facts is None or profile is None
+            rule = "case.gone" if gone else "strategy.none_active"
+            why = "the case is gone" if gone else "the portfolio has no active strategy"
+            return _Plan(
+                "refuse",
+                values={"refusal": {"reasons": [{"rule": rule, "message": why}]}},
+                rules=[rule],
+            )
+        strategy_row, cs = found
+        decision = decide(facts.case, facts.history, now, cs)
+        action = decision.allowed_for(cp_id, channel)
+        if action is None:
+            refusal = decision.refusal_for(cp_id, channel)
+            until = (
+                self._deferral(decision, refusal, attempt, cp_id, now) if item.may_defer else None
+            )
+            if until is not None and refusal is not None:
+                return _Plan("defer", until=until, why=", ".join(refusal.rules))
+            reasons = [*decision.case_reasons, *(refusal.reasons if refusal else ())]
+            docs = [
+                {
+                    "rule": r.rule,
+                    "message": r.message,
+                    "next_allowed": r.next_allowed.isoformat() if r.next_allowed else None,
+                    "source": r.source,
+                }
+                for r in reasons
+            ] or [{"rule": "candidate.gone", "message": "no longer a candidate"}]
+            values = {
+                "refusal": {"reasons": docs},
+                "profile": decision.profile,
+                "strategy_version_id": strategy_row.id,
+            }
+            return _Plan("refuse", values=values, rules=[str(d["rule"]) for d in docs])
+        party = next(p for p in facts.case.parties if p.id == action.party_id)
+        point = next(c for c in party.contact_points if c.id == cp_id)
+        values = {
+            "strategy_version_id": strategy_row.id,
+            "profile": decision.profile,
+            "allowed_by": action.allowed_by,
+            "disclosure": action.disclosure.value,
+            "voicemail_disclosure": action.voicemail_disclosure.value,
+            "template_key": action.template_key,
+            "append_opt_out": action.append_opt_out,
+        }
+        try:
+            rendered = render_for(
+                self.templates,
+                MessageFacts(
+                    channel=channel,
+                    role=party.role,
+                    name=party.name,
+                    title=party.title,
+                    language=language_for(country),
+                    amount=facts.case.outstanding,
+                    currency=facts.case.currency,
+                    due_date=facts.case.due_date,
+                    days_past_due=decision.days_past_due,
+                ),
+                action.disclosure,
+                action.voicemail_disclosure,
+                append_opt_out=action.append_opt_out,
+                sender=self.config.sender,
+            )
+        except (DisclosureError, TemplateError) as exc:
+            # Invariant 4: words that would say more than granted are never sent.
+            code = "disclosure" if isinstance(exc, DisclosureError) else "template"
+            return _Plan("fail", values=values, why=code, error=str(exc)[:2000])
+        return _Plan(
+            "reserve",
+            values=values,
+            reserved=Reserved(
+                item.attempt_id,
+                channel,
+                point.value,
+                rendered,
+                None,
+                attempt.campaign,
+                attempt.pacing_cps,
+            ),
+            campaign=attempt.campaign,
+            max_in_progress=attempt.max_in_progress,
+        )
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        items: Sequence[_Item],
+        plans: list[tuple[int, _Plan]],
+        results: list[_Reserve | BaseException],
+        now: datetime,
+    ) -> datetime | None:
+        """Write every plan of the batch in the open transaction (the caller commits).
+        Returns when pacing slots were claimed, if any were."""
+        go: list[tuple[int, _Plan]] = []
+        by_campaign: dict[uuid.UUID, list[tuple[int, _Plan]]] = {}
+        for i, plan in plans:
+            aid = items[i].attempt_id
+            state = plan.state
+            if plan.kind == "cancel":
+                await self._move(session, aid, state, AttemptState.CANCELLED, {})
+            elif plan.kind == "retry":
+                results[i] = plan.retry
+            elif plan.kind == "refuse":
+                await self._move(session, aid, state, AttemptState.REFUSED, plan.values)
+            elif plan.kind == "defer":
+                assert plan.until is not None
+                moved = await session.execute(
+                    update(AttemptRow)
+                    .where(AttemptRow.id == aid, AttemptRow.state.in_(_DISPATCHABLE))
+                    .values(at=plan.until, not_before=plan.until, updated_at=now)
+                )
+                if moved.rowcount:  # type: ignore[attr-defined]
+                    results[i] = RetryLater(plan.until - now, f"deferred by {plan.why}")
+            elif plan.kind == "fail":
+                values = {**plan.values, "at": now, "reserved_at": now}
+                if await self._move(session, aid, state, AttemptState.RESERVED, values):
+                    await self._move(
+                        session,
+                        aid,
+                        AttemptState.RESERVED.value,
+                        AttemptState.FAILED,
+                        {"error_code": plan.why, "error_message": plan.error},
+                    )
+            elif plan.kind == "reserve":
+                if plan.campaign is None:
+                    go.append((i, plan))
+                else:
+                    by_campaign.setdefault(plan.campaign, []).append((i, plan))
+        # Slots start no sooner than this batch can dial: `lead` is how long the rest of
+        # the transaction took lately, measured from here.
+        claimed: datetime | None = None
+        for campaign in sorted(by_campaign):  # pacing rows locked in id order
+            group = by_campaign[campaign]
+            claimed = claimed or self.clock()
+            first = group[0][1]
+            assert first.reserved is not None
+            claim = await pacing.claim(
+                session,
+                campaign,
+                first.reserved.cps or 0.0,
+                len(group),
+                first.max_in_progress,
+                claimed,
+                self.config.max_slot_wait,
+                self._lead,
+            )
+            for n, (i, plan) in enumerate(group):
+                assert plan.reserved is not None
+                if n < len(claim.slots):
+                    plan.reserved = replace(plan.reserved, slot=claim.slots[n])
+                    go.append((i, plan))
+                elif n < len(claim.slots) + claim.paced:
+                    wait = claim.next_free - claimed - self.config.max_slot_wait
+                    results[i] = RetryLater(max(wait, timedelta(seconds=0.5)), "paced")
+                else:
+                    results[i] = RetryLater(self.config.busy_retry, "in-progress limit reached")
+        if go:
+            taken = await self._reserve_rows(
+                session, [(items[i].attempt_id, p) for i, p in go], now
+            )
+            for i, plan in go:
+                if items[i].attempt_id in taken:
+                    results[i] = plan.reserved
+        return claimed
+
+    async def _reserve_rows(
+        self, session: AsyncSession, rows: list[tuple[uuid.UUID, _Plan]], now: datetime
+    ) -> set[uuid.UUID]:
+        """Move the attempts to reserved with what the engine granted: one statement on
+        PostgreSQL; the ids that moved."""
+        if not self.postgres:
+            moved = set()
+            for aid, plan in rows:
+                values = {**plan.values, "at": now, "reserved_at": now}
+                if await self._move(session, aid, plan.state, AttemptState.RESERVED, values):
+                    moved.add(aid)
+            return moved
+        cols: dict[str, list[Any]] = {k: [] for k in _RESERVE_COLUMNS}
+        for aid, plan in rows:
+            cols["ids"].append(aid)
+            for key, column in _RESERVE_COLUMNS.items():
+                if key != "ids":
+                    cols[key].append(plan.values[column])
+        result = await session.execute(_RESERVE, {**cols, "now": now, "sources": _TO_RESERVED})
+        return {r[0] for r in result}
+
+    def _report(self, item: _Item, plan: _Plan, result: _Reserve | BaseException) -> None:
+        """Logs and metrics, once the batch is committed."""
+        if plan.kind == "refuse":
+            self._count_refusal(plan.rules)
+            log.info("attempt %s refused at dispatch: %s", item.attempt_id, plan.rules[0])
+        elif plan.kind == "defer" and isinstance(result, RetryLater):
+            assert plan.until is not None
+            log.info(
+                "attempt %s deferred to %s (%s)", item.attempt_id, plan.until.isoformat(), plan.why
+            )
+        elif plan.kind == "fail":
+            log.warning("attempt %s failed closed: %s", item.attempt_id, plan.why)
 
     async def _move(
         self,
@@ -305,151 +643,72 @@ class Dispatcher:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    # --- the reservation -----------------------------------------------------------------
-    async def _reserve(
-        self,
-        attempt_id: uuid.UUID,
-        case_id: uuid.UUID,
-        slot: pacing.Slot | None,
-        *,
-        may_defer: bool = False,
-    ) -> Reserved | None:
-        """One transaction: lock the case (with its portfolio's active strategy), read the
-        attempt and its campaign, the case's fresh facts, decide, and reserve, defer or
-        refuse. Deferred: the engine refuses only for now (its next-allowed instant comes
-        soon and inside the campaign's window today, e.g. a text planned two hours after a
-        call that went out late): the attempt's send time moves there and the job waits."""
-        async with self.maker() as session:
-            locked = await lock_cases(session, [case_id])
-            now = self.clock()
-            attempt = (await session.execute(_ATTEMPT, {"id": attempt_id})).first()
-            if attempt is None or AttemptState(attempt.state) not in DISPATCHABLE:
-                return None
-            if attempt.status == "cancelled":
-                await self._move(session, attempt_id, attempt.state, AttemptState.CANCELLED, {})
-                await session.commit()
-                return None
-            if attempt.status in ("paused", "draft"):
-                await session.rollback()
-                raise RetryLater(self.config.paused_retry, f"campaign {attempt.status}")
-            facts = (
-                await load_facts(
-                    session, [case_id], now, exclude_attempt=attempt_id, case_rows=locked
+    # --- pacing ----------------------------------------------------------------------------
+    async def _wait_for_slot(self, r: Reserved) -> Reserved:
+        """Sleep until the slot. A dial that would start more than `pacing.LATE_LIMIT`
+        after a slot the rate pushed back (a busy event loop, a slow commit) gives the
+        slot up and takes the next free one, however far (one statement), so late dials
+        never crowd a one-second window past the rate. The attempt is reserved already: it
+        waits for a slot rather than retrying, and never polls for one."""
+        slot = r.slot
+        assert slot is not None and slot.at is not None and r.campaign is not None
+        at = slot.at
+        while True:
+            pause = (at - self.clock()).total_seconds()
+            if pause > 0:
+                await self.sleep(pause)
+            if not slot.pushed or self.clock() - at <= pacing.LATE_LIMIT:
+                return r
+            self.late += 1
+            lead = max(self._lead, _TICK)
+            async with self._serial():
+                slot = await pacing.take_slot(
+                    self.maker, r.campaign, r.cps, self.clock, _ANY_WAIT, lead
                 )
-            ).get(case_id)
-            strategy_id, profile, country = locked[0][12:15] if locked else (None, None, None)
-            version_id = (facts.strategy_version_id or strategy_id) if facts else None
-            found = (
-                await self.strategies.get(session, version_id, profile)
-                if version_id and profile
-                else None
-            )
-            channel = Channel(attempt.channel)
-            cp_id = str(attempt.contact_point_id)
-            if facts is None or found is None or profile is None:
-                gone = facts is None or profile is None
-                rule = "case.gone" if gone else "strategy.none_active"
-                why = "the case is gone" if gone else "the portfolio has no active strategy"
-                await self._refuse(session, attempt, [{"rule": rule, "message": why}], {})
-                await session.commit()
-                self._count_refusal([rule])
-                return None
-            strategy_row, cs = found
-            decision = decide(facts.case, facts.history, now, cs)
-            action = decision.allowed_for(cp_id, channel)
-            if action is None:
-                refusal = decision.refusal_for(cp_id, channel)
-                until = (
-                    self._deferral(decision, refusal, attempt, cp_id, now) if may_defer else None
-                )
-                if until is not None and refusal is not None:
-                    moved = await session.execute(
-                        update(AttemptRow)
-                        .where(
-                            AttemptRow.id == attempt_id,
-                            AttemptRow.state.in_([s.value for s in DISPATCHABLE]),
-                        )
-                        .values(at=until, not_before=until, updated_at=now)
-                    )
-                    await session.commit()
-                    if not moved.rowcount:  # type: ignore[attr-defined]
-                        return None
-                    why = ", ".join(refusal.rules)
-                    log.info("attempt %s deferred to %s (%s)", attempt_id, until.isoformat(), why)
-                    raise RetryLater(until - now, f"deferred by {why}")
-                reasons = [*decision.case_reasons, *(refusal.reasons if refusal else ())]
-                docs = [
-                    {
-                        "rule": r.rule,
-                        "message": r.message,
-                        "next_allowed": r.next_allowed.isoformat() if r.next_allowed else None,
-                        "source": r.source,
-                    }
-                    for r in reasons
-                ] or [{"rule": "candidate.gone", "message": "no longer a candidate"}]
-                extra = {"profile": decision.profile, "strategy_version_id": strategy_row.id}
-                await self._refuse(session, attempt, docs, extra)
-                await session.commit()
-                self._count_refusal([str(d["rule"]) for d in docs])
-                log.info("attempt %s refused at dispatch: %s", attempt_id, docs[0]["rule"])
-                return None
-            if attempt.campaign is not None and attempt.max_in_progress is not None:
-                await pacing.lock_campaign(session, attempt.campaign)
-                if await pacing.in_progress(session, attempt.campaign) >= attempt.max_in_progress:
-                    await session.rollback()
-                    raise RetryLater(self.config.busy_retry, "in-progress limit reached")
-            party = next(p for p in facts.case.parties if p.id == action.party_id)
-            point = next(c for c in party.contact_points if c.id == cp_id)
-            values = {
-                "at": now,
-                "reserved_at": now,
-                "strategy_version_id": strategy_row.id,
-                "profile": decision.profile,
-                "allowed_by": action.allowed_by,
-                "disclosure": action.disclosure.value,
-                "voicemail_disclosure": action.voicemail_disclosure.value,
-                "template_key": action.template_key,
-                "append_opt_out": action.append_opt_out,
+            assert slot.at is not None
+            at = slot.at
+
+    # --- recording -------------------------------------------------------------------------
+    async def _record_sent(self, r: Reserved, ref: ProviderRef) -> None:
+        """The common case goes with the batch's others (`_record_sent_batch`); if a
+        callback moved the attempt first, the general path applies."""
+        if not await self._recorder.submit((r, ref)):
+            await self._record(r, AttemptState.SENT, ref=ref)
+
+    async def _record_sent_batch(
+        self, sent: Sequence[tuple[Reserved, ProviderRef]]
+    ) -> list[bool | BaseException]:
+        """Still reserved -> sent with the provider's id: one autocommitted UPDATE for the
+        batch on PostgreSQL. True for each attempt that moved."""
+        now = self.clock()
+        if self._autocommit is not None:
+            params = {
+                "ids": [r.attempt_id for r, _ in sent],
+                "sids": [ref.id for _, ref in sent],
+                "now": now,
             }
-            if not await self._move(
-                session, attempt_id, attempt.state, AttemptState.RESERVED, values
-            ):
-                await session.rollback()
-                return None
-            try:
-                rendered = render_for(
-                    self.templates,
-                    MessageFacts(
-                        channel=channel,
-                        role=party.role,
-                        name=party.name,
-                        title=party.title,
-                        language=language_for(country),
-                        amount=facts.case.outstanding,
-                        currency=facts.case.currency,
-                        due_date=facts.case.due_date,
-                        days_past_due=decision.days_past_due,
-                    ),
-                    action.disclosure,
-                    action.voicemail_disclosure,
-                    append_opt_out=action.append_opt_out,
-                    sender=self.config.sender,
+            async with self._autocommit.connect() as conn:
+                moved = {row[0] for row in await conn.execute(_SENT, params)}
+            return [r.attempt_id in moved for r, _ in sent]
+        out: list[bool | BaseException] = []
+        async with self._serial(), self.maker() as session:
+            for r, ref in sent:
+                stmt = (
+                    update(AttemptRow)
+                    .where(
+                        AttemptRow.id == r.attempt_id,
+                        AttemptRow.state == AttemptState.RESERVED.value,
+                    )
+                    .values(
+                        state=AttemptState.SENT.value,
+                        provider_sid=ref.id,
+                        sent_at=now,
+                        updated_at=now,
+                    )
                 )
-            except (DisclosureError, TemplateError) as exc:
-                # Invariant 4: words that would say more than granted are never sent.
-                code = "disclosure" if isinstance(exc, DisclosureError) else "template"
-                await self._move(
-                    session,
-                    attempt_id,
-                    AttemptState.RESERVED.value,
-                    AttemptState.FAILED,
-                    {"error_code": code, "error_message": str(exc)[:2000]},
-                )
-                await session.commit()
-                log.warning("attempt %s failed closed: %s", attempt_id, code)
-                return None
+                out.append(bool((await session.execute(stmt)).rowcount))  # type: ignore[attr-defined]
             await session.commit()
-            return Reserved(attempt_id, channel, point.value, rendered, slot)
+        return out
 
     def _deferral(
         self,
@@ -532,25 +791,6 @@ class Dispatcher:
         return await self.mailer.send(
             EmailMessage(aid, r.to, r.rendered.subject or "", r.rendered.body)
         )
-
-    async def _record_sent(self, r: Reserved, ref: ProviderRef) -> None:
-        """The common case in one autocommitted UPDATE: still reserved -> sent with the
-        provider's id. If a callback moved it first, the general path below applies."""
-        now = self.clock()
-        stmt = (
-            update(AttemptRow)
-            .where(AttemptRow.id == r.attempt_id, AttemptRow.state == AttemptState.RESERVED.value)
-            .values(state=AttemptState.SENT.value, provider_sid=ref.id, sent_at=now, updated_at=now)
-        )
-        if self._autocommit is not None:
-            async with self._autocommit.connect() as conn:
-                done = (await conn.execute(stmt)).rowcount
-        else:
-            async with self._serial(), self.maker() as session:
-                done = (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]
-                await session.commit()
-        if not done:
-            await self._record(r, AttemptState.SENT, ref=ref)
 
     async def _record(
         self,
@@ -636,18 +876,34 @@ class Dispatcher:
 
 _TICK = timedelta(milliseconds=20)
 _MAX_LEAD = timedelta(seconds=1)
+_HELD_PAUSE = 0.02  # seconds: a job whose attempt row another writer holds tries again
+_ANY_WAIT = timedelta(days=1)  # a reserved attempt takes the next free slot, however far
+_PAD_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def _padded(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The ids, the last repeated up to a size of `_PAD_SIZES`: an `IN` list's statement
+    (and the driver's prepared statement) is then one of a few, whatever the batch size."""
+    size = next((s for s in _PAD_SIZES if s >= len(ids)), len(ids))
+    return ids + ids[-1:] * (size - len(ids))
+
+
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _LOOK = (
     select(
+        AttemptRow.id,
         AttemptRow.state,
         CampaignRow.id.label("campaign"),
         CampaignRow.status,
         CampaignRow.pacing_cps,
         CampaignRow.max_in_progress,
+        PacingRow.next_slot_at,
     )
     .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
-    .where(AttemptRow.id == bindparam("id"))
+    .outerjoin(PacingRow, PacingRow.campaign_id == AttemptRow.campaign_id)
+    .where(AttemptRow.id.in_(_IDS))
 )
-_ATTEMPT = (
+_ATTEMPTS = (
     select(
         AttemptRow.id,
         AttemptRow.state,
@@ -657,14 +913,83 @@ _ATTEMPT = (
         CampaignRow.status,
         CampaignRow.max_in_progress,
         CampaignRow.window,
+        CampaignRow.pacing_cps,
     )
     .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
-    .where(AttemptRow.id == bindparam("id"))
+    .where(AttemptRow.id.in_(_IDS))
 )
+_ATTEMPTS_SKIP_LOCKED = _ATTEMPTS.with_for_update(of=AttemptRow, skip_locked=True)
+_LOCK_CASES = select(CaseRow.id).where(CaseRow.id.in_(_IDS)).order_by(CaseRow.id).with_for_update()
+_DISPATCHABLE = [s.value for s in DISPATCHABLE]
 # for each state, the states that may move to it
 _SOURCES = {t: [s.value for s in AttemptState if can_advance(s, t)] for t in AttemptState}
-_STATE = select(AttemptRow.state).where(AttemptRow.id == bindparam("id"))
+_TO_RESERVED = _SOURCES[AttemptState.RESERVED]
+# PostgreSQL: a batch's rows in one UPDATE, its values as arrays (one prepared statement)
+_RESERVE_COLUMNS = {
+    "ids": "",
+    "svids": "strategy_version_id",
+    "profiles": "profile",
+    "allowed": "allowed_by",
+    "disc": "disclosure",
+    "vm": "voicemail_disclosure",
+    "tkeys": "template_key",
+    "aoo": "append_opt_out",
+}
+_RESERVE = text(
+    "UPDATE attempts AS a SET state = 'reserved', at = :now, reserved_at = :now,"
+    " updated_at = :now, strategy_version_id = v.svid, profile = v.profile,"
+    " allowed_by = v.allowed, disclosure = v.disc, voicemail_disclosure = v.vm,"
+    " template_key = v.tkey, append_opt_out = v.aoo"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:svids AS uuid[]), CAST(:profiles AS text[]),"
+    " CAST(:allowed AS text[]), CAST(:disc AS text[]), CAST(:vm AS text[]),"
+    " CAST(:tkeys AS text[]), CAST(:aoo AS boolean[]))"
+    " AS v(id, svid, profile, allowed, disc, vm, tkey, aoo)"
+    " WHERE a.id = v.id AND a.state = ANY(CAST(:sources AS text[])) RETURNING a.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_SENT = text(
+    "UPDATE attempts AS a SET state = 'sent', provider_sid = v.sid, sent_at = :now,"
+    " updated_at = :now FROM unnest(CAST(:ids AS uuid[]), CAST(:sids AS text[])) AS v(id, sid)"
+    " WHERE a.id = v.id AND a.state = 'reserved' RETURNING a.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-class _Done(Exception):
-    """Internal: the job needs nothing more (its attempt was cancelled)."""
+@dataclass(frozen=True, slots=True)
+class _Item:
+    delivery: Delivery
+    attempt_id: uuid.UUID
+    case_id: uuid.UUID
+    may_defer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Again:
+    """Internal: submit the job again (another job of its case was in the batch, or its
+    row was held by another writer: wait `pause` seconds first)."""
+
+    pause: float = 0.0
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What deciding one job again came to, written with the batch's others."""
+
+    kind: str  # none, cancel, retry, refuse, defer, fail, reserve
+    state: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    retry: RetryLater | None = None
+    until: datetime | None = None
+    why: str = ""
+    error: str = ""
+    reserved: Reserved | None = None
+    campaign: uuid.UUID | None = None
+    max_in_progress: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Looked:
+    rows: dict[uuid.UUID, Any]
+    busy: set[uuid.UUID]  # campaigns at their in-progress limit
+
+
+_Reserve = Reserved | _Again | None

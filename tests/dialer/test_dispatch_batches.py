@@ -1,0 +1,162 @@
+"""The worker's group commit: deliveries that arrive together are reserved in one batch
+(one transaction, the cases locked in id order) and recorded together, yet each job keeps
+its own outcome, and one failing job does not sink the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from adapters.errors import RetryLater
+from adapters.ports import Delivery
+from dialer.db.models import AttemptRow
+from dialer.dispatch import pacing, worker
+from dialer.dispatch.worker import Dispatcher
+from strategy import engine
+from tests.conftest import Database
+from tests.dialer.dispatch_world import INSIDE, World, make_world, mid_tier_strategy
+from tests.dialer.test_dispatch_concurrency import _racing_jobs
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    w = await make_world(
+        database, start=INSIDE, strategy=mid_tier_strategy(case_cap=3, spacing_minutes=None)
+    )
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+async def _deliveries(world: World, cases: int, cps: float = 1000) -> list[Delivery]:
+    await world.add_cases(cases)
+    cid = await world.campaign(cps=cps)
+    await world.plan(cid)
+    return [Delivery(job) for job in world.queue.pending()]
+
+
+async def test_deliveries_arriving_together_are_reserved_and_recorded_in_batches(
+    world: World,
+) -> None:
+    deliveries = await _deliveries(world, 12)
+    assert len(deliveries) == 12
+    dispatcher = world.dispatcher()
+    await asyncio.gather(*(dispatcher(d) for d in deliveries))
+    assert [a.state for a in await world.attempts()] == ["sent"] * 12
+    assert world.dials() == 12
+    reserve_batches, reserved, record_batches, recorded, _ = dispatcher.batch_counts()
+    assert (reserved, recorded) == (12, 12)
+    assert reserve_batches < 12 and record_batches < 12  # gathered, not one by one
+    # a second delivery of each (a redelivery, a duplicate) dials nothing
+    await asyncio.gather(*(dispatcher(Delivery(d.job, redelivered=True)) for d in deliveries))
+    assert world.dials() == 12
+
+
+async def test_a_job_that_fails_to_decide_does_not_sink_its_batch(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliveries = await _deliveries(world, 6)
+    doomed = deliveries[2].job.case_id
+    real = engine.decide
+
+    def decide(case: Any, *args: Any) -> Any:
+        if case.id == doomed:
+            raise ZeroDivisionError("a bug that only this case meets")
+        return real(case, *args)
+
+    monkeypatch.setattr(worker, "decide", decide)
+    dispatcher = world.dispatcher()
+    results = await asyncio.gather(*(dispatcher(d) for d in deliveries), return_exceptions=True)
+    assert isinstance(results[2], ZeroDivisionError)  # nacked: the broker redelivers it
+    assert [r for i, r in enumerate(results) if i != 2] == [None] * 5
+    states = {str(a.case_id): a.state for a in await world.attempts()}
+    assert states.pop(doomed) == "queued"  # untouched, dialled by a later delivery
+    assert set(states.values()) == {"sent"}
+    assert world.dials() == 5
+    monkeypatch.undo()
+    await dispatcher(deliveries[2])
+    assert world.dials() == 6
+
+
+async def test_a_batch_that_fails_as_a_whole_is_tried_job_by_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliveries = await _deliveries(world, 5)
+    real = Dispatcher._reserve_all
+    sizes: list[int] = []
+
+    async def reserve_all(self: Dispatcher, items: Sequence[Any]) -> Any:
+        sizes.append(len(items))
+        if len(items) > 1:
+            raise RuntimeError("say, a constraint one of them broke")
+        return await real(self, items)
+
+    monkeypatch.setattr(Dispatcher, "_reserve_all", reserve_all)
+    dispatcher = world.dispatcher()
+    await asyncio.gather(*(dispatcher(d) for d in deliveries))
+    assert sizes[0] == 5 and sizes[1:] == [1] * 5
+    assert [a.state for a in await world.attempts()] == ["sent"] * 5
+    assert world.dials() == 5
+
+
+async def test_two_jobs_of_one_case_in_a_batch_are_decided_one_after_the_other(
+    world: World,
+) -> None:
+    """The case cap is 3: of 5 calls to one case arriving together, 3 go, 2 are refused,
+    whatever the batching (each decision sees the reservations before it)."""
+    (case_id,) = await world.add_cases(1)
+    cid = await world.campaign(cps=1000)
+    jobs = await _racing_jobs(world, case_id, cid, 5)
+    dispatcher = world.dispatcher()
+    await asyncio.gather(*(dispatcher(Delivery(j)) for j in jobs))
+    states = sorted(a.state for a in await world.attempts())
+    assert states == ["refused"] * 2 + ["sent"] * 3
+    assert world.dials() == 3
+
+
+async def test_a_batch_takes_consecutive_slots_up_to_max_wait_and_the_rest_wait(
+    world: World,
+) -> None:
+    cid = await world.campaign(cps=10)
+    now = world.clock()
+    async with world.maker() as session:
+        claim = await pacing.claim(session, cid, 10, 30, None, now, timedelta(seconds=2))
+        await session.commit()
+    interval = pacing.slot_interval(10)
+    assert len(claim.slots) == 20 and claim.paced == 10 and claim.busy == 0
+    assert [s.at for s in claim.slots] == [now + interval * i for i in range(20)]
+    assert claim.next_free == now + interval * 20
+    async with world.maker() as session:  # the next batch starts where this one ended
+        again = await pacing.claim(session, cid, 10, 5, None, now, timedelta(seconds=3))
+        await session.commit()
+    assert [s.at for s in again.slots] == [now + interval * i for i in range(20, 25)]
+    assert all(s.pushed for s in again.slots)
+
+
+async def test_a_batch_stays_within_the_in_progress_limit(world: World) -> None:
+    await world.add_cases(5)
+    cid = await world.campaign(cps=100, max_in_progress=2)
+    await world.plan(cid)
+    deliveries = [Delivery(job) for job in world.queue.pending()]
+    dispatcher = world.dispatcher()
+    results = await asyncio.gather(*(dispatcher(d) for d in deliveries), return_exceptions=True)
+    assert world.dials() == 2
+    busy = [r for r in results if isinstance(r, RetryLater)]
+    assert len(busy) == 3 and all("in-progress" in r.reason for r in busy)
+    async with world.maker() as session:  # their final callbacks arrive
+        await session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.state == "sent")
+            .values(state="completed", updated_at=world.clock())
+        )
+        await session.commit()
+    waiting = [d for d, r in zip(deliveries, results, strict=True) if r is not None]
+    again = await asyncio.gather(*(dispatcher(d) for d in waiting), return_exceptions=True)
+    assert world.dials() == 4
+    assert sum(isinstance(r, RetryLater) for r in again) == 1
