@@ -121,22 +121,26 @@ async def load_facts(
         return {}
     ids = list(case_ids)
     q = _statements(session)
+    # Plain Core results on the session's connection (its transaction): no ORM row
+    # processing. What the session holds unflushed is flushed first, as autoflush would.
+    await session.flush()
+    conn = await session.connection()
     if case_rows is None:
-        case_rows = (await session.execute(q.cases, {"ids": ids})).all()
+        case_rows = (await conn.execute(q.cases, {"ids": ids})).all()
     if not case_rows:
         return {}
     points: dict[uuid.UUID, list[ContactPoint]] = defaultdict(list)
-    for cp in await session.execute(q.points, {"ids": ids}):
+    for cp in await conn.execute(q.points, {"ids": ids}):
         points[cp[0]].append(_point(cp))
     parties: dict[uuid.UUID, list[Party]] = defaultdict(list)
-    for pt in await session.execute(q.parties, {"ids": ids}):
+    for pt in await conn.execute(q.parties, {"ids": ids}):
         parties[pt[0]].append(_party(pt, points.get(pt[1], [])))
     attempts: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
     hist = q.history if exclude_attempt is None else q.history_excluding
     params: dict[str, Any] = {"ids": ids, "until": until}
     if exclude_attempt is not None:
         params["exclude"] = exclude_attempt
-    for at in await session.execute(hist, params):
+    for at in await conn.execute(hist, params):
         attempts[at[0]].append(
             Attempt(
                 at=at[1],
@@ -151,7 +155,7 @@ async def load_facts(
             )
         )
     payments: dict[uuid.UUID, list[tuple[datetime, Any]]] = defaultdict(list)
-    for pay in await session.execute(q.payments, {"ids": ids, "until": until}):
+    for pay in await conn.execute(q.payments, {"ids": ids, "until": until}):
         payments[pay[0]].append((pay[1], pay[2]))
     out: dict[uuid.UUID, CaseFacts] = {}
     no_payments: tuple[tuple[datetime, Any], ...] = ()

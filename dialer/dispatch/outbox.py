@@ -47,6 +47,7 @@ from dialer.db.models import AttemptRow, OutboxRow
 log = logging.getLogger(__name__)
 
 _OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+_ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 # The states an attempt may leave for `queued`, read from the state machine.
 _TO_QUEUED = [s.value for s in AttemptState if can_advance(s, AttemptState.QUEUED)]
 
@@ -123,7 +124,8 @@ async def relay_once(
     async with maker() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
         q = _POSTGRES if postgres else _GENERIC
-        rows = (await session.execute(q.due, {"now": now, "limit": limit})).all()
+        conn = await session.connection()  # plain Core results, in the session's transaction
+        rows = (await conn.execute(q.due, {"now": now, "limit": limit})).all()
         if not rows:
             return 0
         ids = [r[0] for r in rows]
@@ -134,9 +136,9 @@ async def relay_once(
             await session.rollback()
             await _postpone(session, ids, now + retry_after, repr(exc))
             raise
-        await session.execute(q.published, {"ids": ids, "now": now})
+        await conn.execute(q.published, {"ids": ids, "now": now})
         attempt_ids = [uuid.UUID(j.attempt_id) for j in jobs]
-        await session.execute(q.queued, {"ids": attempt_ids, "now": now})
+        await conn.execute(q.queued, {"ids": attempt_ids, "now": now})
         await session.commit()
         return len(rows)
 
@@ -164,14 +166,15 @@ def _build(postgres: bool) -> _Statements:
     )
     if postgres:
         due = due.with_for_update(skip_locked=True)
+    # Table (Core) updates: no ORM session synchronisation to evaluate per row.
     published = (
-        update(OutboxRow)
-        .where(among(OutboxRow.id, BigInteger()))
-        .values(published_at=bindparam("now"), publish_attempts=OutboxRow.publish_attempts + 1)
+        update(_OUTBOX)
+        .where(among(_OUTBOX.c.id, BigInteger()))
+        .values(published_at=bindparam("now"), publish_attempts=_OUTBOX.c.publish_attempts + 1)
     )
     queued = (
-        update(AttemptRow)
-        .where(among(AttemptRow.id, Uuid()), AttemptRow.state.in_(_TO_QUEUED))
+        update(_ATTEMPTS)
+        .where(among(_ATTEMPTS.c.id, Uuid()), _ATTEMPTS.c.state.in_(_TO_QUEUED))
         .values(state=AttemptState.QUEUED.value, updated_at=bindparam("now"))
     )
     return _Statements(due, published, queued)

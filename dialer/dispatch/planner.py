@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 _ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 RUNNING = "running"
 LEASE = timedelta(minutes=2)
+RELAY_DRAINS = 2  # concurrent outbox drains while planning (PostgreSQL)
 MAX_LOOKAHEAD_DECISIONS = 3  # fresh decisions per channel when the window is not open now
 
 
@@ -297,6 +298,8 @@ async def plan_campaign(
     it met is raised here."""
     report = PlanReport()
     strategies = StrategyCache()
+    bind = maker.kw.get("bind")
+    postgres = bind is not None and bind.dialect.name == "postgresql"
     wake = asyncio.Event()
     finished = False
 
@@ -305,20 +308,35 @@ async def plan_campaign(
         while True:
             wake.clear()
             last = finished
-            await outbox.relay_all(maker, queue, clock())
+            # On PostgreSQL two drains share the rows (SKIP LOCKED): one waits for the
+            # broker's confirms while the other reads or marks its rows.
+            drains = RELAY_DRAINS if postgres else 1
+            await asyncio.gather(*(outbox.relay_all(maker, queue, clock()) for _ in range(drains)))
             if last:
                 return
             await wake.wait()
 
+    def read_ahead(after: uuid.UUID, portfolio: str, case_filter: dict[str, Any]) -> _Ahead:
+        async def read() -> _Page:
+            async with maker() as session:
+                page = open_cases_page(portfolio, after, batch, case_filter)
+                ids = list((await session.scalars(page)).all())
+                return _Page(after, ids, await load_facts(session, ids, clock()))
+
+        return asyncio.create_task(read(), name="planner-read-ahead")
+
     relaying = asyncio.create_task(relay(), name="planner-relay") if queue else None
+    ahead: _Ahead | None = None
     try:
         while True:
             now = clock()
             async with maker() as session:
-                step = await _plan_batch(session, campaign_id, now, owner, batch, strategies)
+                step = await _plan_batch(
+                    session, campaign_id, now, owner, batch, strategies, ahead, read_ahead
+                )
             if step is None:
                 break
-            cases, planned, refused, done = step
+            cases, planned, refused, done, ahead = step
             report.cases += cases
             report.planned += planned
             report.refused.update(refused)
@@ -332,16 +350,33 @@ async def plan_campaign(
                 report.done = True
                 break
     except BaseException:
-        if relaying is not None:
-            relaying.cancel()
-            with contextlib.suppress(BaseException):
-                await relaying
+        for task in (relaying, ahead):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         raise
+    if ahead is not None:  # the lease was lost or the campaign stopped: not needed
+        ahead.cancel()
+        with contextlib.suppress(BaseException):
+            await ahead
     if relaying is not None:
         finished = True
         wake.set()
         await relaying
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page of case ids after a cursor and their facts, read ahead of its batch."""
+
+    after: uuid.UUID
+    ids: list[uuid.UUID]
+    facts: dict[uuid.UUID, CaseFacts]
+
+
+_Ahead = asyncio.Task[_Page]
 
 
 async def _plan_batch(
@@ -351,7 +386,14 @@ async def _plan_batch(
     owner: str,
     batch: int,
     strategies: StrategyCache,
-) -> tuple[int, int, Counter[str], bool] | None:
+    ahead: _Ahead | None = None,
+    read_ahead: Callable[[uuid.UUID, str, dict[str, Any]], _Ahead] | None = None,
+) -> tuple[int, int, Counter[str], bool, _Ahead | None] | None:
+    """One batch in the session's transaction. `ahead`, if given, is the next page read
+    while the previous batch was decided: it is used only if it was read after the cursor
+    this batch finds under the campaign's lock (else another planner moved it, and the page
+    is read again here). Before deciding, the page after this one starts being read
+    (`read_ahead`), so the database works while this process decides."""
     stmt = select(CampaignRow).where(CampaignRow.id == campaign_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
@@ -366,16 +408,47 @@ async def _plan_batch(
     if portfolio is None:
         return None
     after = uuid.UUID(campaign.plan_cursor) if campaign.plan_cursor else None
-    ids = list((await session.scalars(open_cases_page(
-        campaign.portfolio, after, batch, campaign.filter or {}
-    ))).all())  # fmt: skip
+    page = await ahead if ahead is not None else None
+    if page is not None and page.after == after:
+        ids, facts = page.ids, page.facts
+    else:
+        ids = list((await session.scalars(open_cases_page(
+            campaign.portfolio, after, batch, campaign.filter or {}
+        ))).all())  # fmt: skip
+        facts = {}
     if not ids:
         campaign.plan_done = True
         campaign.plan_lease_until = None
         campaign.updated_at = now
         await session.commit()
-        return 0, 0, Counter(), True
-    facts = await load_facts(session, ids, now)
+        return 0, 0, Counter(), True, None
+    following = None
+    if read_ahead is not None and len(ids) == batch:
+        following = read_ahead(ids[-1], campaign.portfolio, campaign.filter or {})
+    try:
+        if page is None or page.after != after:
+            facts = await load_facts(session, ids, now)
+        step = await _decide_and_record(
+            session, campaign, portfolio, ids, facts, now, owner, strategies
+        )
+    except BaseException:
+        if following is not None:
+            following.cancel()
+        raise
+    return (*step, following)
+
+
+async def _decide_and_record(
+    session: AsyncSession,
+    campaign: CampaignRow,
+    portfolio: Portfolio,
+    ids: list[uuid.UUID],
+    facts: dict[uuid.UUID, CaseFacts],
+    now: datetime,
+    owner: str,
+    strategies: StrategyCache,
+) -> tuple[int, int, Counter[str], bool]:
+    campaign_id = campaign.id
     window = LocalWindow.parse(campaign.window or "00:00-24:00")
     channels = [Channel(c) for c in campaign.channels]
     attempts: list[dict[str, Any]] = []

@@ -5,8 +5,10 @@ an executemany would."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from adapters.errors import QueueError
 from adapters.inprocess import InProcessJobQueue
 from adapters.ports import Job
-from dialer.db.models import AttemptRow, OutboxRow
+from dialer.db.models import AttemptRow, CampaignRow, OutboxRow
 from dialer.dispatch import outbox, planner
 from tests.conftest import Database
 from tests.dialer.dispatch_world import INSIDE, World, make_world
@@ -99,3 +101,29 @@ async def test_bulk_insert_writes_what_an_executemany_would(world: World) -> Non
     assert {(r.created_at, r.available_at, r.published_at, r.publish_attempts) for r in rows} == {
         (now, now, None, 0)
     }
+
+
+async def test_two_planners_racing_on_one_campaign_plan_each_case_once(world: World) -> None:
+    if not world.postgres:
+        pytest.skip("one planner process on SQLite: its lease is not a row lock there")
+    world.clock.advance_to(INSIDE)
+    await world.add_cases(23)
+    cid = await world.campaign(window="00:00-24:00")
+    start = world.clock()
+    ticks = [0]
+
+    def clock() -> datetime:  # a lease is expired by the next instant either planner reads
+        ticks[0] += 1
+        return start + (planner.LEASE + timedelta(seconds=1)) * ticks[0]
+
+    reports = await asyncio.gather(
+        planner.plan_campaign(world.maker, cid, clock, owner="a", batch=3),
+        planner.plan_campaign(world.maker, cid, clock, owner="b", batch=3),
+    )
+    attempts = await world.attempts()
+    per_case = Counter(a.case_id for a in attempts)
+    assert per_case and max(per_case.values()) == 1, "a case planned twice"
+    assert sum(r.cases for r in reports) == 23
+    async with world.maker() as session:
+        row = await session.get(CampaignRow, cid)
+        assert row is not None and row.plan_done and row.cases_seen == 23
