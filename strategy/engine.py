@@ -7,12 +7,13 @@ re-evaluating the whole candidate at the instant its rules name, until all pass 
 point), so a next-allowed time is never a guess.
 
 How the work is shared (bench/decide.py measures it): per decision, the history is indexed
-once (`strategy.history`) and the candidates are built once with the reasons that depend on
-neither tier nor instant. Per instant (`_At`), the tier and the case's reasons, the debtor's
-reachability, each zone set's window and each zone set's caps over their limit (every cap
-and group counted in one pass over the period's attempts, from row tables compiled per
-tier) are found once and read by every candidate; a candidate builds a cap's reason only
-when that cap refuses it. Results that depend only on the compiled strategy and the instant
+once (`strategy.history`, counting only the attempts inside the strategy's lookback) and the
+candidates are built once with the reasons that depend on neither tier nor instant. Per
+instant (`_At`), the tier and the case's reasons, the debtor's reachability, each zone
+set's window and each zone set's caps over their limit (every cap and group counted in one
+pass over the period's attempts, from row tables compiled per tier) are found once and read
+by every candidate, all evaluated in one loop; a candidate builds a cap's reason only when
+that cap refuses it. Results that depend only on the compiled strategy and the instant
 (window verdicts, preference scores, the tier of a case's dates on a local day) are cached
 in the compiled strategy, since a campaign decides its cases at the same instants.
 """

@@ -3,7 +3,9 @@
 Caps count attempts in a period; the period holds few attempts, so each count is two
 bisections on the sorted timestamps and a short scan of the slice between them. The
 index keeps parallel lists (one per attribute) rather than a row object per attempt:
-building it is the one cost every decision pays for its fresh history.
+building it is the one cost every decision pays for its fresh history. Only the attempts
+inside the strategy's lookback (the longest span any of its rules counts over) are
+converted to timestamps and listed; older ones give only their facts.
 """
 
 from __future__ import annotations
