@@ -16,7 +16,7 @@ indexing the history on every decision as `decide` must (its input is a fresh hi
 
 The engine is measured as the dialer uses it: with the strategy compiled once against its
 profile (`compile_strategy`; the planner and the worker keep compiled strategies), a fresh
-index of the history and fresh candidates on every call. Three figures:
+index of the history and fresh candidates on every call. Four figures:
 - `decide`: the same instant on every call. A campaign's planner decides its cases at the
   same instants (its `now`, then the windows' openings), so the compiled strategy's
   per-instant caches (window verdicts, preference scores, the tier of a case's dates on a
@@ -25,6 +25,9 @@ index of the history and fresh candidates on every call. Three figures:
   never answer (the worst case: every decision at a time no other decision used).
 - `decide_with_strategy_document`: `decide(case, history, now, strategy, profile)`, which
   finds the compiled strategy in the compile cache.
+- `decide_300_attempts_over_100_days`: the same case months into collection, 270 more
+  unanswered calls before the 30 (one every 8 hours): the rules count only the attempts
+  inside their longest span, but every attempt is read for its facts.
 
 Time is this process's CPU time (`time.process_time`), and the measurements are
 interleaved in short rounds, so other work on a shared machine shifts neither the figures
@@ -35,12 +38,15 @@ nor their ratios much.
 Ends with one line per figure: `name: value unit` (`engine_compiled` says whether the
 engine ran as a mypyc extension: 1, or pure Python: 0).
 
-Figures (2026-11-29, the shared 2-core Xeon, load average 3.1-3.6 from other work;
+Figures (2026-11-29, the shared 2-core Xeon, load average 3.5-4.3 from other work;
 `--seconds 6`, two runs each, every run with this bench):
-- before (498a302, pure Python): decide 8,425-8,472/s, bare_lookups 72k/s, engine_vs_bare
-  0.117 (the last session's 10,340/s was against a bare loop at 75,657/s: 0.137);
-- now (pure Python): decide 9,395-9,776/s, bare_lookups 73-75k/s, engine_vs_bare
-  0.125-0.134, engine_vs_bare_indexing_history 0.35-0.36, new instant each call 8,430/s;
+- before (498a302, pure Python): decide 7,729-8,205/s with bare_lookups 65-69k/s:
+  engine_vs_bare 0.119, engine_vs_bare_indexing_history 0.32-0.33; 300 attempts over 100
+  days 4,297-4,400/s (the last session's 10,340/s was against a bare loop at 75,657/s:
+  0.137);
+- now (pure Python): decide 8,893-9,246/s with bare_lookups 69-71k/s: engine_vs_bare
+  0.126-0.134, engine_vs_bare_indexing_history 0.34-0.37; 300 attempts over 100 days
+  7,192-7,325/s (+65%: only the attempts inside the lookback are converted and listed);
 - now, with strategy/{engine,history,compiled,calendar}.py compiled by mypyc (a scratch
   build, not what `pip install -e` gives): decide 19,025-19,183/s, engine_vs_bare
   0.256-0.260, engine_vs_bare_indexing_history 0.70-0.71.
@@ -142,6 +148,24 @@ def realistic_case() -> tuple[Case, History]:
         at_utc = at.astimezone(UTC)
         attempts.append(Attempt(at_utc, channel, party, cp, results[i % len(results)], id=f"a{i}"))
     return case, History(attempts=tuple(attempts))
+
+
+def with_older_attempts(history: History, n: int) -> History:
+    """The history after `n` more unanswered calls, one every 8 hours before its first
+    (a case months into collection: 270 more reach 90 days further back)."""
+    first = history.attempts[0]
+    older = [
+        Attempt(
+            first.at - timedelta(hours=8 * (n - i)),
+            Channel.VOICE,
+            first.party_id,
+            first.contact_point_id,
+            Result.NO_ANSWER,
+            id=f"old{i}",
+        )
+        for i in range(n)
+    ]
+    return History(attempts=(*older, *history.attempts))
 
 
 # Buckets of sorted instants the caps and spacing read: per party (all attempts), per
@@ -284,6 +308,14 @@ def main() -> None:
             decide(case, history, now, compiled)
         return time.process_time() - began
 
+    long_history = with_older_attempts(history, 270)
+
+    def engine_long_history(n: int) -> float:
+        began = time.process_time()
+        for _ in range(n):
+            decide(case, long_history, NOW, compiled)
+        return time.process_time() - began
+
     def engine_document(n: int) -> float:
         began = time.process_time()
         for _ in range(n):
@@ -300,6 +332,7 @@ def main() -> None:
         "decide": engine,
         "decide_new_instant_each_call": engine_new_instant,
         "decide_with_strategy_document": engine_document,
+        "decide_300_attempts_over_100_days": engine_long_history,
         "bare_lookups": bare,
         "bare_lookups_indexing_history": bare_indexing,
     }
@@ -330,6 +363,10 @@ def main() -> None:
     print(f"bare_lookups_indexing_history: {indexed:.0f} decisions/s")
     print(f"decide_new_instant_each_call: {rate['decide_new_instant_each_call']:.0f} decisions/s")
     print(f"decide_with_strategy_document: {rate['decide_with_strategy_document']:.0f} decisions/s")
+    print(
+        "decide_300_attempts_over_100_days:"
+        f" {rate['decide_300_attempts_over_100_days']:.0f} decisions/s"
+    )
     print(f"engine_vs_bare: {engine_rate / lookups:.3f} ratio")
     print(f"engine_vs_bare_indexing_history: {engine_rate / indexed:.3f} ratio")
     print(
