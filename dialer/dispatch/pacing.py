@@ -162,7 +162,7 @@ class Claim:
 
 
 async def claim(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     campaign_id: uuid.UUID,
     cps: float,
     wanted: int,

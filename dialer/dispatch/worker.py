@@ -15,10 +15,13 @@ For each batch:
    one job per case in a batch, a second one waits for the next): re-read the attempts,
    decide each again on fresh facts (an opt-out, a payment or a twin worker's call may
    have landed since planning), refuse with every reason, or render the words at the
-   granted disclosure (a template that would say more fails the attempt closed); then,
-   per campaign under its pacing row's lock, keep within the in-progress limit and take
-   the pacing slots (the rate, shared by all workers) of those allowed; reserve them in
-   one statement; commit.
+   granted disclosure (a template that would say more fails the attempt closed); then
+   lock the attempts' rows (`FOR UPDATE SKIP LOCKED`: one that another multi-row writer,
+   say the relay marking attempts queued, holds right now is tried again shortly, never
+   waited for); per campaign under its pacing row's lock, keep within the in-progress
+   limit and take the pacing slots (the rate, shared by all workers) of those allowed;
+   write the refusals, deferrals and cancellations, and the reservations in one
+   statement; commit.
 Then for each job:
 3. wait for its slot, call the provider, record its id (sent) or what its error means:
    ambiguous -> unknown (the reconciler looks it up; nothing dials it again), permanent ->
@@ -103,7 +106,8 @@ class WorkerConfig:
     # batch waits at most `batch_linger` seconds for more jobs while another is running
     batch_size: int = 64
     batches: int = 2
-    batch_linger: float = 0.003
+    batch_linger: float = 0.010
+    record_batches: int = 1  # `sent` records: one batch at a time, the next one gathers
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +171,7 @@ class Dispatcher:
             self._reserve_batch, c.batch_size, c.batch_linger, c.batches
         )
         self._recorder: Batcher[tuple[Reserved, ProviderRef], bool] = Batcher(
-            self._record_sent_batch, c.batch_size, c.batch_linger, c.batches
+            self._record_sent_batch, c.batch_size, c.batch_linger, c.record_batches
         )
 
     def batch_counts(self) -> tuple[int, int, int, int, int]:
@@ -343,17 +347,14 @@ class Dispatcher:
         are one UPDATE; commit. Each job's outcome lands in `results`."""
         case_ids = sorted({items[i].case_id for i in todo})
         async with self.maker() as session:
+            # Core statements on the session's connection (its transaction): no ORM work
+            conn = await session.connection()
             if self.postgres:
-                await session.execute(_LOCK_CASES, {"ids": _padded(case_ids)})
+                await conn.execute(_LOCK_CASES, {"ids": _padded(case_ids)})
             locked = {r[0]: r for r in await lock_cases(session, _padded(case_ids))}
             now = self.clock()
-            # FOR UPDATE SKIP LOCKED: a row some other transaction holds (the relay moving
-            # many attempts to queued, a cancellation) is left to the next batch, so a
-            # batch never waits on another multi-row writer (no deadlock).
             wanted = _padded([items[i].attempt_id for i in todo])
-            attempts = {
-                r.id: r for r in await session.execute(self._attempts_stmt, {"ids": wanted})
-            }
+            attempts = {r.id: r for r in await conn.execute(_ATTEMPTS, {"ids": wanted})}
             live = [
                 items[i].case_id
                 for i in todo
@@ -370,9 +371,8 @@ class Dispatcher:
                     await asyncio.sleep(0)  # let this process's dials keep their slots
                 item = items[i]
                 attempt = attempts.get(item.attempt_id)
-                if attempt is None:  # the look saw it dispatchable: another writer holds it
-                    results[i] = _Again(pause=_HELD_PAUSE) if self.postgres else None
-                    continue
+                if attempt is None:
+                    continue  # gone since the look
                 try:
                     plan = await self._decide(
                         session, item, attempt, facts.get(item.case_id), locked, now
@@ -383,16 +383,12 @@ class Dispatcher:
                     continue
                 plan.state = attempt.state
                 plans.append((i, plan))
-            claimed = await self._apply(session, items, plans, results, now)
+            claimed = await self._apply(conn, items, plans, results, now)
             await session.commit()
         if claimed is not None:
             self._lead = min((self._lead * 4 + (self.clock() - claimed)) / 5, _MAX_LEAD)
         for i, plan in plans:
             self._report(items[i], plan, results[i])
-
-    @property
-    def _attempts_stmt(self) -> Any:
-        return _ATTEMPTS_SKIP_LOCKED if self.postgres else _ATTEMPTS
 
     async def _decide(
         self,
@@ -509,39 +505,58 @@ class Dispatcher:
 
     async def _apply(
         self,
-        session: AsyncSession,
+        conn: AsyncConnection,
         items: Sequence[_Item],
         plans: list[tuple[int, _Plan]],
         results: list[_Reserve | BaseException],
         now: datetime,
     ) -> datetime | None:
         """Write every plan of the batch in the open transaction (the caller commits).
-        Returns when pacing slots were claimed, if any were."""
+        Returns when pacing slots were claimed, if any were.
+
+        First the attempts' rows are locked, `FOR UPDATE SKIP LOCKED`: one that another
+        multi-row writer holds right now (the relay marking a published batch queued, a
+        cancellation) is tried again shortly, never waited for, so batches cannot
+        deadlock with such writers; and the rows are held only from here to the commit.
+        """
+        if self.postgres:
+            writes = [items[i].attempt_id for i, plan in plans if plan.kind not in _NO_WRITE]
+            held: set[uuid.UUID] = set()
+            if writes:
+                held = {r[0] for r in await conn.execute(_LOCK_ATTEMPTS, {"ids": _padded(writes)})}
+            skipped = [
+                (i, p)
+                for i, p in plans
+                if p.kind not in _NO_WRITE and items[i].attempt_id not in held
+            ]
+            for i, _ in skipped:
+                results[i] = _Again(pause=_HELD_PAUSE)
+            plans = [(i, p) for i, p in plans if p.kind in _NO_WRITE or items[i].attempt_id in held]
         go: list[tuple[int, _Plan]] = []
         by_campaign: dict[uuid.UUID, list[tuple[int, _Plan]]] = {}
         for i, plan in plans:
             aid = items[i].attempt_id
             state = plan.state
             if plan.kind == "cancel":
-                await self._move(session, aid, state, AttemptState.CANCELLED, {})
+                await self._move(conn, aid, state, AttemptState.CANCELLED, {})
             elif plan.kind == "retry":
                 results[i] = plan.retry
             elif plan.kind == "refuse":
-                await self._move(session, aid, state, AttemptState.REFUSED, plan.values)
+                await self._move(conn, aid, state, AttemptState.REFUSED, plan.values)
             elif plan.kind == "defer":
                 assert plan.until is not None
-                moved = await session.execute(
+                moved = await conn.execute(
                     update(AttemptRow)
                     .where(AttemptRow.id == aid, AttemptRow.state.in_(_DISPATCHABLE))
                     .values(at=plan.until, not_before=plan.until, updated_at=now)
                 )
-                if moved.rowcount:  # type: ignore[attr-defined]
+                if moved.rowcount:
                     results[i] = RetryLater(plan.until - now, f"deferred by {plan.why}")
             elif plan.kind == "fail":
                 values = {**plan.values, "at": now, "reserved_at": now}
-                if await self._move(session, aid, state, AttemptState.RESERVED, values):
+                if await self._move(conn, aid, state, AttemptState.RESERVED, values):
                     await self._move(
-                        session,
+                        conn,
                         aid,
                         AttemptState.RESERVED.value,
                         AttemptState.FAILED,
@@ -561,7 +576,7 @@ class Dispatcher:
             first = group[0][1]
             assert first.reserved is not None
             claim = await pacing.claim(
-                session,
+                conn,
                 campaign,
                 first.reserved.cps or 0.0,
                 len(group),
@@ -581,16 +596,14 @@ class Dispatcher:
                 else:
                     results[i] = RetryLater(self.config.busy_retry, "in-progress limit reached")
         if go:
-            taken = await self._reserve_rows(
-                session, [(items[i].attempt_id, p) for i, p in go], now
-            )
+            taken = await self._reserve_rows(conn, [(items[i].attempt_id, p) for i, p in go], now)
             for i, plan in go:
                 if items[i].attempt_id in taken:
                     results[i] = plan.reserved
         return claimed
 
     async def _reserve_rows(
-        self, session: AsyncSession, rows: list[tuple[uuid.UUID, _Plan]], now: datetime
+        self, conn: AsyncConnection, rows: list[tuple[uuid.UUID, _Plan]], now: datetime
     ) -> set[uuid.UUID]:
         """Move the attempts to reserved with what the engine granted: one statement on
         PostgreSQL; the ids that moved."""
@@ -598,7 +611,7 @@ class Dispatcher:
             moved = set()
             for aid, plan in rows:
                 values = {**plan.values, "at": now, "reserved_at": now}
-                if await self._move(session, aid, plan.state, AttemptState.RESERVED, values):
+                if await self._move(conn, aid, plan.state, AttemptState.RESERVED, values):
                     moved.add(aid)
             return moved
         cols: dict[str, list[Any]] = {k: [] for k in _RESERVE_COLUMNS}
@@ -607,11 +620,13 @@ class Dispatcher:
             for key, column in _RESERVE_COLUMNS.items():
                 if key != "ids":
                     cols[key].append(plan.values[column])
-        result = await session.execute(_RESERVE, {**cols, "now": now, "sources": _TO_RESERVED})
+        result = await conn.execute(_RESERVE, {**cols, "now": now, "sources": _TO_RESERVED})
         return {r[0] for r in result}
 
     def _report(self, item: _Item, plan: _Plan, result: _Reserve | BaseException) -> None:
         """Logs and metrics, once the batch is committed."""
+        if isinstance(result, _Again):
+            return  # not written: decided again in a later batch
         if plan.kind == "refuse":
             self._count_refusal(plan.rules)
             log.info("attempt %s refused at dispatch: %s", item.attempt_id, plan.rules[0])
@@ -625,7 +640,7 @@ class Dispatcher:
 
     async def _move(
         self,
-        session: AsyncSession,
+        conn: AsyncConnection,
         attempt_id: uuid.UUID,
         current: str,
         target: AttemptState,
@@ -636,12 +651,12 @@ class Dispatcher:
         outbox relay may turn planned into queued meanwhile (it does not lock the case)."""
         if advance(AttemptState(current), target) is None:
             return False
-        result = await session.execute(
+        result = await conn.execute(
             update(AttemptRow)
             .where(AttemptRow.id == attempt_id, AttemptRow.state.in_(_SOURCES[target]))
             .values(state=target.value, updated_at=self.clock(), **values)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     # --- pacing ----------------------------------------------------------------------------
     async def _wait_for_slot(self, r: Reserved) -> Reserved:
@@ -671,8 +686,15 @@ class Dispatcher:
     # --- recording -------------------------------------------------------------------------
     async def _record_sent(self, r: Reserved, ref: ProviderRef) -> None:
         """The common case goes with the batch's others (`_record_sent_batch`); if a
-        callback moved the attempt first, the general path applies."""
-        if not await self._recorder.submit((r, ref)):
+        callback moved the attempt first, or the batch failed, the general path applies."""
+        try:
+            done = await self._recorder.submit((r, ref))
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            log.warning("attempt %s: the batch's sent record failed (%r)", r.attempt_id, exc)
+            done = False  # say, a deadlock with a callback's transaction: record it alone
+        if not done:
             await self._record(r, AttemptState.SENT, ref=ref)
 
     async def _record_sent_batch(
@@ -735,21 +757,6 @@ class Dispatcher:
         if bounds is None or not bounds[0] <= until < bounds[1]:
             return None
         return until
-
-    async def _refuse(
-        self,
-        session: AsyncSession,
-        attempt: Any,
-        reasons: list[dict[str, Any]],
-        extra: dict[str, Any],
-    ) -> None:
-        await self._move(
-            session,
-            attempt.id,
-            attempt.state,
-            AttemptState.REFUSED,
-            {"refusal": {"reasons": reasons}, **extra},
-        )
 
     def _count_refusal(self, rules: list[str]) -> None:
         if self.metrics is not None:
@@ -918,7 +925,13 @@ _ATTEMPTS = (
     .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
     .where(AttemptRow.id.in_(_IDS))
 )
-_ATTEMPTS_SKIP_LOCKED = _ATTEMPTS.with_for_update(of=AttemptRow, skip_locked=True)
+_LOCK_ATTEMPTS = (
+    select(AttemptRow.id)
+    .where(AttemptRow.id.in_(_IDS))
+    .order_by(AttemptRow.id)
+    .with_for_update(skip_locked=True)
+)
+_NO_WRITE = frozenset({"none", "retry"})  # plans that write nothing
 _LOCK_CASES = select(CaseRow.id).where(CaseRow.id.in_(_IDS)).order_by(CaseRow.id).with_for_update()
 _DISPATCHABLE = [s.value for s in DISPATCHABLE]
 # for each state, the states that may move to it

@@ -160,3 +160,20 @@ async def test_a_batch_stays_within_the_in_progress_limit(world: World) -> None:
     again = await asyncio.gather(*(dispatcher(d) for d in waiting), return_exceptions=True)
     assert world.dials() == 4
     assert sum(isinstance(r, RetryLater) for r in again) == 1
+
+
+async def test_a_failed_batch_of_sent_records_is_recorded_one_by_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliveries = await _deliveries(world, 4)
+
+    async def record_sent_batch(self: Dispatcher, sent: Sequence[Any]) -> Any:
+        raise RuntimeError("say, a deadlock with a status callback's transaction")
+
+    monkeypatch.setattr(Dispatcher, "_record_sent_batch", record_sent_batch)
+    dispatcher = world.dispatcher()
+    await asyncio.gather(*(dispatcher(d) for d in deliveries))
+    attempts = await world.attempts()
+    assert [a.state for a in attempts] == ["sent"] * 4
+    assert all(a.provider_sid for a in attempts)
+    assert world.dials() == 4
