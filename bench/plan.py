@@ -174,10 +174,12 @@ async def plan(
     relaying the outbox while it plans; the clock stops when nothing is left unpublished."""
     settings = Settings(database_url=url, database_schema=schema)
     engine = build_engine(settings)
-    queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace, publish_batch=500))
+    clock = _clock(epoch)  # the queue's too: a job due now goes to the work queue
+    queue = RabbitJobQueue(
+        RabbitSettings(url=amqp, namespace=namespace, publish_batch=500), clock=clock
+    )
     await queue.connect()
     maker = build_sessionmaker(engine)
-    clock = _clock(epoch)
     started = time.perf_counter()
     cpu = time.process_time()
     report = await planner.plan_campaign(maker, cid, clock, queue=queue, batch=batch)
@@ -206,12 +208,15 @@ async def relay(
     the planner's (FOR UPDATE SKIP LOCKED), until the campaign is planned and published."""
     settings = Settings(database_url=url, database_schema=schema)
     engine = build_engine(settings)
-    queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace, publish_batch=500))
+    clock = _clock(epoch)
+    queue = RabbitJobQueue(
+        RabbitSettings(url=amqp, namespace=namespace, publish_batch=500), clock=clock
+    )
     await queue.connect()
     maker = build_sessionmaker(engine)
     stop = asyncio.Event()
     cpu = time.process_time()
-    task = asyncio.create_task(outbox.run_relay(maker, queue, _clock(epoch), idle=0.02, stop=stop))
+    task = asyncio.create_task(outbox.run_relay(maker, queue, clock, idle=0.02, stop=stop))
     while not stop.is_set():
         await asyncio.sleep(0.2)
         async with maker() as session:
