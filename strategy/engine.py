@@ -116,42 +116,20 @@ _CHANNEL_KEYS: Final = {
 _R = tuple[str, str, float | None, str | None]
 
 
-class _Cand:
-    """One candidate (party x contact point x channel) and what is known of it."""
+class _Cand(NamedTuple):
+    """One candidate (party x contact point x channel) and what is known of it: a named
+    tuple, built in one call (`_new`) for each of a decision's candidates."""
 
-    __slots__ = (
-        "channel",
-        "facts_key",
-        "groups",
-        "party",
-        "point",
-        "public",
-        "static",
-        "zone_key",
-        "zones",
-    )
-
-    def __init__(
-        self,
-        party: Party,
-        point: ContactPoint,
-        channel: Channel,
-        zones: tuple[str, ...],
-        static: tuple[_R, ...],
-        zone_key: int,
-        facts_key: tuple[PartyRole, bool, Channel],
-        groups: tuple[str, str, None],
-    ) -> None:
-        self.party = party
-        self.point = point
-        self.channel = channel
-        self.zones = zones
-        self.public: Candidate = _new(Candidate, (groups[1], facts_key[0], groups[0], channel))
-        # A rule's group by scope code: (contact point id, party id, None for the case).
-        self.groups = groups
-        self.static = static
-        self.zone_key = zone_key  # the same int for candidates with equal zones
-        self.facts_key = facts_key  # (role, knows of the debt, channel): the tier's facts
+    party: Party
+    point: ContactPoint
+    channel: Channel
+    zones: tuple[str, ...]
+    static: tuple[_R, ...]
+    zone_key: int  # the same int for candidates with equal zones
+    facts_key: tuple[PartyRole, bool, Channel]  # (role, knows of the debt, channel)
+    # A rule's group by scope code: (contact point id, party id, None for the case).
+    groups: tuple[str, str, None]
+    public: Candidate
 
 
 class _At:
@@ -306,7 +284,13 @@ class _Evaluator:
                         if plain
                         else point_static + self._channel_reasons(cp, channel, mobile)
                     )
-                    out.append(_Cand(party, cp, channel, zones, static, zone_key, key, groups))
+                    public = _new(Candidate, (party.id, role, cp.id, channel))
+                    out.append(
+                        _new(
+                            _Cand,
+                            (party, cp, channel, zones, static, zone_key, key, groups, public),
+                        )
+                    )
         return out
 
     # --- the decision --------------------------------------------------------------------
