@@ -7,11 +7,15 @@ window is open in that party's zones, else the earliest instant inside the plann
 at which the engine allows it (found from refusals' `next_allowed` and a fresh decision
 there). The planning window is today's while today's has not closed; a campaign started
 after it closed plans for the next opening the engine allows (`_planning_window`).
-Attempts (state planned) and their outbox rows are inserted in bulk, the cursor and the
-counts move, and the transaction commits: a crash repeats at most the batch that did not
-commit. One planner works on a campaign at a time (a lease on the campaign row). Memory is
-bounded by the batch size whatever the campaign's size. A campaign planned to the end
-whose attempts are all final becomes `done` (`finish_completed`, run by `claim`).
+Attempts (state planned) and their outbox rows are inserted in bulk (COPY on PostgreSQL),
+the cursor and the counts move, and the transaction commits: a crash repeats at most the
+batch that did not commit. One planner works on a campaign at a time (a lease on the
+campaign row, locked for each batch). While a batch is decided the next page's ids and
+facts are read on another connection; the next batch uses them only if they were read
+after the cursor it finds under the lock. With a queue, a relay task publishes the outbox
+while planning goes on. Memory is bounded by the batch size (two pages) whatever the
+campaign's size. A campaign planned to the end whose attempts are all final becomes `done`
+(`finish_completed`, run by `claim`).
 """
 
 from __future__ import annotations
