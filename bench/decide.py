@@ -44,12 +44,13 @@ Figures (2026-11-29, the shared 2-core Xeon, load average 3.5-4.3 from other wor
   engine_vs_bare 0.119, engine_vs_bare_indexing_history 0.32-0.33; 300 attempts over 100
   days 4,297-4,400/s (the last session's 10,340/s was against a bare loop at 75,657/s:
   0.137);
-- now (pure Python): decide 8,893-9,246/s with bare_lookups 69-71k/s: engine_vs_bare
-  0.126-0.134, engine_vs_bare_indexing_history 0.34-0.37; 300 attempts over 100 days
-  7,192-7,325/s (+65%: only the attempts inside the lookback are converted and listed);
+- now (pure Python): decide 8,845-9,737/s with bare_lookups 68-71k/s: engine_vs_bare
+  0.126-0.136, engine_vs_bare_indexing_history 0.34-0.37; 300 attempts over 100 days
+  7,012-7,540/s (+65%: only the attempts inside the lookback are converted and listed);
 - now, with strategy/{engine,history,compiled,calendar}.py compiled by mypyc (a scratch
-  build, not what `pip install -e` gives): decide 19,025-19,183/s, engine_vs_bare
-  0.256-0.260, engine_vs_bare_indexing_history 0.70-0.71.
+  build, not what `pip install -e` gives): decide 18,022-18,589/s, engine_vs_bare
+  0.258-0.272, engine_vs_bare_indexing_history 0.71-0.77; 300 attempts over 100 days
+  11,861-12,671/s.
 The issue's 30,000/s (engine_vs_bare about 0.40 on this machine) is not reached.
 
 Where a decision's time goes (pure Python, about 85-105 us here; timeit of each part in
