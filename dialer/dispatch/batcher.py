@@ -4,7 +4,8 @@ Each caller awaits its own item's result; a `Batcher` hands the items that are w
 its `flush` function as one batch (up to `max_size`), at most `max_flushes` batches at a
 time. A batch starts at once when nothing is being flushed (a lone job is not held back);
 while others are in flight it starts when `max_size` items wait or the oldest has waited
-`linger` seconds, so the batches grow with the load. `flush` returns one result per item,
+`linger` seconds, so the batches grow with the load. An item whose caller was cancelled
+before its batch started is dropped. `flush` returns one result per item,
 in order: a value, or an exception that is raised to that item's caller only. If `flush`
 itself raises, every item of the batch gets that exception.
 """
@@ -59,8 +60,11 @@ class Batcher(Generic[T, R]):
         self._timer = None
         if not self._pending or self._running >= self.max_flushes:
             return
+        self._pending = [(i, f) for i, f in self._pending if not f.done()]  # callers gone
         batch = self._pending[: self.max_size]
         del self._pending[: self.max_size]
+        if not batch:
+            return
         self._running += 1
         task = asyncio.create_task(self._run(batch))
         self._tasks.add(task)

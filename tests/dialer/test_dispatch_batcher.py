@@ -86,3 +86,18 @@ def test_sizes_must_be_positive() -> None:
 
     with pytest.raises(ValueError):
         Batcher(flush, max_size=0, linger=0.0)
+
+
+async def test_an_item_whose_caller_gave_up_before_its_batch_is_not_flushed() -> None:
+    rec = Recorder()
+    rec.release.clear()
+    batcher: Batcher[int, int] = Batcher(rec.flush, max_size=64, linger=0.001, max_flushes=1)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.01)
+    gone = asyncio.ensure_future(batcher.submit(2))
+    kept = asyncio.ensure_future(batcher.submit(3))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    rec.release.set()
+    assert (await first, await kept) == (10, 30)
+    assert rec.batches == [[1], [3]]
