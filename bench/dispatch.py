@@ -7,7 +7,10 @@
 
 1. raw aio-pika: the same number of messages published with batched confirms to a fresh
    durable quorum queue, then consumed (manual ack, prefetch 256) by one process.
-2. dispatch: N open cases in a fresh PostgreSQL schema and a running campaign (voice, its
+2. workers only: N cases of a campaign (as below) planned and published before the two
+   worker processes start; jobs/s from their first dial to their last, and their CPU per
+   job (from when they were connected to the end of the next run's start: idle between).
+3. dispatch: N open cases in a fresh PostgreSQL schema and a running campaign (voice, its
    window open, pacing far above what the path can do, no in-progress limit); the planner
    writes attempts and outbox rows, the relay publishes them (confirmed), and two worker
    processes (`Dispatcher`, prefetch = concurrency = CONCURRENCY each: batches of the
@@ -18,7 +21,7 @@
    (until it returned: the workers dispatch meanwhile) is printed beside it. CPU per job
    in that run: the two workers, this process (planner, relay), and every PostgreSQL and
    RabbitMQ process of the machine (so other clients' load shows there too).
-3. pacing: another campaign at `--cps` calls per second, `--pacing-seconds` worth of cases,
+4. pacing: another campaign at `--cps` calls per second, `--pacing-seconds` worth of cases,
    the same two workers; every dial's wall-clock instant is recorded by the mocked
    provider. Reported: the largest number of dials in any one-second window (sliding,
    starting at each dial) against the configured rate, the achieved rate (dials - 1 over
@@ -64,7 +67,7 @@ from dialer.settings import Settings
 # paced jobs sent back to wait then come in larger bursts, which make the event loop late
 # for its dials (256 here: twice the late dials of 64 for no more throughput).
 CONCURRENCY = 64
-POOL = 24  # connections per worker process (PostgreSQL allows 100 here, shared)
+POOL = 8  # connections per worker process: a batch, not a job, holds one
 
 
 class CountingQueue(RabbitJobQueue):
@@ -158,6 +161,7 @@ async def worker_main(
     provider = MockProvider()
     await queue.connect()
     dispatcher = Dispatcher(maker, provider, None, clock)
+    ready_cpu = time.process_time()
     await queue.consume(dispatcher, concurrency=CONCURRENCY)
     lags: list[float] = []  # how late a 5 ms timer fires: the event loop's lag
 
@@ -186,6 +190,7 @@ async def worker_main(
         "marks": marks,
         "batches": dispatcher.batch_counts(),
         "lags": lags,
+        "ready_cpu": ready_cpu,
     }
     Path(out).write_text(json.dumps(result))  # noqa: ASYNC240 - once, at the end
 
@@ -311,20 +316,28 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     procs: Workers = []
     queue: CountingQueue | None = None
     try:
-        first = await seed(args.database_url, schema, args.jobs + pacing_cases)
+        first = await seed(args.database_url, schema, 2 * args.jobs + pacing_cases)
         await admin.execute(
-            f'UPDATE "{schema}".cases SET tier = CASE WHEN external_ref < $1'
-            " THEN 'throughput' ELSE 'pacing' END",
+            f"UPDATE \"{schema}\".cases SET tier = CASE WHEN external_ref < $1 THEN 'drain'"
+            " WHEN external_ref < $2 THEN 'throughput' ELSE 'pacing' END",
             f"P-{args.jobs:07d}",
+            f"P-{2 * args.jobs:07d}",
         )
-        async with maker() as session:  # the seeded campaign is not used: two of our own
+        async with maker() as session:  # the seeded campaign is not used: three of our own
             await campaigns.transition(session, first, "cancelled", actor="bench", now=AT)
         t0 = time.time()
         clock = engine_clock(t0)
         queue = CountingQueue(RabbitSettings(url=args.amqp, namespace=namespace), clock=clock)
         await queue.connect()
+
+        # the workers alone: every job planned and published before they start
+        drain = await new_campaign(maker, 1_000_000, "drain", "drain")
+        await planner.plan_campaign(maker, drain, clock, batch=1000)
+        await outbox.relay_all(maker, queue, clock())
         procs = start_workers(args, schema, namespace, t0, tmp)
-        await asyncio.sleep(3)  # let the workers connect
+        while await count_sent(maker, drain) < args.jobs:  # noqa: ASYNC110 - polling
+            await asyncio.sleep(0.05)
+        drained = time.time()
 
         fast = await new_campaign(maker, 1_000_000, "throughput", "throughput")
         mark_workers(procs, 0)
@@ -340,6 +353,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         results = stop_workers(procs)
         procs = []
         times = sorted(t for r in results for t in r["times"] if t >= before)
+        first_dials = sorted(t for r in results for t in r["times"] if t <= drained)
+        drain_cpu = sum(r["marks"][0][1] - r["ready_cpu"] for r in results)
         workers_cpu = sum(r["marks"][1][1] - r["marks"][0][1] for r in results)
         late_first = sum(r["marks"][1][2] for r in results)
         lags = sorted(x for r in results for x in r["lags"][r["marks"][1][3] :])
@@ -359,6 +374,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "raw_publish": raw_pub,
         "raw_consume": raw_con,
+        "drain": (len(first_dials) - 1) / (first_dials[-1] - first_dials[0]),
+        "drain_cpu": drain_cpu,
         "dispatch": args.jobs / seconds,
         "dispatch_seconds": seconds,
         "planning_seconds": planned,
@@ -394,8 +411,9 @@ def main() -> None:
         return
     r = asyncio.run(main_async(args))
     slot = r["interval"] * 1000
-    print(f"two worker processes, concurrency {CONCURRENCY} each; {args.jobs} jobs, then pacing at "
-          f"{args.cps:g}/s for {r['pacing_dials']} dials (slot {slot:.2f} ms)")  # fmt: skip
+    print(f"two worker processes, concurrency {CONCURRENCY} each; {args.jobs} jobs from a full "
+          f"queue, {args.jobs} from the planner's start, then pacing at {args.cps:g}/s for "
+          f"{r['pacing_dials']} dials (slot {slot:.2f} ms)")  # fmt: skip
     print(f"raw_aio_pika_publish: {r['raw_publish']:.0f} msg/s")
     print(f"raw_aio_pika_consume: {r['raw_consume']:.0f} msg/s")
     ms = 1000 / args.jobs
@@ -406,9 +424,11 @@ def main() -> None:
           f"every job after {r['relayed_seconds']:.2f} s (the workers dispatch "
           "meanwhile)")  # fmt: skip
     print(f"reservation batches: {reserve_batches} for {reserved} submissions; sent records: "
-          f"{record_batches} batches for {recorded} (both runs); dials too late for their "
-          f"slot took another: {late_first} in the throughput run, {late - late_first} in "
-          "the pacing run")  # fmt: skip
+          f"{record_batches} batches for {recorded} (all runs); dials too late for their "
+          f"slot took another: {late_first} before the pacing run, {late - late_first} in "
+          "it")  # fmt: skip
+    print(f"dispatch_workers_only: {r['drain']:.0f} jobs/s")
+    print(f"cpu_per_job_workers_only: {r['drain_cpu'] * ms:.3f} ms")
     print(f"dispatch: {r['dispatch']:.0f} jobs/s")
     print(f"cpu_per_job_workers: {r['workers_cpu'] * ms:.3f} ms")
     print(f"cpu_per_job_planner_relay: {r['main_cpu'] * ms:.3f} ms")
