@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck layers pytest clean
+.PHONY: test test-compiled demo lint typecheck layers pytest clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+) on PATH; set PYTHON=..." >&2; exit 1; }
@@ -32,8 +32,23 @@ pytest: $(STAMP)
 
 test: lint typecheck layers pytest
 
+# The strategy engine compiled with mypyc (setup.py, DIALER_MYPYC=1) in a scratch copy
+# under build/, its tests and the decide bench run against the compiled modules (the
+# Docker image ships them compiled). The checkout itself stays pure Python: a compiled
+# module there would shadow later edits. Needs gcc and the Python headers; CI runs it.
+COMPILED := build/compiled
+test-compiled: $(STAMP)
+	rm -rf $(COMPILED) && mkdir -p $(COMPILED)
+	cp -r --parents setup.py pyproject.toml strategy tests/__init__.py tests/strategy \
+	  bench/decide.py $(COMPILED)
+	cd $(COMPILED) && DIALER_MYPYC=1 $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace
+	cd $(COMPILED) && $(CURDIR)/$(BIN)/python -c "import strategy.engine as e; \
+	  assert not e.__file__.endswith('.py'), 'mypyc build failed: pure ' + e.__file__"
+	cd $(COMPILED) && $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider tests/strategy
+	cd $(COMPILED) && PYTHONPATH=. $(CURDIR)/$(BIN)/python bench/decide.py --seconds 3
+
 demo: $(STAMP)
 	$(BIN)/dialer demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo.sqlite demo.sqlite-*
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis demo.sqlite demo.sqlite-*
