@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -96,19 +97,22 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
         driver = (await conn.get_raw_connection()).driver_connection
         if driver is not None and driver.is_in_transaction():
             columns = list(rows[0])
-            as_text = {c for c in columns if isinstance(table.c[c].type, JSON)}
-            records = [
-                tuple(
-                    json.dumps(r[c], separators=(",", ":"))
-                    if c in as_text and r[c] is not None
-                    else r[c]
-                    for c in columns
-                )
-                for r in rows
-            ]
+            get = itemgetter(*columns)
+            records = [get(r) for r in rows] if len(columns) > 1 else [(get(r),) for r in rows]
+            as_text = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+            if as_text:  # the driver's JSON codec takes the document's text
+                records = [_json_text(record, as_text) for record in records]
             await driver.copy_records_to_table(table.name, records=records, columns=columns)
             return
     await session.execute(insert(table), list(rows))
+
+
+def _json_text(record: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    values = list(record)
+    for i in positions:
+        if values[i] is not None:
+            values[i] = json.dumps(values[i], separators=(",", ":"))
+    return tuple(values)
 
 
 async def relay_once(
