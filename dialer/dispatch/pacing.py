@@ -6,8 +6,10 @@ interval ... RETURNING` (the row is locked for that statement only, not for a wo
 whole reservation; `lead` is how long the worker expects to need before it can dial). A
 slot further away than `max_wait` is not taken: the job is retried later instead, so no
 worker holds a message for long. Slots are `1 / cps` apart, widened by `SLOT_MARGIN`;
-the worker dials only within `LATE_LIMIT` of a slot the rate pushed back (else it takes a
-fresh one), so late dials never let a one-second window exceed the configured rate.
+the worker dials only within `LATE_LIMIT` of its slot (else it takes a fresh one), so
+late dials never let a one-second window exceed the configured rate. One exception is
+left: after three late slots in a row, a slot that was free when taken (`pushed` false:
+the campaign below its rate) is dialled however late.
 
 The worker reserves in batches (`claim`): inside the reserving transaction, after the
 engine has allowed them, it locks the pacing row (`FOR UPDATE`), counts the campaign's

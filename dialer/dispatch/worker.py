@@ -661,19 +661,25 @@ class Dispatcher:
     # --- pacing ----------------------------------------------------------------------------
     async def _wait_for_slot(self, r: Reserved) -> Reserved:
         """Sleep until the slot. A dial that would start more than `pacing.LATE_LIMIT`
-        after a slot the rate pushed back (a busy event loop, a slow commit) gives the
-        slot up and takes the next free one, however far (one statement), so late dials
-        never crowd a one-second window past the rate. The attempt is reserved already: it
-        waits for a slot rather than retrying, and never polls for one."""
+        after its slot (a busy event loop, a slow commit) gives the slot up and takes the
+        next free one, however far (one statement), so late dials never crowd a one-second
+        window past the rate. The attempt is reserved already: it waits for a slot rather
+        than retrying, and never polls for one. Only after `_LATE_TRIES` late slots in a
+        row does it dial late on one that was free when taken (the campaign below its
+        rate then: a dial late there can crowd nothing but the slots after it)."""
         slot = r.slot
         assert slot is not None and slot.at is not None and r.campaign is not None
         at = slot.at
+        tries = 0
         while True:
             pause = (at - self.clock()).total_seconds()
             if pause > 0:
                 await self.sleep(pause)
-            if not slot.pushed or self.clock() - at <= pacing.LATE_LIMIT:
+            if self.clock() - at <= pacing.LATE_LIMIT:
                 return r
+            if tries >= _LATE_TRIES and not slot.pushed:
+                return r
+            tries += 1
             self.late += 1
             lead = max(self._lead, _TICK)
             async with self._serial():
@@ -884,7 +890,8 @@ class Dispatcher:
 _TICK = timedelta(milliseconds=20)
 _MAX_LEAD = timedelta(seconds=1)
 _HELD_PAUSE = 0.02  # seconds: a job whose attempt row another writer holds tries again
-_ANY_WAIT = timedelta(days=1)  # a reserved attempt takes the next free slot, however far
+_ANY_WAIT = timedelta(days=1)
+_LATE_TRIES = 3  # a reserved attempt takes the next free slot, however far
 _PAD_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
