@@ -5,6 +5,7 @@ its own outcome, and one failing job does not sink the others."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -177,3 +178,44 @@ async def test_a_failed_batch_of_sent_records_is_recorded_one_by_one(
     assert [a.state for a in attempts] == ["sent"] * 4
     assert all(a.provider_sid for a in attempts)
     assert world.dials() == 4
+
+
+async def test_a_dial_later_than_its_slot_allows_takes_a_fresh_slot(world: World) -> None:
+    """The event loop wakes the job 100 ms after its slot, once: it gives the slot up and
+    dials on the next one, on time. (Late on every slot of a campaign at its rate, it
+    would keep taking fresh ones: it never dials late there.)"""
+    (delivery,) = await _deliveries(world, 1, cps=5)
+    dispatcher = world.dispatcher()
+    overshoots = [timedelta(milliseconds=100)]
+
+    async def late_sleep(seconds: float) -> None:
+        world.clock.advance(
+            timedelta(seconds=seconds) + (overshoots.pop() if overshoots else timedelta(0))
+        )
+
+    dispatcher.sleep = late_sleep
+    cid = uuid.UUID(delivery.job.campaign_id or "")
+    for _ in range(3):  # the campaign is at its rate: its next free slot is ahead
+        await pacing.take_slot(world.maker, cid, 5, world.clock, timedelta(seconds=2))
+    await dispatcher(delivery)
+    assert world.dials() == 1
+    assert dispatcher.late == 1
+
+
+async def test_a_dial_late_on_every_slot_gives_up_after_three_when_the_rate_allows(
+    world: World,
+) -> None:
+    """Woken 300 ms late every time (longer than a slot): the fresh slots are free when
+    taken (the campaign is below its rate then); after three, it dials late."""
+    (delivery,) = await _deliveries(world, 1, cps=5)
+    dispatcher = world.dispatcher()
+
+    async def late_sleep(seconds: float) -> None:
+        world.clock.advance(timedelta(seconds=seconds) + timedelta(milliseconds=300))
+
+    dispatcher.sleep = late_sleep
+    cid = uuid.UUID(delivery.job.campaign_id or "")
+    await pacing.take_slot(world.maker, cid, 5, world.clock, timedelta(seconds=2))
+    await dispatcher(delivery)
+    assert world.dials() == 1
+    assert dispatcher.late == 3
