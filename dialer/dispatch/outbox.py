@@ -4,9 +4,11 @@ published only after it committed (style: "publish after the commit").
 `relay_once` claims unpublished rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so any
 number of relays share the work; SQLite is one process), publishes them as one confirmed
 batch, then marks them published and moves their attempts from planned to queued, in the
-claiming transaction. A crash between the broker's confirm and that commit republishes
-the rows later: the worker acts at most once per attempt id, so the duplicate is harmless.
-Published rows are kept for `keep` (an audit trail of what left when), then purged.
+claiming transaction (on PostgreSQL, skipping any attempt a worker has locked: the worker
+already acts on that job, and `planned` is as dispatchable as `queued`). A crash between
+the broker's confirm and that commit republishes the rows later: the worker acts at most
+once per attempt id, so the duplicate is harmless. Published rows are kept for `keep` (an
+audit trail of what left when), then purged.
 """
 
 from __future__ import annotations
@@ -176,9 +178,17 @@ def _build(postgres: bool) -> _Statements:
         .where(among(_OUTBOX.c.id, BigInteger()))
         .values(published_at=bindparam("now"), publish_attempts=_OUTBOX.c.publish_attempts + 1)
     )
+    waiting: tuple[Any, ...] = (among(_ATTEMPTS.c.id, Uuid()), _ATTEMPTS.c.state.in_(_TO_QUEUED))
+    if postgres:
+        # A row a worker has locked is being reserved or refused from the job just
+        # published: skip it rather than wait on the worker's transaction with this one
+        # (and the outbox rows it holds) open. Left `planned`, it is dispatchable all the
+        # same, and the worker moves it on.
+        held = select(_ATTEMPTS.c.id).where(*waiting).with_for_update(skip_locked=True)
+        waiting = (_ATTEMPTS.c.id.in_(held.scalar_subquery()),)
     queued = (
         update(_ATTEMPTS)
-        .where(among(_ATTEMPTS.c.id, Uuid()), _ATTEMPTS.c.state.in_(_TO_QUEUED))
+        .where(*waiting)
         .values(state=AttemptState.QUEUED.value, updated_at=bindparam("now"))
     )
     return _Statements(due, published, queued)

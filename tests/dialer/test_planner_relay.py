@@ -127,3 +127,29 @@ async def test_two_planners_racing_on_one_campaign_plan_each_case_once(world: Wo
     async with world.maker() as session:
         row = await session.get(CampaignRow, cid)
         assert row is not None and row.plan_done and row.cases_seen == 23
+
+
+async def test_the_relay_skips_an_attempt_a_worker_holds_instead_of_waiting_for_it(
+    world: World,
+) -> None:
+    if not world.postgres:
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer")
+    world.clock.advance_to(INSIDE)
+    await world.add_cases(3)
+    cid = await world.campaign()
+    await planner.plan_campaign(world.maker, cid, world.clock)  # no queue: rows wait
+    held_id = min(a.id for a in await world.attempts())
+    queue = InProcessJobQueue(clock=world.clock)
+    async with world.maker() as worker:  # a worker reserving that attempt, not committed
+        locked = select(AttemptRow.id).where(AttemptRow.id == held_id).with_for_update()
+        assert await worker.scalar(locked) == held_id
+        # The relay finishes while the lock is still held: it never waited on it (the
+        # timeout only bounds a failure; were it to wait, it would wait forever here).
+        async with asyncio.timeout(30):
+            published = await outbox.relay_all(world.maker, queue, world.clock())
+        assert published == 3
+        states = {a.id: a.state for a in await world.attempts()}
+        await worker.rollback()
+    assert states.pop(held_id) == "planned"  # dispatchable all the same
+    assert set(states.values()) == {"queued"}
+    assert len(queue.pending()) == 3 and await _unpublished(world) == 0
