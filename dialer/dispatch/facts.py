@@ -186,7 +186,8 @@ async def load_facts(
 
 async def lock_cases(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> Sequence[Any]:
     """The cases' rows (for `load_facts`) with their portfolio's active strategy, profile
-    and country after the case columns, locked `FOR UPDATE` on PostgreSQL: everything read
+    and country after the case columns, locked `FOR UPDATE` in id order on PostgreSQL (no
+    deadlock between transactions locking overlapping sets of cases): everything read
     after them in the transaction is as fresh as the lock (under READ COMMITTED each later
     statement sees what committed before it began)."""
     q = _statements(session)
@@ -280,7 +281,8 @@ def _build(postgres: bool) -> _Statements:
         .where(among(CaseRow.id))
     )
     if postgres:
-        locked = locked.with_for_update(of=CaseRow)
+        # In id order: two transactions locking overlapping sets never deadlock.
+        locked = locked.order_by(CaseRow.id).with_for_update(of=CaseRow)
     # Two plain queries, each on its case_id index: a join of parties and contact points
     # is planned badly (hash joins over whole tables) before statistics catch up with an
     # import.

@@ -68,7 +68,7 @@ from adapters.ports import (
 from adapters.templates import TemplateRegistry, default_registry
 from dialer.attempt_state import AttemptState, advance, can_advance
 from dialer.db.errors import database_unavailable
-from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, PacingRow
+from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow, PacingRow
 from dialer.db.types import UTCDateTime
 from dialer.dispatch import outbox, pacing
 from dialer.dispatch.batcher import Batcher
@@ -349,8 +349,6 @@ class Dispatcher:
         async with self.maker() as session:
             # Core statements on the session's connection (its transaction): no ORM work
             conn = await session.connection()
-            if self.postgres:
-                await conn.execute(_LOCK_CASES, {"ids": _padded(case_ids)})
             locked = {r[0]: r for r in await lock_cases(session, _padded(case_ids))}
             now = self.clock()
             wanted = _padded([items[i].attempt_id for i in todo])
@@ -939,7 +937,6 @@ _LOCK_ATTEMPTS = (
     .with_for_update(skip_locked=True)
 )
 _NO_WRITE = frozenset({"none", "retry"})  # plans that write nothing
-_LOCK_CASES = select(CaseRow.id).where(CaseRow.id.in_(_IDS)).order_by(CaseRow.id).with_for_update()
 _DISPATCHABLE = [s.value for s in DISPATCHABLE]
 # for each state, the states that may move to it
 _SOURCES = {t: [s.value for s in AttemptState if can_advance(s, t)] for t in AttemptState}
