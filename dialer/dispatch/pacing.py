@@ -211,16 +211,6 @@ async def live_counts(
     return {r[0]: int(r[1]) for r in rows if r[0] is not None}
 
 
-async def lock_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> None:
-    """Serialise reservations of one campaign across processes (PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            select(PacingRow.campaign_id)
-            .where(PacingRow.campaign_id == campaign_id)
-            .with_for_update()
-        )
-
-
 async def in_progress(session: AsyncSession | AsyncConnection, campaign_id: uuid.UUID) -> int:
     return int(
         await session.scalar(

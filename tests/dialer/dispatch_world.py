@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,6 +153,18 @@ class World:
     async def close(self) -> None:
         await self.queue.close()
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def open_world(
+    db: Database, *, start: datetime = EARLY, strategy: dict[str, Any] | None = None
+) -> AsyncIterator[World]:
+    """`make_world`, closed when the block ends (the tests' `world` fixtures)."""
+    world = await make_world(db, start=start, strategy=strategy)
+    try:
+        yield world
+    finally:
+        await world.close()
 
 
 async def make_world(

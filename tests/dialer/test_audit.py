@@ -24,7 +24,7 @@ from dialer.services.cases import update_case
 from dialer.services.optouts import opt_out
 from strategy.model import Channel
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, make_world, mid_tier_strategy
+from tests.dialer.dispatch_world import INSIDE, World, make_world, mid_tier_strategy, open_world
 
 # The mid tier's case cap is 2 calls a day, no spacing: a third call the same day is over it.
 CAP = 2
@@ -32,11 +32,10 @@ CAP = 2
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database, strategy=mid_tier_strategy(case_cap=CAP, spacing_minutes=None))
-    try:
+    async with open_world(
+        database, strategy=mid_tier_strategy(case_cap=CAP, spacing_minutes=None)
+    ) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def _morning(

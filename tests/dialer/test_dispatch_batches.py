@@ -20,19 +20,16 @@ from dialer.dispatch import pacing, worker
 from dialer.dispatch.worker import Dispatcher
 from strategy import engine
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, make_world, mid_tier_strategy
+from tests.dialer.dispatch_world import INSIDE, World, mid_tier_strategy, open_world
 from tests.dialer.test_dispatch_concurrency import _racing_jobs
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(
+    async with open_world(
         database, start=INSIDE, strategy=mid_tier_strategy(case_cap=3, spacing_minutes=None)
-    )
-    try:
+    ) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def _deliveries(world: World, cases: int, cps: float = 1000) -> list[Delivery]:

@@ -17,7 +17,7 @@ from dialer.db.models import AttemptRow, CaseRow
 from dialer.dispatch import planner
 from dialer.services import campaigns
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, make_world
+from tests.dialer.dispatch_world import INSIDE, World, open_world
 
 # Tuesday 2026-12-01 13:00 in Shanghai: the 09:00-11:30 window closed two hours ago.
 AFTERNOON = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)
@@ -27,11 +27,8 @@ NEXT_OPENING = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database)
-    try:
+    async with open_world(database) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def _finish_calls(world: World, outcome: str) -> None:

@@ -17,7 +17,7 @@ from dialer.db.engine import build_sessionmaker
 from dialer.db.models import AttemptRow, ContactPointRow, PartyRow
 from dialer.dispatch import pacing
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, make_world, mid_tier_strategy
+from tests.dialer.dispatch_world import INSIDE, World, mid_tier_strategy, open_world
 
 
 class TimedTelephony(FakeTelephony):
@@ -35,13 +35,10 @@ class TimedTelephony(FakeTelephony):
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(
+    async with open_world(
         database, start=INSIDE, strategy=mid_tier_strategy(case_cap=3, spacing_minutes=None)
-    )
-    try:
+    ) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def _racing_jobs(

@@ -15,16 +15,13 @@ from dialer.db.models import CampaignRow, CaseRow, ContactPointRow, OutboxRow
 from dialer.dispatch import outbox
 from dialer.services import campaigns
 from tests.conftest import Database
-from tests.dialer.dispatch_world import EARLY, INSIDE, World, make_world
+from tests.dialer.dispatch_world import EARLY, INSIDE, World, open_world
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database)
-    try:
+    async with open_world(database) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def test_planned_before_the_window_is_sent_when_it_opens_in_the_party_zone(

@@ -18,17 +18,13 @@ from dialer.dispatch import outbox
 from dialer.dispatch.reconciler import reconcile
 from strategy.model import Channel, Disclosure
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, make_world
+from tests.dialer.dispatch_world import INSIDE, World, open_world
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database, start=INSIDE)
-    w.telephony.now = INSIDE
-    try:
+    async with open_world(database, start=INSIDE) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def _planned_one(world: World) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from dialer.dispatch import outbox, planner
 from tests.adapters.conftest import RABBIT_URL, _probe
 from tests.adapters.test_rabbitmq import drop_connection
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, make_world
+from tests.dialer.dispatch_world import INSIDE, World, open_world
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -48,11 +48,8 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], within: float = 6
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database, start=INSIDE)
-    try:
+    async with open_world(database, start=INSIDE) as w:
         yield w
-    finally:
-        await w.close()
 
 
 @pytest.fixture

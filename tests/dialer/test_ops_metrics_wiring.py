@@ -19,7 +19,7 @@ from dialer.observability.metrics import Metrics
 from dialer.runtime import Runtime
 from tests.conftest import Database
 from tests.dialer.conftest import Api, settings_for
-from tests.dialer.dispatch_world import INSIDE, World, make_world
+from tests.dialer.dispatch_world import INSIDE, World, open_world
 from tests.dialer.twilio_forms import Hooks, call_status, configure, sms_status
 
 STATUS = "/v1/twilio/voice/status"
@@ -30,12 +30,8 @@ MSG = "SM" + "5" * 32
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database, start=INSIDE)
-    w.telephony.now = INSIDE
-    try:
+    async with open_world(database, start=INSIDE) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def _plan(world: World, metrics: Metrics | None = None) -> uuid.UUID:

@@ -19,16 +19,13 @@ from adapters.ports import Job
 from dialer.db.models import AttemptRow, CampaignRow, OutboxRow
 from dialer.dispatch import outbox, planner
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, make_world
+from tests.dialer.dispatch_world import INSIDE, World, open_world
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database)
-    try:
+    async with open_world(database) as w:
         yield w
-    finally:
-        await w.close()
 
 
 class RecordingQueue(InProcessJobQueue):

@@ -21,7 +21,7 @@ from dialer.db.models import AttemptRow, WebhookEventRow
 from dialer.services.decisions import decide_stored
 from tests.conftest import Database
 from tests.dialer.conftest import settings_for
-from tests.dialer.dispatch_world import INSIDE, World, make_world
+from tests.dialer.dispatch_world import INSIDE, World, open_world
 from tests.dialer.twilio_forms import (
     ACCOUNT,
     BASE,
@@ -36,11 +36,8 @@ from tests.dialer.twilio_forms import (
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    w = await make_world(database)
-    try:
+    async with open_world(database) as w:
         yield w
-    finally:
-        await w.close()
 
 
 class Twilio:
