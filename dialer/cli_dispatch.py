@@ -202,7 +202,7 @@ def worker(
     """Consume jobs, relay the outbox, plan running campaigns, reconcile unknown attempts.
     Run as many as needed on any hosts (RabbitMQ: DIALER_QUEUE_URL). Stops on SIGTERM."""
     from dialer.observability import start_worker_observability
-    from dialer.runtime import Runtime
+    from dialer.runtime import Runtime, worker_pool_size
 
     settings = Settings()
     # masked JSON logs; /metrics for the healthcheck, recorded by the dispatcher and planner
@@ -211,8 +211,7 @@ def worker(
     jobs = concurrency or settings.worker_concurrency
 
     async def go() -> None:
-        # the jobs, plus the relay, planner and reconciler loops
-        async with _database(settings, pool_size=jobs + 3) as maker:
+        async with _database(settings, pool_size=worker_pool_size(settings, jobs)) as maker:
             bind = maker.kw["bind"]
             runtime = Runtime.build(settings, bind, maker, metrics=metrics)
             loop = asyncio.get_running_loop()

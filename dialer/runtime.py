@@ -101,8 +101,17 @@ def build_mailer(settings: Settings) -> Mailer | None:
     )
 
 
+def worker_pool_size(settings: Settings, concurrency: int) -> int:
+    """PostgreSQL connections for one worker: a reservation or record batch holds one
+    (not a job), and the planner, its read-ahead, the relays and the reconciler one each."""
+    return min(settings.worker_db_pool, concurrency + 6)
+
+
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
+        batch_size=settings.worker_batch_size,
+        batches=settings.worker_batches,
+        batch_linger=settings.worker_batch_linger_ms / 1000,
         from_number=settings.twilio_from_number,
         sender=Sender(
             company_display_name=settings.company_display_name,

@@ -90,8 +90,19 @@ class Settings(BaseSettings):
     queue_namespace: str = "dialer"
     # Deliveries of a failing job before it is dead-lettered.
     queue_delivery_limit: int = Field(default=5, ge=1)
-    # Jobs one worker process handles at a time.
-    worker_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Jobs one worker process handles at a time (and the broker's prefetch). Jobs that
+    # arrive together are reserved in one transaction, so this also bounds a batch.
+    worker_concurrency: int = Field(default=64, ge=1, le=1000)
+    # Group commit: at most this many jobs reserved in one transaction, this many such
+    # transactions at a time per worker; a batch waits this long for more jobs, only while
+    # another batch is running (an idle worker reserves a lone job at once).
+    worker_batch_size: int = Field(default=64, ge=1, le=1000)
+    worker_batches: int = Field(default=2, ge=1, le=16)
+    worker_batch_linger_ms: int = Field(default=10, ge=0, le=1000)
+    # PostgreSQL connections one worker keeps: at most this many, and no more than its
+    # concurrency + 6 (planner, read-ahead, relays, reconciler). A batch holds one, not a
+    # job; keep workers x this + API processes x 15 below max_connections.
+    worker_db_pool: int = Field(default=20, ge=4, le=500)
     # The caller id of outbound calls (E.164, a number the Twilio account owns); SMS use
     # the messaging service when one is set.
     twilio_from_number: str = "+15005550006"

@@ -1,0 +1,40 @@
+"""The worker's group-commit and pool settings reach the dispatcher (DIALER_WORKER_*)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from dialer.runtime import worker_config, worker_pool_size
+from dialer.settings import Settings
+
+
+def test_batch_settings_reach_the_worker_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_WORKER_BATCH_SIZE", "32")
+    monkeypatch.setenv("DIALER_WORKER_BATCHES", "3")
+    monkeypatch.setenv("DIALER_WORKER_BATCH_LINGER_MS", "25")
+    config = worker_config(Settings())
+    assert (config.batch_size, config.batches, config.batch_linger) == (32, 3, 0.025)
+
+
+def test_defaults_let_a_batch_fill_up_to_its_size() -> None:
+    settings = Settings()
+    # the prefetch (= concurrency) must not cap a batch below its size
+    assert settings.worker_concurrency >= settings.worker_batch_size
+
+
+@pytest.mark.parametrize(
+    ("pool", "concurrency", "expected"),
+    [(20, 64, 20), (20, 8, 14), (4, 1, 4), (100, 64, 70)],
+)
+def test_pool_is_capped_by_the_setting_and_by_what_the_worker_can_use(
+    monkeypatch: pytest.MonkeyPatch, pool: int, concurrency: int, expected: int
+) -> None:
+    monkeypatch.setenv("DIALER_WORKER_DB_POOL", str(pool))
+    assert worker_pool_size(Settings(), concurrency) == expected
+
+
+def test_a_batch_of_zero_is_refused_with_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_WORKER_BATCH_SIZE", "0")
+    with pytest.raises(ValidationError, match="worker_batch_size"):
+        Settings()
