@@ -31,25 +31,33 @@ class Job:
         if self.not_before.tzinfo is None:
             raise ValueError("Job.not_before must be timezone-aware")
 
+    def to_document(self) -> dict[str, Any]:
+        """The job's JSON document as a dict (what `to_json` writes)."""
+        return {
+            "v": JOB_FORMAT_VERSION,
+            "attempt_id": self.attempt_id,
+            "case_id": self.case_id,
+            "campaign_id": self.campaign_id,
+            "not_before": self.not_before.isoformat(),
+            "payload": self.payload,
+        }
+
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "v": JOB_FORMAT_VERSION,
-                "attempt_id": self.attempt_id,
-                "case_id": self.case_id,
-                "campaign_id": self.campaign_id,
-                "not_before": self.not_before.isoformat(),
-                "payload": self.payload,
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+        return json.dumps(self.to_document(), separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Job:
         """Parse a job; raises `ValueError` on anything malformed or of an unknown version."""
         try:
             data = json.loads(raw)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"malformed job: {exc}") from exc
+        return cls.from_document(data)
+
+    @classmethod
+    def from_document(cls, data: Any) -> Job:
+        """A job from its parsed JSON document; `ValueError` as `from_json`."""
+        try:
             if not isinstance(data, dict) or data.get("v") != JOB_FORMAT_VERSION:
                 raise ValueError(f"unsupported job format: {data!r:.200}")
             payload = data.get("payload") or {}
@@ -62,7 +70,7 @@ class Job:
                 not_before=datetime.fromisoformat(data["not_before"]),
                 payload=payload,
             )
-        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed job: {exc}") from exc
 
 

@@ -1,4 +1,5 @@
-"""The RabbitMQ job queue (aio-pika): durable quorum queues, confirms, delays, dead letters.
+"""The RabbitMQ job queue (aio-pika): durable quorum queues, confirms, bundles, delays, dead
+letters.
 
 Topology, all names under a namespace prefix `ns` and declared idempotently at start:
 
@@ -8,28 +9,62 @@ Topology, all names under a namespace prefix `ns` and declared idempotently at s
                                               back to {ns}.work with routing key `job`
     {ns}.dead  (direct) --dead--> {ns}.dead-letters  quorum, browsed and replayed by operators
 
+Jobs travel in bundles: `publish` groups them by destination (the work exchange for a job
+due now, else the delay bucket its own wait picks) and packs each group into messages of
+up to `bundle_size` jobs (content type `application/vnd.dialer.job-bundle+json`, body
+`{"v": 1, "jobs": [job document, ...], "retries": [...]}`); a group of one, or
+`bundle_size=1`, is a single-job message in the original format (`application/json`, a
+`Job.to_json` body, the retry count in a header), which is always consumed too. One
+message per job cost about 0.17 ms of client CPU and 0.19 ms of broker CPU (persistent,
+quorum queue, confirms).
+
 A job whose `not_before` is in the future goes to the longest delay queue not longer than
 its wait (queue-level TTL: per-message TTLs only expire at the head of a queue) and hops
 until due, so it is never handed over early and is late by at most the shortest bucket.
+A bundle arriving from a delay queue hands over its due jobs and sends the others to wait
+again, grouped anew.
 
-Handler verdicts: return -> ack; `RetryLater` -> publish to a delay queue, then ack;
-`PermanentJobError` -> reject without requeue (dead-lettered); anything else -> nack with
-requeue, counted by the quorum queue's delivery limit, past which the broker dead-letters
-the message. A message is acked only after its handler returned: a connection lost in
-between makes the broker redeliver it with the `redelivered` flag set.
+Handler verdicts, one job a message: return -> ack; `RetryLater` -> publish to a delay
+queue, then ack; `PermanentJobError` -> reject without requeue (dead-lettered); anything
+else -> nack with requeue, counted by the quorum queue's delivery limit, past which the
+broker dead-letters the message. A message is acked only after its handler returned: a
+connection lost in between makes the broker redeliver it with the `redelivered` flag set.
+
+A bundle hands each job to the handler as its own `Delivery` (at most `concurrency`
+handler calls at a time over all messages) and is settled once every job is: the jobs to
+retry are published (confirmed) to the delay queues, bundled again; a `PermanentJobError`
+job goes alone to the dead letters (reason "rejected"); a job that failed otherwise is
+published alone to the work queue, where the single-job path redelivers it, counting the
+bundle's delivery against the delivery limit (past it, dead-lettered as
+"delivery_limit"); then the bundle is acked. If any of that is not confirmed the bundle is
+nacked with requeue. A bundle delivered again (a worker died holding it, or could not
+settle it) is split: each job republished alone, flagged as redelivered, then the bundle
+acked, so that a poison job that kills its process cannot take the others to the dead
+letters with it. Handlers act at most once per attempt id, so a job handled before its
+bundle came back is harmless.
+
+The prefetch (see `RabbitJobQueue.prefetch`) counts messages: `concurrency` for one job a
+message, enough bundles to fill `concurrency` plus one otherwise.
+
+Rolling out bundles: consumers of this version read both formats, older ones dead-letter
+a bundle as malformed (`replay_dead_letters` brings it back). Upgrade every worker before
+the publishers use a `bundle_size` above 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
+from aio_pika import DeliveryMode, Message
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustChannel,
@@ -56,6 +91,17 @@ JOB_ROUTING_KEY = "job"
 DEAD_ROUTING_KEY = "dead"
 RETRIES_HEADER = "x-dialer-retries"
 REPLAYS_HEADER = "x-dialer-replays"
+# Deliveries of a job in earlier messages (a bundle) before this single-job message; the
+# handler then sees the job as redelivered, and the delivery limit counts them.
+DELIVERIES_HEADER = "x-dialer-deliveries"
+# Why a worker sent a message straight to the dead letters ("rejected", "delivery_limit").
+REASON_HEADER = "x-dialer-dead-reason"
+BUNDLE_HEADER = "x-dialer-bundle"  # jobs in a bundle (informative)
+JOB_CONTENT_TYPE = "application/json"  # one job: `Job.to_json`
+BUNDLE_CONTENT_TYPE = "application/vnd.dialer.job-bundle+json"
+BUNDLE_FORMAT_VERSION = 1  # {"v": 1, "jobs": [job document, ...], "retries": [n, ...]?}
+REJECTED, DELIVERY_LIMIT = "rejected", "delivery_limit"
+_ZERO = timedelta(0)
 # Browsing the dead letters returns each one to its queue, which a quorum queue counts as a
 # delivery; RabbitMQ 4 defaults the limit to 20 and would then drop them (no DLX there).
 DEAD_LETTER_BROWSE_LIMIT = 1_000_000
@@ -75,7 +121,9 @@ class RabbitSettings:
     connect_max_wait: float = 15.0  # retries for ever
     connect_backoff: float = 0.5  # first wait; doubles up to connect_max_wait
     publish_timeout: float = 15.0  # per batch; a robust publish can hang while reconnecting
-    publish_batch: int = 200  # confirms awaited together
+    publish_batch: int = 200  # messages whose confirms are awaited together
+    bundle_size: int = 100  # jobs a message at most; 1: one job a message (the old format)
+    prefetch: int | None = None  # messages a consumer holds; None: see `prefetch()`
     shutdown_grace: float = 30.0
 
 
@@ -92,6 +140,8 @@ class RabbitJobQueue(JobQueue):
     ) -> None:
         if not settings.delay_buckets or min(settings.delay_buckets) < 1:
             raise ValueError("delay buckets must be whole seconds >= 1")
+        if settings.bundle_size < 1:
+            raise ValueError("bundle_size must be at least 1")
         self.settings = settings
         self._clock = clock or (lambda: datetime.now(UTC))
         ns = settings.namespace
@@ -104,11 +154,13 @@ class RabbitJobQueue(JobQueue):
         self._publish_channel: AbstractRobustChannel | None = None
         self._work_exchange: AbstractRobustExchange | None = None
         self._delay_exchange: AbstractRobustExchange | None = None
+        self._dead_exchange: AbstractRobustExchange | None = None
         # Strong references: a robust connection restores only the consumers it can reach.
         self._consume_channel: AbstractRobustChannel | None = None
         self._consume_queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
         self._handler: JobHandler | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self.reconnections = 0  # times the robust connection came back after a loss
 
@@ -168,7 +220,7 @@ class RabbitJobQueue(JobQueue):
             await self._connection.close()
         self._connection = None
         self._publish_channel = self._consume_channel = None
-        self._work_exchange = self._delay_exchange = None
+        self._work_exchange = self._delay_exchange = self._dead_exchange = None
         self._consume_queue = None
 
     def _on_reconnect(self, _connection: Any) -> None:
@@ -209,6 +261,7 @@ class RabbitJobQueue(JobQueue):
         dead = await channel.declare_exchange(self.dead_exchange_name, direct, durable=True)
         self._work_exchange = work
         self._delay_exchange = delay
+        self._dead_exchange = dead
 
         work_queue = await channel.declare_queue(
             self.work_queue_name, durable=True, arguments=self._work_queue_arguments()
@@ -255,55 +308,129 @@ class RabbitJobQueue(JobQueue):
     # --- publishing --------------------------------------------------------------------
     async def publish(self, jobs: Sequence[Job]) -> None:
         await self._require_channel()
+        await self._publish_messages(self._routed([_Item(job) for job in jobs]))
+
+    def _routed(
+        self,
+        items: Sequence[_Item],
+        *,
+        size: int | None = None,
+        extra_headers: HeadersType | None = None,
+    ) -> list[_Outgoing]:
+        """Messages for these jobs: grouped by destination (the work exchange for a job due
+        now, else the delay bucket its own wait picks, so no job of a bundle is early),
+        then packed `size` jobs a message (default `bundle_size`)."""
+        assert self._work_exchange is not None and self._delay_exchange is not None
+        size = size or self.settings.bundle_size
+        now = self._clock()
+        buckets = self.settings.delay_buckets
+        groups: dict[int, list[_Item]] = {}  # 0: the work exchange; n: the n-second bucket
+        for item in items:
+            wait = item.job.not_before - now
+            key = pick_delay_bucket(wait, buckets) if wait > _ZERO else 0
+            groups.setdefault(key, []).append(item)
+        out: list[_Outgoing] = []
+        for key, group in groups.items():
+            exchange, routing_key = (
+                (self._work_exchange, JOB_ROUTING_KEY)
+                if key == 0
+                else (self._delay_exchange, f"{key}s")
+            )
+            for start in range(0, len(group), size):
+                message = self._message(group[start : start + size], extra_headers)
+                out.append((exchange, routing_key, message))
+        return out
+
+    def _message(
+        self,
+        items: Sequence[_Item],
+        extra_headers: HeadersType | None = None,
+        timestamp: datetime | None = None,
+    ) -> Message:
+        """One job in today's single-job format (its retries and earlier deliveries in
+        headers), or a bundle of several (their retries in the body)."""
+        if len(items) == 1:
+            item = items[0]
+            headers: HeadersType = {RETRIES_HEADER: item.retries}
+            if item.prior:
+                headers[DELIVERIES_HEADER] = item.prior
+            if extra_headers:
+                headers.update(extra_headers)
+            return Message(
+                item.job.to_json(),
+                delivery_mode=DeliveryMode.PERSISTENT,
+                message_id=item.job.attempt_id,
+                content_type=JOB_CONTENT_TYPE,
+                headers=headers,
+                timestamp=timestamp or self._clock(),
+            )
+        document: dict[str, Any] = {
+            "v": BUNDLE_FORMAT_VERSION,
+            "jobs": [item.job.to_document() for item in items],
+        }
+        if any(item.retries for item in items):
+            document["retries"] = [item.retries for item in items]
+        return Message(
+            json.dumps(document, separators=(",", ":"), sort_keys=True).encode(),
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=f"bundle-{uuid.uuid4().hex}",
+            content_type=BUNDLE_CONTENT_TYPE,
+            headers={BUNDLE_HEADER: len(items), **(extra_headers or {})},
+            timestamp=timestamp or self._clock(),
+        )
+
+    def _buried(self, items: Sequence[_Item], reason: str, died_at: datetime | None) -> _Outgoing:
+        """A message straight to the dead letters (one job, or a bundle kept dead by a
+        partial replay), with the reason `dead_letters()` reports."""
+        assert self._dead_exchange is not None
+        message = self._message(items, {REASON_HEADER: reason}, died_at)
+        return (self._dead_exchange, DEAD_ROUTING_KEY, message)
+
+    async def _publish_messages(self, messages: Sequence[_Outgoing]) -> None:
+        """Publish with confirms, `publish_batch` awaited together; `QueueError` unless the
+        broker confirmed every one."""
         size = self.settings.publish_batch
-        for start in range(0, len(jobs), size):
-            chunk = jobs[start : start + size]
+        for start in range(0, len(messages), size):
+            chunk = messages[start : start + size]
             try:
                 async with asyncio.timeout(self.settings.publish_timeout):
                     results = await asyncio.gather(
-                        *(self._publish_job(job) for job in chunk), return_exceptions=True
+                        *(ex.publish(m, key, mandatory=True) for ex, key, m in chunk),
+                        return_exceptions=True,
                     )
             except TimeoutError as exc:
                 raise QueueError(
-                    f"broker did not confirm {len(chunk)} jobs in time (reconnecting?)"
+                    f"broker did not confirm {len(chunk)} messages in time (reconnecting?)"
                 ) from exc
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
                 raise QueueError(
-                    f"{len(failures)} of {len(chunk)} jobs not confirmed: {failures[0]!r}"
+                    f"{len(failures)} of {len(chunk)} messages not confirmed: {failures[0]!r}"
                 ) from failures[0]
 
-    async def _publish_job(
-        self, job: Job, *, retries: int = 0, extra_headers: HeadersType | None = None
-    ) -> None:
-        assert self._work_exchange is not None and self._delay_exchange is not None
-        headers: HeadersType = {RETRIES_HEADER: retries, **(extra_headers or {})}
-        message = aio_pika.Message(
-            job.to_json(),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=job.attempt_id,
-            content_type="application/json",
-            headers=headers,
-            timestamp=self._clock(),
-        )
-        wait = job.not_before - self._clock()
-        if wait > timedelta(0):
-            bucket = pick_delay_bucket(wait, self.settings.delay_buckets)
-            await self._delay_exchange.publish(message, f"{bucket}s", mandatory=True)
-        else:
-            await self._work_exchange.publish(message, JOB_ROUTING_KEY, mandatory=True)
-
     # --- consuming ---------------------------------------------------------------------
+    def prefetch(self, concurrency: int) -> int:
+        """Messages a consumer may hold unacked. One job a message: `concurrency`, so the
+        broker never hands this worker more than it can run. Bundles: enough of them to
+        fill `concurrency` plus one ahead (so the handlers do not idle while the next one
+        travels), not more, so one worker does not hoard the queue nor take a pile of
+        bundles down with it when it dies. Single-job messages (old ones, split ones) then
+        run that many at a time."""
+        if self.settings.prefetch:
+            return self.settings.prefetch
+        size = self.settings.bundle_size
+        return concurrency if size <= 1 else -(-concurrency // size) + 1
+
     async def consume(self, handler: JobHandler, concurrency: int) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         await self._require_channel()
         assert self._connection is not None
         self._handler = handler
+        self._slots = asyncio.Semaphore(concurrency)  # handler calls, all messages together
         channel = self._connection.channel()
         await channel.initialize()
-        # prefetch = concurrency: the broker never hands this worker more than it can run
-        await channel.set_qos(prefetch_count=concurrency)
+        await channel.set_qos(prefetch_count=self.prefetch(concurrency))
         queue = await channel.declare_queue(
             self.work_queue_name, durable=True, arguments=self._work_queue_arguments()
         )
@@ -321,8 +448,28 @@ class RabbitJobQueue(JobQueue):
         task.add_done_callback(self._inflight.discard)
         await asyncio.shield(task)
 
+    async def _run(self, delivery: Delivery) -> _Verdict:
+        """Hand one job to the handler (within the concurrency limit); its verdict."""
+        assert self._handler is not None and self._slots is not None
+        job = delivery.job
+        async with self._slots:
+            try:
+                await self._handler(delivery)
+            except RetryLater as verdict:
+                later = replace(job, not_before=max(job.not_before, self._clock() + verdict.delay))
+                return _Verdict(RETRY, later)
+            except PermanentJobError as exc:
+                log.error("job %s dead-lettered: %s", job.attempt_id, exc)
+                return _Verdict(DEAD, job)
+            except Exception:
+                log.exception("job %s failed; it will be redelivered", job.attempt_id)
+                return _Verdict(FAILED, job)
+        return _Verdict(DONE, job)
+
     async def _process(self, message: AbstractIncomingMessage) -> None:
-        assert self._handler is not None
+        if message.content_type == BUNDLE_CONTENT_TYPE:
+            await self._process_bundle(message)
+            return
         try:
             job = Job.from_json(message.body)
         except ValueError as exc:
@@ -333,44 +480,86 @@ class RabbitJobQueue(JobQueue):
         retries = _int_header(headers, RETRIES_HEADER)
         if job.not_before > self._clock():
             # A long wait hops through several delay queues before it is due.
-            await self._delay_then_ack(message, job, retries)
+            await self._republish_then_ack(message, self._routed([_Item(job, retries)]))
             return
+        prior = _int_header(headers, DELIVERIES_HEADER)  # in bundles, before this message
+        count = prior + _int_header(headers, "x-delivery-count") + 1
         delivery = Delivery(
             job=job,
-            redelivered=bool(message.redelivered),
-            delivery_count=_int_header(headers, "x-delivery-count") + 1,
+            redelivered=bool(message.redelivered) or prior > 0,
+            delivery_count=count,
             retries=retries,
         )
-        try:
-            await self._handler(delivery)
-        except RetryLater as verdict:
-            later = replace(job, not_before=max(job.not_before, self._clock() + verdict.delay))
-            await self._delay_then_ack(message, later, retries + 1)
-        except PermanentJobError as exc:
-            log.error("job %s dead-lettered: %s", job.attempt_id, exc)
-            await _settle(message.reject(requeue=False), message)
-        except Exception:
-            log.exception("job %s failed; the broker will redeliver it", job.attempt_id)
-            await _settle(message.nack(requeue=True), message)
-        else:
+        verdict = await self._run(delivery)
+        if verdict.kind == DONE:
             await _settle(message.ack(), message)
-
-    async def _delay_then_ack(
-        self, message: AbstractIncomingMessage, job: Job, retries: int
-    ) -> None:
-        try:
-            async with asyncio.timeout(self.settings.publish_timeout):
-                await self._publish_job(job, retries=retries)
-        except (*_SETTLE_ERRORS, TimeoutError) as exc:
-            log.warning("could not delay job %s (%r); requeueing it", job.attempt_id, exc)
+        elif verdict.kind == RETRY:
+            later = [_Item(verdict.job, retries + 1)]
+            await self._republish_then_ack(message, self._routed(later))
+        elif verdict.kind == DEAD:
+            await _settle(message.reject(requeue=False), message)
+        elif prior and count > self.settings.delivery_limit:
+            # The broker counts this message's deliveries only: the earlier ones (in a
+            # bundle) are ours to count, and past the limit ours to dead-letter.
+            buried = self._buried([_Item(job, retries)], DELIVERY_LIMIT, None)
+            await self._republish_then_ack(message, [buried])
+        else:
             await _settle(message.nack(requeue=True), message)
+
+    async def _process_bundle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            items = _parse_bundle(message.body)
+        except ValueError as exc:
+            log.error("malformed bundle %s dead-lettered: %s", message.message_id, exc)
+            await _settle(message.reject(requeue=False), message)
             return
+        delivered = _int_header(message.headers or {}, "x-delivery-count")
+        if message.redelivered or delivered:
+            # A worker died holding it (or could not settle it): every job goes on alone,
+            # flagged, so that one poison job cannot take the others down with it.
+            prior = max(delivered, 1)
+            split = [_Item(item.job, item.retries, prior) for item in items]
+            await self._republish_then_ack(message, self._routed(split, size=1))
+            return
+        now = self._clock()
+        due = [item for item in items if item.job.not_before <= now]
+        outgoing = [item for item in items if item.job.not_before > now]  # hop again
+        verdicts = await asyncio.gather(
+            *(self._run(Delivery(job=item.job, retries=item.retries)) for item in due)
+        )
+        buried: list[_Outgoing] = []
+        failed: list[_Outgoing] = []
+        assert self._work_exchange is not None
+        for item, verdict in zip(due, verdicts, strict=True):
+            if verdict.kind == RETRY:
+                outgoing.append(_Item(verdict.job, item.retries + 1))
+            elif verdict.kind == DEAD:
+                buried.append(self._buried([item], REJECTED, None))
+            elif verdict.kind == FAILED:  # alone, counted on: the single-job path
+                message_for = self._message([_Item(item.job, item.retries, 1)])
+                failed.append((self._work_exchange, JOB_ROUTING_KEY, message_for))
+        await self._republish_then_ack(message, [*self._routed(outgoing), *buried, *failed])
+
+    async def _republish_then_ack(
+        self, message: AbstractIncomingMessage, messages: Sequence[_Outgoing]
+    ) -> None:
+        """Ack once these are confirmed; if they are not, nack with requeue (the jobs come
+        back flagged as redelivered: handlers act at most once per attempt)."""
+        if messages:
+            try:
+                await self._publish_messages(messages)
+            except (QueueError, *_SETTLE_ERRORS) as exc:
+                log.warning(
+                    "could not republish from %s (%r); requeueing it", message.message_id, exc
+                )
+                await _settle(message.nack(requeue=True), message)
+                return
         await _settle(message.ack(), message)
 
     # --- dead letters ------------------------------------------------------------------
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """Browse: take up to `limit` dead letters unacked on a private channel, then return
-        them all to the queue, unchanged."""
+        """Browse: take dead letters unacked on a private channel until `limit` jobs (a
+        bundle lists each of its jobs), then return them all to the queue, unchanged."""
         await self._require_channel()
         assert self._connection is not None
         channel = self._connection.channel(publisher_confirms=False)
@@ -378,22 +567,25 @@ class RabbitJobQueue(JobQueue):
         try:
             queue = await channel.get_queue(self.dead_queue_name)
             held: list[AbstractIncomingMessage] = []
-            while len(held) < limit:
+            letters: list[DeadLetter] = []
+            while len(letters) < limit:
                 message = await queue.get(no_ack=False, fail=False, timeout=5)
                 if message is None:
                     break
                 held.append(message)
-            letters = [_dead_letter(m) for m in held]
+                letters += _dead_letters(message)
             for message in held:
                 await message.nack(requeue=True)
-            return letters
+            return letters[:limit]
         finally:
             await channel.close()
 
     async def replay_dead_letters(self, message_ids: Sequence[str] | None = None) -> int:
-        """Move dead letters (all, or those with these message ids) back to the work queue:
-        each is republished with its retry count reset and confirmed before it is acked
-        off the dead-letter queue. Unparseable ones stay where they are."""
+        """Move dead letters (all, or those with these message ids: a bundle's are its
+        jobs' attempt ids) back to the work queue: each is republished with its retry
+        count reset and confirmed before it is acked off the dead-letter queue; the jobs
+        of a bundle not asked for go back to the dead letters first, as a smaller bundle.
+        Unparseable ones stay where they are."""
         await self._require_channel()
         assert self._connection is not None
         wanted = None if message_ids is None else set(message_ids)
@@ -407,24 +599,74 @@ class RabbitJobQueue(JobQueue):
                 message = await queue.get(no_ack=False, fail=False, timeout=5)
                 if message is None:
                     break
-                letter = _dead_letter(message)
-                if letter.job is None or (wanted is not None and letter.message_id not in wanted):
+                letters = _dead_letters(message)
+                chosen: list[_Item] = []
+                kept: list[_Item] = []
+                for dl in letters:
+                    if dl.job is not None:
+                        asked = wanted is None or dl.message_id in wanted
+                        (chosen if asked else kept).append(_Item(dl.job))
+                if not chosen:
                     held.append(message)
                     continue
                 replays = _int_header(message.headers or {}, REPLAYS_HEADER) + 1
+                outgoing = self._routed(chosen, extra_headers={REPLAYS_HEADER: replays})
+                if kept:
+                    first = letters[0]
+                    for start in range(0, len(kept), self.settings.bundle_size):
+                        part = kept[start : start + self.settings.bundle_size]
+                        outgoing.append(self._buried(part, first.reason, first.died_at))
                 try:
-                    async with asyncio.timeout(self.settings.publish_timeout):
-                        await self._publish_job(letter.job, extra_headers={REPLAYS_HEADER: replays})
+                    await self._publish_messages(outgoing)
                 except BaseException:
                     held.append(message)
                     raise
                 await message.ack()
-                moved += 1
+                moved += len(chosen)
             for message in held:
                 await message.nack(requeue=True)
             return moved
         finally:
             await channel.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A job on its way to a queue: its `RetryLater` count, and deliveries of it in earlier
+    messages (a bundle) that the broker's delivery count of its next message will miss."""
+
+    job: Job
+    retries: int = 0
+    prior: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    kind: str  # DONE, RETRY, DEAD, FAILED
+    job: Job  # for RETRY, with its new not_before
+
+
+DONE, RETRY, DEAD, FAILED = "done", "retry", "dead", "failed"
+_Outgoing = tuple[AbstractRobustExchange, str, Message]
+
+
+def _parse_bundle(body: bytes) -> list[_Item]:
+    try:
+        data = json.loads(body)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"malformed bundle: {exc}") from exc
+    if not isinstance(data, dict) or data.get("v") != BUNDLE_FORMAT_VERSION:
+        raise ValueError(f"unsupported bundle format: {data!r:.200}")
+    documents = data.get("jobs")
+    retries = data.get("retries") or [0] * len(documents or ())
+    if not isinstance(documents, list) or not documents:
+        raise ValueError("a bundle holds a non-empty list of jobs")
+    if not isinstance(retries, list) or len(retries) != len(documents):
+        raise ValueError("a bundle's retries must match its jobs")
+    return [
+        _Item(Job.from_document(doc), r if isinstance(r, int) else 0)
+        for doc, r in zip(documents, retries, strict=True)
+    ]
 
 
 async def _settle(action: Any, message: AbstractIncomingMessage) -> None:
@@ -450,26 +692,54 @@ def _int_header(headers: HeadersType, name: str) -> int:
     return 0
 
 
-def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
-    try:
-        job: Job | None = Job.from_json(message.body)
-    except ValueError:
-        job = None
-    reason, died_at = "malformed" if job is None else "unknown", None
-    deaths = (message.headers or {}).get("x-death")
+def _dead_letters(message: AbstractIncomingMessage) -> list[DeadLetter]:
+    """A dead letter per job: one for a single-job message, one per job of a bundle."""
+    headers = message.headers or {}
+    reason, died_at = "unknown", None
+    deaths = headers.get("x-death")
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         latest = deaths[0]  # RabbitMQ puts the most recent death first
         reason = str(latest.get("reason", reason))
         when = latest.get("time")
         if isinstance(when, datetime):
-            died_at = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return DeadLetter(
-        message_id=message.message_id or (job.attempt_id if job else ""),
-        job=job,
-        reason=reason,
-        died_at=died_at,
-        raw=message.body,
-    )
+            died_at = when
+    own = headers.get(REASON_HEADER)  # buried by a worker, not by the broker
+    if isinstance(own, bytes | str):
+        reason = own.decode() if isinstance(own, bytes) else own
+        died_at = message.timestamp
+    if died_at is not None and died_at.tzinfo is None:
+        died_at = died_at.replace(tzinfo=UTC)
+    if message.content_type == BUNDLE_CONTENT_TYPE:
+        try:
+            items = _parse_bundle(message.body)
+        except ValueError:
+            items = []
+        if items:
+            return [
+                DeadLetter(
+                    message_id=item.job.attempt_id,
+                    job=item.job,
+                    reason=reason,
+                    died_at=died_at,
+                    raw=item.job.to_json(),
+                )
+                for item in items
+            ]
+    try:
+        job: Job | None = Job.from_json(message.body)
+    except ValueError:
+        job = None
+    if job is None and reason == "unknown":
+        reason = "malformed"
+    return [
+        DeadLetter(
+            message_id=message.message_id or (job.attempt_id if job else ""),
+            job=job,
+            reason=reason,
+            died_at=died_at,
+            raw=message.body,
+        )
+    ]
 
 
 def _redact(url: str) -> str:

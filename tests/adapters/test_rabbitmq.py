@@ -1,4 +1,6 @@
-"""The RabbitMQ queue against a real broker: confirms, dead letters, delays, a dropped link.
+"""The RabbitMQ queue against a real broker: confirms, dead letters, delays, a dropped link,
+bundles (several jobs a message, one `Delivery` each, settled together; old single-job
+messages still consumed).
 
 Each test declares its own namespace of queues and deletes it afterwards. Waiting here is
 waiting for the broker (TTL delay queues, reconnects), polled, never a fixed sleep.
@@ -7,16 +9,28 @@ waiting for the broker (TTL delay queues, reconnects), polled, never a fixed sle
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.message import IncomingMessage
 
 from adapters.errors import PermanentJobError, QueueError, RetryLater
 from adapters.ports import DeadLetter, Delivery, Job
-from adapters.rabbitmq import RabbitJobQueue, RabbitSettings, pick_delay_bucket
+from adapters.rabbitmq import (
+    BUNDLE_CONTENT_TYPE,
+    JOB_CONTENT_TYPE,
+    RETRIES_HEADER,
+    RabbitJobQueue,
+    RabbitSettings,
+    pick_delay_bucket,
+)
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -294,6 +308,280 @@ async def test_dead_letters_are_listed_without_removal_and_replayed_on_demand(
     assert await queue.replay_dead_letters() == 2
     await wait_until(lambda: sorted(done) == ["x", "y", "z"])
     assert await queue.dead_letters() == []
+
+
+# --- bundles: several jobs a message, one Delivery each, settled together -------------
+async def dead_letters(queue: RabbitJobQueue, count: int, within: float = 20) -> list[DeadLetter]:
+    """The dead letters once there are `count` of them."""
+    letters: list[DeadLetter] = []
+    async with asyncio.timeout(within):
+        while len(letters) < count:
+            letters = await queue.dead_letters()
+            await asyncio.sleep(0.05)
+    return letters
+
+
+@pytest.fixture
+async def raw(rabbit_url: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]:
+    """A plain connection, to play an older worker or one that dies holding a message."""
+    connection = await aio_pika.connect(rabbit_url)
+    yield connection
+    await connection.close()
+
+
+async def take(
+    connection: aio_pika.abc.AbstractConnection, queue: str
+) -> tuple[aio_pika.abc.AbstractChannel, AbstractIncomingMessage]:
+    channel = await connection.channel()
+    q = await channel.get_queue(queue)
+    async with asyncio.timeout(10):
+        while (message := await q.get(no_ack=False, fail=False)) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    return channel, message
+
+
+@pytest.mark.rabbitmq
+async def test_a_bundle_of_n_jobs_is_n_deliveries_acked_once_all_are_done(
+    make_queue: QueueFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = await make_queue(bundle_size=10)
+    await queue.publish([job(f"a{i}") for i in range(25)])
+    done: set[str] = set()
+    acks: list[tuple[str | None, list[str], set[str]]] = []
+    original_ack = IncomingMessage.ack
+
+    async def spy_ack(self: IncomingMessage, multiple: bool = False) -> None:
+        ids = [d["attempt_id"] for d in json.loads(self.body)["jobs"]]
+        acks.append((self.content_type, ids, set(done)))
+        await original_ack(self, multiple)
+
+    monkeypatch.setattr(IncomingMessage, "ack", spy_ack)
+    gate = asyncio.Event()
+    deliveries: list[Delivery] = []
+
+    async def handler(delivery: Delivery) -> None:
+        deliveries.append(delivery)
+        if delivery.job.attempt_id == "a3":
+            await gate.wait()
+        done.add(delivery.job.attempt_id)
+
+    await queue.consume(handler, concurrency=30)
+    await wait_until(lambda: len(done) == 24)
+    await asyncio.sleep(0.3)
+    assert len(acks) == 2  # the bundle holding a3 waits for it
+    assert all("a3" not in ids for _, ids, _ in acks)
+    gate.set()
+    await wait_until(lambda: len(acks) == 3)
+    await asyncio.sleep(0.3)
+    assert sorted(len(ids) for _, ids, _ in acks) == [5, 10, 10]
+    for content_type, ids, finished in acks:
+        assert content_type == BUNDLE_CONTENT_TYPE
+        assert set(ids) <= finished  # acked only after every one of its jobs
+    assert sorted(d.job.attempt_id for d in deliveries) == sorted(f"a{i}" for i in range(25))
+    assert {(d.redelivered, d.delivery_count, d.retries) for d in deliveries} == {(False, 1, 0)}
+    assert deliveries[0].job == job(deliveries[0].job.attempt_id)
+
+
+@pytest.mark.rabbitmq
+async def test_retry_later_on_one_job_of_a_bundle_delays_only_that_job(
+    make_queue: QueueFactory,
+) -> None:
+    queue = await make_queue()
+    record = Recorder()
+
+    async def handler(delivery: Delivery) -> None:
+        await record(delivery)
+        if delivery.job.attempt_id == "r" and delivery.retries == 0:
+            raise RetryLater(timedelta(seconds=1))
+
+    await queue.publish([job("a"), job("r"), job("b")])
+    await queue.consume(handler, concurrency=3)
+    await wait_until(lambda: len(record.deliveries) == 4)
+    await asyncio.sleep(0.3)
+    assert Counter(record.ids()) == {"a": 1, "b": 1, "r": 2}
+    first, second = (i for i, d in enumerate(record.deliveries) if d.job.attempt_id == "r")
+    assert record.deliveries[second].retries == 1
+    assert not record.deliveries[second].redelivered
+    assert record.at[second] - record.at[first] >= timedelta(seconds=1)
+    assert await queue.dead_letters() == []
+
+
+@pytest.mark.rabbitmq
+async def test_permanent_error_on_one_job_of_a_bundle_dead_letters_only_it(
+    make_queue: QueueFactory,
+) -> None:
+    queue = await make_queue()
+    record = Recorder()
+
+    async def handler(delivery: Delivery) -> None:
+        await record(delivery)
+        if delivery.job.attempt_id == "p":
+            raise PermanentJobError("case closed")
+
+    await queue.publish([job("a"), job("p"), job("b")])
+    await queue.consume(handler, concurrency=3)
+    letters = await dead_letters(queue, 1)
+    await asyncio.sleep(0.3)
+    assert [(dl.message_id, dl.reason) for dl in letters] == [("p", "rejected")]
+    assert letters[0].job == job("p") and letters[0].died_at is not None
+    assert sorted(record.ids()) == ["a", "b", "p"]  # each once
+
+
+@pytest.mark.rabbitmq
+async def test_a_failing_job_of_a_bundle_alone_is_redelivered_then_dead_lettered(
+    make_queue: QueueFactory,
+) -> None:
+    queue = await make_queue(delivery_limit=2)
+    record = Recorder()
+
+    async def handler(delivery: Delivery) -> None:
+        await record(delivery)
+        if delivery.job.attempt_id == "bad":
+            raise RuntimeError("poison")
+
+    await queue.publish([job("a"), job("bad"), job("b")])
+    await queue.consume(handler, concurrency=3)
+    letters = await dead_letters(queue, 1)
+    await asyncio.sleep(0.3)
+    bad = [d for d in record.deliveries if d.job.attempt_id == "bad"]
+    # as for a job alone in its message (limit 2: three deliveries, then dead)
+    assert [(d.redelivered, d.delivery_count) for d in bad] == [(False, 1), (True, 2), (True, 3)]
+    assert Counter(record.ids()) == {"a": 1, "b": 1, "bad": 3}
+    assert [(dl.message_id, dl.reason) for dl in letters] == [("bad", "delivery_limit")]
+    assert letters[0].job == job("bad")
+
+
+@pytest.mark.rabbitmq
+async def test_a_bundle_delivered_again_is_split_and_a_poison_job_dies_alone(
+    make_queue: QueueFactory, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    queue = await make_queue(delivery_limit=2)
+    await queue.publish([job("a"), job("poison"), job("b")])
+    channel, held = await take(raw, queue.work_queue_name)  # a worker takes it, then dies
+    assert held.content_type == BUNDLE_CONTENT_TYPE
+    await channel.close()
+    record = Recorder()
+
+    async def handler(delivery: Delivery) -> None:
+        await record(delivery)
+        if delivery.job.attempt_id == "poison":
+            raise RuntimeError("poison")
+
+    await queue.consume(handler, concurrency=3)
+    letters = await dead_letters(queue, 1)
+    await asyncio.sleep(0.3)
+    assert Counter(record.ids()) == {"a": 1, "b": 1, "poison": 2}
+    assert all(d.redelivered for d in record.deliveries)  # the first delivery may have acted
+    poison = [d.delivery_count for d in record.deliveries if d.job.attempt_id == "poison"]
+    assert poison == [2, 3]  # the bundle's delivery counts against the limit
+    assert [(dl.message_id, dl.reason) for dl in letters] == [("poison", "delivery_limit")]
+
+
+@pytest.mark.rabbitmq
+async def test_a_dead_lettered_bundle_is_listed_per_job_and_partly_replayed(
+    make_queue: QueueFactory, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    queue = await make_queue()
+    await queue.publish([job("x"), job("y"), job("z")])
+    channel, held = await take(raw, queue.work_queue_name)  # an older worker rejects it
+    await held.reject(requeue=False)
+    await channel.close()
+    letters = await dead_letters(queue, 3)
+    assert [(dl.message_id, dl.reason) for dl in letters] == [
+        ("x", "rejected"),
+        ("y", "rejected"),
+        ("z", "rejected"),
+    ]
+    assert letters[1].job == job("y") and letters[1].died_at is not None
+    assert len(await queue.dead_letters(limit=2)) == 2
+
+    record = Recorder()
+    await queue.consume(record, concurrency=3)
+    assert await queue.replay_dead_letters(["y"]) == 1
+    await wait_until(lambda: record.ids() == ["y"])
+    kept = await queue.dead_letters()
+    assert [(dl.message_id, dl.reason) for dl in kept] == [("x", "rejected"), ("z", "rejected")]
+    assert kept[0].died_at == letters[0].died_at
+
+    assert await queue.replay_dead_letters() == 2
+    await wait_until(lambda: sorted(record.ids()) == ["x", "y", "z"])
+    await asyncio.sleep(0.3)
+    assert sorted(record.ids()) == ["x", "y", "z"]
+    assert await queue.dead_letters() == []
+
+
+@pytest.mark.rabbitmq
+async def test_single_job_messages_of_the_old_format_are_still_consumed(
+    make_queue: QueueFactory, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    single = await make_queue(bundle_size=1)  # one job a message: the old format
+    await single.publish([job("one")])
+    channel, message = await take(raw, single.work_queue_name)
+    assert message.content_type == JOB_CONTENT_TYPE
+    assert message.body == job("one").to_json()
+    assert message.message_id == "one"
+    assert (message.headers or {}).get(RETRIES_HEADER) == 0
+    await message.ack()
+
+    # as the previous version published it, already in the queue
+    old = aio_pika.Message(
+        job("old").to_json(),
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id="old",
+        content_type="application/json",
+        headers={RETRIES_HEADER: 2},
+        timestamp=datetime.now(UTC),
+    )
+    exchange = await channel.get_exchange(single.work_exchange_name)
+    await exchange.publish(old, "job")
+    await channel.close()
+    bundled = await make_queue()  # bundle_size 100, same namespace
+    record = Recorder()
+    await bundled.consume(record, concurrency=4)
+    await wait_until(lambda: len(record.deliveries) == 1)
+    delivered = record.deliveries[0]
+    assert delivered.job == job("old")
+    assert (delivered.retries, delivered.redelivered, delivered.delivery_count) == (2, False, 1)
+
+
+@pytest.mark.rabbitmq
+async def test_the_concurrency_limit_holds_across_bundles(make_queue: QueueFactory) -> None:
+    queue = await make_queue(bundle_size=5)
+    assert queue.prefetch(7) == 3  # two bundles fill 7 handlers, one more waits ready
+    running = peak = 0
+    done: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        done.append(delivery.job.attempt_id)
+
+    await queue.publish([job(f"c{i}") for i in range(40)])
+    await queue.consume(handler, concurrency=7)
+    await wait_until(lambda: len(done) == 40)
+    assert peak == 7  # more than one bundle's 5 at a time, never more than the limit
+    assert sorted(done) == sorted(f"c{i}" for i in range(40))
+
+
+@pytest.mark.rabbitmq
+async def test_delayed_bundles_never_hand_a_job_over_early(make_queue: QueueFactory) -> None:
+    queue = await make_queue()  # buckets 1 s and 5 s
+    record = Recorder()
+    now = datetime.now(UTC)
+    waits = {"w05": 0.5, "w13": 1.3, "w16": 1.6, "w22": 2.2, "w00": 0.0}
+    due = {name: now + timedelta(seconds=s) for name, s in waits.items()}
+    await queue.publish([job(name, at) for name, at in due.items()])
+    await queue.consume(record, concurrency=4)
+    await wait_until(lambda: len(record.deliveries) == 5)
+    await asyncio.sleep(0.3)
+    assert sorted(record.ids()) == sorted(waits)
+    for delivery, at in zip(record.deliveries, record.at, strict=True):
+        assert at >= due[delivery.job.attempt_id], delivery.job.attempt_id
+        assert not delivery.redelivered and delivery.retries == 0
+    assert record.ids()[0] == "w00"
 
 
 @pytest.mark.parametrize(
