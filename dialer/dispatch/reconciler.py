@@ -8,22 +8,31 @@ message and map its status. Without one: a call is looked for among the calls to
 number since the reservation that no other attempt claims; found -> its state, not found
 -> `not_sent`. An SMS or email without an id cannot be looked up: it is failed (final),
 never sent again. Nothing here ever places a call or sends a message.
+
+A call found `not_sent` certainly never reached the provider (a worker died before the
+request left, or an ambiguous create turned out to have done nothing). When its campaign
+is still running, a fresh attempt is planned for the same contact point, due at once, and
+its job staged in the outbox in the same transaction, at most `replans` times per
+campaign, case and contact point: the worker asks the engine again before it dials, so
+windows, caps and everything that happened since still decide whether it is placed.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
-from adapters.ports import Telephony
+from adapters.ports import Job, Telephony
 from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance
-from dialer.db.models import AttemptRow, ContactPointRow
+from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
+from dialer.dispatch import outbox
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,10 @@ class ReconcileReport:
     examined: int = 0
     moved: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    replanned: int = 0  # fresh attempts planned for calls found never placed
+
+
+REPLAN_NOTE = "re-planned by the reconciler: "
 
 
 def _move(row: AttemptRow, target: AttemptState) -> bool:
@@ -60,6 +73,7 @@ async def reconcile(
     reserved_after: timedelta = timedelta(minutes=5),
     stuck_after: timedelta = timedelta(hours=2),
     limit: int = 200,
+    replans: int = 2,
 ) -> ReconcileReport:
     report = ReconcileReport()
     async with maker() as session:
@@ -84,6 +98,8 @@ async def reconcile(
                 if state is AttemptState.FAILED and not row.error_code:
                     row.error_code = "reconciled"
                 report.moved[state.value] = report.moved.get(state.value, 0) + 1
+                if state is AttemptState.NOT_SENT and await _replan(session, row, now, replans):
+                    report.replanned += 1
         await session.commit()
     return report
 
@@ -165,3 +181,51 @@ async def _look_up(
         return None, AttemptState.NOT_SENT
     # No look-up by recipient for messages: never send again, close it.
     return None, AttemptState.FAILED
+
+
+async def _replan(session: AsyncSession, row: AttemptRow, now: datetime, replans: int) -> bool:
+    """A fresh attempt and its job for a call that was never placed, in the caller's
+    transaction, when its campaign is still running (or paused: its jobs wait) and fewer
+    than `replans` were made for this campaign, case and contact point. Due at once (at
+    the original send time, which has passed); the worker decides it anew."""
+    if row.campaign_id is None or replans < 1:
+        return False
+    status = await session.scalar(
+        select(CampaignRow.status).where(CampaignRow.id == row.campaign_id)
+    )
+    if status not in ("running", "paused"):
+        return False
+    made = await session.scalar(
+        select(func.count())
+        .select_from(AttemptRow)
+        .where(
+            AttemptRow.campaign_id == row.campaign_id,
+            AttemptRow.case_id == row.case_id,
+            AttemptRow.contact_point_id == row.contact_point_id,
+            AttemptRow.notes.startswith(REPLAN_NOTE),
+        )
+    )
+    if (made or 0) >= replans:
+        return False
+    when = min(now, row.not_before or now)
+    fresh = AttemptRow(
+        id=uuid.uuid4(),
+        case_id=row.case_id,
+        party_id=row.party_id,
+        contact_point_id=row.contact_point_id,
+        channel=row.channel,
+        state=AttemptState.PLANNED.value,
+        result="pending",
+        planned_at=now,
+        at=when,
+        not_before=when,
+        campaign_id=row.campaign_id,
+        updated_at=now,
+        notes=f"{REPLAN_NOTE}{row.id} was never placed",
+    )
+    session.add(fresh)
+    await session.flush()
+    job = Job(str(fresh.id), str(row.case_id), str(row.campaign_id), when)
+    await outbox.add_jobs(session, [job], when)  # publishable from its send time
+    log.info("attempt %s was never placed: planned %s in its place", row.id, fresh.id)
+    return True

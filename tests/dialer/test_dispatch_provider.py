@@ -15,7 +15,8 @@ from adapters.ports import Delivery
 from adapters.templates import DEFAULT_TEMPLATES, RoleGroup, Template, TemplateRegistry
 from dialer.db.models import ContactPointRow
 from dialer.dispatch import outbox
-from dialer.dispatch.reconciler import reconcile
+from dialer.dispatch.reconciler import REPLAN_NOTE, reconcile
+from dialer.services import campaigns
 from strategy.model import Channel, Disclosure
 from tests.conftest import Database
 from tests.dialer.dispatch_world import INSIDE, World, open_world
@@ -67,9 +68,48 @@ async def test_ambiguous_create_that_never_reached_the_provider_is_reconciled_no
     world.telephony.fail_next(to, AmbiguousError("read timeout"))
     await world.queue.drain(INSIDE + timedelta(minutes=1), world.dispatcher())
     assert world.dials() == 0
-    await reconcile(world.maker, world.telephony, world.clock() + timedelta(minutes=2))
+    later = world.clock() + timedelta(minutes=2)
+    report = await reconcile(world.maker, world.telephony, later)
+    assert report.moved == {"not_sent": 1} and report.replanned == 1
+    # Certainly never placed, in a running campaign: planned again, and dialled once.
+    by_state = {a.state: a for a in await world.attempts()}
+    assert sorted(by_state) == ["not_sent", "planned"]
+    first, fresh = by_state["not_sent"], by_state["planned"]
+    assert fresh.contact_point_id == first.contact_point_id
+    assert fresh.notes == f"{REPLAN_NOTE}{first.id} was never placed"
+    await outbox.relay_all(world.maker, world.queue, later)
+    await world.queue.drain(later + timedelta(seconds=1), world.dispatcher())
+    assert world.dials() == 1
+    assert sorted(a.state for a in await world.attempts()) == ["not_sent", "sent"]
+
+
+async def test_calls_never_placed_are_planned_again_at_most_replans_times(world: World) -> None:
+    _, to = await _planned_one(world)
+    for minute in range(1, 5):  # the provider never takes a request to this number
+        world.telephony.fail_next(to, AmbiguousError("read timeout"))
+        at = INSIDE + timedelta(minutes=3 * minute)
+        await outbox.relay_all(world.maker, world.queue, at)
+        await world.queue.drain(at, world.dispatcher())
+        await reconcile(world.maker, world.telephony, at + timedelta(minutes=2), replans=2)
+    assert world.dials() == 0
+    assert [a.state for a in await world.attempts()] == ["not_sent"] * 3
+
+
+async def test_a_call_never_placed_is_not_planned_again_once_its_campaign_is_cancelled(
+    world: World,
+) -> None:
+    _, to = await _planned_one(world)
+    world.telephony.fail_next(to, AmbiguousError("read timeout"))
+    await world.queue.drain(INSIDE + timedelta(minutes=1), world.dispatcher())
     (attempt,) = await world.attempts()
-    assert attempt.state == "not_sent"
+    assert attempt.campaign_id is not None
+    async with world.maker() as session:
+        await campaigns.transition(
+            session, attempt.campaign_id, "cancelled", actor="test", now=world.clock()
+        )
+    report = await reconcile(world.maker, world.telephony, world.clock() + timedelta(minutes=2))
+    assert report.moved == {"not_sent": 1} and report.replanned == 0
+    assert [a.state for a in await world.attempts()] == ["not_sent"]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ Crash injection lives in the test entry point (`tests.e2e.worker_main`, a wrappe
 the real adapter), never in production code. A killed worker's unacked jobs come back to
 the others flagged as redelivered and must not dial again; its reserved attempts stay
 visibly `reserved` until the reconciler looks them up at the provider: found -> `sent`
-with the provider's sid, not found -> `not_sent`. Nothing is dialled twice, nothing lost.
+with the provider's sid, not found -> `not_sent` and planned again. Nothing is dialled
+twice, nothing lost.
 """
 
 from __future__ import annotations
@@ -70,6 +71,15 @@ async def test_workers_killed_mid_dispatch_dial_nothing_twice_and_lose_nothing(
     # A killed worker's attempts are visible, not lost: reserved, waiting for a look-up.
     assert before.get("reserved", 0) >= 2 * CRASHES_EACH, dict(before)
     moved = await e2e.reconcile_later()
+    # Calls found never placed are planned again (the campaign still runs): a worker
+    # places them now, each once, within the case's cap.
+    replanned = (await e2e.counts()).get("planned", 0)
+    assert replanned == moved.get("not_sent", 0)
+    e2e.spawn()
+    await e2e.wait_until(
+        lambda: e2e.quiet("planned", "queued"), within=120, what="the re-planned calls"
+    )
+    await e2e.stop_workers()
     figures = await e2e.check(Figures("crashes", cases=CASES), case_cap=1)
     figures.extra["reserved_before_reconcile"] = before.get("reserved", 0)
     figures.extra["reconciled"] = sum(moved.values())
@@ -79,10 +89,12 @@ async def test_workers_killed_mid_dispatch_dial_nothing_twice_and_lose_nothing(
 
     assert not figures.violations, figures.violations[:10]
     assert figures.crashes_injected == 2 * CRASHES_EACH
-    assert figures.jobs == CASES
+    assert figures.jobs == CASES + replanned
     assert sum(moved.values()) == before.get("reserved", 0)
     # Killed after Twilio answered: the call exists, found by the reconciler, not redialled.
     assert moved.get("sent", 0) >= CRASHES_EACH
-    # Killed before the request left: nothing at Twilio, so not_sent (final).
+    # Killed before the request left: nothing at Twilio, so not_sent (final), and a
+    # fresh attempt placed in its stead: nothing lost.
     assert moved.get("not_sent", 0) >= CRASHES_EACH
+    assert figures.states.get("not_sent", 0) == moved.get("not_sent", 0)
     assert figures.provider_calls == figures.states.get("sent", 0)

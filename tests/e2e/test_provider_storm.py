@@ -7,7 +7,8 @@ placing the call, once after placing it), then recovers.
   allows (a hot loop would be hundreds a second).
 - 500 on a create is ambiguous: the attempt goes to `unknown`, nothing dials it again, and
   the reconciler (the workers' own loop) looks it up: the call placed before the 500 is
-  found and recorded `sent` with its sid, the one never placed becomes `not_sent`.
+  found and recorded `sent` with its sid, the one never placed becomes `not_sent` and a
+  fresh attempt is planned in its place.
 - The campaign resumes after the storm and completes; nothing is dialled twice.
 """
 
@@ -117,7 +118,13 @@ async def test_twilio_429_and_5xx_storm_backs_off_dials_nothing_twice_and_campai
     assert peak <= WORKERS * CONCURRENCY * 2 + CPS, peak
     assert transient and retries == transient, "every 429-exhausted job planned again once"
     assert reconciled_sent and reconciled_not_sent, "both ambiguous kinds looked up"
-    # Resumed and completed: every case was dialled once, except those whose create was
-    # lost in a 500 that placed nothing (not_sent after the look-up; never redialled).
-    assert figures.extra["cases_contacted"] == CASES - reconciled_not_sent
+    # Resumed and completed: every case was dialled once, those whose create was lost in a
+    # 500 that placed nothing too (not_sent after the look-up, then planned afresh by the
+    # reconciler; the lost attempt itself is never redialled).
+    assert figures.extra["cases_contacted"] == CASES
+    async with e2e.maker() as session:
+        replanned = await session.scalar(
+            select(func.count()).where(AttemptRow.notes.like("re-planned by the reconciler%"))
+        )
+    assert replanned == reconciled_not_sent
     assert figures.provider_calls == figures.states.get("sent", 0)
