@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/plan.py                    # 1,000,000 cases
     .venv/bin/python bench/plan.py --cases 100000     # a quicker run
+    .venv/bin/python bench/plan.py --bundle 1         # one job a message (the old format)
 
 Seeds a fresh PostgreSQL schema with N cases by COPY (each: a debtor with a verified
 mobile in Asia/Shanghai, and a colleague as third-party contact with a phone; due dates
@@ -52,6 +53,7 @@ from dialer.settings import Settings
 AT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # Tuesday 09:00 in Shanghai
 PORTFOLIO = "bench"
 SEED_CHUNK = 50_000
+QUEUE_OPTIONS: dict[str, Any] = {}  # RabbitSettings fields from the command line (--bundle)
 
 
 def _case_records(start: int, stop: int) -> dict[str, list[tuple[Any, ...]]]:
@@ -176,7 +178,8 @@ async def plan(
     engine = build_engine(settings)
     clock = _clock(epoch)  # the queue's too: a job due now goes to the work queue
     queue = RabbitJobQueue(
-        RabbitSettings(url=amqp, namespace=namespace, publish_batch=500), clock=clock
+        RabbitSettings(url=amqp, namespace=namespace, publish_batch=500, **QUEUE_OPTIONS),
+        clock=clock,
     )
     await queue.connect()
     maker = build_sessionmaker(engine)
@@ -210,7 +213,8 @@ async def relay(
     engine = build_engine(settings)
     clock = _clock(epoch)
     queue = RabbitJobQueue(
-        RabbitSettings(url=amqp, namespace=namespace, publish_batch=500), clock=clock
+        RabbitSettings(url=amqp, namespace=namespace, publish_batch=500, **QUEUE_OPTIONS),
+        clock=clock,
     )
     await queue.connect()
     maker = build_sessionmaker(engine)
@@ -254,8 +258,13 @@ def main() -> None:
         default_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     parser.add_argument("--database-url", default=default_url)
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument(
+        "--bundle", type=int, default=None, help="jobs a message (default: RabbitSettings')"
+    )
     parser.add_argument("--child", nargs=5, metavar=("ROLE", "SCHEMA", "NS", "CAMPAIGN", "EPOCH"))
     args = parser.parse_args()
+    if args.bundle:
+        QUEUE_OPTIONS["bundle_size"] = args.bundle
     if args.child:
         role, schema, namespace, cid, epoch = args.child
         common = (args.database_url, schema, args.amqp, namespace, uuid.UUID(cid), float(epoch))
@@ -281,7 +290,7 @@ def main() -> None:
             return subprocess.Popen(
                 [sys.executable, __file__, "--database-url", args.database_url, "--amqp",
                  args.amqp, "--batch", str(args.batch), "--child", role, schema, namespace,
-                 str(cid), str(epoch)],
+                 str(cid), str(epoch), *(["--bundle", str(args.bundle)] if args.bundle else [])],
                 stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
 
