@@ -51,6 +51,7 @@ def build_queue(
                 url=url,
                 namespace=settings.queue_namespace,
                 delivery_limit=settings.queue_delivery_limit,
+                bundle_size=settings.queue_bundle_size,
             ),
             clock=clock,
         )

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     queue_namespace: str = "dialer"
     # Deliveries of a failing job before it is dead-lettered.
     queue_delivery_limit: int = Field(default=5, ge=1)
+    # Jobs carried in one RabbitMQ message at most (the broker's cost is per message; each
+    # job still gets its own outcome, retry and dead letter). 1: one job a message.
+    queue_bundle_size: int = Field(default=100, ge=1, le=10_000)
     # Jobs one worker process handles at a time (and the broker's prefetch). Jobs that
     # arrive together are reserved in one transaction, so this also bounds a batch.
     worker_concurrency: int = Field(default=64, ge=1, le=1000)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from dialer.runtime import worker_config, worker_pool_size
+from adapters.rabbitmq import RabbitJobQueue
+from dialer.clock import system_clock
+from dialer.runtime import build_queue, worker_config, worker_pool_size
 from dialer.settings import Settings
 
 
@@ -38,3 +40,10 @@ def test_a_batch_of_zero_is_refused_with_the_field(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DIALER_WORKER_BATCH_SIZE", "0")
     with pytest.raises(ValidationError, match="worker_batch_size"):
         Settings()
+
+
+def test_the_bundle_size_reaches_the_rabbitmq_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_QUEUE_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    monkeypatch.setenv("DIALER_QUEUE_BUNDLE_SIZE", "25")
+    queue = build_queue(Settings(), system_clock, None)
+    assert isinstance(queue, RabbitJobQueue) and queue.settings.bundle_size == 25
