@@ -44,6 +44,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,12 @@ class MockProvider(FakeTelephony):
     async def place_call(self, request: CallRequest) -> ProviderRef:
         self.times.append(time.time())
         return ProviderRef("mock", f"CA{uuid.uuid4().hex}", "queued")
+
+
+def rabbit_settings(amqp: str, namespace: str, bundle: int | None) -> RabbitSettings:
+    """The queue of the relay and of the workers: jobs a message from `--bundle`."""
+    settings = RabbitSettings(url=amqp, namespace=namespace)
+    return replace(settings, bundle_size=bundle) if bundle else settings
 
 
 def engine_clock(t0: float) -> Any:
@@ -145,7 +152,7 @@ async def raw_aio_pika(amqp: str, count: int) -> tuple[float, float]:
 
 # --- a worker process ---------------------------------------------------------------------
 async def worker_main(
-    url: str, schema: str, amqp: str, namespace: str, t0: float, out: str
+    url: str, schema: str, amqp: str, namespace: str, t0: float, out: str, bundle: int | None
 ) -> None:
     profile = os.environ.get("BENCH_DISPATCH_PROFILE")  # a directory: cProfile per worker
     profiler = cProfile.Profile(time.process_time) if profile else None
@@ -157,7 +164,7 @@ async def worker_main(
     engine = build_engine(settings, pool_size=POOL, pre_ping=False)
     maker = build_sessionmaker(engine)
     clock = engine_clock(t0)
-    queue = RabbitJobQueue(RabbitSettings(url=amqp, namespace=namespace), clock=clock)
+    queue = RabbitJobQueue(rabbit_settings(amqp, namespace, bundle), clock=clock)
     provider = MockProvider()
     await queue.connect()
     dispatcher = Dispatcher(maker, provider, None, clock)
@@ -206,7 +213,8 @@ def start_workers(
         out = str(tmp / f"worker-{i}.json")
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.dispatch", "--database-url", args.database_url,
-             "--amqp", args.amqp, "--worker", schema, namespace, str(t0), out],
+             "--amqp", args.amqp, "--worker", schema, namespace, str(t0), out,
+             *(["--bundle", str(args.bundle)] if args.bundle else [])],
             cwd=Path(__file__).parents[1],
         )  # fmt: skip
         procs.append((proc, out))
@@ -327,7 +335,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await campaigns.transition(session, first, "cancelled", actor="bench", now=AT)
         t0 = time.time()
         clock = engine_clock(t0)
-        queue = CountingQueue(RabbitSettings(url=args.amqp, namespace=namespace), clock=clock)
+        queue = CountingQueue(rabbit_settings(args.amqp, namespace, args.bundle), clock=clock)
         await queue.connect()
 
         # the workers alone: every job planned and published before they start
@@ -403,15 +411,24 @@ def main() -> None:
         default_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     parser.add_argument("--database-url", default=default_url)
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument(
+        "--bundle", type=int, default=None, help="jobs a message (default: RabbitSettings')"
+    )
     parser.add_argument("--worker", nargs=4, metavar=("SCHEMA", "NS", "T0", "OUT"))
     args = parser.parse_args()
     if args.worker:
         schema, namespace, t0, out = args.worker
-        asyncio.run(worker_main(args.database_url, schema, args.amqp, namespace, float(t0), out))
+        asyncio.run(
+            worker_main(
+                args.database_url, schema, args.amqp, namespace, float(t0), out, args.bundle
+            )
+        )
         return
     r = asyncio.run(main_async(args))
     slot = r["interval"] * 1000
-    print(f"two worker processes, concurrency {CONCURRENCY} each; {args.jobs} jobs from a full "
+    bundle = args.bundle or RabbitSettings().bundle_size
+    print(f"two worker processes, concurrency {CONCURRENCY} each, up to {bundle} jobs a message; "
+          f"{args.jobs} jobs from a full "
           f"queue, {args.jobs} from the planner's start, then pacing at {args.cps:g}/s for "
           f"{r['pacing_dials']} dials (slot {slot:.2f} ms)")  # fmt: skip
     print(f"raw_aio_pika_publish: {r['raw_publish']:.0f} msg/s")
