@@ -336,8 +336,10 @@ class RabbitJobQueue(JobQueue):
                 if key == 0
                 else (self._delay_exchange, f"{key}s")
             )
-            for start in range(0, len(group), size):
-                message = self._message(group[start : start + size], extra_headers)
+            count = -(-len(group) // size)  # messages; as even as can be (101: 51 + 50)
+            share = -(-len(group) // count)
+            for start in range(0, len(group), share):
+                message = self._message(group[start : start + share], extra_headers)
                 out.append((exchange, routing_key, message))
         return out
 

@@ -29,6 +29,7 @@ from adapters.rabbitmq import (
     RETRIES_HEADER,
     RabbitJobQueue,
     RabbitSettings,
+    _Item,
     pick_delay_bucket,
 )
 
@@ -345,7 +346,7 @@ async def test_a_bundle_of_n_jobs_is_n_deliveries_acked_once_all_are_done(
     make_queue: QueueFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue = await make_queue(bundle_size=10)
-    await queue.publish([job(f"a{i}") for i in range(25)])
+    await queue.publish([job(f"a{i}") for i in range(25)])  # three messages
     done: set[str] = set()
     acks: list[tuple[str | None, list[str], set[str]]] = []
     original_ack = IncomingMessage.ack
@@ -373,7 +374,7 @@ async def test_a_bundle_of_n_jobs_is_n_deliveries_acked_once_all_are_done(
     gate.set()
     await wait_until(lambda: len(acks) == 3)
     await asyncio.sleep(0.3)
-    assert sorted(len(ids) for _, ids, _ in acks) == [5, 10, 10]
+    assert sorted(len(ids) for _, ids, _ in acks) == [7, 9, 9]  # as even as can be
     for content_type, ids, finished in acks:
         assert content_type == BUNDLE_CONTENT_TYPE
         assert set(ids) <= finished  # acked only after every one of its jobs
@@ -582,6 +583,40 @@ async def test_delayed_bundles_never_hand_a_job_over_early(make_queue: QueueFact
         assert at >= due[delivery.job.attempt_id], delivery.job.attempt_id
         assert not delivery.redelivered and delivery.retries == 0
     assert record.ids()[0] == "w00"
+
+
+def test_publish_groups_jobs_by_destination_in_even_bundles_never_early() -> None:
+    now = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    queue = RabbitJobQueue(
+        RabbitSettings(delay_buckets=(1, 5, 30), bundle_size=4), clock=lambda: now
+    )
+    work, delay = object(), object()
+    queue._work_exchange, queue._delay_exchange = work, delay  # type: ignore[assignment]
+    waits = [0, -3, 0, 0, 0, 0.5, 2, 4.9, 7, 29, 31, 40, 0]  # seconds
+    jobs = [job(f"j{i}", now + timedelta(seconds=w)) for i, w in enumerate(waits)]
+    routed = queue._routed([_Item(j) for j in jobs])
+    seen: list[str] = []
+    layout: list[tuple[str, int]] = []
+    for exchange, key, message in routed:
+        body = json.loads(message.body)
+        docs = body["jobs"] if message.content_type == BUNDLE_CONTENT_TYPE else [body]
+        bucket = 0 if exchange is work else int(key.rstrip("s"))
+        assert exchange is (work if bucket == 0 else delay)
+        for doc in docs:  # no job waits in a bucket longer than its own wait
+            wait = (datetime.fromisoformat(doc["not_before"]) - now).total_seconds()
+            assert bucket <= max(wait, 1 if bucket else 0)
+            seen.append(doc["attempt_id"])
+        layout.append((key, len(docs)))
+    assert sorted(seen) == sorted(j.attempt_id for j in jobs)
+    # six due now: 3 + 3 rather than 4 + 2; a group of one is a single-job message
+    assert sorted(layout) == [("1s", 3), ("30s", 2), ("5s", 2), ("job", 3), ("job", 3)]
+    singles = [m for _, _, m in routed if m.content_type == JOB_CONTENT_TYPE]
+    assert singles == []
+    one = queue._routed([_Item(jobs[8], retries=2)])
+    assert [(k, m.content_type, m.body) for _, k, m in one] == [
+        ("5s", JOB_CONTENT_TYPE, jobs[8].to_json())
+    ]
+    assert one[0][2].headers == {RETRIES_HEADER: 2}
 
 
 @pytest.mark.parametrize(
