@@ -82,8 +82,8 @@ from strategy.model import (
 HORIZON_DAYS: Final = 120  # how far ahead a next-allowed instant is looked for
 MAX_FIXPOINT_STEPS: Final = 24
 WINDOW_SEARCH_DAYS: Final = 21
-_DAY = 86400.0
-_EPS = 0.001
+_DAY: Final = 86400.0
+_EPS: Final = 0.001
 
 _BLOCKING_FLAGS: Final = {
     CaseFlag.CEASE: "the debtor asked us to cease communication",
@@ -95,8 +95,18 @@ _BLOCKING_FLAGS: Final = {
 
 _ALL_ROLES: Final = frozenset(PartyRole)
 _BAD_VALIDITY: Final = frozenset({Validity.WRONG_NUMBER, Validity.INVALID})
+# Enum members as module constants: a compiled module reads a constant directly, where
+# `PartyRole.ATTORNEY` is a lookup of the class and of its attribute on every use.
 _PHONE: Final = ContactKind.PHONE
 _DEBTOR: Final = PartyRole.DEBTOR
+_ATTORNEY: Final = PartyRole.ATTORNEY
+_THIRD_PARTY: Final = PartyRole.THIRD_PARTY
+_SMS: Final = Channel.SMS
+_EMAIL: Final = Channel.EMAIL
+_OPEN: Final = CaseStatus.OPEN
+_FLAG_ATTORNEY: Final = CaseFlag.ATTORNEY
+_FLAG_DISPUTE: Final = CaseFlag.DISPUTE
+_NO_DISCLOSURE: Final = Disclosure.NONE
 _NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 _ALL_CHANNELS: Final = frozenset(Channel)
 # Builds a record (a named tuple) from its fields in one C call, without the generated
@@ -171,11 +181,23 @@ class _TierFacts:
     reachable_reasons: tuple[_R, ...]  # the refusals while the debtor can be reached
 
 
-class _TierState(NamedTuple):
-    tier: CompiledTier | None
-    dpd: int
-    days_in_stage: int | None
-    case_reasons: tuple[_R, ...]
+class _TierState:
+    """The case's tier and the reasons that block the whole case, at one instant (a plain
+    class: compiled, a C struct built and read without Python calls)."""
+
+    __slots__ = ("case_reasons", "days_in_stage", "dpd", "tier")
+
+    def __init__(
+        self,
+        tier: CompiledTier | None,
+        dpd: int,
+        days_in_stage: int | None,
+        case_reasons: tuple[_R, ...],
+    ) -> None:
+        self.tier = tier
+        self.dpd = dpd
+        self.days_in_stage = days_in_stage
+        self.case_reasons = case_reasons
 
 
 def decide(
@@ -194,23 +216,28 @@ def decide(
         if profile is None:
             raise ValueError("a profile is needed with an uncompiled strategy")
         compiled = compile_strategy(strategy, profile)
-    return _Evaluator(case, history, compiled, now).decide(now)
+    t = now.timestamp()
+    return _Evaluator(case, history, compiled, now, t).decide(now, t)
 
 
 class _Evaluator:
-    def __init__(self, case: Case, history: History, cs: CompiledStrategy, now: datetime) -> None:
+    def __init__(
+        self, case: Case, history: History, cs: CompiledStrategy, now: datetime, t: float
+    ) -> None:
         self.case = case
         self.cs = cs
         self.strategy = cs.strategy
-        profile = self.profile = cs.profile
+        self.profile = cs.profile
         self.home_zone = cs.strategy.timezone
-        self.third_party_source = _source(profile.third_party_clause)
-        self.window_source = _source(profile.window_clause)
-        self.quiet_source = _source(profile.quiet_clause)
         roles = {p.id: p.role for p in case.parties}
-        self.idx = HistoryIndex(history, roles, now - cs.lookback)
+        # The earliest instant any rule looks back to, in UTC (as stored instants are).
+        lookback = cs.lookback
+        since = _SINCE.get((t, lookback))
+        if since is None:
+            since = remember(_SINCE, (t, lookback), from_ts(t) - lookback)
+        self.idx = HistoryIndex(history, roles, since)
         self.payments = sorted(history.payments) if history.payments else []
-        self.represented = CaseFlag.ATTORNEY in case.flags
+        self.represented = _FLAG_ATTORNEY in case.flags
         # Per contact point: its candidate zones and where they came from (Decision.extra).
         self.point_zones: dict[str, list[str]] = {}
         self.zone_sources: dict[str, str] = {}
@@ -294,8 +321,7 @@ class _Evaluator:
         return out
 
     # --- the decision --------------------------------------------------------------------
-    def decide(self, now: datetime) -> Decision:
-        t = now.timestamp()
+    def decide(self, now: datetime, t: float) -> Decision:
         at = self._at(t)
         state = at.state
         allowed: list[AllowedAction] = []
@@ -363,8 +389,8 @@ class _Evaluator:
                 cand.public,
                 disclosure,
                 template_key,
-                self._from_ts(t),
-                self._from_ts(window_end),
+                _instant(t),
+                _instant(window_end),
                 ct.allowed_by,
                 cand.zones,
                 voicemail_disclosure,
@@ -409,7 +435,7 @@ class _Evaluator:
             hit = remember(self.cs.tier_cache, key, self._choose_tier(date.fromordinal(ordinal)))
         chosen, dpd, days_in_stage = hit
         if (
-            case.status is CaseStatus.OPEN
+            case.status is _OPEN
             and not case.flags
             and not self.idx.disputes
             and self.idx.latest_promise is None
@@ -443,14 +469,14 @@ class _Evaluator:
     ) -> tuple[_R, ...]:
         case = self.case
         out: list[_R] = []
-        if case.status is not CaseStatus.OPEN:
+        if case.status is not _OPEN:
             out.append(("case.status", f"the case is {case.status}", None, None))
         elif case.outstanding <= 0:
             out.append(("case.settled", "nothing is outstanding", None, None))
         for flag, why in _BLOCKING_FLAGS.items():
             if flag in case.flags:
                 out.append((f"flag.{flag}", why, None, None))
-        if CaseFlag.DISPUTE not in case.flags and self.idx.disputes:
+        if _FLAG_DISPUTE not in case.flags and self.idx.disputes:
             resolved = case.dispute_resolved_at.timestamp() if case.dispute_resolved_at else None
             if resolved is None or self.idx.disputes[-1] > resolved:
                 out.append(("flag.dispute", "the debtor disputed the debt on a call", None, None))
@@ -526,10 +552,10 @@ class _Evaluator:
         represented = self.represented
         if (
             not represented
-            and role is not PartyRole.ATTORNEY
+            and role is not _ATTORNEY
             and not party.refused_contact
             and (
-                role is not PartyRole.THIRD_PARTY
+                role is not _THIRD_PARTY
                 or (
                     party.id not in idx.refused_parties
                     and party.id not in idx.third_party_conversations
@@ -539,7 +565,7 @@ class _Evaluator:
             return ()
         out: list[_R] = []
         profile = self.profile
-        if represented and role is not PartyRole.ATTORNEY:
+        if represented and role is not _ATTORNEY:
             out.append(
                 (
                     "attorney.represented",
@@ -548,15 +574,11 @@ class _Evaluator:
                     _source(profile.attorney_clause),
                 )
             )
-        if role is PartyRole.ATTORNEY and not represented:
+        if role is _ATTORNEY and not represented:
             out.append(("party.attorney_not_of_record", "no attorney is on record", None, None))
         if party.refused_contact:
             out.append(("party.refused", "this person refused further contact", None, None))
-        elif (
-            role is PartyRole.THIRD_PARTY
-            and party.id in idx.refused_parties
-            and profile.refusal_is_final
-        ):
+        elif role is _THIRD_PARTY and party.id in idx.refused_parties and profile.refusal_is_final:
             out.append(
                 (
                     "party.refused",
@@ -566,7 +588,7 @@ class _Evaluator:
                 )
             )
         if (
-            role is PartyRole.THIRD_PARTY
+            role is _THIRD_PARTY
             and profile.third_party_once
             and party.id in idx.third_party_conversations
             and party.id not in idx.callback_requested
@@ -598,11 +620,11 @@ class _Evaluator:
             not cp.do_not_call
             and not cp.opted_out
             and not consent_required
-            and (mobile is not False or channel is not Channel.SMS)
+            and (mobile is not False or channel is not _SMS)
         ):
             return ()
         out: list[_R] = []
-        if cp.do_not_call and channel is not Channel.EMAIL:
+        if cp.do_not_call and channel is not _EMAIL:
             out.append(("contact.do_not_call", "the number is on a do-not-call list", None, None))
         if channel in cp.opted_out:
             out.append(
@@ -617,7 +639,7 @@ class _Evaluator:
                     _source(self.profile.consent_clause),
                 )
             )
-        if channel is Channel.SMS and mobile is False:
+        if channel is _SMS and mobile is False:
             out.append(("channel.sms_landline", "the number cannot receive SMS", None, None))
         return tuple(out)
 
@@ -635,7 +657,7 @@ class _Evaluator:
         contact = ContactWhen.ALWAYS
         disclosure = Disclosure.NONE
         raise_if_unreachable: Disclosure | None = None
-        if role is PartyRole.ATTORNEY:
+        if role is _ATTORNEY:
             disclosure = Disclosure.FULL
             channel_ok = channel in ct.tier.channels
         elif prule is None:
@@ -667,7 +689,7 @@ class _Evaluator:
         cap_ids = [i for i, c in enumerate(ct.caps) if channel in c.channels and role in c.roles]
         needs_unreachable = contact is ContactWhen.WHEN_DEBTOR_UNREACHABLE
         guard_unreachable = (
-            role is PartyRole.THIRD_PARTY and self.profile.third_party_only_when_debtor_unreachable
+            role is _THIRD_PARTY and self.profile.third_party_only_when_debtor_unreachable
         )
         raised = (
             Disclosure.lowest(_highest(disclosure, raise_if_unreachable), ceiling)
@@ -713,7 +735,7 @@ class _Evaluator:
                     "guardrail.third_party",
                     "third parties only when the debtor cannot be reached",
                     None,
-                    self.third_party_source,
+                    _source(self.profile.third_party_clause),
                 )
             )
         return tuple(out)
@@ -731,7 +753,7 @@ class _Evaluator:
         ct = state.tier
         case_reasons = state.case_reasons
         if ct is None:
-            return [([*case_reasons, *c.static], Disclosure.NONE, t) for c in cands]
+            return [([*case_reasons, *c.static], _NO_DISCLOSURE, t) for c in cands]
         facts_cache = ct.facts_cache
         windows = at.windows
         exceeded_by_zone = at.exceeded
@@ -769,7 +791,9 @@ class _Evaluator:
             if inside:
                 window_end = end_or_next if end_or_next is not None else t
             else:
-                source = self.window_source if wrule == "guardrail.window" else None
+                source = (
+                    _source(self.profile.window_clause) if wrule == "guardrail.window" else None
+                )
                 reasons.append((wrule, message, end_or_next, source))
 
             # How often: caps, spacing, quiet periods. Every cap and group is counted in
@@ -836,7 +860,7 @@ class _Evaluator:
                     f" {self.profile.quiet_hours_after_conversation / 24:g} days"
                     " after a conversation",
                     last_rpc + ct.profile_quiet_seconds,
-                    self.quiet_source,
+                    _source(self.profile.quiet_clause),
                 )
             )
 
@@ -1216,12 +1240,13 @@ class _Evaluator:
 
 
 def _usable(cp: ContactPoint) -> bool:
-    if cp.validity in (Validity.WRONG_NUMBER, Validity.INVALID):
+    if cp.validity in _BAD_VALIDITY:
         return False
-    channels = CHANNELS_BY_KIND[cp.kind]
-    if all(ch in cp.opted_out for ch in channels):
+    kind = cp.kind
+    opted_out = cp.opted_out
+    if opted_out and all(ch in opted_out for ch in CHANNELS_BY_KIND[kind]):
         return False
-    return not (cp.do_not_call and cp.kind is ContactKind.PHONE)
+    return not (cp.do_not_call and kind is _PHONE)
 
 
 def _phone_zones(
@@ -1264,15 +1289,37 @@ def _source(clause: Clause | None) -> str | None:
     return f"{clause.id}: {clause.source}" if clause is not None else None
 
 
+# (instant, lookback) -> the instant the lookback starts, in UTC; pure, bounded.
+_SINCE: Final[dict[tuple[float, timedelta], datetime]] = {}
+# Datetimes of instants every case decided at the same instant shares (the decision's
+# instant, the end of a window in a zone): pure, bounded like the compiled strategy's
+# per-instant caches. Instants read from a case's history are converted per decision.
+_INSTANTS: Final[dict[float, datetime]] = {}
+
+
+def _instant(ts: float) -> datetime:
+    hit = _INSTANTS.get(ts)
+    if hit is None:
+        hit = remember(_INSTANTS, ts, from_ts(ts))
+    return hit
+
+
 # Public reasons are immutable values that recur across decisions and cases ("the tier
 # does not use email for a debtor"): built once per distinct internal reason.
-_PUBLIC: dict[_R, Reason] = {}
+_PUBLIC: Final[dict[_R, Reason]] = {}
 
 
 def _publics(reasons: Sequence[_R]) -> tuple[Reason, ...]:
-    """The public reasons, read from the cache in one C-level pass when all are there."""
-    found = tuple(map(_PUBLIC.get, reasons))
-    return tuple(map(_public, reasons)) if None in found else found  # type: ignore[return-value]
+    """The public reasons of internal ones (a plain loop: compiled, each lookup is a
+    direct dict call, where `map` over a bound method goes through a generic call)."""
+    if not reasons:
+        return ()
+    cache = _PUBLIC
+    out: list[Reason] = []
+    for r in reasons:
+        hit = cache.get(r)
+        out.append(hit if hit is not None else _public(r))
+    return tuple(out)
 
 
 def _public(r: _R) -> Reason:

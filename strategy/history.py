@@ -15,6 +15,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from itertools import repeat
 from operator import attrgetter
+from typing import Final
 
 from strategy.document import Counted, Scope
 from strategy.model import (
@@ -27,22 +28,22 @@ from strategy.model import (
     Result,
 )
 
-_THIRD = PartyRole.THIRD_PARTY
-_PROMISE = Result.PROMISE_TO_PAY
-_WRONG = Result.WRONG_NUMBER
-_REFUSAL = Result.REFUSAL
-_CALLBACK = Result.CALLBACK_REQUESTED
-_DISPUTE = Result.DISPUTE
-_ATTEMPTS = Counted.ATTEMPTS
-_CONVERSATIONS = Counted.CONVERSATIONS
-_CP_SCOPE = Scope.CONTACT_POINT
-_PARTY_SCOPE = Scope.PARTY
-_CONVERSATION_RESULTS = CONVERSATION_RESULTS
+_THIRD: Final = PartyRole.THIRD_PARTY
+_PROMISE: Final = Result.PROMISE_TO_PAY
+_WRONG: Final = Result.WRONG_NUMBER
+_REFUSAL: Final = Result.REFUSAL
+_CALLBACK: Final = Result.CALLBACK_REQUESTED
+_DISPUTE: Final = Result.DISPUTE
+_ATTEMPTS: Final = Counted.ATTEMPTS
+_CONVERSATIONS: Final = Counted.CONVERSATIONS
+_CP_SCOPE: Final = Scope.CONTACT_POINT
+_PARTY_SCOPE: Final = Scope.PARTY
+_CONVERSATION_RESULTS: Final = CONVERSATION_RESULTS
 # Results that carry a fact beyond the counts.
-_FACT_RESULTS = CONVERSATION_RESULTS | {Result.WRONG_NUMBER}
-_AT = attrgetter("at")
-_RESULT = attrgetter("result")
-_STAMP = datetime.timestamp
+_FACT_RESULTS: Final = CONVERSATION_RESULTS | {Result.WRONG_NUMBER}
+_AT: Final = attrgetter("at")
+_RESULT: Final = attrgetter("result")
+_STAMP: Final = datetime.timestamp
 
 # A row's kind, as the caps' row tables key it: (channel, party role, conversation).
 RowKey = tuple[Channel, PartyRole, bool]
@@ -94,7 +95,8 @@ class HistoryIndex:
         if since is not None and ats:
             # Compared in the attempts' own zone (stored instants come back in UTC), as
             # two datetimes of one tzinfo compare without asking it for offsets.
-            first = bisect_left(ats, since.astimezone(ats[-1].tzinfo))
+            tz = ats[-1].tzinfo
+            first = bisect_left(ats, since if since.tzinfo is tz else since.astimezone(tz))
         self.first = first
         self.attempts = attempts
         recent = attempts[first:] if first else attempts
