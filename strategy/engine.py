@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Final, NamedTuple
+from typing import Final
 
 from strategy.calendar import (
     Interval,
@@ -126,20 +126,44 @@ _CHANNEL_KEYS: Final = {
 _R = tuple[str, str, float | None, str | None]
 
 
-class _Cand(NamedTuple):
-    """One candidate (party x contact point x channel) and what is known of it: a named
-    tuple, built in one call (`_new`) for each of a decision's candidates."""
+class _Cand:
+    """One candidate (party x contact point x channel) and what is known of it (a plain
+    class: compiled, a C struct built and read without Python calls)."""
 
-    party: Party
-    point: ContactPoint
-    channel: Channel
-    zones: tuple[str, ...]
-    static: tuple[_R, ...]
-    zone_key: int  # the same int for candidates with equal zones
-    facts_key: tuple[PartyRole, bool, Channel]  # (role, knows of the debt, channel)
-    # A rule's group by scope code: (contact point id, party id, None for the case).
-    groups: tuple[str, str, None]
-    public: Candidate
+    __slots__ = (
+        "channel",
+        "facts_key",
+        "groups",
+        "party",
+        "point",
+        "public",
+        "static",
+        "zone_key",
+        "zones",
+    )
+
+    def __init__(
+        self,
+        party: Party,
+        point: ContactPoint,
+        channel: Channel,
+        zones: tuple[str, ...],
+        static: tuple[_R, ...],
+        zone_key: int,
+        facts_key: tuple[PartyRole, bool, Channel],
+        groups: tuple[str, str, None],
+        public: Candidate,
+    ) -> None:
+        self.party = party
+        self.point = point
+        self.channel = channel
+        self.zones = zones
+        self.static = static
+        self.zone_key = zone_key  # the same int for candidates with equal zones
+        self.facts_key = facts_key  # (role, knows of the debt, channel)
+        # A rule's group by scope code: (contact point id, party id, None for the case).
+        self.groups = groups
+        self.public = public
 
 
 class _At:
@@ -255,28 +279,33 @@ class _Evaluator:
         zone_keys: dict[tuple[str, ...], int] = {}
         consent_required = self.profile.consent_required
         wrong_numbers = self.idx.wrong_numbers
+        point_zones, zone_sources = self.point_zones, self.zone_sources
+        # Each attribute of a party or contact point is read once (compiled, every read of
+        # a model object is a generic attribute lookup).
         for party in self.case.parties:
             party_static = self._party_reasons(party)
             points = party.contact_points
-            role, knows = party.role, party.knows_of_debt
+            role, knows, party_id = party.role, party.knows_of_debt, party.id
+            party_zone = party.timezone
             # The number's candidate zones and whether it takes SMS, once per phone.
-            facts = [
-                _NO_PHONE_FACTS
-                if cp.kind is not _PHONE
-                else phone_facts(cp.value)
-                if cp.zones is None
-                else (cp.zones, cp.mobile)
-                for cp in points
-            ]
+            kinds = [cp.kind for cp in points]
+            facts: list[tuple[tuple[str, ...], bool | None]] = []
+            for cp, kind in zip(points, kinds, strict=True):
+                if kind is not _PHONE:
+                    facts.append(_NO_PHONE_FACTS)
+                else:
+                    stored = cp.zones
+                    facts.append(phone_facts(cp.value) if stored is None else (stored, cp.mobile))
             phone_zones: tuple[str, ...] | None = None
-            for cp, (derived, derived_mobile) in zip(points, facts, strict=True):
-                mobile = cp.mobile
+            for cp, kind, (derived, derived_mobile) in zip(points, kinds, facts, strict=True):
+                cp_id = cp.id
+                cp_zone = cp.timezone
                 zones: tuple[str, ...]
-                if cp.timezone:
-                    zones, source = (cp.timezone,), "contact point"
-                elif party.timezone:
-                    zones, source = (party.timezone,), "party"
-                elif cp.kind is _PHONE and derived:
+                if cp_zone:
+                    zones, source = (cp_zone,), "contact point"
+                elif party_zone:
+                    zones, source = (party_zone,), "party"
+                elif kind is _PHONE and derived:
                     zones, source = derived, "derived from the number"
                 else:
                     if phone_zones is None:
@@ -285,16 +314,17 @@ class _Evaluator:
                         zones, source = phone_zones, "derived from the party's phones"
                     else:
                         zones, source = (home,), "portfolio default"
-                if cp.kind is _PHONE and mobile is None:
+                mobile = cp.mobile
+                if kind is _PHONE and mobile is None:
                     mobile = derived_mobile
-                self.point_zones[cp.id] = list(zones)
-                self.zone_sources[cp.id] = source
+                point_zones[cp_id] = list(zones)
+                zone_sources[cp_id] = source
                 zone_key = zone_keys.get(zones)
                 if zone_key is None:
                     zone_key = zone_keys[zones] = len(zone_keys)
                 point_static = (
                     party_static + self._point_reasons(cp)
-                    if cp.validity in _BAD_VALIDITY or cp.id in wrong_numbers
+                    if cp.validity in _BAD_VALIDITY or cp_id in wrong_numbers
                     else party_static
                 )
                 # Most points have no do-not-call, opt-out, consent or landline reason.
@@ -304,19 +334,16 @@ class _Evaluator:
                     and not consent_required
                     and mobile is not False
                 )
-                groups = (cp.id, party.id, None)
-                for channel, key in _CHANNEL_KEYS[role, knows, cp.kind]:
+                groups = (cp_id, party_id, None)
+                for channel, key in _CHANNEL_KEYS[role, knows, kind]:
                     static = (
                         point_static
                         if plain
                         else point_static + self._channel_reasons(cp, channel, mobile)
                     )
-                    public = _new(Candidate, (party.id, role, cp.id, channel))
+                    public: Candidate = _new(Candidate, (party_id, role, cp_id, channel))
                     out.append(
-                        _new(
-                            _Cand,
-                            (party, cp, channel, zones, static, zone_key, key, groups, public),
-                        )
+                        _Cand(party, cp, channel, zones, static, zone_key, key, groups, public)
                     )
         return out
 
