@@ -122,8 +122,22 @@ _CHANNEL_KEYS: Final = {
     for kind in ContactKind
 }
 
-# An internal reason: (rule, message, next-allowed instant or None, clause source or None)
-_R = tuple[str, str, float | None, str | None]
+
+class _Reason:
+    """An internal reason: a rule's verdict with its next-allowed instant as a timestamp.
+    Its public `Reason` is built on first need and kept with it, so a reason the compiled
+    strategy keeps (what a tier says of a party role and channel) is converted once."""
+
+    __slots__ = ("message", "next", "public", "rule", "source")
+
+    def __init__(
+        self, rule: str, message: str, nxt: float | None = None, source: str | None = None
+    ) -> None:
+        self.rule = rule
+        self.message = message
+        self.next = nxt  # this rule alone would pass then
+        self.source = source  # the guardrail clause, when the profile imposed it
+        self.public: Reason | None = None
 
 
 class _Cand:
@@ -148,7 +162,7 @@ class _Cand:
         point: ContactPoint,
         channel: Channel,
         zones: tuple[str, ...],
-        static: tuple[_R, ...],
+        static: tuple[_Reason, ...],
         zone_key: int,
         facts_key: tuple[PartyRole, bool, Channel],
         groups: tuple[str, str, None],
@@ -174,11 +188,11 @@ class _At:
     def __init__(self, state: _TierState) -> None:
         self.state = state
         # (cap index, group or None for the case, zone key) -> the cap's reason or None
-        self.caps: dict[tuple[int, str | None, int], _R | None] = {}
+        self.caps: dict[tuple[int, str | None, int], _Reason | None] = {}
         # zone key -> the caps over their limit, by group
         self.exceeded: dict[int, _Exceeded] = {}
         self.periods: dict[tuple[int, int], tuple[float, float]] = {}
-        self.spacing: dict[tuple[int, str | None], _R | None] = {}
+        self.spacing: dict[tuple[int, str | None], _Reason | None] = {}
         self.windows: dict[int, tuple[bool, float | None, str, str]] = {}
         self.unreachable: bool | None = None
 
@@ -190,7 +204,7 @@ _NOTHING_EXCEEDED: Final[_Exceeded] = ({}, {}, [])
 
 @dataclass(frozen=True, slots=True)
 class _TierFacts:
-    reasons: tuple[_R, ...]
+    reasons: tuple[_Reason, ...]
     needs_unreachable: bool  # the tier contacts this party only if the debtor is unreachable
     guard_unreachable: bool  # the profile says the same
     disclosure: Disclosure
@@ -202,7 +216,7 @@ class _TierFacts:
     profile_quiet: bool
     # Whether the debtor's reachability matters to this candidate at all.
     reads_unreachable: bool
-    reachable_reasons: tuple[_R, ...]  # the refusals while the debtor can be reached
+    reachable_reasons: tuple[_Reason, ...]  # the refusals while the debtor can be reached
 
 
 class _TierState:
@@ -216,7 +230,7 @@ class _TierState:
         tier: CompiledTier | None,
         dpd: int,
         days_in_stage: int | None,
-        case_reasons: tuple[_R, ...],
+        case_reasons: tuple[_Reason, ...],
     ) -> None:
         self.tier = tier
         self.dpd = dpd
@@ -493,25 +507,25 @@ class _Evaluator:
 
     def _case_reasons(
         self, t: float, today: date, dpd: int, days_in_stage: int | None, tier: CompiledTier | None
-    ) -> tuple[_R, ...]:
+    ) -> tuple[_Reason, ...]:
         case = self.case
-        out: list[_R] = []
+        out: list[_Reason] = []
         if case.status is not _OPEN:
-            out.append(("case.status", f"the case is {case.status}", None, None))
+            out.append(_Reason("case.status", f"the case is {case.status}"))
         elif case.outstanding <= 0:
-            out.append(("case.settled", "nothing is outstanding", None, None))
+            out.append(_Reason("case.settled", "nothing is outstanding"))
         for flag, why in _BLOCKING_FLAGS.items():
             if flag in case.flags:
-                out.append((f"flag.{flag}", why, None, None))
+                out.append(_Reason(f"flag.{flag}", why))
         if _FLAG_DISPUTE not in case.flags and self.idx.disputes:
             resolved = case.dispute_resolved_at.timestamp() if case.dispute_resolved_at else None
             if resolved is None or self.idx.disputes[-1] > resolved:
-                out.append(("flag.dispute", "the debtor disputed the debt on a call", None, None))
+                out.append(_Reason("flag.dispute", "the debtor disputed the debt on a call"))
         promise = self._promise_state(t)
         if promise and promise[0] == "pending":
             resume = promise[2]
             out.append(
-                (
+                _Reason(
                     "promise.pending",
                     f"promise to pay {promise[1]}: collection waits until the grace period ends",
                     resume,
@@ -520,7 +534,7 @@ class _Evaluator:
             )
         if tier is None:
             out.append(
-                (
+                _Reason(
                     "tier.none",
                     self._no_tier_message(dpd, days_in_stage),
                     self._next_tier(today),
@@ -572,7 +586,7 @@ class _Evaluator:
         return ("pending", what, resume) if t < resume else ("broken", what, resume)
 
     # --- one candidate at an instant -----------------------------------------------------
-    def _party_reasons(self, party: Party) -> tuple[_R, ...]:
+    def _party_reasons(self, party: Party) -> tuple[_Reason, ...]:
         """Reasons that depend on the party only (neither the tier nor the instant)."""
         role = party.role
         idx = self.idx
@@ -590,11 +604,11 @@ class _Evaluator:
             )
         ):
             return ()
-        out: list[_R] = []
+        out: list[_Reason] = []
         profile = self.profile
         if represented and role is not _ATTORNEY:
             out.append(
-                (
+                _Reason(
                     "attorney.represented",
                     "the debtor is represented by an attorney: contact the attorney only",
                     None,
@@ -602,12 +616,12 @@ class _Evaluator:
                 )
             )
         if role is _ATTORNEY and not represented:
-            out.append(("party.attorney_not_of_record", "no attorney is on record", None, None))
+            out.append(_Reason("party.attorney_not_of_record", "no attorney is on record"))
         if party.refused_contact:
-            out.append(("party.refused", "this person refused further contact", None, None))
+            out.append(_Reason("party.refused", "this person refused further contact"))
         elif role is _THIRD_PARTY and party.id in idx.refused_parties and profile.refusal_is_final:
             out.append(
-                (
+                _Reason(
                     "party.refused",
                     "this person refused further contact on an earlier call",
                     None,
@@ -621,7 +635,7 @@ class _Evaluator:
             and party.id not in idx.callback_requested
         ):
             out.append(
-                (
+                _Reason(
                     "guardrail.third_party_once",
                     "this third party was already spoken to and did not ask for a call back",
                     None,
@@ -630,17 +644,17 @@ class _Evaluator:
             )
         return tuple(out)
 
-    def _point_reasons(self, cp: ContactPoint) -> tuple[_R, ...]:
+    def _point_reasons(self, cp: ContactPoint) -> tuple[_Reason, ...]:
         """Reasons that depend on the contact point only."""
         if cp.validity in _BAD_VALIDITY:
-            return (("contact.invalid", f"the contact point is marked {cp.validity}", None, None),)
+            return (_Reason("contact.invalid", f"the contact point is marked {cp.validity}"),)
         if cp.id in self.idx.wrong_numbers:
-            return (("contact.wrong_number", "the last call reached a wrong number", None, None),)
+            return (_Reason("contact.wrong_number", "the last call reached a wrong number"),)
         return ()
 
     def _channel_reasons(
         self, cp: ContactPoint, channel: Channel, mobile: bool | None
-    ) -> tuple[_R, ...]:
+    ) -> tuple[_Reason, ...]:
         """Reasons that depend on the contact point and the channel."""
         consent_required = self.profile.consent_required
         if (
@@ -650,16 +664,14 @@ class _Evaluator:
             and (mobile is not False or channel is not _SMS)
         ):
             return ()
-        out: list[_R] = []
+        out: list[_Reason] = []
         if cp.do_not_call and channel is not _EMAIL:
-            out.append(("contact.do_not_call", "the number is on a do-not-call list", None, None))
+            out.append(_Reason("contact.do_not_call", "the number is on a do-not-call list"))
         if channel in cp.opted_out:
-            out.append(
-                ("optout.channel", f"opted out of {channel} on this contact point", None, None)
-            )
+            out.append(_Reason("optout.channel", f"opted out of {channel} on this contact point"))
         if channel in consent_required and channel not in cp.consent:
             out.append(
-                (
+                _Reason(
                     "guardrail.consent",
                     f"no prior express consent for {channel} on this number",
                     None,
@@ -667,7 +679,7 @@ class _Evaluator:
                 )
             )
         if channel is _SMS and mobile is False:
-            out.append(("channel.sms_landline", "the number cannot receive SMS", None, None))
+            out.append(_Reason("channel.sms_landline", "the number cannot receive SMS"))
         return tuple(out)
 
     def _tier_facts(self, ct: CompiledTier, cand: _Cand) -> _TierFacts:
@@ -679,7 +691,7 @@ class _Evaluator:
             return hit
         role = party.role
         channel = cand.channel
-        reasons: list[_R] = []
+        reasons: list[_Reason] = []
         prule = ct.parties.get(role)
         contact = ContactWhen.ALWAYS
         disclosure = Disclosure.NONE
@@ -689,7 +701,7 @@ class _Evaluator:
             channel_ok = channel in ct.tier.channels
         elif prule is None:
             reasons.append(
-                ("party.not_in_tier", f"tier {ct.tier.id} does not contact a {role}", None, None)
+                _Reason("party.not_in_tier", f"tier {ct.tier.id} does not contact a {role}")
             )
             channel_ok = True
         else:
@@ -698,11 +710,11 @@ class _Evaluator:
             channel_ok = channel in prule.channels
             if contact is ContactWhen.NEVER:
                 reasons.append(
-                    ("party.tier_forbids", f"tier {ct.tier.id} never contacts a {role}", None, None)
+                    _Reason("party.tier_forbids", f"tier {ct.tier.id} never contacts a {role}")
                 )
             elif contact is ContactWhen.IF_KNOWS_OF_DEBT and not party.knows_of_debt:
                 reasons.append(
-                    ("party.unaware_of_debt", "this contact does not know of the debt", None, None)
+                    _Reason("party.unaware_of_debt", "this contact does not know of the debt")
                 )
             disclosure = rule.disclosure
             if rule.disclosure_if_knows_debt is not None and party.knows_of_debt:
@@ -710,7 +722,7 @@ class _Evaluator:
             raise_if_unreachable = rule.disclosure_if_debtor_unreachable
         if not channel_ok:
             reasons.append(
-                ("channel.not_in_tier", f"the tier does not use {channel} for a {role}", None, None)
+                _Reason("channel.not_in_tier", f"the tier does not use {channel} for a {role}")
             )
         ceiling = prule.max_disclosure if prule is not None else Disclosure.FULL
         cap_ids = [i for i, c in enumerate(ct.caps) if channel in c.channels and role in c.roles]
@@ -745,11 +757,11 @@ class _Evaluator:
 
     def _reachable_reasons(
         self, role: PartyRole, needs_unreachable: bool, guard_unreachable: bool
-    ) -> tuple[_R, ...]:
-        out: list[_R] = []
+    ) -> tuple[_Reason, ...]:
+        out: list[_Reason] = []
         if needs_unreachable:
             out.append(
-                (
+                _Reason(
                     "party.debtor_reachable",
                     f"a {role} is contacted only when the debtor cannot be reached",
                     None,
@@ -758,7 +770,7 @@ class _Evaluator:
             )
         if guard_unreachable:
             out.append(
-                (
+                _Reason(
                     "guardrail.third_party",
                     "third parties only when the debtor cannot be reached",
                     None,
@@ -769,7 +781,7 @@ class _Evaluator:
 
     def _evaluate(
         self, cands: Sequence[_Cand], t: float, at: _At | None = None
-    ) -> list[tuple[list[_R], Disclosure, float]]:
+    ) -> list[tuple[list[_Reason], Disclosure, float]]:
         """Every candidate's reasons to refuse it at t (none: allowed), its disclosure and
         the end of its window. One loop over the candidates: what they share at t (the
         tier, the case's reasons, each zone set's window and caps over their limit, the
@@ -786,9 +798,11 @@ class _Evaluator:
         exceeded_by_zone = at.exceeded
         spacing_verdicts = at.spacing
         rpc_by_party = self.idx.rpc_by_party
-        out: list[tuple[list[_R], Disclosure, float]] = []
+        out: list[tuple[list[_Reason], Disclosure, float]] = []
         for cand in cands:
-            reasons: list[_R] = [*case_reasons, *cand.static] if case_reasons else list(cand.static)
+            reasons: list[_Reason] = (
+                [*case_reasons, *cand.static] if case_reasons else list(cand.static)
+            )
             facts: _TierFacts | None = facts_cache.get(cand.facts_key)
             if facts is None:
                 facts = self._tier_facts(ct, cand)
@@ -821,7 +835,7 @@ class _Evaluator:
                 source = (
                     _source(self.profile.window_clause) if wrule == "guardrail.window" else None
                 )
-                reasons.append((wrule, message, end_or_next, source))
+                reasons.append(_Reason(wrule, message, end_or_next, source))
 
             # How often: caps, spacing, quiet periods. Every cap and group is counted in
             # one pass per period and instant; a candidate reads only the caps over their
@@ -863,7 +877,7 @@ class _Evaluator:
         return out
 
     def _quiet(
-        self, ct: CompiledTier, cand: _Cand, facts: _TierFacts, t: float, reasons: list[_R]
+        self, ct: CompiledTier, cand: _Cand, facts: _TierFacts, t: float, reasons: list[_Reason]
     ) -> None:
         """The quiet periods after a right-party conversation: the tier's and the profile's."""
         last_rpc = self.idx.last_rpc(cand.party.id, t)
@@ -871,7 +885,7 @@ class _Evaluator:
             return
         if ct.quiet_seconds and t - last_rpc < ct.quiet_seconds:
             reasons.append(
-                (
+                _Reason(
                     "quiet.after_conversation",
                     f"quiet for {ct.tier.quiet_hours_after_conversation:g} h"
                     " after a right-party conversation",
@@ -881,7 +895,7 @@ class _Evaluator:
             )
         if facts.profile_quiet and t - last_rpc < ct.profile_quiet_seconds:
             reasons.append(
-                (
+                _Reason(
                     "guardrail.quiet_after_conversation",
                     f"no {cand.channel} for"
                     f" {self.profile.quiet_hours_after_conversation / 24:g} days"
@@ -943,7 +957,7 @@ class _Evaluator:
         facts: _TierFacts,
         exceeded: _Exceeded,
         t: float,
-        reasons: list[_R],
+        reasons: list[_Reason],
     ) -> None:
         """Append, in the tier's cap order, the reasons of the caps that refuse `cand`."""
         cp_id, party_id = cand.point.id, cand.party.id
@@ -996,12 +1010,12 @@ class _Evaluator:
 
     def _spacing(
         self, sp: CompiledSpacing, group: str | frozenset[PartyRole], t: float
-    ) -> _R | None:
+    ) -> _Reason | None:
         scope = sp.spacing.scope
         last = self.idx.last_before(t, scope, group, sp.channels)
         if last is None or t - last >= sp.seconds:
             return None
-        return (
+        return _Reason(
             f"spacing.{scope}",
             f"at least {sp.spacing.minutes} min between attempts per {_label(scope)}",
             last + sp.seconds,
@@ -1016,7 +1030,7 @@ class _Evaluator:
         zones: tuple[str, ...],
         zone_key: int,
         t: float,
-    ) -> _R | None:
+    ) -> _Reason | None:
         """A cap's verdict; the same for every candidate sharing its group and zones."""
         cap = ccap.cap
         scope = cap.scope
@@ -1027,7 +1041,7 @@ class _Evaluator:
             start, end = t - cap.rolling_hours * 3600.0 + _EPS, t + _EPS
         stamps = self.idx.count(start, end, scope, group, ccap.channels, cap.count)
         n = len(stamps)
-        verdict: _R | None = None
+        verdict: _Reason | None = None
         if n >= cap.limit:
             # The instant enough of the counted attempts have left the period.
             nxt: float | None = None
@@ -1044,8 +1058,8 @@ class _Evaluator:
         return verdict
 
     @staticmethod
-    def _cap_reason(ccap: CompiledCap, n: int, nxt: float | None) -> _R:
-        return (ccap.rule, f"{n} {ccap.message}", nxt, ccap.source)
+    def _cap_reason(ccap: CompiledCap, n: int, nxt: float | None) -> _Reason:
+        return _Reason(ccap.rule, f"{n} {ccap.message}", nxt, ccap.source)
 
     def _debtor_unreachable(self, ct: CompiledTier, t: float) -> bool:
         debtors = self.debtors
@@ -1146,14 +1160,14 @@ class _Evaluator:
                 return max(a, t)
         return None
 
-    def _next_allowed(self, cand: _Cand, t0: float, reasons: list[_R]) -> float | None:
+    def _next_allowed(self, cand: _Cand, t0: float, reasons: list[_Reason]) -> float | None:
         limit = t0 + HORIZON_DAYS * _DAY
         t = t0
         for _ in range(MAX_FIXPOINT_STEPS):
             # A rule that names no instant (an opt-out, the tier's channels) ends the search.
             nxt = -math.inf
             for r in reasons:
-                hint = r[2]
+                hint = r.next
                 if hint is None:
                     return None
                 if hint > nxt:
@@ -1333,28 +1347,29 @@ def _instant(ts: float) -> datetime:
 
 # Public reasons are immutable values that recur across decisions and cases ("the tier
 # does not use email for a debtor"): built once per distinct internal reason.
-_PUBLIC: Final[dict[_R, Reason]] = {}
+_PUBLIC: Final[dict[tuple[str, str, float | None, str | None], Reason]] = {}
 
 
-def _publics(reasons: Sequence[_R]) -> tuple[Reason, ...]:
-    """The public reasons of internal ones (a plain loop: compiled, each lookup is a
-    direct dict call, where `map` over a bound method goes through a generic call)."""
+def _publics(reasons: Sequence[_Reason]) -> tuple[Reason, ...]:
+    """The public reasons of internal ones."""
     if not reasons:
         return ()
-    cache = _PUBLIC
     out: list[Reason] = []
     for r in reasons:
-        hit = cache.get(r)
-        out.append(hit if hit is not None else _public(r))
+        public = r.public
+        if public is None:
+            public = r.public = _public(r)
+        out.append(public)
     return tuple(out)
 
 
-def _public(r: _R) -> Reason:
-    hit = _PUBLIC.get(r)
+def _public(r: _Reason) -> Reason:
+    key = (r.rule, r.message, r.next, r.source)
+    hit = _PUBLIC.get(key)
     if hit is None:
-        rule, message, nxt, source = r
-        hit = Reason(rule, message, from_ts(nxt) if nxt is not None else None, source)
+        nxt = r.next
+        hit = Reason(r.rule, r.message, from_ts(nxt) if nxt is not None else None, r.source)
         if len(_PUBLIC) > 20_000:
             _PUBLIC.clear()
-        _PUBLIC[r] = hit
+        _PUBLIC[key] = hit
     return hit
