@@ -24,9 +24,10 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from strategy.calendar import (
     Interval,
@@ -246,7 +247,11 @@ def decide(
     profile: GuardrailProfile | None = None,
 ) -> Decision:
     """The engine's answer for `case` at the instant `now` (timezone-aware)."""
-    if now.tzinfo is None or now.utcoffset() is None:
+    tz = now.tzinfo
+    # A ZoneInfo or a fixed offset always gives an offset: only another tzinfo is asked.
+    if tz is None or (
+        type(tz) is not ZoneInfo and type(tz) is not timezone and now.utcoffset() is None
+    ):
         raise ValueError("now must be timezone-aware")
     if isinstance(strategy, CompiledStrategy):
         compiled = strategy
@@ -302,16 +307,20 @@ class _Evaluator:
             role, knows, party_id = party.role, party.knows_of_debt, party.id
             party_zone = party.timezone
             # The number's candidate zones and whether it takes SMS, once per phone.
-            kinds = [cp.kind for cp in points]
+            kinds: list[ContactKind] = []
             facts: list[tuple[tuple[str, ...], bool | None]] = []
-            for cp, kind in zip(points, kinds, strict=True):
+            for cp in points:
+                kind = cp.kind
+                kinds.append(kind)
                 if kind is not _PHONE:
                     facts.append(_NO_PHONE_FACTS)
                 else:
                     stored = cp.zones
                     facts.append(phone_facts(cp.value) if stored is None else (stored, cp.mobile))
             phone_zones: tuple[str, ...] | None = None
-            for cp, kind, (derived, derived_mobile) in zip(points, kinds, facts, strict=True):
+            for i in range(len(points)):
+                cp, kind = points[i], kinds[i]
+                derived, derived_mobile = facts[i]
                 cp_id = cp.id
                 cp_zone = cp.timezone
                 zones: tuple[str, ...]
@@ -323,7 +332,7 @@ class _Evaluator:
                     zones, source = derived, "derived from the number"
                 else:
                     if phone_zones is None:
-                        phone_zones = _phone_zones(points, facts)
+                        phone_zones = _phone_zones(points, kinds, facts)
                     if phone_zones:
                         zones, source = phone_zones, "derived from the party's phones"
                     else:
@@ -368,9 +377,10 @@ class _Evaluator:
         allowed: list[AllowedAction] = []
         refused: list[Refusal] = []
         candidates = self.candidates
-        for cand, (reasons, disclosure, window_end) in zip(
-            candidates, self._evaluate(candidates, t, at), strict=True
-        ):
+        verdicts = self._evaluate(candidates, t, at)
+        for i in range(len(candidates)):
+            cand = candidates[i]
+            reasons, disclosure, window_end = verdicts[i]
             if not reasons:
                 allowed.append(self._allowed(cand, state, t, disclosure, window_end))
             else:
@@ -481,7 +491,7 @@ class _Evaluator:
             and not self.idx.disputes
             and self.idx.latest_promise is None
             and chosen is not None
-            and case.outstanding > 0
+            and (case.amount if case.balance is None else case.balance) > 0
         ):
             return _TierState(chosen, dpd, days_in_stage, ())
         today = date.fromordinal(ordinal)
@@ -998,14 +1008,7 @@ class _Evaluator:
         key = (zone_key, days)
         hit = at.periods.get(key)
         if hit is None:
-            start = end = None
-            for z in zones:
-                o = local_ordinal(t, z)
-                s, e = day_start(z, o - days + 1), day_start(z, o + 1)
-                start = s if start is None or s < start else start
-                end = e if end is None or e > end else end
-            assert start is not None and end is not None
-            hit = at.periods[key] = (start, end)
+            hit = at.periods[key] = _period(zones, days, t)
         return hit
 
     def _spacing(
@@ -1073,8 +1076,7 @@ class _Evaluator:
             result = True
         else:
             rule = ct.tier.debtor_unreachable
-            o = local_ordinal(t, self.home_zone)
-            start = day_start(self.home_zone, o - rule.days + 1)
+            start = _period((self.home_zone,), rule.days, t)[0]
             idx = self.idx
             # Every attempt on a debtor in [start, t]: the case scope, debtors only.
             lo = bisect_left(idx.ts, start)
@@ -1291,14 +1293,17 @@ def _usable(cp: ContactPoint) -> bool:
 
 
 def _phone_zones(
-    points: tuple[ContactPoint, ...], facts: list[tuple[tuple[str, ...], bool | None]]
+    points: tuple[ContactPoint, ...],
+    kinds: list[ContactKind],
+    facts: list[tuple[tuple[str, ...], bool | None]],
 ) -> tuple[str, ...]:
     """Every zone a party's phones may be in (a phone's own zone if known, else the
     number's candidates): the zones of a contact point that says nothing itself."""
     seen: dict[str, None] = {}
-    for cp, (derived, _) in zip(points, facts, strict=True):
-        if cp.kind is _PHONE:
-            for z in (cp.timezone,) if cp.timezone else derived:
+    for i in range(len(points)):
+        if kinds[i] is _PHONE:
+            zone_name = points[i].timezone
+            for z in (zone_name,) if zone_name else facts[i][0]:
                 seen[z] = None
     return tuple(seen)
 
@@ -1328,6 +1333,27 @@ def _label(scope: Scope) -> str:
 
 def _source(clause: Clause | None) -> str | None:
     return f"{clause.id}: {clause.source}" if clause is not None else None
+
+
+# (zones, n, instant) -> [start, end) of the n local days ending with the instant's day,
+# over all the zones: pure, bounded.
+_PERIODS: Final[dict[tuple[tuple[str, ...], int, float], tuple[float, float]]] = {}
+
+
+def _period(zones: tuple[str, ...], days: int, t: float) -> tuple[float, float]:
+    """[start, end) of `days` local days ending with today, over all the zones."""
+    key = (zones, days, t)
+    hit = _PERIODS.get(key)
+    if hit is None:
+        start = end = None
+        for z in zones:
+            o = local_ordinal(t, z)
+            s, e = day_start(z, o - days + 1), day_start(z, o + 1)
+            start = s if start is None or s < start else start
+            end = e if end is None or e > end else end
+        assert start is not None and end is not None
+        hit = remember(_PERIODS, key, (start, end))
+    return hit
 
 
 # (instant, lookback) -> the instant the lookback starts, in UTC; pure, bounded.
