@@ -13,7 +13,6 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from itertools import repeat
 from operator import attrgetter
 from typing import Final
 
@@ -42,7 +41,6 @@ _CONVERSATION_RESULTS: Final = CONVERSATION_RESULTS
 # Results that carry a fact beyond the counts.
 _FACT_RESULTS: Final = CONVERSATION_RESULTS | {Result.WRONG_NUMBER}
 _AT: Final = attrgetter("at")
-_RESULT: Final = attrgetter("result")
 _STAMP: Final = datetime.timestamp
 
 # A row's kind, as the caps' row tables key it: (channel, party role, conversation).
@@ -99,19 +97,36 @@ class HistoryIndex:
             first = bisect_left(ats, since if since.tzinfo is tz else since.astimezone(tz))
         self.first = first
         self.attempts = attempts
-        recent = attempts[first:] if first else attempts
-        # One C-level pass per attribute (map/zip): this runs for every decision.
         self.ts = list(map(_STAMP, ats[first:] if first else ats))
-        self.channels: Sequence[Channel] = [a.channel for a in recent]
-        self.parties: Sequence[str] = (parties := [a.party_id for a in recent])
-        self.cps: Sequence[str] = [a.contact_point_id for a in recent]
-        results = [a.result for a in recent]
-        self.convs: Sequence[bool] = list(map(_CONVERSATION_RESULTS.__contains__, results))
-        self.roles: Sequence[PartyRole] = list(
-            map(party_roles.get, parties, repeat(_THIRD, len(parties)))
-        )
+        # One pass over the counted rows, each attribute of an attempt read once (compiled,
+        # each read is a generic attribute lookup), and the rows carrying facts noted.
+        channels: list[Channel] = []
+        parties: list[str] = []
+        cps: list[str] = []
+        convs: list[bool] = []
+        roles: list[PartyRole] = []
+        fact_rows: list[int] = []
+        for i in range(first):
+            if attempts[i].result in _FACT_RESULTS:
+                fact_rows.append(i)
+        for i in range(first, len(attempts)):
+            a = attempts[i]
+            party = a.party_id
+            result = a.result
+            channels.append(a.channel)
+            parties.append(party)
+            cps.append(a.contact_point_id)
+            convs.append(result in _CONVERSATION_RESULTS)
+            roles.append(party_roles.get(party, _THIRD))
+            if result in _FACT_RESULTS:
+                fact_rows.append(i)
+        self.channels: Sequence[Channel] = channels
+        self.parties: Sequence[str] = parties
+        self.cps: Sequence[str] = cps
+        self.convs: Sequence[bool] = convs
+        self.roles: Sequence[PartyRole] = roles
         self.party_set = frozenset(parties)
-        self.cp_set = frozenset(self.cps)
+        self.cp_set = frozenset(cps)
         self.rpc_by_party: dict[str, list[float]] = {}
         self.refused_parties: set[str] = set()
         self.third_party_conversations: set[str] = set()
@@ -121,14 +136,10 @@ class HistoryIndex:
         self.disputes: list[float] = []
         # Only conversations and wrong numbers carry facts beyond the counts: most
         # attempts (no answer, busy, voicemail) are skipped here.
-        all_results = list(map(_RESULT, attempts)) if first else results
-        if _FACT_RESULTS.isdisjoint(all_results):
-            return
         stamps = self.ts
-        for i, a in enumerate(attempts):
-            result = all_results[i]
-            if result not in _FACT_RESULTS:
-                continue
+        for i in fact_rows:
+            a = attempts[i]
+            result = a.result
             conversation = result in _CONVERSATION_RESULTS
             ts = stamps[i - first] if i >= first else a.at.timestamp()
             if party_roles.get(a.party_id, _THIRD) is _THIRD:
