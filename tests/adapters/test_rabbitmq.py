@@ -568,6 +568,32 @@ async def test_the_concurrency_limit_holds_across_bundles(make_queue: QueueFacto
 
 
 @pytest.mark.rabbitmq
+async def test_a_bundle_whose_retry_is_not_confirmed_comes_back_split(
+    make_queue: QueueFactory,
+) -> None:
+    queue = await make_queue(delivery_limit=2)
+    channel = await queue._require_channel()
+    await channel.queue_delete(queue.delay_queue_name(1))  # a retry of 1 s: unroutable
+    record = Recorder()
+
+    async def handler(delivery: Delivery) -> None:
+        await record(delivery)
+        if delivery.job.attempt_id == "r":
+            raise RetryLater(timedelta(seconds=1))
+
+    await queue.publish([job("a"), job("r")])
+    await queue.consume(handler, concurrency=2)
+    letters = await dead_letters(queue, 1)
+    await asyncio.sleep(0.3)
+    # the bundle was nacked, then split: "a" comes back alone, flagged, and is done with
+    assert [d.redelivered for d in record.deliveries if d.job.attempt_id == "a"] == [False, True]
+    # "r" alone is requeued each time its retry is refused, until the delivery limit
+    r = [(d.redelivered, d.delivery_count) for d in record.deliveries if d.job.attempt_id == "r"]
+    assert r == [(False, 1), (True, 2), (True, 3), (True, 4)]
+    assert [(dl.message_id, dl.reason) for dl in letters] == [("r", "delivery_limit")]
+
+
+@pytest.mark.rabbitmq
 async def test_delayed_bundles_never_hand_a_job_over_early(make_queue: QueueFactory) -> None:
     queue = await make_queue()  # buckets 1 s and 5 s
     record = Recorder()
