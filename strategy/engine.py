@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from strategy.calendar import (
@@ -402,7 +402,7 @@ class _Evaluator:
         promise = self._promise_state(t)
         if promise and promise[0] == "broken":
             guidance = (*guidance, f"promise to pay of {promise[1]} was broken: collection resumes")
-        return Decision(
+        return _decision(
             self.case.id,
             now,
             self.strategy.name,
@@ -1333,6 +1333,49 @@ def _label(scope: Scope) -> str:
 
 def _source(clause: Clause | None) -> str | None:
     return f"{clause.id}: {clause.source}" if clause is not None else None
+
+
+# A decision is built by setting its slots directly: the frozen dataclass's generated
+# `__init__` sets each of its 13 fields through `object.__setattr__` in a Python frame, the
+# largest single cost of a compiled decision's output. Decision has no `__post_init__` or
+# field converters, so the result is the same object `Decision(...)` builds
+# (tests/strategy/test_engine_caches.py checks it field by field).
+_DECISION_SLOTS: Final = tuple(getattr(Decision, f.name).__set__ for f in fields(Decision))
+_object_new: Final = object.__new__
+
+
+def _decision(
+    case_id: str,
+    at: datetime,
+    strategy: str,
+    strategy_version: int,
+    profile: str,
+    tier: str | None,
+    days_past_due: int,
+    allowed: tuple[AllowedAction, ...],
+    refused: tuple[Refusal, ...],
+    case_reasons: tuple[Reason, ...],
+    tasks: tuple[TaskRequest, ...],
+    guidance: tuple[str, ...],
+    extra: dict[str, Any],
+) -> Decision:
+    """`Decision(...)` with the same positional fields, without the generated `__init__`."""
+    d: Decision = _object_new(Decision)
+    s = _DECISION_SLOTS
+    s[0](d, case_id)
+    s[1](d, at)
+    s[2](d, strategy)
+    s[3](d, strategy_version)
+    s[4](d, profile)
+    s[5](d, tier)
+    s[6](d, days_past_due)
+    s[7](d, allowed)
+    s[8](d, refused)
+    s[9](d, case_reasons)
+    s[10](d, tasks)
+    s[11](d, guidance)
+    s[12](d, extra)
+    return d
 
 
 # (zones, n, instant) -> [start, end) of the n local days ending with the instant's day,

@@ -82,12 +82,12 @@ class HistoryIndex:
         attempts (most of a long history) are never converted to timestamps. The facts
         (conversations, refusals, wrong numbers, promises, disputes) cover every attempt.
         """
-        attempts: Sequence[Attempt] = history.attempts
+        attempts: tuple[Attempt, ...] = history.attempts
         ats = list(map(_AT, attempts))
         # Aware datetimes compare as their instants: sort by them, not by timestamps.
         if ats != sorted(ats):
             order = sorted(range(len(ats)), key=ats.__getitem__)
-            attempts = [attempts[i] for i in order]
+            attempts = tuple([attempts[i] for i in order])
             ats = [ats[i] for i in order]
         first = 0
         if since is not None and ats:

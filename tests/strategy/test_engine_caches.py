@@ -10,6 +10,7 @@ gives exactly the decision a fresh compile gives.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from strategy.calendar import local_date, local_ordinal
 from strategy.compiled import INSTANT_CACHE_SIZE, CompiledStrategy, compile_strategy, remember
 from strategy.decision import Decision
 from strategy.document import Strategy
-from strategy.engine import decide
+from strategy.engine import _decision, decide
 from strategy.guardrails import GuardrailProfile, get_profile
 from strategy.model import Case, History, Result
 from strategy.presets import load_preset
@@ -32,6 +33,7 @@ from tests.strategy.builders import (
     attempt,
     case,
     debtor,
+    email,
     history,
     is_allowed,
     phone,
@@ -215,3 +217,36 @@ def test_warm_caches_give_the_decision_a_fresh_compile_gives(
             assert decide(s.case, hist, now, preset) == decide(
                 s.case, hist, now, fresh(preset.strategy, s.profile)
             )
+
+
+def test_the_engine_builds_the_decision_the_dataclass_builds() -> None:
+    # The engine sets a Decision's slots directly (`strategy.engine._decision`) instead of
+    # calling the frozen dataclass's `__init__`: the object must be the one `Decision(...)`
+    # builds, every field set, and a field added to Decision must be added there too.
+    assert len(fields(Decision)) == 13
+    assert not hasattr(Decision, "__post_init__")
+    values = (
+        "case-1",
+        at(2026, 12, 1, 10, 30),
+        "consumer-loan",
+        3,
+        "cn-consumer",
+        "late",
+        20,
+        (),
+        (),
+        (),
+        (),
+        ("call in the morning",),
+        {"zones": {"m1": [SHANGHAI]}},
+    )
+    built = _decision(*values)
+    assert type(built) is Decision
+    assert built == Decision(*values) and repr(built) == repr(Decision(*values))
+    assert [getattr(built, f.name) for f in fields(Decision)] == list(values)
+    # A real decision, rebuilt through the dataclass from its own fields.
+    doc = load_preset("consumer-loan")
+    c = case(debtor(phone(), email()), due=date(2026, 11, 11))
+    d = decide(c, History(), at(2026, 12, 1, 10, 30), doc, get_profile(doc.profile))
+    assert d.allowed and d.refused
+    assert d == Decision(*(getattr(d, f.name) for f in fields(Decision)))
