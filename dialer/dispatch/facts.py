@@ -2,7 +2,10 @@
 
 The planner walks a million cases: ORM objects and relationship loading per case would
 dominate its time, so rows come back as tuples and become `strategy.model` values here.
-The worker uses the same reader for one case, so both decide on identical facts.
+On PostgreSQL, inside the caller's transaction, the statements (compiled once) run on the
+driver's own connection: its records need no SQLAlchemy row processing, and its UUIDs
+turn into text in C (the engine's ids are text). The worker uses the same reader for one
+case, so both decide on identical facts.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, Text, Uuid, any_, bindparam, cast, select
+from sqlalchemy import Select, String, Text, Uuid, all_, any_, bindparam, cast, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 
@@ -125,22 +129,34 @@ async def load_facts(
     # processing. What the session holds unflushed is flushed first, as autoflush would.
     await session.flush()
     conn = await session.connection()
-    if case_rows is None:
-        case_rows = (await conn.execute(q.cases, {"ids": ids})).all()
-    if not case_rows:
-        return {}
-    points: dict[uuid.UUID, list[ContactPoint]] = defaultdict(list)
-    for cp in await conn.execute(q.points, {"ids": ids}):
-        points[cp[0]].append(_point(cp))
-    parties: dict[uuid.UUID, list[Party]] = defaultdict(list)
-    for pt in await conn.execute(q.parties, {"ids": ids}):
-        parties[pt[0]].append(_party(pt, points.get(pt[1], [])))
-    attempts: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
-    hist = q.history if exclude_attempt is None else q.history_excluding
-    params: dict[str, Any] = {"ids": ids, "until": until}
+    params: dict[str, Any] = {"ids": ids, "until": until, "not_contacts": _NOT_CONTACTS}
     if exclude_attempt is not None:
         params["exclude"] = exclude_attempt
-    for at in await conn.execute(hist, params):
+    driver = None
+    if q is _POSTGRES:
+        driver = (await conn.get_raw_connection()).driver_connection
+        if driver is not None and not driver.is_in_transaction():
+            driver = None  # not begun yet: SQLAlchemy's execute opens the transaction
+
+    async def rows(stmt: Executable) -> Sequence[Any]:
+        if driver is None:
+            return (await conn.execute(stmt, params)).all()
+        sql, names = _RAW[id(stmt)]
+        return await driver.fetch(sql, *[params[n] for n in names])  # type: ignore[no-any-return]
+
+    if case_rows is None:
+        case_rows = await rows(q.cases)
+    if not case_rows:
+        return {}
+    points: dict[Any, list[ContactPoint]] = defaultdict(list)
+    for cp in await rows(q.points):
+        points[cp[0]].append(_point(cp))
+    parties: dict[Any, list[Party]] = defaultdict(list)
+    for pt in await rows(q.parties):
+        parties[pt[0]].append(_party(pt, points.get(pt[1], [])))
+    attempts: dict[Any, list[Attempt]] = defaultdict(list)
+    hist = q.history if exclude_attempt is None else q.history_excluding
+    for at in await rows(hist):
         attempts[at[0]].append(
             Attempt(
                 at=at[1],
@@ -155,7 +171,7 @@ async def load_facts(
             )
         )
     payments: dict[uuid.UUID, list[tuple[datetime, Any]]] = defaultdict(list)
-    for pay in await conn.execute(q.payments, {"ids": ids, "until": until}):
+    for pay in await rows(q.payments):
         payments[pay[0]].append((pay[1], pay[2]))
     out: dict[uuid.UUID, CaseFacts] = {}
     no_payments: tuple[tuple[datetime, Any], ...] = ()
@@ -335,7 +351,11 @@ def _build(postgres: bool) -> _Statements:
         .where(
             among(AttemptRow.case_id),
             AttemptRow.at <= bindparam("until"),
-            AttemptRow.state.not_in(_NOT_CONTACTS),
+            # PostgreSQL: an array parameter, so the statement has no list to expand and
+            # compiles once to the driver's SQL (`_RAW`).
+            AttemptRow.state != all_(bindparam("not_contacts", type_=ARRAY(String())))
+            if postgres
+            else AttemptRow.state.not_in(_NOT_CONTACTS),
         )
         .order_by(AttemptRow.at)
     )
@@ -357,6 +377,26 @@ def _build(postgres: bool) -> _Statements:
 
 _POSTGRES = _build(postgres=True)
 _GENERIC = _build(postgres=False)
+
+
+def _raw(stmt: Any) -> tuple[str, tuple[str, ...]]:
+    """A PostgreSQL statement as the driver's SQL and its parameters' names in order."""
+    compiled = stmt.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+# The reading statements (not `locked`: it runs through SQLAlchemy), keyed by identity.
+_RAW = {
+    id(s): _raw(s)
+    for s in (
+        _POSTGRES.cases,
+        _POSTGRES.parties,
+        _POSTGRES.points,
+        _POSTGRES.history,
+        _POSTGRES.history_excluding,
+        _POSTGRES.payments,
+    )
+}
 
 
 def _statements(session: AsyncSession) -> _Statements:

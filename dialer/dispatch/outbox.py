@@ -72,18 +72,55 @@ def job_from_document(doc: dict[str, Any]) -> Job:
     return Job.from_json(json.dumps(doc))
 
 
+def job_text(job: Job) -> str:
+    """`job_document(job)` as compact JSON text, written directly (the planner writes one
+    per attempt): the ids escaped as `json.dumps` escapes strings, the payload dumped only
+    when there is one."""
+    campaign = "null" if job.campaign_id is None else _string(job.campaign_id)
+    payload = json.dumps(job.payload, separators=(",", ":")) if job.payload else "{}"
+    return (
+        f'{{"v":{JOB_FORMAT_VERSION},"attempt_id":{_string(job.attempt_id)},'
+        f'"case_id":{_string(job.case_id)},"campaign_id":{campaign},'
+        f'"not_before":"{job.not_before.isoformat()}","payload":{payload}}}'
+    )
+
+
+_string = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes
+
+
 async def add_jobs(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> None:
     """Stage jobs in the caller's transaction (one COPY, or one executemany)."""
     if not jobs:
         return
-    await bulk_insert(
-        session,
-        _OUTBOX,
+    columns = ("job", "created_at", "available_at", "publish_attempts")
+    if await copy_records(session, _OUTBOX, columns, [(job_text(j), now, now, 0) for j in jobs]):
+        return
+    await session.execute(
+        insert(_OUTBOX),
         [
             {"job": job_document(j), "created_at": now, "available_at": now, "publish_attempts": 0}
             for j in jobs
         ],
     )
+
+
+async def copy_records(
+    session: AsyncSession, table: Table, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> bool:
+    """On PostgreSQL, inside the session's open transaction, COPY the records (tuples in
+    `columns`' order, as the driver's binary COPY takes them: a UUID may be its text, a
+    JSON column takes the document's text) through the session's own connection and
+    return True; else (another database, or no transaction begun yet) write nothing and
+    return False, for the caller's executemany."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():
+        return False
+    if records:
+        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+    return True
 
 
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -95,16 +132,13 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        conn = await session.connection()
-        driver = (await conn.get_raw_connection()).driver_connection
-        if driver is not None and driver.is_in_transaction():
-            columns = list(rows[0])
-            get = itemgetter(*columns)
-            records = [get(r) for r in rows] if len(columns) > 1 else [(get(r),) for r in rows]
-            as_text = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
-            if as_text:  # the driver's JSON codec takes the document's text
-                records = [_json_text(record, as_text) for record in records]
-            await driver.copy_records_to_table(table.name, records=records, columns=columns)
+        columns = list(rows[0])
+        get = itemgetter(*columns)
+        records = [get(r) for r in rows] if len(columns) > 1 else [(get(r),) for r in rows]
+        as_text = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+        if as_text:  # the driver's JSON codec takes the document's text
+            records = [_json_text(record, as_text) for record in records]
+        if await copy_records(session, table, columns, records):
             return
     await session.execute(insert(table), list(rows))
 

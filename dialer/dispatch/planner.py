@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -455,8 +456,7 @@ async def _decide_and_record(
     campaign_id = campaign.id
     window = LocalWindow.parse(campaign.window or "00:00-24:00")
     channels = [Channel(c) for c in campaign.channels]
-    attempts: list[dict[str, Any]] = []
-    jobs: list[Job] = []
+    chosen_for: list[tuple[uuid.UUID, StrategyRow, PlannedAction]] = []
     refused: Counter[str] = Counter()
     for cid in ids:
         f = facts.get(cid)
@@ -469,45 +469,78 @@ async def _decide_and_record(
             continue
         row, cs = found
         chosen, rules = choose_actions(f, cs, now, window, channels)
-        refused.update(rules)
+        if rules:
+            refused.update(rules)
         for p in chosen:
-            a = p.action
-            attempt_id = uuid.uuid4()
-            attempts.append(
-                {
-                    "id": attempt_id,
-                    "case_id": cid,
-                    "party_id": uuid.UUID(a.party_id),
-                    "contact_point_id": uuid.UUID(a.contact_point_id),
-                    "channel": a.channel.value,
-                    "state": AttemptState.PLANNED.value,
-                    "result": "pending",
-                    "strategy_version_id": row.id,
-                    "profile": p.decision.profile,
-                    "allowed_by": a.allowed_by,
-                    "planned_at": now,
-                    "at": p.send_at,
-                    "not_before": p.send_at,
-                    "campaign_id": campaign_id,
-                    "disclosure": a.disclosure.value,
-                    "voicemail_disclosure": a.voicemail_disclosure.value,
-                    "template_key": a.template_key,
-                    "append_opt_out": a.append_opt_out,
-                    "updated_at": now,
-                }
-            )
-            jobs.append(Job(str(attempt_id), str(cid), str(campaign_id), p.send_at))
-    if attempts:
-        await outbox.bulk_insert(session, _ATTEMPTS, attempts)
-        await outbox.add_jobs(session, jobs, now)
+            chosen_for.append((cid, row, p))
+    if chosen_for:
+        await _record_attempts(session, chosen_for, campaign_id, now)
     merged = Counter(campaign.refused_by_rule or {})
     merged.update(refused)
     campaign.plan_cursor = str(ids[-1])
     campaign.cases_seen = (campaign.cases_seen or 0) + len(ids)
-    campaign.planned = (campaign.planned or 0) + len(attempts)
+    campaign.planned = (campaign.planned or 0) + len(chosen_for)
     campaign.refused_by_rule = dict(merged)
     campaign.plan_lease_owner = owner
     campaign.plan_lease_until = now + LEASE
     campaign.updated_at = now
     await session.commit()
-    return len(ids), len(attempts), refused, False
+    return len(ids), len(chosen_for), refused, False
+
+
+# The planned attempts' columns, in the order `_record_attempts` builds their records.
+_ATTEMPT_COLUMNS = (
+    "id", "case_id", "party_id", "contact_point_id", "channel", "state", "result",
+    "strategy_version_id", "profile", "allowed_by", "planned_at", "at", "not_before",
+    "campaign_id", "disclosure", "voicemail_disclosure", "template_key", "append_opt_out",
+    "updated_at",
+)  # fmt: skip
+_TEXT_UUIDS = (0, 2, 3)  # id, party_id, contact_point_id: the engine's ids are text
+
+
+async def _record_attempts(
+    session: AsyncSession,
+    chosen: list[tuple[uuid.UUID, StrategyRow, PlannedAction]],
+    campaign_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """The batch's planned attempts and their outbox rows, in the session's transaction.
+    Records are built as tuples in the columns' order with the UUIDs as text: COPY (on
+    PostgreSQL) takes both as they are; elsewhere they become rows of UUIDs."""
+    planned = AttemptState.PLANNED.value
+    campaign = str(campaign_id)
+    records: list[tuple[Any, ...]] = []
+    jobs: list[Job] = []
+    for attempt_id, (cid, row, p) in zip(new_ids(len(chosen)), chosen, strict=True):
+        a = p.action
+        send_at = p.send_at
+        records.append(
+            (attempt_id, cid, a.party_id, a.contact_point_id, a.channel.value, planned,
+             "pending", row.id, p.decision.profile, a.allowed_by, now, send_at, send_at,
+             campaign_id, a.disclosure.value, a.voicemail_disclosure.value, a.template_key,
+             a.append_opt_out, now)
+        )  # fmt: skip
+        jobs.append(Job(attempt_id, str(cid), campaign, send_at))
+    if not await outbox.copy_records(session, _ATTEMPTS, _ATTEMPT_COLUMNS, records):
+        rows = []
+        for record in records:
+            values = list(record)
+            for i in _TEXT_UUIDS:
+                values[i] = uuid.UUID(values[i])
+            rows.append(dict(zip(_ATTEMPT_COLUMNS, values, strict=True)))
+        await outbox.bulk_insert(session, _ATTEMPTS, rows)
+    await outbox.add_jobs(session, jobs, now)
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` random (version 4) UUIDs as text, as `str(uuid.uuid4())` writes them, from one
+    read of the system's randomness (uuid4 reads it, and builds a UUID, once per id)."""
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-"
+        f"{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * n, 32)
+    ]

@@ -1,0 +1,118 @@
+"""What the planner writes and reads in bulk: attempt ids made in a batch are random
+version-4 UUIDs; an outbox document written as text is the job's document; the facts
+read on the driver's own connection (PostgreSQL, inside a transaction) equal those read
+through SQLAlchemy; the planned attempts' rows hold what the engine chose."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from adapters.ports import Job
+from dialer.db.models import AttemptRow, CaseRow, OutboxRow, PaymentRow
+from dialer.dispatch import facts as facts_module
+from dialer.dispatch import outbox, planner
+from dialer.dispatch.facts import load_facts
+from tests.conftest import Database
+from tests.dialer.dispatch_world import INSIDE, World, open_world
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    async with open_world(database) as w:
+        yield w
+
+
+def test_new_ids_are_distinct_random_version_4_uuids_as_text() -> None:
+    ids = planner.new_ids(2000)
+    assert len(set(ids)) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert planner.new_ids(0) == []
+    # The random bits vary: no nibble outside the fixed ones is constant over the batch.
+    fixed = {14, 19}  # the version digit and the variant digit
+    for pos in set(range(36)) - fixed - {8, 13, 18, 23}:
+        assert len({t[pos] for t in ids}) > 1, pos
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        Job("a-1", "c-1", "k-1", datetime(2026, 12, 1, 1, 0, tzinfo=UTC)),
+        Job("a-2", "c-2", None, datetime(2026, 12, 1, 1, 0, 0, 123456, tzinfo=UTC)),
+        Job('a"\\3', "c-\u00e9\n", "k", datetime(2026, 12, 1, 9, tzinfo=UTC), {"n": [1, "x"]}),
+        Job(
+            str(uuid.uuid4()),
+            str(uuid.uuid4()),
+            str(uuid.uuid4()),
+            datetime(2026, 12, 1, 9, tzinfo=UTC) + timedelta(hours=8),
+        ),
+    ],
+)
+def test_job_text_is_the_jobs_document(job: Job) -> None:
+    text = outbox.job_text(job)
+    assert json.loads(text) == outbox.job_document(job)
+    assert Job.from_json(text) == job
+
+
+async def test_facts_read_on_the_drivers_connection_equal_sqlalchemys(world: World) -> None:
+    world.clock.advance_to(INSIDE)
+    ids = await world.add_cases(4)
+    cid = await world.campaign()
+    await world.plan(cid)
+    await world.queue.drain(world.clock() + timedelta(minutes=5), world.dispatcher())
+    assert world.dials() == 4  # the cases now have history
+    async with world.maker() as session:
+        session.add(PaymentRow(case_id=ids[0], at=world.clock(), amount=Decimal("12.50")))
+        await session.commit()
+    later = world.clock() + timedelta(hours=1)
+    sent = (await world.attempts(state="sent"))[0]
+    for exclude in (None, sent.id):
+        async with world.maker() as session:  # nothing run yet: SQLAlchemy's path
+            plain = await load_facts(session, ids, later, exclude_attempt=exclude)
+        async with world.maker() as session:  # in an open transaction
+            await session.scalar(select(CaseRow.id).limit(1))
+            driver = await load_facts(session, ids, later, exclude_attempt=exclude)
+        assert driver == plain
+        assert set(driver) == set(ids)
+        histories = [len(driver[i].history.attempts) for i in ids]
+        assert histories == ([1, 1, 1, 1] if exclude is None else histories)
+        assert sum(histories) == (4 if exclude is None else 3)
+        assert driver[ids[0]].history.payments == ((world.clock(), Decimal("12.50")),)
+    assert facts_module._RAW  # the PostgreSQL statements compiled once, at import
+
+
+async def test_planned_attempts_hold_what_the_engine_chose(world: World) -> None:
+    world.clock.advance_to(INSIDE)
+    ids = await world.add_cases(3)
+    cid = await world.campaign(channels=("voice", "sms"))
+    await world.plan(cid)
+    rows = await world.attempts()
+    assert {r.case_id for r in rows} == set(ids)
+    async with world.maker() as session:
+        facts = await load_facts(session, ids, INSIDE)
+        docs = {
+            json.loads(j)["attempt_id"] if isinstance(j, str) else j["attempt_id"]
+            for j in (await session.scalars(select(OutboxRow.job))).all()
+        }
+    assert docs == {str(r.id) for r in rows}
+    for r in rows:
+        assert isinstance(r.id, uuid.UUID) and r.id.version == 4
+        case = facts[r.case_id].case
+        party = next(p for p in case.parties if p.id == str(r.party_id))
+        assert str(r.contact_point_id) in {cp.id for cp in party.contact_points}
+        assert r.state == "queued" and r.result == "pending" and r.campaign_id == cid
+        assert r.planned_at == INSIDE and r.at == r.not_before
+        assert r.strategy_version_id is not None and r.profile and r.allowed_by
+        assert r.disclosure and r.voicemail_disclosure and r.template_key
+        assert r.append_opt_out is not None and r.updated_at == INSIDE
+    async with world.maker() as session:
+        assert (await session.get(AttemptRow, rows[0].id)) is not None
