@@ -105,12 +105,16 @@ def choose_actions(
     """At most one action per campaign channel and its send time; or the rules that
     refused the case (for progress) when nothing could be planned. Each action chosen
     joins the history the next channel is decided on, so two channels planned for one
-    case respect the spacing and caps between them as the worker will."""
+    case respect the spacing and caps between them as the worker will. The engine's
+    decisions on one history are shared by the channels decided on it (a decision does
+    not depend on the channel asked for): a channel that planned nothing leaves the
+    history, so the next one reuses them instead of deciding again."""
     chosen: list[PlannedAction] = []
     rules: set[str] = set()
     history = facts.history
+    decisions: dict[datetime, Decision] = {}
     for channel in channels:
-        picked, refused_by = _choose_channel(facts, history, cs, now, window, channel)
+        picked, refused_by = _choose_channel(facts, history, cs, now, window, channel, decisions)
         if picked is None:
             rules.update(refused_by)
             continue
@@ -118,6 +122,7 @@ def choose_actions(
         a = picked.action
         planned = Attempt(picked.send_at, a.channel, a.party_id, a.contact_point_id)
         history = replace(history, attempts=(*history.attempts, planned))
+        decisions = {}  # decided on the history before this attempt
     if chosen:
         return chosen, []
     return [], sorted(rules or {"campaign.no_candidate"})
@@ -130,8 +135,10 @@ def _choose_channel(
     now: datetime,
     window: LocalWindow,
     channel: Channel,
+    decisions: dict[datetime, Decision],
 ) -> tuple[PlannedAction | None, set[str]]:
-    decisions: dict[datetime, Decision] = {}
+    """One channel's action, on `history`; `decisions` holds (and gains) the engine's
+    decisions on that history by instant."""
 
     def decision_at(t: datetime) -> Decision:
         found = decisions.get(t)

@@ -10,17 +10,20 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from adapters.ports import Job
-from dialer.db.models import AttemptRow, CaseRow, OutboxRow, PaymentRow
+from dialer.db.models import AttemptRow, CaseRow, OutboxRow, PaymentRow, Portfolio
 from dialer.dispatch import facts as facts_module
 from dialer.dispatch import outbox, planner
 from dialer.dispatch.facts import load_facts
+from dialer.dispatch.windows import LocalWindow
+from strategy.model import Channel
 from tests.conftest import Database
-from tests.dialer.dispatch_world import INSIDE, World, open_world
+from tests.dialer.dispatch_world import EARLY, INSIDE, World, open_world
 
 
 @pytest.fixture
@@ -116,3 +119,50 @@ async def test_planned_attempts_hold_what_the_engine_chose(world: World) -> None
         assert r.append_opt_out is not None and r.updated_at == INSIDE
     async with world.maker() as session:
         assert (await session.get(AttemptRow, rows[0].id)) is not None
+
+
+@pytest.mark.parametrize("at", [EARLY, INSIDE])
+async def test_channels_decided_on_one_history_share_the_engines_decisions(
+    world: World, at: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A channel that plans nothing (email: these cases have phones only) leaves the
+    history as it was: the next channel reuses its decisions, and plans exactly what it
+    plans alone. One that plans something changes the history: the next decides anew."""
+    world.clock.advance_to(at)
+    ids = await world.add_cases(2)
+    async with world.maker() as session:
+        facts = await load_facts(session, ids, at)
+        portfolio = await session.get(Portfolio, "cn-loans")
+        assert portfolio is not None and portfolio.active_strategy_id is not None
+        found = await planner.StrategyCache().get(
+            session, portfolio.active_strategy_id, portfolio.profile
+        )
+    assert found is not None
+    cs = found[1]
+    window = LocalWindow.parse("09:00-11:30")
+    calls: list[datetime] = []
+    decide = planner.decide
+
+    def counting(*args: Any) -> Any:
+        calls.append(args[2])
+        return decide(*args)
+
+    monkeypatch.setattr(planner, "decide", counting)
+
+    def choose(channels: list[Channel]) -> tuple[Any, list[datetime]]:
+        calls.clear()
+        out = planner.choose_actions(facts[ids[0]], cs, at, window, channels)
+        return out, list(calls)
+
+    (email, _), email_calls = choose([Channel.EMAIL])
+    (voice, _), voice_calls = choose([Channel.VOICE])
+    (both, rules), both_calls = choose([Channel.EMAIL, Channel.VOICE])
+    assert email == [] and voice, "email plans nothing, voice plans a call"
+    assert both == voice and rules == []
+    assert sorted(both_calls) == sorted(set(email_calls) | set(voice_calls))
+    assert len(both_calls) < len(email_calls) + len(voice_calls)
+    assert len(both_calls) == len(set(both_calls)), "no instant decided twice"
+    # A channel planned first: the next one is decided on the history with it.
+    (after_voice, _), after_calls = choose([Channel.VOICE, Channel.EMAIL])
+    assert after_voice == voice
+    assert after_calls.count(at) == 2
