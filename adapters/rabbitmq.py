@@ -45,7 +45,9 @@ nacked with requeue. A bundle delivered again (a worker died holding it, or coul
 settle it) is split: each job republished alone, flagged as redelivered, then the bundle
 acked, so that a poison job that kills its process cannot take the others to the dead
 letters with it. Handlers act at most once per attempt id, so a job handled before its
-bundle came back is harmless.
+bundle came back is harmless. `close()` lets the running handlers finish but starts no
+more: a bundle with jobs not yet started goes back to the queue (nack) and comes back
+split.
 
 The prefetch (see `RabbitJobQueue.prefetch`) counts messages: `concurrency` for one job a
 message, enough bundles to fill `concurrency` plus one otherwise.
@@ -165,6 +167,7 @@ class RabbitJobQueue(JobQueue):
         self._consumer_tag: str | None = None
         self._handler: JobHandler | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._closing = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self.reconnections = 0  # times the robust connection came back after a loss
 
@@ -207,6 +210,7 @@ class RabbitJobQueue(JobQueue):
             raise QueueError(f"could not declare the queue topology: {exc!r}") from exc
 
     async def close(self) -> None:
+        self._closing = True  # jobs not yet started stay unstarted: their messages go back
         if self._consume_queue is not None and self._consumer_tag is not None:
             try:
                 async with asyncio.timeout(5):
@@ -434,6 +438,7 @@ class RabbitJobQueue(JobQueue):
         assert self._connection is not None
         self._handler = handler
         self._slots = asyncio.Semaphore(concurrency)  # handler calls, all messages together
+        self._closing = False
         channel = self._connection.channel()
         await channel.initialize()
         await channel.set_qos(prefetch_count=self.prefetch(concurrency))
@@ -459,6 +464,8 @@ class RabbitJobQueue(JobQueue):
         assert self._handler is not None and self._slots is not None
         job = delivery.job
         async with self._slots:
+            if self._closing:  # waited for a slot past close(): leave it to the broker
+                return _Verdict(ABANDONED, job)
             try:
                 await self._handler(delivery)
             except RetryLater as verdict:
@@ -497,7 +504,9 @@ class RabbitJobQueue(JobQueue):
             retries=retries,
         )
         verdict = await self._run(delivery)
-        if verdict.kind == DONE:
+        if verdict.kind == ABANDONED:
+            await _settle(message.nack(requeue=True), message)
+        elif verdict.kind == DONE:
             await _settle(message.ack(), message)
         elif verdict.kind == RETRY:
             later = [_Item(verdict.job, retries + 1)]
@@ -533,6 +542,10 @@ class RabbitJobQueue(JobQueue):
         verdicts = await asyncio.gather(
             *(self._run(Delivery(job=item.job, retries=item.retries)) for item in due)
         )
+        if any(verdict.kind == ABANDONED for verdict in verdicts):
+            # closing: another worker gets it back, split, its done jobs flagged
+            await _settle(message.nack(requeue=True), message)
+            return
         buried: list[_Outgoing] = []
         failed: list[_Outgoing] = []
         assert self._work_exchange is not None
@@ -648,11 +661,11 @@ class _Item:
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
-    kind: str  # DONE, RETRY, DEAD, FAILED
+    kind: str  # DONE, RETRY, DEAD, FAILED, ABANDONED (not started: the queue is closing)
     job: Job  # for RETRY, with its new not_before
 
 
-DONE, RETRY, DEAD, FAILED = "done", "retry", "dead", "failed"
+DONE, RETRY, DEAD, FAILED, ABANDONED = "done", "retry", "dead", "failed", "abandoned"
 _Outgoing = tuple[AbstractRobustExchange, str, Message]
 
 

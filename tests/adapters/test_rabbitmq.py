@@ -594,6 +594,35 @@ async def test_a_bundle_whose_retry_is_not_confirmed_comes_back_split(
 
 
 @pytest.mark.rabbitmq
+async def test_closing_starts_no_more_jobs_of_a_bundle_and_gives_it_back(
+    make_queue: QueueFactory,
+) -> None:
+    first = await make_queue()
+    await first.publish([job(f"s{i}") for i in range(6)])
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    async def slow(delivery: Delivery) -> None:
+        started.append(delivery.job.attempt_id)
+        await gate.wait()
+
+    await first.consume(slow, concurrency=2)
+    await wait_until(lambda: len(started) == 2)
+    closing = asyncio.create_task(first.close())
+    await asyncio.sleep(0.2)
+    gate.set()
+    await closing
+    assert len(started) == 2  # the four others were not started after close()
+
+    record = Recorder()
+    second = await make_queue()
+    await second.consume(record, concurrency=6)
+    await wait_until(lambda: len(record.deliveries) == 6)
+    assert sorted(record.ids()) == sorted(f"s{i}" for i in range(6))
+    assert all(d.redelivered for d in record.deliveries)  # split: each on its own, flagged
+
+
+@pytest.mark.rabbitmq
 async def test_delayed_bundles_never_hand_a_job_over_early(make_queue: QueueFactory) -> None:
     queue = await make_queue()  # buckets 1 s and 5 s
     record = Recorder()
