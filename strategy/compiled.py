@@ -23,9 +23,11 @@ from typing import Any, TypeVar
 from strategy.calendar import Interval, day_kind, local_interval
 from strategy.document import (
     WEEKDAYS,
+    Action,
     Cap,
     ContactWhen,
     Counted,
+    Escalation,
     PartyRule,
     Preference,
     Scope,
@@ -61,6 +63,13 @@ class CompiledCap:
     clause: Clause | None
     message: str  # "of 3 attempts per party (sms/voice) in 1 local day(s)", after the count
     source: str | None  # "<clause id>: <source>", as a reason shows it
+    # The cap's fields the engine reads per decision, copied out of the document model (a
+    # compiled engine reads these as C fields, a pydantic model's through a generic lookup).
+    scope: Scope
+    count: Counted
+    limit: int
+    local_days: int | None
+    rolling_seconds: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,9 @@ class CompiledSpacing:
     spacing: Spacing
     channels: frozenset[Channel]
     seconds: float
+    scope: Scope
+    rule: str  # "spacing.<scope>"
+    message: str  # "at least 120 min between attempts per party"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,20 @@ class CompiledPartyRule:
     rule: PartyRule
     channels: frozenset[Channel]
     max_disclosure: Disclosure  # the profile's ceiling for this role
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledEscalation:
+    """An escalation's conditions and task, copied out of the document model."""
+
+    escalation: Escalation
+    min_dpd: int | None
+    min_days_in_stage: int | None
+    days_without_progress: int | None
+    key: str  # "<tier id>:<action>"
+    action: Action
+    requires_approval: bool  # the escalation's own flag or the profile's approval list
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +129,13 @@ class CompiledTier:
     cap_periods: tuple[CapPeriod, ...]  # the caps with limit > 0, by period
     spacing: tuple[CompiledSpacing, ...]
     parties: dict[PartyRole, CompiledPartyRule]
+    escalations: tuple[CompiledEscalation, ...]
+    # The debtor counts as unreachable after this many attempts in this many local days.
+    unreachable_days: int
+    unreachable_min_attempts: int
+    # The tier's first day in stage and first day past due, when its ranges bound them.
+    days_in_stage_min: int | None
+    dpd_min: int | None
     quiet_seconds: float
     quiet_channels: frozenset[Channel]
     profile_quiet_seconds: float
@@ -179,9 +212,29 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         caps.append(_compile_cap(pcap.cap, f"guardrail.cap.{pcap.clause.id}", pcap.clause))
 
     spacing = tuple(
-        CompiledSpacing(s, frozenset(s.channels or _ALL_CHANNELS), s.minutes * 60.0)
+        CompiledSpacing(
+            s,
+            frozenset(s.channels or _ALL_CHANNELS),
+            s.minutes * 60.0,
+            s.scope,
+            f"spacing.{s.scope}",
+            f"at least {s.minutes} min between attempts per {scope_label(s.scope)}",
+        )
         for s in tier.spacing
         if s.minutes > 0
+    )
+    escalations = tuple(
+        CompiledEscalation(
+            escalation=e,
+            min_dpd=e.min_dpd,
+            min_days_in_stage=e.min_days_in_stage,
+            days_without_progress=e.days_without_progress,
+            key=f"{tier.id}:{e.action}",
+            action=e.action,
+            requires_approval=e.requires_approval or e.action in profile.approval_required,
+            note=e.note,
+        )
+        for e in tier.escalations
     )
 
     parties: dict[PartyRole, CompiledPartyRule] = {}
@@ -208,6 +261,11 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         cap_periods=_cap_periods(caps),
         spacing=spacing,
         parties=parties,
+        escalations=escalations,
+        unreachable_days=tier.debtor_unreachable.days,
+        unreachable_min_attempts=tier.debtor_unreachable.min_attempts,
+        days_in_stage_min=tier.days_in_stage.min if tier.days_in_stage is not None else None,
+        dpd_min=tier.dpd.min if tier.dpd is not None else None,
         quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
         quiet_channels=profile.quiet_channels,
         profile_quiet_seconds=profile.quiet_hours_after_conversation * 3600.0,
@@ -265,8 +323,7 @@ def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
     roles = cap.roles or frozenset(PartyRole)
     channels = frozenset(cap.channels or _ALL_CHANNELS)
     period = f"{cap.local_days} local day(s)" if cap.local_days else f"{cap.rolling_hours:g} h"
-    scope = "contact point" if cap.scope is Scope.CONTACT_POINT else str(cap.scope)
-    what = f"{counted_label(cap.count)} per {scope} ({'/'.join(sorted(channels))})"
+    what = f"{counted_label(cap.count)} per {scope_label(cap.scope)} ({'/'.join(sorted(channels))})"
     return CompiledCap(
         cap=cap,
         channels=channels,
@@ -275,6 +332,11 @@ def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
         clause=clause,
         message=f"of {cap.limit} {what} in {period}",
         source=f"{clause.id}: {clause.source}" if clause is not None else None,
+        scope=cap.scope,
+        count=cap.count,
+        limit=cap.limit,
+        local_days=cap.local_days,
+        rolling_seconds=cap.rolling_hours * 3600.0 if cap.rolling_hours is not None else None,
     )
 
 
@@ -373,6 +435,10 @@ def remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
         cache.clear()
     cache[key] = value
     return value
+
+
+def scope_label(scope: Scope) -> str:
+    return "contact point" if scope is Scope.CONTACT_POINT else str(scope)
 
 
 def counted_label(counted: Counted) -> str:

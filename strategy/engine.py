@@ -62,7 +62,7 @@ from strategy.decision import (
     Refusal,
     TaskRequest,
 )
-from strategy.document import ContactWhen, Preference, Scope, Strategy
+from strategy.document import ContactWhen, Preference, Strategy
 from strategy.guardrails import Clause, GuardrailProfile
 from strategy.history import HistoryIndex
 from strategy.model import (
@@ -1014,16 +1014,10 @@ class _Evaluator:
     def _spacing(
         self, sp: CompiledSpacing, group: str | frozenset[PartyRole], t: float
     ) -> _Reason | None:
-        scope = sp.spacing.scope
-        last = self.idx.last_before(t, scope, group, sp.channels)
+        last = self.idx.last_before(t, sp.scope, group, sp.channels)
         if last is None or t - last >= sp.seconds:
             return None
-        return _Reason(
-            f"spacing.{scope}",
-            f"at least {sp.spacing.minutes} min between attempts per {_label(scope)}",
-            last + sp.seconds,
-            None,
-        )
+        return _Reason(sp.rule, sp.message, last + sp.seconds)
 
     def _cap(
         self,
@@ -1035,28 +1029,25 @@ class _Evaluator:
         t: float,
     ) -> _Reason | None:
         """A cap's verdict; the same for every candidate sharing its group and zones."""
-        cap = ccap.cap
-        scope = cap.scope
-        if cap.local_days is not None:
-            start, end = self._period(at, zones, zone_key, cap.local_days, t)
+        local_days, rolling, limit = ccap.local_days, ccap.rolling_seconds, ccap.limit
+        if local_days is not None:
+            start, end = self._period(at, zones, zone_key, local_days, t)
         else:
-            assert cap.rolling_hours is not None
-            start, end = t - cap.rolling_hours * 3600.0 + _EPS, t + _EPS
-        stamps = self.idx.count(start, end, scope, group, ccap.channels, cap.count)
+            assert rolling is not None
+            start, end = t - rolling + _EPS, t + _EPS
+        stamps = self.idx.count(start, end, ccap.scope, group, ccap.channels, ccap.count)
         n = len(stamps)
         verdict: _Reason | None = None
-        if n >= cap.limit:
+        if n >= limit:
             # The instant enough of the counted attempts have left the period.
             nxt: float | None = None
-            if cap.limit > 0:
-                oldest = stamps[n - cap.limit]
-                if cap.local_days is not None:
-                    nxt = max(
-                        day_start(z, local_ordinal(oldest, z) + cap.local_days) for z in zones
-                    )
+            if limit > 0:
+                oldest = stamps[n - limit]
+                if local_days is not None:
+                    nxt = max(day_start(z, local_ordinal(oldest, z) + local_days) for z in zones)
                 else:
-                    assert cap.rolling_hours is not None
-                    nxt = oldest + cap.rolling_hours * 3600.0
+                    assert rolling is not None
+                    nxt = oldest + rolling
             verdict = self._cap_reason(ccap, n, nxt)
         return verdict
 
@@ -1075,8 +1066,7 @@ class _Evaluator:
         if not self.debtor_usable:
             result = True
         else:
-            rule = ct.tier.debtor_unreachable
-            start = _period((self.home_zone,), rule.days, t)[0]
+            start = _period((self.home_zone,), ct.unreachable_days, t)[0]
             idx = self.idx
             # Every attempt on a debtor in [start, t]: the case scope, debtors only.
             lo = bisect_left(idx.ts, start)
@@ -1084,7 +1074,7 @@ class _Evaluator:
             reached = bool(idx.rpc_by_party) and any(
                 (idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors
             )
-            result = tried >= rule.min_attempts and not reached
+            result = tried >= ct.unreachable_min_attempts and not reached
         return result
 
     def _window(
@@ -1233,30 +1223,31 @@ class _Evaluator:
         # A blocked case escalates nothing; neither does one whose promise to pay is pending.
         if ct is None or state.case_reasons:
             return ()
+        if not ct.escalations:
+            return ()
         out: list[TaskRequest] = []
-        tier = ct.tier
-        for esc in tier.escalations:
+        for esc in ct.escalations:
             if esc.min_dpd is not None and state.dpd < esc.min_dpd:
                 continue
             if esc.min_days_in_stage is not None and (
                 state.days_in_stage is None or state.days_in_stage < esc.min_days_in_stage
             ):
                 continue
-            why = [f"tier {tier.id}"]
-            if esc.days_without_progress is not None:
+            days_without_progress = esc.days_without_progress
+            why = [f"tier {ct.tier.id}"]
+            if days_without_progress is not None:
                 since = self._last_progress(t)
                 days_idle = (t - since) / _DAY if since is not None else None
                 days_in_tier = self._days_in_tier(ct, state)
                 idle = days_idle if days_idle is not None else float(days_in_tier)
-                if min(idle, float(days_in_tier)) < esc.days_without_progress:
+                if min(idle, float(days_in_tier)) < days_without_progress:
                     continue
-                why.append(f"no progress for {esc.days_without_progress}+ days")
-            requires = esc.requires_approval or esc.action in self.profile.approval_required
+                why.append(f"no progress for {days_without_progress}+ days")
             out.append(
                 TaskRequest(
-                    key=f"{tier.id}:{esc.action}",
+                    key=esc.key,
                     action=esc.action,
-                    requires_approval=requires,
+                    requires_approval=esc.requires_approval,
                     reason="; ".join([*why, esc.note] if esc.note else why),
                 )
             )
@@ -1270,15 +1261,10 @@ class _Evaluator:
 
     @staticmethod
     def _days_in_tier(ct: CompiledTier, state: _TierState) -> int:
-        tier = ct.tier
-        if (
-            tier.days_in_stage is not None
-            and tier.days_in_stage.min is not None
-            and state.days_in_stage is not None
-        ):
-            return state.days_in_stage - tier.days_in_stage.min
-        if tier.dpd is not None and tier.dpd.min is not None:
-            return state.dpd - tier.dpd.min
+        if ct.days_in_stage_min is not None and state.days_in_stage is not None:
+            return state.days_in_stage - ct.days_in_stage_min
+        if ct.dpd_min is not None:
+            return state.dpd - ct.dpd_min
         return state.days_in_stage or 0
 
 
@@ -1325,10 +1311,6 @@ def _highest(a: Disclosure, b: Disclosure) -> Disclosure:
 
 
 _RANK: Final = {d: d.rank for d in Disclosure}
-
-
-def _label(scope: Scope) -> str:
-    return "contact point" if scope is Scope.CONTACT_POINT else str(scope)
 
 
 def _source(clause: Clause | None) -> str | None:
