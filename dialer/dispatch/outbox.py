@@ -169,7 +169,8 @@ async def relay_once(
         if not rows:
             return 0
         ids = [r[0] for r in rows]
-        jobs = [Job.from_json(r[1]) for r in rows]  # the stored text, parsed once
+        # PostgreSQL extracts the fields; elsewhere the stored text is parsed once.
+        jobs = [_job(r) for r in rows] if postgres else [Job.from_json(r[1]) for r in rows]
         try:
             await queue.publish(jobs)
         except QueueError as exc:
@@ -177,10 +178,26 @@ async def relay_once(
             await _postpone(session, ids, now + retry_after, repr(exc))
             raise
         await conn.execute(q.published, {"ids": ids, "now": now})
-        attempt_ids = [uuid.UUID(j.attempt_id) for j in jobs]
+        # PostgreSQL casts the ids' text itself (no UUID parsed here per job).
+        attempt_ids = [j.attempt_id if postgres else uuid.UUID(j.attempt_id) for j in jobs]
         await conn.execute(q.queued, {"ids": attempt_ids, "now": now})
         await session.commit()
         return len(rows)
+
+
+def _job(row: Any) -> Job:
+    """A job from its document's fields as PostgreSQL extracted them (`_FIELDS`), checked
+    as `Job.from_json` checks the document."""
+    _, version, attempt_id, case_id, campaign_id, not_before, payload = row
+    if version != _VERSION or attempt_id is None or case_id is None or not_before is None:
+        raise ValueError(f"unsupported or malformed job document (outbox row {row[0]})")
+    found = {} if payload is None or payload == "{}" else json.loads(payload)
+    if not isinstance(found, dict):
+        raise ValueError("job payload must be an object")
+    return Job(attempt_id, case_id, campaign_id, datetime.fromisoformat(not_before), found)
+
+
+_VERSION = str(JOB_FORMAT_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +215,18 @@ def _build(postgres: bool) -> _Statements:
             return column == any_(bindparam("ids", type_=ARRAY(kind)))
         return column.in_(bindparam("ids", expanding=True))
 
+    job = _OUTBOX.c.job
+    fields = (
+        # The document's fields, extracted by PostgreSQL (`_job` checks them): no JSON
+        # text to parse here per job. The version and ids come back as text (`->>`).
+        (job["v"].as_string(), job["attempt_id"].as_string(), job["case_id"].as_string(),
+         job["campaign_id"].as_string(), job["not_before"].as_string(),
+         cast(job["payload"], Text))
+        if postgres
+        else (cast(OutboxRow.job, Text),)
+    )  # fmt: skip
     due = (
-        select(OutboxRow.id, cast(OutboxRow.job, Text))
+        select(OutboxRow.id, *fields)
         .where(OutboxRow.published_at.is_(None), OutboxRow.available_at <= bindparam("now"))
         .order_by(OutboxRow.available_at, OutboxRow.id)
         .limit(bindparam("limit"))
@@ -212,7 +239,12 @@ def _build(postgres: bool) -> _Statements:
         .where(among(_OUTBOX.c.id, BigInteger()))
         .values(published_at=bindparam("now"), publish_attempts=_OUTBOX.c.publish_attempts + 1)
     )
-    waiting: tuple[Any, ...] = (among(_ATTEMPTS.c.id, Uuid()), _ATTEMPTS.c.state.in_(_TO_QUEUED))
+    attempt_ids = (
+        _ATTEMPTS.c.id == any_(cast(bindparam("ids", type_=ARRAY(Text())), ARRAY(Uuid())))
+        if postgres
+        else among(_ATTEMPTS.c.id, Uuid())
+    )
+    waiting: tuple[Any, ...] = (attempt_ids, _ATTEMPTS.c.state.in_(_TO_QUEUED))
     if postgres:
         # A row a worker has locked is being reserved or refused from the job just
         # published: skip it rather than wait on the worker's transaction with this one

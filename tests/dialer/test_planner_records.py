@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from adapters.inprocess import InProcessJobQueue
 from adapters.ports import Job
 from dialer.db.models import AttemptRow, CaseRow, OutboxRow, PaymentRow, Portfolio
 from dialer.dispatch import facts as facts_module
@@ -166,3 +167,33 @@ async def test_channels_decided_on_one_history_share_the_engines_decisions(
     (after_voice, _), after_calls = choose([Channel.VOICE, Channel.EMAIL])
     assert after_voice == voice
     assert after_calls.count(at) == 2
+
+
+async def test_the_relay_publishes_the_staged_jobs_as_they_were(world: World) -> None:
+    """Whatever the document (a payload, no campaign, odd characters), the job published
+    is the job staged; a document of an unknown version is refused, not published."""
+    now = world.clock()
+    jobs = [
+        Job(str(uuid.uuid4()), "c-1", "k-1", now),
+        Job(str(uuid.uuid4()), "c-2", None, now + timedelta(minutes=5, microseconds=7)),
+        Job(str(uuid.uuid4()), 'c-"\u00e9', "k", now, {"transient_retries": 2, "x": [1]}),
+    ]
+    async with world.maker() as session:
+        await outbox.add_jobs(session, jobs, now)
+        await session.commit()
+    queue = InProcessJobQueue(clock=world.clock)
+    assert await outbox.relay_once(world.maker, queue, now) == 3
+    assert sorted(queue.pending(), key=lambda j: j.case_id) == sorted(jobs, key=lambda j: j.case_id)
+    async with world.maker() as session:
+        session.add(
+            OutboxRow(
+                job={**outbox.job_document(jobs[0]), "v": 99},
+                created_at=now,
+                available_at=now,
+                publish_attempts=0,
+            )
+        )
+        await session.commit()
+    with pytest.raises(ValueError):
+        await outbox.relay_once(world.maker, queue, now)
+    assert len(queue.pending()) == 3
