@@ -90,16 +90,21 @@ _string = json.encoder.encode_basestring_ascii  # a JSON string literal, as json
 
 async def add_jobs(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> None:
     """Stage jobs in the caller's transaction (one COPY, or one executemany)."""
-    if not jobs:
+    await add_job_texts(session, [job_text(j) for j in jobs], now)
+
+
+async def add_job_texts(session: AsyncSession, texts: Sequence[str], now: datetime) -> None:
+    """Stage jobs given as their documents' text (`job_text`), as `add_jobs` does."""
+    if not texts:
         return
     columns = ("job", "created_at", "available_at", "publish_attempts")
-    if await copy_records(session, _OUTBOX, columns, [(job_text(j), now, now, 0) for j in jobs]):
+    if await copy_records(session, _OUTBOX, columns, [(t, now, now, 0) for t in texts]):
         return
     await session.execute(
         insert(_OUTBOX),
         [
-            {"job": job_document(j), "created_at": now, "available_at": now, "publish_attempts": 0}
-            for j in jobs
+            {"job": json.loads(t), "created_at": now, "available_at": now, "publish_attempts": 0}
+            for t in texts
         ],
     )
 

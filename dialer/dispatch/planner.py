@@ -463,10 +463,16 @@ async def _decide_and_record(
     campaign_id = campaign.id
     window = LocalWindow.parse(campaign.window or "00:00-24:00")
     channels = [Channel(c) for c in campaign.channels]
-    chosen_for: list[tuple[uuid.UUID, StrategyRow, PlannedAction]] = []
+    # Each attempt's record and job are built as soon as its case is decided: the
+    # decision is then garbage at once, not kept (and promoted by the collector) until
+    # the batch's end. Ids for every channel of every case, made in one go.
+    fresh = iter(new_ids(len(ids) * len(channels)))
+    campaign_text = str(campaign_id)
+    records: list[tuple[Any, ...]] = []
+    texts: list[str] = []
     refused: Counter[str] = Counter()
     for cid in ids:
-        f = facts.get(cid)
+        f = facts.pop(cid, None)  # each case's facts freed once decided
         if f is None:
             continue
         version_id = f.strategy_version_id or portfolio.active_strategy_id
@@ -479,20 +485,22 @@ async def _decide_and_record(
         if rules:
             refused.update(rules)
         for p in chosen:
-            chosen_for.append((cid, row, p))
-    if chosen_for:
-        await _record_attempts(session, chosen_for, campaign_id, now)
+            attempt_id = next(fresh)
+            records.append(_attempt_record(attempt_id, cid, row.id, p, campaign_id, now))
+            texts.append(outbox.job_text(Job(attempt_id, str(cid), campaign_text, p.send_at)))
+    if records:
+        await _record_attempts(session, records, texts, now)
     merged = Counter(campaign.refused_by_rule or {})
     merged.update(refused)
     campaign.plan_cursor = str(ids[-1])
     campaign.cases_seen = (campaign.cases_seen or 0) + len(ids)
-    campaign.planned = (campaign.planned or 0) + len(chosen_for)
+    campaign.planned = (campaign.planned or 0) + len(records)
     campaign.refused_by_rule = dict(merged)
     campaign.plan_lease_owner = owner
     campaign.plan_lease_until = now + LEASE
     campaign.updated_at = now
     await session.commit()
-    return len(ids), len(chosen_for), refused, False
+    return len(ids), len(records), refused, False
 
 
 # The planned attempts' columns, in the order `_record_attempts` builds their records.
@@ -505,29 +513,32 @@ _ATTEMPT_COLUMNS = (
 _TEXT_UUIDS = (0, 2, 3)  # id, party_id, contact_point_id: the engine's ids are text
 
 
-async def _record_attempts(
-    session: AsyncSession,
-    chosen: list[tuple[uuid.UUID, StrategyRow, PlannedAction]],
+def _attempt_record(
+    attempt_id: str,
+    case_id: uuid.UUID,
+    strategy_version_id: uuid.UUID,
+    p: PlannedAction,
     campaign_id: uuid.UUID,
     now: datetime,
+) -> tuple[Any, ...]:
+    """A planned attempt's row as a tuple in `_ATTEMPT_COLUMNS`' order, its UUIDs from the
+    engine as text (COPY takes them so)."""
+    a = p.action
+    send_at = p.send_at
+    return (
+        attempt_id, case_id, a.party_id, a.contact_point_id, a.channel.value,
+        AttemptState.PLANNED.value, "pending", strategy_version_id, p.decision.profile,
+        a.allowed_by, now, send_at, send_at, campaign_id, a.disclosure.value,
+        a.voicemail_disclosure.value, a.template_key, a.append_opt_out, now,
+    )  # fmt: skip
+
+
+async def _record_attempts(
+    session: AsyncSession, records: list[tuple[Any, ...]], jobs: list[str], now: datetime
 ) -> None:
-    """The batch's planned attempts and their outbox rows, in the session's transaction.
-    Records are built as tuples in the columns' order with the UUIDs as text: COPY (on
-    PostgreSQL) takes both as they are; elsewhere they become rows of UUIDs."""
-    planned = AttemptState.PLANNED.value
-    campaign = str(campaign_id)
-    records: list[tuple[Any, ...]] = []
-    jobs: list[Job] = []
-    for attempt_id, (cid, row, p) in zip(new_ids(len(chosen)), chosen, strict=True):
-        a = p.action
-        send_at = p.send_at
-        records.append(
-            (attempt_id, cid, a.party_id, a.contact_point_id, a.channel.value, planned,
-             "pending", row.id, p.decision.profile, a.allowed_by, now, send_at, send_at,
-             campaign_id, a.disclosure.value, a.voicemail_disclosure.value, a.template_key,
-             a.append_opt_out, now)
-        )  # fmt: skip
-        jobs.append(Job(attempt_id, str(cid), campaign, send_at))
+    """The batch's planned attempts (`_attempt_record`s) and their outbox rows (the jobs'
+    documents as text), in the session's transaction: by COPY on PostgreSQL; elsewhere
+    the records become rows of UUIDs for an executemany."""
     if not await outbox.copy_records(session, _ATTEMPTS, _ATTEMPT_COLUMNS, records):
         rows = []
         for record in records:
@@ -536,7 +547,7 @@ async def _record_attempts(
                 values[i] = uuid.UUID(values[i])
             rows.append(dict(zip(_ATTEMPT_COLUMNS, values, strict=True)))
         await outbox.bulk_insert(session, _ATTEMPTS, rows)
-    await outbox.add_jobs(session, jobs, now)
+    await outbox.add_job_texts(session, jobs, now)
 
 
 def new_ids(n: int) -> list[str]:
