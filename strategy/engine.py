@@ -259,8 +259,19 @@ def decide(
         if profile is None:
             raise ValueError("a profile is needed with an uncompiled strategy")
         compiled = compile_strategy(strategy, profile)
-    t = now.timestamp()
+    # A planner decides its cases at one `now`: the instant's timestamp (a zone lookup and
+    # a datetime subtraction) is kept for the datetime object last seen (immutable).
+    last = _LAST_NOW[0]
+    if last[0] is now:
+        t = last[1]
+    else:
+        t = now.timestamp()
+        _LAST_NOW[0] = (now, t)
     return _Evaluator(case, history, compiled, now, t).decide(now, t)
+
+
+# (the last `now` decide was given, its timestamp), replaced as one tuple.
+_LAST_NOW: Final[list[tuple[datetime | None, float]]] = [(None, 0.0)]
 
 
 class _Evaluator:
