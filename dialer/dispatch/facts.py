@@ -183,9 +183,9 @@ async def load_facts(
             currency=cr[2],
             due_date=cr[3],
             balance=cr[4],
-            stage=Stage(cr[5]),
+            stage=_STAGE[cr[5]],
             stage_started_on=cr[6],
-            status=CaseStatus(cr[7]),
+            status=_STATUS[cr[7]],
             flags=_flags(cr[8]),
             portfolio=cr[9],
             dispute_resolved_at=cr[10],
@@ -259,6 +259,8 @@ def _zones(text: str | None) -> tuple[str, ...] | None:
 
 
 _CHANNEL = {c.value: c for c in Channel}
+_STAGE = {s.value: s for s in Stage}
+_STATUS = {s.value: s for s in CaseStatus}
 _RESULT = {r.value: r for r in Result}
 _ROLE = {r.value: r for r in PartyRole}
 _KIND = {k.value: k for k in ContactKind}
