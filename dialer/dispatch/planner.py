@@ -471,12 +471,19 @@ async def _decide_and_record(
     records: list[tuple[Any, ...]] = []
     texts: list[str] = []
     refused: Counter[str] = Counter()
+    # The batch's strategies by version id, so most cases need no call into the cache.
+    versions: dict[uuid.UUID | None, tuple[StrategyRow, CompiledStrategy] | None] = {}
     for cid in ids:
         f = facts.pop(cid, None)  # each case's facts freed once decided
         if f is None:
             continue
         version_id = f.strategy_version_id or portfolio.active_strategy_id
-        found = await strategies.get(session, version_id, portfolio.profile) if version_id else None
+        if version_id in versions:
+            found = versions[version_id]
+        else:
+            found = versions[version_id] = (
+                await strategies.get(session, version_id, portfolio.profile) if version_id else None
+            )
         if found is None:
             refused["strategy.none_active"] += 1
             continue
@@ -487,7 +494,7 @@ async def _decide_and_record(
         for p in chosen:
             attempt_id = next(fresh)
             records.append(_attempt_record(attempt_id, cid, row.id, p, campaign_id, now))
-            texts.append(outbox.job_text(Job(attempt_id, str(cid), campaign_text, p.send_at)))
+            texts.append(outbox.job_text(Job(attempt_id, f.case.id, campaign_text, p.send_at)))
     if records:
         await _record_attempts(session, records, texts, now)
     merged = Counter(campaign.refused_by_rule or {})

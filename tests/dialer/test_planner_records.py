@@ -22,6 +22,7 @@ from dialer.dispatch import facts as facts_module
 from dialer.dispatch import outbox, planner
 from dialer.dispatch.facts import load_facts
 from dialer.dispatch.windows import LocalWindow
+from dialer.services import strategies
 from strategy.model import Channel
 from tests.conftest import Database
 from tests.dialer.dispatch_world import EARLY, INSIDE, World, open_world
@@ -197,3 +198,47 @@ async def test_the_relay_publishes_the_staged_jobs_as_they_were(world: World) ->
     with pytest.raises(ValueError):
         await outbox.relay_once(world.maker, queue, now)
     assert len(queue.pending()) == 3
+
+
+async def test_each_case_is_planned_under_its_pinned_strategy_or_the_active_one(
+    world: World,
+) -> None:
+    """The batch looks each version up once: a case pinned to a version is planned under
+    it, the others under the portfolio's active one; without any, a case is refused."""
+    world.clock.advance_to(INSIDE)
+    ids = await world.add_cases(4)
+    async with world.maker() as session:
+        portfolio = await session.get(Portfolio, "cn-loans")
+        assert portfolio is not None
+        active = portfolio.active_strategy_id
+        pinned = await strategies.create_from_preset(
+            session, portfolio="cn-loans", preset="consumer-loan", actor="test", now=INSIDE
+        )
+        pinned_id = pinned.id
+        for cid in ids[:2]:
+            case = await session.get(CaseRow, cid)
+            assert case is not None
+            case.strategy_version_id = pinned_id
+        await session.commit()
+    assert active is not None and pinned_id != active
+    cid = await world.campaign()
+    await world.plan(cid)
+    by_case = {a.case_id: a.strategy_version_id for a in await world.attempts()}
+    assert by_case == {ids[0]: pinned_id, ids[1]: pinned_id, ids[2]: active, ids[3]: active}
+    # No active strategy: the unpinned cases are refused for it, the pinned ones planned.
+    more = await world.add_cases(2)
+    async with world.maker() as session:
+        portfolio = await session.get(Portfolio, "cn-loans")
+        assert portfolio is not None
+        portfolio.active_strategy_id = None
+        case = await session.get(CaseRow, more[0])
+        assert case is not None
+        case.strategy_version_id = pinned_id
+        await session.commit()
+    second = await world.campaign()
+    report = await planner.plan_campaign(world.maker, second, world.clock)
+    assert report.cases == 6
+    assert report.refused["strategy.none_active"] == 3  # ids[2], ids[3], more[1]
+    assert report.planned == 3
+    planned = {a.case_id for a in await world.attempts() if a.campaign_id == second}
+    assert planned == {ids[0], ids[1], more[0]}
