@@ -108,6 +108,13 @@ _OPEN: Final = CaseStatus.OPEN
 _FLAG_ATTORNEY: Final = CaseFlag.ATTORNEY
 _FLAG_DISPUTE: Final = CaseFlag.DISPUTE
 _NO_DISCLOSURE: Final = Disclosure.NONE
+_MORNING: Final = Preference.MORNING
+_MONDAY: Final = Preference.MONDAY
+_EARLY_MONTH: Final = Preference.EARLY_MONTH
+_AVOID_MONTH_END: Final = Preference.AVOID_MONTH_END
+_AVOID_WEEKEND: Final = Preference.AVOID_WEEKEND
+_AVOID_LAST_HOUR: Final = Preference.AVOID_LAST_HOUR
+_MONTH_END_SPAN: Final = timedelta(days=MONTH_END_DAYS)
 _NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 _ALL_CHANNELS: Final = frozenset(Channel)
 # Builds a record (a named tuple) from its fields in one C call, without the generated
@@ -1210,20 +1217,22 @@ class _Evaluator:
         local = datetime.fromtimestamp(t, zone(zone_name))
         notes: list[tuple[int, str]] = []
         for p in prefs:
-            if p is Preference.MORNING and local.hour < 12:
-                notes.append((1, "morning"))
-            elif p is Preference.MONDAY and local.weekday() == 0:
-                notes.append((1, "Monday"))
-            elif p is Preference.EARLY_MONTH and local.day <= EARLY_MONTH_LAST_DAY:
-                notes.append((1, "early in the month"))
-            elif (
-                p is Preference.AVOID_MONTH_END
-                and (local + timedelta(days=MONTH_END_DAYS)).month != local.month
-            ):
-                notes.append((-1, "month-end"))
-            elif p is Preference.AVOID_WEEKEND and local.weekday() >= 5:
-                notes.append((-1, "weekend"))
-            elif p is Preference.AVOID_LAST_HOUR:
+            if p is _MORNING:
+                if local.hour < 12:
+                    notes.append((1, "morning"))
+            elif p is _MONDAY:
+                if local.weekday() == 0:
+                    notes.append((1, "Monday"))
+            elif p is _EARLY_MONTH:
+                if local.day <= EARLY_MONTH_LAST_DAY:
+                    notes.append((1, "early in the month"))
+            elif p is _AVOID_MONTH_END:
+                if (local + _MONTH_END_SPAN).month != local.month:
+                    notes.append((-1, "month-end"))
+            elif p is _AVOID_WEEKEND:
+                if local.weekday() >= 5:
+                    notes.append((-1, "weekend"))
+            elif p is _AVOID_LAST_HOUR:
                 ivs = day_intervals(ct, zone_name, local.toordinal())
                 if ivs and t >= ivs[-1][1] - LAST_HOUR * 60:
                     notes.append((-1, "last hour of the working day"))
