@@ -38,31 +38,50 @@ nor their ratios much.
 Ends with one line per figure: `name: value unit` (`engine_compiled` says whether the
 engine ran as a mypyc extension: 1, or pure Python: 0).
 
-Figures (2026-11-29, the shared 2-core Xeon, load average 3.5-4.3 from other work;
-`--seconds 6`, two runs each, every run with this bench):
-- before (498a302, pure Python): decide 7,729-8,205/s with bare_lookups 65-69k/s:
-  engine_vs_bare 0.119, engine_vs_bare_indexing_history 0.32-0.33; 300 attempts over 100
-  days 4,297-4,400/s (the last session's 10,340/s was against a bare loop at 75,657/s:
-  0.137);
-- now (pure Python): decide 8,845-9,737/s with bare_lookups 68-71k/s: engine_vs_bare
-  0.126-0.136, engine_vs_bare_indexing_history 0.34-0.37; 300 attempts over 100 days
-  7,012-7,540/s (+65%: only the attempts inside the lookback are converted and listed);
-- now, with strategy/{engine,history,compiled,calendar}.py compiled by mypyc (a scratch
-  build, not what `pip install -e` gives): decide 18,022-18,589/s, engine_vs_bare
-  0.258-0.272, engine_vs_bare_indexing_history 0.71-0.77; 300 attempts over 100 days
-  11,861-12,671/s.
-The issue's 30,000/s (engine_vs_bare about 0.40 on this machine) is not reached.
+Figures (2026-11-29, the shared 2-core Xeon, load average 4.4-7.0 from other helpers'
+work; `--seconds 6`, each figure beside the bare loops of its own run; "before" is 7626111
+run in the same minutes):
+- pure Python: decide 13,954-14,237/s, engine_vs_bare 0.148-0.153 before; now
+  18,245-20,951/s, engine_vs_bare 0.193-0.232 (new instant each call 12.0-12.2k/s before,
+  13.5-14.0k/s now; 300 attempts over 100 days 10.6-11.0k/s before, 13.0-15.0k/s now);
+- compiled (strategy/{engine,history,compiled,calendar}.py by mypyc, `make test-compiled`):
+  decide 22,209-23,257/s, engine_vs_bare 0.241-0.263 before; now 35,612-37,491/s,
+  engine_vs_bare 0.402-0.414, engine_vs_bare_indexing_history 1.05-1.08 (the engine,
+  reasons and all, is as fast as the bare loop that indexes the history per decision);
+  new instant each call 18.0-19.9k/s before, 21.8-26.4k/s now; 300 attempts over 100 days
+  15.5-15.8k/s before, 22.6-23.5k/s now.
+The issue's 30,000/s on one core is reached by the compiled engine (the Docker image's).
 
-Where a decision's time goes (pure Python, about 85-105 us here; timeit of each part in
-one process): indexing the history ~12-16 us (half of it converting the attempts inside the
-strategy's lookback to timestamps), building the 9 candidates (zones, static reasons,
-records) ~13-16 us, the per-instant state (tier, debtor reachability, caps counted in one
-pass, the refusing caps' and the spacing rules' verdicts) ~10-30 us, the 9 candidates' rule
-checks ~8 us, the output records (allowed actions, refusals with every reason and their
-next-allowed search, tasks, the decision) ~17 us. Compiled, the same parts take about 12,
-11, 9, 5 and 12 us: indexing and candidates are mostly C-API calls (datetime, dict, tuple)
-that compiling does not shorten. Every record is built eagerly: nothing is left lazy for
-the consumer to pay later.
+Where a compiled decision's time goes (about 26-28 us here; instructions counted by
+callgrind over 1,000 decisions, about 278,000 a decision, 440,000 before):
+- indexing the fresh history, 30%: converting the 15 attempts inside the strategy's
+  lookback to timestamps (`datetime.timestamp`, big-integer arithmetic inside CPython)
+  is 11% alone; reading each attempt's attributes (a generic attribute lookup on a model
+  dataclass, 110 of them) 6%; sorting check, row lists and sets the rest;
+- building the 9 candidates, 16%: 60 attribute reads of parties and contact points, the 9
+  public `Candidate` records (`tuple.__new__`, the cheapest way to build a named tuple),
+  the zones and their sources for `Decision.extra`;
+- the rule checks of the 9 candidates, 29%: the caps (every cap and group counted in one
+  pass, then the refusing cap's reason and its next-allowed instant) 11%, the debtor's
+  reachability 3%, spacing 2%, per-candidate dictionary lookups of what they share at the
+  instant (tier facts, window, caps over their limit) the rest;
+- the output records, 15%: 4 allowed actions (6%), 5 refusals with their reasons, the
+  Decision, the tasks; the tier state at the instant 2%; freeing the decision's temporary
+  objects 3%.
+In pure Python (about 48-50 us under the same load; timeit of each part) the same parts
+take about 8, 8, 15 (with the tier state) and 10 us. What made the difference: enum
+members and module tables as `Final` constants (compiled, `PartyRole.DEBTOR` was a dict
+and a class attribute lookup per use); the per-decision internal records (candidates,
+reasons, tier state) as plain classes, which mypyc builds and reads as C structs; the
+document model's fields the engine reads per decision copied into the compiled records;
+the history's attributes read once each, in one pass; no `zip(strict=True)` or `map` over
+bound methods in per-decision loops; setting a Decision's slots instead of calling the
+frozen dataclass's `__init__`; more per-instant pure caches (a period's bounds over its
+zones, the lookback's start, the datetimes of the instant and window ends) beside the
+existing ones. Every record is still built eagerly: nothing is left lazy for the consumer
+to pay later, and no cache is keyed by a case or a history (the public reasons are still
+shared by their text and instant, as before: "1 of 1 attempts per party ... until
+tomorrow's local midnight" is the same reason for every case it refuses).
 """
 
 from __future__ import annotations

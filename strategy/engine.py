@@ -15,7 +15,15 @@ pass over the period's attempts, from row tables compiled per tier) are found on
 by every candidate, all evaluated in one loop; a candidate builds a cap's reason only when
 that cap refuses it. Results that depend only on the compiled strategy and the instant
 (window verdicts, preference scores, the tier of a case's dates on a local day) are cached
-in the compiled strategy, since a campaign decides its cases at the same instants.
+in the compiled strategy, and those that depend only on the instant and zones (a period's
+bounds, the lookback's start, the datetimes of the instant and of window ends) here, since
+a campaign decides its cases at the same instants; none is keyed by a case or a history.
+
+Written to be compiled by mypyc (setup.py; the Docker image ships it compiled): the
+per-decision records (`_Cand`, `_Reason`, `_TierState`, `_At`) are plain classes, which
+mypyc builds and reads as C structs; enum members and tables are `Final` module constants;
+a model object's attributes are read once each, since every read of a non-compiled object
+is a generic attribute lookup.
 """
 
 from __future__ import annotations
