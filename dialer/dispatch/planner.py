@@ -113,12 +113,15 @@ def choose_actions(
     rules: set[str] = set()
     history = facts.history
     decisions: dict[datetime, Decision] = {}
-    for channel in channels:
+    last = len(channels) - 1
+    for n, channel in enumerate(channels):
         picked, refused_by = _choose_channel(facts, history, cs, now, window, channel, decisions)
         if picked is None:
             rules.update(refused_by)
             continue
         chosen.append(picked)
+        if n == last:
+            break  # no channel left to decide on the history with this attempt
         a = picked.action
         planned = Attempt(picked.send_at, a.channel, a.party_id, a.contact_point_id)
         history = replace(history, attempts=(*history.attempts, planned))
