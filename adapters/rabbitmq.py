@@ -45,12 +45,14 @@ nacked with requeue. A bundle delivered again (a worker died holding it, or coul
 settle it) is split: each job republished alone, flagged as redelivered, then the bundle
 acked, so that a poison job that kills its process cannot take the others to the dead
 letters with it. Handlers act at most once per attempt id, so a job handled before its
-bundle came back is harmless. `close()` lets the running handlers finish but starts no
-more: a bundle with jobs not yet started goes back to the queue (nack) and comes back
-split.
+bundle came back is harmless. `close()` lets the bundles a worker holds finish, every
+job of them (two bundles at most, by the prefetch), within `shutdown_grace`; past it
+their messages go back to the queue unsettled and come back split.
 
 The prefetch (see `RabbitJobQueue.prefetch`) counts messages: `concurrency` for one job a
-message, enough bundles to fill `concurrency` plus one otherwise.
+message, enough bundles to fill `concurrency` plus one otherwise (2 for 64 and bundles of
+100); it follows the jobs per message of the last few messages, so a run of single-job
+messages (a backlog in the old format, a split bundle) is not handled two at a time.
 
 Rolling out bundles: consumers of this version read both formats, older ones dead-letter
 a bundle as malformed (`replay_dead_letters` brings it back). Upgrade every worker before
@@ -60,10 +62,13 @@ the publishers use a `bundle_size` above 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 import os
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -108,6 +113,7 @@ BUNDLE_CONTENT_TYPE = "application/vnd.dialer.job-bundle+json"
 BUNDLE_FORMAT_VERSION = 1  # {"v": 1, "jobs": [job document, ...], "retries": [n, ...]?}
 REJECTED, DELIVERY_LIMIT = "rejected", "delivery_limit"
 _ZERO = timedelta(0)
+PREFETCH_WINDOW = 16  # messages whose jobs the consumer's prefetch follows
 # Browsing the dead letters returns each one to its queue, which a quorum queue counts as a
 # delivery; RabbitMQ 4 defaults the limit to 20 and would then drop them (no DLX there).
 DEAD_LETTER_BROWSE_LIMIT = 1_000_000
@@ -168,6 +174,10 @@ class RabbitJobQueue(JobQueue):
         self._handler: JobHandler | None = None
         self._slots: asyncio.Semaphore | None = None
         self._closing = False
+        self._concurrency = 1
+        self._prefetch_now: int | None = None
+        self._seen: deque[int] = deque(maxlen=PREFETCH_WINDOW)  # jobs per message received
+        self._adapting: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self.reconnections = 0  # times the robust connection came back after a loss
 
@@ -210,7 +220,11 @@ class RabbitJobQueue(JobQueue):
             raise QueueError(f"could not declare the queue topology: {exc!r}") from exc
 
     async def close(self) -> None:
-        self._closing = True  # jobs not yet started stay unstarted: their messages go back
+        self._closing = True  # no more prefetch changes
+        if self._adapting is not None:
+            self._adapting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._adapting
         if self._consume_queue is not None and self._consumer_tag is not None:
             try:
                 async with asyncio.timeout(5):
@@ -419,17 +433,24 @@ class RabbitJobQueue(JobQueue):
                 ) from failures[0]
 
     # --- consuming ---------------------------------------------------------------------
-    def prefetch(self, concurrency: int) -> int:
+    def prefetch(self, concurrency: int, jobs_per_message: float | None = None) -> int:
         """Messages a consumer may hold unacked. One job a message: `concurrency`, so the
         broker never hands this worker more than it can run. Bundles: enough of them to
         fill `concurrency` plus one ahead (so the handlers do not idle while the next one
         travels), not more, so one worker does not hoard the queue nor take a pile of
-        bundles down with it when it dies. Single-job messages (old ones, split ones) then
-        run that many at a time."""
+        bundles down with it when it dies. It starts from `bundle_size` and then follows
+        the jobs per message the consumer sees (see `_adapt_prefetch`), so that a run of
+        single-job messages (old ones, split ones) still fills `concurrency`. A
+        `RabbitSettings.prefetch` fixes it."""
         if self.settings.prefetch:
             return self.settings.prefetch
-        size = self.settings.bundle_size
-        return concurrency if size <= 1 else -(-concurrency // size) + 1
+        size = jobs_per_message or self.settings.bundle_size
+        return concurrency if size <= 1 else min(concurrency, math.ceil(concurrency / size) + 1)
+
+    @property
+    def current_prefetch(self) -> int | None:
+        """The consumer's prefetch now (None before `consume`)."""
+        return self._prefetch_now
 
     async def consume(self, handler: JobHandler, concurrency: int) -> None:
         if concurrency < 1:
@@ -441,7 +462,10 @@ class RabbitJobQueue(JobQueue):
         self._closing = False
         channel = self._connection.channel()
         await channel.initialize()
-        await channel.set_qos(prefetch_count=self.prefetch(concurrency))
+        self._concurrency = concurrency
+        self._prefetch_now = self.prefetch(concurrency)
+        self._seen.clear()
+        await channel.set_qos(prefetch_count=self._prefetch_now)
         queue = await channel.declare_queue(
             self.work_queue_name, durable=True, arguments=self._work_queue_arguments()
         )
@@ -449,7 +473,49 @@ class RabbitJobQueue(JobQueue):
         self._consume_queue = queue
         self._consumer_tag = await queue.consume(self._on_message)
 
+    def _note_message(self, message: AbstractIncomingMessage) -> None:
+        """Count the jobs per message; ask for another prefetch when they call for one at
+        least twice or half the present one (so that mixed traffic does not flap it)."""
+        jobs = 1
+        if message.content_type == BUNDLE_CONTENT_TYPE:
+            jobs = max(1, _int_header(message.headers or {}, BUNDLE_HEADER))
+        self._seen.append(jobs)
+        if (
+            self.settings.prefetch
+            or self._closing
+            or self._adapting is not None
+            or len(self._seen) < PREFETCH_WINDOW
+            or self._prefetch_now is None
+        ):
+            return
+        target = self.prefetch(self._concurrency, sum(self._seen) / len(self._seen))
+        if target >= 2 * self._prefetch_now or 2 * target <= self._prefetch_now:
+            self._adapting = asyncio.create_task(self._adapt_prefetch(target))
+
+    async def _adapt_prefetch(self, target: int) -> None:
+        """A consumer's prefetch is fixed when it starts (RabbitMQ applies basic.qos to
+        consumers started after it): start another with `target`, then cancel the old one
+        (the messages it holds stay ours to settle)."""
+        channel, queue, old = self._consume_channel, self._consume_queue, self._consumer_tag
+        try:
+            if channel is None or queue is None or old is None:
+                return
+            async with asyncio.timeout(self.settings.publish_timeout):
+                await channel.set_qos(prefetch_count=target)
+                if self._closing:
+                    return
+                self._consumer_tag = await queue.consume(self._on_message)
+                self._prefetch_now = target
+                await queue.cancel(old)
+            log.info("consumer prefetch now %d messages", target)
+        except (*_SETTLE_ERRORS, TimeoutError) as exc:
+            log.warning("could not change the consumer's prefetch to %d: %r", target, exc)
+        finally:
+            self._seen.clear()
+            self._adapting = None
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._note_message(message)
         # aiormq cancels its consumer tasks when the channel closes; a handler stopped
         # halfway (say, between reserving an attempt and dialing) is worse than one that
         # finishes and fails to ack, which the broker answers with a flagged redelivery.
@@ -464,8 +530,6 @@ class RabbitJobQueue(JobQueue):
         assert self._handler is not None and self._slots is not None
         job = delivery.job
         async with self._slots:
-            if self._closing:  # waited for a slot past close(): leave it to the broker
-                return _Verdict(ABANDONED, job)
             try:
                 await self._handler(delivery)
             except RetryLater as verdict:
@@ -504,9 +568,7 @@ class RabbitJobQueue(JobQueue):
             retries=retries,
         )
         verdict = await self._run(delivery)
-        if verdict.kind == ABANDONED:
-            await _settle(message.nack(requeue=True), message)
-        elif verdict.kind == DONE:
+        if verdict.kind == DONE:
             await _settle(message.ack(), message)
         elif verdict.kind == RETRY:
             later = [_Item(verdict.job, retries + 1)]
@@ -542,10 +604,6 @@ class RabbitJobQueue(JobQueue):
         verdicts = await asyncio.gather(
             *(self._run(Delivery(job=item.job, retries=item.retries)) for item in due)
         )
-        if any(verdict.kind == ABANDONED for verdict in verdicts):
-            # closing: another worker gets it back, split, its done jobs flagged
-            await _settle(message.nack(requeue=True), message)
-            return
         buried: list[_Outgoing] = []
         failed: list[_Outgoing] = []
         assert self._work_exchange is not None
@@ -661,11 +719,11 @@ class _Item:
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
-    kind: str  # DONE, RETRY, DEAD, FAILED, ABANDONED (not started: the queue is closing)
+    kind: str  # DONE, RETRY, DEAD, FAILED
     job: Job  # for RETRY, with its new not_before
 
 
-DONE, RETRY, DEAD, FAILED, ABANDONED = "done", "retry", "dead", "failed", "abandoned"
+DONE, RETRY, DEAD, FAILED = "done", "retry", "dead", "failed"
 _Outgoing = tuple[AbstractRobustExchange, str, Message]
 
 
