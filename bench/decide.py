@@ -38,18 +38,19 @@ nor their ratios much.
 Ends with one line per figure: `name: value unit` (`engine_compiled` says whether the
 engine ran as a mypyc extension: 1, or pure Python: 0).
 
-Figures (2026-11-29, the shared 2-core Xeon, load average 4.4-7.0 from other helpers'
-work; `--seconds 6`, each figure beside the bare loops of its own run; "before" is 7626111
-run in the same minutes):
-- pure Python: decide 13,954-14,237/s, engine_vs_bare 0.148-0.153 before; now
-  18,245-20,951/s, engine_vs_bare 0.193-0.232 (new instant each call 12.0-12.2k/s before,
-  13.5-14.0k/s now; 300 attempts over 100 days 10.6-11.0k/s before, 13.0-15.0k/s now);
-- compiled (strategy/{engine,history,compiled,calendar}.py by mypyc, `make test-compiled`):
-  decide 22,209-23,257/s, engine_vs_bare 0.241-0.263 before; now 35,612-37,491/s,
-  engine_vs_bare 0.402-0.414, engine_vs_bare_indexing_history 1.05-1.08 (the engine,
-  reasons and all, is as fast as the bare loop that indexes the history per decision);
-  new instant each call 18.0-19.9k/s before, 21.8-26.4k/s now; 300 attempts over 100 days
-  15.5-15.8k/s before, 22.6-23.5k/s now.
+Figures (2026-11-29, the shared 2-core Xeon, load average 4.6-4.9 from other helpers'
+work; `--seconds 6`, two rounds, each figure beside the bare loops of its own run;
+"before" is 7626111, run interleaved with "now"):
+- pure Python: decide 14,193-14,799/s, engine_vs_bare 0.156-0.158 before; now
+  18,755-19,188/s, engine_vs_bare 0.206-0.211 (new instant each call 11.8-12.8k/s before,
+  14.1k/s now; 300 attempts over 100 days 10.7-11.4k/s before, 13.9-14.1k/s now);
+- compiled (strategy/{engine,history,compiled,calendar}.py by mypyc, as `make
+  test-compiled` builds them): decide 21,843-22,509/s, engine_vs_bare 0.238-0.243 before;
+  now 37,010-38,250/s, engine_vs_bare 0.395-0.403, engine_vs_bare_indexing_history
+  1.09-1.12 (the engine, reasons and all, is a little faster than the bare loop that
+  indexes the history per decision); new instant each call 18.4-18.5k/s before,
+  24.8-26.7k/s now; 300 attempts over 100 days 15.0-15.8k/s before, 23.0-23.7k/s now.
+  `make test-compiled` (`--seconds 3`, load 5) printed decide 35,783/s, ratio 0.383.
 The issue's 30,000/s on one core is reached by the compiled engine (the Docker image's).
 
 Where a compiled decision's time goes (about 26-28 us here; instructions counted by
