@@ -202,7 +202,7 @@ def worker(
     """Consume jobs, relay the outbox, plan running campaigns, reconcile unknown attempts.
     Run as many as needed on any hosts (RabbitMQ: DIALER_QUEUE_URL). Stops on SIGTERM."""
     from dialer.observability import start_worker_observability
-    from dialer.runtime import Runtime, worker_pool_size
+    from dialer.runtime import Runtime, freeze_start_up_objects, worker_pool_size
 
     settings = Settings()
     # masked JSON logs; /metrics for the healthcheck, recorded by the dispatcher and planner
@@ -214,6 +214,7 @@ def worker(
         async with _database(settings, pool_size=worker_pool_size(settings, jobs)) as maker:
             bind = maker.kw["bind"]
             runtime = Runtime.build(settings, bind, maker, metrics=metrics)
+            freeze_start_up_objects()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.stop.set)

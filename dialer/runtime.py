@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -100,6 +101,15 @@ def build_mailer(settings: Settings) -> Mailer | None:
             password=password,
         )
     )
+
+
+def freeze_start_up_objects() -> None:
+    """Move everything alive after start-up (modules, classes, settings: some hundred
+    thousand objects that live as long as the process) out of the garbage collector's
+    sight (`gc.freeze`). Its full collections then walk only what the work creates: a
+    planner deciding a million cases spent a quarter of its CPU re-walking them."""
+    gc.collect()
+    gc.freeze()
 
 
 def worker_pool_size(settings: Settings, concurrency: int) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from pydantic import ValidationError
 
 from adapters.rabbitmq import RabbitJobQueue
 from dialer.clock import system_clock
-from dialer.runtime import build_queue, worker_config, worker_pool_size
+from dialer.runtime import build_queue, freeze_start_up_objects, worker_config, worker_pool_size
 from dialer.settings import Settings
 
 
@@ -47,3 +49,12 @@ def test_the_bundle_size_reaches_the_rabbitmq_queue(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DIALER_QUEUE_BUNDLE_SIZE", "25")
     queue = build_queue(Settings(), system_clock, None)
     assert isinstance(queue, RabbitJobQueue) and queue.settings.bundle_size == 25
+
+
+def test_start_up_objects_are_frozen_out_of_the_collectors_walks() -> None:
+    before = gc.get_freeze_count()
+    try:
+        freeze_start_up_objects()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
