@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     # Jobs carried in one RabbitMQ message at most (the broker's cost is per message; each
     # job still gets its own outcome, retry and dead letter). 1: one job a message.
     queue_bundle_size: int = Field(default=100, ge=1, le=10_000)
-    # Jobs one worker process handles at a time (and the broker's prefetch). Jobs that
-    # arrive together are reserved in one transaction, so this also bounds a batch.
+    # Jobs one worker process handles at a time (the broker's prefetch holds enough
+    # bundles to fill it). Jobs that arrive together are reserved in one transaction, so
+    # this also bounds a batch.
     worker_concurrency: int = Field(default=64, ge=1, le=1000)
     # Group commit: at most this many jobs reserved in one transaction, this many such
     # transactions at a time per worker; a batch waits this long for more jobs, only while
