@@ -128,6 +128,42 @@ async def copy_records(
     return True
 
 
+async def plan_again(
+    session: AsyncSession,
+    attempt: AttemptRow,
+    when: datetime,
+    now: datetime,
+    *,
+    notes: str,
+    payload: dict[str, Any] | None = None,
+) -> AttemptRow:
+    """A fresh planned attempt for the same party, contact point, channel and campaign as
+    `attempt`, due at `when`, and its job staged in the caller's transaction (publishable
+    at once, or from `when` if that has passed). The worker asks the engine again before
+    it dials, so nothing here can break a rule."""
+    fresh = AttemptRow(
+        id=uuid.uuid4(),
+        case_id=attempt.case_id,
+        party_id=attempt.party_id,
+        contact_point_id=attempt.contact_point_id,
+        channel=attempt.channel,
+        state=AttemptState.PLANNED.value,
+        result="pending",
+        planned_at=now,
+        at=when,
+        not_before=when,
+        campaign_id=attempt.campaign_id,
+        updated_at=now,
+        notes=notes,
+    )
+    session.add(fresh)
+    await session.flush()
+    campaign = None if attempt.campaign_id is None else str(attempt.campaign_id)
+    job = Job(str(fresh.id), str(attempt.case_id), campaign, when, payload or {})
+    await add_jobs(session, [job], min(now, when))
+    return fresh
+
+
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows (dicts with the same keys) in the caller's transaction: on PostgreSQL by
     COPY (binary, no statement to compile or parameters to bind per row: the planner

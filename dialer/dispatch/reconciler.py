@@ -20,7 +20,6 @@ windows, caps and everything that happened since still decide whether it is plac
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
-from adapters.ports import Job, Telephony
+from adapters.ports import Telephony
 from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
 from dialer.dispatch import outbox
@@ -207,25 +206,8 @@ async def _replan(session: AsyncSession, row: AttemptRow, now: datetime, replans
     )
     if (made or 0) >= replans:
         return False
-    when = min(now, row.not_before or now)
-    fresh = AttemptRow(
-        id=uuid.uuid4(),
-        case_id=row.case_id,
-        party_id=row.party_id,
-        contact_point_id=row.contact_point_id,
-        channel=row.channel,
-        state=AttemptState.PLANNED.value,
-        result="pending",
-        planned_at=now,
-        at=when,
-        not_before=when,
-        campaign_id=row.campaign_id,
-        updated_at=now,
-        notes=f"{REPLAN_NOTE}{row.id} was never placed",
-    )
-    session.add(fresh)
-    await session.flush()
-    job = Job(str(fresh.id), str(row.case_id), str(row.campaign_id), when)
-    await outbox.add_jobs(session, [job], when)  # publishable from its send time
+    when = min(now, row.not_before or now)  # its send time, which has passed
+    notes = f"{REPLAN_NOTE}{row.id} was never placed"
+    fresh = await outbox.plan_again(session, row, when, now, notes=notes)
     log.info("attempt %s was never placed: planned %s in its place", row.id, fresh.id)
     return True

@@ -860,28 +860,13 @@ class Dispatcher:
         if tries >= self.config.transient_retries:
             return
         when = now + self.config.transient_delay
-        fresh = AttemptRow(
-            id=uuid.uuid4(),
-            case_id=attempt.case_id,
-            party_id=attempt.party_id,
-            contact_point_id=attempt.contact_point_id,
-            channel=attempt.channel,
-            state=AttemptState.PLANNED.value,
-            result="pending",
-            planned_at=now,
-            at=when,
-            not_before=when,
-            campaign_id=attempt.campaign_id,
-            updated_at=now,
-            notes=f"retry of {attempt.id} after a transient provider error",
-        )
-        session.add(fresh)
-        await session.flush()
-        payload = {**job.payload, "transient_retries": tries + 1}
-        await outbox.add_jobs(
+        await outbox.plan_again(
             session,
-            [Job(str(fresh.id), str(attempt.case_id), job.campaign_id, when, payload)],
+            attempt,
+            when,
             now,
+            notes=f"retry of {attempt.id} after a transient provider error",
+            payload={**job.payload, "transient_retries": tries + 1},
         )
 
 
