@@ -161,9 +161,10 @@ async def raw_aio_pika(amqp: str, count: int) -> tuple[float, float]:
                 done.set()
 
         started = time.perf_counter()
-        await q.consume(on_message)
+        tag = await q.consume(on_message)
         await done.wait()
         consumed = time.perf_counter() - started
+        await q.cancel(tag)  # before the queue goes (else the broker cancels it, with a warning)
         await channel.queue_delete(name)
         return count / published, count / consumed
     finally:
