@@ -51,8 +51,13 @@ their messages go back to the queue unsettled and come back split.
 
 The prefetch (see `RabbitJobQueue.prefetch`) counts messages: `concurrency` for one job a
 message, enough bundles to fill `concurrency` plus one otherwise (2 for 64 and bundles of
-100); it follows the jobs per message of the last few messages, so a run of single-job
-messages (a backlog in the old format, a split bundle) is not handled two at a time.
+100). It is fixed for the consumer's life: single-job messages (a split bundle, a job that
+failed alone, an old-format backlog during a rolling upgrade) then run that many at a time
+per worker. A prefetch that followed the jobs per message was tried and dropped: a
+consumer raised to `concurrency` for singles takes that many bundles in one burst before
+it can lower it again (6,400 jobs for one worker at the defaults), and swapping consumers
+races `close()` and reconnects. `RabbitSettings.prefetch` (`DIALER_QUEUE_PREFETCH`) sets it
+for such a backlog.
 
 Rolling out bundles: consumers of this version read both formats, older ones dead-letter
 a bundle as malformed (`replay_dead_letters` brings it back). Upgrade every worker before
@@ -62,13 +67,11 @@ the publishers use a `bundle_size` above 1.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
 import os
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -113,7 +116,6 @@ BUNDLE_CONTENT_TYPE = "application/vnd.dialer.job-bundle+json"
 BUNDLE_FORMAT_VERSION = 1  # {"v": 1, "jobs": [job document, ...], "retries": [n, ...]?}
 REJECTED, DELIVERY_LIMIT = "rejected", "delivery_limit"
 _ZERO = timedelta(0)
-PREFETCH_WINDOW = 16  # messages whose jobs the consumer's prefetch follows
 # Browsing the dead letters returns each one to its queue, which a quorum queue counts as a
 # delivery; RabbitMQ 4 defaults the limit to 20 and would then drop them (no DLX there).
 DEAD_LETTER_BROWSE_LIMIT = 1_000_000
@@ -173,11 +175,7 @@ class RabbitJobQueue(JobQueue):
         self._consumer_tag: str | None = None
         self._handler: JobHandler | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._closing = False
-        self._concurrency = 1
         self._prefetch_now: int | None = None
-        self._seen: deque[int] = deque(maxlen=PREFETCH_WINDOW)  # jobs per message received
-        self._adapting: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self.reconnections = 0  # times the robust connection came back after a loss
 
@@ -220,11 +218,6 @@ class RabbitJobQueue(JobQueue):
             raise QueueError(f"could not declare the queue topology: {exc!r}") from exc
 
     async def close(self) -> None:
-        self._closing = True  # no more prefetch changes
-        if self._adapting is not None:
-            self._adapting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._adapting
         if self._consume_queue is not None and self._consumer_tag is not None:
             try:
                 async with asyncio.timeout(5):
@@ -433,18 +426,15 @@ class RabbitJobQueue(JobQueue):
                 ) from failures[0]
 
     # --- consuming ---------------------------------------------------------------------
-    def prefetch(self, concurrency: int, jobs_per_message: float | None = None) -> int:
+    def prefetch(self, concurrency: int) -> int:
         """Messages a consumer may hold unacked. One job a message: `concurrency`, so the
         broker never hands this worker more than it can run. Bundles: enough of them to
         fill `concurrency` plus one ahead (so the handlers do not idle while the next one
         travels), not more, so one worker does not hoard the queue nor take a pile of
-        bundles down with it when it dies. It starts from `bundle_size` and then follows
-        the jobs per message the consumer sees (see `_adapt_prefetch`), so that a run of
-        single-job messages (old ones, split ones) still fills `concurrency`. A
-        `RabbitSettings.prefetch` fixes it."""
+        bundles down with it when it dies. `RabbitSettings.prefetch` overrides it."""
         if self.settings.prefetch:
             return self.settings.prefetch
-        size = jobs_per_message or self.settings.bundle_size
+        size = self.settings.bundle_size
         return concurrency if size <= 1 else min(concurrency, math.ceil(concurrency / size) + 1)
 
     @property
@@ -459,12 +449,9 @@ class RabbitJobQueue(JobQueue):
         assert self._connection is not None
         self._handler = handler
         self._slots = asyncio.Semaphore(concurrency)  # handler calls, all messages together
-        self._closing = False
         channel = self._connection.channel()
         await channel.initialize()
-        self._concurrency = concurrency
         self._prefetch_now = self.prefetch(concurrency)
-        self._seen.clear()
         await channel.set_qos(prefetch_count=self._prefetch_now)
         queue = await channel.declare_queue(
             self.work_queue_name, durable=True, arguments=self._work_queue_arguments()
@@ -473,57 +460,26 @@ class RabbitJobQueue(JobQueue):
         self._consume_queue = queue
         self._consumer_tag = await queue.consume(self._on_message)
 
-    def _note_message(self, message: AbstractIncomingMessage) -> None:
-        """Count the jobs per message; ask for another prefetch when they call for one at
-        least twice or half the present one (so that mixed traffic does not flap it)."""
-        jobs = 1
-        if message.content_type == BUNDLE_CONTENT_TYPE:
-            jobs = max(1, _int_header(message.headers or {}, BUNDLE_HEADER))
-        self._seen.append(jobs)
-        if (
-            self.settings.prefetch
-            or self._closing
-            or self._adapting is not None
-            or len(self._seen) < PREFETCH_WINDOW
-            or self._prefetch_now is None
-        ):
-            return
-        target = self.prefetch(self._concurrency, sum(self._seen) / len(self._seen))
-        if target >= 2 * self._prefetch_now or 2 * target <= self._prefetch_now:
-            self._adapting = asyncio.create_task(self._adapt_prefetch(target))
-
-    async def _adapt_prefetch(self, target: int) -> None:
-        """A consumer's prefetch is fixed when it starts (RabbitMQ applies basic.qos to
-        consumers started after it): start another with `target`, then cancel the old one
-        (the messages it holds stay ours to settle)."""
-        channel, queue, old = self._consume_channel, self._consume_queue, self._consumer_tag
-        try:
-            if channel is None or queue is None or old is None:
-                return
-            async with asyncio.timeout(self.settings.publish_timeout):
-                await channel.set_qos(prefetch_count=target)
-                if self._closing:
-                    return
-                self._consumer_tag = await queue.consume(self._on_message)
-                self._prefetch_now = target
-                await queue.cancel(old)
-            log.info("consumer prefetch now %d messages", target)
-        except (*_SETTLE_ERRORS, TimeoutError) as exc:
-            log.warning("could not change the consumer's prefetch to %d: %r", target, exc)
-        finally:
-            self._seen.clear()
-            self._adapting = None
-
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._note_message(message)
         # aiormq cancels its consumer tasks when the channel closes; a handler stopped
         # halfway (say, between reserving an attempt and dialing) is worse than one that
         # finishes and fails to ack, which the broker answers with a flagged redelivery.
         # So the handler runs in a task of ours, shielded, and close() waits for it.
-        task = asyncio.create_task(self._process(message))
+        task = asyncio.create_task(self._guarded(message))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         await asyncio.shield(task)
+
+    async def _guarded(self, message: AbstractIncomingMessage) -> None:
+        """`_process`, and a message it could not settle for an unexpected error goes back
+        to the queue (a bundle then comes back split; the delivery limit ends a loop)
+        instead of staying unacked, which would hold a prefetch slot for good."""
+        try:
+            await self._process(message)
+        except Exception:
+            log.exception("message %s could not be handled", message.message_id)
+            if not message.processed:
+                await _settle(message.nack(requeue=True), message)
 
     async def _run(self, delivery: Delivery) -> _Verdict:
         """Hand one job to the handler (within the concurrency limit); its verdict."""
@@ -735,15 +691,20 @@ def _parse_bundle(body: bytes) -> list[_Item]:
     if not isinstance(data, dict) or data.get("v") != BUNDLE_FORMAT_VERSION:
         raise ValueError(f"unsupported bundle format: {data!r:.200}")
     documents = data.get("jobs")
-    retries = data.get("retries") or [0] * len(documents or ())
     if not isinstance(documents, list) or not documents:
         raise ValueError("a bundle holds a non-empty list of jobs")
+    retries = data.get("retries") or [0] * len(documents)
     if not isinstance(retries, list) or len(retries) != len(documents):
         raise ValueError("a bundle's retries must match its jobs")
-    return [
-        _Item(Job.from_document(doc), r if isinstance(r, int) else 0)
-        for doc, r in zip(documents, retries, strict=True)
-    ]
+    try:
+        return [
+            _Item(Job.from_document(doc), r if isinstance(r, int) else 0)
+            for doc, r in zip(documents, retries, strict=True)
+        ]
+    except ValueError:
+        raise
+    except Exception as exc:  # a job document of the wrong shape, whatever it trips on
+        raise ValueError(f"malformed job in a bundle: {exc!r}") from exc
 
 
 async def _settle(action: Any, message: AbstractIncomingMessage) -> None:

@@ -621,35 +621,39 @@ async def test_closing_lets_the_bundles_held_finish_every_job_then_acks_them(
     assert record.deliveries == []  # acked: nothing comes back
 
 
+@pytest.mark.parametrize(
+    ("bundle_size", "override", "concurrency", "expected"),
+    [(100, None, 64, 2), (10, None, 64, 8), (100, None, 1, 1), (1, None, 64, 64), (100, 5, 64, 5)],
+)
+def test_the_prefetch_holds_enough_bundles_to_fill_the_concurrency_and_one_more(
+    bundle_size: int, override: int | None, concurrency: int, expected: int
+) -> None:
+    settings = RabbitSettings(bundle_size=bundle_size, prefetch=override)
+    assert RabbitJobQueue(settings).prefetch(concurrency) == expected
+
+
 @pytest.mark.rabbitmq
-async def test_the_prefetch_follows_the_jobs_per_message(make_queue: QueueFactory) -> None:
-    singles = await make_queue(bundle_size=1)  # a backlog in the old format
-    await singles.publish([job(f"o{i}") for i in range(60)])
-    queue = await make_queue()  # bundles of 100: prefetch 2 for a concurrency of 8
-    running = peak = 0
-    done: list[str] = []
-
-    async def handler(delivery: Delivery) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.05)
-        running -= 1
-        done.append(delivery.job.attempt_id)
-
-    await queue.consume(handler, concurrency=8)
-    assert queue.current_prefetch == 2
-    await wait_until(lambda: len(done) == 60)
-    assert queue.current_prefetch == 8  # one job a message: as many as it can run
-    assert peak == 8
-
-    small = await make_queue(bundle_size=4)
-    await small.publish([job(f"b{i}") for i in range(80)])  # 20 bundles of 4
-    await wait_until(lambda: len(done) == 140)
-    # back to a few bundles: 3 would fill 8 handlers and keep one waiting; a change is
-    # made only for a factor of two, after the window held some singles still
-    assert queue.current_prefetch in (3, 4)
-    assert sorted(done) == sorted([f"o{i}" for i in range(60)] + [f"b{i}" for i in range(80)])
+async def test_malformed_bundles_are_dead_lettered_and_never_stall_the_consumer(
+    make_queue: QueueFactory, raw: aio_pika.abc.AbstractConnection
+) -> None:
+    queue = await make_queue(bundle_size=10)  # prefetch 2 for a concurrency of 4
+    channel = await raw.channel()
+    exchange = await channel.get_exchange(queue.work_exchange_name)
+    bodies = [{"v": 1, "jobs": 5}, {"v": 1, "jobs": [{"v": 1}]}, {"v": 1, "jobs": [7]}]
+    for i, body in enumerate(bodies):  # each fills a prefetch slot if left unsettled
+        bad = aio_pika.Message(
+            json.dumps(body).encode(), content_type=BUNDLE_CONTENT_TYPE, message_id=f"bad{i}"
+        )
+        await exchange.publish(bad, "job")
+    await channel.close()
+    await queue.publish([job(f"g{i}") for i in range(30)])
+    record = Recorder()
+    await queue.consume(record, concurrency=4)
+    await wait_until(lambda: len(record.deliveries) == 30)
+    letters = await dead_letters(queue, 3)
+    assert sorted(d.message_id for d in letters) == ["bad0", "bad1", "bad2"]
+    assert all(d.job is None and d.reason == "rejected" for d in letters)
+    assert sorted(record.ids()) == sorted(f"g{i}" for i in range(30))
 
 
 @pytest.mark.rabbitmq
