@@ -53,6 +53,7 @@ def build_queue(
                 namespace=settings.queue_namespace,
                 delivery_limit=settings.queue_delivery_limit,
                 bundle_size=settings.queue_bundle_size,
+                prefetch=settings.queue_prefetch,
             ),
             clock=clock,
         )

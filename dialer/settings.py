@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # Jobs carried in one RabbitMQ message at most (the broker's cost is per message; each
     # job still gets its own outcome, retry and dead letter). 1: one job a message.
     queue_bundle_size: int = Field(default=100, ge=1, le=10_000)
+    # Messages one worker holds unacked; unset: enough bundles to fill its concurrency, plus
+    # one. Raise it to drain a backlog of single-job messages (a rolling upgrade) faster.
+    queue_prefetch: int | None = Field(default=None, ge=1, le=10_000)
     # Jobs one worker process handles at a time (the broker's prefetch holds enough
     # bundles to fill it). Jobs that arrive together are reserved in one transaction, so
     # this also bounds a batch.

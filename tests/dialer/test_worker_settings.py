@@ -49,6 +49,10 @@ def test_the_bundle_size_reaches_the_rabbitmq_queue(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DIALER_QUEUE_BUNDLE_SIZE", "25")
     queue = build_queue(Settings(), system_clock, None)
     assert isinstance(queue, RabbitJobQueue) and queue.settings.bundle_size == 25
+    assert queue.prefetch(64) == 4  # enough bundles of 25 to fill 64, and one more
+    monkeypatch.setenv("DIALER_QUEUE_PREFETCH", "40")
+    queue = build_queue(Settings(), system_clock, None)
+    assert isinstance(queue, RabbitJobQueue) and queue.prefetch(64) == 40
 
 
 def test_start_up_objects_are_frozen_out_of_the_collectors_walks() -> None:
