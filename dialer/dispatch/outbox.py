@@ -209,9 +209,24 @@ async def relay_once(
         rows = (await conn.execute(q.due, {"now": now, "limit": limit})).all()
         if not rows:
             return 0
-        ids = [r[0] for r in rows]
         # PostgreSQL extracts the fields; elsewhere the stored text is parsed once.
-        jobs = [_job(r) for r in rows] if postgres else [Job.from_json(r[1]) for r in rows]
+        parse = _job if postgres else _job_from_text
+        ids: list[int] = []
+        jobs: list[Job] = []
+        unreadable: list[int] = []
+        for r in rows:
+            try:
+                jobs.append(parse(r))
+            except ValueError as exc:
+                log.error("outbox row %s is not a job (%s): set aside", r[0], exc)
+                unreadable.append(r[0])
+            else:
+                ids.append(r[0])
+        if unreadable:  # kept, with the reason, for an operator; never blocks the others
+            await _set_aside(conn, unreadable, now)
+        if not jobs:
+            await session.commit()
+            return len(rows)
         try:
             await queue.publish(jobs)
         except QueueError as exc:
@@ -227,18 +242,41 @@ async def relay_once(
 
 
 def _job(row: Any) -> Job:
-    """A job from its document's fields as PostgreSQL extracted them (`_FIELDS`), checked
-    as `Job.from_json` checks the document."""
+    """A job from its document's fields as PostgreSQL extracted them (`_build`), checked
+    as `Job.from_document` checks the document: the version as a JSON value equal to
+    JOB_FORMAT_VERSION, the ids and instant present, a missing or empty payload as {}."""
     _, version, attempt_id, case_id, campaign_id, not_before, payload = row
-    if version != _VERSION or attempt_id is None or case_id is None or not_before is None:
-        raise ValueError(f"unsupported or malformed job document (outbox row {row[0]})")
-    found = {} if payload is None or payload == "{}" else json.loads(payload)
-    if not isinstance(found, dict):
-        raise ValueError("job payload must be an object")
-    return Job(attempt_id, case_id, campaign_id, datetime.fromisoformat(not_before), found)
+    try:
+        if version is None or json.loads(version) != JOB_FORMAT_VERSION:
+            raise ValueError(f"unsupported job format {version!r:.40}")
+        if attempt_id is None or case_id is None or not_before is None:
+            raise ValueError("a job needs attempt_id, case_id and not_before")
+        found = {} if payload is None or payload == "{}" else json.loads(payload) or {}
+        if not isinstance(found, dict):
+            raise ValueError("job payload must be an object")
+        return Job(attempt_id, case_id, campaign_id, datetime.fromisoformat(not_before), found)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"malformed job: {exc}") from exc
 
 
-_VERSION = str(JOB_FORMAT_VERSION)
+def _job_from_text(row: Any) -> Job:
+    return Job.from_json(row[1])
+
+
+# Rows whose document is not a job are moved this far out of the relay's way.
+SET_ASIDE = timedelta(days=365)
+
+
+async def _set_aside(conn: Any, ids: list[int], now: datetime) -> None:
+    await conn.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(ids))
+        .values(
+            available_at=now + SET_ASIDE,
+            publish_attempts=_OUTBOX.c.publish_attempts + 1,
+            last_error="not a job document: set aside by the relay",
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +297,9 @@ def _build(postgres: bool) -> _Statements:
     job = _OUTBOX.c.job
     fields = (
         # The document's fields, extracted by PostgreSQL (`_job` checks them): no JSON
-        # text to parse here per job. The version and ids come back as text (`->>`).
-        (job["v"].as_string(), job["attempt_id"].as_string(), job["case_id"].as_string(),
+        # document to parse here per job. The ids come back as text (`->>`), the version
+        # and the payload as JSON text.
+        (cast(job["v"], Text), job["attempt_id"].as_string(), job["case_id"].as_string(),
          job["campaign_id"].as_string(), job["not_before"].as_string(),
          cast(job["payload"], Text))
         if postgres

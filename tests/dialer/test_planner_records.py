@@ -68,7 +68,20 @@ def test_job_text_is_the_jobs_document(job: Job) -> None:
     assert Job.from_json(text) == job
 
 
-async def test_facts_read_on_the_drivers_connection_equal_sqlalchemys(world: World) -> None:
+async def test_facts_read_on_the_drivers_connection_equal_sqlalchemys(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetches: list[str] = []
+    if world.postgres:  # count what goes by the driver's own connection
+        import asyncpg
+
+        real_fetch = asyncpg.Connection.fetch
+
+        async def counting_fetch(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+            fetches.append(query)
+            return await real_fetch(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, "fetch", counting_fetch)
     world.clock.advance_to(INSIDE)
     ids = await world.add_cases(4)
     cid = await world.campaign()
@@ -81,11 +94,15 @@ async def test_facts_read_on_the_drivers_connection_equal_sqlalchemys(world: Wor
     later = world.clock() + timedelta(hours=1)
     sent = (await world.attempts(state="sent"))[0]
     for exclude in (None, sent.id):
+        fetches.clear()
         async with world.maker() as session:  # nothing run yet: SQLAlchemy's path
             plain = await load_facts(session, ids, later, exclude_attempt=exclude)
+        by_sqlalchemy = len(fetches)
         async with world.maker() as session:  # in an open transaction
             await session.scalar(select(CaseRow.id).limit(1))
             driver = await load_facts(session, ids, later, exclude_attempt=exclude)
+        if world.postgres:  # the second read went by the driver, statement by statement
+            assert len(fetches) - by_sqlalchemy >= 4, fetches
         assert driver == plain
         assert set(driver) == set(ids)
         histories = [len(driver[i].history.attempts) for i in ids]
@@ -172,7 +189,9 @@ async def test_channels_decided_on_one_history_share_the_engines_decisions(
 
 async def test_the_relay_publishes_the_staged_jobs_as_they_were(world: World) -> None:
     """Whatever the document (a payload, no campaign, odd characters), the job published
-    is the job staged; a document of an unknown version is refused, not published."""
+    is the job staged; a document that is not a job (an unknown version, a version as a
+    string, a payload that is not an object) is set aside with its reason, never
+    published, and does not hold back the jobs behind it."""
     now = world.clock()
     jobs = [
         Job(str(uuid.uuid4()), "c-1", "k-1", now),
@@ -185,19 +204,37 @@ async def test_the_relay_publishes_the_staged_jobs_as_they_were(world: World) ->
     queue = InProcessJobQueue(clock=world.clock)
     assert await outbox.relay_once(world.maker, queue, now) == 3
     assert sorted(queue.pending(), key=lambda j: j.case_id) == sorted(jobs, key=lambda j: j.case_id)
+    bad = [
+        {**outbox.job_document(jobs[0]), "v": 99},
+        {**outbox.job_document(jobs[0]), "v": "1"},
+        {**outbox.job_document(jobs[0]), "payload": [1]},
+        {"v": 1, "attempt_id": "a"},
+    ]
+    good = Job(str(uuid.uuid4()), "c-4", "k-1", now, {"ok": None})
     async with world.maker() as session:
-        session.add(
-            OutboxRow(
-                job={**outbox.job_document(jobs[0]), "v": 99},
-                created_at=now,
-                available_at=now,
-                publish_attempts=0,
-            )
-        )
+        for doc in bad:
+            session.add(OutboxRow(job=doc, created_at=now, available_at=now, publish_attempts=0))
         await session.commit()
-    with pytest.raises(ValueError):
-        await outbox.relay_once(world.maker, queue, now)
-    assert len(queue.pending()) == 3
+        await outbox.add_jobs(session, [good], now)  # staged after the bad ones
+        await session.commit()
+    assert await outbox.relay_all(world.maker, queue, now) == 5
+    assert len(queue.pending()) == 4 and good in queue.pending()
+    async with world.maker() as session:
+        aside = (
+            await session.scalars(select(OutboxRow).where(OutboxRow.published_at.is_(None)))
+        ).all()
+    assert len(aside) == 4
+    assert all(r.available_at > now + timedelta(days=300) and r.last_error for r in aside)
+    assert await outbox.relay_all(world.maker, queue, now + timedelta(hours=1)) == 0
+    # a payload that is null or empty is no payload, as Job.from_json reads it
+    for payload in (None, []):
+        doc = {**outbox.job_document(jobs[0]), "payload": payload}
+        async with world.maker() as session:
+            session.add(OutboxRow(job=doc, created_at=now, available_at=now, publish_attempts=0))
+            await session.commit()
+        before = queue.pending().count(jobs[0])
+        assert await outbox.relay_once(world.maker, queue, now) == 1
+        assert queue.pending().count(jobs[0]) == before + 1
 
 
 async def test_each_case_is_planned_under_its_pinned_strategy_or_the_active_one(
