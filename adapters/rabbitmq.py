@@ -46,8 +46,8 @@ settle it) is split: each job republished alone, flagged as redelivered, then th
 acked, so that a poison job that kills its process cannot take the others to the dead
 letters with it. Handlers act at most once per attempt id, so a job handled before its
 bundle came back is harmless. `close()` lets the bundles a worker holds finish, every
-job of them (two bundles at most, by the prefetch), within `shutdown_grace`; past it
-their messages go back to the queue unsettled and come back split.
+job of them (the prefetch's worth: two bundles at the defaults), within `shutdown_grace`;
+past it their messages go back to the queue unsettled and come back split.
 
 The prefetch (see `RabbitJobQueue.prefetch`) counts messages: `concurrency` for one job a
 message, enough bundles to fill `concurrency` plus one otherwise (2 for 64 and bundles of

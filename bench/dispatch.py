@@ -20,9 +20,9 @@
    transaction; each job dials a mocked provider; their `sent` records are written
    together) consume them. Jobs travel in bundles of up to `--bundle` (default
    `RabbitSettings.bundle_size`, 100) a message; a worker's prefetch is the bundles that
-   fill its concurrency plus one (2; it follows the jobs per message the worker receives,
-   see `RabbitJobQueue.prefetch`), and a bundle is acked once each of its jobs is
-   recorded (one job a message: prefetch = concurrency, each acked after its record).
+   fill its concurrency plus one (2, see `RabbitJobQueue.prefetch`), and a bundle is
+   acked once each of its jobs is recorded (one job a message: prefetch = concurrency,
+   each acked after its record).
    Timed from the planner's start until every attempt is recorded `sent`; the planner's
    own share (until it returned: the workers dispatch meanwhile) is printed beside it.
    CPU per job in that run: the two workers, this process (planner, relay), and every
