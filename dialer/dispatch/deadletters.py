@@ -20,9 +20,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.inprocess import InProcessJobQueue, utc_now
-from adapters.ports import DeadLetter
+from adapters.ports import DeadLetter, Job
 from dialer.db.models import DeadLetterRow
-from dialer.dispatch.outbox import add_jobs, job_document, job_from_document
+from dialer.dispatch.outbox import add_jobs
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class EmbeddedJobQueue(InProcessJobQueue):
             if row is None:
                 row = DeadLetterRow(message_id=dead.message_id)
                 session.add(row)
-            row.job = job_document(dead.job) if dead.job is not None else None
+            row.job = dead.job.to_document() if dead.job is not None else None
             row.reason = dead.reason
             row.error = error[:2000]
             row.died_at = dead.died_at or self._clock()
@@ -84,7 +84,7 @@ class EmbeddedJobQueue(InProcessJobQueue):
             rows = (await session.scalars(stmt)).all()
             replayable = [r for r in rows if r.job is not None]
             now = self._clock()
-            jobs = [job_from_document(r.job) for r in replayable if r.job is not None]
+            jobs = [Job.from_document(r.job) for r in replayable if r.job is not None]
             await add_jobs(session, jobs, now)
             if replayable:
                 await session.execute(
@@ -99,7 +99,7 @@ class EmbeddedJobQueue(InProcessJobQueue):
 
 
 def _letter(row: DeadLetterRow) -> DeadLetter:
-    job = job_from_document(row.job) if row.job is not None else None
+    job = Job.from_document(row.job) if row.job is not None else None
     died = row.died_at if row.died_at.tzinfo else row.died_at.replace(tzinfo=UTC)
     return DeadLetter(
         message_id=row.message_id,

@@ -55,25 +55,8 @@ _ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 _TO_QUEUED = [s.value for s in AttemptState if can_advance(s, AttemptState.QUEUED)]
 
 
-def job_document(job: Job) -> dict[str, Any]:
-    """The job as `Job.to_json` writes it, as a dict (no JSON round trip: the planner
-    writes one per attempt)."""
-    return {
-        "v": JOB_FORMAT_VERSION,
-        "attempt_id": job.attempt_id,
-        "case_id": job.case_id,
-        "campaign_id": job.campaign_id,
-        "not_before": job.not_before.isoformat(),
-        "payload": job.payload,
-    }
-
-
-def job_from_document(doc: dict[str, Any]) -> Job:
-    return Job.from_json(json.dumps(doc))
-
-
 def job_text(job: Job) -> str:
-    """`job_document(job)` as compact JSON text, written directly (the planner writes one
+    """`job.to_document()` as compact JSON text, written directly (the planner writes one
     per attempt): the ids escaped as `json.dumps` escapes strings, the payload dumped only
     when there is one."""
     campaign = "null" if job.campaign_id is None else _string(job.campaign_id)
@@ -243,20 +226,21 @@ async def relay_once(
 
 def _job(row: Any) -> Job:
     """A job from its document's fields as PostgreSQL extracted them (`_build`), checked
-    as `Job.from_document` checks the document: the version as a JSON value equal to
-    JOB_FORMAT_VERSION, the ids and instant present, a missing or empty payload as {}."""
+    by `Job.from_document` as any job document is (a field the document lacks, or holds
+    as null, is left out)."""
     _, version, attempt_id, case_id, campaign_id, not_before, payload = row
     try:
-        if version is None or json.loads(version) != JOB_FORMAT_VERSION:
-            raise ValueError(f"unsupported job format {version!r:.40}")
-        if attempt_id is None or case_id is None or not_before is None:
-            raise ValueError("a job needs attempt_id, case_id and not_before")
-        found = {} if payload is None or payload == "{}" else json.loads(payload) or {}
-        if not isinstance(found, dict):
-            raise ValueError("job payload must be an object")
-        return Job(attempt_id, case_id, campaign_id, datetime.fromisoformat(not_before), found)
-    except (TypeError, json.JSONDecodeError) as exc:
+        fields = {
+            "v": None if version is None else json.loads(version),
+            "attempt_id": attempt_id,
+            "case_id": case_id,
+            "campaign_id": campaign_id,
+            "not_before": not_before,
+            "payload": None if payload is None else json.loads(payload),
+        }
+    except json.JSONDecodeError as exc:
         raise ValueError(f"malformed job: {exc}") from exc
+    return Job.from_document({k: v for k, v in fields.items() if v is not None})
 
 
 def _job_from_text(row: Any) -> Job:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from adapters.errors import QueueError
-from adapters.ports import Delivery
+from adapters.ports import Delivery, Job
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from dialer.dispatch import outbox, planner
 from tests.adapters.conftest import RABBIT_URL, _probe
@@ -87,7 +87,7 @@ async def test_planned_jobs_published_twice_are_dialled_once_each(
     cid = await world.campaign(window="00:00-24:00", cps=200)
     await planner.plan_campaign(world.maker, cid, clock, queue=rabbit, batch=8)
     await rabbit.publish(world_jobs := [
-        outbox.job_from_document(doc) for doc in await _outbox_docs(world)
+        Job.from_document(doc) for doc in await _outbox_docs(world)
     ])  # fmt: skip
     assert len(world_jobs) == 30  # the relay "crashed" after the confirm: all again
     await rabbit.consume(world.dispatcher_with_clock(clock), concurrency=8)

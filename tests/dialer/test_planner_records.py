@@ -64,7 +64,7 @@ def test_new_ids_are_distinct_random_version_4_uuids_as_text() -> None:
 )
 def test_job_text_is_the_jobs_document(job: Job) -> None:
     text = outbox.job_text(job)
-    assert json.loads(text) == outbox.job_document(job)
+    assert json.loads(text) == job.to_document()
     assert Job.from_json(text) == job
 
 
@@ -205,9 +205,9 @@ async def test_the_relay_publishes_the_staged_jobs_as_they_were(world: World) ->
     assert await outbox.relay_once(world.maker, queue, now) == 3
     assert sorted(queue.pending(), key=lambda j: j.case_id) == sorted(jobs, key=lambda j: j.case_id)
     bad = [
-        {**outbox.job_document(jobs[0]), "v": 99},
-        {**outbox.job_document(jobs[0]), "v": "1"},
-        {**outbox.job_document(jobs[0]), "payload": [1]},
+        {**jobs[0].to_document(), "v": 99},
+        {**jobs[0].to_document(), "v": "1"},
+        {**jobs[0].to_document(), "payload": [1]},
         {"v": 1, "attempt_id": "a"},
     ]
     good = Job(str(uuid.uuid4()), "c-4", "k-1", now, {"ok": None})
@@ -228,7 +228,7 @@ async def test_the_relay_publishes_the_staged_jobs_as_they_were(world: World) ->
     assert await outbox.relay_all(world.maker, queue, now + timedelta(hours=1)) == 0
     # a payload that is null or empty is no payload, as Job.from_json reads it
     for payload in (None, []):
-        doc = {**outbox.job_document(jobs[0]), "payload": payload}
+        doc = {**jobs[0].to_document(), "payload": payload}
         async with world.maker() as session:
             session.add(OutboxRow(job=doc, created_at=now, available_at=now, publish_attempts=0))
             await session.commit()

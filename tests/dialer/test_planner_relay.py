@@ -94,7 +94,7 @@ async def test_bulk_insert_writes_what_an_executemany_would(world: World) -> Non
         await session.commit()
     async with world.maker() as session:
         rows = (await session.scalars(select(OutboxRow).order_by(OutboxRow.id))).all()
-    assert [outbox.job_from_document(r.job) for r in rows] == [*jobs, jobs[0]]
+    assert [Job.from_document(r.job) for r in rows] == [*jobs, jobs[0]]
     assert {(r.created_at, r.available_at, r.published_at, r.publish_attempts) for r in rows} == {
         (now, now, None, 0)
     }

@@ -26,11 +26,10 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from adapters.fakes import FakeTelephony
-from adapters.ports import Delivery
+from adapters.ports import Delivery, Job
 from dialer.app import create_app
 from dialer.clock import fixed_clock
 from dialer.db.models import AttemptRow, ContactPointRow, OutboxRow, WebhookEventRow
-from dialer.dispatch.outbox import job_from_document
 from dialer.dispatch.worker import Dispatcher
 from tests.conftest import Database
 from tests.dialer.dispatch_world import INSIDE
@@ -92,7 +91,7 @@ async def _attempts(
     await world.plan_here(campaign)
     dispatcher = Dispatcher(world.maker, FakeTelephony(), None, world.clock)
     async with world.maker() as session:
-        jobs = [job_from_document(doc) for doc in await session.scalars(select(OutboxRow.job))]
+        jobs = [Job.from_document(doc) for doc in await session.scalars(select(OutboxRow.job))]
     for job in jobs:
         await dispatcher(Delivery(job))
     async with world.maker() as session:
