@@ -175,7 +175,6 @@ class RabbitJobQueue(JobQueue):
         self._consumer_tag: str | None = None
         self._handler: JobHandler | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._prefetch_now: int | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self.reconnections = 0  # times the robust connection came back after a loss
 
@@ -437,11 +436,6 @@ class RabbitJobQueue(JobQueue):
         size = self.settings.bundle_size
         return concurrency if size <= 1 else min(concurrency, math.ceil(concurrency / size) + 1)
 
-    @property
-    def current_prefetch(self) -> int | None:
-        """The consumer's prefetch now (None before `consume`)."""
-        return self._prefetch_now
-
     async def consume(self, handler: JobHandler, concurrency: int) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -451,8 +445,7 @@ class RabbitJobQueue(JobQueue):
         self._slots = asyncio.Semaphore(concurrency)  # handler calls, all messages together
         channel = self._connection.channel()
         await channel.initialize()
-        self._prefetch_now = self.prefetch(concurrency)
-        await channel.set_qos(prefetch_count=self._prefetch_now)
+        await channel.set_qos(prefetch_count=self.prefetch(concurrency))
         queue = await channel.declare_queue(
             self.work_queue_name, durable=True, arguments=self._work_queue_arguments()
         )

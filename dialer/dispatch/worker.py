@@ -522,14 +522,13 @@ class Dispatcher:
             held: set[uuid.UUID] = set()
             if writes:
                 held = {r[0] for r in await conn.execute(_LOCK_ATTEMPTS, {"ids": _padded(writes)})}
-            skipped = [
-                (i, p)
-                for i, p in plans
-                if p.kind not in _NO_WRITE and items[i].attempt_id not in held
-            ]
-            for i, _ in skipped:
-                results[i] = _Again(pause=_HELD_PAUSE)
-            plans = [(i, p) for i, p in plans if p.kind in _NO_WRITE or items[i].attempt_id in held]
+            kept: list[tuple[int, _Plan]] = []
+            for i, p in plans:
+                if p.kind in _NO_WRITE or items[i].attempt_id in held:
+                    kept.append((i, p))
+                else:  # held by another writer: decided again in a later batch
+                    results[i] = _Again(pause=_HELD_PAUSE)
+            plans = kept
         go: list[tuple[int, _Plan]] = []
         by_campaign: dict[uuid.UUID, list[tuple[int, _Plan]]] = {}
         for i, plan in plans:
