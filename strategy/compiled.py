@@ -70,6 +70,8 @@ class CompiledCap:
     limit: int
     local_days: int | None
     rolling_seconds: float | None
+    # The cap counts contact occasions (local days with a contact), not attempts.
+    occasions: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +288,8 @@ def _cap_periods(caps: list[CompiledCap]) -> tuple[CapPeriod, ...]:
     A row counts towards a cap when its channel is the cap's, its kind is the one the cap
     counts and, for a case-scope cap, its party's role is one the cap counts (a party or
     contact point cap counts every row of its group: the candidate's role selects it).
+    An occasions cap counts every row here: a period holds no more occasions than rows,
+    so the count only tells the engine which occasions caps to check day by day.
     Caps with limit 0 refuse whatever the count and are left to the engine."""
     by_period: dict[tuple[int | None, float | None], list[int]] = {}
     for i, c in enumerate(caps):
@@ -316,7 +320,9 @@ def _counts_row(c: CompiledCap, channel: Channel, role: PartyRole, conversation:
     if c.cap.scope is Scope.CASE and role not in c.roles:
         return False
     counted = c.cap.count
-    return counted is Counted.ATTEMPTS or (counted is Counted.CONVERSATIONS) == conversation
+    if counted is Counted.ATTEMPTS or counted is Counted.OCCASIONS:
+        return True
+    return (counted is Counted.CONVERSATIONS) == conversation
 
 
 def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
@@ -337,6 +343,7 @@ def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
         limit=cap.limit,
         local_days=cap.local_days,
         rolling_seconds=cap.rolling_hours * 3600.0 if cap.rolling_hours is not None else None,
+        occasions=cap.count is Counted.OCCASIONS,
     )
 
 
@@ -442,4 +449,8 @@ def scope_label(scope: Scope) -> str:
 
 
 def counted_label(counted: Counted) -> str:
-    return "unanswered attempts" if counted is Counted.UNANSWERED else str(counted)
+    if counted is Counted.UNANSWERED:
+        return "unanswered attempts"
+    if counted is Counted.OCCASIONS:
+        return "contact occasions (local days with a contact)"
+    return str(counted)

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -89,11 +90,21 @@ class Counted(StrEnum):
     ATTEMPTS = "attempts"
     CONVERSATIONS = "conversations"
     UNANSWERED = "unanswered"
+    # Contact occasions: local days on which the scope was contacted on any of the cap's
+    # channels. The source's cadence counts follow-ups, not messages: "every two days, by
+    # email and phone" (账款催收 §一, §二) is one follow-up, which may use both channels
+    # on the same local day. A contact on a day that already is an occasion adds none.
+    OCCASIONS = "occasions"
 
 
 class Cap(_Model):
     """At most `limit` counted attempts per scope, per `local_days` calendar days (today
-    and the days before it, in the party's zone) or per rolling `rolling_hours`."""
+    and the days before it, in the party's zone) or per rolling `rolling_hours`.
+
+    With `count: occasions` the cap counts local days with a contact on its channels,
+    not attempts: a contact is allowed on a day that already is an occasion, or while
+    fewer than `limit` of the `local_days` days are. Occasions are local days, so such a
+    cap needs `local_days`."""
 
     scope: Scope
     limit: Annotated[int, Field(ge=0)]
@@ -102,6 +113,15 @@ class Cap(_Model):
     roles: frozenset[PartyRole] | None = None  # None: every party role
     local_days: Annotated[int, Field(ge=1, le=366)] | None = None
     rolling_hours: Annotated[float, Field(gt=0, le=24 * 366)] | None = None
+
+    @field_validator("rolling_hours")
+    @classmethod
+    def _occasions_are_days(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("count") is Counted.OCCASIONS:
+            raise ValueError(
+                "a cap with count occasions counts local days: give local_days, not rolling_hours"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_period(self) -> Cap:

@@ -70,7 +70,7 @@ from strategy.decision import (
     Refusal,
     TaskRequest,
 )
-from strategy.document import ContactWhen, Preference, Strategy
+from strategy.document import ContactWhen, Counted, Preference, Strategy
 from strategy.guardrails import Clause, GuardrailProfile
 from strategy.history import HistoryIndex
 from strategy.model import (
@@ -123,6 +123,7 @@ _AVOID_MONTH_END: Final = Preference.AVOID_MONTH_END
 _AVOID_WEEKEND: Final = Preference.AVOID_WEEKEND
 _AVOID_LAST_HOUR: Final = Preference.AVOID_LAST_HOUR
 _MONTH_END_SPAN: Final = timedelta(days=MONTH_END_DAYS)
+_ATTEMPTS: Final = Counted.ATTEMPTS
 _NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 _ALL_CHANNELS: Final = frozenset(Channel)
 # Builds a record (a named tuple) from its fields in one C call, without the generated
@@ -1058,6 +1059,8 @@ class _Evaluator:
         local_days, rolling, limit = ccap.local_days, ccap.rolling_seconds, ccap.limit
         if local_days is not None:
             start, end = self._period(at, zones, zone_key, local_days, t)
+            if ccap.occasions:
+                return self._occasions(ccap, group, zones, local_days, start, end, t)
         else:
             assert rolling is not None
             start, end = t - rolling + _EPS, t + _EPS
@@ -1076,6 +1079,47 @@ class _Evaluator:
                     nxt = oldest + rolling
             verdict = self._cap_reason(ccap, n, nxt)
         return verdict
+
+    def _occasions(
+        self,
+        ccap: CompiledCap,
+        group: str | frozenset[PartyRole],
+        zones: tuple[str, ...],
+        local_days: int,
+        start: float,
+        end: float,
+        t: float,
+    ) -> _Reason | None:
+        """An occasions cap's verdict: the local days in the period with a contact on the
+        cap's channels are its occasions. A contact on a day that already is one shares it
+        (email and phone on one follow-up day); another day is refused once `limit` days
+        of the period are occasions. In every possible zone of the candidate, as for any
+        cap: it passes again when the oldest of the last `limit` occasion days has left
+        the period in each zone that refuses."""
+        limit = ccap.limit
+        stamps = self.idx.count(start, end, ccap.scope, group, ccap.channels, _ATTEMPTS)
+        refused = False
+        n = 0
+        nxt: float | None = None
+        for z in zones:
+            today = local_ordinal(t, z)
+            first = today - local_days + 1
+            seen: set[int] = set()
+            for s in stamps:
+                day = local_ordinal(s, z)
+                if first <= day <= today:
+                    seen.add(day)
+            if limit > 0 and (today in seen or len(seen) < limit):
+                continue
+            refused = True
+            n = max(n, len(seen))
+            if limit > 0:
+                days = sorted(seen)
+                passes = day_start(z, days[len(days) - limit] + local_days)
+                nxt = passes if nxt is None or passes > nxt else nxt
+        if not refused:
+            return None
+        return _Reason(ccap.rule, f"{n} {ccap.message}; today is not one of them", nxt, ccap.source)
 
     @staticmethod
     def _cap_reason(ccap: CompiledCap, n: int, nxt: float | None) -> _Reason:

@@ -24,6 +24,7 @@ _COUNT_WORDS = {
     Counted.ATTEMPTS: "attempts",
     Counted.CONVERSATIONS: "conversations",
     Counted.UNANSWERED: "unanswered attempts",
+    Counted.OCCASIONS: "contact occasions",
 }
 _DISCLOSURE_FIELDS = ("disclosure", "disclosure_if_knows_debt", "disclosure_if_debtor_unreachable")
 # Third-party contact rules that do not wait for the debtor to be unreachable.
@@ -84,7 +85,8 @@ def cap_implies(tier_cap: Cap, profile_cap: Cap) -> bool:
     """True when obeying `tier_cap` can never break `profile_cap`.
 
     The tier cap must count at least what the profile cap counts (same or broader scope,
-    channels and roles; attempts cover every kind), over a period of the same kind. A
+    channels and roles; attempts cover every kind, occasions only occasions: several
+    attempts share one), over a period of the same kind. A
     profile period of P split into ceil(P / p) consecutive tier periods of p holds at most
     limit x ceil(P / p) attempts (each block is a tier window ending on its last attempt,
     which the tier cap allowed), so 1 call a local day implies 7 in 7 local days.

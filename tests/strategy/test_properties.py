@@ -252,13 +252,14 @@ def caps(draw: st.DrawFn) -> dict[str, Any]:
     cap: dict[str, Any] = {
         "scope": draw(st.sampled_from(("case", "party", "contact_point"))),
         "limit": draw(st.integers(0, 5)),
-        "count": draw(st.sampled_from(("attempts", "conversations", "unanswered"))),
+        "count": draw(st.sampled_from(("attempts", "conversations", "unanswered", "occasions"))),
     }
     if draw(st.booleans()):
         cap["channels"] = sorted(draw(subset([c.value for c in Channel]).filter(bool)))
     if draw(st.integers(0, 3)) == 0:
         cap["roles"] = sorted(draw(subset([r.value for r in PartyRole]).filter(bool)))
-    if draw(st.booleans()):
+    # Occasions are local days: such a cap counts over local days only.
+    if cap["count"] == "occasions" or draw(st.booleans()):
         cap["local_days"] = draw(st.integers(1, 7))
     else:
         cap["rolling_hours"] = draw(st.sampled_from((1, 4, 24, 72, 168)))
@@ -441,7 +442,7 @@ def select_tier(s: Scenario, t: datetime) -> Tier | None:
 
 
 def counted(a: Attempt, kind: str) -> bool:
-    if kind == "attempts":
+    if kind in ("attempts", "occasions"):
         return True
     conversation = a.result in CONVERSATION_RESULTS
     return conversation if kind == "conversations" else not conversation
@@ -485,7 +486,14 @@ def cap_breaches(
                 tz = ZoneInfo(z)
                 today = t.astimezone(tz).date()
                 first = today - timedelta(days=cap.local_days - 1)
-                counts.append(sum(1 for a in mine if first <= a.at.astimezone(tz).date() <= today))
+                days = [a.at.astimezone(tz).date() for a in mine]
+                if cap.count != "occasions":
+                    counts.append(sum(1 for d in days if first <= d <= today))
+                # An occasion is a local day with a contact; a contact on one adds none.
+                elif today not in days or cap.limit == 0:
+                    counts.append(len({d for d in days if first <= d <= today}))
+            if not counts:
+                continue
         if max(counts) >= cap.limit:
             out.append(f"{label}: {max(counts)} >= {cap.limit}")
     return out
