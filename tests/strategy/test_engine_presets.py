@@ -4,6 +4,7 @@ realistic instants."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from strategy.document import Action
 from strategy.guardrails import get_profile
@@ -128,10 +129,12 @@ def test_b2b_every_two_days_then_daily() -> None:
     )
     called = history(attempt(at(2026, 3, 9, 9, 30), result=Result.RIGHT_PARTY))
     tuesday = run(bill, called, at(2026, 3, 10, 10, 0), B2B, COMMERCIAL)
-    assert "cap.case.attempts" in refused_rules(tuesday, "m1", VOICE)
-    assert is_allowed(tuesday, "e1", EMAIL)
-    refusal = tuesday.refusal_for("m1", VOICE)
-    assert refusal is not None and refusal.next_allowed == at(2026, 3, 11, 9, 0)
+    # Monday's call was the follow-up: no email and no call on Tuesday (one occasion in
+    # two days, source 账款催收 §一), both again on Wednesday morning.
+    for cp_id, channel in (("m1", VOICE), ("e1", EMAIL)):
+        assert "cap.case.occasions" in refused_rules(tuesday, cp_id, channel)
+        refusal = tuesday.refusal_for(cp_id, channel)
+        assert refusal is not None and refusal.next_allowed == at(2026, 3, 11, 9, 0)
     # Week two: daily.
     called_again = history(attempt(at(2026, 3, 16, 9, 30), result=Result.RIGHT_PARTY))
     week_two = run(bill, called_again, at(2026, 3, 17, 10, 0), B2B, COMMERCIAL)
@@ -166,3 +169,48 @@ def test_b2b_escalation_ladder_by_months_unpaid() -> None:
     }.items():
         decision = run(paying, None, at(day.year, day.month, day.day, 10), B2B, COMMERCIAL)
         assert {t.action for t in decision.tasks} == {action}, day
+
+
+# --- the B2B cadence counts follow-ups (occasions), not messages per channel ---------------
+def b2b_customer(due: date) -> Any:
+    return case(
+        debtor(phone("m1"), email("e1", "ap@customer.example")),
+        due=due,
+        stage=Stage.PAYMENT,
+        stage_started_on=date(2026, 2, 1),
+    )
+
+
+def test_b2b_reminds_once_in_the_week_before_the_due_date() -> None:
+    """Source 账款催收 §二: 合约规定支付日期前一周,提醒一次 (one reminder a week before)."""
+    paying = b2b_customer(date(2026, 3, 31))  # due on a Tuesday
+    mailed = history(attempt(at(2026, 3, 24, 9, 30), "d", "e1", EMAIL, Result.DELIVERED))
+    # The reminder's day may carry a call as well (one occasion: mailed, then rung).
+    same_day = run(paying, mailed, at(2026, 3, 24, 14, 30), B2B, COMMERCIAL)
+    assert same_day.tier == "payment_reminder"
+    assert is_allowed(same_day, "m1", VOICE)
+    # No second reminder on any working day up to the due date, by either channel.
+    for day in (25, 26, 27, 30):
+        later = run(paying, mailed, at(2026, 3, day, 10, 0), B2B, COMMERCIAL)
+        assert later.tier == "payment_reminder"
+        for cp_id, channel in (("m1", VOICE), ("e1", EMAIL)):
+            assert "cap.case.occasions" in refused_rules(later, cp_id, channel), day
+            refusal = later.refusal_for(cp_id, channel)
+            # The next contact is the overdue follow-up, on the due date's morning.
+            assert refusal is not None and refusal.next_allowed == at(2026, 3, 31, 9, 0)
+
+
+def test_b2b_overdue_call_yesterday_leaves_no_email_today() -> None:
+    """Source 账款催收 §二: overdue up to a week, 每两日跟进一次,采用邮件加电话方式: one
+    follow-up every two days, by email and phone."""
+    paying = b2b_customer(date(2026, 5, 12))
+    called = history(attempt(at(2026, 5, 13, 10, 0)))  # Wednesday, DPD 1
+    thursday = run(paying, called, at(2026, 5, 14, 10, 0), B2B, COMMERCIAL)
+    assert thursday.tier == "payment_overdue_first_week"
+    assert "cap.case.occasions" in refused_rules(thursday, "e1", EMAIL)
+    refusal = thursday.refusal_for("e1", EMAIL)
+    assert refusal is not None and refusal.next_allowed == at(2026, 5, 15, 9, 0)
+    # Wednesday itself was the follow-up: its email may still go out that afternoon.
+    wednesday = run(paying, called, at(2026, 5, 13, 14, 30), B2B, COMMERCIAL)
+    assert is_allowed(wednesday, "e1", EMAIL)
+    assert "cap.case.attempts" in refused_rules(wednesday, "m1", VOICE)  # one call a day

@@ -149,13 +149,21 @@ def b2b() -> Strategy:
     return load_preset("b2b-receivables")
 
 
-def per_channel_caps(strategy: Strategy, tier_id: str) -> dict[Channel, tuple[int, int | None]]:
-    caps: dict[Channel, tuple[int, int | None]] = {}
+def cadence_caps(
+    strategy: Strategy, tier_id: str
+) -> tuple[dict[Channel, tuple[int, int | None]], tuple[int, int | None] | None]:
+    """A B2B tier's caps: per channel (limit, local days), and its occasions cap."""
+    per_channel: dict[Channel, tuple[int, int | None]] = {}
+    occasions = None
     for cap in strategy.tier(tier_id).caps:
         assert cap.scope is Scope.CASE and cap.channels is not None
+        if cap.count is Counted.OCCASIONS:
+            assert cap.channels == {Channel.EMAIL, Channel.VOICE}
+            occasions = (cap.limit, cap.local_days)
+            continue
         for channel in cap.channels:
-            caps[channel] = (cap.limit, cap.local_days)
-    return caps
+            per_channel[channel] = (cap.limit, cap.local_days)
+    return per_channel, occasions
 
 
 def test_b2b_runs_under_commercial_by_stage(b2b: Strategy) -> None:
@@ -179,23 +187,27 @@ def test_b2b_runs_under_commercial_by_stage(b2b: Strategy) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tier_id", "limit_per_days"),
+    ("tier_id", "occasions"),
     [
+        # Source 账款催收 §一: the first week, a follow-up every two days, by email + phone.
         ("bill_confirm_first_week", (1, 2)),
-        ("bill_confirm_second_week", (1, 1)),
+        ("bill_confirm_second_week", None),
+        # §二: remind once in the week before the due date.
         ("payment_reminder", (1, 7)),
+        # §二: overdue up to a week, a follow-up every two days, by email + phone.
         ("payment_overdue_first_week", (1, 2)),
-        ("payment_overdue_second_week", (1, 1)),
-        ("payment_overdue_three_months", (1, 1)),
+        ("payment_overdue_second_week", None),
+        ("payment_overdue_three_months", None),
     ],
 )
-def test_b2b_cadence_is_capped_per_channel(
-    b2b: Strategy, tier_id: str, limit_per_days: tuple[int, int]
+def test_b2b_cadence_counts_follow_ups_across_email_and_phone(
+    b2b: Strategy, tier_id: str, occasions: tuple[int, int] | None
 ) -> None:
-    assert per_channel_caps(b2b, tier_id) == {
-        Channel.EMAIL: limit_per_days,
-        Channel.VOICE: limit_per_days,
-    }
+    """A follow-up is one occasion on both channels; on its day, one email and one call."""
+    assert cadence_caps(b2b, tier_id) == (
+        {Channel.EMAIL: (1, 1), Channel.VOICE: (1, 1)},
+        occasions,
+    )
 
 
 def test_b2b_contacts_the_customer_in_working_hours_on_weekdays(b2b: Strategy) -> None:
