@@ -8,7 +8,7 @@ from typing import Any
 
 from strategy.document import Action
 from strategy.guardrails import get_profile
-from strategy.model import Disclosure, Result, Stage
+from strategy.model import Disclosure, PartyRole, Result, Stage
 from strategy.presets import load_preset
 from tests.strategy.builders import (
     EMAIL,
@@ -21,6 +21,7 @@ from tests.strategy.builders import (
     email,
     history,
     is_allowed,
+    party,
     phone,
     refused_rules,
     run,
@@ -214,3 +215,63 @@ def test_b2b_overdue_call_yesterday_leaves_no_email_today() -> None:
     wednesday = run(paying, called, at(2026, 5, 13, 14, 30), B2B, COMMERCIAL)
     assert is_allowed(wednesday, "e1", EMAIL)
     assert "cap.case.attempts" in refused_rules(wednesday, "m1", VOICE)  # one call a day
+
+
+# --- guarantors and co-borrowers: debt-related parties (GB/T 45251-2025) -------------------
+def with_guarantor_and_co_borrower(due: date) -> Any:
+    return case(
+        debtor(),
+        party("g", PartyRole.GUARANTOR, phone("g-m", "+8613700137000")),
+        party("cb", PartyRole.CO_BORROWER, phone("cb-m", "+8613600136000")),
+        due=due,
+    )
+
+
+def test_consumer_co_borrower_is_collected_from_as_the_debtor_from_dpd_1() -> None:
+    the_case = with_guarantor_and_co_borrower(DUE)
+    early = run(the_case, None, at(2026, 3, 3, 10, 0), CONSUMER, CN)  # dpd 2
+    assert early.tier == "early"
+    for channel in (VOICE, SMS):
+        action = early.allowed_for("cb-m", channel)
+        assert action is not None and action.disclosure is Disclosure.FULL
+    # GB/T 45251-2025: 3 effective conversations a day with one who owes the debt.
+    talks = history(
+        *[
+            attempt(at(2026, 3, 12, h, 0), "cb", "cb-m", result=Result.RIGHT_PARTY)
+            for h in (9, 11, 14)
+        ]
+    )
+    mid = run(the_case, talks, at(2026, 3, 12, 17, 0), CONSUMER, CN)
+    assert "cap.party.conversations" in refused_rules(mid, "cb-m", VOICE)
+    assert is_allowed(mid, "m1", VOICE)  # the debtor's own count is apart
+
+
+def test_consumer_guarantor_by_tier() -> None:
+    """Held back before DPD 6 (the source calls contacts 'or not at all' at DPD 1-5);
+    told of the loan and asked to urge repayment from DPD 6, as the source does with
+    contacts who know of the loan; at most once a day in the mid tier."""
+    the_case = with_guarantor_and_co_borrower(DUE)
+    pre_due = run(
+        with_guarantor_and_co_borrower(date(2026, 3, 5)), None, at(2026, 3, 3, 10), CONSUMER, CN
+    )
+    assert pre_due.tier == "pre_due"
+    assert refused_rules(pre_due, "g-m", SMS) == ("party.not_in_tier",)
+    assert refused_rules(pre_due, "cb-m", SMS) == ("party.not_in_tier",)
+
+    early = run(the_case, None, at(2026, 3, 3, 10, 0), CONSUMER, CN)
+    assert refused_rules(early, "g-m", VOICE) == ("party.tier_forbids",)
+
+    mid = run(the_case, None, at(2026, 3, 12, 10, 0), CONSUMER, CN)  # dpd 11, debtor reachable
+    action = mid.allowed_for("g-m", VOICE)
+    assert action is not None and action.disclosure is Disclosure.FULL
+    assert action.template_key == "mid.voice.guarantor.full"
+    assert refused_rules(mid, "g-m", SMS) == ("channel.not_in_tier",)
+    called = history(attempt(at(2026, 3, 12, 10, 0), "g", "g-m"))
+    later = run(the_case, called, at(2026, 3, 12, 15, 0), CONSUMER, CN)
+    assert "cap.party.attempts" in refused_rules(later, "g-m", VOICE)
+
+    severe = run(the_case, None, at(2026, 4, 7, 10, 0), CONSUMER, CN)  # dpd 37
+    assert severe.tier == "severe"
+    for channel in (VOICE, SMS):
+        action = severe.allowed_for("g-m", channel)
+        assert action is not None and action.disclosure is Disclosure.FULL

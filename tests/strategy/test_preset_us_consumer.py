@@ -6,7 +6,7 @@ from datetime import date
 
 from strategy.engine import decide
 from strategy.guardrails import US_CONSUMER
-from strategy.model import Case, Channel, PartyRole, Result
+from strategy.model import Case, Channel, Disclosure, PartyRole, Result
 from strategy.presets import load_preset
 from tests.strategy.builders import (
     NEW_YORK,
@@ -16,6 +16,7 @@ from tests.strategy.builders import (
     case,
     debtor,
     history,
+    party,
     phone,
     third_party,
 )
@@ -88,3 +89,31 @@ def test_a_debtor_who_refused_to_pay_still_starts_the_seven_day_call_rule_us() -
     refusal = decision.refusal_for("m1", Channel.VOICE)
     assert refusal is not None
     assert "guardrail.quiet_after_conversation" in refusal.rules
+
+
+def test_co_borrower_from_dpd_1_guarantor_from_dpd_6_each_under_the_call_rules_us() -> None:
+    """A co-borrower and a guarantor are each a consumer obligated on the debt (15 USC
+    1692a(3); 12 CFR 1006.2(e)): the preset collects from a co-borrower as from the debtor,
+    and holds a guarantor back at DPD 1-5 (the source calls contacts 'or not at all')."""
+    the_case = case(
+        debtor(phone("m1", US_NY_MOBILE), party_id="d"),
+        party("g", PartyRole.GUARANTOR, phone("g1", "+12125550133")),
+        party("cb", PartyRole.CO_BORROWER, phone("cb1", "+12125550144")),
+        due=DUE,
+    )
+    early = decide(the_case, history(), at(2026, 11, 23, 10, 0, NEW_YORK), PRESET, US_CONSUMER)
+    assert early.tier == "early"
+    action = early.allowed_for("cb1", Channel.VOICE)
+    assert action is not None and action.disclosure is Disclosure.FULL
+    refusal = early.refusal_for("g1", Channel.VOICE)
+    assert refusal is not None and refusal.rules == ("party.tier_forbids",)
+    # 12 CFR 1006.14(b)(2)(ii): the co-borrower's own conversation starts their 7 days.
+    talked = history(
+        attempt(at(2026, 11, 23, 10, 0, NEW_YORK), "cb", "cb1", result=Result.RIGHT_PARTY)
+    )
+    later = decide(the_case, talked, at(2026, 11, 25, 10, 0, NEW_YORK), PRESET, US_CONSUMER)
+    refusal = later.refusal_for("cb1", Channel.VOICE)
+    assert refusal is not None and "guardrail.quiet_after_conversation" in refusal.rules
+    mid = decide(the_case, history(), at(2026, 12, 1, 10, 0, NEW_YORK), PRESET, US_CONSUMER)
+    guarantor = mid.allowed_for("g1", Channel.VOICE)
+    assert guarantor is not None and guarantor.disclosure is Disclosure.FULL
