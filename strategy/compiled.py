@@ -286,8 +286,10 @@ def _cap_periods(caps: list[CompiledCap]) -> tuple[CapPeriod, ...]:
     """Group the caps by period and tabulate, per row kind, the caps that count it.
 
     A row counts towards a cap when its channel is the cap's, its kind is the one the cap
-    counts and, for a case-scope cap, its party's role is one the cap counts (a party or
-    contact point cap counts every row of its group: the candidate's role selects it).
+    counts and, for a case- or party-scope cap, its party's role is one the cap counts (a
+    party's rows all carry its role, so a party cap for guarantors need not count the
+    debtor's rows: it never binds the debtor; a contact point cap counts every row of its
+    group, the candidate's role selects it).
     An occasions cap counts every row here: a period holds no more occasions than rows,
     so the count only tells the engine which occasions caps to check day by day.
     Caps with limit 0 refuse whatever the count and are left to the engine."""
@@ -317,7 +319,7 @@ def _cap_periods(caps: list[CompiledCap]) -> tuple[CapPeriod, ...]:
 def _counts_row(c: CompiledCap, channel: Channel, role: PartyRole, conversation: bool) -> bool:
     if channel not in c.channels:
         return False
-    if c.cap.scope is Scope.CASE and role not in c.roles:
+    if c.cap.scope is not Scope.CONTACT_POINT and role not in c.roles:
         return False
     counted = c.cap.count
     if counted is Counted.ATTEMPTS or counted is Counted.OCCASIONS:
