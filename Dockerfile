@@ -3,7 +3,7 @@
 # `dialer migrate`); docker-compose.yml shows them together. Settings come only from
 # DIALER_* environment variables (see the README's configuration table).
 
-# --- builder: build the wheel and install it with its dependencies into a venv ----------
+# --- builder: build the wheel; install it and the locked dependencies into a venv ------
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -14,13 +14,17 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 COPY pyproject.toml setup.py README.md ./
+COPY requirements ./requirements
 COPY strategy ./strategy
 COPY adapters ./adapters
 COPY dialer ./dialer
 RUN python -m venv /opt/build \
- && /opt/build/bin/pip install --upgrade pip "setuptools>=69" wheel "mypy>=1.10" "pydantic>=2.7" "types-PyYAML>=6.0" \
+ && /opt/build/bin/pip install --upgrade pip "setuptools>=69" wheel \
+ && /opt/build/bin/pip install -c requirements/test.txt mypy pydantic types-PyYAML \
  && DIALER_MYPYC=1 /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
- && /opt/venv/bin/pip install --upgrade pip && /opt/venv/bin/pip install /wheels/*.whl
+ && /opt/venv/bin/pip install --upgrade pip \
+ && /opt/venv/bin/pip install -r requirements/runtime.txt \
+ && /opt/venv/bin/pip install --no-deps /wheels/*.whl
 RUN /opt/venv/bin/python -c "import strategy.engine as e; assert e.__file__.endswith('.so'), e.__file__"
 
 # --- runtime: the venv only, no compiler, no sources, not root --------------------------

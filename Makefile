@@ -6,16 +6,27 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-compiled demo lint typecheck layers pytest clean
+.PHONY: test test-compiled demo lint typecheck layers pytest clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+) on PATH; set PYTHON=..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# Installs the locked versions (requirements/test.txt), then the project itself without
+# resolving again: the versions tested are the versions installed. `make lock` refreshes.
+$(STAMP): $(BIN)/python pyproject.toml requirements/test.txt
+	$(BIN)/python -m pip install --quiet -r requirements/test.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+# Re-resolve the lock files from pyproject.toml (newest versions that fit; review the diff).
+# runtime.txt is what the Docker image installs; test.txt adds the test extra within it.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --universal --quiet
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(UV_COMPILE) --upgrade -o requirements/runtime.txt
+	$(UV_COMPILE) --upgrade --extra test -c requirements/runtime.txt -o requirements/test.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
