@@ -85,6 +85,14 @@ class FakeTelephony(Telephony):
         ]
         return found[::-1]
 
+    async def find_messages(self, to: str, after: datetime) -> list[MessageInfo]:
+        found = [
+            m
+            for m in self.messages.values()
+            if m.to == to and (m.created_at is None or m.created_at >= after)
+        ]
+        return found[::-1]
+
     async def update_call(self, sid: str, twiml_url: str) -> None:
         """Records the redirect; `fail_next(sid, error)` makes the next one for `sid`
         raise (with `after_acting`, after recording it, as a lost response would)."""
@@ -101,6 +109,12 @@ class FakeTelephony(Telephony):
         call = self.placed[sid]
         self.placed[sid] = CallInfo(
             call.sid, status, call.to, call.from_number, call.created_at, answered_by=answered_by
+        )
+
+    def set_message_status(self, sid: str, status: str, error_code: int | None = None) -> None:
+        message = self.messages[sid]
+        self.messages[sid] = MessageInfo(
+            message.sid, status, message.to, error_code, message.created_at, self.now
         )
 
 

@@ -174,6 +174,7 @@ class MessageInfo:
     to: str
     error_code: int | None = None
     created_at: datetime | None = None
+    sent_at: datetime | None = None  # None while the provider still holds it (queued)
 
 
 class Telephony(ABC):
@@ -193,6 +194,11 @@ class Telephony(ABC):
     async def find_calls(self, to: str, after: datetime) -> list[CallInfo]:
         """Calls to `to` created at or after `after`, newest first: for the reconciler of
         attempts left `unknown` by an ambiguous create."""
+
+    @abstractmethod
+    async def find_messages(self, to: str, after: datetime) -> list[MessageInfo]:
+        """Messages to `to` created at or after `after`, newest first: for the reconciler
+        of texts left `unknown` or `reserved` without a provider id (was it ever sent?)."""
 
     async def update_call(self, sid: str, twiml_url: str) -> None:
         """Redirect a live call: the provider fetches its next TwiML from `twiml_url` (POST)

@@ -16,8 +16,8 @@ request signed with `X-Twilio-Signature` exactly as Twilio signs it (twilio-pyth
 
 The mix comes from a `random.Random` seeded by (seed, destination, n-th request to it), so
 a run is reproducible whatever order the worker dispatches in. Delays are milliseconds:
-a morning runs in seconds. `fetch_call`, `fetch_message` and `find_calls` answer from what
-the simulator has played so far, for the reconciler.
+a morning runs in seconds. `fetch_call`, `fetch_message`, `find_calls` and
+`find_messages` answer from what the simulator has played so far, for the reconciler.
 """
 
 from __future__ import annotations
@@ -168,6 +168,14 @@ class SimulatedTelephony(Telephony):
             if c.to == to and (c.created_at is None or c.created_at >= after)
         ]
         return sorted(found, key=lambda c: c.created_at or after, reverse=True)
+
+    async def find_messages(self, to: str, after: datetime) -> list[MessageInfo]:
+        found = [
+            m
+            for m in self._messages.values()
+            if m.to == to and (m.created_at is None or m.created_at >= after)
+        ]
+        return sorted(found, key=lambda m: m.created_at or after, reverse=True)
 
     async def update_call(self, sid: str, twiml_url: str) -> None:
         """Redirect a live call as Twilio does: fetch its next TwiML from `twiml_url`."""
@@ -334,7 +342,10 @@ class SimulatedTelephony(Telephony):
             steps = [("failed", rng.choice(FAILED_CODES))]
         for i, (status, code) in enumerate(steps):
             await self._pause(rng, s.first_delay if i == 0 else None)
-            self._messages[sid] = replace(self._messages[sid], status=status, error_code=code)
+            sent_at = self._messages[sid].sent_at or (self.clock() if status == "sent" else None)
+            self._messages[sid] = replace(
+                self._messages[sid], status=status, error_code=code, sent_at=sent_at
+            )
             fields = {
                 "AccountSid": s.account_sid,
                 "ApiVersion": "2010-04-01",

@@ -4,8 +4,8 @@ SMS with status callbacks, and the look-ups the reconciler needs.
 Retries happen only where Twilio certainly did nothing (HTTP 429, a request never sent),
 with bounded attempts and honouring `Retry-After`. A 5xx or a lost response on a create is
 ambiguous: it raises `AmbiguousError` after exactly one POST, the attempt goes to
-`unknown`, and the reconciler looks it up (`find_calls`, `fetch_message`) before anything
-dials again. The attempt id rides in every callback URL's query string (Twilio signs the
+`unknown`, and the reconciler looks it up (`find_calls`, `find_messages`) before anything
+dials or texts again. The attempt id rides in every callback URL's query string (Twilio signs the
 full URL), so callbacks map back even when the create response was lost.
 """
 
@@ -175,13 +175,30 @@ class TwilioTelephony(Telephony):
         message = await self._call(
             lambda: self._client.messages(sid).fetch_async(), creates=False, what="fetch SMS"
         )
-        return MessageInfo(
-            sid=str(message.sid),
-            status=str(message.status),
-            to=str(message.to),
-            error_code=message.error_code,
-            created_at=message.date_created,
+        return _message_info(message)
+
+    async def find_messages(self, to: str, after: datetime) -> list[MessageInfo]:
+        # Twilio's Messages list filtered by `To` and `DateSent>=` (its date filter) finds
+        # every message sent since; a message still queued or accepted has no sent date yet
+        # and that filter leaves it out, so the newest messages to the number are read as
+        # well. Both are merged by sid and kept when created since `after`, newest first.
+        since = after.astimezone(UTC)
+        sent = await self._call(
+            lambda: self._client.messages.list_async(to=to, date_sent_after=since, limit=50),
+            creates=False,
+            what="list SMS",
         )
+        newest = await self._call(
+            lambda: self._client.messages.list_async(to=to, limit=20),
+            creates=False,
+            what="list SMS",
+        )
+        found: dict[str, MessageInfo] = {}
+        for m in [*sent, *newest]:
+            info = _message_info(m)
+            found.setdefault(info.sid, info)
+        kept = [m for m in found.values() if m.created_at is None or m.created_at >= after]
+        return sorted(kept, key=lambda m: m.created_at or after, reverse=True)
 
     async def find_calls(self, to: str, after: datetime) -> list[CallInfo]:
         # Filter on `To` only and compare creation times here: Twilio's StartTime filters
@@ -272,6 +289,17 @@ def _call_info(call: Any) -> CallInfo:
         started_at=_aware(call.start_time),
         duration_seconds=int(duration) if duration not in (None, "") else None,
         answered_by=call.answered_by,
+    )
+
+
+def _message_info(message: Any) -> MessageInfo:
+    return MessageInfo(
+        sid=str(message.sid),
+        status=str(message.status),
+        to=str(message.to),
+        error_code=message.error_code,
+        created_at=_aware(message.date_created),
+        sent_at=_aware(message.date_sent),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -40,6 +40,20 @@ async def test_fake_ambiguous_failure_after_acting_leaves_a_call_the_reconciler_
     assert found.to == CALL.to
     with pytest.raises(NotFoundError):
         await phone.fetch_call("CA-unknown")
+
+
+async def test_fake_finds_messages_to_a_number_since_an_instant_newest_first() -> None:
+    phone = FakeTelephony(now=T0)
+    phone.fail_next(CALL.to, AmbiguousError("lost response"), after_acting=True)
+    with pytest.raises(AmbiguousError):
+        await phone.send_sms(SmsRequest("att-2", CALL.to, "Hi"))
+    second = await phone.send_sms(SmsRequest("att-3", CALL.to, "Hi again"))
+    found = await phone.find_messages(CALL.to, T0)
+    assert len(found) == 2 and found[0].sid == second.id
+    assert await phone.find_messages("+14155550111", T0) == []
+    assert await phone.find_messages(CALL.to, T0 + timedelta(seconds=1)) == []
+    phone.set_message_status(second.id, "delivered")
+    assert (await phone.fetch_message(second.id)).status == "delivered"
 
 
 async def test_fake_mailer_records_by_recipient() -> None:

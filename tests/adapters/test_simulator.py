@@ -124,6 +124,8 @@ async def test_calls_end_in_a_final_status_the_reconciler_can_fetch() -> None:
     for sid in sids[1::2]:
         message = await sim.fetch_message(sid)
         assert message.status in {"delivered", "undelivered", "failed"}
+        assert await sim.find_messages(message.to, NOW) == [message]
+        assert (message.sent_at is None) == (message.status == "failed")
         assert (message.error_code is None) == (message.status == "delivered")
 
 

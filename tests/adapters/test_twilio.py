@@ -345,6 +345,57 @@ async def test_find_calls_lists_by_to_and_keeps_those_created_since(
     assert params["To"] == "+14155550100"
 
 
+def messages_page(*messages: dict[str, object]) -> dict[str, object]:
+    return {"messages": list(messages), "next_page_uri": None, "page": 0, "page_size": 50,
+            "uri": f"/2010-04-01/Accounts/{SID}/Messages.json"}  # fmt: skip
+
+
+async def test_find_messages_lists_by_to_and_date_sent_and_the_newest_still_queued(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    """Sent messages come from the `DateSent>=` filter; one still queued has no sent date
+    (that filter leaves it out), so the newest to the number are read too; an older one
+    and a duplicate across the two pages are dropped, newest first."""
+    stamp = "Mon, 03 Mar 2025 17:0{}:00 +0000"
+    sent = {**SMS_JSON, "sid": "SM2", "status": "delivered", "date_created": stamp.format(2),
+            "date_sent": stamp.format(3)}  # fmt: skip
+    queued = {**SMS_JSON, "sid": "SM3", "status": "queued", "date_created": stamp.format(5),
+              "date_sent": None}  # fmt: skip
+    older = {**SMS_JSON, "sid": "SM0", "status": "delivered",
+             "date_created": "Mon, 03 Mar 2025 16:00:00 +0000",
+             "date_sent": "Mon, 03 Mar 2025 16:00:01 +0000"}  # fmt: skip
+    route = api.get("/Messages.json").mock(
+        side_effect=[
+            httpx.Response(200, json=messages_page(sent)),
+            httpx.Response(200, json=messages_page(queued, sent, older)),
+        ]
+    )
+    after = datetime(2025, 3, 3, 17, 0, tzinfo=UTC)
+    found = await telephony.find_messages("+8613800138000", after)
+    assert [(m.sid, m.status) for m in found] == [("SM3", "queued"), ("SM2", "delivered")]
+    assert found[0].sent_at is None
+    assert found[1].sent_at == datetime(2025, 3, 3, 17, 3, tzinfo=UTC)
+    dated, newest = (call.request.url.params for call in route.calls)
+    assert dated["To"] == newest["To"] == "+8613800138000"
+    assert dated["DateSent>"] == "2025-03-03T17:00:00Z"  # sent as DateSent>=...
+    assert "DateSent>" not in newest
+
+
+async def test_5xx_on_find_messages_is_retried_because_reading_changes_nothing(
+    api: respx.MockRouter, telephony: TwilioTelephony, sleeps: SleepRecorder
+) -> None:
+    route = api.get("/Messages.json").mock(
+        side_effect=[
+            httpx.Response(503, json=error_json(20500, 503)),
+            httpx.Response(200, json=messages_page()),
+            httpx.Response(200, json=messages_page()),
+        ]
+    )
+    after = datetime(2025, 3, 3, 17, 0, tzinfo=UTC)
+    assert await telephony.find_messages("+8613800138000", after) == []
+    assert route.call_count == 3 and len(sleeps.waits) == 1
+
+
 # --- updating a live call (voicemail after the beep) ------------------------------------
 VOICEMAIL_URL = f"{BASE}/v1/twilio/voice/voicemail?attempt=att-1"
 

@@ -132,6 +132,9 @@ class CrashingTelephony(Telephony):
     async def find_calls(self, to: str, after: datetime) -> list[CallInfo]:
         return await self.inner.find_calls(to, after)
 
+    async def find_messages(self, to: str, after: datetime) -> list[MessageInfo]:
+        return await self.inner.find_messages(to, after)
+
     async def close(self) -> None:
         await self.inner.close()
 
