@@ -10,7 +10,9 @@ callbacks harmless.
                    \\          \\-> unknown (ambiguous create) -> sent | failed | not_sent
                     \\-> refused (the engine said no at dispatch) / cancelled
 
-Final states: completed, failed, refused, cancelled, not_sent.
+Final states: completed, failed, refused, cancelled, not_sent. One exception, in the same
+rule (`next_states`): a `failed` the reconciler inferred may still become `completed` when
+the provider later says it was delivered (`CORRECTIONS`).
 """
 
 from __future__ import annotations
@@ -97,13 +99,40 @@ LIVE_OR_DONE = frozenset(TRANSITIONS) - {
 }
 
 
-def can_advance(current: AttemptState, target: AttemptState) -> bool:
-    return target in TRANSITIONS[current]
+# A failure the reconciler concluded by itself (the provider knew nothing of the attempt,
+# or an email it cannot look up) carries this error code. It is the one final state the
+# provider's own later word may correct: a delivered callback that was lost or late moves
+# it to `completed`. A failure the provider reported is never corrected.
+INFERRED_FAILURE = "reconciled"
+CORRECTIONS: dict[AttemptState, frozenset[AttemptState]] = {
+    AttemptState.FAILED: frozenset({AttemptState.COMPLETED}),
+}
 
 
-def advance(current: AttemptState, target: AttemptState) -> AttemptState | None:
-    """The new state, or None when the event must be ignored (stale, duplicate, backwards)."""
-    return target if target in TRANSITIONS[current] else None
+def next_states(current: AttemptState, *, inferred: bool = False) -> frozenset[AttemptState]:
+    """Where `current` may go: `TRANSITIONS`, and when the reconciler inferred the current
+    state (`inferred_by_reconciler`) also its `CORRECTIONS`. The one rule every mover uses."""
+    allowed = TRANSITIONS[current]
+    if inferred:
+        allowed = allowed | CORRECTIONS.get(current, frozenset())
+    return allowed
+
+
+def inferred_by_reconciler(state: str | AttemptState, error_code: str | None) -> bool:
+    """The attempt's (failed) state is the reconciler's conclusion, not the provider's."""
+    return AttemptState(state) in CORRECTIONS and error_code == INFERRED_FAILURE
+
+
+def can_advance(current: AttemptState, target: AttemptState, *, inferred: bool = False) -> bool:
+    return target in next_states(current, inferred=inferred)
+
+
+def advance(
+    current: AttemptState, target: AttemptState, *, inferred: bool = False
+) -> AttemptState | None:
+    """The new state, or None when the event must be ignored (stale, duplicate, backwards).
+    `inferred`: the current state is the reconciler's conclusion (`inferred_by_reconciler`)."""
+    return target if target in next_states(current, inferred=inferred) else None
 
 
 def is_final(state: AttemptState) -> bool:

@@ -22,7 +22,7 @@ from adapters.simulator import SimulatedTelephony, SimulatorSettings
 from adapters.smtp import SmtpMailer, SmtpSettings
 from adapters.twilio import TwilioSettings, TwilioTelephony
 from dialer.clock import system_clock
-from dialer.dispatch import outbox, planner, reconciler
+from dialer.dispatch import lookups, outbox, planner, reconciler
 from dialer.dispatch.deadletters import EmbeddedJobQueue
 from dialer.dispatch.messages import Sender
 from dialer.dispatch.worker import Dispatcher, WorkerConfig
@@ -243,9 +243,13 @@ class Runtime:
                 await reconciler.reconcile(
                     self.maker, self.telephony, self.clock(), stuck_after=stuck
                 )
+                silent = timedelta(seconds=self.settings.silent_call_seconds)
+                await lookups.end_silent_calls(
+                    self.maker, self.telephony, self.clock(), silent_after=silent
+                )
                 # Callbacks kept as unmatched whose call or message is known by now.
                 async with self.maker() as session:
                     await reconcile_unmatched(session, self.clock(), metrics=self.metrics)
             except Exception:
                 log.exception("reconciler failed; retrying")
-            await self._every(15.0)
+            await self._every(self.settings.reconcile_interval_seconds)

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     voice_language: str = "en"
     # Attempts left in a non-final state longer than this are looked up at the provider.
     stuck_attempt_timeout_seconds: int = Field(default=1800, ge=60)
+    # A call with no status callback for this long is looked up at the provider, and its
+    # in-progress place freed once it has ended (a lost final callback). Twilio rings for
+    # at most 60 s by default and the voice flow lasts about a minute: well under this.
+    silent_call_seconds: int = Field(default=180, ge=1, le=86_400)
+    # How often each worker's reconciler looks for attempts to look up.
+    reconcile_interval_seconds: float = Field(default=15.0, ge=0.1, le=3600)
 
     # --- dispatch (dialer.dispatch, `dialer worker`) ---
     # auto: Twilio when an account SID and token are set, else dial nobody (record only);

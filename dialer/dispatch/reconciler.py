@@ -4,17 +4,22 @@ Covers attempts in `unknown` (an ambiguous create) older than `unknown_after`, `
 ones older than `reserved_after` (a worker died between reserving and recording), and
 `sent`/`ringing`/`in_progress` ones older than `stuck_after` (a lost final callback; the
 webhooks side calls `reconcile` for those too). With a provider id: fetch the call or
-message and map its status. Without one: a call is looked for among the calls to that
-number since the reservation that no other attempt claims; found -> its state, not found
--> `not_sent`. An SMS or email without an id cannot be looked up: it is failed (final),
-never sent again. Nothing here ever places a call or sends a message.
+message and map its status. Without one: a call or a text is looked for among the calls
+or messages to that number since the reservation that no other attempt claims
+(`lookups.find_text` for texts); found -> its state, not found -> `not_sent`. An email
+without an id cannot be looked up: it is failed, never sent again. A failure the
+reconciler concludes by itself (that, or a provider that knows nothing of the id) carries
+`INFERRED_FAILURE`, and the provider's later delivered callback corrects it. Calls silent
+past their expected length are `lookups.end_silent_calls`. Nothing here ever places a
+call or sends a message.
 
-A call found `not_sent` certainly never reached the provider (a worker died before the
-request left, or an ambiguous create turned out to have done nothing). When its campaign
-is still running, a fresh attempt is planned for the same contact point, due at once, and
-its job staged in the outbox in the same transaction, at most `replans` times per
-campaign, case and contact point: the worker asks the engine again before it dials, so
-windows, caps and everything that happened since still decide whether it is placed.
+A call or text found `not_sent` certainly never reached the provider (a worker died
+before the request left, or an ambiguous create turned out to have done nothing). When
+its campaign is still running, a fresh attempt is planned for the same contact point, due
+at once, and its job staged in the outbox in the same transaction, at most `replans`
+times per campaign, case and contact point: the worker asks the engine again before it
+dials, so windows, caps and everything that happened since still decide whether it is
+placed.
 """
 
 from __future__ import annotations
@@ -29,9 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
 from adapters.ports import Telephony
-from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance
+from dialer.attempt_state import (
+    CALL_STATUS,
+    INFERRED_FAILURE,
+    MESSAGE_STATUS,
+    AttemptState,
+    advance,
+)
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
-from dialer.dispatch import outbox
+from dialer.dispatch import lookups, outbox
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)
@@ -88,14 +99,16 @@ async def reconcile(
                 continue
             if target is None:
                 continue
-            sid, state = target
+            sid, state, inferred = target
             if sid and not row.provider_sid:
                 row.provider_sid = sid
                 claimed.add(sid)
             if _move(row, state):
                 row.updated_at = now
-                if state is AttemptState.FAILED and not row.error_code:
-                    row.error_code = "reconciled"
+                if inferred:  # the reconciler's conclusion: the provider may correct it
+                    row.error_code = INFERRED_FAILURE
+                elif state is AttemptState.FAILED and not row.error_code:
+                    row.error_code = "provider_failed"
                 report.moved[state.value] = report.moved.get(state.value, 0) + 1
                 if state is AttemptState.NOT_SENT and await _replan(session, row, now, replans):
                     report.replanned += 1
@@ -158,28 +171,32 @@ async def _claimed_sids(session: AsyncSession, rows: Sequence[tuple[AttemptRow, 
 
 async def _look_up(
     telephony: Telephony, row: AttemptRow, to: str, claimed: set[str]
-) -> tuple[str | None, AttemptState] | None:
+) -> tuple[str | None, AttemptState, bool] | None:
+    """(the provider's sid when found, the state to move to, whether that state is the
+    reconciler's own conclusion rather than the provider's word), None: leave it."""
     channel = Channel(row.channel)
     if row.provider_sid:
         try:
             if channel is Channel.VOICE:
                 call = await telephony.fetch_call(row.provider_sid)
-                return None, CALL_STATUS.get(call.status, AttemptState.SENT)
+                return None, CALL_STATUS.get(call.status, AttemptState.SENT), False
             if channel is Channel.SMS:
                 msg = await telephony.fetch_message(row.provider_sid)
-                return None, MESSAGE_STATUS.get(msg.status, AttemptState.SENT)
+                return None, MESSAGE_STATUS.get(msg.status, AttemptState.SENT), False
         except NotFoundError:
-            return None, AttemptState.FAILED
+            return None, AttemptState.FAILED, True
         return None  # email: the mail server's acceptance is all there is
     if channel is Channel.VOICE:
         since = (row.reserved_at or row.at) - timedelta(seconds=5)
         calls = [c for c in await telephony.find_calls(to, since) if c.sid not in claimed]
         if calls:
             oldest = calls[-1]  # newest first
-            return oldest.sid, CALL_STATUS.get(oldest.status, AttemptState.SENT)
-        return None, AttemptState.NOT_SENT
-    # No look-up by recipient for messages: never send again, close it.
-    return None, AttemptState.FAILED
+            return oldest.sid, CALL_STATUS.get(oldest.status, AttemptState.SENT), False
+        return None, AttemptState.NOT_SENT, False
+    if channel is Channel.SMS:
+        return *await lookups.find_text(telephony, row, to, claimed), False
+    # No look-up by recipient for email: never send again, close it.
+    return None, AttemptState.FAILED, True
 
 
 async def _replan(session: AsyncSession, row: AttemptRow, now: datetime, replans: int) -> bool:

@@ -22,7 +22,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.attempt_state import CALL_STATUS, FINAL_STATES, MESSAGE_STATUS, AttemptState, advance
+from dialer.attempt_state import (
+    CALL_STATUS,
+    FINAL_STATES,
+    MESSAGE_STATUS,
+    AttemptState,
+    advance,
+    inferred_by_reconciler,
+)
 from dialer.db.models import AttemptRow, InboundMessageRow
 from dialer.db.repositories import webhooks as repo
 from dialer.observability.metrics import Metrics
@@ -147,11 +154,14 @@ async def _begin(
 
 
 def _move(attempt: AttemptRow, target: AttemptState, now: datetime) -> bool:
-    new = advance(AttemptState(attempt.state), target)
+    inferred = inferred_by_reconciler(attempt.state, attempt.error_code)
+    new = advance(AttemptState(attempt.state), target, inferred=inferred)
     if new is None:
         return False
     attempt.state = new.value
     attempt.updated_at = now
+    if inferred:  # the provider corrected the reconciler's conclusion
+        attempt.error_code = None
     return True
 
 
@@ -219,12 +229,19 @@ def _apply_call_status(
     duration = form.int_of("CallDuration")
     if duration is not None:
         attempt.duration_seconds = duration
-    result = CALL_RESULTS.get(status)
+    result = call_result(status, attempt.answered_by)
     if result is not None:
-        if status == "completed" and is_machine(attempt.answered_by):
-            result = Result.VOICEMAIL
         attempt.result = stronger(attempt.result, result)
     return True
+
+
+def call_result(status: str, answered_by: str | None) -> Result | None:
+    """What a call's final status says of its result (None: nothing yet); a completed call
+    a machine answered is a voicemail."""
+    result = CALL_RESULTS.get(status)
+    if result is not None and status == "completed" and is_machine(answered_by):
+        return Result.VOICEMAIL
+    return result
 
 
 @dataclass(frozen=True, slots=True)

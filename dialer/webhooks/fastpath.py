@@ -5,7 +5,8 @@ The statement does what `dialer.services.callbacks` does in Python, with the sam
 the event is inserted unless its idempotency key is known (a duplicate changes nothing);
 an event naming no known attempt is kept as `unmatched`; the attempt moves only from a
 state `dialer.attempt_state.TRANSITIONS` allows to move to the target (the sources are
-derived from that table, not written here), only on a SequenceNumber above the last one
+derived from that table, not written here; a failure the reconciler inferred may also be
+corrected, `attempt_state.next_states`), only on a SequenceNumber above the last one
 applied, and its result only gets stronger (`callbacks.RESULT_RANK`). One statement in
 autocommit is one transaction: the event is committed before the route answers.
 
@@ -28,9 +29,11 @@ from sqlalchemy.engine import make_url
 from dialer.attempt_state import (
     CALL_STATUS,
     FINAL_STATES,
+    INFERRED_FAILURE,
     MESSAGE_STATUS,
     TRANSITIONS,
     AttemptState,
+    next_states,
 )
 from dialer.observability.metrics import Metrics
 from dialer.services.callbacks import (
@@ -48,9 +51,13 @@ POOL_SIZE = 10
 
 
 @cache
-def sources(target: AttemptState) -> list[str]:
-    """Every state the attempt may move to `target` from."""
-    return sorted(s.value for s, nexts in TRANSITIONS.items() if target in nexts)
+def sources(target: AttemptState, *, inferred: bool = False) -> list[str]:
+    """Every state the attempt may move to `target` from (`inferred`: only those it may
+    leave because the reconciler inferred them, `attempt_state.CORRECTIONS`)."""
+    found = {s for s in TRANSITIONS if target in next_states(s, inferred=inferred)}
+    if inferred:
+        found -= {s for s in TRANSITIONS if target in next_states(s)}
+    return sorted(s.value for s in found)
 
 
 def _rank(expr: str) -> str:
@@ -61,7 +68,8 @@ def _rank(expr: str) -> str:
 # Every value is a parameter:
 # $1 key, $2 kind, $3 attempt id, $4 provider sid, $5 received at, $6 fields (json),
 # $7 target state, $8 source states, $9 provider status, $10 sequence number,
-# $11 duration, $12 answered by, $13 result (null: none), $14 error code
+# $11 duration, $12 answered by, $13 result (null: none), $14 error code,
+# $15 source states only a failure the reconciler inferred may leave, $16 its error code
 _NEW_RESULT = (
     "(CASE WHEN $9::text = 'completed' AND COALESCE($12::text, a.answered_by, '') LIKE 'machine%'"
     " THEN 'voicemail' ELSE $13::text END)"
@@ -86,7 +94,7 @@ WITH target AS (
         last_sequence_number = COALESCE($10::int, a.last_sequence_number),
         duration_seconds = COALESCE($11::int, a.duration_seconds),
         answered_by = COALESCE($12::text, a.answered_by),
-        error_code = COALESCE($14::text, a.error_code),
+        error_code = COALESCE($14::text, NULLIF(a.error_code, $16::text)),
         result = CASE
             WHEN $13::text IS NULL THEN a.result
             WHEN {_rank("a.result")} <= {_rank(_NEW_RESULT)} THEN {_NEW_RESULT}
@@ -95,7 +103,7 @@ WITH target AS (
     FROM target
     WHERE a.id = target.id
       AND EXISTS (SELECT 1 FROM ev)
-      AND a.state = ANY($8::text[])
+      AND (a.state = ANY($8::text[]) OR (a.state = ANY($15::text[]) AND a.error_code = $16::text))
       AND ($10::int IS NULL OR a.last_sequence_number IS NULL OR a.last_sequence_number < $10)
     RETURNING a.id, a.channel, a.result
 )
@@ -223,6 +231,8 @@ class FastStatusPath:
             answered_by,
             result,
             error,
+            sources(target, inferred=True),
+            INFERRED_FAILURE,
         )
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(STATEMENT, *args)
