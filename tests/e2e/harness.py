@@ -184,7 +184,12 @@ class E2E:
         assert report.cases_created == n_cases, report.errors[:3]
 
     async def campaign(
-        self, name: str, *, channels: tuple[str, ...] = ("voice",), cps: float = 500.0
+        self,
+        name: str,
+        *,
+        channels: tuple[str, ...] = ("voice",),
+        cps: float = 500.0,
+        max_in_progress: int | None = None,
     ) -> uuid.UUID:
         async with self.maker() as session:
             row = await campaigns.create_campaign(
@@ -196,7 +201,7 @@ class E2E:
                         "channels": list(channels),
                         "window": "09:00-11:30",
                         "pacing_cps": cps,
-                        "max_in_progress": None,
+                        "max_in_progress": max_in_progress,
                     }
                 ),
                 actor="e2e",
@@ -341,6 +346,22 @@ class E2E:
         finally:
             await telephony.close()
         return dict(moved)
+
+    async def reconcile_then_dispatch(self) -> tuple[dict[str, int], int]:
+        """With the workers stopped: the reconciler as the clock will read later, then the
+        attempts it planned again (calls or texts found never placed, in a running
+        campaign) dispatched by a fresh worker, which is stopped once nothing waits.
+        Returns (attempts moved per state, attempts planned again)."""
+        moved = await self.reconcile_later()
+        replanned = (await self.counts()).get("planned", 0)
+        if replanned:
+            self.spawn()
+            await self.wait_until(
+                lambda: self.quiet("planned", "queued"), within=120, what="the re-planned"
+            )
+            await self.wait_until(self.queue_drained, within=60, what="their jobs")
+            await self.stop_workers()
+        return moved, replanned
 
     # --- the checks ----------------------------------------------------------------------
     async def queue_depths(self) -> tuple[int, int]:

@@ -2,11 +2,13 @@
 reach through the real `TwilioTelephony` (its httpx transport redirected here), and that
 records every request it gets.
 
-It answers the five requests the adapter makes (create call, create message, fetch call,
-fetch message, list calls by `To`) with the JSON shapes Twilio documents, stamps
-`date_created` with the workers' shifted clock, and can be told to answer creates with a
-fault for a while: 429 (never processed, with `Retry-After`), or 5xx where the call was
-created anyway or not (the ambiguous case the reconciler exists for).
+It answers the six requests the adapter makes (create call, create message, fetch call,
+fetch message, list calls by `To`, list messages by `To` and `DateSent>=`) with the JSON
+shapes Twilio documents, stamps `date_created` (and a message's `date_sent`) with the
+workers' shifted clock, can end calls without a callback (`end_calls_after`), and can be
+told to answer creates with a fault for a while: 429 (never processed, with
+`Retry-After`), or 5xx where the call was created anyway or not (the ambiguous case the
+reconciler exists for).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class MockTwilio:
         self.reads: list[tuple[float, str]] = []
         self.records: dict[str, dict[str, Any]] = {}  # sid -> the resource's JSON
         self.fault: Fault | None = None
+        self.call_length: float | None = None  # see `end_calls_after`
         self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -77,6 +80,21 @@ class MockTwilio:
     def set_fault(self, fault: Fault | None) -> None:
         with self.lock:
             self.fault = fault
+
+    def end_calls_after(self, seconds: float | None) -> None:
+        """Calls end (`completed`, answered, `seconds` long) that long after they were
+        created, and no callback says so: the provider's record is all there is."""
+        with self.lock:
+            self.call_length = seconds
+
+    def _end_calls(self) -> None:
+        if self.call_length is None:
+            return
+        now = self.clock().timestamp()
+        for r in self.records.values():
+            ended = r["_created"] + self.call_length <= now
+            if r["sid"].startswith("CA") and r["status"] == "queued" and ended:
+                r.update(status="completed", duration=str(int(self.call_length)))
 
     # --- what the tests read -------------------------------------------------------------
     def dials_by_attempt(self) -> dict[str, int]:
@@ -111,18 +129,28 @@ class MockTwilio:
         if method == "GET":
             with self.lock:
                 self.reads.append((time.monotonic(), path))
+                self._end_calls()
                 if sid is not None:
                     found = self.records.get(sid)
                     return (200, found) if found else (404, _error(20404, 404, "not found"))
-                to = parse_qs(query).get("To", [None])[0]
-                calls = [
+                params = parse_qs(query)
+                to = params.get("To", [None])[0]
+                # DateSent>=...: Twilio's date filter; a message not sent yet has no date
+                sent_since = params.get("DateSent>", [None])[0]
+                prefix = "CA" if kind == "Calls" else "SM"
+                found_all = [
                     r
                     for r in self.records.values()
-                    if r["sid"].startswith("CA") and (to is None or r["to"] == to)
+                    if r["sid"].startswith(prefix)
+                    and (to is None or r["to"] == to)
+                    and (
+                        sent_since is None
+                        or (r["_sent"] is not None and r["_sent"] >= _instant(sent_since))
+                    )
                 ]
-            calls.sort(key=lambda r: r["_created"], reverse=True)  # newest first
+            found_all.sort(key=lambda r: r["_created"], reverse=True)  # newest first
             return 200, {
-                "calls": calls[:50],
+                kind.lower(): found_all[:50],
                 "next_page_uri": None,
                 "page": 0,
                 "page_size": 50,
@@ -156,7 +184,11 @@ class MockTwilio:
                     "answered_by": None,
                     "error_code": None,
                     "_created": now.timestamp(),
+                    "_sent": None,
                 }
+                if kind == "sms":  # handed to the carrier at once
+                    record.update(status="sent", date_sent=format_datetime(now))
+                    record["_sent"] = now.timestamp()
                 self.records[sid] = record
             status = 201 if fault is None else fault.status
             self.creates.append(
@@ -173,6 +205,10 @@ class MockTwilio:
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         return  # a worker SIGKILLed mid-request resets its connection: expected here
+
+
+def _instant(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def _error(code: int, status: int, message: str) -> dict[str, Any]:

@@ -70,16 +70,10 @@ async def test_workers_killed_mid_dispatch_dial_nothing_twice_and_lose_nothing(
     before = await e2e.counts()
     # A killed worker's attempts are visible, not lost: reserved, waiting for a look-up.
     assert before.get("reserved", 0) >= 2 * CRASHES_EACH, dict(before)
-    moved = await e2e.reconcile_later()
     # Calls found never placed are planned again (the campaign still runs): a worker
     # places them now, each once, within the case's cap.
-    replanned = (await e2e.counts()).get("planned", 0)
+    moved, replanned = await e2e.reconcile_then_dispatch()
     assert replanned == moved.get("not_sent", 0)
-    e2e.spawn()
-    await e2e.wait_until(
-        lambda: e2e.quiet("planned", "queued"), within=120, what="the re-planned calls"
-    )
-    await e2e.stop_workers()
     figures = await e2e.check(Figures("crashes", cases=CASES), case_cap=1)
     figures.extra["reserved_before_reconcile"] = before.get("reserved", 0)
     figures.extra["reconciled"] = sum(moved.values())
