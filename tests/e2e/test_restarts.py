@@ -6,14 +6,16 @@ These stop shared services, so they run only when `CI=true` or `DIALER_TEST_REST
 - the database: a real restart, `pg_ctlcluster --skip-systemctl-redirect <version> main
   stop -m fast`, a few seconds down, then `start` (every connection is cut and refused
   meanwhile; terminating backends would leave the server accepting connections, so it is
-  not a stand-in for this).
+  not a stand-in for this). `DIALER_TEST_PG_CLUSTER` names another cluster than `main`
+  (with `DIALER_TEST_PG_PORT`): a private one on a shared machine.
 
 Two workers dispatch a paced campaign; the outage starts once a quarter of it is sent.
 Afterwards the campaign completes: after a broker restart, jobs that failed repeatedly
 are in the dead-letter queue, where an operator replays them; a job that meets the
 database down waits and comes back (none is dead-lettered by it); attempts caught
 between the provider's answer and the record stay `reserved` until the reconciler finds
-their call. Nothing is dialled twice, nothing lost, the audit is clean.
+their call, which plans again the ones never placed; a worker dispatches those before
+the check. Nothing is dialled twice, nothing lost, the audit is clean.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ async def restart_broker() -> None:
 
 async def restart_database() -> None:
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    ctl = ("pg_ctlcluster", "--skip-systemctl-redirect", version, "main")
+    # DIALER_TEST_PG_CLUSTER: a private cluster (with DIALER_TEST_PG_PORT), so a shared
+    # machine's PostgreSQL is not restarted under other people's tests.
+    cluster = os.environ.get("DIALER_TEST_PG_CLUSTER", "main")
+    ctl = ("pg_ctlcluster", "--skip-systemctl-redirect", version, cluster)
     await run(*ctl, "stop", "-m", "fast")
     await asyncio.sleep(DOWN_SECONDS)
     await run(*ctl, "start")
