@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from dialer.attempt_state import INFERRED_FAILURE
+from dialer.attempt_state import INFERRED_FAILURE, AttemptState
 from dialer.db.models import AttemptRow
+from dialer.webhooks.fastpath import sources
 from tests.dialer.conftest import Api
 from tests.dialer.twilio_forms import Hooks, call_status, configure, sms_status
 
@@ -73,3 +74,10 @@ async def test_a_failure_the_reconciler_concluded_is_not_reopened_as_live(hooks:
     await hooks.post(SMS, sms_status(sid, "sent"), attempt=attempt.id)
     row = await hooks.attempt(attempt.id)
     assert (row.state, row.error_code) == ("failed", INFERRED_FAILURE)
+
+
+def test_the_fast_path_derives_the_correction_from_the_one_transition_rule() -> None:
+    assert sources(AttemptState.COMPLETED, inferred=True) == ["failed"]
+    assert "failed" not in sources(AttemptState.COMPLETED)
+    assert sources(AttemptState.IN_PROGRESS, inferred=True) == []
+    assert sources(AttemptState.FAILED, inferred=True) == []
