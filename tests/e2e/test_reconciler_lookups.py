@@ -12,7 +12,6 @@ broker, PostgreSQL and the mock Twilio:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -23,7 +22,8 @@ from tests.e2e.mock_twilio import Fault
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
-TEXT_CASES = 60
+TEXT_CASES = 80
+BURST = 4  # texts that meet each kind of 503 at least
 CALL_CASES = 24
 MAX_IN_PROGRESS = 4
 CALL_SECONDS = 1.0  # every call ends this long after it was placed, no callback says so
@@ -42,11 +42,16 @@ async def test_texts_caught_by_a_503_burst_are_looked_up_and_the_unsent_sent_onc
         return (await e2e.counts()).get("sent", 0) >= TEXT_CASES // 5
 
     await e2e.wait_until(some_sent, within=120, what="the first texts")
-    # A 503 burst: first Twilio does nothing, then it sends and still answers 503.
-    e2e.mock.set_fault(Fault(503))
-    await asyncio.sleep(0.6)
-    e2e.mock.set_fault(Fault(503, create_anyway=True))
-    await asyncio.sleep(0.6)
+    # A 503 burst: first Twilio does nothing, then it sends and still answers 503; each
+    # lasts until a few texts have met it (a loaded machine dispatches slower).
+    for fault in (Fault(503), Fault(503, create_anyway=True)):
+        e2e.mock.set_fault(fault)
+
+        async def met(fault: Fault = fault) -> bool:
+            return sum(1 for c in e2e.mock.creates if c.status == 503 and
+                       c.created == fault.create_anyway) >= BURST  # fmt: skip
+
+        await e2e.wait_until(met, within=60, what="texts to meet the 503 burst")
     e2e.mock.set_fault(None)
     await e2e.wait_until(lambda: e2e.quiet("planned", "queued"), within=180, what="the campaign")
     await e2e.wait_until(e2e.queue_drained, within=60, what="the queue")
@@ -100,7 +105,7 @@ async def test_calls_whose_callbacks_are_lost_free_their_places_before_the_stuck
 
     # Today the first MAX_IN_PROGRESS calls hold every place until the stuck timeout
     # (DIALER_STUCK_ATTEMPT_TIMEOUT_SECONDS, 1800 s): nothing else is dialled.
-    await e2e.wait_until(all_dialled_and_ended, within=120, what="every call to end")
+    await e2e.wait_until(all_dialled_and_ended, within=300, what="every call to end")
     took = time.monotonic() - started
     await e2e.stop_workers()
     figures = await e2e.check(Figures("silent-calls", cases=CALL_CASES), case_cap=1)
@@ -111,5 +116,6 @@ async def test_calls_whose_callbacks_are_lost_free_their_places_before_the_stuck
     assert figures.extra["cases_contacted"] == CALL_CASES
     assert figures.states == {"completed": CALL_CASES}
     assert figures.provider_calls == CALL_CASES
-    # Each round of MAX_IN_PROGRESS calls is freed within a few seconds of its end.
-    assert took < 100, took
+    # Freed by the look-ups, each round of MAX_IN_PROGRESS calls within seconds of its
+    # end: the whole campaign far inside one stuck timeout (1800 s, what today waits).
+    assert took < 300, took
