@@ -18,15 +18,15 @@ state, which frees its place. A call still live stays as it is and is asked agai
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
-from adapters.ports import Telephony
+from adapters.ports import CallInfo, Telephony
 from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance, is_final
 from dialer.db.models import AttemptRow
 from dialer.services.callbacks import call_result, stronger
@@ -70,46 +70,65 @@ async def end_silent_calls(
     limit: int = 200,
 ) -> SilentReport:
     """Fetch the calls silent for longer than `silent_after` (no callback, no change since)
-    and record the end of those Twilio says have ended, freeing their in-progress places."""
+    and record the end of those Twilio says have ended, freeing their in-progress places.
+    No row is locked while Twilio is asked: the moves are applied afterwards in one short
+    transaction, each from the state the row is in then (a callback may have come)."""
     report = SilentReport()
     async with maker() as session:
-        for row in await _silent(session, now - silent_after, limit):
-            report.examined += 1
-            assert row.provider_sid is not None  # selected on it
-            try:
-                call = await telephony.fetch_call(row.provider_sid)
-            except NotFoundError:
-                continue  # Twilio does not know it: the stuck timeout's look-up decides
-            except AdapterError as exc:
-                report.errors += 1
-                log.warning("silent call %s: look-up failed: %r", row.id, exc)
-                continue
-            target = CALL_STATUS.get(call.status)
-            if target is None or not is_final(target):
-                continue  # still ringing or talking: asked again on a later round
-            new = advance(AttemptState(row.state), target)
-            if new is None:
-                continue
-            row.state = new.value
-            row.provider_status = call.status
-            row.updated_at = now
-            if call.duration_seconds is not None:
-                row.duration_seconds = call.duration_seconds
-            if call.answered_by and not row.answered_by:
-                row.answered_by = call.answered_by
-            result = call_result(call.status, row.answered_by)
-            if result is not None:
-                row.result = stronger(row.result, result)
-            report.ended[new.value] = report.ended.get(new.value, 0) + 1
-            log.info("silent call %s ended at the provider as %s", row.id, call.status)
+        silent = (await session.execute(_silent(now - silent_after, limit))).all()
+    ended: dict[uuid.UUID, CallInfo] = {}
+    for attempt_id, sid in silent:
+        report.examined += 1
+        if sid is None:  # selected on it
+            continue
+        try:
+            call = await telephony.fetch_call(sid)
+        except NotFoundError:
+            continue  # Twilio does not know it: the stuck timeout's look-up decides
+        except AdapterError as exc:
+            report.errors += 1
+            log.warning("silent call %s: look-up failed: %r", attempt_id, exc)
+            continue
+        target = CALL_STATUS.get(call.status)
+        if target is not None and is_final(target):
+            ended[attempt_id] = call  # else still ringing or talking: asked again later
+    if not ended:
+        return report
+    async with maker() as session:
+        stmt = select(AttemptRow).where(AttemptRow.id.in_(list(ended)))
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        for row in (await session.scalars(stmt)).all():
+            if _end(row, ended[row.id], now):
+                report.ended[row.state] = report.ended.get(row.state, 0) + 1
+                log.info("silent call %s ended at the provider as %s", row.id, row.state)
         await session.commit()
     return report
 
 
-async def _silent(session: AsyncSession, before: datetime, limit: int) -> Sequence[AttemptRow]:
+def _end(row: AttemptRow, call: CallInfo, now: datetime) -> bool:
+    """Move the attempt to the final state Twilio reports, as its callback would have."""
+    target = CALL_STATUS[call.status]
+    new = advance(AttemptState(row.state), target)
+    if new is None:
+        return False  # a callback got there first, or it is no longer live
+    row.state = new.value
+    row.provider_status = call.status
+    row.updated_at = now
+    if call.duration_seconds is not None:
+        row.duration_seconds = call.duration_seconds
+    if call.answered_by and not row.answered_by:
+        row.answered_by = call.answered_by
+    result = call_result(call.status, row.answered_by)
+    if result is not None:
+        row.result = stronger(row.result, result)
+    return True
+
+
+def _silent(before: datetime, limit: int) -> Select[uuid.UUID, str | None]:
     last_heard = func.coalesce(AttemptRow.updated_at, AttemptRow.sent_at, AttemptRow.reserved_at)
-    stmt = (
-        select(AttemptRow)
+    return (
+        select(AttemptRow.id, AttemptRow.provider_sid)
         .where(
             AttemptRow.channel == Channel.VOICE.value,
             AttemptRow.state.in_([s.value for s in SILENT_STATES]),
@@ -119,6 +138,3 @@ async def _silent(session: AsyncSession, before: datetime, limit: int) -> Sequen
         .order_by(last_heard)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return (await session.scalars(stmt)).all()

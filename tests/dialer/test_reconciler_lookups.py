@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from adapters.errors import AmbiguousError
-from adapters.ports import SmsRequest
+from adapters.ports import CallInfo, SmsRequest
 from dialer.attempt_state import INFERRED_FAILURE
 from dialer.db.models import AttemptRow, ContactPointRow
 from dialer.dispatch import outbox, pacing
@@ -160,3 +160,52 @@ async def test_a_failure_the_reconciler_concluded_is_marked_and_twilio_failures_
     assert (rows[gone.id].state, rows[gone.id].error_code) == ("failed", INFERRED_FAILURE)
     assert rows[failed.id].state == "failed"
     assert rows[failed.id].error_code != INFERRED_FAILURE
+
+
+async def test_a_text_left_reserved_by_a_killed_worker_is_looked_up_and_planned_again(
+    world: World,
+) -> None:
+    """A worker SIGKILLed between the reservation and the send leaves the text reserved."""
+    await _planned(world, "sms")
+    (attempt,) = await world.attempts()
+    async with world.maker() as session:
+        await session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == attempt.id)
+            .values(state="reserved", reserved_at=world.clock())
+        )
+        await session.commit()
+    soon = await reconcile(world.maker, world.telephony, world.clock() + timedelta(minutes=1))
+    assert soon.examined == 0, "a worker may still be sending it"
+    report = await reconcile(world.maker, world.telephony, world.clock() + timedelta(minutes=6))
+    assert report.moved == {"not_sent": 1} and report.replanned == 1
+    assert sorted(a.state for a in await world.attempts()) == ["not_sent", "planned"]
+
+
+async def test_a_silent_call_whose_callback_comes_during_the_look_up_is_moved_once(
+    world: World,
+) -> None:
+    await _planned(world, "voice")
+    await world.queue.drain(INSIDE + timedelta(seconds=5), world.dispatcher())
+    (attempt,) = await world.attempts(state="sent")
+    assert attempt.provider_sid
+    world.telephony.set_call_status(attempt.provider_sid, "busy")
+    fetch = world.telephony.fetch_call
+
+    async def late_callback(sid: str) -> CallInfo:
+        async with world.maker() as session:  # the final callback lands meanwhile
+            await session.execute(
+                update(AttemptRow)
+                .where(AttemptRow.id == attempt.id)
+                .values(state="completed", provider_status="busy", result="busy")
+            )
+            await session.commit()
+        return await fetch(sid)
+
+    world.telephony.fetch_call = late_callback  # type: ignore[method-assign]
+    report = await end_silent_calls(
+        world.maker, world.telephony, INSIDE + timedelta(minutes=4), silent_after=SILENT
+    )
+    assert report.examined == 1 and report.ended == {}
+    (row,) = await world.attempts()
+    assert (row.state, row.result) == ("completed", "busy")
