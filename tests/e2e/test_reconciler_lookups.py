@@ -5,6 +5,9 @@ broker, PostgreSQL and the mock Twilio:
   `To` and date: the ones Twilio has are recorded with its sid and never sent again, the
   ones it never got are `not_sent` and planned again; every case gets its one text, none
   is closed `failed` on a guess;
+- a text the reconciler closed as failed on its own (Twilio knew nothing of its sid) is
+  corrected by Twilio's late `delivered` callback, through the real app on PostgreSQL's
+  one-statement path; a failure Twilio reported stays failed;
 - calls whose callbacks never come (Twilio does not retry them) free their in-progress
   places once the reconciler has seen them end at Twilio, well before the 30-minute stuck
   timeout: a campaign with `max_in_progress` keeps dialling instead of stalling.
@@ -13,12 +16,25 @@ broker, PostgreSQL and the mock Twilio:
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 
+import httpx
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
 
+from dialer.app import create_app
+from dialer.clock import fixed_clock
+from dialer.db.models import AttemptRow
+from dialer.dispatch import reconciler
+from tests.dialer.dispatch_world import INSIDE
+from tests.dialer.twilio_forms import ACCOUNT, BASE, TOKEN, sms_status
 from tests.e2e.harness import E2E, WAITING, Figures
 from tests.e2e.mock_twilio import Fault
+from tests.e2e.test_webhook_storm import signed
+from tests.e2e.worker_main import mock_telephony
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -119,3 +135,75 @@ async def test_calls_whose_callbacks_are_lost_free_their_places_before_the_stuck
     # Freed by the look-ups, each round of MAX_IN_PROGRESS calls within seconds of its
     # end: the whole campaign far inside one stuck timeout (1800 s, what today waits).
     assert took < 300, took
+
+
+LATE_CASES = 8
+
+
+async def test_a_late_delivered_callback_corrects_only_the_reconcilers_own_failure(
+    e2e: E2E, record_property: Callable[[str, object], None]
+) -> None:
+    await e2e.seed(LATE_CASES, case_cap=1)
+    campaign = await e2e.campaign("late", channels=("sms",), cps=50)
+    await e2e.plan_here(campaign)
+    e2e.spawn()
+    await e2e.wait_until(
+        lambda: e2e.quiet("planned", "queued", "reserved", "unknown"), within=120, what="texts"
+    )
+    await e2e.stop_workers()
+    async with e2e.maker() as session:
+        texts = (await session.scalars(select(AttemptRow).order_by(AttemptRow.id))).all()
+    assert len(texts) == LATE_CASES and all(t.provider_sid for t in texts)
+    forgotten, refused = texts[: LATE_CASES // 2], texts[LATE_CASES // 2 :]
+    settings = e2e.settings.model_copy(
+        update={
+            "twilio_auth_token": SecretStr(TOKEN),
+            "twilio_account_sid": ACCOUNT,
+            "public_base_url": BASE,
+        }
+    )
+    app = create_app(settings, clock=fixed_clock(INSIDE))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def post(text: AttemptRow, status: str, error: str | None = None) -> None:
+                assert text.provider_sid is not None
+                fields = sms_status(text.provider_sid, status, error=error)
+                target, body, headers = signed("sms/status", fields, text.id)
+                r = await client.post(target, content=body, headers=headers)
+                assert r.status_code == 204, r.text
+
+            # Twilio reports these failed itself; the others' callbacks are all lost, and
+            # Twilio no longer knows their sids when the reconciler asks (404).
+            for text in refused:
+                await post(text, "undelivered", "30003")
+            with e2e.mock.lock:
+                for text in forgotten:
+                    e2e.mock.records.pop(text.provider_sid or "")
+            telephony = mock_telephony(e2e.settings, e2e.mock.url)
+            try:
+                report = await reconciler.reconcile(
+                    e2e.maker,
+                    telephony,
+                    e2e.clock() + timedelta(minutes=10),
+                    stuck_after=timedelta(minutes=5),
+                )
+            finally:
+                await telephony.close()
+            assert report.moved == {"failed": len(forgotten)}
+            # Late, Twilio's `delivered` arrives for every text.
+            for text in texts:
+                await post(text, "delivered")
+    async with e2e.maker() as session:
+        rows = {a.id: a for a in (await session.scalars(select(AttemptRow))).all()}
+    corrected = [rows[t.id] for t in forgotten]
+    kept = [rows[t.id] for t in refused]
+    figures = Figures("late-delivered", cases=LATE_CASES)
+    figures.states = dict(Counter(f"{a.state}/{a.result}/{a.error_code}" for a in rows.values()))
+    figures.extra.update(reconciler_failed=len(forgotten), twilio_failed=len(refused))
+    figures.print(record_property)
+    assert [(a.state, a.result, a.error_code) for a in corrected] == [
+        ("completed", "delivered", None)
+    ] * len(forgotten)
+    assert [(a.state, a.error_code) for a in kept] == [("failed", "30003")] * len(refused)
