@@ -207,3 +207,61 @@ async def test_a_late_delivered_callback_corrects_only_the_reconcilers_own_failu
         ("completed", "delivered", None)
     ] * len(forgotten)
     assert [(a.state, a.error_code) for a in kept] == [("failed", "30003")] * len(refused)
+
+
+CRASH_TEXT_CASES = 80
+TEXT_CRASHES_EACH = 2
+
+
+async def test_texts_of_workers_killed_mid_send_are_found_or_sent_once(
+    e2e: E2E, record_property: Callable[[str, object], None]
+) -> None:
+    """Workers SIGKILLed just before a text's create left (reserved, nothing at Twilio)
+    and just after Twilio took it (reserved, a message at Twilio, no sid recorded): the
+    reconciler finds the second kind by `To` and date and plans the first kind again."""
+    await e2e.seed(CRASH_TEXT_CASES, case_cap=1)
+    campaign = await e2e.campaign("texts", channels=("sms",), cps=40)
+    await e2e.plan_here(campaign)
+    kinds = {"after_reserve": 0, "after_provider": 0}
+    crashing: dict[int, str] = {}
+
+    def spawn_crashing(kind: str) -> None:
+        proc = e2e.spawn(DIALER_TEST_CRASH_AT=kind, DIALER_TEST_CRASH_ON="5")
+        crashing[proc.pid] = kind
+
+    for kind in kinds:
+        spawn_crashing(kind)
+
+    async def supervise() -> None:
+        for proc in e2e.reap_crashed():
+            kind = crashing.pop(proc.pid)
+            kinds[kind] += 1
+            if kinds[kind] < TEXT_CRASHES_EACH:
+                spawn_crashing(kind)
+            elif not crashing:
+                e2e.spawn()
+
+    await e2e.wait_until(
+        lambda: e2e.quiet("planned", "queued"), within=240, what="every job", tick=supervise
+    )
+    await supervise()
+    await e2e.wait_until(e2e.queue_drained, within=120, what="the queue to drain")
+    await e2e.stop_workers()
+    assert kinds == {"after_reserve": TEXT_CRASHES_EACH, "after_provider": TEXT_CRASHES_EACH}
+    before = await e2e.counts()
+    moved, replanned = await e2e.reconcile_then_dispatch()
+    figures = await e2e.check(Figures("texts-killed", cases=CRASH_TEXT_CASES), case_cap=1)
+    figures.extra.update(
+        reserved_before_reconcile=before.get("reserved", 0), reconciled=moved, replanned=replanned
+    )
+    figures.print(record_property)
+
+    assert not figures.violations, figures.violations[:10]
+    assert before.get("reserved", 0) >= 2 * TEXT_CRASHES_EACH
+    # Killed after Twilio took it: found, its sid recorded, never sent again.
+    assert moved.get("sent", 0) + moved.get("in_progress", 0) >= TEXT_CRASHES_EACH
+    # Killed before it left: not_sent and sent once in its stead; nothing closed failed.
+    assert moved.get("not_sent", 0) == replanned >= TEXT_CRASHES_EACH
+    assert "failed" not in figures.states
+    assert figures.extra["cases_contacted"] == CRASH_TEXT_CASES
+    assert figures.provider_calls == CRASH_TEXT_CASES
