@@ -187,7 +187,7 @@ async def _look_up(
             return None, AttemptState.FAILED, True
         return None  # email: the mail server's acceptance is all there is
     if channel is Channel.VOICE:
-        since = (row.reserved_at or row.at) - timedelta(seconds=5)
+        since = (row.reserved_at or row.at) - lookups.SKEW
         calls = [c for c in await telephony.find_calls(to, since) if c.sid not in claimed]
         if calls:
             oldest = calls[-1]  # newest first
