@@ -14,6 +14,8 @@ from dialer.api.errors import install_error_handlers
 from dialer.api.openapi import install_openapi
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
+from dialer.api.text import StorableQueryText
+from dialer.api.unexpected import UnexpectedErrors
 from dialer.clock import Clock, system_clock
 from dialer.dashboard import page as dashboard_page
 from dialer.dashboard import router as dashboard
@@ -75,6 +77,11 @@ def create_app(
     app.add_middleware(BodyLimit, settings=settings)
     # Outermost: Twilio's status callbacks on PostgreSQL, answered without the FastAPI stack.
     app.add_middleware(FastWebhooks)
+    # A NUL in a path or filter is a 422 naming it (PostgreSQL cannot compare with it).
+    app.add_middleware(StorableQueryText)
+    # Outermost of all: an unexpected error is a 500 (503: database down) in the one error
+    # shape, with a request id that its log line carries too.
+    app.add_middleware(UnexpectedErrors)
     install_error_handlers(app)
     install_openapi(app)  # the error shape of every 4xx, declared
     app.include_router(v1, prefix="/v1")

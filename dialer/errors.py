@@ -4,6 +4,7 @@ status and code, so the API turns it into the one error shape and never into a 5
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,10 +17,17 @@ class DialerError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, fields: list[FieldError] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        fields: list[FieldError] | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or []
+        self.extra = extra or {}  # more members of the error body, e.g. an import's counts
 
 
 class UnauthorizedError(DialerError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.types import Message, Receive, Send
 
@@ -39,9 +40,10 @@ async def send_error(
     fields: Sequence[FieldError] = (),
     *,
     close: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Answer with the API's error shape (`error_body`) as JSON."""
-    payload = json.dumps(error_body(code, message, fields)).encode()
+    payload = json.dumps(error_body(code, message, fields, **(extra or {}))).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),

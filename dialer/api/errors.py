@@ -1,4 +1,5 @@
-"""The single JSON error shape for every 4xx:
+"""The single JSON error shape for every 4xx (and, with a `request_id`, every 5xx:
+`dialer.api.unexpected`):
 `{"error": {"code": ..., "message": ..., "fields": [{"field": ..., "reason": ...}]}}`."""
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _field_error(e: Any) -> FieldError:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DialerError)
     async def _dialer(_: Request, exc: DialerError) -> JSONResponse:
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(exc.extra)
         if isinstance(exc, StrategyRejectedError):
             extra["violations"] = exc.violations
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None

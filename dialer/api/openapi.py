@@ -1,4 +1,4 @@
-"""The OpenAPI document declares the one error shape every 4xx of /v1 has
+"""The OpenAPI document declares the one error shape every 4xx and 5xx of /v1 has
 (`dialer.api.errors`), instead of FastAPI's default `HTTPValidationError` for 422 and
 nothing for the rest: clients (and schemathesis) can check error bodies too."""
 
@@ -22,6 +22,8 @@ class ErrorDetailOut(BaseModel):
     code: str
     message: str
     fields: list[FieldErrorOut]
+    # an unexpected error (500, 503): the id its log line carries
+    request_id: str | None = None
 
 
 class ErrorOut(BaseModel):
@@ -38,6 +40,8 @@ ERRORS = {
     413: "body over the size limit",
     415: "unsupported content type",
     422: "invalid field values (each named with its reason)",
+    500: "an unexpected error; `request_id` names its log line",
+    503: "a dependency (the database, the queue) is unavailable: retry later",
 }
 _REF = "#/components/schemas/{model}"
 _OWN_ERRORS = "/v1/"  # Twilio's callbacks and the health endpoints answer in their own way

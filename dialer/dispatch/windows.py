@@ -9,7 +9,9 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+# HH:MM-HH:MM, ending at 24:00 at the latest (declared as the API's pattern, too).
+WINDOW_PATTERN = r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$"
+_WINDOW = re.compile(WINDOW_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +24,9 @@ class LocalWindow:
         """'09:00-11:30' -> LocalWindow; raises ValueError on anything else."""
         m = _WINDOW.match(text.strip())
         if not m:
-            raise ValueError(f"a window is 'HH:MM-HH:MM', not {text!r}")
+            raise ValueError(f"a window is 'HH:MM-HH:MM' (24:00 at the latest), not {text!r}")
         start = time(int(m[1]), int(m[2]))
-        end = time.max if m[3] == "24" else time(int(m[3]), int(m[4]))
-        if m[3] == "24" and m[4] != "00":
-            raise ValueError(f"a window ends at 24:00 at the latest, not {text!r}")
+        end = time.max if m[3] == "24:00" else time(int(m[4]), int(m[5]))
         if end <= start:
             raise ValueError(f"a window must end after it starts: {text!r}")
         return cls(start, end)

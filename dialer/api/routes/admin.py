@@ -17,6 +17,7 @@ from dialer.api.schemas.admin import (
     PortfolioOut,
     PortfolioProfileIn,
 )
+from dialer.api.schemas.common import INT64_MAX
 from dialer.db.repositories import audit
 from dialer.services import keys, portfolios
 
@@ -73,7 +74,7 @@ async def list_audit(
     who: AuditReader,
     entity: str | None = None,
     entity_id: str | None = None,
-    after_id: int | None = None,
+    after_id: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> object:
     return await audit.list_entries(

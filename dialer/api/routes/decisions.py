@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime
 
 from dialer.api.deps import CaseReader, NowDep, PreviewUser, SessionDep, SettingsDep
+from dialer.api.schemas.common import Instant
 from dialer.api.schemas.decisions import DecisionOut, PreviewIn, decision_out
 from dialer.services import decisions
 
@@ -20,7 +20,7 @@ async def case_decision(
     session: SessionDep,
     now: NowDep,
     who: CaseReader,
-    at: AwareDatetime | None = None,
+    at: Instant | None = None,
 ) -> object:
     """Allowed actions now (or `at`), and every refusal with its rule, reason and the
     next instant it would be allowed."""

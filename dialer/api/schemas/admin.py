@@ -4,26 +4,21 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from dialer.api.schemas.common import In, Out, check_zone
+from dialer.api.schemas.common import In, Out, ProfileName, ZoneName
 from dialer.auth import Role
 
 
 class PortfolioIn(In):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")]
-    profile: str
+    profile: ProfileName
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return check_zone(value) or "UTC"
+    timezone: ZoneName = "UTC"
 
 
 class PortfolioProfileIn(In):
-    profile: str
+    profile: ProfileName
 
 
 class PortfolioOut(Out):

@@ -9,8 +9,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from dialer.api.schemas.common import In, Out
-from dialer.dispatch.windows import LocalWindow
+from dialer.dispatch.windows import WINDOW_PATTERN, LocalWindow
 from strategy.model import Channel
+
+MIN_CPS = 0.01
 
 
 class CampaignFilter(In):
@@ -24,10 +26,17 @@ class CampaignIn(In):
     portfolio: str = Field(min_length=1, max_length=64)
     filter: CampaignFilter = Field(default_factory=CampaignFilter)
     channels: list[Channel] = Field(min_length=1)
-    window: str = Field(description="local start window in each party's zone, e.g. 09:00-11:30")
-    pacing_cps: float = Field(gt=0, le=1000, description="calls per second, all workers together")
+    window: str = Field(
+        pattern=WINDOW_PATTERN,
+        description="local start window in each party's zone, e.g. 09:00-11:30",
+    )
+    # At least one call per 100 s: a slot is 1/cps seconds after the last, and a rate near
+    # zero put the next slot past the end of time (OverflowError, the jobs dead-lettered).
+    pacing_cps: float = Field(
+        ge=MIN_CPS, le=1000, description="calls per second, all workers together"
+    )
     max_in_progress: int | None = Field(
-        default=10, ge=1, description="attempts in progress at most; null: no limit"
+        default=10, ge=1, le=100_000, description="attempts in progress at most; null: no limit"
     )
 
     @field_validator("window")

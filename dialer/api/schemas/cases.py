@@ -7,9 +7,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field
 
-from dialer.api.schemas.common import In, Out, check_zone
+from dialer.api.schemas.common import Day, In, Instant, Money, OptionalZone, Out
 from strategy.model import (
     CaseFlag,
     CaseStatus,
@@ -21,7 +21,7 @@ from strategy.model import (
 )
 
 Ref = Annotated[str, Field(min_length=1, max_length=128)]
-Zone = Annotated[str | None, Field(default=None, description="IANA zone; leave empty if unknown")]
+Zone = Annotated[OptionalZone, Field(default=None, description="IANA zone; leave empty if unknown")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 
 
@@ -36,8 +36,6 @@ class ContactPointIn(In):
     do_not_call: bool = False
     mobile: bool | None = None
 
-    _zone = field_validator("timezone")(check_zone)
-
 
 class PartyIn(In):
     ref: Ref | None = Field(default=None, description="stable key within the case")
@@ -50,36 +48,34 @@ class PartyIn(In):
     title: str | None = None
     contact_points: list[ContactPointIn] = Field(default_factory=list, max_length=50)
 
-    _zone = field_validator("timezone")(check_zone)
-
 
 class CaseIn(In):
     external_ref: Ref
     portfolio: str | None = Field(default=None, description="defaults to the import's portfolio")
-    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+    amount: Money
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    due_date: date
-    balance: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+    due_date: Day
+    balance: Money | None = None
     stage: Stage = Stage.COLLECTION
-    stage_started_on: date | None = None
+    stage_started_on: Day | None = None
     status: CaseStatus = CaseStatus.OPEN
     flags: frozenset[CaseFlag] = frozenset()
     country: Country | None = None
-    dispute_resolved_at: AwareDatetime | None = None
+    dispute_resolved_at: Instant | None = None
     parties: list[PartyIn] = Field(min_length=1, max_length=50)
 
 
 class CasePatch(In):
-    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
-    balance: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+    amount: Money | None = None
+    balance: Money | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
-    due_date: date | None = None
+    due_date: Day | None = None
     stage: Stage | None = None
-    stage_started_on: date | None = None
+    stage_started_on: Day | None = None
     status: CaseStatus | None = None
     flags: frozenset[CaseFlag] | None = None
     country: Country | None = None
-    dispute_resolved_at: AwareDatetime | None = None
+    dispute_resolved_at: Instant | None = None
 
 
 class PartyPatch(In):
@@ -90,8 +86,6 @@ class PartyPatch(In):
     timezone: Zone = None
     title: str | None = None
 
-    _zone = field_validator("timezone")(check_zone)
-
 
 class ContactPointPatch(In):
     consent: frozenset[Channel] | None = None
@@ -100,8 +94,6 @@ class ContactPointPatch(In):
     timezone: Zone = None
     do_not_call: bool | None = None
     mobile: bool | None = None
-
-    _zone = field_validator("timezone")(check_zone)
 
 
 class AssignmentIn(In):

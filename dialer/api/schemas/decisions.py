@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from dialer.api.schemas.cases import CaseIn
-from dialer.api.schemas.common import In
+from dialer.api.schemas.common import Day, In, Instant, PositiveMoney, ProfileName
 from strategy.decision import AllowedAction, Decision, Reason, Refusal, TaskRequest
 from strategy.model import Channel, Result
 
@@ -146,19 +145,19 @@ def decision_out(d: Decision) -> DecisionOut:
 
 
 class AttemptIn(In):
-    at: AwareDatetime
+    at: Instant
     channel: Channel
     party_id: str = Field(description="the party's ref (or party-<index>)")
     contact_point_id: str = Field(description="the contact point's ref (or cp-<p>-<c>)")
     result: Result = Result.PENDING
-    promise_amount: Decimal | None = None
-    promise_date: date | None = None
-    callback_at: AwareDatetime | None = None
+    promise_amount: PositiveMoney | None = None
+    promise_date: Day | None = None
+    callback_at: Instant | None = None
 
 
 class PaymentIn(In):
-    at: AwareDatetime
-    amount: Decimal
+    at: Instant
+    amount: PositiveMoney
 
 
 class HistoryIn(In):
@@ -171,11 +170,11 @@ class PreviewIn(In):
 
     case: CaseIn
     history: HistoryIn = Field(default_factory=HistoryIn)
-    at: AwareDatetime
+    at: Instant
     portfolio: str | None = Field(default=None, description="use its profile and active strategy")
     strategy: dict[str, Any] | None = Field(default=None, description="a strategy document")
     strategy_id: uuid.UUID | None = None
-    profile: str | None = Field(default=None, description="guardrail profile name")
+    profile: ProfileName | None = Field(default=None, description="guardrail profile name")
 
     @model_validator(mode="after")
     def _one_strategy(self) -> PreviewIn:

@@ -5,9 +5,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from dialer.api.schemas.common import In, Out
+from dialer.api.schemas.common import Day, In, Instant, Out, PositiveMoney
 from strategy.model import Channel, Result
 
 
@@ -19,10 +19,10 @@ class OutcomeIn(In):
     contact_point_id: uuid.UUID | None = None
     channel: Channel | None = None
     result: Result
-    at: AwareDatetime | None = None
-    promise_amount: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)] | None = None
-    promise_date: date | None = None
-    callback_at: AwareDatetime | None = None
+    at: Instant | None = None
+    promise_amount: PositiveMoney | None = None
+    promise_date: Day | None = None
+    callback_at: Instant | None = None
     notes: Annotated[str, Field(max_length=4000)] | None = None
     # A cease request: block these channels on the contact point at once (invariant 7).
     opt_out: list[Channel] = Field(default_factory=list)
@@ -42,8 +42,8 @@ class OutcomeOut(Out):
 
 
 class PaymentIn(In):
-    at: AwareDatetime
-    amount: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=2)]
+    at: Instant
+    amount: PositiveMoney
 
 
 class PaymentOut(Out):

@@ -5,9 +5,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from dialer.api.schemas.common import In, Out
+from dialer.api.schemas.common import In, Instant, Out
 
 
 class InProgressPolicy(StrEnum):
@@ -77,7 +77,7 @@ class DiffOut(BaseModel):
 
 
 class SimulateIn(In):
-    at: AwareDatetime | None = None
+    at: Instant | None = None
     limit: int | None = Field(default=None, ge=0, le=5000)
 
 

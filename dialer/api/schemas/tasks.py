@@ -3,9 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime
-
-from dialer.api.schemas.common import In, Out
+from dialer.api.schemas.common import In, Instant, Out
 
 
 class TaskOut(Out):
@@ -29,7 +27,7 @@ class ApprovalIn(In):
 
 
 class RefreshIn(In):
-    at: AwareDatetime | None = None
+    at: Instant | None = None
 
 
 class RefreshOut(Out):
