@@ -26,7 +26,7 @@ from dialer.api.schemas.cases import CaseIn
 from dialer.convert import CaseRows, case_rows
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, cases, portfolios
-from dialer.errors import UnsupportedMediaTypeError, ValidationFailedError
+from dialer.errors import FieldError, UnsupportedMediaTypeError, ValidationFailedError
 from dialer.services.normalise import normalise_case
 from dialer.settings import Settings
 
@@ -135,6 +135,10 @@ def _jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[_Parsed]:
         except json.JSONDecodeError as exc:
             yield _Parsed(number, None, error=RowError(number, None, f"not JSON: {exc.msg}"))
             continue
+        except RecursionError:  # the decoder's recursion limit, about 1,000 levels
+            reason = "not JSON this service reads: nested too deeply"
+            yield _Parsed(number, None, error=RowError(number, None, reason))
+            continue
         if not isinstance(doc, dict):
             yield _Parsed(number, None, error=RowError(number, None, "a line must be an object"))
             continue
@@ -154,6 +158,41 @@ def _cell(row: dict[str, str], column: str) -> Any:
     return value or None
 
 
+class _UnreadableError(Exception):
+    """The file cannot be read on from `line`: nothing after it can be trusted."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line, self.reason = line, reason
+
+
+class ImportAbortedError(ValidationFailedError):
+    """A file-level error: the batches before it stay committed, and the error says how
+    many cases they hold (`cases_committed`); importing the fixed file again completes the
+    import, updating those cases rather than duplicating them."""
+
+
+def _readable(parsed: Iterator[_Parsed], report: ImportReport) -> Iterator[_Parsed]:
+    """`parsed`, turning a file-level read error into `ImportAbortedError` with the
+    counts committed so far (the batch being gathered is not written)."""
+    try:
+        yield from parsed
+    except _UnreadableError as exc:
+        committed = report.cases_created + report.cases_updated
+        raise ImportAbortedError(
+            f"the file cannot be read past line {exc.line}: {exc.reason}. {committed} cases"
+            " before it were imported and committed, none after it. Fix the file and import"
+            " it again: cases already imported are updated, not duplicated.",
+            [FieldError("file", f"line {exc.line}: {exc.reason}")],
+            extra={
+                "line": exc.line,
+                "cases_committed": committed,
+                "cases_created": report.cases_created,
+                "cases_updated": report.cases_updated,
+            },
+        ) from exc
+
+
 def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[_Parsed]:
     numbers: list[int] = []
 
@@ -162,15 +201,22 @@ def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[_Parsed]:
             numbers.append(number)
             yield text
 
-    reader = csv.DictReader(texts())
-    missing = {"external_ref", "party_role"} - set(reader.fieldnames or ())
+    # strict: a quote that is never closed, or closed mid-field, is an error rather than a
+    # field that silently swallows the rows after it.
+    reader = csv.DictReader(texts(), strict=True)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise _UnreadableError(1, _csv_reason(exc)) from exc
+    rows = _csv_rows(reader, numbers)
+    missing = {"external_ref", "party_role"} - set(header or ())
     if missing:
         yield _Parsed(1, None, error=RowError(1, None, f"missing columns: {sorted(missing)}"))
         return
     current: _Parsed | None = None
     key: tuple[str, str] | None = None
     party_index: dict[str, int] = {}
-    for row in reader:
+    for row in rows:
         line = numbers[-1] if numbers else reader.line_num
         if not any((v or "").strip() for v in row.values()):
             continue
@@ -218,6 +264,32 @@ def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[_Parsed]:
             )
     if current is not None:
         yield current
+
+
+def _csv_rows(reader: csv.DictReader[str], numbers: list[int]) -> Iterator[dict[str, str]]:
+    """The reader's rows; a row it cannot read raises `_UnreadableError` with the line it
+    starts on."""
+    while True:
+        start = (numbers[-1] if numbers else 0) + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _UnreadableError(start, _csv_reason(exc)) from exc
+        yield row
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    reason = str(exc)
+    if "field limit" in reason:
+        reason = (
+            f"a field is longer than {csv.field_size_limit()} characters"
+            " (a quote that is never closed?)"
+        )
+    elif "end of data" in reason:
+        reason = "a quote opened on this line is never closed"
+    return f"not CSV: {reason}"
 
 
 def _line_for(parsed: _Parsed, path: str) -> int:
@@ -273,7 +345,7 @@ async def import_stream(
         batch.rows, batch.keys = [], set()
 
     counted = _count(lines, report)
-    parsed_docs = _csv(counted) if fmt == ImportFormat.CSV else _jsonl(counted)
+    parsed_docs = _readable(_csv(counted) if fmt == ImportFormat.CSV else _jsonl(counted), report)
     for parsed in parsed_docs:
         if parsed.error is not None or parsed.doc is None:
             if parsed.error:

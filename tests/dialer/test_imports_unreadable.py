@@ -1,0 +1,82 @@
+"""A file an import cannot read on (an unbalanced quote, a field over the CSV limit) is a
+422 naming the line, saying how many cases the batches before it committed; the fixed file
+imported again completes the import without duplicating them. A JSON line nested 100k
+deep is one rejected line, not a 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dialer.auth import Role
+from tests.dialer.conftest import Api
+from tests.dialer.factories import cn_case
+
+HEADER = "portfolio,external_ref,amount,currency,due_date,party_role,party_name,kind,value\n"
+
+
+def _row(i: int, name: str | None = None) -> str:
+    name = name or f"Debtor {i}"
+    return f"cn-loans,R-{i},100.00,CNY,2026-11-01,debtor,{name},phone,1380013800{i % 10}\n"
+
+
+async def _cases(api: Api) -> list[str]:
+    r = await api.client.get("/v1/cases?limit=500", headers=api.auth(Role.SUPERVISOR))
+    return sorted(c["external_ref"] for c in r.json()["items"])
+
+
+async def _import(api: Api, body: str) -> dict[str, object]:
+    h = {**api.auth(Role.SUPERVISOR), "Content-Type": "text/csv"}
+    r = await api.client.post("/v1/imports", content=body.encode(), headers=h)
+    assert r.status_code in (200, 422), r.text
+    return {"status": r.status_code, **r.json()}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        'cn-loans,R-6,100.00,CNY,2026-11-01,debtor,"Debtor 6,phone,13800138006\n',  # never closed
+        _row(6, "x" * 140_000),  # a field over the csv module's 128 KB limit
+    ],
+    ids=["unbalanced-quote", "field-over-128KB"],
+)
+async def test_an_unreadable_line_says_what_was_committed_and_a_rerun_completes(
+    api: Api, bad: str
+) -> None:
+    api.app.state.settings = api.settings.model_copy(update={"import_batch_size": 2})
+    before = "".join(_row(i) for i in range(1, 6))  # lines 2-6
+    after = "".join(_row(i) for i in range(7, 10))
+    report = await _import(api, HEADER + before + bad + after)
+
+    assert report["status"] == 422
+    error = report["error"]
+    assert isinstance(error, dict)
+    assert error["line"] == 7
+    assert error["fields"][0]["field"] == "file"
+    assert error["fields"][0]["reason"].startswith("line 7: not CSV")
+    committed = await _cases(api)
+    # batches of 2: R-1..R-4 committed; R-5 was still being gathered and is not written
+    assert committed == ["R-1", "R-2", "R-3", "R-4"]
+    assert error["cases_committed"] == len(committed)
+    assert f"{len(committed)} cases before it were imported" in error["message"]
+
+    fixed = await _import(api, HEADER + before + _row(6) + after)
+    assert fixed["status"] == 200, fixed
+    assert (fixed["cases_created"], fixed["cases_updated"]) == (5, 4)
+    assert await _cases(api) == [f"R-{i}" for i in range(1, 10)]
+    again = await _import(api, HEADER + before + _row(6) + after)
+    assert (again["cases_created"], again["cases_updated"]) == (0, 9)
+    assert await _cases(api) == [f"R-{i}" for i in range(1, 10)]
+
+
+async def test_a_json_line_nested_100k_deep_is_one_rejected_line(api: Api) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    body = json.dumps(cn_case("J-1")) + "\n" + deep + "\n" + json.dumps(cn_case("J-2")) + "\n"
+    h = {**api.auth(Role.SUPERVISOR), "Content-Type": "application/x-ndjson"}
+    r = await api.client.post("/v1/imports", content=body.encode(), headers=h)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["cases_created"] == 2
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [(2, None)]
+    assert "nested too deeply" in report["errors"][0]["reason"]
