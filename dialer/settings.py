@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./dialer.db"
     # PostgreSQL only: the schema to work in (search_path). Tests and benches use their own.
     database_schema: str | None = None
-    # Log every SQL statement (debugging only).
+    # Log every SQL statement at INFO (debugging only; warned at start). Parameters are
+    # never logged and the lines are masked like any other, but the volume is large.
     database_echo: bool = False
 
     # `dialer serve` listens on host:port (the container image sets host 0.0.0.0).

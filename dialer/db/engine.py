@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
 
 from dialer.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def build_engine(
     settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
@@ -22,7 +25,11 @@ def build_engine(
     costs a round trip per checkout; a worker turns it off, since a job that fails on a
     dropped connection is redelivered and the pool replaces the connection."""
     connect_args: dict[str, Any] = {}
-    kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    # Statement parameters hold debtors' names and numbers: never in an error's text (which
+    # reaches tracebacks and logs) nor in the echoed SQL.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
+    if settings.database_echo:
+        _echo_through_masked_logging()
     if settings.is_sqlite:
         connect_args["timeout"] = 30
     elif settings.database_schema:
@@ -36,6 +43,16 @@ def build_engine(
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _echo_through_masked_logging() -> None:
+    """DIALER_DATABASE_ECHO: SQLAlchemy's statements at INFO through the process's logging
+    (masked like every other line), not `echo=True`'s own unmasked handler on stdout."""
+    logging.getLogger("sqlalchemy.engine.Engine").setLevel(logging.INFO)
+    log.warning(
+        "DIALER_DATABASE_ECHO is on: every SQL statement is logged (parameters hidden,"
+        " phone numbers masked); turn it off outside debugging"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
