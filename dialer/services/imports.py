@@ -210,9 +210,8 @@ def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[_Parsed]:
         raise _UnreadableError(1, _csv_reason(exc)) from exc
     rows = _csv_rows(reader, numbers)
     missing = {"external_ref", "party_role"} - set(header or ())
-    if missing:
-        yield _Parsed(1, None, error=RowError(1, None, f"missing columns: {sorted(missing)}"))
-        return
+    if missing:  # no row can be read: the whole file is refused, not reported row by row
+        raise _UnreadableError(1, f"not an import file: missing columns {sorted(missing)}")
     current: _Parsed | None = None
     key: tuple[str, str] | None = None
     party_index: dict[str, int] = {}

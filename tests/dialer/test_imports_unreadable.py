@@ -80,3 +80,22 @@ async def test_a_json_line_nested_100k_deep_is_one_rejected_line(api: Api) -> No
     assert report["cases_created"] == 2
     assert [(e["line"], e["field"]) for e in report["errors"]] == [(2, None)]
     assert "nested too deeply" in report["errors"][0]["reason"]
+
+
+@pytest.mark.parametrize("body", ["", "just some text\n", "[]", "external_ref,amount\nR-1,1\n"])
+async def test_a_file_without_the_required_columns_is_refused_whole(api: Api, body: str) -> None:
+    """Not one row of it can be read: a 422 naming line 1, not a 200 that imported nothing."""
+    h = {**api.auth(Role.SUPERVISOR), "Content-Type": "text/csv"}
+    r = await api.client.post("/v1/imports", content=body.encode(), headers=h)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert (error["line"], error["cases_committed"]) == (1, 0)
+    assert "missing columns" in error["fields"][0]["reason"]
+
+
+async def test_a_form_upload_without_its_file_names_the_field(api: Api) -> None:
+    r = await api.client.post(
+        "/v1/imports", files={"other": ("x.csv", b"a,b\n")}, headers=api.auth(Role.SUPERVISOR)
+    )
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["error"]["fields"]] == ["file"]

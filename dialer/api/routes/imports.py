@@ -9,7 +9,7 @@ from starlette.types import Message
 
 from dialer.api.deps import NowDep, SessionDep, SettingsDep, SupervisorOrService
 from dialer.api.schemas.imports import ImportReportOut
-from dialer.errors import PayloadTooLargeError, ValidationFailedError
+from dialer.errors import FieldError, PayloadTooLargeError, ValidationFailedError
 from dialer.services import imports
 
 router = APIRouter(tags=["imports"])
@@ -41,6 +41,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
                     "schema": {
                         "type": "object",
                         "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
                     }
                 },
             }
@@ -67,7 +68,10 @@ async def import_cases(
         form = await Request(request.scope, replay).form(max_part_size=settings.max_upload_bytes)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise ValidationFailedError("send the file in a form field named `file`")
+            raise ValidationFailedError(
+                "send the file in a form field named `file`",
+                [FieldError("file", "a file is required")],
+            )
         data = await upload.read()
         filename, content_type = upload.filename, upload.content_type or ""
     else:
