@@ -4,6 +4,7 @@ the log line carries); the OpenAPI document declares every constraint the server
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,9 @@ def test_the_openapi_document_declares_the_constraints_the_server_enforces(
     assert string["pattern"] == "^\\d{1,16}(\\.\\d{1,2})?$"
     promise = _variants(_body(doc, "OutcomeIn")["properties"]["promise_amount"])
     assert any(v.get("exclusiveMinimum") == 0 for v in promise)
+    positive = next(v for v in promise if v.get("type") == "string")["pattern"]
+    assert re.match(positive, "0.01") and re.match(positive, "12.50")
+    assert not re.match(positive, "0") and not re.match(positive, "0.00")
 
     at = _variants(_body(doc, "PaymentIn")["properties"]["at"])[0]
     assert at["format"] == "date-time" and at["pattern"] == "^(19|20)\\d\\d-"

@@ -35,6 +35,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.openapi.checks import JsonSchemaError
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -61,12 +62,15 @@ STATEFUL_STEPS = 8
 CREDENTIALS = [*(r.value for r in Role), "none"]
 CALLS: Counter[str] = Counter()  # cases run per credential set, printed at the end
 STATUSES: dict[str, Counter[int]] = defaultdict(Counter)
-# No 500; every status code, content type and body as the schema declares them.
+# No 500; every status code, content type and body as the schema declares them; and every
+# request that breaks the schema refused (the schema declares every constraint the server
+# enforces: it may enforce more, such as a window that ends after it starts, never less).
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    negative_data_rejection,
 ]
 
 

@@ -162,32 +162,38 @@ ProfileName = Annotated[
 
 # --- money --------------------------------------------------------------------------------
 # NUMERIC(18, 2): 16 digits before the point, 2 after; as a JSON string or number.
-MONEY_MAX = Decimal("9999999999999999.99")
 _MONEY_TEXT = re.compile(r"^\d{1,16}(\.\d{1,2})?$")
+# the same, above zero (no leading zeros): 1, 0.01, 12.50
+_POSITIVE_MONEY_TEXT = re.compile(r"^([1-9]\d{0,15}(\.\d{1,2})?|0\.(0[1-9]|[1-9]\d?))$")
 
 
-def _money_text(value: object) -> object:
-    if isinstance(value, str) and not _MONEY_TEXT.match(value):
-        raise ValueError("an amount is written like 1234.50: at most 16 digits, then 2 decimals")
-    return value
+def _money_text(pattern: re.Pattern[str]) -> BeforeValidator:
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.match(value):
+            raise ValueError(
+                "an amount is written like 1234.50: at most 16 digits, then 2 decimals"
+            )
+        return value
+
+    return BeforeValidator(check)
 
 
-def _money_schema(lower: str) -> WithJsonSchema:
+def _money_schema(lower: str, pattern: re.Pattern[str]) -> WithJsonSchema:
     # the largest double below 10**16: a larger JSON number is read as 10**16, 17 digits
     number = {"type": "number", lower: 0, "maximum": 9999999999999998, "multipleOf": 0.01}
-    return WithJsonSchema({"anyOf": [number, {"type": "string", "pattern": _MONEY_TEXT.pattern}]})
+    return WithJsonSchema({"anyOf": [number, {"type": "string", "pattern": pattern.pattern}]})
 
 
 # An amount of money: zero or more, and more than zero.
 Money = Annotated[
     Decimal,
-    BeforeValidator(_money_text),
+    _money_text(_MONEY_TEXT),
     Field(ge=0, max_digits=18, decimal_places=2),
-    _money_schema("minimum"),
+    _money_schema("minimum", _MONEY_TEXT),
 ]
 PositiveMoney = Annotated[
     Decimal,
-    BeforeValidator(_money_text),
+    _money_text(_POSITIVE_MONEY_TEXT),
     Field(gt=0, max_digits=18, decimal_places=2),
-    _money_schema("exclusiveMinimum"),
+    _money_schema("exclusiveMinimum", _POSITIVE_MONEY_TEXT),
 ]
