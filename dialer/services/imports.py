@@ -180,9 +180,9 @@ def _readable(parsed: Iterator[_Parsed], report: ImportReport) -> Iterator[_Pars
     except _UnreadableError as exc:
         committed = report.cases_created + report.cases_updated
         raise ImportAbortedError(
-            f"the file cannot be read past line {exc.line}: {exc.reason}. {committed} cases"
-            " before it were imported and committed, none after it. Fix the file and import"
-            " it again: cases already imported are updated, not duplicated.",
+            f"the file cannot be read past line {exc.line}: {exc.reason}. Cases imported and"
+            f" committed before it: {committed}; none after it. Fix the file and import it"
+            " again: cases already imported are updated, not duplicated.",
             [FieldError("file", f"line {exc.line}: {exc.reason}")],
             extra={
                 "line": exc.line,

@@ -59,7 +59,7 @@ async def test_an_unreadable_line_says_what_was_committed_and_a_rerun_completes(
     # batches of 2: R-1..R-4 committed; R-5 was still being gathered and is not written
     assert committed == ["R-1", "R-2", "R-3", "R-4"]
     assert error["cases_committed"] == len(committed)
-    assert f"{len(committed)} cases before it were imported" in error["message"]
+    assert f"Cases imported and committed before it: {len(committed)};" in error["message"]
 
     fixed = await _import(api, HEADER + before + _row(6) + after)
     assert fixed["status"] == 200, fixed
