@@ -14,7 +14,7 @@ from dialer.api.errors import install_error_handlers
 from dialer.api.openapi import install_openapi
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
-from dialer.api.text import StorableQueryText
+from dialer.api.text import StorableText
 from dialer.api.unexpected import UnexpectedErrors
 from dialer.clock import Clock, system_clock
 from dialer.dashboard import page as dashboard_page
@@ -73,12 +73,13 @@ def create_app(
     app.state.metrics = metrics or Metrics()
     # Latency of every Twilio webhook (/v1/twilio/...), as Twilio waits for it.
     app.add_middleware(WebhookTiming, metrics=app.state.metrics)
+    # Inside the body limit: a NUL in a path, filter or JSON body is a 422 naming it
+    # (PostgreSQL cannot store or compare it); import files are checked case by case.
+    app.add_middleware(StorableText, skip_bodies=("/v1/imports",))
     # Outermost: a body over DIALER_MAX_BODY_BYTES is refused with 413 before anything reads it.
     app.add_middleware(BodyLimit, settings=settings)
     # Outermost: Twilio's status callbacks on PostgreSQL, answered without the FastAPI stack.
     app.add_middleware(FastWebhooks)
-    # A NUL in a path or filter is a 422 naming it (PostgreSQL cannot compare with it).
-    app.add_middleware(StorableQueryText)
     # Outermost of all: an unexpected error is a 500 (503: database down) in the one error
     # shape, with a request id that its log line carries too.
     app.add_middleware(UnexpectedErrors)

@@ -1,22 +1,29 @@
 """Text the databases can store. PostgreSQL refuses a NUL character in any text or JSON
-value, and no driver encodes a lone surrogate, so such text is refused at the edge with
-the field it came in, instead of failing deep in a statement (a 500)."""
+value, so a request carrying one is refused at the edge with the field it came in (a 422),
+instead of failing deep in a statement (a 500). JSON bodies, paths and query strings are
+checked here, once per request, before any route parses them; an import checks each case
+it reads (`dialer.services.imports`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dialer.api.asgi import send_error
+from dialer.api.asgi import replay_body, send_error
 from dialer.errors import FieldError
+
+NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
+_JSON_NUL = b"\\u0000"  # JSON writes NUL only as this escape (a raw control byte is invalid)
 
 
 def text_problem(value: str) -> str | None:
     """Why `value` cannot be stored, or None."""
     if "\x00" in value:
-        return "contains a NUL character (\\u0000), which cannot be stored"
+        return NUL_REASON
+    if value.isascii():  # the common case: no surrogate possible
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -24,35 +31,73 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def nested_text_problem(value: object) -> str | None:
-    """`text_problem` of every string in a value: lists, sets and mappings (keys too)."""
+def unstorable(value: object, path: str = "") -> FieldError | None:
+    """The first string in `value` (keys of objects too) that cannot be stored, named by
+    its path as the API names fields: parties[0].contact_points[1].value."""
     if isinstance(value, str):
-        return text_problem(value)
-    if isinstance(value, Mapping):
-        items: list[object] = [*value.keys(), *value.values()]
-        return next((p for p in map(nested_text_problem, items) if p), None)
-    if isinstance(value, list | tuple | set | frozenset):
-        return next((p for p in map(nested_text_problem, value) if p), None)
+        problem = text_problem(value)
+        return FieldError(path or "body", problem) if problem else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if found := unstorable(key, path) or unstorable(item, where):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := unstorable(item, f"{path}[{index}]"):
+                return found
     return None
 
 
-class StorableQueryText:
-    """Refuses (422) a request whose path or query string carries unstorable text, naming
-    the query parameter, before any route filters on it."""
+class StorableText:
+    """Refuses (422) a request whose path, query string or JSON body carries text that
+    cannot be stored, naming the parameter or field. Sits inside the body limit, which
+    has already read (and bounded) the body."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, skip_bodies: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.skip_bodies = skip_bodies  # paths whose bodies are streamed, not JSON
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            fields = _problems(scope)
-            if fields:
-                await send_error(send, 422, "validation_failed", "the request is invalid", fields)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        fields = _query_problems(scope)
+        if not fields and _is_json(scope) and not scope["path"].startswith(self.skip_bodies):
+            body = await _read(receive)
+            if _JSON_NUL in body:
+                fields = _body_problems(body)
+            receive = replay_body(body, receive)
+        if fields:
+            await send_error(send, 422, "validation_failed", "the request is invalid", fields)
+            return
         await self.app(scope, receive, send)
 
 
-def _problems(scope: Scope) -> list[FieldError]:
+def _is_json(scope: Scope) -> bool:
+    ctype = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+    return scope.get("method") in ("POST", "PUT", "PATCH") and b"json" in ctype.lower()
+
+
+async def _read(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message: Message = await receive()
+        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _body_problems(body: bytes) -> list[FieldError]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return []  # not JSON: the route says so
+    found = unstorable(doc)
+    return [found] if found else []
+
+
+def _query_problems(scope: Scope) -> list[FieldError]:
     fields: list[FieldError] = []
     if reason := text_problem(scope.get("path", "")):
         fields.append(FieldError("path", reason))

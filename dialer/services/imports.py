@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.api.errors import field_path
 from dialer.api.schemas.cases import CaseIn
+from dialer.api.text import unstorable
 from dialer.convert import CaseRows, case_rows
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, cases, portfolios
@@ -352,6 +353,10 @@ async def import_stream(
             continue
         ref = parsed.doc.get("external_ref")
         ref = ref if isinstance(ref, str) else None
+        if unfit := unstorable(parsed.doc):  # a NUL: PostgreSQL cannot store it
+            line = _line_for(parsed, unfit.field)
+            report.errors.append(RowError(line, unfit.field, unfit.reason, ref))
+            continue
         parsed.doc.setdefault("portfolio", default_portfolio)
         if parsed.doc.get("portfolio") is None:
             parsed.doc["portfolio"] = default_portfolio

@@ -99,3 +99,25 @@ async def test_a_form_upload_without_its_file_names_the_field(api: Api) -> None:
     )
     assert r.status_code == 422, r.text
     assert [f["field"] for f in r.json()["error"]["fields"]] == ["file"]
+
+
+async def test_a_nul_character_in_an_import_rejects_that_case_naming_line_and_field(
+    api: Api,
+) -> None:
+    """PostgreSQL cannot store it: the case is reported, the others are imported."""
+    bad = cn_case("J-2")
+    bad["parties"][1]["name"] = "Li\x00Na"
+    body = "".join(json.dumps(d) + "\n" for d in (cn_case("J-1"), bad, cn_case("J-3")))
+    h = {**api.auth(Role.SUPERVISOR), "Content-Type": "application/x-ndjson"}
+    r = await api.client.post("/v1/imports", content=body.encode(), headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["cases_created"] == 2
+    assert [(e["line"], e["field"]) for e in r.json()["errors"]] == [(2, "parties[1].name")]
+
+    csv_body = HEADER + _row(1) + _row(2, "Nul\x00Name") + _row(3)
+    report = await _import(api, csv_body)
+    assert report["status"] == 200
+    # (the party's ref is made of its role and name here, and is the first field read)
+    [error] = report["errors"]
+    assert error["line"] == 3 and error["field"].startswith("parties[0].")
+    assert await _cases(api) == ["J-1", "J-3", "R-1", "R-3"]

@@ -1,5 +1,6 @@
-"""The building blocks of every request body: `In` (unknown fields refused, every string
-storable), the instants and days a request may name, bounded integers, IANA zones."""
+"""The building blocks of every request body: `In` (unknown fields refused), the instants
+and days a request may name, bounded integers, IANA zones, guardrail profiles, money.
+(Text the database cannot store is refused before a body is parsed: `dialer.api.text`.)"""
 
 from __future__ import annotations
 
@@ -18,23 +19,13 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
-    field_validator,
 )
 
-from dialer.api.text import nested_text_problem
 from strategy.guardrails import PROFILES
 
 
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _storable_text(cls, value: Any) -> Any:
-        # PostgreSQL stores no NUL character: refused here, with the field, not as a 500.
-        if problem := nested_text_problem(value):
-            raise ValueError(problem)
-        return value
 
 
 class Out(BaseModel):
@@ -110,7 +101,12 @@ INT64_MAX = 2**63 - 1
 @cache
 def zone_names() -> tuple[str, ...]:
     """Every IANA zone name tzdata knows, sorted (the OpenAPI enum of a zone field)."""
-    return tuple(sorted(available_timezones()))
+    return tuple(sorted(_zone_set()))
+
+
+@cache
+def _zone_set() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 def check_zone(value: str | None) -> str | None:
@@ -125,7 +121,7 @@ def check_zone(value: str | None) -> str | None:
 
 def _known_zone(value: str | None) -> str | None:
     checked = check_zone(value)
-    if checked is not None and checked not in zone_names():
+    if checked is not None and checked not in _zone_set():
         raise ValueError(f"unknown time zone {value!r}")
     return checked
 
