@@ -109,7 +109,7 @@ def test_b2b_preset_tiers_by_stage_and_dpd() -> None:
     paying = case(due=DUE, stage=Stage.PAYMENT, stage_started_on=date(2026, 2, 20))
     for day, tier_id in {
         date(2026, 3, 3): "payment_reminder",  # dpd -7
-        date(2026, 3, 10): "payment_overdue_first_week",  # dpd 0
+        date(2026, 3, 11): "payment_overdue_first_week",  # dpd 1
         date(2026, 3, 18): "payment_overdue_second_week",  # dpd 8
         date(2026, 3, 25): "payment_no_progress",  # dpd 15
         date(2026, 4, 10): "payment_overdue_month",  # dpd 31
@@ -118,5 +118,6 @@ def test_b2b_preset_tiers_by_stage_and_dpd() -> None:
     }.items():
         decision = run(paying, None, at(day.year, day.month, day.day, 10), preset)
         assert decision.tier == tier_id, day
-    # Before the reminder week nothing is due yet.
+    # Before the reminder week nothing is due yet; on the due date nothing is overdue yet.
     assert run(paying, None, at(2026, 3, 1, 10), preset).tier is None
+    assert run(paying, None, at(2026, 3, 10, 10), preset).tier is None

@@ -177,7 +177,7 @@ def test_b2b_runs_under_commercial_by_stage(b2b: Strategy) -> None:
     ]
     assert [(t.dpd.min, t.dpd.max) for t in payment if t.dpd] == [
         (-7, -1),
-        (0, 7),
+        (1, 7),
         (8, 14),
         (15, 30),
         (31, 60),
