@@ -130,8 +130,12 @@ async def _due(
         .where(
             or_(
                 and_(
+                    # From when the create turned ambiguous (recorded in updated_at), not
+                    # from the reservation: a timed-out create may still be completing at
+                    # the provider, and a text may have waited long for a pacing slot.
                     AttemptRow.state == AttemptState.UNKNOWN.value,
-                    AttemptRow.reserved_at <= now - unknown_after,
+                    func.coalesce(AttemptRow.updated_at, AttemptRow.reserved_at)
+                    <= now - unknown_after,
                 ),
                 and_(
                     AttemptRow.state == AttemptState.RESERVED.value,

@@ -209,3 +209,30 @@ async def test_a_silent_call_whose_callback_comes_during_the_look_up_is_moved_on
     assert report.examined == 1 and report.ended == {}
     (row,) = await world.attempts()
     assert (row.state, row.result) == ("completed", "busy")
+
+
+async def test_an_ambiguous_text_is_looked_up_only_a_while_after_its_ambiguous_create(
+    world: World,
+) -> None:
+    """A timed-out create may still be completing at the provider, and its Messages list
+    may not show it yet: the look-up waits `unknown_after` from the moment the create
+    turned ambiguous, not from the reservation (a text can wait long for a pacing slot),
+    or a text Twilio was still accepting would be found 'never sent' and sent again."""
+    (to,) = await _planned(world, "sms")
+    world.telephony.fail_next(to, AmbiguousError("read timeout"))
+    await world.queue.drain(INSIDE + timedelta(minutes=1), world.dispatcher())
+    (attempt,) = await world.attempts()
+    assert attempt.state == "unknown" and attempt.updated_at is not None
+    ambiguous_at = attempt.updated_at
+    async with world.maker() as session:  # reserved long before, waiting for a slot
+        await session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == attempt.id)
+            .values(reserved_at=ambiguous_at - timedelta(minutes=10))
+        )
+        await session.commit()
+    soon = await reconcile(world.maker, world.telephony, ambiguous_at + timedelta(seconds=5))
+    assert (soon.examined, soon.moved, soon.replanned) == (0, {}, 0)
+    assert [a.state for a in await world.attempts()] == ["unknown"]
+    later = await reconcile(world.maker, world.telephony, ambiguous_at + timedelta(seconds=31))
+    assert later.moved == {"not_sent": 1} and later.replanned == 1
