@@ -1,6 +1,7 @@
 """The reconciler: attempts whose provider outcome is not known, looked up, never redialed.
 
-Covers attempts in `unknown` (an ambiguous create) older than `unknown_after`, `reserved`
+Covers attempts in `unknown` (an ambiguous create) for longer than `unknown_after` since
+that create (not since the reservation: the provider may still be completing it), `reserved`
 ones older than `reserved_after` (a worker died between reserving and recording), and
 `sent`/`ringing`/`in_progress` ones older than `stuck_after` (a lost final callback; the
 webhooks side calls `reconcile` for those too). With a provider id: fetch the call or
