@@ -80,10 +80,14 @@ def test_a_phone_in_either_of_two_zones_gets_no_second_occasion_in_either() -> N
     decision = run(customer, mailed, tuesday_mountain, doc)
     assert "cap.case.occasions" in refused_rules(decision, "m1", VOICE)
     refusal = decision.refusal_for("m1", VOICE)
-    # Free again only once Monday has left the two days in both zones: Wednesday 00:00
-    # Pacific, the later of the two midnights.
-    assert refusal is not None and refusal.next_allowed is not None
-    assert refusal.next_allowed >= at(2026, 3, 11, 0, 0, "America/Los_Angeles")
+    # Free again only once Monday has left the two days in both zones (Wednesday 00:00
+    # Pacific; Mountain's midnight alone is an hour early, Pacific still on Tuesday) and
+    # the commercial hours (07:00-21:00) are open in both: Wednesday 07:00 Pacific.
+    wednesday = at(2026, 3, 11, 7, 0, "America/Los_Angeles")
+    assert refusal is not None and refusal.next_allowed == wednesday
+    assert is_allowed(run(customer, mailed, wednesday, doc), "m1", VOICE)
+    tuesday = at(2026, 3, 10, 10, 0, "America/Los_Angeles")  # Tuesday in both zones
+    assert "cap.case.occasions" in refused_rules(run(customer, mailed, tuesday, doc), "m1", VOICE)
 
 
 def test_an_occasions_cap_never_widens_the_profiles_call_cap() -> None:
