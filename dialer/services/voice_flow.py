@@ -137,10 +137,9 @@ async def gather(session: AsyncSession, form: TwilioForm, settings: Settings, no
     step = form.query.get("step", "greeting")
     digits = (form.get("Digits") or "").strip()
     sid = form.get("CallSid") or ""
-    key = event_key(form, "gather", sid, step, digits)
     first = await repo.insert_event(
         session,
-        key=key,
+        key=event_key("gather", form),
         kind="gather",
         attempt_id=attempt.id,
         provider_sid=sid,
@@ -154,7 +153,13 @@ async def gather(session: AsyncSession, form: TwilioForm, settings: Settings, no
     except AdapterError as exc:
         log.warning("keypad step not renderable within the granted disclosure: %s", exc)
         reply, outcome = HANGUP, None
-    if first is not None and outcome is not None:
+    if first is None:
+        # The same keypress again (Twilio's retry, or a replay of the signed request): the
+        # same TwiML, and nothing it did the first time (promise, callback time, opt-out)
+        # is done again.
+        await session.rollback()
+        return reply
+    if outcome is not None:
         result, notes = outcome
         attempt.result = stronger(attempt.result, result)
         attempt.updated_at = now

@@ -157,7 +157,6 @@ class FastStatusPath:
         result = CALL_RESULTS.get(status)
         await self._run(
             form,
-            key=event_key(form, "call", sid, str(seq) if seq is not None else status),
             kind="voice_status",
             sid=sid,
             now=now,
@@ -184,7 +183,6 @@ class FastStatusPath:
         result = MESSAGE_RESULTS.get(status)
         await self._run(
             form,
-            key=event_key(form, "sms", sid, status, error),
             kind="sms_status",
             sid=sid,
             now=now,
@@ -202,7 +200,6 @@ class FastStatusPath:
         self,
         form: TwilioForm,
         *,
-        key: str,
         kind: str,
         sid: str,
         now: datetime,
@@ -217,7 +214,7 @@ class FastStatusPath:
     ) -> None:
         attempt: uuid.UUID | None = attempt_ref(form)
         args: tuple[Any, ...] = (
-            key,
+            event_key(kind, form),
             kind,
             attempt,
             sid,

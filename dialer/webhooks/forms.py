@@ -8,18 +8,23 @@ signature passes: a missing or bad one is a 403 in the standard error shape.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.types import Scope
 
-from dialer.errors import DialerError, ForbiddenError, PayloadTooLargeError
+from dialer.errors import DialerError, FieldError, ForbiddenError, PayloadTooLargeError
 from dialer.settings import Settings
 from dialer.webhooks.signature import SIGNATURE_HEADER, is_valid, public_url
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
+# The integer columns a callback's numbers land in (SequenceNumber, CallDuration) are
+# PostgreSQL `integer` (int4): a larger value must be a 400 naming the field, not a 500.
+INT4_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class MalformedWebhookError(DialerError):
@@ -40,13 +45,19 @@ class TwilioForm:
         return value if value else None
 
     def int_of(self, name: str) -> int | None:
+        """The field as a count (0 .. 2^31-1), None when absent or empty; anything else
+        (a sign, a fraction, `1_000`, non-ASCII digits, past int4) is a 400 naming it."""
         value = self.fields.get(name)
         if not value:
             return None
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise MalformedWebhookError(f"{name} is not a number") from exc
+        if not _DIGITS.fullmatch(value):
+            reason = "must be a whole number of ASCII digits, without a sign"
+            raise MalformedWebhookError(f"{name} {reason}", [FieldError(name, reason)])
+        significant = value.lstrip("0") or "0"  # int() of thousands of digits raises
+        if len(significant) > len(str(INT4_MAX)) or int(significant) > INT4_MAX:
+            reason = f"must be at most {INT4_MAX}"
+            raise MalformedWebhookError(f"{name} {reason}", [FieldError(name, reason)])
+        return int(significant)
 
 
 def _pairs(raw: bytes, what: str) -> list[tuple[str, str]]:
