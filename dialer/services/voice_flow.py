@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters import twiml
+from adapters.callback_urls import callback_url
 from adapters.errors import AdapterError
 from adapters.ports import Telephony
 from adapters.templates import RoleGroup, role_group
@@ -57,13 +57,18 @@ HANGUP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
 
 
 def gather_url(settings: Settings, attempt_id: uuid.UUID, step: str) -> str:
-    query = urlencode({"attempt": str(attempt_id), "step": step})
-    return f"{settings.public_base_url.rstrip('/')}{GATHER_PATH}?{query}"
+    """A <Gather>'s action, with the connection overrides every callback URL carries."""
+    query = {"attempt": str(attempt_id), "step": step}
+    return callback_url(
+        settings.public_base_url, GATHER_PATH, query, settings.twilio_connection_overrides
+    )
 
 
 def voicemail_url(settings: Settings, attempt_id: uuid.UUID) -> str:
-    query = urlencode({"attempt": str(attempt_id)})
-    return f"{settings.public_base_url.rstrip('/')}{VOICEMAIL_PATH}?{query}"
+    query = {"attempt": str(attempt_id)}
+    return callback_url(
+        settings.public_base_url, VOICEMAIL_PATH, query, settings.twilio_connection_overrides
+    )
 
 
 def _disclosure(value: str | None) -> Disclosure:

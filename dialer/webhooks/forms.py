@@ -97,7 +97,8 @@ def verify(
     raw_path = raw_path.split(b"?", 1)[0]
     raw_query: bytes = scope.get("query_string", b"")
     url = public_url(settings.public_base_url, raw_path, raw_query)
-    if not is_valid(settings.twilio_auth_token.get_secret_value(), url, pairs, signature):
+    token = settings.twilio_auth_token.get_secret_value()
+    if not is_valid(token, url, pairs, signature, settings.twilio_connection_overrides):
         log.warning("webhook refused: bad X-Twilio-Signature on %s", scope["path"])
         raise ForbiddenError("bad X-Twilio-Signature")
     fields: dict[str, str] = {}
