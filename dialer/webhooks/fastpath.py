@@ -231,8 +231,17 @@ class FastStatusPath:
             sources(target, inferred=True),
             INFERRED_FAILURE,
         )
-        async with self.pool.acquire() as conn:
+        conn = await self.pool.acquire()
+        try:
             row = await conn.fetchrow(STATEMENT, *args)
+        except BaseException:
+            # Cut short (the webhook's database timeout) or failed: drop the connection
+            # rather than hand it back, since a graceful release waits for the server to
+            # confirm a cancel, forever while the server is unreachable.
+            conn.terminate()
+            raise
+        finally:
+            await self.pool.release(conn)
         # `moved`: this event (not a duplicate: its insert is the update's condition) moved
         # the attempt to `target`, from a state allowed to; committed (autocommit).
         if row is None or metrics is None:
