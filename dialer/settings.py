@@ -75,9 +75,10 @@ class Settings(BaseSettings):
     # we hand Twilio (ct, rt, tt in ms; rc retries; rp on 4xx, 5xx, ct, rt or all): by
     # default Twilio retries nothing but a failed connect. Empty: none.
     twilio_connection_overrides: str = DEFAULT_CONNECTION_OVERRIDES
-    # A callback that cannot reach the database within this many seconds is answered 503
-    # with Retry-After (Twilio retries it, per the overrides) instead of hanging.
-    webhook_database_timeout_seconds: float = Field(default=3.0, gt=0, le=14)
+    # A callback whose database work has not finished within this many seconds (the
+    # database unreachable or not answering; or this service saturated) is answered 503
+    # with Retry-After, and Twilio retries it per the overrides, within its 15 s budget.
+    webhook_database_timeout_seconds: float = Field(default=5.0, gt=0, le=14)
     # Voice flow: what the keypad records and whom keypad 3 reaches (team -> E.164).
     promise_days: int = Field(default=7, ge=1, le=60)
     callback_after_minutes: int = Field(default=240, ge=1)
