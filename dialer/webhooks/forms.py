@@ -25,6 +25,18 @@ IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
 # PostgreSQL `integer` (int4): a larger value must be a 400 naming the field, not a 500.
 INT4_MAX = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]+")
+# Fields kept in columns of fixed width (attempts.provider_sid, answered_by, error_code,
+# provider_status; webhook_events.provider_sid). Twilio's SIDs are 34 characters.
+FIELD_WIDTHS = {
+    "CallSid": 64,
+    "MessageSid": 64,
+    "SmsSid": 64,
+    "AnsweredBy": 32,
+    "ErrorCode": 40,
+    "CallStatus": 24,
+    "MessageStatus": 24,
+    "SmsStatus": 24,
+}
 
 
 class MalformedWebhookError(DialerError):
@@ -104,8 +116,23 @@ def verify(
     fields: dict[str, str] = {}
     for name, value in pairs:
         fields.setdefault(name, value)
+    _check_storable(fields)
     query = dict(_pairs(raw_query, "query string")) if raw_query else {}
     return TwilioForm(fields, query, idempotency_token)
+
+
+def _check_storable(fields: dict[str, str]) -> None:
+    """A field the database cannot keep is a 400 naming it, not a 500: PostgreSQL stores no
+    NUL character (text or JSON), and the identifiers land in columns of fixed width."""
+    for name, value in fields.items():
+        if "\x00" in name or "\x00" in value:
+            field = name.replace("\x00", "\\0")
+            reason = "contains a NUL character"
+            raise MalformedWebhookError(f"{field} {reason}", [FieldError(field, reason)])
+        limit = FIELD_WIDTHS.get(name)
+        if limit is not None and len(value) > limit:
+            reason = f"is longer than {limit} characters"
+            raise MalformedWebhookError(f"{name} {reason}", [FieldError(name, reason)])
 
 
 def mask_number(value: str | None) -> str:
