@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urldefrag, urlencode, urlsplit
 
 import httpx
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
@@ -393,8 +393,10 @@ class SimulatedTelephony(Telephony):
 
     async def _post(self, public_url: str, fields: dict[str, str]) -> str:
         """Post like Twilio: signed against the public URL, sent to the post URL; returns
-        the response body (TwiML for the voice flow)."""
+        the response body (TwiML for the voice flow). A fragment (our connection
+        overrides) is neither sent nor signed, as with Twilio."""
         s = self.settings
+        public_url = urldefrag(public_url).url
         target = public_url
         if s.post_base_url and public_url.startswith(s.public_base_url.rstrip("/")):
             target = s.post_base_url.rstrip("/") + public_url[len(s.public_base_url.rstrip("/")) :]

@@ -5,8 +5,10 @@ Retries happen only where Twilio certainly did nothing (HTTP 429, a request neve
 with bounded attempts and honouring `Retry-After`. A 5xx or a lost response on a create is
 ambiguous: it raises `AmbiguousError` after exactly one POST, the attempt goes to
 `unknown`, and the reconciler looks it up (`find_calls`, `find_messages`) before anything
-dials or texts again. The attempt id rides in every callback URL's query string (Twilio signs the
-full URL), so callbacks map back even when the create response was lost.
+dials or texts again. The attempt id rides in every callback URL's query string (Twilio signs
+the full URL), so callbacks map back even when the create response was lost, and every
+callback URL carries the connection overrides (`adapters.callback_urls`): Twilio retries a
+callback answered 5xx instead of dropping it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 from tenacity import (
     AsyncRetrying,
@@ -33,6 +34,7 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped]
 )
 from twilio.rest import Client  # type: ignore[import-untyped]
 
+from adapters.callback_urls import DEFAULT_CONNECTION_OVERRIDES, callback_url, check_overrides
 from adapters.errors import (
     AdapterError,
     AmbiguousError,
@@ -96,6 +98,8 @@ class TwilioSettings:
     max_retry_wait: float = 30.0  # seconds, also caps a Retry-After
     region: str | None = None
     edge: str | None = None
+    # The fragment every callback URL carries (`adapters.callback_urls`); "" for none.
+    connection_overrides: str = DEFAULT_CONNECTION_OVERRIDES
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -110,6 +114,7 @@ class TwilioTelephony(Telephony):
         sleep: Sleep | None = None,
     ) -> None:
         self.settings = settings
+        self._overrides = check_overrides(settings.connection_overrides)
         self._http = http_client or HttpxTwilioClient()
         self._client = Client(
             settings.account_sid,
@@ -226,8 +231,9 @@ class TwilioTelephony(Telephony):
 
     # --- helpers -----------------------------------------------------------------------
     def webhook_url(self, path: str, attempt_id: str) -> str:
-        base = self.settings.public_base_url.rstrip("/")
-        return f"{base}{path}?{urlencode({'attempt': attempt_id})}"
+        return callback_url(
+            self.settings.public_base_url, path, {"attempt": attempt_id}, self._overrides
+        )
 
     async def _call(self, op: Callable[[], Awaitable[T]], *, creates: bool, what: str) -> T:
         retrying = AsyncRetrying(

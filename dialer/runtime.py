@@ -83,6 +83,7 @@ def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_c
                 public_base_url=settings.public_base_url,
                 messaging_service_sid=settings.twilio_messaging_service_sid,
                 default_sms_from=settings.twilio_from_number,
+                connection_overrides=settings.twilio_connection_overrides,
             )
         )
     # No Twilio configured: dial nobody, post nothing back (DIALER_TELEPHONY=simulator does).

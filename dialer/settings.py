@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.callback_urls import DEFAULT_CONNECTION_OVERRIDES, check_overrides
+
 LogFormat = Literal["json", "text"]
 
 
@@ -51,6 +53,11 @@ class Settings(BaseSettings):
     # `dialer worker` serves /metrics on this port (0: no metrics endpoint).
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
 
+    @field_validator("twilio_connection_overrides")
+    @classmethod
+    def _known_overrides(cls, value: str) -> str:
+        return check_overrides(value)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_upper_case(cls, value: object) -> object:
@@ -64,6 +71,14 @@ class Settings(BaseSettings):
     # URLs are built from it and signatures are checked against it, behind any proxy.
     public_base_url: str = "http://127.0.0.1:8000"
     webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Twilio's webhook connection overrides, appended as a fragment to every callback URL
+    # we hand Twilio (ct, rt, tt in ms; rc retries; rp on 4xx, 5xx, ct, rt or all): by
+    # default Twilio retries nothing but a failed connect. Empty: none.
+    twilio_connection_overrides: str = DEFAULT_CONNECTION_OVERRIDES
+    # A callback whose database work has not finished within this many seconds (the
+    # database unreachable or not answering; or this service saturated) is answered 503
+    # with Retry-After, and Twilio retries it per the overrides, within its 15 s budget.
+    webhook_database_timeout_seconds: float = Field(default=5.0, gt=0, le=14)
     # Voice flow: what the keypad records and whom keypad 3 reaches (team -> E.164).
     promise_days: int = Field(default=7, ge=1, le=60)
     callback_after_minutes: int = Field(default=240, ge=1)

@@ -41,12 +41,14 @@ async def send_error(
     *,
     close: bool = False,
     extra: dict[str, Any] | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """Answer with the API's error shape (`error_body`) as JSON."""
+    """Answer with the API's error shape (`error_body`) as JSON (plus `headers`)."""
     payload = json.dumps(error_body(code, message, fields, **(extra or {}))).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
+        *headers,
     ]
     if close:
         headers.append((b"connection", b"close"))

@@ -14,6 +14,7 @@ still turns `no_answer` into `voicemail`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ MESSAGE_RESULTS = {
     "failed": Result.FAILED,
     "canceled": Result.FAILED,
 }
+KEY_MAX = 255  # webhook_events.key
 OPTED_OUT_ERROR = "21610"  # "Attempt to send to unsubscribed recipient": a permanent opt-out
 
 # Twilio's opt-out words (and newer OPTOUT, REVOKE), with the Chinese 退订 / TD (CBA 2026).
@@ -111,11 +113,42 @@ def attempt_ref(form: TwilioForm) -> uuid.UUID | None:
         return None  # not one of ours: map by the provider's sid instead
 
 
-def event_key(form: TwilioForm, *parts: str | None) -> str:
-    """Twilio's idempotency token when it sent one, else the event's own identity."""
-    if form.idempotency_token:
-        return f"tok|{form.idempotency_token}"[:255]
-    return "|".join(p or "" for p in parts)[:255]
+def event_key(kind: str, form: TwilioForm) -> str:
+    """The one deduplication key of every callback we record: the event's identity, made
+    only of fields the X-Twilio-Signature covers, so a replayed request is the same event.
+
+    - `voice_status`: CallSid, CallStatus and SequenceNumber;
+    - `amd`: CallSid and AnsweredBy;
+    - `sms_status`: MessageSid and MessageStatus;
+    - `gather`: CallSid, the step (our query string) and Digits;
+    - `sms_inbound`: MessageSid (one message, whatever it says).
+
+    Twilio's `I-Twilio-Idempotency-Token` header is not signed: anyone replaying a captured
+    request can send a fresh one, so it never decides (and, since a fresh token would make
+    any key containing it new, it is not part of the key either)."""
+    if kind == "voice_status":
+        seq = form.int_of("SequenceNumber")
+        parts = ["call", form.get("CallSid"), form.get("CallStatus"), _text(seq)]
+    elif kind == "amd":
+        parts = ["amd", form.get("CallSid"), form.get("AnsweredBy")]
+    elif kind == "sms_status":
+        sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+        parts = ["sms", sid, form.get("MessageStatus") or form.get("SmsStatus")]
+    elif kind == "gather":
+        step = form.query.get("step", "greeting")
+        parts = ["gather", form.get("CallSid"), step, (form.get("Digits") or "").strip()]
+    elif kind == "sms_inbound":
+        parts = ["inbound", form.get("MessageSid")]
+    else:
+        raise ValueError(f"no deduplication key for {kind!r} callbacks")
+    key = "|".join(p or "" for p in parts)
+    if len(key) > KEY_MAX:  # the column's width: a long identity is kept whole, as a digest
+        key = f"{parts[0]}|sha256|{hashlib.sha256(key.encode()).hexdigest()}"
+    return key
+
+
+def _text(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 async def _begin(
@@ -124,16 +157,15 @@ async def _begin(
     *,
     kind: str,
     sid: str,
-    key: str,
     now: datetime,
 ) -> tuple[int, AttemptRow | None] | None:
-    """Record the event: None for a duplicate (absorbed), else the new event's id and the
-    attempt it names (None: unknown, the event is kept as `unmatched`)."""
+    """Record the event under `event_key`: None for a duplicate (absorbed), else the new
+    event's id and the attempt it names (None: unknown, the event is kept as `unmatched`)."""
     attempt_id = attempt_ref(form)
     fields: dict[str, Any] = dict(form.fields)
     event_id = await repo.insert_event(
         session,
-        key=key,
+        key=event_key(kind, form),
         kind=kind,
         attempt_id=attempt_id,
         provider_sid=sid,
@@ -200,8 +232,8 @@ async def record_call_status(
     if status not in CALL_STATUS:
         raise MalformedWebhookError(f"unknown CallStatus {status!r}")
     seq = form.int_of("SequenceNumber")
-    key = event_key(form, "call", sid, str(seq) if seq is not None else status)
-    found = await _begin(session, form, kind="voice_status", sid=sid, key=key, now=now)
+    form.int_of("CallDuration")  # checked before anything is written (400 naming it)
+    found = await _begin(session, form, kind="voice_status", sid=sid, now=now)
     outcome = None
     if found is not None and found[1] is not None:
         moved = _apply_call_status(found[1], form, status, seq, now)
@@ -265,8 +297,7 @@ async def record_amd(
     caller redirects the call after the commit (`voice_flow.leave_voicemail`). A duplicate
     or a second AMD callback finds the claim taken and gets None."""
     sid, answered_by = _required(form, "CallSid", "AnsweredBy")
-    key = event_key(form, "amd", sid, answered_by)
-    found = await _begin(session, form, kind="amd", sid=sid, key=key, now=now)
+    found = await _begin(session, form, kind="amd", sid=sid, now=now)
     claim = None
     if found is not None and found[1] is not None:
         attempt = found[1]
@@ -307,8 +338,7 @@ async def record_sms_status(
     if status not in MESSAGE_STATUS:
         raise MalformedWebhookError(f"unknown MessageStatus {status!r}")
     error = form.get("ErrorCode")
-    key = event_key(form, "sms", sid, status, error)
-    found = await _begin(session, form, kind="sms_status", sid=sid, key=key, now=now)
+    found = await _begin(session, form, kind="sms_status", sid=sid, now=now)
     outcome = None
     if found is not None and found[1] is not None:
         moved = await _apply_sms_status(session, found[1], status, error, now)
@@ -399,10 +429,9 @@ async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datet
     sid, sender = _required(form, "MessageSid", "From")
     to = form.get("To") or ""
     body = form.fields.get("Body", "")
-    key = event_key(form, "inbound", sid)
     event_id = await repo.insert_event(
         session,
-        key=key,
+        key=event_key("sms_inbound", form),
         kind="sms_inbound",
         attempt_id=None,
         provider_sid=sid,

@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters import twiml
+from adapters.callback_urls import callback_url
 from adapters.errors import AdapterError
 from adapters.ports import Telephony
 from adapters.templates import RoleGroup, role_group
@@ -57,13 +57,18 @@ HANGUP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
 
 
 def gather_url(settings: Settings, attempt_id: uuid.UUID, step: str) -> str:
-    query = urlencode({"attempt": str(attempt_id), "step": step})
-    return f"{settings.public_base_url.rstrip('/')}{GATHER_PATH}?{query}"
+    """A <Gather>'s action, with the connection overrides every callback URL carries."""
+    query = {"attempt": str(attempt_id), "step": step}
+    return callback_url(
+        settings.public_base_url, GATHER_PATH, query, settings.twilio_connection_overrides
+    )
 
 
 def voicemail_url(settings: Settings, attempt_id: uuid.UUID) -> str:
-    query = urlencode({"attempt": str(attempt_id)})
-    return f"{settings.public_base_url.rstrip('/')}{VOICEMAIL_PATH}?{query}"
+    query = {"attempt": str(attempt_id)}
+    return callback_url(
+        settings.public_base_url, VOICEMAIL_PATH, query, settings.twilio_connection_overrides
+    )
 
 
 def _disclosure(value: str | None) -> Disclosure:
@@ -137,10 +142,9 @@ async def gather(session: AsyncSession, form: TwilioForm, settings: Settings, no
     step = form.query.get("step", "greeting")
     digits = (form.get("Digits") or "").strip()
     sid = form.get("CallSid") or ""
-    key = event_key(form, "gather", sid, step, digits)
     first = await repo.insert_event(
         session,
-        key=key,
+        key=event_key("gather", form),
         kind="gather",
         attempt_id=attempt.id,
         provider_sid=sid,
@@ -154,7 +158,13 @@ async def gather(session: AsyncSession, form: TwilioForm, settings: Settings, no
     except AdapterError as exc:
         log.warning("keypad step not renderable within the granted disclosure: %s", exc)
         reply, outcome = HANGUP, None
-    if first is not None and outcome is not None:
+    if first is None:
+        # The same keypress again (Twilio's retry, or a replay of the signed request): the
+        # same TwiML, and nothing it did the first time (promise, callback time, opt-out)
+        # is done again.
+        await session.rollback()
+        return reply
+    if outcome is not None:
         result, notes = outcome
         attempt.result = stronger(attempt.result, result)
         attempt.updated_at = now

@@ -157,7 +157,6 @@ class FastStatusPath:
         result = CALL_RESULTS.get(status)
         await self._run(
             form,
-            key=event_key(form, "call", sid, str(seq) if seq is not None else status),
             kind="voice_status",
             sid=sid,
             now=now,
@@ -184,7 +183,6 @@ class FastStatusPath:
         result = MESSAGE_RESULTS.get(status)
         await self._run(
             form,
-            key=event_key(form, "sms", sid, status, error),
             kind="sms_status",
             sid=sid,
             now=now,
@@ -202,7 +200,6 @@ class FastStatusPath:
         self,
         form: TwilioForm,
         *,
-        key: str,
         kind: str,
         sid: str,
         now: datetime,
@@ -217,7 +214,7 @@ class FastStatusPath:
     ) -> None:
         attempt: uuid.UUID | None = attempt_ref(form)
         args: tuple[Any, ...] = (
-            key,
+            event_key(kind, form),
             kind,
             attempt,
             sid,
@@ -234,8 +231,17 @@ class FastStatusPath:
             sources(target, inferred=True),
             INFERRED_FAILURE,
         )
-        async with self.pool.acquire() as conn:
+        conn = await self.pool.acquire()
+        try:
             row = await conn.fetchrow(STATEMENT, *args)
+        except BaseException:
+            # Cut short (the webhook's database timeout) or failed: drop the connection
+            # rather than hand it back, since a graceful release waits for the server to
+            # confirm a cancel, forever while the server is unreachable.
+            conn.terminate()
+            raise
+        finally:
+            await self.pool.release(conn)
         # `moved`: this event (not a duplicate: its insert is the update's condition) moved
         # the attempt to `target`, from a state allowed to; committed (autocommit).
         if row is None or metrics is None:

@@ -11,9 +11,12 @@ open, and hands everything else to the app unchanged.
 It keeps every rule of the routes in `dialer.webhooks.routes`: the body is capped
 (`DIALER_WEBHOOK_MAX_BODY_BYTES`, 413), the signature is checked first (`forms.verify`,
 403 in the standard error shape, nothing written), a malformed form is a 400, and the 204
-goes out only after the statement committed; a database error propagates (500: Twilio
-retries). Its latency is observed in `dialer_webhook_latency_seconds` under the same route
-label as `WebhookTiming` gives the FastAPI routes. What the one statement cannot do (error
+goes out only after the statement committed; while the database is unreachable (or slower
+than `DIALER_WEBHOOK_DATABASE_TIMEOUT_SECONDS`) it answers 503 with Retry-After, like the
+routes (`dialer.webhooks.outage`), and Twilio retries per the URL's connection overrides;
+any other database error propagates. Its latency is observed in
+`dialer_webhook_latency_seconds` under the same route label as `WebhookTiming` gives the
+FastAPI routes. What the one statement cannot do (error
 21610 opts a number out) is replayed into the app, body included, and takes the session
 path there.
 """
@@ -29,6 +32,7 @@ from dialer.errors import DialerError, PayloadTooLargeError
 from dialer.services import callbacks
 from dialer.webhooks.fastpath import FastStatusPath
 from dialer.webhooks.forms import IDEMPOTENCY_HEADER, MalformedWebhookError, TwilioForm, verify
+from dialer.webhooks.outage import RETRY_AFTER_SECONDS, DatabaseUnavailableError, guarded
 from dialer.webhooks.signature import SIGNATURE_HEADER
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ _SIGNATURE = SIGNATURE_HEADER.encode()
 _IDEMPOTENCY = IDEMPOTENCY_HEADER.encode()
 _NO_CONTENT: Message = {"type": "http.response.start", "status": 204, "headers": []}
 _EMPTY: Message = {"type": "http.response.body", "body": b""}
+_RETRY_AFTER = str(RETRY_AFTER_SECONDS).encode()
 
 
 class _Replay(Exception):
@@ -71,7 +76,8 @@ class FastWebhooks:
         body = b""
         try:
             body = await _read(scope, receive, settings.webhook_max_body_bytes)
-            await _handle(scope, body, fast, settings, state.clock(), metrics, path)
+            work = _handle(scope, body, fast, settings, state.clock(), metrics, path)
+            await guarded(work, settings)
         except _Replay:
             await self.app(scope, replay_body(body, receive), send)
             return
@@ -132,4 +138,5 @@ async def _handle(
 
 
 async def _error(send: Send, exc: DialerError) -> None:
-    await send_error(send, exc.status_code, exc.code, exc.message, exc.fields)
+    headers = [(b"retry-after", _RETRY_AFTER)] if isinstance(exc, DatabaseUnavailableError) else []
+    await send_error(send, exc.status_code, exc.code, exc.message, exc.fields, headers=headers)

@@ -8,18 +8,35 @@ signature passes: a missing or bad one is a 403 in the standard error shape.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.types import Scope
 
-from dialer.errors import DialerError, ForbiddenError, PayloadTooLargeError
+from dialer.errors import DialerError, FieldError, ForbiddenError, PayloadTooLargeError
 from dialer.settings import Settings
 from dialer.webhooks.signature import SIGNATURE_HEADER, is_valid, public_url
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
+# The integer columns a callback's numbers land in (SequenceNumber, CallDuration) are
+# PostgreSQL `integer` (int4): a larger value must be a 400 naming the field, not a 500.
+INT4_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]+")
+# Fields kept in columns of fixed width (attempts.provider_sid, answered_by, error_code,
+# provider_status; webhook_events.provider_sid). Twilio's SIDs are 34 characters.
+FIELD_WIDTHS = {
+    "CallSid": 64,
+    "MessageSid": 64,
+    "SmsSid": 64,
+    "AnsweredBy": 32,
+    "ErrorCode": 40,
+    "CallStatus": 24,
+    "MessageStatus": 24,
+    "SmsStatus": 24,
+}
 
 
 class MalformedWebhookError(DialerError):
@@ -40,13 +57,19 @@ class TwilioForm:
         return value if value else None
 
     def int_of(self, name: str) -> int | None:
+        """The field as a count (0 .. 2^31-1), None when absent or empty; anything else
+        (a sign, a fraction, `1_000`, non-ASCII digits, past int4) is a 400 naming it."""
         value = self.fields.get(name)
         if not value:
             return None
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise MalformedWebhookError(f"{name} is not a number") from exc
+        if not _DIGITS.fullmatch(value):
+            reason = "must be a whole number of ASCII digits, without a sign"
+            raise MalformedWebhookError(f"{name} {reason}", [FieldError(name, reason)])
+        significant = value.lstrip("0") or "0"  # int() of thousands of digits raises
+        if len(significant) > len(str(INT4_MAX)) or int(significant) > INT4_MAX:
+            reason = f"must be at most {INT4_MAX}"
+            raise MalformedWebhookError(f"{name} {reason}", [FieldError(name, reason)])
+        return int(significant)
 
 
 def _pairs(raw: bytes, what: str) -> list[tuple[str, str]]:
@@ -86,14 +109,30 @@ def verify(
     raw_path = raw_path.split(b"?", 1)[0]
     raw_query: bytes = scope.get("query_string", b"")
     url = public_url(settings.public_base_url, raw_path, raw_query)
-    if not is_valid(settings.twilio_auth_token.get_secret_value(), url, pairs, signature):
+    token = settings.twilio_auth_token.get_secret_value()
+    if not is_valid(token, url, pairs, signature, settings.twilio_connection_overrides):
         log.warning("webhook refused: bad X-Twilio-Signature on %s", scope["path"])
         raise ForbiddenError("bad X-Twilio-Signature")
     fields: dict[str, str] = {}
     for name, value in pairs:
         fields.setdefault(name, value)
+    _check_storable(fields)
     query = dict(_pairs(raw_query, "query string")) if raw_query else {}
     return TwilioForm(fields, query, idempotency_token)
+
+
+def _check_storable(fields: dict[str, str]) -> None:
+    """A field the database cannot keep is a 400 naming it, not a 500: PostgreSQL stores no
+    NUL character (text or JSON), and the identifiers land in columns of fixed width."""
+    for name, value in fields.items():
+        if "\x00" in name or "\x00" in value:
+            field = name.replace("\x00", "\\0")
+            reason = "contains a NUL character"
+            raise MalformedWebhookError(f"{field} {reason}", [FieldError(field, reason)])
+        limit = FIELD_WIDTHS.get(name)
+        if limit is not None and len(value) > limit:
+            reason = f"is longer than {limit} characters"
+            raise MalformedWebhookError(f"{name} {reason}", [FieldError(name, reason)])
 
 
 def mask_number(value: str | None) -> str:

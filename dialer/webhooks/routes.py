@@ -3,7 +3,9 @@
 They authenticate by `X-Twilio-Signature`, not by API key: a missing or bad signature is
 a 403 that changes nothing. Each handler commits its event before answering 2xx (Twilio
 retries what it does not see answered). The routes hold no business logic: they parse,
-authenticate, and hand the form to `dialer.services.callbacks` / `voice_flow`.
+authenticate, and hand the form to `dialer.services.callbacks` / `voice_flow`. While the
+database is down they answer 503 with Retry-After within a bounded time
+(`dialer.webhooks.outage`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.ports import Telephony
-from dialer.api.deps import SessionDep, get_now, get_settings
+from dialer.api.deps import get_now, get_settings
 from dialer.attempt_state import MESSAGE_STATUS
 from dialer.observability.metrics import Metrics
 from dialer.services import callbacks, voice_flow
 from dialer.webhooks.fastpath import FastStatusPath
 from dialer.webhooks.forms import MalformedWebhookError, verified_form
+from dialer.webhooks.outage import GuardedRoute
 
 
 class Background:
@@ -66,8 +69,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await fast.close()
 
 
-router = APIRouter(prefix="/twilio", tags=["twilio webhooks"], lifespan=lifespan)
+# Every route answers a 503 with Retry-After, quickly, while the database is down.
+router = APIRouter(
+    prefix="/twilio", tags=["twilio webhooks"], lifespan=lifespan, route_class=GuardedRoute
+)
 SIGNED = {"description": "authenticated by X-Twilio-Signature (403 otherwise)"}
+UNAVAILABLE = {"description": "the database is unreachable: retry after Retry-After"}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
@@ -91,8 +98,10 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return maker
 
 
-# The two status routes are the hot path: they open a session only when they need one.
-@router.post("/voice/status", status_code=204, responses={403: SIGNED})
+# Each route opens its session itself, inside its handler: the outage guard bounds the
+# handler, session included (`dialer.webhooks.outage`). The two status routes are the hot
+# path: they open one only when they need it.
+@router.post("/voice/status", status_code=204, responses={403: SIGNED, 503: UNAVAILABLE})
 async def voice_status(request: Request) -> Response:
     """Call progress: initiated, ringing, answered, completed (with CallDuration)."""
     form = await verified_form(request, get_settings(request))
@@ -107,15 +116,16 @@ async def voice_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/voice/amd", status_code=204, responses={403: SIGNED})
-async def voice_amd(request: Request, session: SessionDep) -> Response:
+@router.post("/voice/amd", status_code=204, responses={403: SIGNED, 503: UNAVAILABLE})
+async def voice_amd(request: Request) -> Response:
     """Asynchronous answering-machine detection (`AnsweredBy`). At the end of a machine's
     greeting the live call is redirected to the voicemail message, once, after the commit
     and without holding up this answer."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
     metrics = _metrics(request)
-    claim = await callbacks.record_amd(session, form, get_now(request), metrics=metrics)
+    async with _sessions(request)() as session:
+        claim = await callbacks.record_amd(session, form, get_now(request), metrics=metrics)
     if claim is not None:
         telephony: Telephony = request.app.state.telephony
         background: Background = request.app.state.webhook_background
@@ -127,32 +137,35 @@ async def voice_amd(request: Request, session: SessionDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/voice/voicemail", responses={403: SIGNED})
-async def voice_voicemail(request: Request, session: SessionDep) -> Response:
+@router.post("/voice/voicemail", responses={403: SIGNED, 503: UNAVAILABLE})
+async def voice_voicemail(request: Request) -> Response:
     """The TwiML of a call redirected after the machine's beep: the limited-content
     voicemail at the level granted for an answering machine (hangs up otherwise)."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    return _xml(await voice_flow.voicemail(session, form, settings))
+    async with _sessions(request)() as session:
+        return _xml(await voice_flow.voicemail(session, form, settings))
 
 
-@router.post("/voice/answer", responses={403: SIGNED})
-async def voice_answer(request: Request, session: SessionDep) -> Response:
+@router.post("/voice/answer", responses={403: SIGNED, 503: UNAVAILABLE})
+async def voice_answer(request: Request) -> Response:
     """The call's first TwiML: the greeting, within the disclosure granted."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    return _xml(await voice_flow.answer(session, form, settings))
+    async with _sessions(request)() as session:
+        return _xml(await voice_flow.answer(session, form, settings))
 
 
-@router.post("/voice/gather", responses={403: SIGNED})
-async def voice_gather(request: Request, session: SessionDep) -> Response:
+@router.post("/voice/gather", responses={403: SIGNED, 503: UNAVAILABLE})
+async def voice_gather(request: Request) -> Response:
     """A keypress (`Digits`) at the greeting or in the debtor menu."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    return _xml(await voice_flow.gather(session, form, settings, get_now(request)))
+    async with _sessions(request)() as session:
+        return _xml(await voice_flow.gather(session, form, settings, get_now(request)))
 
 
-@router.post("/sms/status", status_code=204, responses={403: SIGNED})
+@router.post("/sms/status", status_code=204, responses={403: SIGNED, 503: UNAVAILABLE})
 async def sms_status(request: Request) -> Response:
     """SMS delivery: queued, sent, delivered, undelivered, failed (with ErrorCode)."""
     form = await verified_form(request, get_settings(request))
@@ -171,10 +184,11 @@ async def sms_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/sms/inbound", responses={403: SIGNED})
-async def sms_inbound(request: Request, session: SessionDep) -> Response:
+@router.post("/sms/inbound", responses={403: SIGNED, 503: UNAVAILABLE})
+async def sms_inbound(request: Request) -> Response:
     """A reply: STOP and the other opt-out words (退订, TD), START, HELP, or text kept on
     the case. Twilio answers its own keywords, so the reply is empty TwiML."""
     form = await verified_form(request, get_settings(request))
-    await callbacks.record_inbound_sms(session, form, get_now(request))
+    async with _sessions(request)() as session:
+        await callbacks.record_inbound_sms(session, form, get_now(request))
     return _xml(EMPTY_TWIML)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import respx
 
+from adapters.callback_urls import DEFAULT_CONNECTION_OVERRIDES, check_overrides
 from adapters.errors import (
     AmbiguousError,
     NotFoundError,
@@ -26,6 +27,7 @@ SID = "AC00000000000000000000000000000000"
 TOKEN = "secret-token"
 API = f"https://api.twilio.com/2010-04-01/Accounts/{SID}"
 BASE = "https://dialer.example.com"
+OVERRIDES = DEFAULT_CONNECTION_OVERRIDES  # the fragment of every callback URL (checked below)
 CALL_JSON = {
     "sid": "CA1",
     "status": "queued",
@@ -100,14 +102,14 @@ async def test_call_create_posts_twiml_url_all_status_events_and_async_amd(
     assert form(request) == {
         "To": ["+14155550100"],
         "From": ["+14155550199"],
-        "Url": [f"{BASE}/v1/twilio/voice/answer?attempt=att-1"],
+        "Url": [f"{BASE}/v1/twilio/voice/answer?attempt=att-1#{OVERRIDES}"],
         "Method": ["POST"],
-        "StatusCallback": [f"{BASE}/v1/twilio/voice/status?attempt=att-1"],
+        "StatusCallback": [f"{BASE}/v1/twilio/voice/status?attempt=att-1#{OVERRIDES}"],
         "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
         "StatusCallbackMethod": ["POST"],
         "MachineDetection": ["DetectMessageEnd"],
         "AsyncAmd": ["true"],
-        "AsyncAmdStatusCallback": [f"{BASE}/v1/twilio/voice/amd?attempt=att-1"],
+        "AsyncAmdStatusCallback": [f"{BASE}/v1/twilio/voice/amd?attempt=att-1#{OVERRIDES}"],
         "AsyncAmdStatusCallbackMethod": ["POST"],
     }
     expected_auth = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
@@ -275,7 +277,7 @@ async def test_sms_posts_body_status_callback_and_messaging_service(
     assert (ref.id, ref.status) == ("SM1", "accepted")
     assert form(only_request(route)) == {
         "To": ["+8613800138000"],
-        "StatusCallback": [f"{BASE}/v1/twilio/sms/status?attempt=att-2"],
+        "StatusCallback": [f"{BASE}/v1/twilio/sms/status?attempt=att-2#{OVERRIDES}"],
         "MessagingServiceSid": ["MG1"],
         "Body": ["Hello. 回复TD退订"],
     }
@@ -451,3 +453,50 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds("Mon, 03 Mar 2025 17:00:30 GMT", now) == 30.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+# --- connection overrides ------------------------------------------------------------------
+def test_the_default_overrides_ask_twilio_to_retry_5xx_and_connect_timeouts() -> None:
+    """Twilio retries a callback only on a failed connect unless the URL's fragment says
+    more (Webhooks connection overrides: rc retry count, rp retry policy)."""
+    fragment = parse_qs(OVERRIDES)
+    assert {"5xx", "ct"} <= set(fragment["rp"][0].split(","))
+    assert int(fragment["rc"][0]) >= 1
+    assert 100 <= int(fragment["ct"][0]) <= 10_000
+
+
+async def test_every_callback_url_handed_to_twilio_carries_the_overrides(
+    api: respx.MockRouter, telephony: TwilioTelephony
+) -> None:
+    calls = api.post("/Calls.json").respond(201, json=CALL_JSON)
+    texts = api.post("/Messages.json").respond(201, json=SMS_JSON)
+    await telephony.place_call(CALL)
+    await telephony.send_sms(SMS)
+    call, text = form(only_request(calls)), form(only_request(texts))
+    urls = [call["Url"][0], call["StatusCallback"][0], call["AsyncAmdStatusCallback"][0]]
+    urls.append(text["StatusCallback"][0])
+    for url in urls:
+        parts = urlsplit(url)
+        assert parse_qs(parts.query)["attempt"] and parts.fragment == OVERRIDES, url
+
+
+async def test_no_overrides_no_fragment(api: respx.MockRouter, sleeps: SleepRecorder) -> None:
+    settings = TwilioSettings(SID, TOKEN, BASE, connection_overrides="")
+    adapter = TwilioTelephony(settings, http_client=HttpxTwilioClient(), sleep=sleeps)
+    route = api.post("/Calls.json").respond(201, json=CALL_JSON)
+    await adapter.place_call(CALL)
+    await adapter.close()
+    assert form(only_request(route))["StatusCallback"] == [
+        f"{BASE}/v1/twilio/voice/status?attempt=att-1"
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["rc=5&rp=sometimes", "retries=3", "ct=50", "ct=20000", "rc=-1", "rc=9", "rc=1&rc=2", "rp"],
+)
+def test_overrides_outside_twilios_keys_and_bounds_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="connection override"):
+        check_overrides(bad)
+    with pytest.raises(ValueError, match="connection override"):
+        TwilioTelephony(TwilioSettings(SID, TOKEN, BASE, connection_overrides=bad))

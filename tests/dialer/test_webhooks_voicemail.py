@@ -11,6 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from adapters.callback_urls import DEFAULT_CONNECTION_OVERRIDES
 from adapters.errors import AmbiguousError
 from adapters.fakes import FakeTelephony
 from adapters.ports import CallInfo
@@ -59,7 +60,8 @@ async def _live_attempt(hooks: Hooks, *, state: str = "in_progress") -> AttemptR
 
 
 def _redirect(attempt: AttemptRow) -> str:
-    return f"{BASE}{VOICEMAIL}?attempt={attempt.id}"
+    """The TwiML URL the call is redirected to, with Twilio's connection overrides."""
+    return f"{BASE}{VOICEMAIL}?attempt={attempt.id}#{DEFAULT_CONNECTION_OVERRIDES}"
 
 
 def _value(hooks: Hooks, name: str, **labels: str) -> float:

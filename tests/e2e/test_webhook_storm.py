@@ -180,6 +180,10 @@ async def test_webhook_storm_never_goes_backwards_accepts_no_forgery_and_loses_n
             "twilio_auth_token": SecretStr(TOKEN),
             "twilio_account_sid": ACCOUNT,
             "public_base_url": BASE,
+            # The storm is about order, forgeries and losses, not outages: on a loaded box
+            # 64 requests in flight can wait seconds for a pooled connection, which the
+            # service would rightly answer 503 (Twilio retries); here every one must land.
+            "webhook_database_timeout_seconds": 14,
         }
     )
     app = create_app(settings, clock=fixed_clock(INSIDE))
