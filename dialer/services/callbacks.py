@@ -33,7 +33,7 @@ from dialer.attempt_state import (
 from dialer.db.models import AttemptRow, InboundMessageRow
 from dialer.db.repositories import webhooks as repo
 from dialer.observability.metrics import Metrics
-from dialer.services.optouts import opt_in, opt_out
+from dialer.services.optouts import opt_in, opt_out, settle
 from dialer.webhooks.forms import MalformedWebhookError, TwilioForm, mask_number
 from strategy.model import Channel, Result
 
@@ -431,6 +431,8 @@ async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datet
         rows.append(_inbound(None, None, sid, sender, to, body, kind, now))
     await repo.add_inbound(session, rows)
     await session.commit()
+    if kind == "stop":  # answered only once no create can follow (issue 19)
+        await settle(session, [p.id for p in points], Channel.SMS, now)
     log.info("inbound sms %s from %s: %s on %d case(s)", sid, mask_number(sender), kind, len(seen))
     return kind
 
