@@ -52,7 +52,7 @@ from adapters.ports import (
     SmsRequest,
     Telephony,
 )
-from adapters.twilio_client import TOO_MANY_REQUESTS, HttpxTwilioClient
+from adapters.twilio_client import SEND_BY, TOO_MANY_REQUESTS, HttpxTwilioClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,12 +145,16 @@ class TwilioTelephony(Telephony):
             params["timeout"] = request.ring_timeout_seconds
         if request.time_limit_seconds is not None:
             params["time_limit"] = request.time_limit_seconds
-        call = await self._call(
-            lambda: self._client.calls.create_async(**params),
-            creates=True,
-            what="create call",
-            retry=s.retry_creates,
-        )
+        token = SEND_BY.set(request.send_by)
+        try:
+            call = await self._call(
+                lambda: self._client.calls.create_async(**params),
+                creates=True,
+                what="create call",
+                retry=s.retry_creates,
+            )
+        finally:
+            SEND_BY.reset(token)
         return ProviderRef("twilio", str(call.sid), call.status)
 
     async def send_sms(self, request: SmsRequest) -> ProviderRef:
@@ -167,12 +171,16 @@ class TwilioTelephony(Telephony):
             params["from_"] = sender
         else:
             raise ValueError("no SMS sender: set messaging_service_sid or a from number")
-        message = await self._call(
-            lambda: self._client.messages.create_async(**params),
-            creates=True,
-            what="send SMS",
-            retry=s.retry_creates,
-        )
+        token = SEND_BY.set(request.send_by)
+        try:
+            message = await self._call(
+                lambda: self._client.messages.create_async(**params),
+                creates=True,
+                what="send SMS",
+                retry=s.retry_creates,
+            )
+        finally:
+            SEND_BY.reset(token)
         return ProviderRef("twilio", str(message.sid), message.status)
 
     async def fetch_call(self, sid: str) -> CallInfo:

@@ -48,13 +48,14 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, select, text, update
+from sqlalchemy import BindParameter, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.errors import (
@@ -765,7 +766,7 @@ class Dispatcher:
                     .values(
                         state=AttemptState.SENT.value,
                         provider_sid=ref.id,
-                        sent_at=now,
+                        sent_at=func.coalesce(AttemptRow.dialing_at, now),
                         updated_at=now,
                     )
                 )
@@ -808,22 +809,23 @@ class Dispatcher:
             self.metrics.record_provider_error(kind)
 
     # --- the fence -------------------------------------------------------------------------
-    async def _fence(self, r: Reserved, *, again: bool) -> bool:
-        """True when this worker may start the provider request now: the attempt moved to
-        `dialing` under its lease (or, `again`, stayed there) with no protective fact
-        committed since the decision, less than `SEND_WINDOW` ago. False: dial nothing (a
-        lost lease is the reconciler's; a protective fact is recorded here)."""
+    async def _fence(self, r: Reserved, *, again: bool) -> float | None:
+        """The `time.monotonic()` instant until which this worker may start the provider
+        request: the attempt moved to `dialing` under its lease (or, `again`, stayed there)
+        with no protective fact committed since the decision, and `SEND_WINDOW` from the
+        instant the fence was asked for. None: dial nothing (a lost lease is the
+        reconciler's; a protective fact is recorded here)."""
         for _ in range(_FENCE_TRIES):
-            fenced_at = self.clock()
+            fenced_at, start = self.clock(), time.monotonic()
             if not await self._fencer.submit((r, again)):
                 await self._fence_failed(r, again)
-                return False
+                return None
             if self.clock() - fenced_at <= SEND_WINDOW:
-                return True
+                return start + SEND_WINDOW.total_seconds()
             again = True  # too slow to dial on that fence: fence once more
         log.warning("attempt %s: no fence within %s; not dialled", r.attempt_id, SEND_WINDOW)
         await self._record(r, AttemptState.NOT_SENT, error=("fence", "no timely fence"))
-        return False
+        return None
 
     async def _fence_batch(
         self, batch: Sequence[tuple[Reserved, bool]]
@@ -916,10 +918,10 @@ class Dispatcher:
     # --- the provider call ---------------------------------------------------------------
     async def _send(self, r: Reserved, job: Job) -> None:
         tries = 0
-        while await self._fence(r, again=tries > 0):
+        while (send_by := await self._fence(r, again=tries > 0)) is not None:
             tries += 1
             try:
-                ref = await self._call_provider(r)
+                ref = await self._call_provider(r, send_by)
             except AmbiguousError as exc:
                 self._count_provider_error("ambiguous")
                 await self._record(r, AttemptState.UNKNOWN, error=("ambiguous", str(exc)))
@@ -942,12 +944,18 @@ class Dispatcher:
                 await self._record_sent(r, ref)
             return
 
-    async def _call_provider(self, r: Reserved) -> ProviderRef:
+    async def _call_provider(self, r: Reserved, send_by: float) -> ProviderRef:
+        """The request, which must leave by `send_by` (the fence's send window): the
+        adapter checks that last of all, just before it sends."""
         aid = str(r.attempt_id)
         if r.channel is Channel.VOICE:
-            return await self.telephony.place_call(CallRequest(aid, r.to, self.config.from_number))
+            request = CallRequest(aid, r.to, self.config.from_number, send_by=send_by)
+            return await self.telephony.place_call(request)
         if r.channel is Channel.SMS:
-            return await self.telephony.send_sms(SmsRequest(aid, r.to, r.rendered.body))
+            sms = SmsRequest(aid, r.to, r.rendered.body, send_by=send_by)
+            return await self.telephony.send_sms(sms)
+        if time.monotonic() > send_by:
+            raise TransientError("send deadline passed; not sent")
         if self.mailer is None:
             raise PermanentError("no mailer configured", kind=PermanentErrorKind.OTHER)
         return await self.mailer.send(
@@ -987,7 +995,7 @@ class Dispatcher:
                 )
             elif ref is not None:
                 attempt.provider_sid = attempt.provider_sid or ref.id
-                attempt.sent_at = attempt.sent_at or now
+                attempt.sent_at = attempt.sent_at or attempt.dialing_at or now
             if error is not None:
                 attempt.error_code, attempt.error_message = error[0][:40], error[1][:2000]
             attempt.updated_at = now
@@ -1174,7 +1182,8 @@ def _blocked(r: Reserved, found: Any) -> list[dict[str, Any]]:
 
 
 _SENT = text(
-    "UPDATE attempts AS a SET state = 'sent', provider_sid = v.sid, sent_at = :now,"
+    "UPDATE attempts AS a SET state = 'sent', provider_sid = v.sid,"
+    " sent_at = COALESCE(a.dialing_at, :now),"
     " updated_at = :now FROM unnest(CAST(:ids AS uuid[]), CAST(:sids AS text[])) AS v(id, sid)"
     " WHERE a.id = v.id AND a.state = 'dialing' RETURNING a.id"
 ).bindparams(bindparam("now", type_=UTCDateTime()))

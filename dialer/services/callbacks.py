@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -393,9 +394,17 @@ def classify(body: str) -> str:
     return "text"
 
 
-async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datetime) -> str:
+async def record_inbound_sms(
+    session: AsyncSession,
+    form: TwilioForm,
+    now: datetime,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> str:
     """Keep the message on every case the sender's number belongs to; act on keywords.
-    Returns the message's kind."""
+    Returns the message's kind. An opt-out is stamped once its contact points are locked
+    (read from `clock`, else `now`): every fence that passed before it has committed by
+    then, every later one waits for this commit and sees it (issue 19)."""
     sid, sender = _required(form, "MessageSid", "From")
     to = form.get("To") or ""
     body = form.fields.get("Body", "")
@@ -417,7 +426,10 @@ async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datet
     points = await repo.phone_points(session, sender)
     source = f"inbound sms {sid}"
     if kind == "stop":
-        await opt_out(session, points, Channel.SMS, source=source, actor="twilio:inbound", now=now)
+        stamp = clock() if clock is not None else now
+        await opt_out(
+            session, points, Channel.SMS, source=source, actor="twilio:inbound", now=stamp
+        )
     elif kind == "start":
         await opt_in(session, points, Channel.SMS, source=source, actor="twilio:inbound", now=now)
     seen: set[uuid.UUID] = set()

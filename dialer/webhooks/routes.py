@@ -176,5 +176,7 @@ async def sms_inbound(request: Request, session: SessionDep) -> Response:
     """A reply: STOP and the other opt-out words (退订, TD), START, HELP, or text kept on
     the case. Twilio answers its own keywords, so the reply is empty TwiML."""
     form = await verified_form(request, get_settings(request))
-    await callbacks.record_inbound_sms(session, form, get_now(request))
+    await callbacks.record_inbound_sms(
+        session, form, get_now(request), clock=request.app.state.clock
+    )
     return _xml(EMPTY_TWIML)
