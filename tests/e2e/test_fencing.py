@@ -196,7 +196,7 @@ async def test_no_text_is_created_after_a_stop_was_answered(
     after_2xx = [c for c in created if c.to in answered and c.wall > answered[c.to]]
     after_stop = [c for c in created if c.to in asked and c.wall > asked[c.to]]
     latency = [c.wall - asked[c.to] for c in after_stop]
-    stop_answer = [answered[n] - asked[n] for n in answered]
+    stop_answer = sorted(answered[n] - asked[n] for n in answered)
     figures = await e2e.check(Figures("stop-at-once", cases=cases), case_cap=1)
     async with e2e.maker() as session:
         refusals = (
@@ -214,6 +214,7 @@ async def test_no_text_is_created_after_a_stop_was_answered(
         creates_after_2xx=len(after_2xx),
         refused_for_optout=fenced,
         stop_to_last_send_ms=round(max(latency, default=0.0) * 1000, 1),
+        stop_answer_ms_p50=round(stop_answer[len(stop_answer) // 2] * 1000, 1),
         stop_answer_ms_max=round(max(stop_answer, default=0.0) * 1000, 1),
         audit_exit=0 if not any(v.startswith("audit") for v in figures.violations) else 1,
     )
@@ -231,20 +232,21 @@ async def _has_reserved(e2e: E2E) -> bool:
 async def test_retries_after_a_429_keep_the_campaign_rate(
     e2e: E2E, record_property: Callable[[str, object], None]
 ) -> None:
-    cases, cps = 300, 50.0
+    # A rate this shared test machine keeps under any load (the chaos run: 50/s).
+    cases, cps = 150, 10.0
     await e2e.seed(cases, case_cap=1)
     campaign = await e2e.campaign("paced", channels=("voice",), cps=cps)
     await e2e.plan_here(campaign)
-    for _ in range(2):
-        e2e.spawn()
+    for _ in range(2):  # enough jobs in hand to keep the rate
+        e2e.spawn(DIALER_WORKER_CONCURRENCY="64")
 
     async def dialling() -> bool:
-        return len(e2e.mock.creates) >= 60
+        return len(e2e.mock.creates) >= 20
 
     await e2e.wait_until(dialling, within=60, what="the campaign to dial")
     storm_start = time.monotonic()
-    e2e.mock.set_fault(Fault(429, retry_after=1))
-    await asyncio.sleep(2.0)
+    e2e.mock.set_fault(Fault(429))  # no Retry-After: the client's own backoff decides
+    await asyncio.sleep(3.0)
     e2e.mock.set_fault(None)
     storm_end = time.monotonic()
     await e2e.wait_until(lambda: e2e.quiet(*WAITING), within=90, what="the campaign to finish")
@@ -261,6 +263,9 @@ async def test_retries_after_a_429_keep_the_campaign_rate(
         peak_before_storm=peak_per_second(before),
         peak_from_storm_on=peak_per_second(after),
         storm_seconds=round(storm_end - storm_start, 2),
+        # requests (429 included) in each second from the first; the storm's seconds
+        per_second=_histogram(stamps, stamps[0] if stamps else 0.0),
+        storm_in_seconds=[round(storm_start - stamps[0], 1), round(storm_end - stamps[0], 1)],
         audit_exit=0 if not any(v.startswith("audit") for v in figures.violations) else 1,
     )
     figures.print(record_property)
@@ -268,6 +273,14 @@ async def test_retries_after_a_429_keep_the_campaign_rate(
     assert figures.extra["rate_limited"] > 0
     assert not figures.violations, figures.violations[:10]
     # Slots are (1 + 3%)/cps apart and a dial starts within 25 ms of its slot
-    # (`dialer.dispatch.pacing`): at most cps dials start in any second. One more is
-    # allowed for the requests' travel to the mock (the baseline run shows it too).
-    assert figures.extra["peak_from_storm_on"] <= cps + 1, figures.extra
+    # (`dialer.dispatch.pacing`): at most cps dials start in any second. Arrival at the
+    # mock adds jitter (the chaos run's baseline: 51 at 50/s; this loaded machine's event
+    # loops lag more), so the bound is cps + 1 or the same run's peak before the storm.
+    # Retries that skip pacing double the rate (today's code: 22 at 10/s).
+    bound = max(cps + 1, figures.extra["peak_before_storm"])
+    assert figures.extra["peak_from_storm_on"] <= bound, figures.extra
+
+
+def _histogram(stamps: list[float], start: float) -> list[int]:
+    counts = Counter(int(t - start) for t in stamps)
+    return [counts.get(i, 0) for i in range(max(counts, default=-1) + 1)]
