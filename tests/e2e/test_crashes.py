@@ -24,6 +24,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 CASES = int(os.environ.get("DIALER_E2E_CRASH_CASES", "200"))
 CRASHES_EACH = 3  # kills per crash point
 CRASH_ON = "10"  # the n-th provider request of a crashing worker
+# The workers' own reconcilers leave a killed worker's `dialing` attempts alone during the
+# run (the send window, HTTP timeout and this margin: over ten minutes), so the test's
+# look-up below finds them all; their reserved ones wait for their 5-minute leases.
+LATE_RECLAIM = {"DIALER_RECLAIM_MARGIN_SECONDS": "600"}
 
 
 async def test_workers_killed_mid_dispatch_dial_nothing_twice_and_lose_nothing(
@@ -39,7 +43,7 @@ async def test_workers_killed_mid_dispatch_dial_nothing_twice_and_lose_nothing(
     crashing: dict[int, str] = {}
 
     def spawn_crashing(kind: str) -> None:
-        proc = e2e.spawn(DIALER_TEST_CRASH_AT=kind, DIALER_TEST_CRASH_ON=CRASH_ON)
+        proc = e2e.spawn(DIALER_TEST_CRASH_AT=kind, DIALER_TEST_CRASH_ON=CRASH_ON, **LATE_RECLAIM)
         crashing[proc.pid] = kind
 
     for kind in kinds:
@@ -52,8 +56,8 @@ async def test_workers_killed_mid_dispatch_dial_nothing_twice_and_lose_nothing(
             if kinds[kind] < CRASHES_EACH:
                 spawn_crashing(kind)
             elif not crashing:
-                e2e.spawn()
-                e2e.spawn()
+                e2e.spawn(**LATE_RECLAIM)
+                e2e.spawn(**LATE_RECLAIM)
 
     await e2e.wait_until(
         lambda: e2e.quiet("planned", "queued"),
