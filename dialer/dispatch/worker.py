@@ -901,24 +901,44 @@ class Dispatcher:
         self._count_refusal(rules)
         log.info("attempt %s refused at the fence: %s", r.attempt_id, rules[0])
 
-    async def _pace_retry(self, r: Reserved, exc: TransientError, tries: int) -> Reserved:
-        """Before a create is tried again: the wait it asked for (`Retry-After`, capped),
-        or an exponential one; then a fresh pacing slot, like any call."""
-        cap = self.config.create_retry_wait.total_seconds()
-        wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (tries - 1)
-        await self.sleep(min(max(wait, 0.0), cap))
-        if r.campaign is None or not r.cps:
-            return r
+    def _on_time(self, r: Reserved) -> bool:
+        """Within `pacing.LATE_LIMIT` of its slot (or no slot): `_wait_for_slot`'s rule,
+        checked again after the fence, whose time counts too."""
+        slot = r.slot
+        return slot is None or slot.at is None or self.clock() - slot.at <= pacing.LATE_LIMIT
+
+    async def _next_slot(self, r: Reserved) -> Reserved:
+        assert r.campaign is not None
         async with self._serial():
             slot = await pacing.take_slot(
                 self.maker, r.campaign, r.cps, self.clock, _ANY_WAIT, max(self._lead, _TICK)
             )
         return await self._wait_for_slot(replace(r, slot=slot))
 
+    async def _pace_retry(self, r: Reserved, exc: TransientError, tries: int) -> Reserved:
+        """Before a create is tried again: the wait it asked for (`Retry-After`, capped),
+        or an exponential one; then a fresh pacing slot, like any call."""
+        cap = self.config.create_retry_wait.total_seconds()
+        wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (tries - 1)
+        await self.sleep(min(max(wait, 0.0), cap))
+        if r.campaign is None or not r.cps or r.slot is None or r.slot.at is None:
+            return r
+        return await self._next_slot(r)
+
     # --- the provider call ---------------------------------------------------------------
     async def _send(self, r: Reserved, job: Job) -> None:
-        tries = 0
-        while (send_by := await self._fence(r, again=tries > 0)) is not None:
+        tries = late = 0
+        while True:
+            on_time = self._on_time(r)
+            send_by = await self._fence(r, again=tries > 0 or late > 0)
+            if send_by is None:
+                return
+            if on_time and not self._on_time(r) and late < _LATE_TRIES:
+                # The fence made a dial late for its slot: a fresh slot, a fresh fence.
+                late += 1
+                self.late += 1
+                r = await self._next_slot(r)
+                continue
             tries += 1
             try:
                 ref = await self._call_provider(r, send_by)
@@ -1125,16 +1145,20 @@ _RESERVE = text(
 # PostgreSQL: the fence for a batch (`Dispatcher._fence_batch`); `_blocked` is the same
 # rule for SQLite and for saying why a fence failed. The contact point and case are read as
 # committed when the statement runs: an opt-out that committed before it is seen.
+# `a.id = ANY(:ids)` lets the planner look the attempts up by key (it cannot size the
+# unnest), and the state test is a CASE so that it never prefers the state index (which
+# would read every reserved and dialing row); the contact points and cases come by key.
 # The attempts are locked, their contact points share-locked: a fence waits for an
 # opt-out's open transaction on that point (and then sees it), and an opt-out waits for a
 # fence that passed (which `optouts.settle` then waits for).
 _FENCE = text(
     "WITH ok AS (SELECT a.id FROM unnest(CAST(:ids AS uuid[]), CAST(:consented AS boolean[]),"
     " CAST(:again AS boolean[])) AS v(id, consented, again)"
-    " JOIN attempts AS a ON a.id = v.id"
+    " JOIN attempts AS a ON a.id = v.id AND a.id = ANY(CAST(:ids AS uuid[]))"
     " JOIN contact_points AS cp ON cp.id = a.contact_point_id"
     " JOIN cases AS c ON c.id = a.case_id"
-    " WHERE (a.state = ANY(CAST(:sources AS text[])) OR (v.again AND a.state = :dialing))"
+    " WHERE CASE WHEN a.state = ANY(CAST(:sources AS text[])) THEN true"
+    " ELSE v.again AND a.state = :dialing END"
     " AND a.lease_owner = :owner AND a.lease_until > :now"
     " AND NOT (cp.opted_out @> jsonb_build_array(a.channel))"
     " AND NOT (c.flags @> jsonb_build_array(CAST(:cease AS text)))"
