@@ -933,8 +933,10 @@ class Dispatcher:
             send_by = await self._fence(r, again=tries > 0 or late > 0)
             if send_by is None:
                 return
-            if on_time and not self._on_time(r) and late < _LATE_TRIES:
-                # The fence made a dial late for its slot: a fresh slot, a fresh fence.
+            pushed = r.slot is not None and r.slot.pushed
+            if on_time and pushed and not self._on_time(r) and late < _LATE_TRIES:
+                # The fence made a dial late for a slot of a campaign at its rate (below
+                # it, a late dial crowds nothing: `pacing`): a fresh slot, a fresh fence.
                 late += 1
                 self.late += 1
                 r = await self._next_slot(r)
