@@ -809,7 +809,7 @@ class Dispatcher:
             self.metrics.record_provider_error(kind)
 
     # --- the fence -------------------------------------------------------------------------
-    async def _fence(self, r: Reserved, *, again: bool) -> float | None:
+    async def _fence(self, r: Reserved, job: Job, *, again: bool) -> float | None:
         """The `time.monotonic()` instant until which this worker may start the provider
         request: the attempt moved to `dialing` under its lease (or, `again`, stayed there)
         with no protective fact committed since the decision, and `SEND_WINDOW` from the
@@ -824,7 +824,8 @@ class Dispatcher:
                 return start + SEND_WINDOW.total_seconds()
             again = True  # too slow to dial on that fence: fence once more
         log.warning("attempt %s: no fence within %s; not dialled", r.attempt_id, SEND_WINDOW)
-        await self._record(r, AttemptState.NOT_SENT, error=("fence", "no timely fence"))
+        # certainly not sent: not_sent, and planned again like a transient failure
+        await self._record(r, AttemptState.NOT_SENT, error=("fence", "no timely fence"), job=job)
         return None
 
     async def _fence_batch(
@@ -930,7 +931,7 @@ class Dispatcher:
         tries = late = 0
         while True:
             on_time = self._on_time(r)
-            send_by = await self._fence(r, again=tries > 0 or late > 0)
+            send_by = await self._fence(r, job, again=tries > 0 or late > 0)
             if send_by is None:
                 return
             pushed = r.slot is not None and r.slot.pushed
