@@ -145,6 +145,9 @@ class CallRequest:
     from_number: str  # E.164, a number we own
     ring_timeout_seconds: int | None = None
     time_limit_seconds: int | None = None
+    # `time.monotonic()` after which the request must not leave (the dispatch fence's send
+    # window): the adapter raises `TransientError` instead. None: no deadline.
+    send_by: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,7 @@ class SmsRequest:
     to: str  # E.164
     body: str  # rendered, opt-out text included where required
     from_number: str | None = None  # None: the adapter's messaging service or default number
+    send_by: float | None = None  # as `CallRequest.send_by`
 
 
 @dataclass(frozen=True, slots=True)

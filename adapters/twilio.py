@@ -2,13 +2,15 @@
 SMS with status callbacks, and the look-ups the reconciler needs.
 
 Retries happen only where Twilio certainly did nothing (HTTP 429, a request never sent),
-with bounded attempts and honouring `Retry-After`. A 5xx or a lost response on a create is
-ambiguous: it raises `AmbiguousError` after exactly one POST, the attempt goes to
-`unknown`, and the reconciler looks it up (`find_calls`, `find_messages`) before anything
-dials or texts again. The attempt id rides in every callback URL's query string (Twilio signs
-the full URL), so callbacks map back even when the create response was lost, and every
-callback URL carries the connection overrides (`adapters.callback_urls`): Twilio retries a
-callback answered 5xx instead of dropping it.
+with bounded attempts and honouring `Retry-After`; with `retry_creates` off, a create
+(call, SMS) is never retried here: the `TransientError` (carrying `Retry-After`) goes to
+the caller, which paces its retry like any call (the dispatch worker does). A 5xx or a
+lost response on a create is ambiguous: it raises `AmbiguousError` after exactly one
+POST, the attempt goes to `unknown`, and the reconciler looks it up (`find_calls`,
+`find_messages`) before anything dials or texts again. The attempt id rides in every
+callback URL's query string (Twilio signs the full URL), so callbacks map back even when
+the create response was lost, and every callback URL carries the connection overrides
+(`adapters.callback_urls`): Twilio retries a callback answered 5xx instead of dropping it.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from adapters.ports import (
     SmsRequest,
     Telephony,
 )
-from adapters.twilio_client import TOO_MANY_REQUESTS, HttpxTwilioClient
+from adapters.twilio_client import SEND_BY, TOO_MANY_REQUESTS, HttpxTwilioClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,6 +98,7 @@ class TwilioSettings:
     machine_detection: str = "DetectMessageEnd"  # leave a voicemail after the beep
     max_attempts: int = 4  # per request, counting the first
     max_retry_wait: float = 30.0  # seconds, also caps a Retry-After
+    retry_creates: bool = True  # False: the caller retries a create (on its own pacing)
     region: str | None = None
     edge: str | None = None
     # The fragment every callback URL carries (`adapters.callback_urls`); "" for none.
@@ -146,9 +149,16 @@ class TwilioTelephony(Telephony):
             params["timeout"] = request.ring_timeout_seconds
         if request.time_limit_seconds is not None:
             params["time_limit"] = request.time_limit_seconds
-        call = await self._call(
-            lambda: self._client.calls.create_async(**params), creates=True, what="create call"
-        )
+        token = SEND_BY.set(request.send_by)
+        try:
+            call = await self._call(
+                lambda: self._client.calls.create_async(**params),
+                creates=True,
+                what="create call",
+                retry=s.retry_creates,
+            )
+        finally:
+            SEND_BY.reset(token)
         return ProviderRef("twilio", str(call.sid), call.status)
 
     async def send_sms(self, request: SmsRequest) -> ProviderRef:
@@ -165,9 +175,16 @@ class TwilioTelephony(Telephony):
             params["from_"] = sender
         else:
             raise ValueError("no SMS sender: set messaging_service_sid or a from number")
-        message = await self._call(
-            lambda: self._client.messages.create_async(**params), creates=True, what="send SMS"
-        )
+        token = SEND_BY.set(request.send_by)
+        try:
+            message = await self._call(
+                lambda: self._client.messages.create_async(**params),
+                creates=True,
+                what="send SMS",
+                retry=s.retry_creates,
+            )
+        finally:
+            SEND_BY.reset(token)
         return ProviderRef("twilio", str(message.sid), message.status)
 
     async def fetch_call(self, sid: str) -> CallInfo:
@@ -235,9 +252,11 @@ class TwilioTelephony(Telephony):
             self.settings.public_base_url, path, {"attempt": attempt_id}, self._overrides
         )
 
-    async def _call(self, op: Callable[[], Awaitable[T]], *, creates: bool, what: str) -> T:
+    async def _call(
+        self, op: Callable[[], Awaitable[T]], *, creates: bool, what: str, retry: bool = True
+    ) -> T:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.max_attempts),
+            stop=stop_after_attempt(self.settings.max_attempts if retry else 1),
             wait=self._wait,
             retry=retry_if_exception_type(TransientError),
             reraise=True,

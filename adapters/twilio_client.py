@@ -7,14 +7,19 @@ only says what a failure means:
 - a read/write timeout or a broken connection after sending: Twilio may have acted ->
   `AmbiguousError` (a GET is only a read, so for GET it is `TransientError`);
 - HTTP 429 (code 20429, documented as never processed) -> `TransientError` carrying the
-  `Retry-After` seconds, which the library's exceptions would otherwise lose.
+  `Retry-After` seconds, which the library's exceptions would otherwise lose;
+- a POST whose send deadline (`SEND_BY`, a `time.monotonic()` instant the caller set)
+  has passed is not sent at all -> `TransientError`: checked here, the last step before
+  the request leaves, so a process stalled after its caller's check sends nothing late.
 Any other status goes back to the library, which raises its `TwilioException`s.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -27,6 +32,7 @@ from adapters.errors import AmbiguousError, TransientError
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOO_MANY_REQUESTS = 20429
+SEND_BY: contextvars.ContextVar[float | None] = contextvars.ContextVar("send_by", default=None)
 
 
 class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]
@@ -58,6 +64,9 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]
         allow_redirects: bool = False,
     ) -> Response:
         method = method.upper()
+        send_by = SEND_BY.get()
+        if send_by is not None and method not in _SAFE_METHODS and time.monotonic() > send_by:
+            raise TransientError(f"send deadline passed; not sent ({method} {uri})")
         try:
             response = await self._client.request(
                 method,

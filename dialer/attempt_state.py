@@ -5,10 +5,17 @@ An attempt moves forward only. Dispatch, webhooks, the reconciler and agents all
 ignored (and reported as ignored), which is what makes duplicated and reordered provider
 callbacks harmless.
 
-    planned -> queued -> reserved -> sent -> ringing -> in_progress -> completed
-                  \\          \\        \\__________________________/-> failed
-                   \\          \\-> unknown (ambiguous create) -> sent | failed | not_sent
-                    \\-> refused (the engine said no at dispatch) / cancelled
+    planned -> queued -> reserved -> dialing -> sent -> ringing -> in_progress -> completed
+                  \\          \\          \\       \\_____________________/-> failed
+                   \\          \\          \\-> unknown (ambiguous) -> sent | failed | not_sent
+                    \\          \\-> unknown -> not_sent (its lease ran out: never dialled)
+                     \\          \\-> refused (an opt-out committed since the decision)
+                      \\-> refused (the engine said no at dispatch) / cancelled
+
+`dialing` is the fence: a worker moves its reserved attempt there with a compare-and-set
+on the lease it holds, immediately before the provider call (`dialer.dispatch.worker`).
+Only a `dialing` attempt can have reached the provider; a `reserved` one whose lease ran
+out certainly did not (`dialer.dispatch.reconciler`).
 
 Final states: completed, failed, refused, cancelled, not_sent. One exception, in the same
 rule (`next_states`): a `failed` the reconciler inferred may still become `completed` when
@@ -23,7 +30,8 @@ from enum import StrEnum
 class AttemptState(StrEnum):
     PLANNED = "planned"  # recorded by the planner, not yet handed to the queue
     QUEUED = "queued"  # published to the queue (after the commit, via the outbox)
-    RESERVED = "reserved"  # a worker decided yes and reserved it; the provider call is next
+    RESERVED = "reserved"  # a worker decided yes and reserved it, under a lease
+    DIALING = "dialing"  # the worker's fence passed: the provider call is under way
     UNKNOWN = "unknown"  # the provider call may or may not have happened: reconcile first
     SENT = "sent"  # the provider accepted it and gave an id
     RINGING = "ringing"
@@ -54,6 +62,18 @@ TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
         {AttemptState.RESERVED, AttemptState.REFUSED, AttemptState.CANCELLED}
     ),
     AttemptState.RESERVED: frozenset(
+        {
+            AttemptState.DIALING,
+            AttemptState.SENT,
+            AttemptState.UNKNOWN,
+            AttemptState.FAILED,
+            AttemptState.REFUSED,
+            AttemptState.RINGING,
+            AttemptState.IN_PROGRESS,
+            AttemptState.COMPLETED,
+        }
+    ),
+    AttemptState.DIALING: frozenset(
         {
             AttemptState.SENT,
             AttemptState.UNKNOWN,

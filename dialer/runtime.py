@@ -21,9 +21,11 @@ from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from adapters.simulator import SimulatedTelephony, SimulatorSettings
 from adapters.smtp import SmtpMailer, SmtpSettings
 from adapters.twilio import TwilioSettings, TwilioTelephony
+from adapters.twilio_client import HttpxTwilioClient
 from dialer.clock import system_clock
 from dialer.dispatch import lookups, outbox, planner, reconciler
 from dialer.dispatch.deadletters import EmbeddedJobQueue
+from dialer.dispatch.fence import dialing_reclaim_after
 from dialer.dispatch.messages import Sender
 from dialer.dispatch.worker import Dispatcher, WorkerConfig
 from dialer.observability.metrics import Metrics
@@ -84,7 +86,10 @@ def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_c
                 messaging_service_sid=settings.twilio_messaging_service_sid,
                 default_sms_from=settings.twilio_from_number,
                 connection_overrides=settings.twilio_connection_overrides,
-            )
+                # the worker tries a create again itself, on a pacing slot (issue 19)
+                retry_creates=False,
+            ),
+            http_client=HttpxTwilioClient(timeout=settings.twilio_http_timeout_seconds),
         )
     # No Twilio configured: dial nobody, post nothing back (DIALER_TELEPHONY=simulator does).
     return FakeTelephony()
@@ -120,11 +125,23 @@ def worker_pool_size(settings: Settings, concurrency: int) -> int:
     return min(settings.worker_db_pool, concurrency + 6)
 
 
+def reclaim_rules(settings: Settings) -> tuple[timedelta, timedelta]:
+    """The reconciler's thresholds from the settings (`dialing_after`, `stuck_after`): a
+    `dialing` attempt only after the fence's send window, the HTTP client's whole timeout
+    and the margin."""
+    dialing_after = dialing_reclaim_after(
+        timedelta(seconds=settings.twilio_http_timeout_seconds),
+        timedelta(seconds=settings.reclaim_margin_seconds),
+    )
+    return dialing_after, timedelta(seconds=settings.stuck_attempt_timeout_seconds)
+
+
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
         batch_size=settings.worker_batch_size,
         batches=settings.worker_batches,
         batch_linger=settings.worker_batch_linger_ms / 1000,
+        lease=timedelta(seconds=settings.reserve_lease_seconds),
         from_number=settings.twilio_from_number,
         sender=Sender(
             company_display_name=settings.company_display_name,
@@ -240,9 +257,13 @@ class Runtime:
     async def _reconcile_loop(self) -> None:
         while not self.stop.is_set():
             try:
-                stuck = timedelta(seconds=self.settings.stuck_attempt_timeout_seconds)
+                dialing_after, stuck_after = reclaim_rules(self.settings)
                 await reconciler.reconcile(
-                    self.maker, self.telephony, self.clock(), stuck_after=stuck
+                    self.maker,
+                    self.telephony,
+                    self.clock(),
+                    dialing_after=dialing_after,
+                    stuck_after=stuck_after,
                 )
                 silent = timedelta(seconds=self.settings.silent_call_seconds)
                 await lookups.end_silent_calls(

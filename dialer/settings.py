@@ -128,6 +128,15 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=64, ge=1, le=1000)
     worker_batches: int = Field(default=2, ge=1, le=16)
     worker_batch_linger_ms: int = Field(default=10, ge=0, le=1000)
+    # The fence (issue 19): a worker may dial a reserved attempt only within this lease
+    # from its reservation; once it has run out the reconciler reclaims the attempt (it
+    # was certainly never dialled) and plans it again.
+    reserve_lease_seconds: float = Field(default=300.0, ge=1.0, le=86_400.0)
+    # The Twilio HTTP client's whole timeout for one request. A `dialing` attempt is
+    # looked up only after the fence's send window, this timeout and the margin below
+    # have passed since its fence (`dialer.dispatch.fence.dialing_reclaim_after`).
+    twilio_http_timeout_seconds: float = Field(default=15.0, gt=0.0, le=300.0)
+    reclaim_margin_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
     # PostgreSQL connections one worker keeps: at most this many, and no more than its
     # concurrency + 6 (planner, read-ahead, relays, reconciler). A batch holds one, not a
     # job; keep workers x this + API processes x 15 below max_connections.

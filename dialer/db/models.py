@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     Float,
     ForeignKey,
@@ -156,6 +157,8 @@ class AttemptRow(Base):
         Index("ix_attempts_case_id_at", "case_id", "at"),
         Index("ix_attempts_campaign_id_state", "campaign_id", "state"),
         Index("ix_attempts_state_reserved_at", "state", "reserved_at"),
+        # Only a dialled attempt has a provider id, and a dialled one is never not_sent.
+        CheckConstraint("state <> 'not_sent' OR provider_sid IS NULL", name="not_sent_no_sid"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -198,6 +201,10 @@ class AttemptRow(Base):
     answered_by: Mapped[str | None] = mapped_column(String(32))  # AMD: human, machine_*, ...
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     provider_status: Mapped[str | None] = mapped_column(String(24))  # busy, no-answer, ...
+    # the fence (0006): the worker holding a reserved attempt, until when; when it dialled
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    dialing_at: Mapped[datetime | None]
 
 
 class OutcomeRow(Base):

@@ -49,6 +49,7 @@ LATE_LIMIT = timedelta(seconds=SLOT_MARGIN) - JITTER
 LIVE = frozenset(
     {
         AttemptState.RESERVED,
+        AttemptState.DIALING,
         AttemptState.SENT,
         AttemptState.RINGING,
         AttemptState.IN_PROGRESS,

@@ -1,10 +1,18 @@
 """The reconciler: attempts whose provider outcome is not known, looked up, never redialed.
 
 Covers attempts in `unknown` (an ambiguous create) for longer than `unknown_after` since
-that create (not since the reservation: the provider may still be completing it), `reserved`
-ones older than `reserved_after` (a worker died between reserving and recording), and
+that create (not since the reservation: the provider may still be completing it); `reserved`
+ones whose lease has run out (a worker died or stalled before its fence); `dialing` ones
+whose fence is older than `dialing_after` (`fence.dialing_reclaim_after`: the send window,
+the HTTP client's whole timeout and a margin: a worker that died mid-request); and
 `sent`/`ringing`/`in_progress` ones older than `stuck_after` (a lost final callback; the
-webhooks side calls `reconcile` for those too). With a provider id: fetch the call or
+webhooks side calls `reconcile` for those too).
+
+A `reserved` attempt is reclaimed only by taking its lease: one compare-and-set (still
+reserved, lease run out) straight to `not_sent`, with no look-up: its worker can no
+longer pass the fence, so it was never dialled and never will be (issue 19). Rows
+reserved before leases existed (no `lease_until`) are looked up after `reserved_after`.
+Any other is looked up at the provider. With a provider id: fetch the call or
 message and map its status. Without one: a call or a text is looked for among the calls
 or messages to that number since the reservation that no other attempt claims
 (`lookups.find_text` for texts); found -> its state, not found -> `not_sent`. An email
@@ -30,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
@@ -44,6 +52,7 @@ from dialer.attempt_state import (
 )
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
 from dialer.dispatch import lookups, outbox
+from dialer.dispatch.fence import dialing_reclaim_after
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)
@@ -58,6 +67,8 @@ class ReconcileReport:
 
 
 REPLAN_NOTE = "re-planned by the reconciler: "
+LEASE_TAKER = "reconciler"
+DIALING_AFTER = dialing_reclaim_after(timedelta(seconds=15), timedelta(seconds=30))
 
 
 def _move(row: AttemptRow, target: AttemptState) -> bool:
@@ -82,16 +93,25 @@ async def reconcile(
     *,
     unknown_after: timedelta = timedelta(seconds=30),
     reserved_after: timedelta = timedelta(minutes=5),
+    dialing_after: timedelta = DIALING_AFTER,
     stuck_after: timedelta = timedelta(hours=2),
     limit: int = 200,
     replans: int = 2,
 ) -> ReconcileReport:
     report = ReconcileReport()
     async with maker() as session:
-        rows = await _due(session, now, unknown_after, reserved_after, stuck_after, limit)
+        rows = await _due(
+            session, now, unknown_after, reserved_after, dialing_after, stuck_after, limit
+        )
         claimed = await _claimed_sids(session, rows)
         for row, to in rows:
             report.examined += 1
+            if row.state == AttemptState.RESERVED.value and row.lease_until is not None:
+                if await _take_lease(session, row, now):
+                    report.moved["not_sent"] = report.moved.get("not_sent", 0) + 1
+                    if await _replan(session, row, now, replans):
+                        report.replanned += 1
+                continue
             try:
                 target = await _look_up(telephony, row, to, claimed)
             except AdapterError as exc:
@@ -101,6 +121,8 @@ async def reconcile(
             if target is None:
                 continue
             sid, state, inferred = target
+            if state is AttemptState.NOT_SENT and (sid or row.provider_sid):
+                continue  # an attempt with a provider id is never not_sent
             if sid and not row.provider_sid:
                 row.provider_sid = sid
                 claimed.add(sid)
@@ -122,6 +144,7 @@ async def _due(
     now: datetime,
     unknown_after: timedelta,
     reserved_after: timedelta,
+    dialing_after: timedelta,
     stuck_after: timedelta,
     limit: int,
 ) -> Sequence[tuple[AttemptRow, str]]:
@@ -140,7 +163,17 @@ async def _due(
                 ),
                 and_(
                     AttemptRow.state == AttemptState.RESERVED.value,
-                    AttemptRow.reserved_at <= now - reserved_after,
+                    or_(
+                        AttemptRow.lease_until <= now,
+                        and_(
+                            AttemptRow.lease_until.is_(None),
+                            AttemptRow.reserved_at <= now - reserved_after,
+                        ),
+                    ),
+                ),
+                and_(
+                    AttemptRow.state == AttemptState.DIALING.value,
+                    AttemptRow.dialing_at <= now - dialing_after,
                 ),
                 and_(
                     AttemptRow.state.in_(
@@ -160,6 +193,35 @@ async def _due(
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=AttemptRow, skip_locked=True)
     return [(r[0], r[1]) for r in (await session.execute(stmt)).all()]
+
+
+async def _take_lease(session: AsyncSession, row: AttemptRow, now: datetime) -> bool:
+    """Reclaim a reserved attempt whose lease has run out: compare-and-set (still reserved,
+    the lease still run out, no provider id) to `not_sent`, through the state machine's
+    `reserved -> unknown -> not_sent`. False when its worker passed the fence first."""
+    step = advance(AttemptState.RESERVED, AttemptState.UNKNOWN)
+    if step is None or advance(step, AttemptState.NOT_SENT) is None:
+        return False
+    result = await session.execute(
+        update(AttemptRow)
+        .where(
+            AttemptRow.id == row.id,
+            AttemptRow.state == AttemptState.RESERVED.value,
+            AttemptRow.lease_until <= now,
+            AttemptRow.provider_sid.is_(None),
+        )
+        .values(
+            state=AttemptState.NOT_SENT.value,
+            lease_owner=LEASE_TAKER,
+            updated_at=now,
+            error_code=func.coalesce(AttemptRow.error_code, "lease_expired"),
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+    taken = bool(result.rowcount)  # type: ignore[attr-defined]
+    if taken:
+        log.info("attempt %s: its lease ran out before its fence; reclaimed", row.id)
+    return taken
 
 
 async def _claimed_sids(session: AsyncSession, rows: Sequence[tuple[AttemptRow, str]]) -> set[str]:

@@ -22,11 +22,21 @@ For each batch:
    limit and take the pacing slots (the rate, shared by all workers) of those allowed;
    write the refusals, deferrals and cancellations, and the reservations in one
    statement; commit.
+   Each reservation carries a lease: this worker, until `lease` from now.
 Then for each job:
-3. wait for its slot, call the provider, record its id (sent) or what its error means:
-   ambiguous -> unknown (the reconciler looks it up; nothing dials it again), permanent ->
-   failed and the contact point updated, transient (certainly not acted on) -> not_sent
-   and a fresh attempt planned for later through the outbox, in the same transaction.
+3. wait for its slot; then the fence (issue 19): one short autocommitted statement (for
+   the jobs that reach it together) moves the attempt reserved -> dialing only if this
+   worker still holds its lease and no opt-out, cease or consent revocation has been
+   committed for that contact point and channel since the decision. A fence that fails on
+   the lease dials nothing (the reconciler has it, or will); one that fails on a
+   protective fact refuses the attempt. The request starts within `fence.SEND_WINDOW` of
+   the fence, else the worker fences again.
+4. call the provider, record its id (sent) or what its error means: ambiguous -> unknown
+   (the reconciler looks it up; nothing dials it again), permanent -> failed and the
+   contact point updated, transient (certainly not acted on) -> retried here after the
+   wait it asks for, on a fresh pacing slot and a fresh fence like any call, at most
+   `create_attempts` times in all; then not_sent and a fresh attempt planned for later
+   through the outbox, in the same transaction.
 The job is acknowledged only after that record is committed. Every state change goes
 through `dialer.attempt_state.advance`.
 """
@@ -36,13 +46,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, select, text, update
+from sqlalchemy import BindParameter, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.errors import (
@@ -68,18 +81,19 @@ from adapters.ports import (
 from adapters.templates import TemplateRegistry, default_registry
 from dialer.attempt_state import AttemptState, advance, can_advance
 from dialer.db.errors import database_unavailable
-from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow, PacingRow
+from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, PacingRow
 from dialer.db.types import UTCDateTime
 from dialer.dispatch import outbox, pacing
 from dialer.dispatch.batcher import Batcher
 from dialer.dispatch.facts import CaseFacts, load_facts, lock_cases
+from dialer.dispatch.fence import SEND_WINDOW
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
 from dialer.dispatch.windows import LocalWindow
 from dialer.observability.metrics import Metrics
 from strategy.decision import Decision, Refusal
 from strategy.engine import decide
-from strategy.model import Channel, Validity
+from strategy.model import CaseFlag, Channel, Validity
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +122,13 @@ class WorkerConfig:
     batches: int = 2
     batch_linger: float = 0.010
     record_batches: int = 1  # `sent` records: one batch at a time, the next one gathers
+    # The fence: a reservation's lease (the reconciler reclaims it once this has passed);
+    # a create the provider certainly did not act on (429, not reached) is tried at most
+    # this many times in all, each try on a fresh pacing slot, waiting what it asks for
+    # (at most `create_retry_wait`) first.
+    lease: timedelta = timedelta(minutes=5)
+    create_attempts: int = 4
+    create_retry_wait: timedelta = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +140,9 @@ class Reserved:
     slot: pacing.Slot | None
     campaign: uuid.UUID | None = None
     cps: float = 0.0
+    # the channel's consent was on the contact point at the decision: its revocation since
+    # then stops the fence
+    consented: bool = False
 
 
 def move(row: AttemptRow, target: AttemptState) -> bool:
@@ -173,6 +197,12 @@ class Dispatcher:
         self._recorder: Batcher[tuple[Reserved, ProviderRef], bool] = Batcher(
             self._record_sent_batch, c.batch_size, c.batch_linger, c.record_batches
         )
+        # the fence: jobs whose slots come together are fenced in one statement, at once
+        self._fencer: Batcher[tuple[Reserved, bool], bool] = Batcher(
+            self._fence_batch, c.batch_size, 0.0, c.batches
+        )
+        # whose lease a reservation carries: this dispatcher, unique across processes
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:128]
 
     def batch_counts(self) -> tuple[int, int, int, int, int]:
         """Reservation batches and the jobs they held; `sent` record batches and theirs;
@@ -496,6 +526,7 @@ class Dispatcher:
                 None,
                 attempt.campaign,
                 attempt.pacing_cps,
+                consented=channel in point.consent,
             ),
             campaign=attempt.campaign,
             max_in_progress=attempt.max_in_progress,
@@ -604,10 +635,17 @@ class Dispatcher:
     ) -> set[uuid.UUID]:
         """Move the attempts to reserved with what the engine granted: one statement on
         PostgreSQL; the ids that moved."""
+        until = now + self.config.lease
         if not self.postgres:
             moved = set()
             for aid, plan in rows:
-                values = {**plan.values, "at": now, "reserved_at": now}
+                values = {
+                    **plan.values,
+                    "at": now,
+                    "reserved_at": now,
+                    "lease_owner": self.owner,
+                    "lease_until": until,
+                }
                 if await self._move(conn, aid, plan.state, AttemptState.RESERVED, values):
                     moved.add(aid)
             return moved
@@ -617,7 +655,8 @@ class Dispatcher:
             for key, column in _RESERVE_COLUMNS.items():
                 if key != "ids":
                     cols[key].append(plan.values[column])
-        result = await conn.execute(_RESERVE, {**cols, "now": now, "sources": _TO_RESERVED})
+        params = {**cols, "now": now, "sources": _TO_RESERVED, "owner": self.owner, "until": until}
+        result = await conn.execute(_RESERVE, params)
         return {r[0] for r in result}
 
     def _report(self, item: _Item, plan: _Plan, result: _Reserve | BaseException) -> None:
@@ -703,7 +742,7 @@ class Dispatcher:
     async def _record_sent_batch(
         self, sent: Sequence[tuple[Reserved, ProviderRef]]
     ) -> list[bool | BaseException]:
-        """Still reserved -> sent with the provider's id: one autocommitted UPDATE for the
+        """Still dialing -> sent with the provider's id: one autocommitted UPDATE for the
         batch on PostgreSQL. True for each attempt that moved."""
         now = self.clock()
         if self._autocommit is not None:
@@ -722,12 +761,12 @@ class Dispatcher:
                     update(AttemptRow)
                     .where(
                         AttemptRow.id == r.attempt_id,
-                        AttemptRow.state == AttemptState.RESERVED.value,
+                        AttemptRow.state == AttemptState.DIALING.value,
                     )
                     .values(
                         state=AttemptState.SENT.value,
                         provider_sid=ref.id,
-                        sent_at=now,
+                        sent_at=func.coalesce(AttemptRow.dialing_at, now),
                         updated_at=now,
                     )
                 )
@@ -769,33 +808,177 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.record_provider_error(kind)
 
+    # --- the fence -------------------------------------------------------------------------
+    async def _fence(self, r: Reserved, job: Job, *, again: bool) -> float | None:
+        """The `time.monotonic()` instant until which this worker may start the provider
+        request: the attempt moved to `dialing` under its lease (or, `again`, stayed there)
+        with no protective fact committed since the decision, and `SEND_WINDOW` from the
+        instant the fence was asked for. None: dial nothing (a lost lease is the
+        reconciler's; a protective fact is recorded here)."""
+        for _ in range(_FENCE_TRIES):
+            fenced_at, start = self.clock(), time.monotonic()
+            if not await self._fencer.submit((r, again)):
+                await self._fence_failed(r, again)
+                return None
+            if self.clock() - fenced_at <= SEND_WINDOW:
+                return start + SEND_WINDOW.total_seconds()
+            again = True  # too slow to dial on that fence: fence once more
+        log.warning("attempt %s: no fence within %s; not dialled", r.attempt_id, SEND_WINDOW)
+        # certainly not sent: not_sent, and planned again like a transient failure
+        await self._record(r, AttemptState.NOT_SENT, error=("fence", "no timely fence"), job=job)
+        return None
+
+    async def _fence_batch(
+        self, batch: Sequence[tuple[Reserved, bool]]
+    ) -> list[bool | BaseException]:
+        """reserved (or, re-fencing, dialing) -> dialing, for the attempts whose lease this
+        worker holds and that no opt-out, cease or consent revocation has reached since
+        the decision: one autocommitted statement on PostgreSQL, which reads the contact
+        point and case as committed when it runs (so it is ordered by commit)."""
+        now = self.clock()
+        if self._autocommit is not None:
+            params = {
+                "ids": [r.attempt_id for r, _ in batch],
+                "consented": [r.consented for r, _ in batch],
+                "again": [again for _, again in batch],
+                "sources": _FENCE_FROM,
+                "dialing": AttemptState.DIALING.value,
+                "cease": CaseFlag.CEASE.value,
+                "owner": self.owner,
+                "now": now,
+            }
+            async with self._autocommit.connect() as conn:
+                moved = {row[0] for row in await conn.execute(_FENCE, params)}
+            return [r.attempt_id in moved for r, _ in batch]
+        out: list[bool | BaseException] = []
+        async with self._serial(), self.maker() as session:
+            for r, again in batch:
+                found = (await session.execute(_FENCE_FACTS, {"id": r.attempt_id})).first()
+                ok = (
+                    found is not None
+                    and found.state in (_FENCE_FROM_AGAIN if again else _FENCE_FROM)
+                    and found.lease_owner == self.owner
+                    and found.lease_until is not None
+                    and found.lease_until > now
+                    and not _blocked(r, found)
+                )
+                if ok:
+                    await session.execute(
+                        update(AttemptRow)
+                        .where(AttemptRow.id == r.attempt_id)
+                        .values(state=AttemptState.DIALING.value, dialing_at=now, updated_at=now)
+                    )
+                out.append(ok)
+            await session.commit()
+        return out
+
+    async def _fence_failed(self, r: Reserved, again: bool) -> None:
+        """A fence that did not pass: if the lease is still this worker's, a protective
+        fact stopped it (reserved -> refused with its rules; dialing after a retry ->
+        not_sent, certainly not acted on). Otherwise the lease was taken: nothing to do."""
+        now = self.clock()
+        async with self._serial(), self.maker() as session:
+            found = (await session.execute(_FENCE_FACTS, {"id": r.attempt_id})).first()
+            if found is None:
+                return
+            ours = found.lease_owner == self.owner and (found.lease_until or now) > now
+            reasons = _blocked(r, found) if ours else []
+            if not reasons:
+                log.warning("attempt %s: lease taken (%s); not dialled", r.attempt_id, found.state)
+                return
+            rules = [str(x["rule"]) for x in reasons]
+            conn = await session.connection()
+            if found.state == AttemptState.RESERVED.value:
+                await self._move(
+                    conn,
+                    r.attempt_id,
+                    found.state,
+                    AttemptState.REFUSED,
+                    {"refusal": {"reasons": reasons}},
+                )
+            await session.commit()
+        if found.state == AttemptState.DIALING.value:
+            await self._record(r, AttemptState.NOT_SENT, error=("fence", ", ".join(rules)))
+        self._count_refusal(rules)
+        log.info("attempt %s refused at the fence: %s", r.attempt_id, rules[0])
+
+    def _on_time(self, r: Reserved) -> bool:
+        """Within `pacing.LATE_LIMIT` of its slot (or no slot): `_wait_for_slot`'s rule,
+        checked again after the fence, whose time counts too."""
+        slot = r.slot
+        return slot is None or slot.at is None or self.clock() - slot.at <= pacing.LATE_LIMIT
+
+    async def _next_slot(self, r: Reserved) -> Reserved:
+        assert r.campaign is not None
+        async with self._serial():
+            slot = await pacing.take_slot(
+                self.maker, r.campaign, r.cps, self.clock, _ANY_WAIT, max(self._lead, _TICK)
+            )
+        return await self._wait_for_slot(replace(r, slot=slot))
+
+    async def _pace_retry(self, r: Reserved, exc: TransientError, tries: int) -> Reserved:
+        """Before a create is tried again: the wait it asked for (`Retry-After`, capped),
+        or an exponential one; then a fresh pacing slot, like any call."""
+        cap = self.config.create_retry_wait.total_seconds()
+        wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (tries - 1)
+        await self.sleep(min(max(wait, 0.0), cap))
+        if r.campaign is None or not r.cps or r.slot is None or r.slot.at is None:
+            return r
+        return await self._next_slot(r)
+
     # --- the provider call ---------------------------------------------------------------
     async def _send(self, r: Reserved, job: Job) -> None:
-        try:
-            ref = await self._call_provider(r)
-        except AmbiguousError as exc:
-            self._count_provider_error("ambiguous")
-            await self._record(r, AttemptState.UNKNOWN, error=("ambiguous", str(exc)))
-        except PermanentError as exc:
-            self._count_provider_error(exc.kind)
-            await self._record(
-                r, AttemptState.FAILED, error=(f"{exc.kind}:{exc.code or ''}", str(exc)), perm=exc
-            )
-        except TransientError as exc:
-            self._count_provider_error("transient")
-            await self._record(r, AttemptState.NOT_SENT, error=("transient", str(exc)), job=job)
-        except Exception as exc:  # anything else: the provider may have acted
-            log.exception("attempt %s: unexpected provider failure", r.attempt_id)
-            await self._record(r, AttemptState.UNKNOWN, error=("unexpected", repr(exc)))
-        else:
-            await self._record_sent(r, ref)
+        tries = late = 0
+        while True:
+            on_time = self._on_time(r)
+            send_by = await self._fence(r, job, again=tries > 0 or late > 0)
+            if send_by is None:
+                return
+            pushed = r.slot is not None and r.slot.pushed
+            if on_time and pushed and not self._on_time(r) and late < _LATE_TRIES:
+                # The fence made a dial late for a slot of a campaign at its rate (below
+                # it, a late dial crowds nothing: `pacing`): a fresh slot, a fresh fence.
+                late += 1
+                self.late += 1
+                r = await self._next_slot(r)
+                continue
+            tries += 1
+            try:
+                ref = await self._call_provider(r, send_by)
+            except AmbiguousError as exc:
+                self._count_provider_error("ambiguous")
+                await self._record(r, AttemptState.UNKNOWN, error=("ambiguous", str(exc)))
+            except PermanentError as exc:
+                self._count_provider_error(exc.kind)
+                error = (f"{exc.kind}:{exc.code or ''}", str(exc))
+                await self._record(r, AttemptState.FAILED, error=error, perm=exc)
+            except TransientError as exc:
+                self._count_provider_error("transient")
+                if tries < self.config.create_attempts:
+                    # certainly not acted on: tried again, on a fresh slot and fence
+                    log.info("attempt %s: %s; tried again", r.attempt_id, exc)
+                    r = await self._pace_retry(r, exc, tries)
+                    continue
+                await self._record(r, AttemptState.NOT_SENT, error=("transient", str(exc)), job=job)
+            except Exception as exc:  # anything else: the provider may have acted
+                log.exception("attempt %s: unexpected provider failure", r.attempt_id)
+                await self._record(r, AttemptState.UNKNOWN, error=("unexpected", repr(exc)))
+            else:
+                await self._record_sent(r, ref)
+            return
 
-    async def _call_provider(self, r: Reserved) -> ProviderRef:
+    async def _call_provider(self, r: Reserved, send_by: float) -> ProviderRef:
+        """The request, which must leave by `send_by` (the fence's send window): the
+        adapter checks that last of all, just before it sends."""
         aid = str(r.attempt_id)
         if r.channel is Channel.VOICE:
-            return await self.telephony.place_call(CallRequest(aid, r.to, self.config.from_number))
+            request = CallRequest(aid, r.to, self.config.from_number, send_by=send_by)
+            return await self.telephony.place_call(request)
         if r.channel is Channel.SMS:
-            return await self.telephony.send_sms(SmsRequest(aid, r.to, r.rendered.body))
+            sms = SmsRequest(aid, r.to, r.rendered.body, send_by=send_by)
+            return await self.telephony.send_sms(sms)
+        if time.monotonic() > send_by:
+            raise TransientError("send deadline passed; not sent")
         if self.mailer is None:
             raise PermanentError("no mailer configured", kind=PermanentErrorKind.OTHER)
         return await self.mailer.send(
@@ -824,9 +1007,18 @@ class Dispatcher:
                 # certainly not acted on: reserved -> unknown -> not_sent
                 move(attempt, AttemptState.UNKNOWN)
             moved = move(attempt, target)
-            if ref is not None:
+            if ref is not None and attempt.state == AttemptState.NOT_SENT.value:
+                # Reclaimed while this worker was stalled inside the request (past the
+                # HTTP timeout and the margin): an attempt with a provider id is never
+                # not_sent, so the id cannot go on it; say so loudly.
+                log.error(
+                    "attempt %s was reclaimed, yet the provider created %s for it",
+                    r.attempt_id,
+                    ref.id,
+                )
+            elif ref is not None:
                 attempt.provider_sid = attempt.provider_sid or ref.id
-                attempt.sent_at = attempt.sent_at or now
+                attempt.sent_at = attempt.sent_at or attempt.dialing_at or now
             if error is not None:
                 attempt.error_code, attempt.error_message = error[0][:40], error[1][:2000]
             attempt.updated_at = now
@@ -873,6 +1065,7 @@ _TICK = timedelta(milliseconds=20)
 _MAX_LEAD = timedelta(seconds=1)
 _HELD_PAUSE = 0.02  # seconds: a job whose attempt row another writer holds tries again
 _ANY_WAIT = timedelta(days=1)
+_FENCE_TRIES = 3  # fences in a row too slow to dial on before the attempt is given up
 _LATE_TRIES = 3  # a reserved attempt takes the next free slot, however far
 _PAD_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -922,6 +1115,10 @@ _LOCK_ATTEMPTS = (
 )
 _NO_WRITE = frozenset({"none", "retry"})  # plans that write nothing
 _DISPATCHABLE = [s.value for s in DISPATCHABLE]
+# The fence moves to dialing from the states the table allows; a second fence (after a
+# 429, or a fence too slow to dial on) renews the worker's own `dialing`.
+_FENCE_FROM = [s.value for s in AttemptState if can_advance(s, AttemptState.DIALING)]
+_FENCE_FROM_AGAIN = [*_FENCE_FROM, AttemptState.DIALING.value]
 # for each state, the states that may move to it
 _SOURCES = {t: [s.value for s in AttemptState if can_advance(s, t)] for t in AttemptState}
 _TO_RESERVED = _SOURCES[AttemptState.RESERVED]
@@ -938,7 +1135,8 @@ _RESERVE_COLUMNS = {
 }
 _RESERVE = text(
     "UPDATE attempts AS a SET state = 'reserved', at = :now, reserved_at = :now,"
-    " updated_at = :now, strategy_version_id = v.svid, profile = v.profile,"
+    " updated_at = :now, lease_owner = :owner, lease_until = :until,"
+    " strategy_version_id = v.svid, profile = v.profile,"
     " allowed_by = v.allowed, disclosure = v.disc, voicemail_disclosure = v.vm,"
     " template_key = v.tkey, append_opt_out = v.aoo"
     " FROM unnest(CAST(:ids AS uuid[]), CAST(:svids AS uuid[]), CAST(:profiles AS text[]),"
@@ -946,11 +1144,75 @@ _RESERVE = text(
     " CAST(:tkeys AS text[]), CAST(:aoo AS boolean[]))"
     " AS v(id, svid, profile, allowed, disc, vm, tkey, aoo)"
     " WHERE a.id = v.id AND a.state = ANY(CAST(:sources AS text[])) RETURNING a.id"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
+# PostgreSQL: the fence for a batch (`Dispatcher._fence_batch`); `_blocked` is the same
+# rule for SQLite and for saying why a fence failed. The contact point and case are read as
+# committed when the statement runs: an opt-out that committed before it is seen.
+# `a.id = ANY(:ids)` lets the planner look the attempts up by key (it cannot size the
+# unnest), and the state test is a CASE so that it never prefers the state index (which
+# would read every reserved and dialing row); the contact points and cases come by key.
+# The attempts are locked, their contact points share-locked: a fence waits for an
+# opt-out's open transaction on that point (and then sees it), and an opt-out waits for a
+# fence that passed (which `optouts.settle` then waits for).
+_FENCE = text(
+    "WITH ok AS (SELECT a.id FROM unnest(CAST(:ids AS uuid[]), CAST(:consented AS boolean[]),"
+    " CAST(:again AS boolean[])) AS v(id, consented, again)"
+    " JOIN attempts AS a ON a.id = v.id AND a.id = ANY(CAST(:ids AS uuid[]))"
+    " JOIN contact_points AS cp ON cp.id = a.contact_point_id"
+    " JOIN cases AS c ON c.id = a.case_id"
+    " WHERE CASE WHEN a.state = ANY(CAST(:sources AS text[])) THEN true"
+    " ELSE v.again AND a.state = :dialing END"
+    " AND a.lease_owner = :owner AND a.lease_until > :now"
+    " AND NOT (cp.opted_out @> jsonb_build_array(a.channel))"
+    " AND NOT (c.flags @> jsonb_build_array(CAST(:cease AS text)))"
+    " AND (NOT v.consented OR cp.consent @> jsonb_build_array(a.channel))"
+    " ORDER BY a.id FOR NO KEY UPDATE OF a FOR SHARE OF cp)"
+    " UPDATE attempts AS a SET state = :dialing, dialing_at = :now, updated_at = :now"
+    " FROM ok WHERE a.id = ok.id RETURNING a.id"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
+_FENCE_FACTS = (
+    select(
+        AttemptRow.state,
+        AttemptRow.channel,
+        AttemptRow.lease_owner,
+        AttemptRow.lease_until,
+        ContactPointRow.opted_out,
+        ContactPointRow.consent,
+        CaseRow.flags,
+    )
+    .join(ContactPointRow, ContactPointRow.id == AttemptRow.contact_point_id)
+    .join(CaseRow, CaseRow.id == AttemptRow.case_id)
+    .where(AttemptRow.id == bindparam("id"))
+)
+
+
+def _blocked(r: Reserved, found: Any) -> list[dict[str, Any]]:
+    """The protective facts committed since the decision that forbid this attempt now:
+    an opt-out of its channel on its contact point (compliance.md "always": at once), a
+    cease-communication flag on the case (15 U.S.C. 1692c(c)), or the channel's consent
+    revoked (47 CFR 64.1200(a)(10)) when the decision had it."""
+    channel = str(found.channel)
+    reasons: list[dict[str, Any]] = []
+    if channel in (found.opted_out or ()):
+        reasons.append(
+            {"rule": "optout.channel", "message": f"opted out of {channel} since the decision"}
+        )
+    if CaseFlag.CEASE.value in (found.flags or ()):
+        reasons.append(
+            {"rule": f"flag.{CaseFlag.CEASE.value}", "message": "cease since the decision"}
+        )
+    if r.consented and channel not in (found.consent or ()):
+        reasons.append(
+            {"rule": "guardrail.consent", "message": f"consent to {channel} revoked since"}
+        )
+    return reasons
+
+
 _SENT = text(
-    "UPDATE attempts AS a SET state = 'sent', provider_sid = v.sid, sent_at = :now,"
+    "UPDATE attempts AS a SET state = 'sent', provider_sid = v.sid,"
+    " sent_at = COALESCE(a.dialing_at, :now),"
     " updated_at = :now FROM unnest(CAST(:ids AS uuid[]), CAST(:sids AS text[])) AS v(id, sid)"
-    " WHERE a.id = v.id AND a.state = 'reserved' RETURNING a.id"
+    " WHERE a.id = v.id AND a.state = 'dialing' RETURNING a.id"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 

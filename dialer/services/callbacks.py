@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ from dialer.attempt_state import (
 from dialer.db.models import AttemptRow, InboundMessageRow
 from dialer.db.repositories import webhooks as repo
 from dialer.observability.metrics import Metrics
-from dialer.services.optouts import opt_in, opt_out
+from dialer.services.optouts import opt_in, opt_out, settle
 from dialer.webhooks.forms import MalformedWebhookError, TwilioForm, mask_number
 from strategy.model import Channel, Result
 
@@ -423,9 +424,17 @@ def classify(body: str) -> str:
     return "text"
 
 
-async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datetime) -> str:
+async def record_inbound_sms(
+    session: AsyncSession,
+    form: TwilioForm,
+    now: datetime,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> str:
     """Keep the message on every case the sender's number belongs to; act on keywords.
-    Returns the message's kind."""
+    Returns the message's kind. An opt-out is stamped once its contact points are locked
+    (read from `clock`, else `now`): every fence that passed before it has committed by
+    then, every later one waits for this commit and sees it (issue 19)."""
     sid, sender = _required(form, "MessageSid", "From")
     to = form.get("To") or ""
     body = form.fields.get("Body", "")
@@ -446,7 +455,10 @@ async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datet
     points = await repo.phone_points(session, sender)
     source = f"inbound sms {sid}"
     if kind == "stop":
-        await opt_out(session, points, Channel.SMS, source=source, actor="twilio:inbound", now=now)
+        stamp = clock() if clock is not None else now
+        await opt_out(
+            session, points, Channel.SMS, source=source, actor="twilio:inbound", now=stamp
+        )
     elif kind == "start":
         await opt_in(session, points, Channel.SMS, source=source, actor="twilio:inbound", now=now)
     seen: set[uuid.UUID] = set()
@@ -460,6 +472,8 @@ async def record_inbound_sms(session: AsyncSession, form: TwilioForm, now: datet
         rows.append(_inbound(None, None, sid, sender, to, body, kind, now))
     await repo.add_inbound(session, rows)
     await session.commit()
+    if kind == "stop":  # answered only once no create can follow (issue 19)
+        await settle(session, [p.id for p in points], Channel.SMS, now)
     log.info("inbound sms %s from %s: %s on %d case(s)", sid, mask_number(sender), kind, len(seen))
     return kind
 

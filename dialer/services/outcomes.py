@@ -20,7 +20,7 @@ from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PaymentRow
 from dialer.db.repositories import audit, history
 from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.services.cases import get_case
-from dialer.services.optouts import opt_out
+from dialer.services.optouts import opt_out, settle
 from dialer.services.tasks import record_requests
 from strategy.model import Result
 
@@ -112,6 +112,9 @@ async def record_outcome(
         detail={"attempt_id": str(attempt.id), "result": body.result.value},
     )
     await session.commit()
+    if ceased is not None:  # answered only once no create can follow (issue 19)
+        for channel in body.opt_out or ():
+            await settle(session, [ceased.id], channel, now)
     return outcome
 
 

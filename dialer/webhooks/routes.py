@@ -190,5 +190,7 @@ async def sms_inbound(request: Request) -> Response:
     the case. Twilio answers its own keywords, so the reply is empty TwiML."""
     form = await verified_form(request, get_settings(request))
     async with _sessions(request)() as session:
-        await callbacks.record_inbound_sms(session, form, get_now(request))
+        await callbacks.record_inbound_sms(
+            session, form, get_now(request), clock=request.app.state.clock
+        )
     return _xml(EMPTY_TWIML)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
@@ -165,6 +166,23 @@ async def test_429_beyond_the_attempt_bound_is_a_transient_error(
         await telephony.place_call(CALL)
     assert route.call_count == telephony.settings.max_attempts
     assert all(0 < w <= telephony.settings.max_retry_wait for w in sleeps.waits)
+
+
+async def test_without_retry_creates_a_429_goes_to_the_caller_with_its_retry_after(
+    api: respx.MockRouter, telephony: TwilioTelephony, sleeps: SleepRecorder
+) -> None:
+    """The dispatch worker retries creates itself, on a pacing slot (issue 19 item 5)."""
+    telephony.settings = dataclasses.replace(telephony.settings, retry_creates=False)
+    calls = api.post("/Calls.json").respond(
+        429, headers={"Retry-After": "3"}, json=error_json(20429, 429)
+    )
+    texts = api.post("/Messages.json").respond(429, json=error_json(20429, 429))
+    with pytest.raises(TransientError) as raised:
+        await telephony.place_call(CALL)
+    assert raised.value.retry_after == 3.0
+    with pytest.raises(TransientError):
+        await telephony.send_sms(SMS)
+    assert calls.call_count == 1 and texts.call_count == 1 and sleeps.waits == []
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])

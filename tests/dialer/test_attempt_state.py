@@ -19,6 +19,7 @@ ORDER = [
     AttemptState.PLANNED,
     AttemptState.QUEUED,
     AttemptState.RESERVED,
+    AttemptState.DIALING,
     AttemptState.UNKNOWN,
     AttemptState.SENT,
     AttemptState.RINGING,
@@ -76,3 +77,15 @@ def test_any_event_sequence_never_leaves_a_final_state(events: list[AttemptState
         if new is not None:
             state = new
             reached_final = reached_final or is_final(state)
+
+
+def test_the_webhook_fast_path_derives_its_sources_from_the_one_table() -> None:
+    """fastpath's SQL moves an attempt only from states TRANSITIONS allows: the fence's
+    `dialing` included (a callback can arrive before the worker records `sent`)."""
+    from dialer.webhooks.fastpath import sources
+
+    for target in AttemptState:
+        expected = sorted(s.value for s in AttemptState if advance(s, target) is not None)
+        assert sources(target) == expected
+    assert AttemptState.DIALING.value in sources(AttemptState.SENT)
+    assert AttemptState.DIALING.value not in sources(AttemptState.NOT_SENT)

@@ -16,6 +16,7 @@ from adapters.templates import DEFAULT_TEMPLATES, RoleGroup, Template, TemplateR
 from dialer.db.models import ContactPointRow
 from dialer.dispatch import outbox
 from dialer.dispatch.reconciler import REPLAN_NOTE, reconcile
+from dialer.dispatch.worker import WorkerConfig
 from dialer.services import campaigns
 from strategy.model import Channel, Disclosure
 from tests.conftest import Database
@@ -135,16 +136,31 @@ async def test_permanent_error_fails_the_attempt_and_updates_the_contact_point(
 
 async def test_transient_error_is_not_sent_and_a_fresh_attempt_dials_later(world: World) -> None:
     _, to = await _planned_one(world)
-    world.telephony.fail_next(to, TransientError("429", retry_after=1))
+    for _ in range(WorkerConfig().create_attempts):  # every try the worker makes
+        world.telephony.fail_next(to, TransientError("429", retry_after=1))
     await world.queue.drain(INSIDE + timedelta(seconds=10), world.dispatcher())
     assert world.dials() == 0
     first, retry = await world.attempts()
     assert first.state == "not_sent" and first.error_code == "transient"
-    assert retry.state == "planned" and retry.not_before == INSIDE + timedelta(minutes=1)
+    assert first.updated_at is not None
+    assert retry.state == "planned" and retry.not_before == first.updated_at + timedelta(minutes=1)
     await outbox.relay_all(world.maker, world.queue, world.clock())
     await world.queue.drain(INSIDE + timedelta(minutes=2), world.dispatcher())
     assert world.dials() == 1
     assert [a.state for a in await world.attempts()] == ["not_sent", "sent"]
+
+
+async def test_a_429_is_tried_again_by_the_worker_after_its_retry_after(world: World) -> None:
+    """Issue 19 item 5: the worker, not the adapter, tries a create again, after the wait
+    Twilio asked for and on a fresh fence (and pacing slot): one attempt, one dial."""
+    _, to = await _planned_one(world)
+    world.telephony.fail_next(to, TransientError("429", retry_after=7))
+    before = world.clock()
+    await world.queue.drain(INSIDE + timedelta(seconds=30), world.dispatcher())
+    assert world.dials() == 1
+    (attempt,) = await world.attempts()
+    assert attempt.state == "sent" and attempt.dialing_at is not None
+    assert attempt.dialing_at - before >= timedelta(seconds=7)  # fenced again after the wait
 
 
 def _leaky_registry() -> TemplateRegistry:

@@ -58,7 +58,7 @@ TOKEN = "e2e-token"
 PUBLIC = "https://dialer.example.com"
 # What the provider holding (or having held) an attempt looks like, dispatch-wise.
 PROVIDER_STATES = {"sent", "ringing", "in_progress", "completed"}
-WAITING = {"planned", "queued", "reserved", "unknown"}
+WAITING = {"planned", "queued", "reserved", "dialing", "unknown"}
 DELIVERY_LIMIT = 20  # deliveries before the broker dead-letters a job
 # What a look at the database or broker raises while it is restarted.
 OUTAGE = (OSError, SQLAlchemyError, asyncpg.PostgresError, AMQPException)

@@ -177,7 +177,11 @@ class CheckedRuntime(Runtime):
 
 
 def mock_telephony(settings: Settings, mock_url: str) -> TwilioTelephony:
-    http = httpx.AsyncClient(transport=RedirectTransport(mock_url), timeout=10.0)
+    """As `dialer.runtime.build_telephony` builds it (the HTTP timeout from the settings,
+    creates retried by the worker on its pacing), its transport sent to the mock."""
+    http = httpx.AsyncClient(
+        transport=RedirectTransport(mock_url), timeout=settings.twilio_http_timeout_seconds
+    )
     return TwilioTelephony(
         TwilioSettings(
             account_sid=settings.twilio_account_sid,
@@ -185,6 +189,7 @@ def mock_telephony(settings: Settings, mock_url: str) -> TwilioTelephony:
             public_base_url=settings.public_base_url,
             default_sms_from=settings.twilio_from_number,
             max_retry_wait=5.0,
+            retry_creates=False,
         ),
         http_client=HttpxTwilioClient(http),
     )
