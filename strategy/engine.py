@@ -253,7 +253,7 @@ class _TierState:
     """The case's tier and the reasons that block the whole case, at one instant (a plain
     class: compiled, a C struct built and read without Python calls)."""
 
-    __slots__ = ("case_reasons", "days_in_stage", "dpd", "tier")
+    __slots__ = ("case_reasons", "days_in_stage", "dpd", "ordinal", "tier")
 
     def __init__(
         self,
@@ -261,7 +261,9 @@ class _TierState:
         dpd: int,
         days_in_stage: int | None,
         case_reasons: tuple[_Reason, ...],
+        ordinal: int,
     ) -> None:
+        self.ordinal = ordinal  # the instant's local day in the strategy's home zone
         self.tier = tier
         self.dpd = dpd
         self.days_in_stage = days_in_stage
@@ -490,20 +492,8 @@ class _Evaluator:
             self._tasks(t, state),
             guidance,
             extra,
-            self._warnings(state.tier, t),
+            _warnings(state.tier, state.ordinal),
         )
-
-    def _warnings(self, ct: CompiledTier | None, t: float) -> tuple[Reason, ...]:
-        """What the decision rests on that is less than it should be: a tier that skips
-        holidays, in a country whose days off are set by a yearly notice, deciding on a
-        local day of a year whose notice is not shipped (`calendar.NOTICES`)."""
-        if ct is None or ct.holiday_country is None or not ct.tier.skip_holidays:
-            return ()
-        key = (ct.holiday_country, local_ordinal(t, self.home_zone))
-        hit = _CALENDAR_WARNINGS.get(key)
-        if hit is None:
-            hit = remember(_CALENDAR_WARNINGS, key, _calendar_warnings(*key))
-        return hit
 
     def _allowed(
         self, cand: _Cand, state: _TierState, t: float, disclosure: Disclosure, window_end: float
@@ -575,10 +565,10 @@ class _Evaluator:
             and chosen is not None
             and (case.amount if case.balance is None else case.balance) > 0
         ):
-            return _TierState(chosen, dpd, days_in_stage, ())
+            return _TierState(chosen, dpd, days_in_stage, (), ordinal)
         today = date.fromordinal(ordinal)
         reasons = self._case_reasons(t, today, dpd, days_in_stage, chosen)
-        return _TierState(chosen, dpd, days_in_stage, reasons)
+        return _TierState(chosen, dpd, days_in_stage, reasons, ordinal)
 
     def _choose_tier(self, today: date) -> tuple[CompiledTier | None, int, int | None]:
         case = self.case
@@ -1227,15 +1217,18 @@ class _Evaluator:
         # The attempts on a debtor in [start, t]: the case scope, debtors only.
         ts, roles, attempts, first = idx.ts, idx.roles, idx.attempts, idx.first
         lo = bisect_left(ts, start)
+        hi = bisect_left(ts, t + _EPS, lo)
+        need = ct.unreachable_min_attempts
+        if roles[lo:hi].count(_DEBTOR) < need:
+            return None  # too few attempts, failed or not
         tried = 0
-        for i in range(lo, bisect_left(ts, t + _EPS, lo)):
+        for i in range(lo, hi):
             if roles[i] is _DEBTOR:
                 result = attempts[first + i].result
                 if result in _UNREACHED:
                     tried += 1
                 elif result in _DELIVERED:
                     return None
-        need = ct.unreachable_min_attempts
         if tried < need:
             return None
         return f"{tried} failed attempts on the debtor in {ct.unreachable_days} local day(s)"
@@ -1525,8 +1518,27 @@ _DECISION_SLOTS: Final = tuple(getattr(Decision, f.name).__set__ for f in fields
 _object_new: Final = object.__new__
 
 
-# (country, local day ordinal) -> the calendar's warnings for a decision that day; pure.
-_CALENDAR_WARNINGS: Final[dict[tuple[str, int], tuple[Reason, ...]]] = {}
+# country -> local day ordinal -> the calendar's warnings for a decision that day; pure.
+_CALENDAR_WARNINGS: Final[dict[str, dict[int, tuple[Reason, ...]]]] = {}
+
+
+def _warnings(ct: CompiledTier | None, ordinal: int) -> tuple[Reason, ...]:
+    """What the decision rests on that is less than it should be: a tier that skips
+    holidays, in a country whose days off are set by a yearly notice, deciding on a local
+    day (in the strategy's home zone) of a year whose notice is not shipped
+    (`calendar.NOTICES`)."""
+    if ct is None:
+        return ()
+    country = ct.holiday_country
+    if country is None or not ct.tier.skip_holidays:
+        return ()
+    by_day = _CALENDAR_WARNINGS.get(country)
+    if by_day is None:
+        by_day = _CALENDAR_WARNINGS[country] = {}
+    hit = by_day.get(ordinal)
+    if hit is None:
+        hit = remember(by_day, ordinal, _calendar_warnings(country, ordinal))
+    return hit
 
 
 def _calendar_warnings(country: str, ordinal: int) -> tuple[Reason, ...]:

@@ -397,7 +397,8 @@ READINGS: tuple[Reading, ...] = (
         "history",
         "every attempt belongs to a party and contact point of the case",
         "an attempt naming a party or contact point not in the case, or a contact point"
-        " under another party, raises UnknownReference (422 in the API), however old",
+        " under another party, raises UnknownReference (422 in the API): every row a rule"
+        " reads (inside the lookback, or older carrying a fact such as a refusal)",
         "counted as a third party's it would lift the debtor's caps (three conversations"
         " under a mistyped id let a fourth call through)",
         "architecture invariant: facts only tighten",

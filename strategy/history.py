@@ -43,8 +43,6 @@ _CONVERSATION_RESULTS: Final = CONVERSATION_RESULTS
 # Results that carry a fact beyond the counts.
 _FACT_RESULTS: Final = CONVERSATION_RESULTS | {Result.WRONG_NUMBER, Result.DELIVERED}
 _AT: Final = attrgetter("at")
-_CP: Final = attrgetter("contact_point_id")
-_PARTY: Final = attrgetter("party_id")
 _STAMP: Final = datetime.timestamp
 
 # A row's kind, as the caps' row tables key it: (channel, party role, conversation).
@@ -87,10 +85,12 @@ class HistoryIndex:
         attempts (most of a long history) are never converted to timestamps. The facts
         (conversations, refusals, wrong numbers, promises, disputes) cover every attempt.
 
-        Every attempt must name a party of the case (`party_roles`) and, given `owners`
-        (contact point id -> its party's id), one of that party's contact points: an
-        unknown reference raises `UnknownReference`, as counting it as somebody else's
-        would lift a cap or a third-party rule.
+        Every attempt read must name a party of the case (`party_roles`) and, given
+        `owners` (contact point id -> its party's id), one of that party's contact points:
+        an unknown reference raises `UnknownReference`, as counting it as somebody else's
+        would lift a cap or a third-party rule. Read are the rows inside the lookback and
+        every older one that carries a fact; an older unanswered attempt, which no rule
+        reads, is not.
         """
         attempts: tuple[Attempt, ...] = history.attempts
         ats = list(map(_AT, attempts))
@@ -116,20 +116,16 @@ class HistoryIndex:
         convs: list[bool] = []
         roles: list[PartyRole] = []
         fact_rows: list[int] = []
-        if first:
-            # The rows older than the lookback: their distinct (contact point, party) pairs,
-            # read in C, are few.
-            old = attempts[:first]
-            for cp_id, party_id in set(zip(map(_CP, old), map(_PARTY, old), strict=True)):
-                if (owners.get(cp_id) if owners is not None else party_id) != party_id or (
-                    party_id not in party_roles
-                ):
-                    bad = next(
-                        a for a in old if (a.contact_point_id, a.party_id) == (cp_id, party_id)
-                    )
-                    raise _unknown(history, bad, party_roles, owners)
         for i in range(first):
-            if attempts[i].result in _FACT_RESULTS:
+            a = attempts[i]
+            if a.result in _FACT_RESULTS:
+                # An older row is read only for its fact: checked here. One without a fact
+                # (no answer, busy, ...) outside every rule's lookback is never read.
+                party = a.party_id
+                if party not in party_roles or (
+                    owners is not None and owners.get(a.contact_point_id) != party
+                ):
+                    raise _unknown(history, a, party_roles, owners)
                 fact_rows.append(i)
         for i in range(first, len(attempts)):
             a = attempts[i]

@@ -189,8 +189,9 @@ def test_a_contact_point_logged_under_another_party_is_an_error() -> None:
     assert err.value.field == "history.attempts[1].party_id"
 
 
-def test_an_old_attempt_outside_every_rules_lookback_is_checked_too() -> None:
-    old = attempt(NOW - timedelta(days=200), "ghost", "m1")
+def test_an_old_fact_outside_every_rules_lookback_is_checked_too() -> None:
+    # A refusal 200 days ago under a mistyped id: read for its fact, so checked.
+    old = attempt(NOW - timedelta(days=200), "ghost", "m1", result=Result.REFUSAL)
     with pytest.raises(UnknownReference):
         run(case(debtor(), due=DUE), history(old), NOW, strategy(tier()))
 
