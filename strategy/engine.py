@@ -313,6 +313,29 @@ def decide(
     return _Evaluator(case, history, compiled, now, t).decide(now, t)
 
 
+# (the last parties tuple decide was given, its roles by party id, each contact point's
+# party id), replaced as one tuple: a planner decides one case at several instants in a
+# row. The tuple and its frozen parties are immutable, so the maps are its own.
+_LAST_PARTIES: Final[list[tuple[object, dict[str, PartyRole], dict[str, str]]]] = [(None, {}, {})]
+
+
+def _party_maps(parties: tuple[Party, ...]) -> tuple[dict[str, PartyRole], dict[str, str]]:
+    """Each party's role, and each contact point's party (an attempt must name a pair
+    the case holds)."""
+    last = _LAST_PARTIES[0]
+    if last[0] is parties:
+        return last[1], last[2]
+    roles: dict[str, PartyRole] = {}
+    owners: dict[str, str] = {}
+    for p in parties:
+        party_id = p.id
+        roles[party_id] = p.role
+        for cp in p.contact_points:
+            owners[cp.id] = party_id
+    _LAST_PARTIES[0] = (parties, roles, owners)
+    return roles, owners
+
+
 # (the last `now` decide was given, its timestamp), replaced as one tuple.
 _LAST_NOW: Final[list[tuple[datetime | None, float]]] = [(None, 0.0)]
 
@@ -326,10 +349,7 @@ class _Evaluator:
         self.strategy = cs.strategy
         self.profile = cs.profile
         self.home_zone = cs.strategy.timezone
-        parties = case.parties
-        roles = {p.id: p.role for p in parties}
-        # Each contact point's party: an attempt must name a pair the case holds.
-        owners = {cp.id: p.id for p in parties for cp in p.contact_points}
+        roles, owners = _party_maps(case.parties)
         # The earliest instant any rule looks back to, in UTC (as stored instants are).
         lookback = cs.lookback
         since = _SINCE.get((t, lookback))
