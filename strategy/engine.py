@@ -77,8 +77,6 @@ from strategy.guardrails import Clause, GuardrailProfile
 from strategy.history import HistoryIndex
 from strategy.model import (
     CHANNELS_BY_KIND,
-    DELIVERED_RESULTS,
-    UNREACHED_RESULTS,
     Case,
     CaseFlag,
     CaseStatus,
@@ -131,8 +129,6 @@ _MONTH_END_SPAN: Final = timedelta(days=MONTH_END_DAYS)
 _ATTEMPTS: Final = Counted.ATTEMPTS
 _NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 _ALL_CHANNELS: Final = frozenset(Channel)
-_UNREACHED: Final = UNREACHED_RESULTS
-_DELIVERED: Final = DELIVERED_RESULTS
 _GUARD_WINDOW: Final = "guardrail.window"
 # Builds a record (a named tuple) from its fields in one C call, without the generated
 # `__new__`'s Python frame: the engine builds a dozen per decision.
@@ -1213,8 +1209,10 @@ class _Evaluator:
         since <= t < until. Otherwise: no usable contact point, or at least the tier's
         number of failed attempts on debtors in its local days and no contact made with
         them there. A failed attempt is one whose outcome shows the debtor was not reached
-        (`UNREACHED_RESULTS`); a text or e-mail delivered is a contact made (compliance.md,
-        "Always"), never a failed attempt; a pending attempt has no outcome yet."""
+        (no answer, busy, voicemail, failed, wrong number, someone else answering); a
+        right-party conversation or a text or e-mail delivered is a contact made
+        (compliance.md, "Always"), never a failed attempt; a pending attempt has no
+        outcome yet."""
         recorded = self.case.recorded_unreachable
         if recorded is not None and recorded.since.timestamp() <= t < recorded.until.timestamp():
             return (
@@ -1234,22 +1232,19 @@ class _Evaluator:
         idx = self.idx
         if idx.rpc_by_party and any((idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors):
             return None
-        # The attempts on a debtor in [start, t]: the case scope, debtors only.
-        ts, roles, attempts, first = idx.ts, idx.roles, idx.attempts, idx.first
+        end = t + _EPS
+        delivered = idx.debtor_delivered
+        if delivered and bisect_left(delivered, start) < bisect_left(delivered, end):
+            return None  # a text or e-mail reached them
+        # The attempts on a debtor in [start, t] (the case scope, debtors only), less the
+        # pending ones: the rest failed (a conversation with them returned above).
+        ts = idx.ts
         lo = bisect_left(ts, start)
-        hi = bisect_left(ts, t + _EPS, lo)
-        need = ct.unreachable_min_attempts
-        if roles[lo:hi].count(_DEBTOR) < need:
-            return None  # too few attempts, failed or not
-        tried = 0
-        for i in range(lo, hi):
-            if roles[i] is _DEBTOR:
-                result = attempts[first + i].result
-                if result in _UNREACHED:
-                    tried += 1
-                elif result in _DELIVERED:
-                    return None
-        if tried < need:
+        tried = idx.roles[lo : bisect_left(ts, end, lo)].count(_DEBTOR)
+        pending = idx.debtor_pending
+        if pending:
+            tried -= bisect_left(pending, end) - bisect_left(pending, start)
+        if tried < ct.unreachable_min_attempts:
             return None
         return f"{tried} failed attempts on the debtor in {ct.unreachable_days} local day(s)"
 

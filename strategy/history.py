@@ -34,14 +34,21 @@ _WRONG: Final = Result.WRONG_NUMBER
 _REFUSAL: Final = Result.REFUSAL
 _CALLBACK: Final = Result.CALLBACK_REQUESTED
 _DELIVERED: Final = Result.DELIVERED
+_PENDING: Final = Result.PENDING
+_DEBTOR: Final = PartyRole.DEBTOR
 _DISPUTE: Final = Result.DISPUTE
 _ATTEMPTS: Final = Counted.ATTEMPTS
 _CONVERSATIONS: Final = Counted.CONVERSATIONS
 _CP_SCOPE: Final = Scope.CONTACT_POINT
 _PARTY_SCOPE: Final = Scope.PARTY
 _CONVERSATION_RESULTS: Final = CONVERSATION_RESULTS
-# Results that carry a fact beyond the counts.
-_FACT_RESULTS: Final = CONVERSATION_RESULTS | {Result.WRONG_NUMBER, Result.DELIVERED}
+# Results that carry a fact beyond the counts (a delivered or pending attempt on a debtor
+# is not a failed one: "debtor unreachable" subtracts them).
+_FACT_RESULTS: Final = CONVERSATION_RESULTS | {
+    Result.WRONG_NUMBER,
+    Result.DELIVERED,
+    Result.PENDING,
+}
 _AT: Final = attrgetter("at")
 _STAMP: Final = datetime.timestamp
 
@@ -59,6 +66,8 @@ class HistoryIndex:
         "convs",
         "cp_set",
         "cps",
+        "debtor_delivered",
+        "debtor_pending",
         "disputes",
         "first",
         "latest_promise",
@@ -161,15 +170,23 @@ class HistoryIndex:
         self.wrong_numbers: dict[str, float] = {}
         self.latest_promise: tuple[float, Attempt] | None = None
         self.disputes: list[float] = []
-        # Only conversations and wrong numbers carry facts beyond the counts: most
-        # attempts (no answer, busy, voicemail) are skipped here.
+        # Instants of the texts or e-mails delivered to a debtor, and of a debtor's
+        # attempts still pending: neither is a failed attempt.
+        self.debtor_delivered: list[float] = []
+        self.debtor_pending: list[float] = []
+        # Only conversations, wrong numbers, and delivered or pending attempts carry facts
+        # beyond the counts: most attempts (no answer, busy, voicemail) are skipped here.
         stamps = self.ts
         for i in fact_rows:
             a = attempts[i]
             result = a.result
             conversation = result in _CONVERSATION_RESULTS
             ts = stamps[i - first] if i >= first else a.at.timestamp()
-            if party_roles[a.party_id] is _THIRD:
+            role = party_roles[a.party_id]
+            if role is _DEBTOR and (result is _DELIVERED or result is _PENDING):
+                (self.debtor_delivered if result is _DELIVERED else self.debtor_pending).append(ts)
+                continue
+            if role is _THIRD:
                 if conversation or result is _DELIVERED:
                     self.third_party_contacted.add(a.party_id)
                     if result is _CALLBACK:

@@ -124,22 +124,6 @@ CONVERSATION_RESULTS = frozenset(
         Result.DISPUTE,
     }
 )
-# Results that show a message reached the contact point without a conversation: a text or
-# e-mail delivered is a contact made, not a failed attempt (compliance.md, "Always").
-DELIVERED_RESULTS = frozenset({Result.DELIVERED})
-# Results of an attempt that did not reach the person it was for: what "the debtor cannot
-# be reached" counts (someone else answering the debtor's number did not reach the debtor).
-# A pending attempt has no outcome yet; a delivered message reached them.
-UNREACHED_RESULTS = frozenset(
-    {
-        Result.NO_ANSWER,
-        Result.BUSY,
-        Result.VOICEMAIL,
-        Result.FAILED,
-        Result.WRONG_NUMBER,
-        Result.THIRD_PARTY,
-    }
-)
 # Results that show the party on the line was the one we wanted (right-party contact).
 RIGHT_PARTY_RESULTS = frozenset(
     {Result.RIGHT_PARTY, Result.PROMISE_TO_PAY, Result.DISPUTE, Result.CALLBACK_REQUESTED}
