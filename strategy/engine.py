@@ -1328,16 +1328,20 @@ class _Evaluator:
         """The profile's own refusal of t (its hours, every day, in every candidate zone)
         and the next instant those hours are open in all the zones; None inside them."""
         lo, hi = self.profile.window.minutes
-        common: list[Interval] | None = None
+        ordinals = [local_ordinal(t, z) for z in zones]
         outside = False
-        for z in zones:
-            o = local_ordinal(t, z)
-            ivs = [local_interval(z, d, lo, hi) for d in range(o - 1, o + 3)]
-            if not any(a <= t < b for a, b in ivs):
+        for i in range(len(zones)):
+            a, b = _profile_interval(zones[i], ordinals[i], lo, hi)
+            if not a <= t < b:
                 outside = True
-            common = ivs if common is None else intersect(common, ivs)
+                break
         if not outside:
             return None
+        common: list[Interval] | None = None
+        for i in range(len(zones)):
+            o = ordinals[i]
+            ivs = [_profile_interval(zones[i], d, lo, hi) for d in range(o - 1, o + 3)]
+            common = ivs if common is None else intersect(common, ivs)
         nxt = next((max(a, t) for a, b in common or () if b > t), None)
         where = ", ".join(zones) if len(zones) <= 3 else f"{len(zones)} possible zones"
         return f"outside {self.profile.window} local time ({where})", nxt
@@ -1624,6 +1628,18 @@ def _period(zones: tuple[str, ...], days: int, t: float) -> tuple[float, float]:
             end = e if end is None or e > end else end
         assert start is not None and end is not None
         hit = remember(_PERIODS, key, (start, end))
+    return hit
+
+
+# (zone, local day ordinal, start minute, end minute) -> that span as instants; pure.
+_PROFILE_INTERVALS: Final[dict[tuple[str, int, int, int], Interval]] = {}
+
+
+def _profile_interval(zone_name: str, ordinal: int, lo: int, hi: int) -> Interval:
+    key = (zone_name, ordinal, lo, hi)
+    hit = _PROFILE_INTERVALS.get(key)
+    if hit is None:
+        hit = remember(_PROFILE_INTERVALS, key, local_interval(zone_name, ordinal, lo, hi))
     return hit
 
 
