@@ -156,10 +156,7 @@ class CompiledTier:
     # (zones, instant) -> the window verdict there (inside, end or next opening, rule,
     # message): the same for every case decided at that instant, as a campaign's planner
     # decides its cases at one instant and the next window openings. Pure; bounded.
-    window_cache: dict[
-        tuple[tuple[str, ...], float],
-        tuple[bool, float | None, str, str, tuple[str, float | None] | None],
-    ]
+    window_cache: dict[tuple[tuple[str, ...], float], tuple[bool, float | None, str, str, bool]]
     # (zone, instant) -> the soft preferences' score and notes there; pure, bounded.
     preference_cache: dict[tuple[str, float], tuple[int, tuple[str, ...]]]
 

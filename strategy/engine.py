@@ -219,9 +219,9 @@ class _At:
 
 
 # A window verdict at an instant for a zone set: (inside, end of the window or its next
-# opening, rule, message, and when the tier's own hours refused an instant the profile's
-# hours refuse too: the guardrail's message and its next opening, else None).
-_WindowVerdict = tuple[bool, float | None, str, str, tuple[str, float | None] | None]
+# opening, rule, message, whether the tier's own hours refused it: the profile's hours may
+# then refuse it too, which the decision's refusal names).
+_WindowVerdict = tuple[bool, float | None, str, str, bool]
 
 # Indices of the caps over their limit: per contact point id, per party id, for the case.
 _Exceeded = tuple[dict[str, list[int]], dict[str, list[int]], list[int]]
@@ -459,7 +459,7 @@ class _Evaluator:
         allowed: list[AllowedAction] = []
         refused: list[Refusal] = []
         candidates = self.candidates
-        verdicts = self._evaluate(candidates, t, at)
+        verdicts = self._evaluate(candidates, t, at, True)
         for i in range(len(candidates)):
             cand = candidates[i]
             reasons, disclosure, window_end = verdicts[i]
@@ -879,12 +879,13 @@ class _Evaluator:
         return tuple(out)
 
     def _evaluate(
-        self, cands: Sequence[_Cand], t: float, at: _At | None = None
+        self, cands: Sequence[_Cand], t: float, at: _At | None = None, explain: bool = False
     ) -> list[tuple[list[_Reason], Disclosure, float]]:
         """Every candidate's reasons to refuse it at t (none: allowed), its disclosure and
         the end of its window. One loop over the candidates: what they share at t (the
         tier, the case's reasons, each zone set's window and caps over their limit, the
-        spacing verdicts) is looked up once for all of them."""
+        spacing verdicts) is looked up once for all of them. `explain`: the decision's
+        own instant, whose refusals also name the reasons that move no next-allowed."""
         if at is None:
             at = self._at(t)
         state = at.state
@@ -926,22 +927,26 @@ class _Evaluator:
                 if window is None:
                     window = remember(ct.window_cache, key, self._window(ct, cand.zones, t))
                 windows[zone_key] = window
-            inside, end_or_next, wrule, message, guard = window
+            inside, end_or_next, wrule, message, tier_refused = window
             window_end = t
             if inside:
                 window_end = end_or_next if end_or_next is not None else t
             else:
                 source = _source(self.profile.window_clause) if wrule == _GUARD_WINDOW else None
                 reasons.append(_Reason(wrule, message, end_or_next, source))
-                if guard is not None:
-                    reasons.append(
-                        _Reason(
-                            _GUARD_WINDOW,
-                            guard[0],
-                            guard[1],
-                            _source(self.profile.window_clause),
+                # Only the decision's own refusals need it: the law's hours open no later
+                # than the tier's, so it never moves a next-allowed instant.
+                if tier_refused and explain:
+                    guard = self._guard_window(cand.zones, t)
+                    if guard is not None:
+                        reasons.append(
+                            _Reason(
+                                _GUARD_WINDOW,
+                                guard[0],
+                                guard[1],
+                                _source(self.profile.window_clause),
+                            )
                         )
-                    )
 
             # How often: caps, spacing, quiet periods. Every cap and group is counted in
             # one pass per period and instant; a candidate reads only the caps over their
@@ -1249,9 +1254,9 @@ class _Evaluator:
         return f"{tried} failed attempts on the debtor in {ct.unreachable_days} local day(s)"
 
     def _window(self, ct: CompiledTier, zones: tuple[str, ...], t: float) -> _WindowVerdict:
-        """(inside, end of the current window or the next opening, rule, message, the
-        profile's own refusal when the tier's hours refused an instant outside the law's
-        hours too: a night-time refusal names both, so a count by legal clause is whole)."""
+        """(inside, end of the current window or the next opening, rule, message, whether
+        the tier's own hours refused t: the decision then also asks the profile's hours,
+        so a night-time refusal names both and a count by legal clause is whole)."""
         end = None
         for z in zones:
             o = local_ordinal(t, z)
@@ -1265,7 +1270,7 @@ class _Evaluator:
                 break
             end = hit if end is None or hit < end else end
         if end is not None:
-            return True, end, "", "", None
+            return True, end, "", "", False
         nxt = self._next_opening(ct, zones, t)
         if len(zones) > 1 and nxt is None:
             return (
@@ -1273,7 +1278,7 @@ class _Evaluator:
                 None,
                 "window.no_common_hours",
                 (f"no hour is inside the window in all {len(zones)} possible zones"),
-                self._guard_window(zones, t),
+                True,
             )
         # Say whether the tier's own hours or the profile's ceiling refused this instant.
         in_tier = all(
@@ -1292,16 +1297,15 @@ class _Evaluator:
                         f" ({', '.join(ct.tier.hard_preferences)}) or the"
                         f" profile's hours {self.profile.window} local ({where})"
                     ),
-                    None,
+                    False,
                 )
             return (
                 False,
                 nxt,
                 _GUARD_WINDOW,
                 f"outside {self.profile.window} local time ({where})",
-                None,
+                False,
             )
-        guard = self._guard_window(zones, t)
         if ct.tier.skip_holidays:
             for z in zones:
                 day = local_date(t, z)
@@ -1314,14 +1318,14 @@ class _Evaluator:
                         nxt,
                         "window.holiday",
                         f"{day} is a public holiday ({z})",
-                        guard,
+                        True,
                     )
         return (
             False,
             nxt,
             "window.local_time",
             f"outside the tier's contact hours ({where})",
-            guard,
+            True,
         )
 
     def _guard_window(self, zones: tuple[str, ...], t: float) -> tuple[str, float | None] | None:
