@@ -50,7 +50,7 @@ test: lint typecheck layers pytest
 COMPILED := build/compiled
 test-compiled: $(STAMP)
 	rm -rf $(COMPILED) && mkdir -p $(COMPILED)
-	cp -r --parents setup.py pyproject.toml strategy tests/__init__.py tests/strategy \
+	cp -r --parents setup.py pyproject.toml strategy tests/__init__.py tests/strategy docs/compliance.md \
 	  bench/decide.py $(COMPILED)
 	cd $(COMPILED) && DIALER_MYPYC=1 $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace
 	cd $(COMPILED) && $(CURDIR)/$(BIN)/python -c "import strategy.engine as e; \

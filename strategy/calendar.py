@@ -7,6 +7,7 @@ day and tier recur across thousands of decisions in a campaign.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -101,6 +102,110 @@ def day_start(zone_name: str, ordinal: int) -> float:
     return datetime.combine(date.fromordinal(ordinal), time(), zone(zone_name)).timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class HolidayNotice:
+    """One year's statutory holiday schedule as the issuing authority published it.
+
+    `breaks` are the days off, first and last day inclusive, weekend days inside a break
+    included (the notice counts them: "10月1日（周四）至7日（周三）放假调休，共7天");
+    `workdays` are the weekend days made working days (调休上班)."""
+
+    country: str
+    year: int
+    title: str
+    number: str  # the document number, e.g. 国办发明电〔2025〕7号
+    published: date
+    breaks: tuple[tuple[str, date, date], ...]
+    workdays: tuple[date, ...]
+
+
+def _d(year: int, month: int, day: int) -> date:
+    return date(year, month, day)
+
+
+# China: the State Council General Office's notice for each year (国务院办公厅关于<year>年
+# 部分节假日安排的通知). A holiday list (the `holidays` library) gives the statutory days and
+# their in-lieu days but not the weekend days inside a break, so the schedule is shipped
+# as the notice states it. A new year's notice (published each November) is added here,
+# with its number; a year without one is decided on the library's list, with a warning.
+CN_NOTICES: dict[int, HolidayNotice] = {
+    2025: HolidayNotice(
+        country="CN",
+        year=2025,
+        title="国务院办公厅关于2025年部分节假日安排的通知",
+        number="国办发明电〔2024〕12号",
+        published=_d(2024, 11, 12),
+        breaks=(
+            ("元旦", _d(2025, 1, 1), _d(2025, 1, 1)),
+            ("春节", _d(2025, 1, 28), _d(2025, 2, 4)),
+            ("清明节", _d(2025, 4, 4), _d(2025, 4, 6)),
+            ("劳动节", _d(2025, 5, 1), _d(2025, 5, 5)),
+            ("端午节", _d(2025, 5, 31), _d(2025, 6, 2)),
+            ("国庆节、中秋节", _d(2025, 10, 1), _d(2025, 10, 8)),
+        ),
+        workdays=(
+            _d(2025, 1, 26),
+            _d(2025, 2, 8),
+            _d(2025, 4, 27),
+            _d(2025, 9, 28),
+            _d(2025, 10, 11),
+        ),
+    ),
+    2026: HolidayNotice(
+        country="CN",
+        year=2026,
+        title="国务院办公厅关于2026年部分节假日安排的通知",
+        number="国办发明电〔2025〕7号",
+        published=_d(2025, 11, 4),
+        breaks=(
+            ("元旦", _d(2026, 1, 1), _d(2026, 1, 3)),
+            ("春节", _d(2026, 2, 15), _d(2026, 2, 23)),
+            ("清明节", _d(2026, 4, 4), _d(2026, 4, 6)),
+            ("劳动节", _d(2026, 5, 1), _d(2026, 5, 5)),
+            ("端午节", _d(2026, 6, 19), _d(2026, 6, 21)),
+            ("中秋节", _d(2026, 9, 25), _d(2026, 9, 27)),
+            ("国庆节", _d(2026, 10, 1), _d(2026, 10, 7)),
+        ),
+        workdays=(
+            _d(2026, 1, 4),
+            _d(2026, 2, 14),
+            _d(2026, 2, 28),
+            _d(2026, 5, 9),
+            _d(2026, 9, 20),
+            _d(2026, 10, 10),
+        ),
+    ),
+}
+# Countries whose days off are set by a yearly notice, not by a fixed rule: deciding in a
+# year without its notice is a guess, and the decision says so.
+NOTICES: dict[str, dict[int, HolidayNotice]] = {"CN": CN_NOTICES}
+
+
+def notice_for(country: str | None, year: int) -> HolidayNotice | None:
+    """The published schedule of `country` for `year`, if one is shipped."""
+    by_year = NOTICES.get(country) if country is not None else None
+    return by_year.get(year) if by_year is not None else None
+
+
+def schedule_missing(country: str | None, year: int) -> bool:
+    """True when `country` sets its holidays by a yearly notice and none is shipped for
+    `year`: the days are then the `holidays` library's list, without the notice's
+    weekend days inside a break or its make-up working days."""
+    return country is not None and country in NOTICES and year not in NOTICES[country]
+
+
+@lru_cache(maxsize=64)
+def _notice_days(country: str, year: int) -> tuple[frozenset[int], frozenset[int]] | None:
+    """(ordinals of the days off, ordinals of the make-up working days) of a notice."""
+    notice = notice_for(country, year)
+    if notice is None:
+        return None
+    off: set[int] = set()
+    for _name, first, last in notice.breaks:
+        off.update(range(first.toordinal(), last.toordinal() + 1))
+    return frozenset(off), frozenset(d.toordinal() for d in notice.workdays)
+
+
 @lru_cache(maxsize=64)
 def _calendar(country: str, subdivision: str | None, year: int) -> holidays.HolidayBase:
     return holidays.country_holidays(country, subdiv=subdivision, years=year)
@@ -109,10 +214,23 @@ def _calendar(country: str, subdivision: str | None, year: int) -> holidays.Holi
 @lru_cache(maxsize=20_000)
 def day_kind(country: str | None, subdivision: str | None, ordinal: int) -> str:
     """'holiday' (public holiday, not worked), 'workday_adjusted' (a weekend day made a
-    working day, as China's 调休 does), 'weekend', or 'workday'."""
+    working day, as China's 调休 does), 'weekend', or 'workday'.
+
+    Where a yearly notice is shipped (`NOTICES`), it decides: every day of a break is a
+    holiday, weekend days inside it included, and its make-up days are working days.
+    Elsewhere the `holidays` library's calendar does."""
     day = date.fromordinal(ordinal)
+    weekend_day = day.weekday() >= 5
     if country is None:
-        return "weekend" if day.weekday() >= 5 else "workday"
+        return "weekend" if weekend_day else "workday"
+    notice = _notice_days(country, day.year)
+    if notice is not None:
+        off, workdays = notice
+        if ordinal in off:
+            return "holiday"
+        if ordinal in workdays:
+            return "workday_adjusted"
+        return "weekend" if weekend_day else "workday"
     cal = _calendar(country, subdivision, day.year)
     working = cal.is_working_day(day)
     weekend = day.weekday() in cal.weekend

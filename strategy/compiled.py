@@ -35,9 +35,9 @@ from strategy.document import (
     Strategy,
     Tier,
 )
-from strategy.guardrails import Clause, GuardrailProfile
+from strategy.guardrails import Clause, GuardrailProfile, may_decide_under
 from strategy.history import RowKey
-from strategy.model import Channel, Disclosure, PartyRole, Stage
+from strategy.model import Channel, Disclosure, PartyRole, ProfileMismatch, Stage
 
 _ALL_CHANNELS = frozenset(Channel)
 _K = TypeVar("_K")
@@ -140,7 +140,8 @@ class CompiledTier:
     dpd_min: int | None
     quiet_seconds: float
     quiet_channels: frozenset[Channel]
-    profile_quiet_seconds: float
+    # The profile's quiet period after a conversation, in local calendar days.
+    profile_quiet_days: int
     holiday_country: str | None
     holiday_subdivision: str | None
     allowed_by: str  # "strategy <name> v<n> tier <id> under profile <name>"
@@ -155,7 +156,7 @@ class CompiledTier:
     # (zones, instant) -> the window verdict there (inside, end or next opening, rule,
     # message): the same for every case decided at that instant, as a campaign's planner
     # decides its cases at one instant and the next window openings. Pure; bounded.
-    window_cache: dict[tuple[tuple[str, ...], float], tuple[bool, float | None, str, str]]
+    window_cache: dict[tuple[tuple[str, ...], float], tuple[bool, float | None, str, str, bool]]
     # (zone, instant) -> the soft preferences' score and notes there; pure, bounded.
     preference_cache: dict[tuple[str, float], tuple[int, tuple[str, ...]]]
 
@@ -270,7 +271,7 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         dpd_min=tier.dpd.min if tier.dpd is not None else None,
         quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
         quiet_channels=profile.quiet_channels,
-        profile_quiet_seconds=profile.quiet_hours_after_conversation * 3600.0,
+        profile_quiet_days=profile.quiet_days_after_conversation,
         holiday_country=holiday_country,
         holiday_subdivision=holiday_subdivision,
         allowed_by=allowed_by,
@@ -352,8 +353,25 @@ def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
 _cache: dict[tuple[int, int], CompiledStrategy] = {}
 
 
-def compile_strategy(strategy: Strategy, profile: GuardrailProfile) -> CompiledStrategy:
-    """Compile once per (document, profile) object pair; cheap to call repeatedly."""
+def compile_strategy(
+    strategy: Strategy, profile: GuardrailProfile, *, portfolio_profile: str | None = None
+) -> CompiledStrategy:
+    """Compile once per (document, profile) object pair; cheap to call repeatedly.
+
+    Raises `ProfileMismatch` unless `profile` is the strategy's own, its portfolio's
+    (`portfolio_profile`, when the caller decides for a portfolio), or one that tightens
+    either (`guardrails.may_decide_under`)."""
+    if profile.name != strategy.profile and not may_decide_under(
+        profile, strategy.profile, portfolio_profile
+    ):
+        allowed = " or ".join(
+            repr(n) for n in dict.fromkeys((strategy.profile, portfolio_profile)) if n
+        )
+        raise ProfileMismatch(
+            f"strategy {strategy.name!r} is written for profile {strategy.profile!r} and may"
+            f" be decided under {allowed} or a profile that tightens it, not {profile.name!r}",
+            "profile",
+        )
     key = (id(strategy), id(profile))
     hit = _cache.get(key)
     if hit is not None and hit.strategy is strategy and hit.profile is profile:

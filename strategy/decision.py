@@ -63,6 +63,10 @@ class Refusal(NamedTuple):
     candidate: Candidate
     reasons: tuple[Reason, ...]
     next_allowed: datetime | None  # every reason passes then, if nothing else changes
+    # What the candidate would be told if it were allowed now (the tier's disclosure for
+    # its role, capped by the profile, raised while the debtor is unreachable where the
+    # tier says so): a refusal shows what it would have said.
+    disclosure: Disclosure = Disclosure.NONE
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -96,6 +100,9 @@ class Decision:
     tasks: tuple[TaskRequest, ...] = ()
     guidance: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the engine decided on that is less than it should be (rule ids as reasons use:
+    # `calendar.no_published_schedule`): the decision stands, the warning makes it visible.
+    warnings: tuple[Reason, ...] = ()
 
     def allowed_for(self, contact_point_id: str, channel: Channel) -> AllowedAction | None:
         for action in self.allowed:

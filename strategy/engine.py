@@ -44,8 +44,10 @@ from strategy.calendar import (
     from_ts,
     intersect,
     local_date,
+    local_interval,
     local_ordinal,
     phone_facts,
+    schedule_missing,
     zone,
 )
 from strategy.compiled import (
@@ -85,6 +87,7 @@ from strategy.model import (
     History,
     Party,
     PartyRole,
+    ProfileMismatch,
     Validity,
 )
 
@@ -126,6 +129,7 @@ _MONTH_END_SPAN: Final = timedelta(days=MONTH_END_DAYS)
 _ATTEMPTS: Final = Counted.ATTEMPTS
 _NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 _ALL_CHANNELS: Final = frozenset(Channel)
+_GUARD_WINDOW: Final = "guardrail.window"
 # Builds a record (a named tuple) from its fields in one C call, without the generated
 # `__new__`'s Python frame: the engine builds a dozen per decision.
 _new: Final = tuple.__new__
@@ -210,9 +214,14 @@ class _At:
         self.exceeded: dict[int, _Exceeded] = {}
         self.periods: dict[tuple[int, int], tuple[float, float]] = {}
         self.spacing: dict[tuple[int, str | None], _Reason | None] = {}
-        self.windows: dict[int, tuple[bool, float | None, str, str]] = {}
+        self.windows: dict[int, _WindowVerdict] = {}
         self.unreachable: bool | None = None
 
+
+# A window verdict at an instant for a zone set: (inside, end of the window or its next
+# opening, rule, message, whether the tier's own hours refused it: the profile's hours may
+# then refuse it too, which the decision's refusal names).
+_WindowVerdict = tuple[bool, float | None, str, str, bool]
 
 # Indices of the caps over their limit: per contact point id, per party id, for the case.
 _Exceeded = tuple[dict[str, list[int]], dict[str, list[int]], list[int]]
@@ -240,7 +249,7 @@ class _TierState:
     """The case's tier and the reasons that block the whole case, at one instant (a plain
     class: compiled, a C struct built and read without Python calls)."""
 
-    __slots__ = ("case_reasons", "days_in_stage", "dpd", "tier")
+    __slots__ = ("case_reasons", "days_in_stage", "dpd", "ordinal", "tier")
 
     def __init__(
         self,
@@ -248,7 +257,9 @@ class _TierState:
         dpd: int,
         days_in_stage: int | None,
         case_reasons: tuple[_Reason, ...],
+        ordinal: int,
     ) -> None:
+        self.ordinal = ordinal  # the instant's local day in the strategy's home zone
         self.tier = tier
         self.dpd = dpd
         self.days_in_stage = days_in_stage
@@ -261,8 +272,14 @@ def decide(
     now: datetime,
     strategy: Strategy | CompiledStrategy,
     profile: GuardrailProfile | None = None,
+    *,
+    portfolio_profile: str | None = None,
 ) -> Decision:
-    """The engine's answer for `case` at the instant `now` (timezone-aware)."""
+    """The engine's answer for `case` at the instant `now` (timezone-aware).
+
+    Raises `ProfileMismatch` when `profile` is not one the strategy may be decided under
+    (its own, `portfolio_profile`, or one tightening either), and `UnknownReference` when
+    an attempt names a party or contact point the case does not hold."""
     tz = now.tzinfo
     # A ZoneInfo or a fixed offset always gives an offset: only another tzinfo is asked.
     if tz is None or (
@@ -271,10 +288,16 @@ def decide(
         raise ValueError("now must be timezone-aware")
     if isinstance(strategy, CompiledStrategy):
         compiled = strategy
+        if profile is not None and profile is not compiled.profile:
+            raise ProfileMismatch(
+                f"the strategy was compiled under profile {compiled.profile.name!r},"
+                f" not {profile.name!r}",
+                "profile",
+            )
     else:
         if profile is None:
             raise ValueError("a profile is needed with an uncompiled strategy")
-        compiled = compile_strategy(strategy, profile)
+        compiled = compile_strategy(strategy, profile, portfolio_profile=portfolio_profile)
     # A planner decides its cases at one `now`: the instant's timestamp (a zone lookup and
     # a datetime subtraction) is kept for the datetime object last seen (immutable).
     last = _LAST_NOW[0]
@@ -284,6 +307,29 @@ def decide(
         t = now.timestamp()
         _LAST_NOW[0] = (now, t)
     return _Evaluator(case, history, compiled, now, t).decide(now, t)
+
+
+# (the last parties tuple decide was given, its roles by party id, each contact point's
+# party id), replaced as one tuple: a planner decides one case at several instants in a
+# row. The tuple and its frozen parties are immutable, so the maps are its own.
+_LAST_PARTIES: Final[list[tuple[object, dict[str, PartyRole], dict[str, str]]]] = [(None, {}, {})]
+
+
+def _party_maps(parties: tuple[Party, ...]) -> tuple[dict[str, PartyRole], dict[str, str]]:
+    """Each party's role, and each contact point's party (an attempt must name a pair
+    the case holds)."""
+    last = _LAST_PARTIES[0]
+    if last[0] is parties:
+        return last[1], last[2]
+    roles: dict[str, PartyRole] = {}
+    owners: dict[str, str] = {}
+    for p in parties:
+        party_id = p.id
+        roles[party_id] = p.role
+        for cp in p.contact_points:
+            owners[cp.id] = party_id
+    _LAST_PARTIES[0] = (parties, roles, owners)
+    return roles, owners
 
 
 # (the last `now` decide was given, its timestamp), replaced as one tuple.
@@ -299,13 +345,13 @@ class _Evaluator:
         self.strategy = cs.strategy
         self.profile = cs.profile
         self.home_zone = cs.strategy.timezone
-        roles = {p.id: p.role for p in case.parties}
+        roles, owners = _party_maps(case.parties)
         # The earliest instant any rule looks back to, in UTC (as stored instants are).
         lookback = cs.lookback
         since = _SINCE.get((t, lookback))
         if since is None:
             since = remember(_SINCE, (t, lookback), from_ts(t) - lookback)
-        self.idx = HistoryIndex(history, roles, since)
+        self.idx = HistoryIndex(history, roles, since, owners)
         self.payments = sorted(history.payments) if history.payments else []
         self.represented = _FLAG_ATTORNEY in case.flags
         # Per contact point: its candidate zones and where they came from (Decision.extra).
@@ -325,6 +371,8 @@ class _Evaluator:
         zone_keys: dict[tuple[str, ...], int] = {}
         consent_required = self.profile.consent_required
         wrong_numbers = self.idx.wrong_numbers
+        # The once-per-third-party rule, where the profile has it (15 USC 1692b(3)).
+        once_open = self.idx.callback_open if self.profile.third_party_once else None
         point_zones, zone_sources = self.point_zones, self.zone_sources
         # Each attribute of a party or contact point is read once (compiled, every read of
         # a model object is a generic attribute lookup).
@@ -385,12 +433,19 @@ class _Evaluator:
                     and mobile is not False
                 )
                 groups = (cp_id, party_id, None)
+                once = (
+                    once_open is not None
+                    and role is _THIRD_PARTY
+                    and party_id in self.idx.third_party_contacted
+                )
                 for channel, key in _CHANNEL_KEYS[role, knows, kind]:
                     static = (
                         point_static
                         if plain
                         else point_static + self._channel_reasons(cp, channel, mobile)
                     )
+                    if once:
+                        static = static + self._third_party_once(party_id, cp_id, channel)
                     public: Candidate = _new(Candidate, (party_id, role, cp_id, channel))
                     out.append(
                         _Cand(party, cp, channel, zones, static, zone_key, key, groups, public)
@@ -404,7 +459,7 @@ class _Evaluator:
         allowed: list[AllowedAction] = []
         refused: list[Refusal] = []
         candidates = self.candidates
-        verdicts = self._evaluate(candidates, t, at)
+        verdicts = self._evaluate(candidates, t, at, True)
         for i in range(len(candidates)):
             cand = candidates[i]
             reasons, disclosure, window_end = verdicts[i]
@@ -419,6 +474,7 @@ class _Evaluator:
                             cand.public,
                             _publics(reasons),
                             self._from_ts(nxt) if nxt is not None else None,
+                            disclosure,
                         ),
                     )
                 )
@@ -429,6 +485,15 @@ class _Evaluator:
         promise = self._promise_state(t)
         if promise and promise[0] == "broken":
             guidance = (*guidance, f"promise to pay of {promise[1]} was broken: collection resumes")
+        extra: dict[str, Any] = {
+            "days_in_stage": state.days_in_stage,
+            "promise": promise[0] if promise else None,
+            "zones": self.point_zones,
+            "zone_sources": self.zone_sources,
+        }
+        if at.unreachable and state.tier is not None:
+            # Third parties were weighed with the debtor unreachable: say why.
+            extra["debtor_unreachable"] = self._unreachable_why(state.tier, t)
         return _decision(
             self.case.id,
             now,
@@ -442,12 +507,8 @@ class _Evaluator:
             _publics(state.case_reasons),
             self._tasks(t, state),
             guidance,
-            {
-                "days_in_stage": state.days_in_stage,
-                "promise": promise[0] if promise else None,
-                "zones": self.point_zones,
-                "zone_sources": self.zone_sources,
-            },
+            extra,
+            _warnings(state.tier, state.ordinal),
         )
 
     def _allowed(
@@ -520,10 +581,10 @@ class _Evaluator:
             and chosen is not None
             and (case.amount if case.balance is None else case.balance) > 0
         ):
-            return _TierState(chosen, dpd, days_in_stage, ())
+            return _TierState(chosen, dpd, days_in_stage, (), ordinal)
         today = date.fromordinal(ordinal)
         reasons = self._case_reasons(t, today, dpd, days_in_stage, chosen)
-        return _TierState(chosen, dpd, days_in_stage, reasons)
+        return _TierState(chosen, dpd, days_in_stage, reasons, ordinal)
 
     def _choose_tier(self, today: date) -> tuple[CompiledTier | None, int, int | None]:
         case = self.case
@@ -632,13 +693,7 @@ class _Evaluator:
             not represented
             and role is not _ATTORNEY
             and not party.refused_contact
-            and (
-                role is not _THIRD_PARTY
-                or (
-                    party.id not in idx.refused_parties
-                    and party.id not in idx.third_party_conversations
-                )
-            )
+            and (role is not _THIRD_PARTY or party.id not in idx.refused_parties)
         ):
             return ()
         out: list[_Reason] = []
@@ -665,21 +720,28 @@ class _Evaluator:
                     _source(profile.refusal_clause),
                 )
             )
-        if (
-            role is _THIRD_PARTY
-            and profile.third_party_once
-            and party.id in idx.third_party_conversations
-            and party.id not in idx.callback_requested
-        ):
-            out.append(
-                _Reason(
-                    "guardrail.third_party_once",
-                    "this third party was already spoken to and did not ask for a call back",
-                    None,
-                    _source(profile.third_party_once_clause),
-                )
-            )
         return tuple(out)
+
+    def _third_party_once(self, party_id: str, cp_id: str, channel: Channel) -> tuple[_Reason, ...]:
+        """15 USC 1692b(3): a third party is communicated with once "unless requested to do
+        so by such person". A request allows the one call asked for: on the contact point
+        and channel it was made on, once; the next communication uses it up."""
+        asked = self.idx.callback_open.get(party_id)
+        if asked is not None and asked == (cp_id, channel):
+            return ()
+        message = (
+            "this third party was already contacted and did not ask to be contacted again"
+            if asked is None
+            else f"this third party asked to be called back on {asked[0]} by {asked[1]}, not here"
+        )
+        return (
+            _Reason(
+                "guardrail.third_party_once",
+                message,
+                None,
+                _source(self.profile.third_party_once_clause),
+            ),
+        )
 
     def _point_reasons(self, cp: ContactPoint) -> tuple[_Reason, ...]:
         """Reasons that depend on the contact point only."""
@@ -785,7 +847,7 @@ class _Evaluator:
                 for i, sp in enumerate(ct.spacing)
                 if channel in sp.channels
             ),
-            profile_quiet=ct.profile_quiet_seconds > 0 and channel in ct.quiet_channels,
+            profile_quiet=ct.profile_quiet_days > 0 and channel in ct.quiet_channels,
             reads_unreachable=needs_unreachable or guard_unreachable or raised is not None,
             reachable_reasons=self._reachable_reasons(role, needs_unreachable, guard_unreachable),
         )
@@ -817,12 +879,13 @@ class _Evaluator:
         return tuple(out)
 
     def _evaluate(
-        self, cands: Sequence[_Cand], t: float, at: _At | None = None
+        self, cands: Sequence[_Cand], t: float, at: _At | None = None, explain: bool = False
     ) -> list[tuple[list[_Reason], Disclosure, float]]:
         """Every candidate's reasons to refuse it at t (none: allowed), its disclosure and
         the end of its window. One loop over the candidates: what they share at t (the
         tier, the case's reasons, each zone set's window and caps over their limit, the
-        spacing verdicts) is looked up once for all of them."""
+        spacing verdicts) is looked up once for all of them. `explain`: the decision's
+        own instant, whose refusals also name the reasons that move no next-allowed."""
         if at is None:
             at = self._at(t)
         state = at.state
@@ -864,15 +927,26 @@ class _Evaluator:
                 if window is None:
                     window = remember(ct.window_cache, key, self._window(ct, cand.zones, t))
                 windows[zone_key] = window
-            inside, end_or_next, wrule, message = window
+            inside, end_or_next, wrule, message, tier_refused = window
             window_end = t
             if inside:
                 window_end = end_or_next if end_or_next is not None else t
             else:
-                source = (
-                    _source(self.profile.window_clause) if wrule == "guardrail.window" else None
-                )
+                source = _source(self.profile.window_clause) if wrule == _GUARD_WINDOW else None
                 reasons.append(_Reason(wrule, message, end_or_next, source))
+                # Only the decision's own refusals need it: the law's hours open no later
+                # than the tier's, so it never moves a next-allowed instant.
+                if tier_refused and explain:
+                    guard = self._guard_window(cand.zones, t)
+                    if guard is not None:
+                        reasons.append(
+                            _Reason(
+                                _GUARD_WINDOW,
+                                guard[0],
+                                guard[1],
+                                _source(self.profile.window_clause),
+                            )
+                        )
 
             # How often: caps, spacing, quiet periods. Every cap and group is counted in
             # one pass per period and instant; a candidate reads only the caps over their
@@ -930,17 +1004,22 @@ class _Evaluator:
                     None,
                 )
             )
-        if facts.profile_quiet and t - last_rpc < ct.profile_quiet_seconds:
-            reasons.append(
-                _Reason(
-                    "guardrail.quiet_after_conversation",
-                    f"no {cand.channel} for"
-                    f" {self.profile.quiet_hours_after_conversation / 24:g} days"
-                    " after a conversation",
-                    last_rpc + ct.profile_quiet_seconds,
-                    _source(self.profile.quiet_clause),
+        if facts.profile_quiet:
+            # 12 CFR 1006.14(b)(2)(ii): seven consecutive days, "the date of the telephone
+            # conversation is the first day": calendar days in the person's local time (in
+            # every candidate zone, the latest end), as the 7-in-7 cap counts them.
+            days = ct.profile_quiet_days
+            end = _quiet_end(cand.zones, last_rpc, days)
+            if t < end:
+                reasons.append(
+                    _Reason(
+                        "guardrail.quiet_after_conversation",
+                        f"no {cand.channel} within {days} days after a conversation,"
+                        " its day counted as the first",
+                        end,
+                        _source(self.profile.quiet_clause),
+                    )
                 )
-            )
 
     def _exceeded(
         self, at: _At, ct: CompiledTier, zones: tuple[str, ...], zone_key: int, t: float
@@ -1126,6 +1205,25 @@ class _Evaluator:
         return _Reason(ccap.rule, f"{n} {ccap.message}", nxt, ccap.source)
 
     def _debtor_unreachable(self, ct: CompiledTier, t: float) -> bool:
+        return self._unreachable_why(ct, t) is not None
+
+    def _unreachable_why(self, ct: CompiledTier, t: float) -> str | None:
+        """Why the debtor counts as unreachable at t, or None while they can be reached.
+
+        A recorded fact (`Case.recorded_unreachable`, e.g. a skip-trace) holds while
+        since <= t < until. Otherwise: no usable contact point, or at least the tier's
+        number of failed attempts on debtors in its local days and no contact made with
+        them there. A failed attempt is one whose outcome shows the debtor was not reached
+        (no answer, busy, voicemail, failed, wrong number, someone else answering); a
+        right-party conversation or a text or e-mail delivered is a contact made
+        (compliance.md, "Always"), never a failed attempt; a pending attempt has no
+        outcome yet."""
+        recorded = self.case.recorded_unreachable
+        if recorded is not None and recorded.since.timestamp() <= t < recorded.until.timestamp():
+            return (
+                f"recorded unreachable since {recorded.since.isoformat()}"
+                f" ({recorded.source}) until {recorded.until.isoformat()}"
+            )
         debtors = self.debtors
         if debtors is None:
             debtors = self.debtors = [p for p in self.case.parties if p.role is _DEBTOR]
@@ -1134,23 +1232,31 @@ class _Evaluator:
                 _usable(cp) and cp.id not in wrong for p in debtors for cp in p.contact_points
             )
         if not self.debtor_usable:
-            result = True
-        else:
-            start = _period((self.home_zone,), ct.unreachable_days, t)[0]
-            idx = self.idx
-            # Every attempt on a debtor in [start, t]: the case scope, debtors only.
-            lo = bisect_left(idx.ts, start)
-            tried = idx.roles[lo : bisect_left(idx.ts, t + _EPS, lo)].count(_DEBTOR)
-            reached = bool(idx.rpc_by_party) and any(
-                (idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors
-            )
-            result = tried >= ct.unreachable_min_attempts and not reached
-        return result
+            return "no usable contact point of the debtor"
+        start = _period((self.home_zone,), ct.unreachable_days, t)[0]
+        idx = self.idx
+        if idx.rpc_by_party and any((idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors):
+            return None
+        end = t + _EPS
+        delivered = idx.debtor_delivered
+        if delivered and bisect_left(delivered, start) < bisect_left(delivered, end):
+            return None  # a text or e-mail reached them
+        # The attempts on a debtor in [start, t] (the case scope, debtors only), less the
+        # pending ones: the rest failed (a conversation with them returned above).
+        ts = idx.ts
+        lo = bisect_left(ts, start)
+        tried = idx.roles[lo : bisect_left(ts, end, lo)].count(_DEBTOR)
+        pending = idx.debtor_pending
+        if pending:
+            tried -= bisect_left(pending, end) - bisect_left(pending, start)
+        if tried < ct.unreachable_min_attempts:
+            return None
+        return f"{tried} failed attempts on the debtor in {ct.unreachable_days} local day(s)"
 
-    def _window(
-        self, ct: CompiledTier, zones: tuple[str, ...], t: float
-    ) -> tuple[bool, float | None, str, str]:
-        """(inside, end of the current window or the next opening, rule, message)."""
+    def _window(self, ct: CompiledTier, zones: tuple[str, ...], t: float) -> _WindowVerdict:
+        """(inside, end of the current window or the next opening, rule, message, whether
+        the tier's own hours refused t: the decision then also asks the profile's hours,
+        so a night-time refusal names both and a count by legal clause is whole)."""
         end = None
         for z in zones:
             o = local_ordinal(t, z)
@@ -1164,7 +1270,7 @@ class _Evaluator:
                 break
             end = hit if end is None or hit < end else end
         if end is not None:
-            return True, end, "", ""
+            return True, end, "", "", False
         nxt = self._next_opening(ct, zones, t)
         if len(zones) > 1 and nxt is None:
             return (
@@ -1172,6 +1278,7 @@ class _Evaluator:
                 None,
                 "window.no_common_hours",
                 (f"no hour is inside the window in all {len(zones)} possible zones"),
+                True,
             )
         # Say whether the tier's own hours or the profile's ceiling refused this instant.
         in_tier = all(
@@ -1190,12 +1297,14 @@ class _Evaluator:
                         f" ({', '.join(ct.tier.hard_preferences)}) or the"
                         f" profile's hours {self.profile.window} local ({where})"
                     ),
+                    False,
                 )
             return (
                 False,
                 nxt,
-                "guardrail.window",
+                _GUARD_WINDOW,
                 f"outside {self.profile.window} local time ({where})",
+                False,
             )
         if ct.tier.skip_holidays:
             for z in zones:
@@ -1204,8 +1313,42 @@ class _Evaluator:
                     day_kind(ct.holiday_country, ct.holiday_subdivision, day.toordinal())
                     == "holiday"
                 ):
-                    return False, nxt, "window.holiday", f"{day} is a public holiday ({z})"
-        return False, nxt, "window.local_time", f"outside the tier's contact hours ({where})"
+                    return (
+                        False,
+                        nxt,
+                        "window.holiday",
+                        f"{day} is a public holiday ({z})",
+                        True,
+                    )
+        return (
+            False,
+            nxt,
+            "window.local_time",
+            f"outside the tier's contact hours ({where})",
+            True,
+        )
+
+    def _guard_window(self, zones: tuple[str, ...], t: float) -> tuple[str, float | None] | None:
+        """The profile's own refusal of t (its hours, every day, in every candidate zone)
+        and the next instant those hours are open in all the zones; None inside them."""
+        lo, hi = self.profile.window.minutes
+        ordinals = [local_ordinal(t, z) for z in zones]
+        outside = False
+        for i in range(len(zones)):
+            a, b = _profile_interval(zones[i], ordinals[i], lo, hi)
+            if not a <= t < b:
+                outside = True
+                break
+        if not outside:
+            return None
+        common: list[Interval] | None = None
+        for i in range(len(zones)):
+            o = ordinals[i]
+            ivs = [_profile_interval(zones[i], d, lo, hi) for d in range(o - 1, o + 3)]
+            common = ivs if common is None else intersect(common, ivs)
+        nxt = next((max(a, t) for a, b in common or () if b > t), None)
+        where = ", ".join(zones) if len(zones) <= 3 else f"{len(zones)} possible zones"
+        return f"outside {self.profile.window} local time ({where})", nxt
 
     def _next_opening(self, ct: CompiledTier, zones: tuple[str, ...], t: float) -> float | None:
         common: list[Interval] | None = None
@@ -1390,12 +1533,49 @@ def _source(clause: Clause | None) -> str | None:
 
 
 # A decision is built by setting its slots directly: the frozen dataclass's generated
-# `__init__` sets each of its 13 fields through `object.__setattr__` in a Python frame, the
+# `__init__` sets each of its 14 fields through `object.__setattr__` in a Python frame, the
 # largest single cost of a compiled decision's output. Decision has no `__post_init__` or
 # field converters, so the result is the same object `Decision(...)` builds
 # (tests/strategy/test_engine_caches.py checks it field by field).
 _DECISION_SLOTS: Final = tuple(getattr(Decision, f.name).__set__ for f in fields(Decision))
 _object_new: Final = object.__new__
+
+
+# country -> local day ordinal -> the calendar's warnings for a decision that day; pure.
+_CALENDAR_WARNINGS: Final[dict[str, dict[int, tuple[Reason, ...]]]] = {}
+
+
+def _warnings(ct: CompiledTier | None, ordinal: int) -> tuple[Reason, ...]:
+    """What the decision rests on that is less than it should be: a tier that skips
+    holidays, in a country whose days off are set by a yearly notice, deciding on a local
+    day (in the strategy's home zone) of a year whose notice is not shipped
+    (`calendar.NOTICES`)."""
+    if ct is None:
+        return ()
+    country = ct.holiday_country
+    if country is None or not ct.tier.skip_holidays:
+        return ()
+    by_day = _CALENDAR_WARNINGS.get(country)
+    if by_day is None:
+        by_day = _CALENDAR_WARNINGS[country] = {}
+    hit = by_day.get(ordinal)
+    if hit is None:
+        hit = remember(by_day, ordinal, _calendar_warnings(country, ordinal))
+    return hit
+
+
+def _calendar_warnings(country: str, ordinal: int) -> tuple[Reason, ...]:
+    year = date.fromordinal(ordinal).year
+    if not schedule_missing(country, year):
+        return ()
+    return (
+        Reason(
+            "calendar.no_published_schedule",
+            f"no published holiday schedule for {country} {year} is shipped: days off are"
+            " the holidays library's statutory list, without the notice's weekend days"
+            " inside a break or its make-up working days",
+        ),
+    )
 
 
 def _decision(
@@ -1412,6 +1592,7 @@ def _decision(
     tasks: tuple[TaskRequest, ...],
     guidance: tuple[str, ...],
     extra: dict[str, Any],
+    warnings: tuple[Reason, ...] = (),
 ) -> Decision:
     """`Decision(...)` with the same positional fields, without the generated `__init__`."""
     d: Decision = _object_new(Decision)
@@ -1429,6 +1610,7 @@ def _decision(
     s[10](d, tasks)
     s[11](d, guidance)
     s[12](d, extra)
+    s[13](d, warnings)
     return d
 
 
@@ -1450,6 +1632,34 @@ def _period(zones: tuple[str, ...], days: int, t: float) -> tuple[float, float]:
             end = e if end is None or e > end else end
         assert start is not None and end is not None
         hit = remember(_PERIODS, key, (start, end))
+    return hit
+
+
+# (zone, local day ordinal, start minute, end minute) -> that span as instants; pure.
+_PROFILE_INTERVALS: Final[dict[tuple[str, int, int, int], Interval]] = {}
+
+
+def _profile_interval(zone_name: str, ordinal: int, lo: int, hi: int) -> Interval:
+    key = (zone_name, ordinal, lo, hi)
+    hit = _PROFILE_INTERVALS.get(key)
+    if hit is None:
+        hit = remember(_PROFILE_INTERVALS, key, local_interval(zone_name, ordinal, lo, hi))
+    return hit
+
+
+# (zones, conversation instant, days) -> the start of the local day `days` after the
+# conversation's, the latest over the zones; pure, bounded.
+_QUIET_ENDS: Final[dict[tuple[tuple[str, ...], float, int], float]] = {}
+
+
+def _quiet_end(zones: tuple[str, ...], conversation: float, days: int) -> float:
+    """The instant a period of `days` local calendar days, the conversation's day being
+    the first, ends in every zone."""
+    key = (zones, conversation, days)
+    hit = _QUIET_ENDS.get(key)
+    if hit is None:
+        end = max(day_start(z, local_ordinal(conversation, z) + days) for z in zones)
+        hit = remember(_QUIET_ENDS, key, end)
     return hit
 
 

@@ -52,8 +52,10 @@ class GuardrailProfile:
     # Someone who refused further contact is never contacted again.
     refusal_is_final: bool = True
     refusal_clause: Clause | None = None
-    # Hours after a right-party conversation during which no call is placed.
-    quiet_hours_after_conversation: float = 0
+    # Local calendar days, the conversation's day being the first, during which no call
+    # follows a right-party conversation (12 CFR 1006.14(b)(2)(ii): "The date of the
+    # telephone conversation is the first day of the seven-consecutive-day period").
+    quiet_days_after_conversation: int = 0
     quiet_channels: frozenset[Channel] = frozenset()
     quiet_clause: Clause | None = None
     # Channels that need the contact point's prior express consent.
@@ -79,6 +81,10 @@ class GuardrailProfile:
         "source document, 账款催收 §二; compliance.md (commercial)",
     )
     record_retention_years: int = 2
+    # The profile this one keeps every rule of, adding or narrowing some (a state overlay
+    # of a federal profile): a strategy written for that profile may be decided under this
+    # one, never the other way round.
+    tightens: str | None = None
 
 
 # --- cn-consumer --------------------------------------------------------------------------
@@ -157,7 +163,8 @@ _US_SEVEN_IN_SEVEN = Clause(
 )
 _US_QUIET = Clause(
     "us.call_after_conversation",
-    "a call within 7 days after a telephone conversation about the debt is presumed harassment",
+    "a call within 7 consecutive days after a telephone conversation about the debt, the"
+    " conversation's date being the first day, is presumed harassment",
     "12 CFR 1006.14(b)(2)(ii)",
 )
 _US_THIRD = Clause(
@@ -167,7 +174,7 @@ _US_THIRD = Clause(
 )
 _US_ONCE = Clause(
     "us.third_party_once",
-    "contact a third party once unless asked to call back",
+    "contact a third party once unless they ask to be contacted again: one request, one call",
     "15 USC 1692b(3)",
 )
 _US_CONSENT = Clause(
@@ -207,7 +214,7 @@ US_CONSUMER = GuardrailProfile(
     third_party_once_clause=_US_ONCE,
     refusal_is_final=True,
     refusal_clause=_US_REFUSAL,
-    quiet_hours_after_conversation=7 * 24,  # 12 CFR 1006.14(b)(2)(ii)
+    quiet_days_after_conversation=7,  # 12 CFR 1006.14(b)(2)(ii), calendar days
     quiet_channels=frozenset({Channel.VOICE}),
     quiet_clause=_US_QUIET,
     consent_required=frozenset({Channel.VOICE, Channel.SMS}),
@@ -229,6 +236,7 @@ US_CONSUMER_MA = GuardrailProfile(
         **{f: getattr(US_CONSUMER, f) for f in US_CONSUMER.__dataclass_fields__},
         "name": "us-consumer-ma",
         "description": "USA consumer debt with the Massachusetts overlay",
+        "tightens": "us-consumer",
         "caps": (
             *US_CONSUMER.caps,
             ProfileCap(
@@ -272,12 +280,158 @@ PROFILES: dict[str, GuardrailProfile] = {
 }
 
 
+def clauses(profile: GuardrailProfile) -> list[Clause]:
+    """Every clause the profile enforces, once each, in a stable order."""
+    candidates = [
+        profile.window_clause,
+        *(c.clause for c in profile.caps),
+        profile.disclosure_clause,
+        profile.third_party_clause,
+        profile.third_party_once_clause,
+        profile.refusal_clause,
+        profile.quiet_clause,
+        profile.consent_clause,
+        profile.attorney_clause,
+        profile.approval_clause,
+    ]
+    seen: dict[str, Clause] = {}
+    for clause in candidates:
+        if clause is not None and clause.id not in seen:
+            seen[clause.id] = clause
+    return list(seen.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Where a rule's text allows more than one reading: the one the engine applies, why,
+    and where in the code it is applied (docs/compliance.md lists them)."""
+
+    rule: str  # a clause id or an engine rule id
+    text: str  # what the law says, briefly
+    reading: str
+    why: str
+    source: str
+    code: str
+
+
+READINGS: tuple[Reading, ...] = (
+    Reading(
+        "us.call_frequency",
+        "more than 7 calls in 7 consecutive days",
+        "7 local calendar days ending with today, in the consumer's zone (every candidate"
+        " zone when uncertain): a cap of `local_days: 7`, not 168 rolling hours",
+        "the official interpretation counts the period in days (comment 14(b)(2)(i)-1);"
+        " the same days as the conversation rule below, so the two never disagree",
+        "12 CFR 1006.14(b)(2)(i); comment 14(b)(2)(i)-1",
+        "strategy/guardrails.py (_US_CALL_CAP), strategy/engine.py (_period)",
+    ),
+    Reading(
+        "us.call_after_conversation",
+        "no call within seven consecutive days after a telephone conversation",
+        "the conversation's local day is day 1; calls resume at local midnight that starts"
+        " day 8 (the latest such midnight over the candidate zones), not 168 hours later",
+        'the rule says so: "The date of the telephone conversation is the first day of the'
+        ' seven-consecutive-day period"; counting calendar days as the 7-in-7 cap does',
+        "12 CFR 1006.14(b)(2)(ii)",
+        "strategy/engine.py (_quiet, _quiet_end)",
+    ),
+    Reading(
+        "us.third_party_once",
+        'communicate with a third party no "more than once unless requested to do so'
+        ' by such person"',
+        "a request allows one further call, on the contact point and channel it was made"
+        " on; the next communication uses it up, and only a new request opens another. A"
+        " text or e-mail delivered to the third party is a communication; an unanswered"
+        " call is not",
+        "the exception is for the contact the person asked for, not a standing licence"
+        " (compliance.md: a request allows the call that was asked for, not more)",
+        "15 USC 1692b(3)",
+        "strategy/history.py (callback_open), strategy/engine.py (_third_party_once)",
+    ),
+    Reading(
+        "cn.third_party",
+        "unrelated third parties only when the debtor cannot be reached",
+        "the debtor is unreachable while a recorded fact says so (since <= now < until,"
+        " e.g. a skip-trace), when no contact point of theirs is usable, or after the"
+        " tier's number of failed attempts in its local days with no contact made:"
+        " failed = no answer, busy, voicemail, failed, wrong number, someone else"
+        " answering; a delivered text or e-mail is a contact made; a pending attempt has"
+        " no outcome yet",
+        "a delivered message reached the debtor (compliance.md, Always: it never makes a"
+        " debtor unreachable); only an outcome shows a failure",
+        "GB/T 45251-2025; CBA 2026; NIFA convention arts. 14, 18",
+        "strategy/engine.py (_unreachable_why)",
+    ),
+    Reading(
+        "calendar.cn",
+        "statutory holidays per the State Council General Office's notice for each year",
+        "every day of a break the notice lists is a holiday, weekend days inside it"
+        " included; its make-up days are working days with Monday's windows. A year"
+        " whose notice is not shipped is decided on the `holidays` library's statutory"
+        " list with the warning `calendar.no_published_schedule` (and a metric)",
+        "the notice, not a holiday list, sets the break (e.g. 1-7 Oct 2026, Sunday 4 Oct"
+        " included); the next year's notice is published each November",
+        "State Council General Office notice for each year (listed below)",
+        "strategy/calendar.py (NOTICES, day_kind), strategy/engine.py (_warnings)",
+    ),
+    Reading(
+        "guardrail.window",
+        "no contact outside the profile's local hours",
+        "when a tier's own hours refuse an instant the profile's hours refuse too (at"
+        " night), the refusal names both the tier's rule and the profile's clause",
+        "a count of refusals by legal clause is then complete whatever the tier's hours",
+        "each profile's window clause",
+        "strategy/engine.py (_window, _guard_window)",
+    ),
+    Reading(
+        "profile",
+        "a strategy runs under the guardrail profile of its portfolio",
+        "a strategy is decided under its own profile, its portfolio's, or one that"
+        " declares it tightens either (us-consumer-ma tightens us-consumer); anything else"
+        " raises ProfileMismatch (422 in the API)",
+        "a looser profile would run rules the strategy was never checked against",
+        "compliance.md: profiles are chosen per portfolio by an administrator",
+        "strategy/guardrails.py (may_decide_under), strategy/compiled.py",
+    ),
+    Reading(
+        "history",
+        "every attempt belongs to a party and contact point of the case",
+        "an attempt naming a party or contact point not in the case, or a contact point"
+        " under another party, raises UnknownReference (422 in the API): every row a rule"
+        " reads (inside the lookback, or older carrying a fact such as a refusal)",
+        "counted as a third party's it would lift the debtor's caps (three conversations"
+        " under a mistyped id let a fourth call through)",
+        "architecture invariant: facts only tighten",
+        "strategy/history.py (HistoryIndex)",
+    ),
+)
+
+
 def get_profile(name: str) -> GuardrailProfile:
     try:
         return PROFILES[name]
     except KeyError:
         known = ", ".join(sorted(PROFILES))
         raise KeyError(f"unknown guardrail profile {name!r} (known: {known})") from None
+
+
+def may_decide_under(
+    profile: GuardrailProfile, strategy_profile: str, portfolio_profile: str | None = None
+) -> bool:
+    """Whether a strategy written for `strategy_profile` may be decided under `profile`:
+    its own profile, its portfolio's (an administrator's choice, compliance.md), or one
+    that tightens either of them (`tightens`, followed to its root). Anything else would
+    run the strategy under rules it was never checked against."""
+    own = {strategy_profile, portfolio_profile} - {None}
+    name: str | None = profile.name
+    seen: set[str] = set()
+    while name is not None and name not in seen:
+        if name in own:
+            return True
+        seen.add(name)
+        parent = PROFILES.get(name)
+        name = parent.tightens if parent is not None else None
+    return False
 
 
 def window_start_end(profile: GuardrailProfile) -> tuple[time, time]:

@@ -25,6 +25,7 @@ from strategy.model import (
     History,
     PartyRole,
     Result,
+    UnknownReference,
 )
 
 _THIRD: Final = PartyRole.THIRD_PARTY
@@ -32,14 +33,22 @@ _PROMISE: Final = Result.PROMISE_TO_PAY
 _WRONG: Final = Result.WRONG_NUMBER
 _REFUSAL: Final = Result.REFUSAL
 _CALLBACK: Final = Result.CALLBACK_REQUESTED
+_DELIVERED: Final = Result.DELIVERED
+_PENDING: Final = Result.PENDING
+_DEBTOR: Final = PartyRole.DEBTOR
 _DISPUTE: Final = Result.DISPUTE
 _ATTEMPTS: Final = Counted.ATTEMPTS
 _CONVERSATIONS: Final = Counted.CONVERSATIONS
 _CP_SCOPE: Final = Scope.CONTACT_POINT
 _PARTY_SCOPE: Final = Scope.PARTY
 _CONVERSATION_RESULTS: Final = CONVERSATION_RESULTS
-# Results that carry a fact beyond the counts.
-_FACT_RESULTS: Final = CONVERSATION_RESULTS | {Result.WRONG_NUMBER}
+# Results that carry a fact beyond the counts (a delivered or pending attempt on a debtor
+# is not a failed one: "debtor unreachable" subtracts them).
+_FACT_RESULTS: Final = CONVERSATION_RESULTS | {
+    Result.WRONG_NUMBER,
+    Result.DELIVERED,
+    Result.PENDING,
+}
 _AT: Final = attrgetter("at")
 _STAMP: Final = datetime.timestamp
 
@@ -52,11 +61,13 @@ class HistoryIndex:
 
     __slots__ = (
         "attempts",
-        "callback_requested",
+        "callback_open",
         "channels",
         "convs",
         "cp_set",
         "cps",
+        "debtor_delivered",
+        "debtor_pending",
         "disputes",
         "first",
         "latest_promise",
@@ -65,7 +76,7 @@ class HistoryIndex:
         "refused_parties",
         "roles",
         "rpc_by_party",
-        "third_party_conversations",
+        "third_party_contacted",
         "ts",
         "wrong_numbers",
     )
@@ -75,12 +86,20 @@ class HistoryIndex:
         history: History,
         party_roles: dict[str, PartyRole],
         since: datetime | None = None,
+        owners: dict[str, str] | None = None,
     ) -> None:
         """Index `history`; with `since`, the counted rows (`ts` and the lists beside it)
         start at the first attempt at or after it: the engine passes the earliest instant
         any cap, spacing or reachability rule of the strategy can look back to, so older
         attempts (most of a long history) are never converted to timestamps. The facts
         (conversations, refusals, wrong numbers, promises, disputes) cover every attempt.
+
+        Every attempt read must name a party of the case (`party_roles`) and, given
+        `owners` (contact point id -> its party's id), one of that party's contact points:
+        an unknown reference raises `UnknownReference`, as counting it as somebody else's
+        would lift a cap or a third-party rule. Read are the rows inside the lookback and
+        every older one that carries a fact; an older unanswered attempt, which no rule
+        reads, is not.
         """
         attempts: tuple[Attempt, ...] = history.attempts
         ats = list(map(_AT, attempts))
@@ -107,17 +126,29 @@ class HistoryIndex:
         roles: list[PartyRole] = []
         fact_rows: list[int] = []
         for i in range(first):
-            if attempts[i].result in _FACT_RESULTS:
+            a = attempts[i]
+            if a.result in _FACT_RESULTS:
+                # An older row is read only for its fact: checked here. One without a fact
+                # (no answer, busy, ...) outside every rule's lookback is never read.
+                party = a.party_id
+                if party not in party_roles or (
+                    owners is not None and owners.get(a.contact_point_id) != party
+                ):
+                    raise _unknown(history, a, party_roles, owners)
                 fact_rows.append(i)
         for i in range(first, len(attempts)):
             a = attempts[i]
             party = a.party_id
             result = a.result
+            cp = a.contact_point_id
+            role = party_roles.get(party)
+            if role is None or (owners is not None and owners.get(cp) != party):
+                raise _unknown(history, a, party_roles, owners)
             channels.append(a.channel)
             parties.append(party)
-            cps.append(a.contact_point_id)
+            cps.append(cp)
             convs.append(result in _CONVERSATION_RESULTS)
-            roles.append(party_roles.get(party, _THIRD))
+            roles.append(role)
             if result in _FACT_RESULTS:
                 fact_rows.append(i)
         self.channels: Sequence[Channel] = channels
@@ -129,22 +160,39 @@ class HistoryIndex:
         self.cp_set = frozenset(cps)
         self.rpc_by_party: dict[str, list[float]] = {}
         self.refused_parties: set[str] = set()
-        self.third_party_conversations: set[str] = set()
-        self.callback_requested: set[str] = set()
+        # Third parties communicated with (a conversation, or a text or e-mail delivered to
+        # them): 15 USC 1692b(3) allows one communication unless they ask for another.
+        self.third_party_contacted: set[str] = set()
+        # Per third party whose latest communication was a request to be called back: the
+        # (contact point, channel) it was asked on. One request allows that one call; the
+        # next communication with them uses it up.
+        self.callback_open: dict[str, tuple[str, Channel]] = {}
         self.wrong_numbers: dict[str, float] = {}
         self.latest_promise: tuple[float, Attempt] | None = None
         self.disputes: list[float] = []
-        # Only conversations and wrong numbers carry facts beyond the counts: most
-        # attempts (no answer, busy, voicemail) are skipped here.
+        # Instants of the texts or e-mails delivered to a debtor, and of a debtor's
+        # attempts still pending: neither is a failed attempt.
+        self.debtor_delivered: list[float] = []
+        self.debtor_pending: list[float] = []
+        # Only conversations, wrong numbers, and delivered or pending attempts carry facts
+        # beyond the counts: most attempts (no answer, busy, voicemail) are skipped here.
         stamps = self.ts
         for i in fact_rows:
             a = attempts[i]
             result = a.result
             conversation = result in _CONVERSATION_RESULTS
             ts = stamps[i - first] if i >= first else a.at.timestamp()
-            if party_roles.get(a.party_id, _THIRD) is _THIRD:
-                if conversation:
-                    self.third_party_conversations.add(a.party_id)
+            role = party_roles[a.party_id]
+            if role is _DEBTOR and (result is _DELIVERED or result is _PENDING):
+                (self.debtor_delivered if result is _DELIVERED else self.debtor_pending).append(ts)
+                continue
+            if role is _THIRD:
+                if conversation or result is _DELIVERED:
+                    self.third_party_contacted.add(a.party_id)
+                    if result is _CALLBACK:
+                        self.callback_open[a.party_id] = (a.contact_point_id, a.channel)
+                    else:
+                        self.callback_open.pop(a.party_id, None)
             elif result in RIGHT_PARTY_RESULTS or result is _REFUSAL:
                 # A debtor (or guarantor) who refused to pay still had a conversation with
                 # us: it starts the quiet period (12 CFR 1006.14(b)(2)(ii)).
@@ -152,8 +200,6 @@ class HistoryIndex:
                 self.wrong_numbers.pop(a.contact_point_id, None)
             if result is _REFUSAL:
                 self.refused_parties.add(a.party_id)
-            elif result is _CALLBACK:
-                self.callback_requested.add(a.party_id)
             elif result is _WRONG:
                 self.wrong_numbers[a.contact_point_id] = ts
             elif result is _PROMISE and a.promise_date is not None:
@@ -221,3 +267,33 @@ class HistoryIndex:
             if (roles[i] in group) if by_role else (by_group[i] == group):
                 return ts[i]
         return None
+
+
+def _unknown(
+    history: History,
+    a: Attempt,
+    party_roles: dict[str, PartyRole],
+    owners: dict[str, str] | None,
+) -> UnknownReference:
+    """The error for an attempt naming what the case does not hold, with its position in
+    the history as given."""
+    index = next((i for i, x in enumerate(history.attempts) if x is a), -1)
+    where = f"history.attempts[{index}]"
+    if a.party_id not in party_roles:
+        return UnknownReference(
+            f"attempt {a.id or index} at {a.at.isoformat()} names party {a.party_id!r},"
+            " which is not a party of the case",
+            f"{where}.party_id",
+        )
+    owner = owners.get(a.contact_point_id) if owners is not None else None
+    if owner is None:
+        return UnknownReference(
+            f"attempt {a.id or index} at {a.at.isoformat()} names contact point"
+            f" {a.contact_point_id!r}, which is not in the case",
+            f"{where}.contact_point_id",
+        )
+    return UnknownReference(
+        f"attempt {a.id or index} at {a.at.isoformat()} names contact point"
+        f" {a.contact_point_id!r} of party {owner!r} under party {a.party_id!r}",
+        f"{where}.party_id",
+    )

@@ -161,6 +161,17 @@ class Party:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedUnreachable:
+    """A recorded fact: the debtor could not be reached from `since` until `until` (its
+    expiry), as found by `source` ("skip-trace", an agent's search). The engine treats the
+    debtor as unreachable while since <= now < until, whatever today's attempts say."""
+
+    since: datetime
+    until: datetime
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     id: str
     amount: Decimal
@@ -174,6 +185,7 @@ class Case:
     parties: tuple[Party, ...] = ()
     portfolio: str = "default"
     dispute_resolved_at: datetime | None = None
+    recorded_unreachable: RecordedUnreachable | None = None
 
     @property
     def outstanding(self) -> Decimal:
@@ -200,3 +212,24 @@ class History:
     attempts: tuple[Attempt, ...] = ()
     # Payments received, as (instant, amount): a payment after a promise keeps it.
     payments: tuple[tuple[datetime, Decimal], ...] = field(default=())
+
+
+class DecisionInputError(ValueError):
+    """The facts handed to the engine contradict themselves: deciding on them would be
+    silently wrong, so the engine refuses (the API answers 422). `field` names the input,
+    e.g. "history.attempts[2].party_id"."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class UnknownReference(DecisionInputError):
+    """An attempt names a party or contact point that is not in the case, or a contact
+    point of another party: counted as anyone's, it would lift a cap or a rule."""
+
+
+class ProfileMismatch(DecisionInputError):
+    """A strategy decided under a guardrail profile that is neither its own nor one that
+    declares itself a tightening of it (`GuardrailProfile.tightens`)."""

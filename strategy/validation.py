@@ -244,7 +244,9 @@ def _third_party(tier: Tier, at: str, profile: GuardrailProfile) -> Iterator[Vio
 
 # --- quiet period and approvals -------------------------------------------------------------
 def _quiet_period(tier: Tier, at: str, profile: GuardrailProfile) -> Iterator[Violation]:
-    required = profile.quiet_hours_after_conversation
+    # The profile counts calendar days, the conversation's day first: a tier's rolling
+    # hours cover them from any hour of that day only when they span whole days.
+    required = profile.quiet_days_after_conversation * 24
     if required <= 0 or not (profile.quiet_channels & tier_channels(tier)):
         return
     if tier.quiet_hours_after_conversation < required:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dialer.errors import DialerError, FieldError, StrategyRejectedError
+from strategy.model import DecisionInputError
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -77,6 +78,15 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(exc.code, exc.message, exc.fields, **extra),
             status_code=exc.status_code,
             headers=headers,
+        )
+
+    @app.exception_handler(DecisionInputError)
+    async def _decision_input(_: Request, exc: DecisionInputError) -> JSONResponse:
+        # The engine refused facts that contradict themselves (an attempt naming a party
+        # or contact point not in the case, a profile the strategy may not run under).
+        return JSONResponse(
+            error_body("validation_failed", exc.message, [FieldError(exc.field, exc.message)]),
+            status_code=422,
         )
 
     @app.exception_handler(RequestValidationError)

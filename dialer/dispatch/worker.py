@@ -457,6 +457,8 @@ class Dispatcher:
             )
         strategy_row, cs = found
         decision = decide(facts.case, facts.history, now, cs)
+        if decision.warnings and self.metrics is not None:
+            self.metrics.record_decision_warnings(w.rule for w in decision.warnings)
         action = decision.allowed_for(cp_id, channel)
         if action is None:
             refusal = decision.refusal_for(cp_id, channel)

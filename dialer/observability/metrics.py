@@ -59,6 +59,13 @@ class Metrics:
             ["rule"],
             registry=self.registry,
         )
+        self.decision_warnings = Counter(
+            "dialer_decision_warnings",
+            "Decisions taken on less than they should rest on, by warning (e.g."
+            " calendar.no_published_schedule: a year without its holiday notice).",
+            ["warning"],
+            registry=self.registry,
+        )
         self.provider_errors = Counter(
             "dialer_provider_errors",
             "Errors from telephony and mail providers, by kind.",
@@ -107,6 +114,11 @@ class Metrics:
         """One increment per rule named (a refused candidate usually names several)."""
         for rule in rules:
             self.refusals.labels(rule=_label(rule)).inc()
+
+    def record_decision_warnings(self, warnings: Iterable[str | Enum]) -> None:
+        """One increment per warning a decision carries (`Decision.warnings`, by rule)."""
+        for warning in warnings:
+            self.decision_warnings.labels(warning=_label(warning)).inc()
 
     def record_provider_error(self, kind: str | Enum) -> None:
         self.provider_errors.labels(kind=_label(kind)).inc()

@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from dialer.settings import Settings
-from strategy.guardrails import PROFILES, Clause, GuardrailProfile
+from strategy.guardrails import PROFILES, Clause, GuardrailProfile, clauses
 
 START = "<!-- settings-table:start (generated: dialer settings) -->"
 END = "<!-- settings-table:end -->"
@@ -110,23 +110,7 @@ def settings_table() -> str:
 
 
 def _clauses(profile: GuardrailProfile) -> list[Clause]:
-    candidates = [
-        profile.window_clause,
-        *(c.clause for c in profile.caps),
-        profile.disclosure_clause,
-        profile.third_party_clause,
-        profile.third_party_once_clause,
-        profile.refusal_clause,
-        profile.quiet_clause,
-        profile.consent_clause,
-        profile.attorney_clause,
-        profile.approval_clause,
-    ]
-    seen: dict[str, Clause] = {}
-    for clause in candidates:
-        if clause is not None and clause.id not in seen:
-            seen[clause.id] = clause
-    return list(seen.values())
+    return clauses(profile)
 
 
 def profiles_table() -> str:

@@ -96,7 +96,14 @@ async def preview(session: AsyncSession, body: PreviewIn, settings: Settings) ->
         ),
         payments=tuple((p.at, p.amount) for p in body.history.payments),
     )
-    return decide(case, hist, body.at, strategy, get_profile(profile_name))
+    return decide(
+        case,
+        hist,
+        body.at,
+        strategy,
+        get_profile(profile_name),
+        portfolio_profile=portfolio.profile if portfolio else None,
+    )
 
 
 async def _active(session: AsyncSession, portfolio: Portfolio | None) -> StrategyRow:

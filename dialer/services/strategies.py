@@ -284,7 +284,10 @@ async def rollback(
 
 
 def compiled_for(row: StrategyRow, profile_name: str) -> CompiledStrategy:
-    return compile_strategy(parse_document(row.document), get_profile(profile_name))
+    """The stored version compiled under its portfolio's profile (`profile_name`)."""
+    return compile_strategy(
+        parse_document(row.document), get_profile(profile_name), portfolio_profile=profile_name
+    )
 
 
 def _candidate_key(party: str, cp: str, channel: str) -> str:

@@ -174,3 +174,14 @@ async def test_the_app_times_its_real_twilio_webhooks_even_when_it_refuses_them(
     assert r.status_code == 403  # unsigned: refused, and Twilio still waited for the answer
     got = samples(api.app.state.metrics)
     assert got[("dialer_webhook_latency_seconds_count", (("route", "/v1/twilio/voice/status"),))]
+
+
+def test_decision_warnings_count_by_warning() -> None:
+    # A decision in a year without China's holiday notice carries a warning; the worker
+    # counts each one it dispatches on.
+    m = Metrics()
+    m.record_decision_warnings(["calendar.no_published_schedule"])
+    m.record_decision_warnings(iter(["calendar.no_published_schedule"]))
+    got = samples(m)
+    key = ("dialer_decision_warnings_total", (("warning", "calendar.no_published_schedule"),))
+    assert got[key] == 2

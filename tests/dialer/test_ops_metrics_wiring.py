@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -186,3 +186,20 @@ async def test_callbacks_work_on_an_app_without_metrics(hooks: Hooks) -> None:
     r = await hooks.post(STATUS, call_status(SID, "completed", 3), attempt=attempt.id)
     assert r.status_code == 204
     assert (await hooks.attempt(attempt.id)).state == "completed"
+
+
+async def test_a_dispatch_decision_in_a_year_without_its_holiday_notice_is_counted(
+    database: Database,
+) -> None:
+    # Tuesday 2027-03-02 10:00 in Shanghai: China's 2027 notice is not shipped, so the
+    # decision carries calendar.no_published_schedule and the worker counts it.
+    start = datetime(2027, 3, 2, 2, 0, tzinfo=UTC)
+    async with open_world(database, start=start) as world:
+        metrics = Metrics()
+        await world.add_cases(1, due_date="2027-02-20")
+        await _plan(world)
+        dispatcher = world.dispatcher()
+        dispatcher.metrics = metrics
+        await world.queue.drain(start + timedelta(minutes=1), dispatcher)
+        name = "dialer_decision_warnings_total"
+        assert _value(metrics, name, warning="calendar.no_published_schedule") == 1

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from strategy.calendar import local_date, local_ordinal
 from strategy.compiled import INSTANT_CACHE_SIZE, CompiledStrategy, compile_strategy, remember
-from strategy.decision import Decision
+from strategy.decision import Decision, Reason
 from strategy.document import Strategy
 from strategy.engine import _decision, decide
 from strategy.guardrails import GuardrailProfile, get_profile
@@ -45,8 +45,11 @@ from tests.strategy.test_properties import EXAMPLES, Scenario, scenarios
 
 
 def fresh(the_strategy: Strategy, profile: GuardrailProfile) -> CompiledStrategy:
-    """A compile that shares no cache with any earlier one (a new document object)."""
-    return compile_strategy(the_strategy.model_copy(deep=True), profile)
+    """A compile that shares no cache with any earlier one (a new document object), under
+    `profile` as its portfolio's."""
+    return compile_strategy(
+        the_strategy.model_copy(deep=True), profile, portfolio_profile=profile.name
+    )
 
 
 def cold(
@@ -72,15 +75,16 @@ def test_window_cache_does_not_leak_between_strategies() -> None:
 
 
 def test_caches_do_not_leak_between_profiles_of_one_strategy() -> None:
-    # One document compiled against two profiles: cn-consumer allows 08:00-22:00 local,
-    # us-consumer 08:00-21:00, so at 21:30 only the first may call.
+    # One document compiled against two profiles (its own, and a portfolio's that an
+    # administrator switched): cn-consumer allows 08:00-22:00 local, us-consumer
+    # 08:00-21:00, so at 21:30 only the first may call.
     doc = strategy(tier(windows={"tue": ["00:00-24:00"]}))
     cn, us = get_profile("cn-consumer"), get_profile("us-consumer")
     c = case(debtor(phone()))
     now = at(2026, 3, 10, 21, 30)
     for _ in range(2):
         under_cn = decide(c, History(), now, doc, cn)
-        under_us = decide(c, History(), now, doc, us)
+        under_us = decide(c, History(), now, doc, us, portfolio_profile="us-consumer")
         assert under_cn.profile == "cn-consumer" and under_us.profile == "us-consumer"
         assert is_allowed(under_cn, "m1", VOICE)
         assert not is_allowed(under_us, "m1", VOICE)
@@ -195,7 +199,7 @@ def _shared_preset(profile: GuardrailProfile) -> CompiledStrategy:
     hit = _SHARED_PRESETS.get(profile.name)
     if hit is None:
         hit = _SHARED_PRESETS[profile.name] = compile_strategy(
-            load_preset("consumer-loan"), profile
+            load_preset("consumer-loan"), profile, portfolio_profile=profile.name
         )
     return hit
 
@@ -205,7 +209,7 @@ def _shared_preset(profile: GuardrailProfile) -> CompiledStrategy:
 def test_warm_caches_give_the_decision_a_fresh_compile_gives(
     s: Scenario, minutes: list[int]
 ) -> None:
-    compiled = compile_strategy(s.strategy, s.profile)
+    compiled = compile_strategy(s.strategy, s.profile, portfolio_profile=s.profile.name)
     preset = _shared_preset(s.profile)
     fewer = History(attempts=s.history.attempts[: len(s.history.attempts) // 2])
     for offset in [0, *minutes, 0]:
@@ -223,7 +227,7 @@ def test_the_engine_builds_the_decision_the_dataclass_builds() -> None:
     # The engine sets a Decision's slots directly (`strategy.engine._decision`) instead of
     # calling the frozen dataclass's `__init__`: the object must be the one `Decision(...)`
     # builds, every field set, and a field added to Decision must be added there too.
-    assert len(fields(Decision)) == 13
+    assert len(fields(Decision)) == 14
     assert not hasattr(Decision, "__post_init__")
     values = (
         "case-1",
@@ -239,6 +243,7 @@ def test_the_engine_builds_the_decision_the_dataclass_builds() -> None:
         (),
         ("call in the morning",),
         {"zones": {"m1": [SHANGHAI]}},
+        (Reason("calendar.no_published_schedule", "no notice for 2027"),),
     )
     built = _decision(*values)
     assert type(built) is Decision

@@ -86,11 +86,15 @@ def test_call_within_7_days_after_a_conversation_refused_us() -> None:
     talk = attempt(at(2026, 3, 2, 10, 0, NEW_YORK), result=Result.RIGHT_PARTY)
     decision = run(NY_CASE, history(talk), at(2026, 3, 8, 10, 0, NEW_YORK), US)
     quiet = reason(decision, "m1", VOICE, "guardrail.quiet_after_conversation")
-    # Seven elapsed days: 03-02 10:00 EST (15:00 UTC) + 168 h, across spring-forward.
-    assert quiet.next_allowed == utc(2026, 3, 9, 15, 0)
+    # 12 CFR 1006.14(b)(2)(ii): "The date of the telephone conversation is the first day
+    # of the seven-consecutive-day period": 03-02 to 03-08 in New York; 03-09 starts at
+    # local midnight, EDT after the spring-forward of 03-08 (04:00 UTC).
+    assert quiet.next_allowed == utc(2026, 3, 9, 4, 0)
     assert quiet.source is not None and "1006.14(b)(2)(ii)" in quiet.source
     assert is_allowed(decision, "m1", SMS)  # the rule is about calls
-    assert is_allowed(run(NY_CASE, history(talk), utc(2026, 3, 9, 15, 0), US), "m1", VOICE)
+    late_on_day_7 = run(NY_CASE, history(talk), at(2026, 3, 8, 20, 30, NEW_YORK), US)
+    assert "guardrail.quiet_after_conversation" in refused_rules(late_on_day_7, "m1", VOICE)
+    assert is_allowed(run(NY_CASE, history(talk), at(2026, 3, 9, 8, 0, NEW_YORK), US), "m1", VOICE)
 
 
 def test_quiet_period_after_right_party_conversation_strategy() -> None:

@@ -1,12 +1,16 @@
 """Working days and holidays: public holidays are skipped, China's adjusted working
-weekend days (调休) take Monday's windows, per the `holidays` library's calendar."""
+weekend days (调休) take Monday's windows. China's days off are the State Council's
+notice for each year (every day of a break, weekend days included); elsewhere, and in a
+year without a shipped notice (with a warning), the `holidays` library's calendar."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
+import holidays
 import pytest
 
+from strategy.calendar import day_kind, notice_for
 from strategy.presets import load_preset
 from tests.strategy.builders import (
     SMS,
@@ -17,6 +21,7 @@ from tests.strategy.builders import (
     debtor,
     is_allowed,
     phone,
+    refused_rules,
     run,
     strategy,
     tier,
@@ -107,3 +112,100 @@ def test_public_holiday_on_a_weekend_skipped() -> None:
     the_case = case(due=date(2026, 9, 30))  # early tier on 2026-10-03
     decision = run(the_case, None, at(2026, 10, 3, 10, 30), preset)
     assert not decision.allowed
+
+
+# --- the State Council's notice: every day of a break, weekend days included ---------------
+# Each year's breaks and make-up working days as the notice states them ("<first>至<last>
+# 放假调休，共<n>天"; "<day>上班"), typed from the notice, not from the shipped table.
+NOTICE_TEXT = {
+    2025: (
+        "国办发明电〔2024〕12号",
+        [((1, 1), (1, 1), 1), ((1, 28), (2, 4), 8), ((4, 4), (4, 6), 3), ((5, 1), (5, 5), 5),
+         ((5, 31), (6, 2), 3), ((10, 1), (10, 8), 8)],
+        [(1, 26), (2, 8), (4, 27), (9, 28), (10, 11)],
+    ),
+    2026: (
+        "国办发明电〔2025〕7号",
+        [((1, 1), (1, 3), 3), ((2, 15), (2, 23), 9), ((4, 4), (4, 6), 3), ((5, 1), (5, 5), 5),
+         ((6, 19), (6, 21), 3), ((9, 25), (9, 27), 3), ((10, 1), (10, 7), 7)],
+        [(1, 4), (2, 14), (2, 28), (5, 9), (9, 20), (10, 10)],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("year", sorted(NOTICE_TEXT))
+def test_every_day_of_each_break_is_a_holiday_and_make_up_days_are_worked(year: int) -> None:
+    number, breaks, workdays = NOTICE_TEXT[year]
+    notice = notice_for("CN", year)
+    assert notice is not None and notice.number == number
+    off: set[date] = set()
+    for (m1, d1), (m2, d2), days in breaks:
+        first, last = date(year, m1, d1), date(year, m2, d2)
+        assert (last - first).days + 1 == days  # the notice's own "共N天"
+        for i in range(days):
+            day = first + timedelta(days=i)
+            off.add(day)
+            assert day_kind("CN", None, day.toordinal()) == "holiday", day
+    for m, d in workdays:
+        day = date(year, m, d)
+        assert day.weekday() >= 5  # a weekend day made a working day
+        assert day_kind("CN", None, day.toordinal()) == "workday_adjusted", day
+    # Every other day is what its weekday makes it.
+    day = date(year, 1, 1)
+    while day.year == year:
+        if day not in off and (day.month, day.day) not in workdays:
+            expected = "weekend" if day.weekday() >= 5 else "workday"
+            assert day_kind("CN", None, day.toordinal()) == expected, day
+        day += timedelta(days=1)
+
+
+@pytest.mark.parametrize("year", sorted(NOTICE_TEXT))
+def test_the_holidays_librarys_statutory_days_all_fall_inside_a_break(year: int) -> None:
+    # A cross-check with the independent list: no statutory day or in-lieu day the
+    # library knows is outside the shipped breaks, and its make-up days are ours.
+    library = holidays.country_holidays("CN", years=year)
+    for day in library:
+        assert day_kind("CN", None, day.toordinal()) == "holiday", (day, library[day])
+
+
+def test_national_day_sunday_2026_10_04_is_inside_the_break() -> None:
+    # 10月1日（周四）至7日（周三）放假调休，共7天: the Sunday is part of the break.
+    preset = load_preset("consumer-loan")  # calls on ordinary Sundays (see above)
+    the_case = case(due=date(2026, 9, 30))
+    decision = run(the_case, None, at(2026, 10, 4, 10, 30), preset)
+    assert not decision.allowed
+    refusal = decision.refusal_for("m1", VOICE) or pytest.fail()
+    assert refusal.rules == ("window.holiday",)
+    assert refusal.next_allowed is not None and refusal.next_allowed.date() == date(2026, 10, 8)
+
+
+def test_spring_festival_weekend_days_are_inside_the_break() -> None:
+    # 2月15日（周日）至23日（周一）放假调休，共9天: Sunday 15, Saturday 21, Sunday 22.
+    preset = load_preset("consumer-loan")
+    the_case = case(due=date(2026, 2, 12))
+    for day in (15, 21, 22):
+        decision = run(the_case, None, at(2026, 2, day, 10, 30), preset)
+        assert not decision.allowed, day
+        assert refused_rules(decision, "m1", VOICE) == ("window.holiday",)
+
+
+def test_a_year_with_its_notice_decides_without_a_warning() -> None:
+    decision = run(case(due=DUE), None, at(2026, 3, 10, 10, 0), CN_WORKDAYS)
+    assert decision.warnings == ()
+
+
+def test_a_year_without_a_published_schedule_is_decided_with_a_warning() -> None:
+    decision = run(case(due=date(2027, 3, 1)), None, at(2027, 3, 10, 10, 0), CN_WORKDAYS)
+    assert is_allowed(decision, "m1", VOICE)  # still decided, on the library's list
+    assert [w.rule for w in decision.warnings] == ["calendar.no_published_schedule"]
+    assert "CN 2027" in decision.warnings[0].message
+
+
+def test_no_calendar_warning_without_a_notice_country_or_holiday_skipping() -> None:
+    plain = strategy(tier(windows=WORKDAYS))
+    assert run(case(due=DUE), None, at(2027, 3, 10, 10, 0), plain).warnings == ()
+    us = strategy(tier(windows=WORKDAYS), profile="us-consumer", holiday_country="US")
+    ny = case(debtor(phone(number=US_NY_MOBILE)), due=DUE)
+    assert run(ny, None, at(2027, 3, 10, 10, 0, "America/New_York"), us).warnings == ()
+    worked = strategy(tier(windows=WORKDAYS, skip_holidays=False), holiday_country="CN")
+    assert run(case(due=DUE), None, at(2027, 3, 10, 10, 0), worked).warnings == ()

@@ -569,13 +569,24 @@ def violations(s: Scenario, decision: Decision, t: datetime) -> list[str]:
         if party.role is PartyRole.ATTORNEY and CaseFlag.ATTORNEY not in case.flags:
             out.append(f"{what}: attorney not on record")
         if party.role is PartyRole.THIRD_PARTY and profile.third_party_once:
-            spoke = [
-                a
-                for a in hist.attempts
-                if a.party_id == party.id and a.result in CONVERSATION_RESULTS
-            ]
-            asked = any(a.result is Result.CALLBACK_REQUESTED for a in spoke)
-            if spoke and not asked:
+            # 15 USC 1692b(3): once, unless requested; a request allows the one call asked
+            # for (on its contact point and channel), and a delivered text is a contact.
+            spoke = sorted(
+                (
+                    a
+                    for a in hist.attempts
+                    if a.party_id == party.id
+                    and (a.result in CONVERSATION_RESULTS or a.result is Result.DELIVERED)
+                ),
+                key=lambda a: a.at,
+            )
+            last = spoke[-1] if spoke else None
+            asked_here = (
+                last is not None
+                and last.result is Result.CALLBACK_REQUESTED
+                and (last.contact_point_id, last.channel) == (cp.id, cand.channel)
+            )
+            if spoke and not asked_here:
                 out.append(f"{what}: third party already contacted once")
         # Disclosure: the profile's ceiling per role, and never above what the tier asks.
         ceiling = profile.max_disclosure.get(party.role, Disclosure.FULL)
@@ -631,10 +642,20 @@ def violations(s: Scenario, decision: Decision, t: datetime) -> list[str]:
                 last = max(rpcs)
                 if t < last + timedelta(hours=tier.quiet_hours_after_conversation):
                     out.append(f"{what}: inside the tier's quiet period")
-                if cand.channel in profile.quiet_channels and t < last + timedelta(
-                    hours=profile.quiet_hours_after_conversation
-                ):
-                    out.append(f"{what}: inside the profile's quiet period")
+                # 12 CFR 1006.14(b)(2)(ii): seven consecutive days, the conversation's
+                # date being the first, in the person's local time (every possible zone).
+                days = profile.quiet_days_after_conversation
+                if cand.channel in profile.quiet_channels and days:
+                    ends = [
+                        datetime.combine(
+                            last.astimezone(ZoneInfo(z)).date() + timedelta(days=days),
+                            time(),
+                            ZoneInfo(z),
+                        )
+                        for z in zones
+                    ]
+                    if t < max(ends):
+                        out.append(f"{what}: inside the profile's quiet period")
     return out
 
 

@@ -46,6 +46,7 @@ class RefusalOut(BaseModel):
     candidate: CandidateOut
     reasons: list[ReasonOut]
     next_allowed: datetime | None
+    disclosure: str  # what the candidate would be told, were it allowed
 
 
 class TaskRequestOut(BaseModel):
@@ -69,6 +70,7 @@ class DecisionOut(BaseModel):
     tasks: list[TaskRequestOut]
     guidance: list[str]
     extra: dict[str, Any]
+    warnings: list[ReasonOut]  # e.g. calendar.no_published_schedule
 
 
 def _reason(r: Reason) -> ReasonOut:
@@ -105,6 +107,7 @@ def _refusal(r: Refusal) -> RefusalOut:
         candidate=_candidate(r.candidate),
         reasons=[_reason(x) for x in r.reasons],
         next_allowed=r.next_allowed,
+        disclosure=str(r.disclosure),
     )
 
 
@@ -141,6 +144,7 @@ def decision_out(d: Decision) -> DecisionOut:
         tasks=[_task(t) for t in d.tasks],
         guidance=list(d.guidance),
         extra=_jsonable(d.extra),
+        warnings=[_reason(w) for w in d.warnings],
     )
 
 
