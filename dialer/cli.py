@@ -196,6 +196,10 @@ def import_file(
         err.print(f"  line {e.line}: {e.field + ': ' if e.field else ''}{e.reason}")
     if len(report.errors) > 50:
         err.print(f"  ... and {len(report.errors) - 50} more")
+    for k in report.kept[:50]:
+        err.print(f"  line {k.line} ({k.external_ref}): {k.message}")
+    if len(report.kept) > 50:
+        err.print(f"  ... and {len(report.kept) - 50} more protective facts kept")
     if report.errors:
         raise typer.Exit(1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.auth import Principal, Role
 from dialer.clock import Clock
-from dialer.errors import ForbiddenError
+from dialer.errors import FieldError, ForbiddenError
 from dialer.services import keys as key_service
 from dialer.settings import Settings
 
@@ -45,15 +45,19 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency admitting the given roles (admin is always admitted)."""
+def require(*roles: Role, why: str = "") -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting the given roles (admin is always admitted); `why` says in
+    the 403 what the rule is."""
     allowed = frozenset(roles) | {Role.ADMIN}
 
     async def dependency(request: Request, session: SessionDep) -> Principal:
         principal = await key_service.authenticate(session, _presented_key(request))
         if principal.role not in allowed:
             names = ", ".join(sorted(allowed))
-            raise ForbiddenError(f"role {principal.role} may not do this (allowed: {names})")
+            because = f": {why}" if why else ""
+            raise ForbiddenError(
+                f"role {principal.role} may not do this (allowed: {names}){because}"
+            )
         return principal
 
     dependency.dialer_roles = allowed  # type: ignore[attr-defined]  # read by the route audit
@@ -73,3 +77,33 @@ StrategyReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPR
 AuditReader = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 PreviewUser = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
 ServiceOnly = Annotated[Principal, Depends(require(Role.SERVICE))]
+# Architecture invariant 8: only a supervisor clears a protective fact.
+ProtectiveClearer = Annotated[
+    Principal,
+    Depends(
+        require(
+            Role.SUPERVISOR,
+            why="only a supervisor clears a protective fact (cease, dispute, bankruptcy, "
+            "deceased, attorney, do-not-call, a refusal, an opt-out, a consent revocation); "
+            "any role may add one",
+        )
+    ),
+]
+# An agent records what happened (outcomes, payments); the book's money moves with them.
+PaymentRecorder = Annotated[Principal, Depends(require(Role.SERVICE, Role.AGENT))]
+
+# The book's money and status: the importer and service keys keep them (admin too).
+BOOK_FIELDS = ("amount", "balance", "currency", "due_date", "status")
+BOOK_ROLES = frozenset({Role.SERVICE, Role.ADMIN})
+
+
+def check_book_fields(who: Principal, given: Iterable[str]) -> None:
+    """403 when a role that does not keep the book changes its money or status."""
+    touched = [f for f in BOOK_FIELDS if f in set(given)]
+    if touched and who.role not in BOOK_ROLES:
+        raise ForbiddenError(
+            f"role {who.role} may not change {', '.join(touched)}: money and status belong "
+            "to the book (imports and service keys update them); an agent records outcomes "
+            "and payments",
+            [FieldError(f, "set by the book, not by this role") for f in touched],
+        )

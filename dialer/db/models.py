@@ -344,8 +344,41 @@ class PacingRow(Base):
     next_slot_at: Mapped[datetime]
 
 
+class ProtectiveFactRow(Base):
+    """When and by whom a protective fact was recorded (architecture invariant 8).
+
+    The fact itself lives where the engine reads it (a case flag, a party's refusal, a
+    contact point's opt-out or do-not-call); this row says who recorded it, so an import
+    that would clear it can report "kept: cease, recorded 2026-12-01 by ...". A consent
+    revocation has no column of its own: this row is its record. A supervisor's clearing
+    deletes the row (the audit log keeps both events)."""
+
+    __tablename__ = "protective_facts"
+    __table_args__ = (Index("ix_protective_facts_case_id", "case_id"),)
+
+    entity_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    fact: Mapped[str] = mapped_column(String(40), primary_key=True)  # cease, opted_out:sms
+    entity: Mapped[str] = mapped_column(String(16))  # case / party / contact_point
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(128))  # api, import, inbound sms SM..., agent
+
+
 class ApiKeyRow(Base):
+    """An API key. Its name is its holder's identity (an agent's cases are the ones
+    assigned to that name), so at most one active key holds a name."""
+
     __tablename__ = "api_keys"
+    __table_args__ = (
+        Index(
+            "uq_api_keys_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(128))

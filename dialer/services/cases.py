@@ -24,9 +24,10 @@ from dialer.convert import case_id_for, case_rows, contact_point_id_for, number_
 from dialer.db.models import CaseRow, ContactPointRow, PartyRow, Portfolio
 from dialer.db.repositories import audit, cases, portfolios
 from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
+from dialer.services import protective
 from dialer.services.digest import digest
 from dialer.services.normalise import e164, normalise_case
-from strategy.model import ContactKind
+from strategy.model import CaseFlag, ContactKind
 
 
 def encode_cursor(last: uuid.UUID) -> str:
@@ -65,7 +66,7 @@ async def create_case(session: AsyncSession, doc: CaseIn, *, actor: str, now: da
             [FieldError("external_ref", "already used in this portfolio")],
         )
     rows = case_rows(doc, portfolio.name, now)
-    await cases.upsert(session, [rows])
+    await protective.upsert(session, [rows], actor=actor, source="api", now=now)
     await audit.append(
         session,
         at=now,
@@ -164,14 +165,29 @@ async def _change_case(
 async def update_case(
     session: AsyncSession, case_id: uuid.UUID, patch: CasePatch, *, actor: str, now: datetime
 ) -> CaseRow:
+    """Change a case. Flags are protective: a patch may add one, never remove one, and
+    may not resolve a dispute (a supervisor's clearing, `protective.clear`). Which role
+    may change the book's money and status is checked where roles are (`api.deps`)."""
     row = await get_case(session, case_id)
     changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
-    if "flags" in changes and changes["flags"] is not None:
-        changes["flags"] = sorted(str(f) for f in changes["flags"])
     for key in ("stage", "status"):
         if changes.get(key) is not None:
             changes[key] = str(changes[key])
     _no_nulls(changes, ("amount", "currency", "due_date", "stage", "status", "flags"))
+    subject = protective.Subject("case", row.id, row.id)
+    added: frozenset[str] = frozenset()
+    if "flags" in changes:
+        merged = protective.merge(row.flags, (str(f) for f in changes["flags"]))
+        await protective.refuse_clearing(session, subject, merged.kept)
+        changes["flags"], added = sorted(merged.facts), merged.added
+    resolved = changes.get("dispute_resolved_at")
+    if resolved is not None and (
+        row.dispute_resolved_at is None or resolved > row.dispute_resolved_at
+    ):
+        await protective.refuse_clearing(
+            session, subject, {CaseFlag.DISPUTE.value}, "dispute_resolved_at"
+        )
+    await protective.record(session, subject, added, actor=actor, source="api", now=now)
     return await _change_case(session, row, changes, "case.update", actor=actor, now=now)
 
 
@@ -210,7 +226,7 @@ async def add_party(
     rows = case_rows(normalised, row.portfolio, now)
     rows.parties[0]["position"] = len(row.parties)
     rows.case = {}
-    await cases.upsert_parties(session, rows)
+    await protective.upsert(session, [rows], actor=actor, source="api", now=now, include_case=False)
     await _record(
         session,
         actor=actor,
@@ -244,9 +260,16 @@ async def update_party(
     party = await _party(session, case_id, party_id)
     changes = patch.model_dump(exclude_unset=True)
     _no_nulls(changes, ("name", "knows_of_debt", "refused_contact"))
-    if party.refused_contact and changes.get("refused_contact") is False:
+    if "refused_contact" in changes:
         # A refusal stops all further contact with that person (NIFA art. 18; 15 USC 1692c(c)).
-        raise ConflictError("a recorded refusal cannot be withdrawn through the API")
+        subject = protective.Subject("party", party.id, case_id)
+        merged = protective.merge(
+            protective.party_facts(party.refused_contact),
+            protective.party_facts(changes["refused_contact"]),
+        )
+        await protective.refuse_clearing(session, subject, merged.kept)
+        changes["refused_contact"] = protective.REFUSED in merged.facts
+        await protective.record(session, subject, merged.added, actor=actor, source="api", now=now)
     before = _apply(party, changes)
     await _record(
         session,
@@ -306,6 +329,15 @@ async def add_contact_point(
         number_mobile=number_mobile,
     )
     session.add(row)
+    await session.flush()
+    await protective.record(
+        session,
+        protective.Subject("contact_point", row.id, case_id),
+        protective.point_facts(row.opted_out, row.do_not_call),
+        actor=actor,
+        source="api",
+        now=now,
+    )
     await _record(
         session,
         actor=actor,
@@ -328,15 +360,27 @@ async def update_contact_point(
         raise NotFoundError(f"no contact point {cp_id}")
     changes = patch.model_dump(exclude_unset=True)
     _no_nulls(changes, ("validity", "do_not_call"))
-    if "opted_out" in changes and not set(row.opted_out) <= set(changes["opted_out"] or ()):
-        # Opt-out is immediate and lasting (12 CFR 1006.6(e); compliance.md "always").
-        raise ConflictError(
-            "an opt-out cannot be withdrawn through the API",
-            [FieldError("opted_out", "may only grow")],
-        )
     for key in ("consent", "opted_out"):
         if key in changes:
             changes[key] = sorted(str(c) for c in changes[key] or ())
+    # Opt-outs (12 CFR 1006.6(e)), do-not-call and consent revocations (FCC 24-18) only
+    # grow: a consent revoked here is recorded as a fact and cannot be granted again.
+    subject = protective.Subject("contact_point", row.id, row.case_id)
+    revoked = await protective.revocations(session, row.id)
+    consent = changes.get("consent", row.consent)
+    revoking = {f"{protective.CONSENT_REVOKED}{c}" for c in set(row.consent) - set(consent)}
+    revoking |= {f for f in revoked if f.removeprefix(protective.CONSENT_REVOKED) not in consent}
+    merged = protective.merge(
+        protective.point_facts(row.opted_out, row.do_not_call) | revoked,
+        protective.point_facts(
+            changes.get("opted_out", row.opted_out), changes.get("do_not_call", row.do_not_call)
+        )
+        | revoking,
+    )
+    await protective.refuse_clearing(session, subject, merged.kept)
+    if "opted_out" in changes:
+        changes["opted_out"] = protective.channels(merged.facts, protective.OPTED_OUT)
+    await protective.record(session, subject, merged.added, actor=actor, source="api", now=now)
     if "validity" in changes and changes["validity"] is not None:
         changes["validity"] = str(changes["validity"])
     before = _apply(row, changes)

@@ -28,6 +28,7 @@ from dialer.convert import CaseRows, case_rows
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, cases, portfolios
 from dialer.errors import FieldError, UnsupportedMediaTypeError, ValidationFailedError
+from dialer.services import protective
 from dialer.services.normalise import normalise_case
 from dialer.settings import Settings
 
@@ -73,12 +74,24 @@ class RowError:
     external_ref: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeptFact:
+    """A row that would have cleared a stored protective fact: the fact was kept."""
+
+    line: int
+    external_ref: str
+    field: str
+    fact: str
+    message: str  # "kept: cease, recorded 2026-12-01 02:00 UTC by supervisor:mei (api)"
+
+
 @dataclass(slots=True)
 class ImportReport:
     lines: int = 0
     cases_created: int = 0
     cases_updated: int = 0
     errors: list[RowError] = field(default_factory=list)
+    kept: list[KeptFact] = field(default_factory=list)
 
 
 def format_for(filename: str | None, content_type: str | None) -> ImportFormat:
@@ -304,6 +317,18 @@ class _Batch:
     def __init__(self) -> None:
         self.rows: list[CaseRows] = []
         self.keys: set[tuple[str, str]] = set()
+        self.lines: dict[Any, int] = {}  # case, party and contact point id -> its line
+
+
+def _lines_of(parsed: _Parsed, rows: CaseRows) -> dict[Any, int]:
+    """The line each of a case's rows came from (parties and points keep their order)."""
+    out: dict[Any, int] = {rows.case["id"]: parsed.line}
+    for i, party in enumerate(rows.parties):
+        out[party["id"]] = parsed.lines.get((i,), parsed.line)
+        points = [cp for cp in rows.contact_points if cp["party_id"] == party["id"]]
+        for j, cp in enumerate(points):
+            out[cp["id"]] = parsed.lines.get((i, j), out[party["id"]])
+    return out
 
 
 async def import_stream(
@@ -327,7 +352,8 @@ async def import_stream(
         # Created vs updated from the portfolios' sizes around the upsert: one indexed count
         # instead of a lookup per case (a concurrent import of the same portfolio skews it).
         before = await cases.count_in(session, names)
-        await cases.upsert(session, batch.rows)
+        # Protective facts only tighten (architecture invariant 8): stored ones are kept.
+        kept = await protective.upsert(session, batch.rows, actor=actor, source="import", now=now)
         created = await cases.count_in(session, names) - before
         existing = len(batch.rows) - created
         await audit.append(
@@ -342,7 +368,11 @@ async def import_stream(
         await session.commit()
         report.cases_created += created
         report.cases_updated += existing
-        batch.rows, batch.keys = [], set()
+        report.kept += [
+            KeptFact(batch.lines.get(k.entity_id, 0), k.external_ref, k.field, k.fact, k.message)
+            for k in kept
+        ]
+        batch.rows, batch.keys, batch.lines = [], set(), {}
 
     counted = _count(lines, report)
     parsed_docs = _readable(_csv(counted) if fmt == ImportFormat.CSV else _jsonl(counted), report)
@@ -384,8 +414,10 @@ async def import_stream(
         key = (portfolio.name, doc.external_ref)
         if key in batch.keys:  # the same case twice in one statement: flush the first
             await flush()
-        batch.rows.append(case_rows(doc, portfolio.name, now))
+        rows = case_rows(doc, portfolio.name, now)
+        batch.rows.append(rows)
         batch.keys.add(key)
+        batch.lines.update(_lines_of(parsed, rows))
         if len(batch.rows) >= settings.import_batch_size:
             await flush()
     await flush()

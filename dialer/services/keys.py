@@ -6,17 +6,24 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.auth import Principal, Role, generate_key, key_matches, key_prefix
 from dialer.db.models import ApiKeyRow
 from dialer.db.repositories import audit, keys
-from dialer.errors import NotFoundError, UnauthorizedError
+from dialer.errors import ConflictError, FieldError, NotFoundError, UnauthorizedError
 
 
 async def create_key(
     session: AsyncSession, *, role: Role, name: str, actor: str, now: datetime
 ) -> tuple[ApiKeyRow, str]:
+    """A new key. Its name is an identity (an agent's "my cases" are the cases assigned to
+    that name; the audit names the actor by it), so no two active keys share a name; the
+    unique index `uq_api_keys_active_name` holds it under concurrent requests too."""
+    holder = await keys.active_by_name(session, name)
+    if holder is not None:
+        raise _name_taken(name, holder.role)
     new = generate_key()
     row = ApiKeyRow(
         id=uuid.uuid4(),
@@ -26,7 +33,11 @@ async def create_key(
         hash=new.hash,
         created_at=now,
     )
-    await keys.add(session, row)
+    try:
+        await keys.add(session, row)
+    except IntegrityError as exc:  # a concurrent request took the name
+        await session.rollback()
+        raise _name_taken(name, None) from exc
     await audit.append(
         session,
         at=now,
@@ -40,6 +51,15 @@ async def create_key(
     return row, new.plaintext
 
 
+def _name_taken(name: str, role: str | None) -> ConflictError:
+    held = f" (role {role})" if role else ""
+    return ConflictError(
+        f"an active key is already named {name!r}{held}: a key's name is its holder's "
+        "identity; revoke that key first or choose another name",
+        [FieldError("name", "held by an active key")],
+    )
+
+
 async def list_keys(session: AsyncSession) -> Sequence[ApiKeyRow]:
     return await keys.list_all(session)
 
@@ -51,6 +71,14 @@ async def revoke_key(
     if row is None:
         raise NotFoundError(f"no API key {key_id}")
     if row.revoked_at is None:
+        if row.role == Role.ADMIN.value:
+            # Locked on PostgreSQL: two admins revoking each other at once leave one.
+            admins = await keys.lock_active_admins(session)
+            if [a.id for a in admins] == [row.id]:
+                raise ConflictError(
+                    "this is the last active admin key: nobody could manage keys or "
+                    "portfolios without it; create another admin key first"
+                )
         await keys.revoke(session, row, now)
         await audit.append(
             session,

@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.attempt_state import AttemptState
 from dialer.db.models import AttemptRow, ContactPointRow
 from dialer.db.repositories import audit
+from dialer.db.repositories import protective as facts_repo
 from dialer.dispatch.fence import SEND_WINDOW, SETTLE_MARGIN
+from dialer.services import protective
 from strategy.model import Channel
 
 
@@ -42,10 +44,14 @@ async def opt_out(
     """Block `channel` on each point; returns how many were not blocked already."""
     changed = 0
     for point in points:
-        if channel.value in point.opted_out:
+        stored = protective.point_facts(point.opted_out, point.do_not_call)
+        merged = protective.merge(stored, stored | {f"{protective.OPTED_OUT}{channel.value}"})
+        if not merged.added:
             continue
-        point.opted_out = sorted({*point.opted_out, channel.value})
+        point.opted_out = protective.channels(merged.facts, protective.OPTED_OUT)
         changed += 1
+        subject = protective.Subject("contact_point", point.id, point.case_id)
+        await protective.record(session, subject, merged.added, actor=actor, source=source, now=now)
         await audit.append(
             session,
             at=now,
@@ -68,13 +74,16 @@ async def opt_in(
     actor: str,
     now: datetime,
 ) -> int:
-    """Lift an opt-out of `channel` (an inbound START/YES/UNSTOP); recorded like one."""
+    """Lift an opt-out of `channel` (an inbound START/YES/UNSTOP): the consumer's own
+    opt-in from that number (CTIA; 47 CFR 64.1200), the one lifting not made by a
+    supervisor's clearing. Recorded like an opt-out."""
     changed = 0
     for point in points:
         if channel.value not in point.opted_out:
             continue
         point.opted_out = sorted(set(point.opted_out) - {channel.value})
         changed += 1
+        await facts_repo.forget(session, point.id, f"{protective.OPTED_OUT}{channel.value}")
         await audit.append(
             session,
             at=now,

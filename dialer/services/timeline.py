@@ -1,6 +1,7 @@
-"""A case's timeline: attempts, outcomes with notes, tasks, inbound messages and the
-strategy versions of its portfolio, in time order; and the latest summary, what an agent
-reads before the next call (source: "open the next call with a summary of the last")."""
+"""A case's timeline: attempts, outcomes with notes, tasks, inbound messages, protective
+facts recorded and cleared, and the strategy versions of its portfolio, in time order;
+and the latest summary, what an agent reads before the next call (source: "open the next
+call with a summary of the last")."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import AttemptRow, InboundMessageRow, OutcomeRow, StrategyRow, TaskRow
+from dialer.db.repositories import audit as audit_repo
+from dialer.db.repositories import protective as protective_repo
 from dialer.services.callbacks import RESULT_RANK
 from dialer.services.cases import get_case
 from strategy.model import Result
@@ -108,6 +111,35 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
                 name=s.name,
                 version=s.version,
                 activated_by=s.activated_by,
+            )
+        )
+    # Protective facts: who recorded each one still standing, and every supervisor's
+    # clearing with its reason (architecture invariant 8).
+    for f in await protective_repo.of_case(session, case_id):
+        entries.append(
+            _entry(
+                f.recorded_at,
+                "protective_fact",
+                fact=f.fact,
+                entity=f.entity,
+                entity_id=f.entity_id,
+                recorded_by=f.recorded_by,
+                source=f.source,
+            )
+        )
+    subjects = [str(case_id)] + [str(p.id) for p in case.parties]
+    subjects += [str(cp.id) for p in case.parties for cp in p.contact_points]
+    for cleared in await audit_repo.entries_for(session, "protective.clear", subjects):
+        entries.append(
+            _entry(
+                cleared.at,
+                "protective_fact_cleared",
+                fact=cleared.detail.get("fact"),
+                entity=cleared.entity,
+                entity_id=cleared.entity_id,
+                reason=cleared.detail.get("reason"),
+                cleared_by=cleared.actor,
+                recorded=cleared.detail.get("recorded"),
             )
         )
     entries.sort(key=lambda e: (e["at"] is None, e["at"] or datetime.min, e["kind"]))

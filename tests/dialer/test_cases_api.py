@@ -84,7 +84,7 @@ async def test_update_case_changes_fields_and_is_audited(api: Api) -> None:
     r = await api.client.patch(
         f"/v1/cases/{created['id']}",
         json={"balance": "500.00", "flags": ["dispute"]},
-        headers=api.auth(Role.AGENT),
+        headers=api.auth(Role.SERVICE),
     )
     assert r.status_code == 200, r.text
     assert r.json()["balance"] == "500.00"
@@ -94,7 +94,7 @@ async def test_update_case_changes_fields_and_is_audited(api: Api) -> None:
     )
     actions = [e["action"] for e in audit.json()]
     assert actions == ["case.create", "case.update"]
-    assert audit.json()[1]["actor"] == "agent:agent-1"
+    assert audit.json()[1]["actor"] == "service:service-1"
 
 
 async def test_update_case_cannot_null_a_required_field(api: Api) -> None:
@@ -102,7 +102,7 @@ async def test_update_case_cannot_null_a_required_field(api: Api) -> None:
         await api.client.post("/v1/cases", json=cn_case(), headers=api.auth(Role.AGENT))
     ).json()
     r = await api.client.patch(
-        f"/v1/cases/{created['id']}", json={"amount": None}, headers=api.auth(Role.AGENT)
+        f"/v1/cases/{created['id']}", json={"amount": None}, headers=api.auth(Role.SERVICE)
     )
     assert r.status_code == 422
     assert r.json()["error"]["fields"][0]["field"] == "amount"
@@ -192,7 +192,7 @@ async def test_update_party_and_contact_point(api: Api) -> None:
         json={"refused_contact": False},
         headers=h,
     )
-    assert r.status_code == 409
+    assert r.status_code == 403
     cp = case["parties"][0]["contact_points"][0]
     r = await api.client.patch(
         f"/v1/contact-points/{cp['id']}",

@@ -12,10 +12,12 @@ from dialer.api.deps import (
     CaseReader,
     CaseWriter,
     NowDep,
-    ServiceOnly,
+    PaymentRecorder,
+    ProtectiveClearer,
     SessionDep,
     SettingsDep,
     Supervisor,
+    check_book_fields,
 )
 from dialer.api.schemas.cases import (
     AssignmentIn,
@@ -28,10 +30,11 @@ from dialer.api.schemas.cases import (
     ContactPointPatch,
     PartyIn,
     PartyPatch,
+    ProtectiveClearIn,
 )
 from dialer.api.schemas.common import Page
 from dialer.api.schemas.outcomes import OutcomeIn, OutcomeOut, PaymentIn, PaymentOut
-from dialer.services import cases, outcomes
+from dialer.services import cases, outcomes, protective
 
 router = APIRouter(tags=["cases"])
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -76,7 +79,36 @@ async def get_case(case_id: uuid.UUID, session: SessionDep, who: CaseReader) -> 
 async def update_case(
     case_id: uuid.UUID, body: CasePatch, session: SessionDep, now: NowDep, who: CaseWriter
 ) -> object:
+    """Change a case. Flags may be added, never removed (a supervisor clears one with
+    `POST /cases/{id}/protective-facts/clear`); amount, balance, currency, due date and
+    status belong to the book: service keys (and imports) change them, agents do not."""
+    check_book_fields(who, body.model_fields_set)
     return await cases.update_case(session, case_id, body, actor=who.actor, now=now)
+
+
+@router.post("/cases/{case_id}/protective-facts/clear", response_model=CaseOut)
+async def clear_protective_fact(
+    case_id: uuid.UUID,
+    body: ProtectiveClearIn,
+    session: SessionDep,
+    now: NowDep,
+    who: ProtectiveClearer,
+) -> object:
+    """Clear one protective fact, with a reason (supervisors only): a case flag, a
+    party's refusal (`party_id`), or a contact point's do-not-call, opt-out or consent
+    revocation (`contact_point_id`, and `channel` for the last two). Audited with the
+    reason; shown in the case's timeline; the next decision no longer has it."""
+    return await protective.clear(
+        session,
+        case_id,
+        fact=body.fact.value,
+        reason=body.reason,
+        party_id=body.party_id,
+        contact_point_id=body.contact_point_id,
+        channel=body.channel,
+        actor=who.actor,
+        now=now,
+    )
 
 
 @router.post("/cases/{case_id}/parties", status_code=201, response_model=CaseOut)
@@ -152,6 +184,7 @@ async def record_outcome(
 
 @router.post("/cases/{case_id}/payments", status_code=201, response_model=PaymentOut)
 async def record_payment(
-    case_id: uuid.UUID, body: PaymentIn, session: SessionDep, now: NowDep, who: ServiceOnly
+    case_id: uuid.UUID, body: PaymentIn, session: SessionDep, now: NowDep, who: PaymentRecorder
 ) -> object:
+    """A payment taken (an agent on the phone, the ledger's feed): lowers the balance."""
     return await outcomes.record_payment(session, case_id, body, actor=who.actor, now=now)

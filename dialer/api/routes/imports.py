@@ -92,4 +92,5 @@ async def import_cases(
         "cases_updated": report.cases_updated,
         "rejected": len({e.external_ref or f"line {e.line}" for e in report.errors}),
         "errors": [asdict(e) for e in report.errors],
+        "kept": [asdict(k) for k in report.kept],
     }

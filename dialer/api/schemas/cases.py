@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
@@ -94,6 +95,32 @@ class ContactPointPatch(In):
     timezone: Zone = None
     do_not_call: bool | None = None
     mobile: bool | None = None
+
+
+class ProtectiveFact(StrEnum):
+    """What a supervisor may clear: a case flag, or a party's or contact point's fact."""
+
+    CEASE = "cease"
+    DISPUTE = "dispute"
+    BANKRUPTCY = "bankruptcy"
+    DECEASED = "deceased"
+    ATTORNEY = "attorney"
+    DO_NOT_CALL = "do_not_call"  # the case flag, or the contact point's with contact_point_id
+    REFUSED_CONTACT = "refused_contact"
+    OPTED_OUT = "opted_out"
+    CONSENT_REVOKED = "consent_revoked"
+
+
+class ProtectiveClearIn(In):
+    fact: ProtectiveFact
+    reason: Annotated[
+        str, Field(min_length=1, max_length=2000, pattern=r"\S", description="why it is cleared")
+    ]
+    party_id: uuid.UUID | None = Field(default=None, description="for refused_contact")
+    contact_point_id: uuid.UUID | None = Field(
+        default=None, description="for opted_out, consent_revoked, a point's do_not_call"
+    )
+    channel: Channel | None = Field(default=None, description="for opted_out, consent_revoked")
 
 
 class AssignmentIn(In):

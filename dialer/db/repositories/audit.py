@@ -53,3 +53,11 @@ async def list_entries(
     if after_id is not None:
         stmt = stmt.where(AuditRow.id > after_id)
     return (await session.scalars(stmt)).all()
+
+
+async def entries_for(
+    session: AsyncSession, action: str, entity_ids: Sequence[str]
+) -> Sequence[AuditRow]:
+    """The entries of one action about any of `entity_ids`, oldest first."""
+    stmt = select(AuditRow).where(AuditRow.action == action, AuditRow.entity_id.in_(entity_ids))
+    return (await session.scalars(stmt.order_by(AuditRow.id))).all()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,9 @@ _PARTIES: Table = PartyRow.__table__  # type: ignore[assignment]
 _POINTS: Table = ContactPointRow.__table__  # type: ignore[assignment]
 
 # Re-import updates the book's facts but never what the service itself recorded since
-# (tier, assignment, pinned version; opt-outs, consent revocations, wrong numbers).
+# (tier, assignment, pinned version; consent revocations, wrong numbers). Protective facts
+# (flags, refusals, opt-outs, do-not-call) arrive here already merged with the stored ones
+# by `dialer.services.protective.upsert`, which holds the rows locked: they only grow.
 _CASE_UPDATED = (
     "amount",
     "balance",
@@ -35,9 +37,26 @@ _CASE_UPDATED = (
     "dispute_resolved_at",
     "updated_at",
 )
-_PARTY_UPDATED = ("position", "role", "name", "relation", "knows_of_debt", "timezone", "title")
+_PARTY_UPDATED = (
+    "position",
+    "role",
+    "name",
+    "relation",
+    "knows_of_debt",
+    "refused_contact",
+    "timezone",
+    "title",
+)
 # The number's stored facts are derived again on every write (`convert.number_facts`).
-_POINT_UPDATED = ("position", "timezone", "mobile", "number_zones", "number_mobile")
+_POINT_UPDATED = (
+    "position",
+    "opted_out",
+    "timezone",
+    "do_not_call",
+    "mobile",
+    "number_zones",
+    "number_mobile",
+)
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
@@ -75,11 +94,7 @@ async def upsert(
         stmt = _insert(session, _PARTIES)
         stmt = stmt.on_conflict_do_update(
             index_elements=["case_id", "key"],
-            set_={
-                **{c: stmt.excluded[c] for c in _PARTY_UPDATED},
-                # a recorded refusal stays recorded whatever a re-import says
-                "refused_contact": or_(_PARTIES.c.refused_contact, stmt.excluded.refused_contact),
-            },
+            set_={c: stmt.excluded[c] for c in _PARTY_UPDATED},
         )
         await session.execute(stmt, parties)
     points = [p for d in docs for p in d.contact_points]
@@ -87,10 +102,7 @@ async def upsert(
         stmt = _insert(session, _POINTS)
         stmt = stmt.on_conflict_do_update(
             index_elements=["party_id", "kind", "value"],
-            set_={
-                **{c: stmt.excluded[c] for c in _POINT_UPDATED},
-                "do_not_call": or_(_POINTS.c.do_not_call, stmt.excluded.do_not_call),
-            },
+            set_={c: stmt.excluded[c] for c in _POINT_UPDATED},
         )
         await session.execute(stmt, points)
 

@@ -30,3 +30,20 @@ async def list_all(session: AsyncSession) -> Sequence[ApiKeyRow]:
 async def revoke(session: AsyncSession, row: ApiKeyRow, at: datetime) -> None:
     row.revoked_at = at
     await session.flush()
+
+
+async def active_by_name(session: AsyncSession, name: str) -> ApiKeyRow | None:
+    return await session.scalar(
+        select(ApiKeyRow).where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
+    )
+
+
+async def lock_active_admins(session: AsyncSession) -> Sequence[ApiKeyRow]:
+    """The active admin keys, locked FOR UPDATE on PostgreSQL until the caller commits."""
+    stmt = (
+        select(ApiKeyRow)
+        .where(ApiKeyRow.role == "admin", ApiKeyRow.revoked_at.is_(None))
+        .order_by(ApiKeyRow.id)
+        .with_for_update()
+    )
+    return (await session.scalars(stmt.execution_options(populate_existing=True))).all()

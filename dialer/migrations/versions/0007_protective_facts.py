@@ -1,0 +1,60 @@
+"""Protective facts keep who recorded them, and an API key's name is one identity.
+
+`protective_facts`: one row per protective fact (a case flag, a party's refusal, a
+contact point's opt-out, do-not-call or consent revocation) with when, by whom and
+through what it was recorded, so an import that would clear one can report it
+(architecture invariant 8). Facts recorded before this revision have no row; the
+service says so where it would name the recorder.
+
+`uq_api_keys_active_name`: at most one active (not revoked) key per name: an agent's
+name is whose cases are "my cases". Revoke the old key before issuing a new one.
+
+Revision ID: 0006_protective_facts
+Revises: 0006 (attempt lease and fence)
+Create Date: 2026-12-07 19:10:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006_protective_facts"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "protective_facts",
+        sa.Column("entity_id", sa.Uuid(), nullable=False),
+        sa.Column("fact", sa.String(length=40), nullable=False),
+        sa.Column("entity", sa.String(length=16), nullable=False),
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recorded_by", sa.String(length=128), nullable=False),
+        sa.Column("source", sa.String(length=128), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_protective_facts_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("entity_id", "fact", name=op.f("pk_protective_facts")),
+    )
+    op.create_index("ix_protective_facts_case_id", "protective_facts", ["case_id"])
+    op.create_index(
+        "uq_api_keys_active_name",
+        "api_keys",
+        ["name"],
+        unique=True,
+        postgresql_where=sa.text("revoked_at IS NULL"),
+        sqlite_where=sa.text("revoked_at IS NULL"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("uq_api_keys_active_name", table_name="api_keys")
+    op.drop_index("ix_protective_facts_case_id", table_name="protective_facts")
+    op.drop_table("protective_facts")
