@@ -6,13 +6,22 @@ Money and status belong to the book: agents record outcomes and payments instead
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from dialer.auth import Role
-from tests.dialer.conftest import Api
+from dialer.db.engine import build_engine, build_sessionmaker
+from dialer.db.migrate import alembic_config, upgrade_to_head
+from dialer.db.models import ApiKeyRow, AuditRow
+from tests.conftest import Database
+from tests.dialer.conftest import NOW, Api, settings_for
 from tests.dialer.factories import cn_case
 from tests.dialer.test_decisions_api import _activate
 
@@ -396,3 +405,43 @@ async def test_two_active_keys_cannot_share_a_name(api: Api) -> None:
     assert (await api.client.delete(f"/v1/keys/{first.json()['id']}", headers=h)).status_code == 200
     again = await api.client.post("/v1/keys", json={"role": "agent", "name": "agent-7"}, headers=h)
     assert again.status_code == 201, again.text
+
+
+async def test_the_migration_separates_active_keys_that_already_share_a_name(
+    database: Database,
+) -> None:
+    """Two active `agent-7` keys before 0006: the older keeps the name, the later one is
+    renamed after its own prefix (audited), and the unique index then holds."""
+    engine = build_engine(settings_for(database))
+
+    def upgrade_to_0005(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade_to_0005)
+        async with build_sessionmaker(engine)() as session:
+            for i, prefix in enumerate(("aaaaaaaaaaaa", "bbbbbbbbbbbb")):
+                session.add(
+                    ApiKeyRow(
+                        id=uuid.uuid4(),
+                        name="agent-7",
+                        role="agent",
+                        prefix=prefix,
+                        hash="0" * 64,
+                        created_at=NOW + timedelta(minutes=i),
+                    )
+                )
+            await session.commit()
+        await upgrade_to_head(engine)
+        async with build_sessionmaker(engine)() as session:
+            names = sorted((await session.scalars(select(ApiKeyRow.name))).all())
+            [renamed] = (
+                await session.scalars(select(AuditRow).where(AuditRow.action == "key.rename"))
+            ).all()
+        assert names == ["agent-7", "agent-7~bbbbbbbbbbbb"]
+        assert renamed.detail["after"] == {"name": "agent-7~bbbbbbbbbbbb"}
+    finally:
+        await engine.dispose()
