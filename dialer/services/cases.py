@@ -168,6 +168,7 @@ async def update_case(
     """Change a case. Flags are protective: a patch may add one, never remove one, and
     may not resolve a dispute (a supervisor's clearing, `protective.clear`). Which role
     may change the book's money and status is checked where roles are (`api.deps`)."""
+    await protective.hold(session, case_id)
     row = await get_case(session, case_id)
     changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
     for key in ("stage", "status"):
@@ -257,7 +258,9 @@ async def update_party(
     actor: str,
     now: datetime,
 ) -> CaseRow:
+    await protective.hold(session, case_id)
     party = await _party(session, case_id, party_id)
+    await session.refresh(party)
     changes = patch.model_dump(exclude_unset=True)
     _no_nulls(changes, ("name", "knows_of_debt", "refused_contact"))
     if "refused_contact" in changes:
@@ -358,6 +361,8 @@ async def update_contact_point(
     row = await cases.get_contact_point(session, cp_id)
     if row is None:
         raise NotFoundError(f"no contact point {cp_id}")
+    await protective.hold(session, row.case_id)
+    await session.refresh(row)
     changes = patch.model_dump(exclude_unset=True)
     _no_nulls(changes, ("validity", "do_not_call"))
     for key in ("consent", "opted_out"):

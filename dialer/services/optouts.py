@@ -43,7 +43,9 @@ async def opt_out(
 ) -> int:
     """Block `channel` on each point; returns how many were not blocked already."""
     changed = 0
+    await facts_repo.lock_cases(session, [p.case_id for p in points])  # in id order
     for point in points:
+        await session.refresh(point)
         stored = protective.point_facts(point.opted_out, point.do_not_call)
         merged = protective.merge(stored, stored | {f"{protective.OPTED_OUT}{channel.value}"})
         if not merged.added:

@@ -95,6 +95,11 @@ def _provenance_rows(
     ]
 
 
+async def hold(session: AsyncSession, case_id: uuid.UUID) -> None:
+    """Lock a case before reading the facts a write will merge (see `lock_cases`)."""
+    await facts_repo.lock_cases(session, [case_id])
+
+
 async def record(
     session: AsyncSession,
     subject: Subject,
@@ -288,6 +293,7 @@ async def clear(
     stood), who recorded it and why it was cleared. Clearing `dispute` also resolves the
     disputes made on calls (`dispute_resolved_at`). The caller's role is checked in
     `api.deps`; this commits."""
+    await hold(session, case_id)
     case = await cases.get(session, case_id)
     if case is None:
         raise NotFoundError(f"no case {case_id}")

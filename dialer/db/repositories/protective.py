@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, delete, false, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +66,24 @@ async def forget(session: AsyncSession, entity_id: uuid.UUID, fact: str) -> None
     )
 
 
+async def lock_cases(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> None:
+    """Hold the cases until the caller commits, before reading facts to merge: every
+    writer of protective facts locks first, so none overwrites another's fact with a
+    list read before it was added. PostgreSQL: the case rows, FOR UPDATE in id order.
+    SQLite has no row locks: a write statement matching nothing takes the database's
+    write lock for the transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        stmt = update(CaseRow).where(false()).values(updated_at=CaseRow.updated_at)
+        await session.execute(stmt, execution_options={"synchronize_session": False})
+        return
+    ids = sorted(set(case_ids))
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        await session.execute(
+            select(CaseRow.id).where(CaseRow.id.in_(chunk)).order_by(CaseRow.id).with_for_update()
+        )
+
+
 @dataclass(slots=True)
 class Stored:
     """What the database holds for cases about to be upserted, keyed by row id."""
@@ -77,23 +95,22 @@ class Stored:
 
 async def stored_for_upsert(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> Stored:
     """Flags, refusals, opt-outs and do-not-call of the existing ones among `case_ids`,
-    their rows locked FOR UPDATE on PostgreSQL until the caller commits."""
+    read after `lock_cases`."""
     out = Stored()
+    await lock_cases(session, case_ids)
     for i in range(0, len(case_ids), 500):
         chunk = list(case_ids[i : i + 500])
         cases = select(CaseRow.id, CaseRow.flags, CaseRow.dispute_resolved_at).where(
             CaseRow.id.in_(chunk)
         )
-        for cid, flags, resolved in await session.execute(cases.with_for_update()):
+        for cid, flags, resolved in await session.execute(cases):
             out.cases[cid] = (list(flags or ()), resolved)
-        if not out.cases:
-            continue
         parties = select(PartyRow.id, PartyRow.refused_contact).where(PartyRow.case_id.in_(chunk))
-        for pid, refused in await session.execute(parties.with_for_update()):
+        for pid, refused in await session.execute(parties):
             out.parties[pid] = bool(refused)
         points = select(
             ContactPointRow.id, ContactPointRow.opted_out, ContactPointRow.do_not_call
         ).where(ContactPointRow.case_id.in_(chunk))
-        for cpid, opted_out, dnc in await session.execute(points.with_for_update()):
+        for cpid, opted_out, dnc in await session.execute(points):
             out.points[cpid] = (list(opted_out or ()), bool(dnc))
     return out
