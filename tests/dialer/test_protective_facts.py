@@ -5,6 +5,7 @@ Money and status belong to the book: agents record outcomes and payments instead
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -16,10 +17,15 @@ from alembic import command
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from dialer.api.schemas.cases import CaseIn
 from dialer.auth import Role
+from dialer.convert import case_rows
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import alembic_config, upgrade_to_head
-from dialer.db.models import ApiKeyRow, AuditRow
+from dialer.db.models import ApiKeyRow, AuditRow, ContactPointRow
+from dialer.services import cases, optouts, protective
+from dialer.services.normalise import normalise_case
+from strategy.model import Channel
 from tests.conftest import Database
 from tests.dialer.conftest import NOW, Api, settings_for
 from tests.dialer.factories import cn_case
@@ -443,5 +449,47 @@ async def test_the_migration_separates_active_keys_that_already_share_a_name(
             ).all()
         assert names == ["agent-7", "agent-7~bbbbbbbbbbbb"]
         assert renamed.detail["after"] == {"name": "agent-7~bbbbbbbbbbbb"}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_stop_during_an_import_of_the_same_case_loses_neither_opt_out(
+    api: Api,
+) -> None:
+    """The nightly file adds a voice opt-out while an inbound STOP adds the SMS one: the
+    import holds the case from reading its facts to committing, so the STOP reads the
+    point only after it and both opt-outs stay (without the hold, the STOP's list, read
+    before the import wrote, would overwrite the voice opt-out)."""
+    engine = build_engine(api.settings)
+    maker = build_sessionmaker(engine)
+    try:
+        async with maker() as session:
+            case = await cases.create_case(
+                session, CaseIn.model_validate(cn_case()), actor="t", now=NOW
+            )
+            point_id = case.parties[0].contact_points[0].id
+
+        async def inbound_stop() -> None:
+            async with maker() as session:
+                point = await session.get(ContactPointRow, point_id)
+                assert point is not None
+                await optouts.opt_out(
+                    session, [point], Channel.SMS, source="inbound sms", actor="twilio", now=NOW
+                )
+                await session.commit()
+
+        file = cn_case()
+        file["parties"][0]["contact_points"][0]["opted_out"] = ["voice"]
+        rows = case_rows(normalise_case(CaseIn.model_validate(file), "CN"), "cn-loans", NOW)
+        async with maker() as importer:
+            await protective.hold(importer, case.id)
+            stop = asyncio.create_task(inbound_stop())
+            await asyncio.wait({stop}, timeout=1.0)  # the STOP gets as far as it can
+            await protective.upsert(importer, [rows], actor="import", source="import", now=NOW)
+            await importer.commit()
+        await stop
+        async with maker() as session:
+            point = await session.get(ContactPointRow, point_id)
+            assert point is not None and point.opted_out == ["sms", "voice"]
     finally:
         await engine.dispose()
