@@ -97,22 +97,18 @@ class ContactPointPatch(In):
     mobile: bool | None = None
 
 
-class ProtectiveFact(StrEnum):
-    """What a supervisor may clear: a case flag, or a party's or contact point's fact."""
+class PartyOrPointFact(StrEnum):
+    """Protective facts of a party or a contact point (a case's are its `CaseFlag`s)."""
 
-    CEASE = "cease"
-    DISPUTE = "dispute"
-    BANKRUPTCY = "bankruptcy"
-    DECEASED = "deceased"
-    ATTORNEY = "attorney"
-    DO_NOT_CALL = "do_not_call"  # the case flag, or the contact point's with contact_point_id
     REFUSED_CONTACT = "refused_contact"
     OPTED_OUT = "opted_out"
     CONSENT_REVOKED = "consent_revoked"
 
 
 class ProtectiveClearIn(In):
-    fact: ProtectiveFact
+    """One protective fact to clear; `do_not_call` with `contact_point_id` is the point's."""
+
+    fact: CaseFlag | PartyOrPointFact
     reason: Annotated[
         str, Field(min_length=1, max_length=2000, pattern=r"\S", description="why it is cleared")
     ]
