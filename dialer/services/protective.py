@@ -6,7 +6,7 @@ revocation. Every path that writes one (API create and update, CSV/JSONL import,
 passes the stored and the incoming facts through `merge`, the one rule: the incoming
 facts are added, the stored ones are kept. What an input tried to clear is refused (API,
 403) or reported (import, "kept: cease, recorded ... by ..."). Only a supervisor clears a
-fact, through `clear`, with a reason; the clearing is audited and the next decision sees it.
+fact, through `clearing.clear`, with a reason.
 """
 
 from __future__ import annotations
@@ -20,18 +20,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.convert import CaseRows
-from dialer.db.models import CaseRow, ProtectiveFactRow
-from dialer.db.repositories import audit, cases
+from dialer.db.models import ProtectiveFactRow
+from dialer.db.repositories import cases
 from dialer.db.repositories import protective as facts_repo
-from dialer.errors import (
-    ConflictError,
-    FieldError,
-    ForbiddenError,
-    NotFoundError,
-    ValidationFailedError,
-)
-from dialer.services.digest import digest
-from strategy.model import CaseFlag, Channel
+from dialer.errors import FieldError, ForbiddenError
+from strategy.model import CaseFlag
 
 # Every case flag restricts contact (compliance.md "Always"; 15 USC 1692c(a)(2) for attorney).
 CASE_FACTS = frozenset(f.value for f in CaseFlag)
@@ -121,7 +114,7 @@ def recorded(row: ProtectiveFactRow | None) -> str:
     return f"recorded {row.recorded_at:%Y-%m-%d %H:%M} UTC by {row.recorded_by} ({row.source})"
 
 
-def _named(fact: str) -> str:
+def named(fact: str) -> str:
     for prefix in (OPTED_OUT, CONSENT_REVOKED):
         if fact.startswith(prefix):
             return f"{prefix.rstrip(':')} {fact.removeprefix(prefix)}"
@@ -154,14 +147,14 @@ async def refuse_clearing(
         return
     found = await facts_repo.provenance(session, [(subject.entity_id, f) for f in names])
     described = "; ".join(
-        f"{_named(f)} ({recorded(found.get((subject.entity_id, f)))})" for f in names
+        f"{named(f)} ({recorded(found.get((subject.entity_id, f)))})" for f in names
     )
     path = CLEAR_PATH.format(case_id=subject.case_id)
     raise ForbiddenError(
         f"{described}: a protective fact is never removed by an update or an import; "
         f"only a supervisor clears one, with {path} and a reason",
         [
-            FieldError(field or field_of(subject.entity, f), f"may add {_named(f)}, not remove it")
+            FieldError(field or field_of(subject.entity, f), f"may add {named(f)}, not remove it")
             for f in names
         ],
     )
@@ -194,7 +187,7 @@ class Kept:
 
     @property
     def message(self) -> str:
-        return f"kept: {_named(self.fact)}, {self.recorded}"
+        return f"kept: {named(self.fact)}, {self.recorded}"
 
 
 async def upsert(
@@ -260,116 +253,3 @@ def _write_back(doc: CaseRows, subject: Subject, facts: frozenset[str]) -> None:
         if cp["id"] == subject.entity_id:
             cp["opted_out"] = channels(facts, OPTED_OUT)
             cp["do_not_call"] = DO_NOT_CALL in facts
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, list | tuple | set | frozenset):
-        return sorted(str(v) for v in value)
-    return value if isinstance(value, str | bool | type(None)) else str(value)
-
-
-def _missing(field: str, why: str) -> ValidationFailedError:
-    return ValidationFailedError(f"{field} is required: {why}", [FieldError(field, why)])
-
-
-def _absent(what: str) -> ConflictError:
-    return ConflictError(f"nothing to clear: {what}", [FieldError("fact", what)])
-
-
-async def clear(
-    session: AsyncSession,
-    case_id: uuid.UUID,
-    *,
-    fact: str,
-    reason: str,
-    party_id: uuid.UUID | None,
-    contact_point_id: uuid.UUID | None,
-    channel: Channel | None,
-    actor: str,
-    now: datetime,
-) -> CaseRow:
-    """A supervisor's clearing of one protective fact, with a reason: the fact goes, the
-    audit log keeps the values before and after (so `dialer audit` rebuilds the case as it
-    stood), who recorded it and why it was cleared. Clearing `dispute` also resolves the
-    disputes made on calls (`dispute_resolved_at`). The caller's role is checked in
-    `api.deps`; this commits."""
-    await hold(session, case_id)
-    case = await cases.get(session, case_id)
-    if case is None:
-        raise NotFoundError(f"no case {case_id}")
-    reason = reason.strip()
-    if not reason:
-        raise _missing("reason", "say why the protective fact is cleared")
-    before: dict[str, Any]
-    after: dict[str, Any]
-    if fact in CASE_FACTS and not (fact == DO_NOT_CALL and contact_point_id is not None):
-        subject, name = Subject("case", case.id, case.id), fact
-        if fact not in case.flags and fact != CaseFlag.DISPUTE.value:
-            raise _absent(f"the case has no {fact} flag")
-        before = {"flags": case.flags, "dispute_resolved_at": case.dispute_resolved_at}
-        case.flags = sorted(set(case.flags) - {fact})
-        if fact == CaseFlag.DISPUTE.value:  # a dispute made on a call is resolved with it
-            case.dispute_resolved_at = now
-        after = {"flags": case.flags, "dispute_resolved_at": case.dispute_resolved_at}
-    elif fact == REFUSED:
-        party = next((p for p in case.parties if p.id == party_id), None)
-        if party is None:
-            raise _missing("party_id", "name a party of this case")
-        if not party.refused_contact:
-            raise _absent("this party has not refused contact")
-        subject, name = Subject("party", party.id, case.id), REFUSED
-        before, after = {REFUSED: True}, {REFUSED: False}
-        party.refused_contact = False
-    else:
-        points = {cp.id: cp for p in case.parties for cp in p.contact_points}
-        point = points.get(contact_point_id) if contact_point_id else None
-        if point is None:
-            raise _missing("contact_point_id", "name a contact point of this case")
-        subject = Subject("contact_point", point.id, case.id)
-        if fact == DO_NOT_CALL:
-            if not point.do_not_call:
-                raise _absent("the contact point is not marked do-not-call")
-            name, before, after = DO_NOT_CALL, {DO_NOT_CALL: True}, {DO_NOT_CALL: False}
-            point.do_not_call = False
-        else:
-            if channel is None:
-                raise _missing("channel", f"name the channel of the {fact}")
-            prefix = OPTED_OUT if fact == OPTED_OUT.rstrip(":") else CONSENT_REVOKED
-            name = f"{prefix}{channel.value}"
-            if prefix == OPTED_OUT:
-                if channel.value not in point.opted_out:
-                    raise _absent(f"the contact point has not opted out of {channel.value}")
-                before = {"opted_out": point.opted_out}
-                point.opted_out = sorted(set(point.opted_out) - {channel.value})
-                after = {"opted_out": point.opted_out}
-            else:
-                if name not in await revocations(session, point.id):
-                    raise _absent(f"no revocation of {channel.value} consent is recorded")
-                before, after = {}, {}  # the consent itself is granted again by an update
-    found = await facts_repo.provenance(session, [(subject.entity_id, name)])
-    await facts_repo.forget(session, subject.entity_id, name)
-    case.updated_at = now
-    b = {k: _jsonable(v) for k, v in before.items()}
-    a = {k: _jsonable(v) for k, v in after.items()}
-    await audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action="protective.clear",
-        entity=subject.entity,
-        entity_id=str(subject.entity_id),
-        before_digest=digest(b),
-        after_digest=digest(a),
-        detail={
-            "case_id": str(case.id),
-            "fact": _named(name),
-            "reason": reason,
-            "recorded": recorded(found.get((subject.entity_id, name))),
-            "before": b,
-            "after": a,
-        },
-    )
-    await session.commit()
-    row = await cases.get(session, case_id)
-    assert row is not None
-    return row

@@ -34,7 +34,7 @@ from dialer.api.schemas.cases import (
 )
 from dialer.api.schemas.common import Page
 from dialer.api.schemas.outcomes import OutcomeIn, OutcomeOut, PaymentIn, PaymentOut
-from dialer.services import cases, outcomes, protective
+from dialer.services import cases, clearing, outcomes
 
 router = APIRouter(tags=["cases"])
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -98,7 +98,7 @@ async def clear_protective_fact(
     party's refusal (`party_id`), or a contact point's do-not-call, opt-out or consent
     revocation (`contact_point_id`, and `channel` for the last two). Audited with the
     reason; shown in the case's timeline; the next decision no longer has it."""
-    return await protective.clear(
+    return await clearing.clear(
         session,
         case_id,
         fact=body.fact.value,
