@@ -166,7 +166,7 @@ async def update_case(
     session: AsyncSession, case_id: uuid.UUID, patch: CasePatch, *, actor: str, now: datetime
 ) -> CaseRow:
     """Change a case. Flags are protective: a patch may add one, never remove one, and
-    may not resolve a dispute (a supervisor's clearing, `protective.clear`). Which role
+    may not resolve a dispute (a supervisor's clearing, `clearing.clear`). Which role
     may change the book's money and status is checked where roles are (`api.deps`)."""
     await protective.hold(session, case_id)
     row = await get_case(session, case_id)
