@@ -416,18 +416,18 @@ async def test_two_active_keys_cannot_share_a_name(api: Api) -> None:
 async def test_the_migration_separates_active_keys_that_already_share_a_name(
     database: Database,
 ) -> None:
-    """Two active `agent-7` keys before 0006: the older keeps the name, the later one is
-    renamed after its own prefix (audited), and the unique index then holds."""
+    """Two active `agent-7` keys before 0006_protective_facts: the older keeps the name, the
+    later one is renamed after its own prefix (audited), and the unique index then holds."""
     engine = build_engine(settings_for(database))
 
-    def upgrade_to_0005(connection: Connection) -> None:
+    def upgrade_to_0006(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, "0005")
+        command.upgrade(config, "0006")
 
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(upgrade_to_0005)
+            await conn.run_sync(upgrade_to_0006)
         async with build_sessionmaker(engine)() as session:
             for i, prefix in enumerate(("aaaaaaaaaaaa", "bbbbbbbbbbbb")):
                 session.add(
