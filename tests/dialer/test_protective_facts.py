@@ -416,7 +416,7 @@ async def test_two_active_keys_cannot_share_a_name(api: Api) -> None:
 async def test_the_migration_separates_active_keys_that_already_share_a_name(
     database: Database,
 ) -> None:
-    """Two active `agent-7` keys before 0006_protective_facts: the older keeps the name, the
+    """Two active `agent-7` keys before 0007: the older keeps the name, the
     later one is renamed after its own prefix (audited), and the unique index then holds."""
     engine = build_engine(settings_for(database))
 

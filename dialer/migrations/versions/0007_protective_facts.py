@@ -12,7 +12,7 @@ active keys already share a name, the oldest keeps it and each later one is rena
 `<name>~<prefix>` (its own key prefix), with an audit entry: every key keeps working, and
 no one sees another holder's cases any more until an admin reassigns them.
 
-Revision ID: 0006_protective_facts
+Revision ID: 0007
 Revises: 0006 (attempt lease and fence)
 Create Date: 2026-12-07 19:10:00
 """
@@ -36,7 +36,7 @@ _AUDIT = sa.table(
     sa.column("detail", JSON),
 )
 
-revision: str = "0006_protective_facts"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
