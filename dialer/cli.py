@@ -32,14 +32,14 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _run(factory: Callable[[], Awaitable[T]]) -> T:
+def _run(factory: Callable[[], Awaitable[T]], *, error_code: int = 1) -> T:
     try:
         return asyncio.run(_wrap(factory))
     except DialerError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         for f in exc.fields:
             err.print(f"  {f.field}: {f.reason}")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(error_code) from exc
 
 
 async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
@@ -236,7 +236,8 @@ def audit_command(
     show: Annotated[int, typer.Option(help="violations to list")] = 20,
 ) -> None:
     """Replay every dispatched attempt against the strategy version and guardrail profile
-    that allowed it; exit 1 when any violation is found."""
+    that allowed it; exit 1 when any violation is found, 2 on an error (an unknown
+    portfolio, a bad --since)."""
     import json
 
     from dialer.services.audit import AuditReport, audit
@@ -258,7 +259,8 @@ def audit_command(
         finally:
             await engine.dispose()
 
-    report = _run(go)
+    # An error (an unknown portfolio) exits 2: exit 1 means "violations found".
+    report = _run(go, error_code=2)
     if as_json:
         typer.echo(
             json.dumps(

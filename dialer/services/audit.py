@@ -5,9 +5,22 @@ worker knew at the reservation instant T and asks `strategy.engine.decide` again
 strategy version and guardrail profile recorded on the attempt. The attempt's (party,
 contact point, channel) must be among the allowed actions, and the disclosure it recorded
 no more than the one granted. Independently of the engine it also checks: at most one
-provider id per attempt, nothing sent after a recorded opt-out of that contact point and
-channel, the send instant inside the allowed action's window, and no task that needs an
+provider id per attempt, nothing dialled after a recorded opt-out of that contact point and
+channel, the dial instant inside the allowed action's window, and no task that needs an
 approval completed without one.
+
+An attempt that reached the provider is a contact whatever state its record ended in: one
+with a provider id (on the row or named by a callback) is replayed and counted in the
+history of the others even when it is recorded `not_sent` (a stalled worker that dialled
+after its attempt was given away). When such an attempt was also planned again and the
+fresh attempt reached the provider too, both are reported `double_dial`; a provider id on
+an attempt recorded as never placed is reported `record`.
+
+The dial instant: the worker reserves an attempt, may wait for a pacing slot, dials, and
+writes `sent_at` once the provider has answered, which can be after the call's own
+callbacks (a keypad 9 during the call). The dial happened no later than `sent_at` and no
+later than the first callback the provider sent for the attempt; the earlier of the two
+is the instant judged (never before the reservation).
 
 What is reconstructed, and how:
 - history: the contacts of the case that were reserved strictly before T, and payments
@@ -44,7 +57,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.attempt_state import LIVE_OR_DONE
@@ -53,11 +66,13 @@ from dialer.db.models import (
     AuditRow,
     CaseRow,
     PaymentRow,
+    Portfolio,
     StrategyRow,
     TaskRow,
     WebhookEventRow,
 )
 from dialer.dispatch.facts import load_facts
+from dialer.errors import NotFoundError
 from dialer.services.strategies import compiled_for
 from strategy.compiled import CompiledStrategy
 from strategy.decision import Decision, Reason
@@ -79,6 +94,7 @@ from strategy.model import (
 
 # "refused": the engine refused the attempt for a reason of another kind (a dispute or
 # cease flag, a refused party, a closed case, no consent, ...): the detail names its rules.
+# "record": a provider id on an attempt recorded as never placed (`not_sent`, ...).
 RULES = (
     "cap",
     "window",
@@ -88,6 +104,7 @@ RULES = (
     "double_dial",
     "no_decision",
     "refused",
+    "record",
 )
 MAX_TIE_GROUP = 5
 _CONTACTS = sorted(s.value for s in LIVE_OR_DONE)
@@ -144,7 +161,12 @@ async def audit(
     max_violations: int = 10_000,
     send_grace: timedelta = timedelta(seconds=30),
 ) -> AuditReport:
-    """Replay every dispatched attempt (reserved at or after `since`, in `portfolio`)."""
+    """Replay every dispatched attempt (reserved at or after `since`, in `portfolio`).
+    An unknown portfolio is an error (NotFoundError), not an empty, clean audit."""
+    if portfolio is not None:
+        async with sessions() as session:
+            if await session.get(Portfolio, portfolio) is None:
+                raise NotFoundError(f"no portfolio {portfolio!r}")
     auditor = _Auditor(max_violations, send_grace)
     after: uuid.UUID | None = None
     while True:
@@ -158,9 +180,26 @@ async def audit(
     return auditor.report()
 
 
+def _reached_provider() -> Any:
+    """The attempt holds a provider id, on its row or named by one of its callbacks."""
+    return or_(
+        AttemptRow.provider_sid.is_not(None),
+        exists().where(
+            WebhookEventRow.attempt_id == AttemptRow.id,
+            WebhookEventRow.provider_sid.is_not(None),
+        ),
+    )
+
+
+def _contact() -> Any:
+    """A contact: in a state where a provider holds it, or (whatever its state) with a
+    provider id, since a call placed is a call placed however its record ended."""
+    return or_(AttemptRow.state.in_(_CONTACTS), _reached_provider())
+
+
 def _audited(since: datetime | None) -> list[Any]:
     where: list[Any] = [
-        AttemptRow.state.in_(_CONTACTS),
+        _contact(),
         or_(
             AttemptRow.reserved_at.is_not(None),
             AttemptRow.provider_sid.is_not(None),
@@ -194,6 +233,21 @@ class _CaseData:
     changes: list[AuditRow]  # audited changes of the case, its parties and points, newest first
     created: dict[str, datetime]  # party / contact point id -> created at
     provider_ids: dict[uuid.UUID, set[str]]  # attempt -> provider ids its callbacks named
+    first_callback: dict[uuid.UUID, datetime] = field(default_factory=dict)  # attempt -> instant
+
+    def ids_of(self, a: AttemptRow) -> set[str]:
+        """Every provider id the attempt is known by (its row and its callbacks)."""
+        return self.provider_ids.get(a.id, set()) | ({a.provider_sid} if a.provider_sid else set())
+
+    def dialled_at(self, a: AttemptRow) -> datetime | None:
+        """The instant the attempt was dialled, at the latest: its `sent_at` (written once
+        the provider answered the create) or the provider's first callback for it,
+        whichever is earlier, never before its reservation. None: it never reached one."""
+        bounds = [t for t in (a.sent_at, self.first_callback.get(a.id)) if t is not None]
+        if not bounds:
+            return None
+        dialled = min(bounds)
+        return max(dialled, a.reserved_at) if a.reserved_at is not None else dialled
 
 
 class _Auditor:
@@ -255,9 +309,11 @@ class _Auditor:
         replayable: list[tuple[AttemptRow, CompiledStrategy]] = []
         for a in members:
             self.checked += 1
-            ids = d.provider_ids.get(a.id, set()) | ({a.provider_sid} if a.provider_sid else set())
+            ids = d.ids_of(a)
             if len(ids) > 1:
                 self.add(a.id, a.case_id, "double_dial", f"provider ids {sorted(ids)}")
+            for rule, detail in _dialled_again(a, d):
+                self.add(a.id, a.case_id, rule, detail)
             if a.reserved_at is None or a.strategy_version_id is None or not a.profile:
                 self.add(a.id, a.case_id, "no_decision", "dispatched without a recorded decision")
                 continue
@@ -295,13 +351,16 @@ class _Auditor:
         assert a.reserved_at is not None
         when = a.reserved_at
         case = case_as_of(d, when)
+        dialled = d.dialled_at(a)
         verdicts = [
-            self._check(a, decide(case, hist, when, cs), a.sent_at or when)
+            self._check(a, decide(case, hist, when, cs), dialled)
             for hist in _histories(a, d, when, first)
         ]
         return min(verdicts, key=len)
 
-    def _check(self, a: AttemptRow, decision: Decision, sent: datetime) -> list[tuple[str, str]]:
+    def _check(
+        self, a: AttemptRow, decision: Decision, dialled: datetime | None
+    ) -> list[tuple[str, str]]:
         cp = str(a.contact_point_id)
         channel = Channel(a.channel)
         action = decision.allowed_for(cp, channel)
@@ -326,13 +385,13 @@ class _Auditor:
         ):
             if recorded is None or Disclosure(recorded).rank > granted.rank:
                 out.append(("disclosure", f"{what} {recorded} recorded, {granted} granted"))
-        if a.sent_at is not None and not (
-            action.window_start - self.send_grace <= sent <= action.window_end + self.send_grace
+        if dialled is not None and not (
+            action.window_start - self.send_grace <= dialled <= action.window_end + self.send_grace
         ):
             out.append(
                 (
                     "window",
-                    f"sent at {sent.isoformat()}, allowed "
+                    f"dialled at {dialled.isoformat()}, allowed "
                     f"{action.window_start.isoformat()}..{action.window_end.isoformat()}",
                 )
             )
@@ -342,16 +401,18 @@ class _Auditor:
     def _recorded_opt_outs(
         replayable: Sequence[tuple[AttemptRow, CompiledStrategy]], d: _CaseData
     ) -> list[tuple[AttemptRow, str, str]]:
-        """Independently of the engine: sent after an opt-out of that contact point and
-        channel was recorded, and not lifted by an opt-in before the send."""
+        """Independently of the engine: dialled after an opt-out of that contact point and
+        channel was recorded, and not lifted by an opt-in before the dial. An opt-out
+        recorded during the call itself (keypad 9 while it is in progress, before the
+        worker has written `sent_at`) came after the dial: it binds the next attempt."""
         out = []
         for a, _ in replayable:
-            sent = a.sent_at or a.reserved_at
-            assert sent is not None
+            dialled = d.dialled_at(a) or a.reserved_at
+            assert dialled is not None
             point = str(a.contact_point_id)
             opted_at: datetime | None = None
             for row in reversed(d.changes):  # oldest first
-                if row.at > sent:
+                if row.at >= dialled:
                     break
                 if row.entity_id != point or row.detail.get("channel") != a.channel:
                     continue
@@ -364,8 +425,8 @@ class _Auditor:
                     (
                         a,
                         "opt_out",
-                        f"{a.channel} sent at {sent.isoformat()} after an opt-out recorded at "
-                        f"{opted_at.isoformat()}",
+                        f"{a.channel} dialled at {dialled.isoformat()} after an opt-out"
+                        f" recorded at {opted_at.isoformat()}",
                     )
                 )
         return out
@@ -430,7 +491,7 @@ async def _load(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> dict[uu
     contacts: dict[uuid.UUID, list[AttemptRow]] = defaultdict(list)
     for a in await session.scalars(
         select(AttemptRow)
-        .where(AttemptRow.case_id.in_(case_ids), AttemptRow.state.in_(_CONTACTS))
+        .where(AttemptRow.case_id.in_(case_ids), _contact())
         .order_by(AttemptRow.at, AttemptRow.id)
     ):
         contacts[a.case_id].append(a)
@@ -461,21 +522,84 @@ async def _load(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> dict[uu
                 created[cid][row.entity_id] = row.at
             changes[cid].append(row)
     provider_ids: dict[uuid.UUID, set[str]] = defaultdict(set)
+    first_callback: dict[uuid.UUID, datetime] = {}
     ids = [a.id for rows in contacts.values() for a in rows]
     for chunk in _chunks(ids, 500):
         for ev in await session.execute(
-            select(WebhookEventRow.attempt_id, WebhookEventRow.provider_sid)
+            select(
+                WebhookEventRow.attempt_id,
+                WebhookEventRow.provider_sid,
+                func.min(WebhookEventRow.received_at),
+            )
             .where(WebhookEventRow.attempt_id.in_(chunk))
             .where(WebhookEventRow.provider_sid.is_not(None))
-            .distinct()
+            .group_by(WebhookEventRow.attempt_id, WebhookEventRow.provider_sid)
         ):
-            if ev[0] is not None and ev[1] is not None:
-                provider_ids[ev[0]].add(ev[1])
+            if ev[0] is None or ev[1] is None:
+                continue
+            provider_ids[ev[0]].add(ev[1])
+            if ev[2] is not None:
+                first = _aware(ev[2])
+                known = first_callback.get(ev[0])
+                first_callback[ev[0]] = first if known is None else min(known, first)
     out: dict[uuid.UUID, _CaseData] = {}
     for cid, f in facts.items():
         rows = changes[cid]
         rows.sort(key=lambda r: (r.at, r.id), reverse=True)
-        out[cid] = _CaseData(f.case, contacts[cid], payments[cid], rows, created[cid], provider_ids)
+        out[cid] = _CaseData(
+            f.case, contacts[cid], payments[cid], rows, created[cid], provider_ids, first_callback
+        )
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    """An aggregate (min) comes back without the column's type on some drivers: UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _dialled_again(a: AttemptRow, d: _CaseData) -> list[tuple[str, str]]:
+    """Independently of the engine: an attempt recorded as never placed (`not_sent`) that
+    the provider holds anyway, and the fresh attempt planned in its place (its notes name
+    it: the reconciler's re-plan, the worker's retry). Both reaching the provider is one
+    planned contact dialled twice; the first alone is a false record."""
+    out: list[tuple[str, str]] = []
+    mine = d.ids_of(a)
+    if not mine:
+        return out
+    if a.state not in _CONTACTS:
+        again = [
+            o
+            for o in d.contacts
+            if o.id != a.id and o.notes and str(a.id) in o.notes and d.ids_of(o)
+        ]
+        if again:
+            names = ", ".join(f"{o.id} ({', '.join(sorted(d.ids_of(o)))})" for o in again)
+            out.append(
+                (
+                    "double_dial",
+                    f"recorded {a.state} yet dialled ({', '.join(sorted(mine))}), and planned"
+                    f" again as {names}, dialled as well",
+                )
+            )
+        else:
+            out.append(
+                ("record", f"recorded {a.state} yet the provider holds {', '.join(sorted(mine))}")
+            )
+    for o in d.contacts:
+        if (
+            o.id != a.id
+            and o.state not in _CONTACTS
+            and a.notes
+            and str(o.id) in a.notes
+            and d.ids_of(o)
+        ):
+            out.append(
+                (
+                    "double_dial",
+                    f"planned in place of {o.id}, recorded {o.state} yet dialled as well"
+                    f" ({', '.join(sorted(d.ids_of(o)))})",
+                )
+            )
     return out
 
 

@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from dialer.api.schemas.cases import CasePatch
 from dialer.cli import app
 from dialer.db.models import AttemptRow, ContactPointRow, TaskRow, WebhookEventRow
+from dialer.dispatch.reconciler import REPLAN_NOTE
+from dialer.errors import NotFoundError
 from dialer.services import tasks
 from dialer.services.audit import AuditReport, audit
 from dialer.services.cases import update_case
@@ -121,7 +123,8 @@ async def test_a_clean_morning_audits_clean(world: World) -> None:
     # the filters narrow what is replayed
     later = await audit(world.maker, since=INSIDE + timedelta(minutes=35))
     assert later.ok() and later.attempts_checked == len(dispatched) - len(sent)
-    assert (await audit(world.maker, portfolio="elsewhere")).attempts_checked == 0
+    with pytest.raises(NotFoundError, match="elsewhere"):
+        await audit(world.maker, portfolio="elsewhere")
 
 
 async def test_each_injected_violation_is_named_with_its_rule(world: World) -> None:
@@ -308,3 +311,129 @@ def test_audit_command_reports_violations_as_json(
     assert [v["rule"] for v in doc["violations"]] == ["window"]
     text = runner.invoke(app, ["audit", "--since", "2026-12-01T18:00:00+00:00"])
     assert text.exit_code == 1 and "window: 1" in text.stdout
+
+
+async def _callback(world: World, attempt_id: uuid.UUID, sid: str, at: datetime, kind: str) -> None:
+    async with world.maker() as session:
+        session.add(
+            WebhookEventRow(
+                key=f"{kind}-{sid}-{at.isoformat()}",
+                kind=kind,
+                attempt_id=attempt_id,
+                provider_sid=sid,
+                status="received",
+                received_at=at,
+                fields={},
+            )
+        )
+        await session.commit()
+
+
+async def test_an_opt_out_pressed_during_the_call_is_judged_by_the_dial(world: World) -> None:
+    """Keypad 9 pressed during the very call: the opt-out is recorded while the call is in
+    progress, before the worker has written `sent_at` (the simulator's callbacks arrive
+    before the create returns). The call was dialled before the opt-out: no violation.
+    A STOP recorded while an attempt waited for its pacing slot, before its dial, still
+    is one."""
+    sent = await _morning(world)
+    one, two = sent[0], sent[1]
+    reserved = INSIDE + timedelta(minutes=45)
+    # the call: reserved, dialled, ringing at +0.5 s, keypad 9 at +3 s, sent_at at +4 s
+    during = await _copy(world, one, reserved, sent_at=reserved + timedelta(seconds=4))
+    sid = f"CA{during.hex}"
+    await _callback(world, during, sid, reserved + timedelta(seconds=0.5), "voice_status")
+    await _callback(world, during, sid, reserved + timedelta(seconds=3), "gather")
+    async with world.maker() as session:
+        point = await session.get(ContactPointRow, one.contact_point_id)
+        assert point is not None
+        await opt_out(
+            session,
+            [point],
+            Channel.VOICE,
+            source="keypad 9",
+            actor="twilio:keypad",
+            now=reserved + timedelta(seconds=3),
+        )
+        await session.commit()
+    report = await audit(world.maker)
+    assert report.ok(), report.violations
+
+    # reserved, a STOP while it waits for its slot, then dialled: its first callback and
+    # its sent_at both come after the STOP
+    late = await _copy(world, two, reserved, sent_at=reserved + timedelta(seconds=8))
+    await _callback(world, late, f"CA{late.hex}", reserved + timedelta(seconds=7), "voice_status")
+    async with world.maker() as session:
+        point = await session.get(ContactPointRow, two.contact_point_id)
+        assert point is not None
+        await opt_out(
+            session,
+            [point],
+            Channel.VOICE,
+            source="sms",
+            actor="twilio:inbound",
+            now=reserved + timedelta(seconds=5),
+        )
+        await session.commit()
+    report = await audit(world.maker)
+    assert [(v.attempt_id, v.rule) for v in report.violations] == [(late, "opt_out")]
+
+
+async def test_an_attempt_with_a_provider_id_is_replayed_whatever_its_state(
+    world: World,
+) -> None:
+    """A stalled worker dials after the reconciler took its attempt as `not_sent` and
+    planned a fresh one, which another worker dialled: one planned call, two provider
+    calls. Both are reported as a double dial, the `not_sent` call counts in the history
+    (the fresh one is over the cap), and a `not_sent` attempt the provider holds with no
+    second call is a false record."""
+    sent = await _morning(world)
+    one, two = sent[0], sent[1]
+    # the morning's call was the first of the day: a second and a third at +45 and +50
+    await _copy(world, one, INSIDE + timedelta(minutes=40))
+    given_away = await _copy(
+        world, one, INSIDE + timedelta(minutes=45), state="not_sent", result="pending"
+    )
+    fresh = await _copy(
+        world,
+        one,
+        INSIDE + timedelta(minutes=50),
+        notes=f"{REPLAN_NOTE}{given_away} was never placed",
+    )
+    # a not_sent attempt the provider holds, never planned again
+    alone = await _copy(
+        world, two, INSIDE + timedelta(minutes=45), state="not_sent", result="pending"
+    )
+    report = await audit(world.maker)
+    found = _rules(report)
+    assert found == {
+        given_away: {"double_dial", "cap"},
+        fresh: {"double_dial", "cap"},
+        alone: {"record"},
+    }, found
+    # the fresh attempt over the cap only because the given-away call counts
+    detail = [v.detail for v in report.violations if v.attempt_id == fresh and v.rule == "cap"]
+    assert detail, report.violations
+    # every attempt that was reserved is replayed, the not_sent ones the provider holds too
+    dispatched = [a for a in await world.attempts() if a.reserved_at is not None]
+    assert report.attempts_checked == len(dispatched)
+
+
+def test_audit_command_rejects_an_unknown_portfolio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}")
+    monkeypatch.setenv("DIALER_DATABASE_URL", db.url)
+
+    async def morning() -> None:
+        w = await make_world(db, strategy=mid_tier_strategy(case_cap=CAP, spacing_minutes=None))
+        try:
+            await _morning(w, cases=2)
+        finally:
+            await w.close()
+
+    asyncio.run(morning())
+    out = CliRunner().invoke(app, ["audit", "--portfolio", "no-such"])
+    assert out.exit_code == 2, out.output
+    assert out.output.strip() == "error: no portfolio 'no-such'", out.output
+    known = CliRunner().invoke(app, ["audit", "--portfolio", "cn-loans"])
+    assert known.exit_code == 0, known.output
