@@ -24,6 +24,7 @@ from strategy.model import (
     History,
     Party,
     PartyRole,
+    RecordedUnreachable,
     Result,
     Stage,
     Validity,
@@ -136,6 +137,15 @@ def case_rows(doc: CaseIn, portfolio: str, now: datetime) -> CaseRows:
     return rows
 
 
+def recorded_unreachable(
+    since: datetime | None, until: datetime | None, source: str | None
+) -> RecordedUnreachable | None:
+    """`Case.recorded_unreachable` from the three stored columns (all or nothing)."""
+    if since is None or until is None:
+        return None
+    return RecordedUnreachable(since=since, until=until, source=source or "")
+
+
 def case_from_row(row: CaseRow) -> Case:
     return Case(
         id=str(row.id),
@@ -149,6 +159,9 @@ def case_from_row(row: CaseRow) -> Case:
         flags=frozenset(CaseFlag(f) for f in row.flags),
         portfolio=row.portfolio,
         dispute_resolved_at=row.dispute_resolved_at,
+        recorded_unreachable=recorded_unreachable(
+            row.unreachable_since, row.unreachable_until, row.unreachable_source
+        ),
         parties=tuple(
             Party(
                 id=str(p.id),

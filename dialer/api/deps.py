@@ -71,6 +71,8 @@ Approver = Annotated[Principal, Depends(require(Role.APPROVER))]
 CaseWriter = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT, Role.SERVICE))]
 CaseReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT, Role.SERVICE))]
 Agent = Annotated[Principal, Depends(require(Role.AGENT))]
+# Recording a debtor unreachable loosens protection: people who work the case, not services.
+AgentOrSupervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
 TaskReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPROVER, Role.AGENT))]
 TaskWorker = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
 StrategyReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPROVER))]

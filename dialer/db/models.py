@@ -92,6 +92,10 @@ class CaseRow(Base):
     strategy_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("strategies.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The debtor recorded unreachable (0008): since, until (expiry) and source, all or none.
+    unreachable_since: Mapped[datetime | None]
+    unreachable_until: Mapped[datetime | None]
+    unreachable_source: Mapped[str | None] = mapped_column(String(64))
 
     parties: Mapped[list[PartyRow]] = relationship(
         back_populates="case", order_by="PartyRow.position", cascade="all, delete-orphan"

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 
 from dialer.attempt_state import AttemptState
-from dialer.convert import point_facts
+from dialer.convert import point_facts, recorded_unreachable
 from dialer.db.models import (
     AttemptRow,
     CaseRow,
@@ -76,7 +76,12 @@ _CASE_COLS = (
     CaseRow.portfolio,
     CaseRow.dispute_resolved_at,
     CaseRow.strategy_version_id,
+    CaseRow.unreachable_since,
+    CaseRow.unreachable_until,
+    CaseRow.unreachable_source,
 )
+# Where `lock_cases` puts the portfolio's active strategy, profile and country.
+PORTFOLIO_COLUMNS = slice(len(_CASE_COLS), len(_CASE_COLS) + 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +195,7 @@ async def load_facts(
             portfolio=cr[9],
             dispute_resolved_at=cr[10],
             parties=tuple(parties.get(cid, ())),
+            recorded_unreachable=recorded_unreachable(cr[12], cr[13], cr[14]),
         )
         paid = payments.get(cid)
         history = History(

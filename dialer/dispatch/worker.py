@@ -85,7 +85,7 @@ from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, 
 from dialer.db.types import UTCDateTime
 from dialer.dispatch import outbox, pacing
 from dialer.dispatch.batcher import Batcher
-from dialer.dispatch.facts import CaseFacts, load_facts, lock_cases
+from dialer.dispatch.facts import PORTFOLIO_COLUMNS, CaseFacts, load_facts, lock_cases
 from dialer.dispatch.fence import SEND_WINDOW
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
@@ -437,7 +437,9 @@ class Dispatcher:
                 "retry", retry=RetryLater(self.config.paused_retry, f"campaign {attempt.status}")
             )
         case_row = locked.get(item.case_id)
-        strategy_id, profile, country = case_row[12:15] if case_row else (None, None, None)
+        strategy_id, profile, country = (
+            case_row[PORTFOLIO_COLUMNS] if case_row else (None, None, None)
+        )
         version_id = (facts.strategy_version_id or strategy_id) if facts else None
         found = (
             await self.strategies.get(session, version_id, profile)

@@ -61,6 +61,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.attempt_state import LIVE_OR_DONE
+from dialer.convert import recorded_unreachable
 from dialer.db.models import (
     AttemptRow,
     AuditRow,
@@ -659,7 +660,7 @@ def _case_field(key: str, value: Any) -> Any:
             return Decimal(str(value))
         case "due_date" | "stage_started_on":
             return date.fromisoformat(str(value))
-        case "dispute_resolved_at":
+        case "dispute_resolved_at" | "unreachable_since" | "unreachable_until":
             return datetime.fromisoformat(str(value))
         case "flags":
             return frozenset(CaseFlag(f) for f in value)
@@ -686,6 +687,8 @@ _CASE_KEYS = frozenset(
     {"amount", "balance", "currency", "due_date", "stage", "stage_started_on", "status",
      "flags", "dispute_resolved_at"}
 )  # fmt: skip
+# The recorded unreachability's columns (`dialer.services.reachability`), undone together.
+_UNREACHABLE_KEYS = ("unreachable_since", "unreachable_until", "unreachable_source")
 _PARTY_KEYS = frozenset(
     {"name", "relation", "knows_of_debt", "refused_contact", "timezone", "title"}
 )
@@ -707,7 +710,9 @@ def case_as_of(d: _CaseData, when: datetime) -> Case:
             break
         before = row.detail.get("before") if isinstance(row.detail, dict) else None
         if row.entity == "case" and isinstance(before, dict):
-            case_changes.update({k: v for k, v in before.items() if k in _CASE_KEYS})
+            case_changes.update(
+                {k: v for k, v in before.items() if k in _CASE_KEYS or k in _UNREACHABLE_KEYS}
+            )
         elif row.entity == "party" and isinstance(before, dict):
             party_changes[row.entity_id].update(
                 {k: v for k, v in before.items() if k in _PARTY_KEYS}
@@ -749,4 +754,12 @@ def case_as_of(d: _CaseData, when: datetime) -> Case:
         p2: Party = replace(p, **pfields) if pfields else p
         parties.append(replace(p2, contact_points=tuple(points)))
     cfields = {k: _case_field(k, v) for k, v in case_changes.items()}
+    if any(k in cfields for k in _UNREACHABLE_KEYS):
+        current = case.recorded_unreachable
+        since, until, source = (
+            cfields.pop(k) if k in cfields else getattr(current, k.removeprefix("unreachable_"))
+            if current is not None else None
+            for k in _UNREACHABLE_KEYS
+        )  # fmt: skip
+        cfields["recorded_unreachable"] = recorded_unreachable(since, until, source)
     return replace(case, **cfields, parties=tuple(parties))

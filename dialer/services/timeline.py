@@ -12,7 +12,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.db.models import AttemptRow, InboundMessageRow, OutcomeRow, StrategyRow, TaskRow
+from dialer.db.models import (
+    AttemptRow,
+    AuditRow,
+    InboundMessageRow,
+    OutcomeRow,
+    StrategyRow,
+    TaskRow,
+)
 from dialer.db.repositories import audit as audit_repo
 from dialer.db.repositories import protective as protective_repo
 from dialer.services.callbacks import RESULT_RANK
@@ -140,6 +147,30 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
                 reason=cleared.detail.get("reason"),
                 cleared_by=cleared.actor,
                 recorded=cleared.detail.get("recorded"),
+            )
+        )
+    for audited in await session.scalars(
+        select(AuditRow)
+        .where(
+            AuditRow.entity == "case",
+            AuditRow.entity_id == str(case_id),
+            AuditRow.action.in_(("case.unreachable.record", "case.unreachable.clear")),
+        )
+        .order_by(AuditRow.id)
+    ):
+        after = audited.detail.get("after", {}) if isinstance(audited.detail, dict) else {}
+        before = audited.detail.get("before", {}) if isinstance(audited.detail, dict) else {}
+        shown = after if audited.action == "case.unreachable.record" else before
+        entries.append(
+            _entry(
+                audited.at,
+                "unreachable_recorded"
+                if audited.action == "case.unreachable.record"
+                else "unreachable_cleared",
+                since=shown.get("unreachable_since"),
+                until=shown.get("unreachable_until"),
+                source=shown.get("unreachable_source"),
+                recorded_by=audited.actor,
             )
         )
     entries.sort(key=lambda e: (e["at"] is None, e["at"] or datetime.min, e["kind"]))

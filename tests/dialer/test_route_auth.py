@@ -36,6 +36,8 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/cases/{case_id}/parties/{party_id}/contact-points"): {S, G, V},
     ("PATCH", "/v1/contact-points/{cp_id}"): {S, G, V},
     ("PUT", "/v1/cases/{case_id}/assignment"): {S},
+    ("PUT", "/v1/cases/{case_id}/unreachable"): {S, G},
+    ("DELETE", "/v1/cases/{case_id}/unreachable"): {S, G, V},
     ("GET", "/v1/me/cases"): {G},
     ("POST", "/v1/cases/{case_id}/outcomes"): {G},
     ("POST", "/v1/cases/{case_id}/payments"): {V, G},

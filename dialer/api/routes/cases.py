@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from dialer.api.deps import (
     Agent,
+    AgentOrSupervisor,
     CaseReader,
     CaseWriter,
     NowDep,
@@ -31,10 +32,11 @@ from dialer.api.schemas.cases import (
     PartyIn,
     PartyPatch,
     ProtectiveClearIn,
+    UnreachableIn,
 )
 from dialer.api.schemas.common import Page
 from dialer.api.schemas.outcomes import OutcomeIn, OutcomeOut, PaymentIn, PaymentOut
-from dialer.services import cases, clearing, outcomes
+from dialer.services import cases, clearing, outcomes, reachability
 
 router = APIRouter(tags=["cases"])
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -188,3 +190,25 @@ async def record_payment(
 ) -> object:
     """A payment taken (an agent on the phone, the ledger's feed): lowers the balance."""
     return await outcomes.record_payment(session, case_id, body, actor=who.actor, now=now)
+
+
+@router.put("/cases/{case_id}/unreachable", response_model=CaseOut)
+async def record_unreachable(
+    case_id: uuid.UUID,
+    body: UnreachableIn,
+    session: SessionDep,
+    now: NowDep,
+    who: AgentOrSupervisor,
+) -> object:
+    """Record the debtor unreachable since an instant, from a source, until an expiry (at
+    most 30 days ahead). It unlocks location contacts with third parties while it holds,
+    so it is audited and refused when the case's history shows the debtor reached since."""
+    return await reachability.record(session, case_id, body, actor=who.actor, now=now)
+
+
+@router.delete("/cases/{case_id}/unreachable", response_model=CaseOut)
+async def clear_unreachable(
+    case_id: uuid.UUID, session: SessionDep, now: NowDep, who: CaseWriter
+) -> object:
+    """Clear a recorded unreachability (it only tightens, so any case writer may)."""
+    return await reachability.clear(session, case_id, actor=who.actor, now=now)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dialer.api.schemas.common import Day, In, Instant, Money, OptionalZone, Out
 from strategy.model import (
@@ -172,4 +172,29 @@ class CaseOut(CaseSummaryOut):
     strategy_version_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    # The debtor recorded unreachable (PUT /cases/{id}/unreachable); null: nothing recorded.
+    unreachable_since: datetime | None = None
+    unreachable_until: datetime | None = None
+    unreachable_source: str | None = None
     parties: list[PartyOut]
+
+
+class UnreachableIn(In):
+    """The debtor stated unreachable since an instant (a skip-trace found no working
+    contact, mail came back), from a named source, until an expiry at most
+    `dialer.services.reachability.MAX_RECORDED` ahead."""
+
+    since: Instant = Field(description="unreachable since this instant (not in the future)")
+    until: Instant = Field(description="the record expires here (in the future, bounded)")
+    source: str = Field(
+        min_length=1,
+        max_length=64,
+        description="where the finding comes from, e.g. skip-trace, returned mail",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name the source of the finding")
+        return value.strip()
