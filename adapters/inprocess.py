@@ -144,6 +144,10 @@ class InProcessJobQueue(JobQueue):
     def next_due(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
+    def in_hand(self) -> int:
+        """Jobs handed to the handler and not yet finished (consume's running jobs)."""
+        return len(self._running)
+
     # --- internals -----------------------------------------------------------------------
     def _push(self, due: datetime, entry: _Entry) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), entry))

@@ -378,7 +378,10 @@ async def run_morning(
                 quiet = 0
             due = service.queue.next_due()
             nexts = [t for t in (due, waiting[0].start_at if waiting else None) if t is not None]
-            if snap.plan_done and idle and nexts and min(nexts) > service.clock():
+            # Not while the worker holds a job: one it has reserved (after the snapshot
+            # was read) and is about to dial would be dialled hours after its decision.
+            held = service.queue.in_hand()
+            if snap.plan_done and idle and not held and nexts and min(nexts) > service.clock():
                 service.clock.jump_to(min(nexts))  # nothing to wait for until then
                 await service.queue.publish([])  # wake the queue up on the new time
             if time.monotonic() - t0 > limit_seconds:
