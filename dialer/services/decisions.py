@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.api.schemas.decisions import PreviewIn
+from dialer.auth import Role
 from dialer.convert import case_from_document, case_from_row, history_from_rows
 from dialer.db.models import CaseRow, Portfolio, StrategyRow
 from dialer.db.repositories import history, strategies
@@ -19,7 +20,7 @@ from dialer.services.strategies import compiled_for, get_strategy, parse_documen
 from dialer.settings import Settings
 from strategy.decision import Decision
 from strategy.engine import decide
-from strategy.guardrails import PROFILES, get_profile
+from strategy.guardrails import PROFILES, get_profile, may_decide_under
 from strategy.model import Attempt, History
 
 
@@ -49,8 +50,12 @@ async def decide_stored(session: AsyncSession, case_id: uuid.UUID, at: datetime)
     )
 
 
-async def preview(session: AsyncSession, body: PreviewIn, settings: Settings) -> Decision:
-    """Decide for a case given whole; reads stored strategies at most, writes nothing."""
+async def preview(
+    session: AsyncSession, body: PreviewIn, settings: Settings, *, role: Role = Role.AGENT
+) -> Decision:
+    """Decide for a case given whole; reads stored strategies at most, writes nothing.
+    The strategy is decided under its own profile or its portfolio's; only an admin may
+    ask for another, and only one that tightens those (`guardrails.may_decide_under`)."""
     portfolio = await get_portfolio(session, body.portfolio) if body.portfolio else None
     if body.strategy is not None:
         strategy = parse_document(body.strategy, where="strategy")
@@ -67,6 +72,7 @@ async def preview(session: AsyncSession, body: PreviewIn, settings: Settings) ->
             f"unknown guardrail profile {profile_name!r}",
             [FieldError("profile", f"known: {', '.join(sorted(PROFILES))}")],
         )
+    _check_profile(profile_name, strategy.profile, portfolio, role)
     # Local numbers are read in the portfolio's region, else the strategy's holiday country.
     region = (
         portfolio.country if portfolio else strategy.holiday_country or settings.default_country
@@ -104,6 +110,31 @@ async def preview(session: AsyncSession, body: PreviewIn, settings: Settings) ->
         get_profile(profile_name),
         portfolio_profile=portfolio.profile if portfolio else None,
     )
+
+
+def _check_profile(
+    profile_name: str, strategy_profile: str, portfolio: Portfolio | None, role: Role
+) -> None:
+    """A profile other than the strategy's own (or its portfolio's) is the admin's alone
+    (profiles are chosen per portfolio by an administrator, compliance.md), and only one
+    that tightens them: a looser one would preview contacts the law forbids here."""
+    own = list(dict.fromkeys(n for n in (strategy_profile, portfolio and portfolio.profile) if n))
+    if profile_name in own:
+        return
+    names = " or ".join(repr(n) for n in own)
+    if role is not Role.ADMIN:
+        raise ValidationFailedError(
+            f"the strategy is decided under {names}; only an admin may preview it under"
+            f" another profile",
+            [FieldError("profile", f"only an admin may ask for a profile other than {names}")],
+        )
+    portfolio_profile = portfolio.profile if portfolio else None
+    if not may_decide_under(get_profile(profile_name), strategy_profile, portfolio_profile):
+        raise ValidationFailedError(
+            f"{profile_name!r} does not tighten {names}: a strategy may be previewed only"
+            " under a stricter profile",
+            [FieldError("profile", f"{profile_name!r} is not stricter than {names}")],
+        )
 
 
 async def _active(session: AsyncSession, portfolio: Portfolio | None) -> StrategyRow:

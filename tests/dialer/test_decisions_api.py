@@ -160,3 +160,71 @@ async def test_finish_on_old_keeps_worked_cases_on_their_version(api: Api) -> No
     d_worked = (await api.client.get(f"/v1/cases/{worked['id']}/decision", headers=h)).json()
     d_fresh = (await api.client.get(f"/v1/cases/{fresh['id']}/decision", headers=h)).json()
     assert (d_worked["strategy_version"], d_fresh["strategy_version"]) == (1, 2)
+
+
+def _us_preview(profile: str | None, **extra: Any) -> dict[str, Any]:
+    doc = {
+        "external_ref": "US-9",
+        "amount": "950.50",
+        "currency": "USD",
+        "due_date": "2026-11-10",
+        "country": "US",
+        "parties": [
+            {
+                "ref": "debtor",
+                "role": "debtor",
+                "name": "Jordan Miles",
+                "contact_points": [
+                    {"kind": "phone", "value": "+12125550199", "consent": ["voice", "sms"]}
+                ],
+            }
+        ],
+    }
+    body: dict[str, Any] = {
+        "case": doc,
+        "at": "2026-12-01T11:00:00-05:00",
+        "strategy": load_preset("us-consumer-loan").model_dump(mode="json"),
+        **extra,
+    }
+    if profile is not None:
+        body["profile"] = profile
+    return body
+
+
+async def test_preview_under_another_profile_is_the_admins_and_only_a_stricter_one(
+    api: Api,
+) -> None:
+    """A us-consumer strategy: its own profile for anyone; the Massachusetts overlay
+    (which tightens us-consumer) for an admin only; a looser or unrelated profile for
+    nobody. Each refusal is 422 naming `profile`."""
+    url = "/v1/decisions/preview"
+    for role in (Role.AGENT, Role.SUPERVISOR, Role.ADMIN):
+        r = await api.client.post(url, json=_us_preview("us-consumer"), headers=api.auth(role))
+        assert r.status_code == 200, (role, r.text)
+        assert r.json()["profile"] == "us-consumer"
+    for role in (Role.AGENT, Role.SUPERVISOR):
+        r = await api.client.post(url, json=_us_preview("us-consumer-ma"), headers=api.auth(role))
+        assert r.status_code == 422, (role, r.text)
+        assert [f["field"] for f in r.json()["error"]["fields"]] == ["profile"]
+        assert "only an admin" in r.json()["error"]["fields"][0]["reason"]
+    r = await api.client.post(url, json=_us_preview("us-consumer-ma"), headers=api.auth(Role.ADMIN))
+    assert r.status_code == 200, r.text
+    assert r.json()["profile"] == "us-consumer-ma"
+    for looser in ("commercial", "cn-consumer"):
+        for role in (Role.ADMIN, Role.SUPERVISOR):
+            r = await api.client.post(url, json=_us_preview(looser), headers=api.auth(role))
+            assert r.status_code == 422, (looser, role, r.text)
+            assert [f["field"] for f in r.json()["error"]["fields"]] == ["profile"]
+    # the portfolio's own profile is the strategy's own here: no profile named, no question
+    r = await api.client.post(
+        url, json=_us_preview(None, portfolio="us-loans"), headers=api.auth(Role.AGENT)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["profile"] == "us-consumer"
+    # a document written for the overlay may not be previewed under its looser parent
+    ma = _us_preview("us-consumer")
+    ma["strategy"]["profile"] = "us-consumer-ma"
+    for role in (Role.ADMIN, Role.SUPERVISOR):
+        r = await api.client.post(url, json=ma, headers=api.auth(role))
+        assert r.status_code == 422, (role, r.text)
+        assert [f["field"] for f in r.json()["error"]["fields"]] == ["profile"]

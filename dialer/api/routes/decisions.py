@@ -32,5 +32,6 @@ async def preview_decision(
     body: PreviewIn, session: SessionDep, settings: SettingsDep, who: PreviewUser
 ) -> object:
     """What if: decide for a case given whole, with its history, at an instant. Stores
-    nothing."""
-    return decision_out(await decisions.preview(session, body, settings))
+    nothing. Only an admin may name a `profile` other than the strategy's own or its
+    portfolio's, and only a stricter one (422 otherwise)."""
+    return decision_out(await decisions.preview(session, body, settings, role=who.role))
