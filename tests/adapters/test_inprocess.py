@@ -170,6 +170,30 @@ async def test_background_consumer_runs_due_jobs_with_bounded_concurrency() -> N
     assert peak <= 2
 
 
+async def test_a_job_in_the_handlers_hands_is_counted_until_it_is_done() -> None:
+    """Nothing due (`next_due` is None) does not mean idle: a job taken off the queue is
+    still being handled. The demo's simulated clock must not jump past it."""
+    queue = InProcessJobQueue()
+    started, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handler(delivery: Delivery) -> None:
+        started.set()
+        await release.wait()
+        finished.set()
+
+    await queue.consume(handler, concurrency=1)
+    assert queue.in_hand() == 0
+    await queue.publish([job("held")])
+    async with asyncio.timeout(5):
+        await started.wait()
+    assert queue.next_due() is None and queue.in_hand() == 1
+    release.set()
+    async with asyncio.timeout(5):
+        await finished.wait()
+    await queue.close()  # waits for the running job
+    assert queue.in_hand() == 0
+
+
 def test_job_round_trips_through_json_with_a_version() -> None:
     original = Job("a1", "c1", None, T0, {"channel": "voice", "n": 3})
     raw = original.to_json()
