@@ -34,6 +34,11 @@ def _strength(result: str) -> int:
         return -1
 
 
+def _instant(value: Any) -> datetime | None:
+    """An instant the audit log holds as text (`str(datetime)`), as a datetime again."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
 def _entry(at: datetime | None, kind: str, **detail: Any) -> dict[str, Any]:
     return {"at": at, "kind": kind, **detail}
 
@@ -167,8 +172,8 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
                 "unreachable_recorded"
                 if audited.action == "case.unreachable.record"
                 else "unreachable_cleared",
-                since=shown.get("unreachable_since"),
-                until=shown.get("unreachable_until"),
+                since=_instant(shown.get("unreachable_since")),
+                until=_instant(shown.get("unreachable_until")),
                 source=shown.get("unreachable_source"),
                 recorded_by=audited.actor,
             )

@@ -71,6 +71,8 @@ async def test_an_agent_records_it_audited_and_shown_on_the_case_and_timeline(ap
     assert timeline.status_code == 200, timeline.text
     recorded = [e for e in timeline.json()["entries"] if e["kind"] == "unreachable_recorded"]
     assert [(e["source"], e["recorded_by"]) for e in recorded] == [("skip-trace", "agent:agent-1")]
+    assert datetime.fromisoformat(recorded[0]["since"]) == SINCE
+    assert datetime.fromisoformat(recorded[0]["until"]) == UNTIL
 
     # clearing only tightens: any case writer may, and it is audited with what it removed
     r = await api.client.delete(url, headers=api.auth(Role.SERVICE))
