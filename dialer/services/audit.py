@@ -559,46 +559,38 @@ def _aware(value: datetime) -> datetime:
 
 
 def _dialled_again(a: AttemptRow, d: _CaseData) -> list[tuple[str, str]]:
-    """Independently of the engine: an attempt recorded as never placed (`not_sent`) that
-    the provider holds anyway, and the fresh attempt planned in its place (its notes name
-    it: the reconciler's re-plan, the worker's retry). Both reaching the provider is one
-    planned contact dialled twice; the first alone is a false record."""
+    """Independently of the engine: a fresh attempt is planned in place of one found never
+    placed (the reconciler's re-plan, the worker's retry after a transient error; its
+    notes name the original). If the original reached the provider after all (a stalled
+    worker dialling after its attempt was given away), both are one planned contact
+    dialled twice, whatever state the original's record ended in. An attempt recorded as
+    never placed (`not_sent`) that the provider holds is a false record in any case."""
     out: list[tuple[str, str]] = []
     mine = d.ids_of(a)
     if not mine:
         return out
-    if a.state not in _CONTACTS:
-        again = [
-            o
-            for o in d.contacts
-            if o.id != a.id and o.notes and str(a.id) in o.notes and d.ids_of(o)
-        ]
-        if again:
-            names = ", ".join(f"{o.id} ({', '.join(sorted(d.ids_of(o)))})" for o in again)
-            out.append(
-                (
-                    "double_dial",
-                    f"recorded {a.state} yet dialled ({', '.join(sorted(mine))}), and planned"
-                    f" again as {names}, dialled as well",
-                )
+    again = [o for o in d.contacts if o.id != a.id and o.notes and str(a.id) in o.notes]
+    dialled = [o for o in again if d.ids_of(o)]
+    if dialled:
+        names = ", ".join(f"{o.id} ({', '.join(sorted(d.ids_of(o)))})" for o in dialled)
+        out.append(
+            (
+                "double_dial",
+                f"dialled ({', '.join(sorted(mine))}, recorded {a.state}) and planned again"
+                f" as {names}, dialled as well",
             )
-        else:
-            out.append(
-                ("record", f"recorded {a.state} yet the provider holds {', '.join(sorted(mine))}")
-            )
+        )
+    elif a.state not in _CONTACTS:
+        out.append(
+            ("record", f"recorded {a.state} yet the provider holds {', '.join(sorted(mine))}")
+        )
     for o in d.contacts:
-        if (
-            o.id != a.id
-            and o.state not in _CONTACTS
-            and a.notes
-            and str(o.id) in a.notes
-            and d.ids_of(o)
-        ):
+        if o.id != a.id and a.notes and str(o.id) in a.notes and d.ids_of(o):
             out.append(
                 (
                     "double_dial",
-                    f"planned in place of {o.id}, recorded {o.state} yet dialled as well"
-                    f" ({', '.join(sorted(d.ids_of(o)))})",
+                    f"planned in place of {o.id} (recorded {o.state}), which was dialled as"
+                    f" well ({', '.join(sorted(d.ids_of(o)))})",
                 )
             )
     return out
