@@ -114,6 +114,8 @@ async def test_bad_findings_are_422_naming_the_field(api: Api) -> None:
         ({"since": SINCE.isoformat(), "until": UNTIL.isoformat()}, "source"),
         ({**FINDING, "since": "2026-11-28T10:00:00"}, "since"),  # no offset
         ({**FINDING, "reason": "extra"}, "reason"),
+        ({**FINDING, "since": "0001-01-01T00:00:00+05:00"}, "since"),  # no UTC instant
+        ({**FINDING, "until": "9999-12-31T23:59:59-05:00"}, "until"),
     ]
     for doc, field in bad:
         r = await api.client.put(url, json=doc, headers=api.auth(Role.AGENT))
