@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +22,7 @@ from dialer.settings import Settings
 from strategy.decision import Decision
 from strategy.engine import decide
 from strategy.guardrails import PROFILES, get_profile, may_decide_under
-from strategy.model import Attempt, History
+from strategy.model import Attempt, History, RecordedUnreachable
 
 
 async def strategy_for_case(
@@ -85,6 +86,17 @@ async def preview(
     case = case_from_document(
         doc, case_id=doc.external_ref, portfolio=portfolio.name if portfolio else "preview"
     )
+    found = body.recorded_unreachable
+    if found is not None:  # a what-if: bounded only by its own order
+        if found.until <= found.since:
+            raise ValidationFailedError(
+                "a recorded unreachability ends after it starts",
+                [FieldError("recorded_unreachable.until", "must be after since")],
+            )
+        case = replace(
+            case,
+            recorded_unreachable=RecordedUnreachable(found.since, found.until, found.source),
+        )
     hist = History(
         attempts=tuple(
             Attempt(

@@ -228,3 +228,22 @@ async def test_preview_under_another_profile_is_the_admins_and_only_a_stricter_o
         r = await api.client.post(url, json=ma, headers=api.auth(role))
         assert r.status_code == 422, (role, r.text)
         assert [f["field"] for f in r.json()["error"]["fields"]] == ["profile"]
+
+
+async def test_preview_takes_a_recorded_unreachability_and_checks_its_order(api: Api) -> None:
+    """A what-if may state the debtor unreachable (as PUT /cases/{id}/unreachable records
+    it); one that ends before it starts, or names no source, is 422 naming the field."""
+    url = "/v1/decisions/preview"
+    found = {"since": "2026-11-20T00:00:00Z", "until": "2026-12-10T00:00:00Z", "source": "skip"}
+    body = _us_preview(None, recorded_unreachable=found)
+    r = await api.client.post(url, json=body, headers=api.auth(Role.AGENT))
+    assert r.status_code == 200, r.text
+    for bad, field in (
+        ({**found, "until": found["since"]}, "recorded_unreachable.until"),
+        ({**found, "source": " "}, "recorded_unreachable.source"),
+    ):
+        r = await api.client.post(
+            url, json=_us_preview(None, recorded_unreachable=bad), headers=api.auth(Role.AGENT)
+        )
+        assert r.status_code == 422, r.text
+        assert [f["field"] for f in r.json()["error"]["fields"]] == [field], r.text

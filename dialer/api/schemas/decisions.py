@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from dialer.api.schemas.cases import CaseIn
+from dialer.api.schemas.cases import CaseIn, UnreachableIn
 from dialer.api.schemas.common import Day, In, Instant, PositiveMoney, ProfileName
 from strategy.decision import AllowedAction, Decision, Reason, Refusal, TaskRequest
 from strategy.model import Channel, Result
@@ -179,6 +179,10 @@ class PreviewIn(In):
     strategy: dict[str, Any] | None = Field(default=None, description="a strategy document")
     strategy_id: uuid.UUID | None = None
     profile: ProfileName | None = Field(default=None, description="guardrail profile name")
+    recorded_unreachable: UnreachableIn | None = Field(
+        default=None,
+        description="what if the debtor were recorded unreachable (PUT /cases/{id}/unreachable)",
+    )
 
     @model_validator(mode="after")
     def _one_strategy(self) -> PreviewIn:
