@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -191,14 +191,6 @@ class UnreachableIn(In):
         max_length=64,
         description="where the finding comes from, e.g. skip-trace, returned mail",
     )
-
-    @field_validator("since", "until")
-    @classmethod
-    def _as_utc(cls, value: datetime) -> datetime:
-        try:  # an instant at the edge of the calendar has no UTC equivalent to store
-            return value.astimezone(UTC)
-        except OverflowError as exc:
-            raise ValueError("out of the range of instants") from exc
 
     @field_validator("source")
     @classmethod
