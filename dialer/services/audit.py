@@ -241,10 +241,13 @@ class _CaseData:
         return self.provider_ids.get(a.id, set()) | ({a.provider_sid} if a.provider_sid else set())
 
     def dialled_at(self, a: AttemptRow) -> datetime | None:
-        """The instant the attempt was dialled, at the latest: its `sent_at` (written once
-        the provider answered the create) or the provider's first callback for it,
-        whichever is earlier, never before its reservation. None: it never reached one."""
-        bounds = [t for t in (a.sent_at, self.first_callback.get(a.id)) if t is not None]
+        """The instant the attempt was dialled: when its worker passed the fence
+        (`dialing_at`, just before the provider call), else at the latest its `sent_at`
+        or the provider's first callback for it, whichever is earlier; never before its
+        reservation. None: it never reached a provider."""
+        bounds = [
+            t for t in (a.dialing_at, a.sent_at, self.first_callback.get(a.id)) if t is not None
+        ]
         if not bounds:
             return None
         dialled = min(bounds)

@@ -62,6 +62,7 @@ async def _copy(world: World, of: AttemptRow, at: datetime, **changes: Any) -> u
         at=at,
         reserved_at=at,
         sent_at=at,
+        dialing_at=at,
         not_before=at,
         planned_at=at,
         updated_at=at,
@@ -360,7 +361,13 @@ async def test_an_opt_out_pressed_during_the_call_is_judged_by_the_dial(world: W
 
     # reserved, a STOP while it waits for its slot, then dialled: its first callback and
     # its sent_at both come after the STOP
-    late = await _copy(world, two, reserved, sent_at=reserved + timedelta(seconds=8))
+    late = await _copy(
+        world,
+        two,
+        reserved,
+        dialing_at=reserved + timedelta(seconds=6),
+        sent_at=reserved + timedelta(seconds=8),
+    )
     await _callback(world, late, f"CA{late.hex}", reserved + timedelta(seconds=7), "voice_status")
     async with world.maker() as session:
         point = await session.get(ContactPointRow, two.contact_point_id)
