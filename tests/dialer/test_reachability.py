@@ -20,7 +20,7 @@ from dialer.dispatch.facts import load_facts
 from dialer.services.audit import _load, case_as_of
 from strategy.model import RecordedUnreachable
 from tests.dialer.conftest import NOW, Api
-from tests.dialer.factories import cn_case
+from tests.dialer.factories import cn_case, us_case
 
 SINCE = NOW - timedelta(days=3)
 UNTIL = NOW + timedelta(days=14)
@@ -176,3 +176,59 @@ async def test_every_reader_builds_the_same_case_with_the_recorded_fact(api: Api
     assert from_row == from_facts == as_of_now
     assert before.recorded_unreachable is None
     assert before == replace(from_row, recorded_unreachable=None)
+
+
+async def test_a_recorded_unreachability_reaches_the_engine_until_it_is_cleared(
+    api: Api,
+) -> None:
+    """US consumer ladder: a third party may be asked for location information only while
+    the debtor cannot be reached (15 USC 1692b). Recorded through the API, the stored
+    case's decision lets the neighbour's call through; cleared, it is refused again."""
+    h = api.auth(Role.SUPERVISOR)
+    r = await api.client.post(
+        "/v1/strategies/from-preset",
+        json={"portfolio": "us-loans", "preset": "us-consumer-loan"},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    r = await api.client.post(f"/v1/strategies/{r.json()['id']}/activate", headers=h)
+    assert r.status_code == 200, r.text
+    doc = us_case()
+    doc["parties"].append(
+        {
+            "ref": "nb",
+            "role": "third_party",
+            "name": "Neighbour",
+            "relation": "neighbour",
+            "contact_points": [{"kind": "phone", "value": "(212) 555-0101", "consent": ["voice"]}],
+        }
+    )
+    r = await api.client.post("/v1/cases", json=doc, headers=api.auth(Role.SERVICE))
+    assert r.status_code == 201, r.text
+    case = r.json()
+    third = case["parties"][1]["id"]
+    at = (NOW + timedelta(hours=14)).isoformat()  # 11:00 in New York
+
+    async def third_party_reasons() -> list[str] | None:
+        d = await api.client.get(
+            f"/v1/cases/{case['id']}/decision", params={"at": at}, headers=api.auth(Role.AGENT)
+        )
+        assert d.status_code == 200, d.text
+        body = d.json()
+        if any(a["candidate"]["party_id"] == third for a in body["allowed"]):
+            return None
+        return [
+            x["rule"]
+            for r in body["refused"]
+            if r["candidate"]["party_id"] == third and r["candidate"]["channel"] == "voice"
+            for x in r["reasons"]
+        ]
+
+    assert "party.debtor_reachable" in (await third_party_reasons() or [])
+    url = f"/v1/cases/{case['id']}/unreachable"
+    r = await api.client.put(url, json=FINDING, headers=api.auth(Role.AGENT))
+    assert r.status_code == 200, r.text
+    assert await third_party_reasons() is None  # allowed
+    r = await api.client.delete(url, headers=api.auth(Role.AGENT))
+    assert r.status_code == 200, r.text
+    assert "party.debtor_reachable" in (await third_party_reasons() or [])
