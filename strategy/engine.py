@@ -1211,19 +1211,13 @@ class _Evaluator:
         """Why the debtor counts as unreachable at t, or None while they can be reached.
 
         A recorded fact (`Case.recorded_unreachable`, e.g. a skip-trace) holds while
-        since <= t < until. Otherwise: no usable contact point, or at least the tier's
-        number of failed attempts on debtors in its local days and no contact made with
-        them there. A failed attempt is one whose outcome shows the debtor was not reached
-        (no answer, busy, voicemail, failed, wrong number, someone else answering); a
-        right-party conversation or a text or e-mail delivered is a contact made
-        (compliance.md, "Always"), never a failed attempt; a pending attempt has no
-        outcome yet."""
-        recorded = self.case.recorded_unreachable
-        if recorded is not None and recorded.since.timestamp() <= t < recorded.until.timestamp():
-            return (
-                f"recorded unreachable since {recorded.since.isoformat()}"
-                f" ({recorded.source}) until {recorded.until.isoformat()}"
-            )
+        since <= t < until, unless the debtor was reached since. Otherwise: no usable
+        contact point, or at least the tier's number of failed attempts on debtors in its
+        local days and no contact made with them there. A failed attempt is one whose
+        outcome shows the debtor was not reached (no answer, busy, voicemail, failed, wrong
+        number, someone else answering); a right-party conversation or a text or e-mail
+        delivered is a contact made (compliance.md, "Always"), never a failed attempt; a
+        pending attempt has no outcome yet."""
         debtors = self.debtors
         if debtors is None:
             debtors = self.debtors = [p for p in self.case.parties if p.role is _DEBTOR]
@@ -1231,16 +1225,22 @@ class _Evaluator:
             self.debtor_usable = any(
                 _usable(cp) and cp.id not in wrong for p in debtors for cp in p.contact_points
             )
+        recorded = self.case.recorded_unreachable
+        if recorded is not None:
+            since = recorded.since.timestamp()
+            # A recorded fact ends early once the debtor is reached after it was recorded.
+            if since <= t < recorded.until.timestamp() and not self._reached(debtors, since, t):
+                return (
+                    f"recorded unreachable since {recorded.since.isoformat()}"
+                    f" ({recorded.source}) until {recorded.until.isoformat()}"
+                )
         if not self.debtor_usable:
             return "no usable contact point of the debtor"
         start = _period((self.home_zone,), ct.unreachable_days, t)[0]
-        idx = self.idx
-        if idx.rpc_by_party and any((idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors):
+        if self._reached(debtors, start, t):
             return None
+        idx = self.idx
         end = t + _EPS
-        delivered = idx.debtor_delivered
-        if delivered and bisect_left(delivered, start) < bisect_left(delivered, end):
-            return None  # a text or e-mail reached them
         # The attempts on a debtor in [start, t] (the case scope, debtors only), less the
         # pending ones: the rest failed (a conversation with them returned above).
         ts = idx.ts
@@ -1252,6 +1252,15 @@ class _Evaluator:
         if tried < ct.unreachable_min_attempts:
             return None
         return f"{tried} failed attempts on the debtor in {ct.unreachable_days} local day(s)"
+
+    def _reached(self, debtors: list[Party], start: float, t: float) -> bool:
+        """Whether a debtor was reached in [start, t]: a right-party conversation, or a
+        text or e-mail delivered to them."""
+        idx = self.idx
+        if idx.rpc_by_party and any((idx.last_rpc(p.id, t) or -1.0) >= start for p in debtors):
+            return True
+        delivered = idx.debtor_delivered
+        return bool(delivered) and bisect_left(delivered, start) < bisect_left(delivered, t + _EPS)
 
     def _window(self, ct: CompiledTier, zones: tuple[str, ...], t: float) -> _WindowVerdict:
         """(inside, end of the current window or the next opening, rule, message, whether

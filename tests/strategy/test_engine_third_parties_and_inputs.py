@@ -161,6 +161,27 @@ def test_recorded_unreachable_holds_from_since_until_its_expiry_cn() -> None:
     assert "guardrail.third_party" in refused_rules(expired, "t-m", VOICE)
 
 
+def test_a_recorded_unreachability_ends_once_the_debtor_is_reached_cn() -> None:
+    # Recorded on the 8th for four days; the debtor answered on the 9th: the skip-trace's
+    # finding no longer holds, and third parties close again (GB/T 45251-2025: only when
+    # the debtor cannot be reached).
+    recorded = RecordedUnreachable(
+        since=at(2026, 3, 8, 12, 0), until=at(2026, 3, 12, 12, 0), source="skip-trace"
+    )
+    the_case = replace(case(debtor(), third_party(), due=DUE), recorded_unreachable=recorded)
+    st = third_party_strategy()
+    for reached in (
+        attempt(at(2026, 3, 9, 10), result=Result.RIGHT_PARTY),
+        attempt(at(2026, 3, 9, 10), channel=SMS, result=Result.DELIVERED),
+    ):
+        decision = run(the_case, history(reached), NOW, st)
+        assert "guardrail.third_party" in refused_rules(decision, "t-m", VOICE)
+        assert "debtor_unreachable" not in decision.extra
+    # A conversation before the record does not end it.
+    earlier = attempt(at(2026, 3, 7, 10), result=Result.RIGHT_PARTY)
+    assert is_allowed(run(the_case, history(earlier), NOW, st), "t-m", VOICE)
+
+
 # --- unknown references --------------------------------------------------------------------
 def test_conversations_under_an_unknown_party_id_are_an_error_not_a_third_party() -> None:
     # GB/T 45251-2025: at most 3 effective conversations with the debtor a day. Three
