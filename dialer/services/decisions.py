@@ -137,7 +137,7 @@ def _check_profile(
     if role is not Role.ADMIN:
         raise ValidationFailedError(
             f"the strategy is decided under {names}; only an admin may preview it under"
-            f" another profile",
+            f" another profile such as {profile_name!r}",
             [FieldError("profile", f"only an admin may ask for a profile other than {names}")],
         )
     portfolio_profile = portfolio.profile if portfolio else None
