@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.api.schemas.cases import UnreachableIn
 from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow
 from dialer.dispatch.facts import NOT_CONTACTS
 from dialer.errors import FieldError, ValidationFailedError
@@ -36,16 +35,23 @@ _NOT_CONTACTS = sorted(s.value for s in NOT_CONTACTS)
 
 
 async def record(
-    session: AsyncSession, case_id: uuid.UUID, body: UnreachableIn, *, actor: str, now: datetime
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    *,
+    since: datetime,
+    until: datetime,
+    source: str,
+    actor: str,
+    now: datetime,
 ) -> CaseRow:
     """Record (or replace) the debtor's unreachability on a case, audited."""
     row = await get_case(session, case_id)
     errors: list[FieldError] = []
-    if body.since > now:
+    if since > now:
         errors.append(FieldError("since", f"is after now ({now.isoformat()}): not yet known"))
-    if body.until <= now:
+    if until <= now:
         errors.append(FieldError("until", f"must be after now ({now.isoformat()})"))
-    elif body.until - now > MAX_RECORDED:
+    elif until - now > MAX_RECORDED:
         errors.append(
             FieldError(
                 "until",
@@ -54,7 +60,7 @@ async def record(
             )
         )
     if not errors:
-        reached = await _reached_since(session, case_id, body.since)
+        reached = await _reached_since(session, case_id, since)
         if reached is not None:
             errors.append(
                 FieldError(
@@ -65,9 +71,9 @@ async def record(
     if errors:
         raise ValidationFailedError("the unreachability cannot be recorded", errors)
     changes = {
-        "unreachable_since": body.since,
-        "unreachable_until": body.until,
-        "unreachable_source": body.source,
+        "unreachable_since": since,
+        "unreachable_until": until,
+        "unreachable_source": source,
     }
     return await _change_case(
         session, row, changes, "case.unreachable.record", actor=actor, now=now

@@ -203,7 +203,15 @@ async def record_unreachable(
     """Record the debtor unreachable since an instant, from a source, until an expiry (at
     most 30 days ahead). It unlocks location contacts with third parties while it holds,
     so it is audited and refused when the case's history shows the debtor reached since."""
-    return await reachability.record(session, case_id, body, actor=who.actor, now=now)
+    return await reachability.record(
+        session,
+        case_id,
+        since=body.since,
+        until=body.until,
+        source=body.source,
+        actor=who.actor,
+        now=now,
+    )
 
 
 @router.delete("/cases/{case_id}/unreachable", response_model=CaseOut)
