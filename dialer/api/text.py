@@ -12,41 +12,10 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dialer.api.asgi import replay_body, send_error
+from dialer.db.types import text_problem, unstorable
 from dialer.errors import FieldError
 
-NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
 _JSON_NUL = b"\\u0000"  # JSON writes NUL only as this escape (a raw control byte is invalid)
-
-
-def text_problem(value: str) -> str | None:
-    """Why `value` cannot be stored, or None."""
-    if "\x00" in value:
-        return NUL_REASON
-    if value.isascii():  # the common case: no surrogate possible
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains an unpaired surrogate, which is not valid UTF-8 text"
-    return None
-
-
-def unstorable(value: object, path: str = "") -> FieldError | None:
-    """The first string in `value` (keys of objects too) that cannot be stored, named by
-    its path as the API names fields: parties[0].contact_points[1].value."""
-    if isinstance(value, str):
-        problem = text_problem(value)
-        return FieldError(path or "body", problem) if problem else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if found := unstorable(key, path) or unstorable(item, where):
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := unstorable(item, f"{path}[{index}]"):
-                return found
-    return None
 
 
 class StorableText:

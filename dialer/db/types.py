@@ -10,6 +10,8 @@ from sqlalchemy import JSON, DateTime, Dialect, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from dialer.errors import FieldError
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out (SQLite drops the offset otherwise)."""
@@ -55,3 +57,38 @@ class Money(TypeDecorator[Decimal]):
 
 # JSONB on PostgreSQL, JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+NUL_REASON = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text (PostgreSQL refuses a NUL character in any text
+    or JSON value, and unpaired surrogates are not UTF-8), or None."""
+    if "\x00" in value:
+        return NUL_REASON
+    if value.isascii():  # the common case: no surrogate possible
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate, which is not valid UTF-8 text"
+    return None
+
+
+def unstorable(value: object, path: str = "") -> FieldError | None:
+    """The first string in `value` (keys of objects too) that cannot be stored, named by
+    its path as the API names fields: parties[0].contact_points[1].value."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return FieldError(path or "body", problem) if problem else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if found := unstorable(key, path) or unstorable(item, where):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := unstorable(item, f"{path}[{index}]"):
+                return found
+    return None

@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.api.errors import field_path
 from dialer.api.schemas.cases import CaseIn
-from dialer.api.text import unstorable
 from dialer.convert import CaseRows, case_rows
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, cases, portfolios
+from dialer.db.types import unstorable
 from dialer.errors import FieldError, UnsupportedMediaTypeError, ValidationFailedError
 from dialer.services import protective
 from dialer.services.normalise import normalise_case

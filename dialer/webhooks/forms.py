@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.types import Scope
 
+from dialer.db.types import text_problem
 from dialer.errors import DialerError, FieldError, ForbiddenError, PayloadTooLargeError
 from dialer.settings import Settings
 from dialer.webhooks.signature import SIGNATURE_HEADER, is_valid, public_url
@@ -125,10 +126,10 @@ def _check_storable(fields: dict[str, str]) -> None:
     """A field the database cannot keep is a 400 naming it, not a 500: PostgreSQL stores no
     NUL character (text or JSON), and the identifiers land in columns of fixed width."""
     for name, value in fields.items():
-        if "\x00" in name or "\x00" in value:
+        problem = text_problem(name) or text_problem(value)
+        if problem is not None:
             field = name.replace("\x00", "\\0")
-            reason = "contains a NUL character"
-            raise MalformedWebhookError(f"{field} {reason}", [FieldError(field, reason)])
+            raise MalformedWebhookError(f"{field} {problem}", [FieldError(field, problem)])
         limit = FIELD_WIDTHS.get(name)
         if limit is not None and len(value) > limit:
             reason = f"is longer than {limit} characters"
