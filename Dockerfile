@@ -18,6 +18,7 @@ COPY requirements ./requirements
 COPY strategy ./strategy
 COPY adapters ./adapters
 COPY dialer ./dialer
+COPY demo ./demo
 RUN python -m venv /opt/build \
  && /opt/build/bin/pip install --upgrade pip "setuptools>=69" wheel \
  && /opt/build/bin/pip install -c requirements/test.txt mypy pydantic types-PyYAML \

@@ -14,7 +14,7 @@ A fragment never travels in an HTTP request (RFC 3986 3.5), so the service never
 Twilio's pages do not say in as many words whether the signed URL includes it;
 twilio-python's `RequestValidator` signs whatever URL it is given, and integrations that
 use overrides report that Twilio signs the URL it requested, without the fragment. So
-`dialer.webhooks.signature` checks that URL, and also the URL with our own fragment
+`dialer.callbacks.signature` checks that URL, and also the URL with our own fragment
 appended (a constant of ours: it admits nothing an attacker could choose).
 """
 

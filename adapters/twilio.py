@@ -77,7 +77,7 @@ NOT_FOUND = 20404
 
 @dataclass(frozen=True, slots=True)
 class WebhookPaths:
-    """Where the service answers Twilio (dialer.webhooks.routes); each gets
+    """Where the service answers Twilio (dialer.api.routes.twilio); each gets
     `?attempt=<attempt id>` appended. Inbound SMS (`/v1/twilio/sms/inbound`) is set on the
     Twilio number itself."""
 

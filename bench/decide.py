@@ -121,7 +121,7 @@ NOW = datetime(2026, 12, 1, 10, 30, tzinfo=SHANGHAI)
 
 def _phone(cp_id: str, number: str) -> ContactPoint:
     """A phone as the dialer hands it to the engine: with the number's candidate zones and
-    line type stored when it was imported (`dialer.convert`), not derived per decision."""
+    line type stored when it was imported (`dialer.facts.convert`), not derived per decision."""
     zones, mobile = phone_facts(number)
     return ContactPoint(id=cp_id, kind=ContactKind.PHONE, value=number, zones=zones, mobile=mobile)
 

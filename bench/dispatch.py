@@ -76,12 +76,12 @@ from adapters.fakes import FakeTelephony
 from adapters.ports import CallRequest, Job, ProviderRef
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from bench.plan import AT, seed
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.models import AttemptRow, CampaignRow
 from dialer.dispatch import outbox, pacing, planner
 from dialer.dispatch.worker import Dispatcher
 from dialer.services import campaigns
-from dialer.settings import Settings
 
 # Jobs in flight per worker process (its handler calls; the prefetch counts messages, see
 # `RabbitJobQueue.prefetch`). More makes larger batches, but the

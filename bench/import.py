@@ -27,13 +27,13 @@ from typing import Any
 
 import asyncpg
 
-from dialer.api.schemas.cases import CaseIn
-from dialer.convert import CaseRows, case_rows
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
+from dialer.facts.convert import CaseRows, case_rows
+from dialer.schemas.cases import CaseIn
 from dialer.services import imports, portfolios
 from dialer.services.normalise import normalise_case
-from dialer.settings import Settings
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 PORTFOLIO = "bench"

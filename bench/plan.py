@@ -19,7 +19,7 @@ confirms. The clock starts when the planner starts and stops when every planned 
 confirmed by the broker (nothing left unpublished in the outbox). Peak memory is the sum
 of the processes' peak resident sets; each process's CPU is given with the part its
 garbage collector took. As `dialer worker` does, the children freeze what they hold after
-start-up (`dialer.runtime.freeze_start_up_objects`: full collections no longer walk the
+start-up (`dialer.dispatch.runtime.freeze_start_up_objects`: full collections no longer walk the
 imported modules' objects; `--no-gc-freeze` to see what that saves). A planner that fails
 stops the relays. The schema and the queues are removed.
 Goal on the 2-core reference machine: 1,000,000 cases in under 5 minutes, under 500 MB.
@@ -46,15 +46,15 @@ import asyncpg
 from sqlalchemy import select
 
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
-from dialer.api.schemas.campaigns import CampaignIn
-from dialer.convert import number_facts
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import CampaignRow
 from dialer.dispatch import outbox, planner
-from dialer.runtime import freeze_start_up_objects
+from dialer.dispatch.runtime import freeze_start_up_objects
+from dialer.facts.convert import number_facts
+from dialer.schemas.campaigns import CampaignIn
 from dialer.services import campaigns, portfolios, strategies
-from dialer.settings import Settings
 
 AT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # Tuesday 09:00 in Shanghai
 PORTFOLIO = "bench"

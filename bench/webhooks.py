@@ -7,10 +7,10 @@ Needs PostgreSQL at 127.0.0.1:5432/test (as the tests do); the schemas it makes 
 dropped at the end.
 
 Two servers, each one uvicorn process on a free localhost port, on PostgreSQL:
-- `service`: the real app (`dialer.app:create_app`), route `/v1/twilio/voice/status`:
+- `service`: the real app (`dialer.api.app:create_app`), route `/v1/twilio/voice/status`:
   signature, idempotent event row, the attempt moved through the state machine, commit.
 - `bare`: a raw ASGI app in this file that parses the form with `parse_qsl`, checks the
-  same signature (`dialer.webhooks.signature.is_valid`) and does one INSERT with asyncpg.
+  same signature (`dialer.callbacks.signature.is_valid`) and does one INSERT with asyncpg.
 Both get the same callbacks (initiated, ringing, in-progress, completed for each of
 `--calls` attempts, all distinct, signed beforehand) from a small keep-alive HTTP/1.1
 client over asyncio streams (httpx would be the bottleneck on a small machine), in
@@ -46,7 +46,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dialer.webhooks.signature import compute_signature, is_valid, public_url  # noqa: E402
+from dialer.callbacks.signature import compute_signature, is_valid, public_url  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef0123"
 BASE = "https://dialer.example.com"
@@ -119,9 +119,9 @@ async def pg_user() -> str:
 
 async def seed(dsn: str, schema: str, calls: int) -> list[str]:
     """Migrate a fresh schema and add one case with `calls` sent voice attempts."""
+    from dialer.core.settings import Settings
     from dialer.db.engine import build_engine
     from dialer.db.migrate import upgrade_to_head
-    from dialer.settings import Settings
 
     engine = build_engine(
         Settings(
@@ -348,7 +348,7 @@ async def main() -> None:
         runs = [
             ("bare", ["--app-dir", "bench", "webhooks:bare_app"],
              {"BENCH_DSN": dsn, "BENCH_SCHEMA": bare_schema}, bare_attempts),
-            ("service", ["--factory", "dialer.app:create_app"],
+            ("service", ["--factory", "dialer.api.app:create_app"],
              {**common, "DIALER_DATABASE_SCHEMA": service_schema}, service_attempts),
         ]  # fmt: skip
         # Both servers up at once, then measured in alternating rounds (bare, service,
@@ -389,7 +389,7 @@ async def main() -> None:
         rates = [args.rate, round(results["bare"][0] * args.rate / 3200.0)]
         env = {**common, "DIALER_DATABASE_SCHEMA": rate_schema}
         port = free_port()
-        proc = serve(["--factory", "dialer.app:create_app"], env, port)
+        proc = serve(["--factory", "dialer.api.app:create_app"], env, port)
         procs.append(proc)
         await wait_ready(port, proc)
         pending = requests_for(rate_attempts)

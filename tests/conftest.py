@@ -1,64 +1,17 @@
-"""Shared fixtures: a fresh database per test, on SQLite and on PostgreSQL.
-
-PostgreSQL is used whenever it is reachable at 127.0.0.1:5432 (database `test`, trust
-auth; the user is $DIALER_TEST_PG_USER, else `postgres`, else `root`). Each test gets its
-own schema, created and dropped here, so parallel runs never collide. When PostgreSQL is
-unreachable the PostgreSQL half is skipped, unless CI=true: then it fails.
-"""
+"""Shared fixtures: a fresh database per test (SQLite and PostgreSQL) and the RabbitMQ URL."""
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-PG_HOST = os.environ.get("DIALER_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("DIALER_TEST_PG_PORT", "5432"))
-PG_DB = os.environ.get("DIALER_TEST_PG_DB", "test")
-_PG_USERS = [u for u in (os.environ.get("DIALER_TEST_PG_USER"), "postgres", "root") if u]
-_pg_user: list[str | None] = []  # memo: [] unknown, [None] unreachable, [user] found
-
-
-@dataclass(frozen=True)
-class Database:
-    kind: str  # "sqlite" | "postgres"
-    url: str
-    schema: str | None = None
-
-
-async def _find_pg_user() -> str | None:
-    if _pg_user:
-        return _pg_user[0]
-    found = None
-    for user in _PG_USERS:
-        try:
-            conn = await asyncpg.connect(
-                host=PG_HOST, port=PG_PORT, user=user, database=PG_DB, timeout=3
-            )
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            continue
-        await conn.close()
-        found = user
-        break
-    _pg_user.append(found)
-    return found
-
-
-async def require_postgres() -> str:
-    """The PostgreSQL user to connect as; skips (or fails under CI=true) if unreachable."""
-    user = await _find_pg_user()
-    if user is None:
-        message = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}/{PG_DB}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (CI=true: PostgreSQL tests are mandatory)")
-        pytest.skip(message)
-    return user
+from tests.broker import require_rabbit
+from tests.databases import PG_DB, PG_HOST, PG_PORT, Database, require_postgres
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -80,6 +33,12 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+@pytest.fixture
+async def rabbit_url() -> str:
+    """The broker URL; skips when RabbitMQ is unreachable, fails instead under CI=true."""
+    return await require_rabbit()
 
 
 # --- figures ---------------------------------------------------------------------------------

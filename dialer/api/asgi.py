@@ -10,7 +10,7 @@ from typing import Any
 from starlette.types import Message, Receive, Send
 
 from dialer.api.errors import error_body
-from dialer.errors import FieldError
+from dialer.core.errors import FieldError
 
 
 def replay(first: Message, receive: Receive) -> Receive:

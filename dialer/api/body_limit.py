@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dialer.api.asgi import replay, replay_body, send_error
-from dialer.settings import Settings
+from dialer.core.settings import Settings
 
 _UPLOAD_PATHS = ("/v1/imports",)
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dialer.auth import Principal, Role
-from dialer.clock import Clock
-from dialer.errors import FieldError, ForbiddenError
+from dialer.core.auth import Principal, Role
+from dialer.core.clock import Clock
+from dialer.core.errors import FieldError, ForbiddenError
+from dialer.core.settings import Settings
 from dialer.services import keys as key_service
-from dialer.settings import Settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dialer.errors import DialerError, FieldError, StrategyRejectedError
+from dialer.core.errors import DialerError, FieldError, StrategyRejectedError
 from strategy.model import DecisionInputError
 
 _HTTP_CODES = {

@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dialer.api.asgi import replay_body, send_error
+from dialer.core.errors import FieldError
 from dialer.db.types import text_problem, unstorable
-from dialer.errors import FieldError
 
 _JSON_NUL = b"\\u0000"  # JSON writes NUL only as this escape (a raw control byte is invalid)
 

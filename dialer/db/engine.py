@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from dialer.settings import Settings
+from dialer.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

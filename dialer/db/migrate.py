@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 def alembic_config() -> Config:
     config = Config()
-    config.set_main_option("script_location", "dialer:migrations")
+    config.set_main_option("script_location", "dialer.db:migrations")
     return config
 
 

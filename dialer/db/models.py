@@ -145,7 +145,7 @@ class ContactPointRow(Base):
     do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
     mobile: Mapped[bool | None] = mapped_column(Boolean)  # as the caller said; None: not said
     # The number's facts as `phonenumbers` gives them, stored when the point is written
-    # (`dialer.convert.number_facts`): candidate zones (NULL: not stored, derive them at
+    # (`dialer.facts.convert.number_facts`): candidate zones (NULL: not stored, derive them at
     # decision time) and whether it is a mobile line (NULL: unknown).
     number_zones: Mapped[list[str] | None] = mapped_column(JSONType)
     number_mobile: Mapped[bool | None] = mapped_column(Boolean)

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, DateTime, Dialect, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from dialer.errors import FieldError
+from dialer.core.errors import FieldError
 
 
 class UTCDateTime(TypeDecorator[datetime]):

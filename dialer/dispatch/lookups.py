@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
 from adapters.ports import CallInfo, Telephony
-from dialer.attempt_state import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance, is_final
+from dialer.callbacks.apply import call_result, stronger
 from dialer.db.models import AttemptRow
-from dialer.services.callbacks import call_result, stronger
+from dialer.domain.attempts import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance, is_final
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)

@@ -44,8 +44,8 @@ from sqlalchemy.sql.expression import Executable
 
 from adapters.errors import QueueError
 from adapters.ports import JOB_FORMAT_VERSION, Job, JobQueue
-from dialer.attempt_state import AttemptState, can_advance
 from dialer.db.models import AttemptRow, OutboxRow
+from dialer.domain.attempts import AttemptState, can_advance
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from dialer.attempt_state import AttemptState
 from dialer.db.models import AttemptRow, PacingRow
+from dialer.domain.attempts import AttemptState
 
 SLOT_MARGIN = 0.03  # slots 3% wider than 1/cps
 # A dial may start at most this long after its slot, else it takes a fresh slot. With

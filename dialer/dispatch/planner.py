@@ -35,12 +35,12 @@ from sqlalchemy import Table, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.ports import Job, JobQueue
-from dialer.attempt_state import AttemptState, is_final
+from dialer.core.errors import ConflictError
 from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
 from dialer.dispatch import outbox
-from dialer.dispatch.facts import CaseFacts, load_facts, open_cases_page
 from dialer.dispatch.windows import LocalWindow
-from dialer.errors import ConflictError
+from dialer.domain.attempts import AttemptState, is_final
+from dialer.facts.batch import CaseFacts, load_facts, open_cases_page
 from dialer.observability.metrics import Metrics
 from dialer.services import campaigns
 from dialer.services.strategies import compiled_for

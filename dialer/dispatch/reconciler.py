@@ -43,16 +43,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
 from adapters.ports import Telephony
-from dialer.attempt_state import (
+from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
+from dialer.dispatch import lookups, outbox
+from dialer.dispatch.fence import dialing_reclaim_after
+from dialer.domain.attempts import (
     CALL_STATUS,
     INFERRED_FAILURE,
     MESSAGE_STATUS,
     AttemptState,
     advance,
 )
-from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
-from dialer.dispatch import lookups, outbox
-from dialer.dispatch.fence import dialing_reclaim_after
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ Then for each job:
    `create_attempts` times in all; then not_sent and a fresh attempt planned for later
    through the outbox, in the same transaction.
 The job is acknowledged only after that record is committed. Every state change goes
-through `dialer.attempt_state.advance`.
+through `dialer.domain.attempts.advance`.
 """
 
 from __future__ import annotations
@@ -79,17 +79,17 @@ from adapters.ports import (
     Telephony,
 )
 from adapters.templates import TemplateRegistry, default_registry
-from dialer.attempt_state import AttemptState, advance, can_advance
 from dialer.db.errors import database_unavailable
 from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, PacingRow
 from dialer.db.types import UTCDateTime
 from dialer.dispatch import outbox, pacing
 from dialer.dispatch.batcher import Batcher
-from dialer.dispatch.facts import PORTFOLIO_COLUMNS, CaseFacts, load_facts, lock_cases
 from dialer.dispatch.fence import SEND_WINDOW
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
 from dialer.dispatch.windows import LocalWindow
+from dialer.domain.attempts import AttemptState, advance, can_advance
+from dialer.facts.batch import PORTFOLIO_COLUMNS, CaseFacts, load_facts, lock_cases
 from dialer.observability.metrics import Metrics
 from strategy.decision import Decision, Refusal
 from strategy.engine import decide

@@ -19,8 +19,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from dialer.core.settings import LogFormat, Settings
 from dialer.observability.redact import is_secret_name, mask_text, mask_value
-from dialer.settings import LogFormat, Settings
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None))) | {

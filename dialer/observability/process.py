@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dialer.core.settings import Settings
 from dialer.observability.logging import configure_logging
 from dialer.observability.metrics import Metrics
-from dialer.settings import Settings
 
 
 def start_worker_observability(settings: Settings) -> Metrics:

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from dialer.settings import Settings
+from dialer.core.settings import Settings
 from strategy.guardrails import PROFILES, Clause, GuardrailProfile, clauses
 
 START = "<!-- settings-table:start (generated: dialer settings) -->"

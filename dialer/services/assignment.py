@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.convert import case_from_row, history_from_rows
+from dialer.core.errors import ConflictError
 from dialer.db.models import StrategyRow
 from dialer.db.repositories import audit, cases, history, strategies
-from dialer.errors import ConflictError
+from dialer.facts.convert import case_from_row, history_from_rows
 from dialer.services import tasks
 from dialer.services.portfolios import get_portfolio
 from dialer.services.strategies import compiled_for

@@ -60,8 +60,7 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dialer.attempt_state import LIVE_OR_DONE
-from dialer.convert import recorded_unreachable
+from dialer.core.errors import NotFoundError
 from dialer.db.models import (
     AttemptRow,
     AuditRow,
@@ -72,8 +71,9 @@ from dialer.db.models import (
     TaskRow,
     WebhookEventRow,
 )
-from dialer.dispatch.facts import load_facts
-from dialer.errors import NotFoundError
+from dialer.domain.attempts import LIVE_OR_DONE
+from dialer.facts.batch import load_facts
+from dialer.facts.convert import recorded_unreachable
 from dialer.services.strategies import compiled_for
 from strategy.compiled import CompiledStrategy
 from strategy.decision import Decision, Reason

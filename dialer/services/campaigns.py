@@ -15,12 +15,12 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.api.schemas.campaigns import CampaignIn, ProgressOut
-from dialer.attempt_state import AttemptState, can_advance
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import AttemptRow, CampaignRow, Portfolio
 from dialer.db.repositories import audit
 from dialer.dispatch import pacing
-from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
+from dialer.domain.attempts import AttemptState, can_advance
+from dialer.schemas.campaigns import CampaignIn, ProgressOut
 
 # status -> the statuses it may move to
 _LIFECYCLE: dict[str, frozenset[str]] = {

@@ -11,7 +11,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.api.schemas.cases import (
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
+from dialer.db.models import CaseRow, ContactPointRow, PartyRow, Portfolio
+from dialer.db.repositories import audit, cases, portfolios
+from dialer.facts.convert import case_id_for, case_rows, contact_point_id_for, number_facts
+from dialer.schemas.cases import (
     AssignmentIn,
     CaseIn,
     CasePatch,
@@ -20,10 +24,6 @@ from dialer.api.schemas.cases import (
     PartyIn,
     PartyPatch,
 )
-from dialer.convert import case_id_for, case_rows, contact_point_id_for, number_facts
-from dialer.db.models import CaseRow, ContactPointRow, PartyRow, Portfolio
-from dialer.db.repositories import audit, cases, portfolios
-from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.services import protective
 from dialer.services.digest import digest
 from dialer.services.normalise import e164, normalise_case

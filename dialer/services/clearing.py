@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import CaseRow
 from dialer.db.repositories import audit, cases
 from dialer.db.repositories import protective as facts_repo
-from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.services.digest import digest
 from dialer.services.protective import (
     CASE_FACTS,

@@ -8,17 +8,17 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.api.schemas.decisions import PreviewIn
-from dialer.auth import Role
-from dialer.convert import case_from_document, case_from_row, history_from_rows
+from dialer.core.auth import Role
+from dialer.core.errors import ConflictError, FieldError, ValidationFailedError
+from dialer.core.settings import Settings
 from dialer.db.models import CaseRow, Portfolio, StrategyRow
 from dialer.db.repositories import history, strategies
-from dialer.errors import ConflictError, FieldError, ValidationFailedError
+from dialer.facts.convert import case_from_document, case_from_row, history_from_rows
+from dialer.schemas.decisions import PreviewIn
 from dialer.services.cases import get_case
 from dialer.services.normalise import normalise_case
 from dialer.services.portfolios import get_portfolio
 from dialer.services.strategies import compiled_for, get_strategy, parse_document
-from dialer.settings import Settings
 from strategy.decision import Decision
 from strategy.engine import decide
 from strategy.guardrails import PROFILES, get_profile, may_decide_under

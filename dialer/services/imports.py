@@ -22,15 +22,15 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.api.errors import field_path
-from dialer.api.schemas.cases import CaseIn
-from dialer.convert import CaseRows, case_rows
+from dialer.core.errors import FieldError, UnsupportedMediaTypeError, ValidationFailedError
+from dialer.core.settings import Settings
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, cases, portfolios
 from dialer.db.types import unstorable
-from dialer.errors import FieldError, UnsupportedMediaTypeError, ValidationFailedError
+from dialer.facts.convert import CaseRows, case_rows
+from dialer.schemas.cases import CaseIn
 from dialer.services import protective
 from dialer.services.normalise import normalise_case
-from dialer.settings import Settings
 
 CASE_COLUMNS = (
     "portfolio",

@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.auth import Principal, Role, generate_key, key_matches, key_prefix
+from dialer.core.auth import Principal, Role, generate_key, key_matches, key_prefix
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, UnauthorizedError
 from dialer.db.models import ApiKeyRow
 from dialer.db.repositories import audit, keys
-from dialer.errors import ConflictError, FieldError, NotFoundError, UnauthorizedError
 
 
 async def create_key(

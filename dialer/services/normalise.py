@@ -7,8 +7,8 @@ import re
 
 import phonenumbers
 
-from dialer.api.schemas.cases import CaseIn
-from dialer.errors import FieldError, ValidationFailedError
+from dialer.core.errors import FieldError, ValidationFailedError
+from dialer.schemas.cases import CaseIn
 from strategy.model import ContactKind
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

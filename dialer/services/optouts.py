@@ -23,11 +23,11 @@ from datetime import datetime
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.attempt_state import AttemptState
 from dialer.db.models import AttemptRow, ContactPointRow
 from dialer.db.repositories import audit
 from dialer.db.repositories import protective as facts_repo
 from dialer.dispatch.fence import SEND_WINDOW, SETTLE_MARGIN
+from dialer.domain.attempts import AttemptState
 from dialer.services import protective
 from strategy.model import Channel
 

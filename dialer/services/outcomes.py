@@ -15,10 +15,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.api.schemas.outcomes import OutcomeIn, PaymentIn
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PaymentRow
 from dialer.db.repositories import audit, history
-from dialer.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
+from dialer.schemas.outcomes import OutcomeIn, PaymentIn
 from dialer.services.cases import get_case
 from dialer.services.optouts import opt_out, settle
 from dialer.services.tasks import record_requests

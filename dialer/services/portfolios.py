@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, portfolios
-from dialer.errors import ConflictError, NotFoundError, ValidationFailedError
 from dialer.services.digest import digest
 from strategy.guardrails import PROFILES
 

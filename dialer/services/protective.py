@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.convert import CaseRows
+from dialer.core.errors import FieldError, ForbiddenError
 from dialer.db.models import ProtectiveFactRow
 from dialer.db.repositories import cases
 from dialer.db.repositories import protective as facts_repo
-from dialer.errors import FieldError, ForbiddenError
+from dialer.facts.convert import CaseRows
 from strategy.model import CaseFlag
 
 # Every case flag restricts contact (compliance.md "Always"; 15 USC 1692c(a)(2) for attorney).

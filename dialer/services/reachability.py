@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.core.errors import FieldError, ValidationFailedError
 from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow
-from dialer.dispatch.facts import NOT_CONTACTS
-from dialer.errors import FieldError, ValidationFailedError
+from dialer.facts.batch import NOT_CONTACTS
 from dialer.services.cases import _change_case, get_case
 from strategy.model import RIGHT_PARTY_RESULTS, PartyRole
 

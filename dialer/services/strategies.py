@@ -18,16 +18,16 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.api.errors import field_path
-from dialer.api.schemas.strategies import InProgressPolicy, StrategyIn
-from dialer.convert import case_from_row, history_from_rows
-from dialer.db.models import Portfolio, StrategyRow
-from dialer.db.repositories import audit, cases, history, strategies
-from dialer.errors import (
+from dialer.core.errors import (
     ConflictError,
     FieldError,
     NotFoundError,
     StrategyRejectedError,
 )
+from dialer.db.models import Portfolio, StrategyRow
+from dialer.db.repositories import audit, cases, history, strategies
+from dialer.facts.convert import case_from_row, history_from_rows
+from dialer.schemas.strategies import InProgressPolicy, StrategyIn
 from dialer.services.digest import digest
 from dialer.services.portfolios import get_portfolio
 from strategy.compiled import CompiledStrategy, compile_strategy

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.core.errors import ConflictError, NotFoundError
 from dialer.db.models import TaskRow
 from dialer.db.repositories import audit, tasks
-from dialer.errors import ConflictError, NotFoundError
 from strategy.decision import Decision
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.callbacks.apply import RESULT_RANK
 from dialer.db.models import (
     AttemptRow,
     AuditRow,
@@ -22,7 +23,6 @@ from dialer.db.models import (
 )
 from dialer.db.repositories import audit as audit_repo
 from dialer.db.repositories import protective as protective_repo
-from dialer.services.callbacks import RESULT_RANK
 from dialer.services.cases import get_case
 from strategy.model import Result
 

@@ -30,12 +30,7 @@ from adapters.callback_urls import callback_url
 from adapters.errors import AdapterError
 from adapters.ports import Telephony
 from adapters.templates import RoleGroup, role_group
-from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow
-from dialer.db.repositories import cases as case_repo
-from dialer.db.repositories import history
-from dialer.db.repositories import webhooks as repo
-from dialer.observability.metrics import Metrics
-from dialer.services.callbacks import (
+from dialer.callbacks.apply import (
     VOICEMAIL_FAILED,
     VOICEMAIL_REDIRECTED,
     VoicemailClaim,
@@ -44,10 +39,15 @@ from dialer.services.callbacks import (
     is_machine,
     stronger,
 )
+from dialer.callbacks.forms import TwilioForm
+from dialer.core.settings import Settings
+from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow
+from dialer.db.repositories import cases as case_repo
+from dialer.db.repositories import history
+from dialer.db.repositories import webhooks as repo
+from dialer.observability.metrics import Metrics
 from dialer.services.optouts import opt_out
 from dialer.services.outcomes import follow_up
-from dialer.settings import Settings
-from dialer.webhooks.forms import TwilioForm
 from strategy.model import Channel, Disclosure, PartyRole, Result
 
 log = logging.getLogger(__name__)

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from dialer.app import create_app
-from dialer.auth import Role
-from dialer.clock import fixed_clock
+from dialer.api.app import create_app
+from dialer.core.auth import Role
+from dialer.core.clock import fixed_clock
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.services import keys, portfolios
-from dialer.settings import Settings
-from tests.conftest import Database
+from tests.databases import Database
 from tests.dialer.factories import add_cn_loans
-
-NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Shanghai
-
-
-def settings_for(db: Database, **overrides: object) -> Settings:
-    return Settings(database_url=db.url, database_schema=db.schema, **overrides)  # type: ignore[arg-type]
-
-
-@dataclass
-class Api:
-    app: FastAPI
-    client: httpx.AsyncClient
-    keys: dict[Role, str]
-    settings: Settings
-
-    def auth(self, role: Role) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}"}
+from tests.dialer.support import NOW, Api, settings_for
 
 
 @pytest.fixture

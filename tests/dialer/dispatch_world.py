@@ -18,20 +18,20 @@ from adapters.fakes import FakeMailer, FakeTelephony
 from adapters.inprocess import InProcessJobQueue, ManualClock
 from adapters.ports import JobQueue
 from adapters.templates import TemplateRegistry
-from dialer.api.schemas.campaigns import CampaignIn
-from dialer.api.schemas.cases import CaseIn
-from dialer.api.schemas.strategies import StrategyIn
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow
 from dialer.dispatch import outbox, planner
 from dialer.dispatch.worker import Dispatcher, WorkerConfig
+from dialer.schemas.campaigns import CampaignIn
+from dialer.schemas.cases import CaseIn
+from dialer.schemas.strategies import StrategyIn
 from dialer.services import campaigns, strategies
 from dialer.services.cases import create_case
 from strategy.presets import load_preset
-from tests.conftest import Database
-from tests.dialer.conftest import settings_for
+from tests.databases import Database
 from tests.dialer.factories import add_cn_loans, cn_case
+from tests.dialer.support import settings_for
 
 # Tuesday 2026-12-01 08:30 in Shanghai: before a 09:00-11:30 campaign window opens.
 EARLY = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)

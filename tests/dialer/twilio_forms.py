@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from dialer.auth import Role
+from dialer.core.auth import Role
 from dialer.db.models import AttemptRow, ContactPointRow, WebhookEventRow
-from tests.dialer.conftest import NOW, Api
 from tests.dialer.factories import cn_case, us_case
+from tests.dialer.support import NOW, Api
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 ACCOUNT = "AC" + "a" * 32

@@ -11,11 +11,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.adapters.conftest import rabbit_url
-from tests.conftest import PG_DB, PG_HOST, PG_PORT, Database, require_postgres
+from tests.databases import PG_DB, PG_HOST, PG_PORT, Database, require_postgres
 from tests.e2e.harness import E2E, close_e2e, open_e2e
 
-__all__ = ["e2e", "pg", "rabbit_url"]
+__all__ = ["e2e", "pg"]
 
 
 @pytest.fixture

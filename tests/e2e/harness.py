@@ -37,16 +37,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
-from dialer.api.schemas.campaigns import CampaignIn
-from dialer.api.schemas.strategies import StrategyIn
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow, OutboxRow, PartyRow
 from dialer.dispatch import planner, reconciler
+from dialer.schemas.campaigns import CampaignIn
+from dialer.schemas.strategies import StrategyIn
 from dialer.services import campaigns, strategies
 from dialer.services.audit import audit
 from dialer.services.imports import ImportFormat, import_stream
-from dialer.settings import Settings
 from tests.dialer.dispatch_world import INSIDE, mid_tier_strategy
 from tests.dialer.factories import add_cn_loans
 from tests.e2e.mock_twilio import MockTwilio

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from demo.morning import create_campaigns, demo_service, run_morning, seed
 from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow
-from dialer.morning import create_campaigns, demo_service, run_morning, seed
 from dialer.services.decisions import decide_stored
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -23,10 +23,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from adapters.errors import RetryLater
 from adapters.fakes import FakeTelephony
 from adapters.ports import Delivery, Job
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.errors import database_unavailable
 from dialer.dispatch.worker import Dispatcher
-from dialer.settings import Settings
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 

@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 
 from adapters.fakes import FakeTelephony
 from adapters.simulator import SimulatedTelephony
-from dialer.attempt_state import FINAL_STATES
+from demo.morning import create_campaigns, demo_service, outcome_of, run_morning, seed
+from dialer.core.settings import Settings
 from dialer.db.models import AttemptRow, TaskRow, WebhookEventRow
-from dialer.morning import create_campaigns, demo_service, outcome_of, run_morning, seed
-from dialer.runtime import build_telephony
-from dialer.settings import Settings
+from dialer.dispatch.runtime import build_telephony
+from dialer.domain.attempts import FINAL_STATES
 
 
 async def test_a_demo_morning_ends_final_and_its_summary_matches_the_database(

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from dialer.app import create_app
+from dialer.api.app import create_app
 from dialer.db.models import AttemptRow, ContactPointRow
 from dialer.dispatch import reconciler
 from tests.dialer.twilio_forms import inbound, signature

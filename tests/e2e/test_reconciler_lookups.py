@@ -25,8 +25,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from dialer.app import create_app
-from dialer.clock import fixed_clock
+from dialer.api.app import create_app
+from dialer.core.clock import fixed_clock
 from dialer.db.models import AttemptRow
 from dialer.dispatch import reconciler
 from tests.dialer.dispatch_world import INSIDE

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.conftest import PG_PORT
+from tests.databases import PG_PORT
 from tests.e2e.harness import E2E, WAITING, Figures
 
 pytestmark = [

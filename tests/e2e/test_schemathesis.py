@@ -40,19 +40,19 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from dialer.api.schemas.campaigns import CampaignIn
-from dialer.api.schemas.cases import CaseIn
-from dialer.api.schemas.strategies import StrategyIn
-from dialer.app import create_app
-from dialer.auth import Role
-from dialer.clock import fixed_clock
+from dialer.api.app import create_app
+from dialer.core.auth import Role
+from dialer.core.clock import fixed_clock
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
+from dialer.schemas.campaigns import CampaignIn
+from dialer.schemas.cases import CaseIn
+from dialer.schemas.strategies import StrategyIn
 from dialer.services import campaigns, keys, strategies
 from dialer.services.cases import create_case
-from dialer.settings import Settings
 from strategy.presets import load_preset
-from tests.conftest import PG_DB, PG_HOST, PG_PORT, require_postgres
+from tests.databases import PG_DB, PG_HOST, PG_PORT, require_postgres
 from tests.dialer.factories import add_cn_loans, cn_case
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)

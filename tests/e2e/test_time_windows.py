@@ -27,18 +27,18 @@ from sqlalchemy import select
 
 from adapters.fakes import FakeMailer, FakeTelephony
 from adapters.inprocess import InProcessJobQueue, ManualClock
-from dialer.api.schemas.campaigns import CampaignIn
-from dialer.api.schemas.cases import CaseIn
-from dialer.api.schemas.strategies import StrategyIn
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow, CampaignRow
 from dialer.dispatch import outbox, planner
+from dialer.schemas.campaigns import CampaignIn
+from dialer.schemas.cases import CaseIn
+from dialer.schemas.strategies import StrategyIn
 from dialer.services import campaigns, portfolios, strategies
 from dialer.services.audit import audit
 from dialer.services.cases import create_case
 from dialer.services.decisions import decide_stored
-from dialer.settings import Settings
 from strategy.presets import load_preset
 from tests.dialer.dispatch_world import World
 

@@ -27,11 +27,11 @@ from sqlalchemy import select
 
 from adapters.fakes import FakeTelephony
 from adapters.ports import Delivery, Job
-from dialer.app import create_app
-from dialer.clock import fixed_clock
+from dialer.api.app import create_app
+from dialer.core.clock import fixed_clock
 from dialer.db.models import AttemptRow, ContactPointRow, OutboxRow, WebhookEventRow
 from dialer.dispatch.worker import Dispatcher
-from tests.conftest import Database
+from tests.databases import Database
 from tests.dialer.dispatch_world import INSIDE
 from tests.dialer.twilio_forms import ACCOUNT, BASE, TOKEN, amd, call_status, signature, sms_status
 from tests.e2e.harness import E2E, Figures, open_e2e

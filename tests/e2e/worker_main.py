@@ -49,11 +49,11 @@ from adapters.ports import (
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from adapters.twilio import TwilioSettings, TwilioTelephony
 from adapters.twilio_client import HttpxTwilioClient
+from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.models import AttemptRow
+from dialer.dispatch.runtime import Runtime, queue_url, worker_config
 from dialer.dispatch.worker import Dispatcher
-from dialer.runtime import Runtime, queue_url, worker_config
-from dialer.settings import Settings
 
 BUCKETS = (1, 5, 30)  # the delay queues (seconds): short, the runs last minutes
 
@@ -177,7 +177,7 @@ class CheckedRuntime(Runtime):
 
 
 def mock_telephony(settings: Settings, mock_url: str) -> TwilioTelephony:
-    """As `dialer.runtime.build_telephony` builds it (the HTTP timeout from the settings,
+    """As `dialer.dispatch.runtime.build_telephony` builds it (the HTTP timeout from the settings,
     creates retried by the worker on its pacing), its transport sent to the mock."""
     http = httpx.AsyncClient(
         transport=RedirectTransport(mock_url), timeout=settings.twilio_http_timeout_seconds

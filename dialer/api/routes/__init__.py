@@ -11,7 +11,7 @@ from dialer.api.routes import (
     tasks,
     timeline,
 )
-from dialer.webhooks import routes as twilio_webhooks
+from dialer.api.routes import twilio as twilio_webhooks
 
 router = APIRouter()
 # First: Twilio's callbacks are most of the traffic and routes are matched in order.

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from dialer.api.deps import Admin, AuditReader, CaseReader, NowDep, SessionDep
-from dialer.api.schemas.admin import (
+from dialer.db.repositories import audit
+from dialer.schemas.admin import (
     AuditOut,
     KeyIn,
     KeyOut,
@@ -17,8 +18,7 @@ from dialer.api.schemas.admin import (
     PortfolioOut,
     PortfolioProfileIn,
 )
-from dialer.api.schemas.common import INT64_MAX
-from dialer.db.repositories import audit
+from dialer.schemas.common import INT64_MAX
 from dialer.services import keys, portfolios
 
 router = APIRouter(tags=["admin"])

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from adapters.errors import QueueError
 from adapters.ports import DeadLetter, JobQueue
 from dialer.api.deps import NowDep, SessionDep, Supervisor
-from dialer.api.schemas.campaigns import (
+from dialer.core.errors import DialerError
+from dialer.schemas.campaigns import (
     CampaignIn,
     CampaignOut,
     DeadLetterOut,
@@ -18,7 +19,6 @@ from dialer.api.schemas.campaigns import (
     ReplayIn,
     ReplayOut,
 )
-from dialer.errors import DialerError
 from dialer.services import campaigns
 
 router = APIRouter(tags=["campaigns"])

@@ -20,7 +20,7 @@ from dialer.api.deps import (
     Supervisor,
     check_book_fields,
 )
-from dialer.api.schemas.cases import (
+from dialer.schemas.cases import (
     AssignmentIn,
     CaseIn,
     CaseOut,
@@ -34,8 +34,8 @@ from dialer.api.schemas.cases import (
     ProtectiveClearIn,
     UnreachableIn,
 )
-from dialer.api.schemas.common import Page
-from dialer.api.schemas.outcomes import OutcomeIn, OutcomeOut, PaymentIn, PaymentOut
+from dialer.schemas.common import Page
+from dialer.schemas.outcomes import OutcomeIn, OutcomeOut, PaymentIn, PaymentOut
 from dialer.services import cases, clearing, outcomes, reachability
 
 router = APIRouter(tags=["cases"])

@@ -7,8 +7,8 @@ import uuid
 from fastapi import APIRouter
 
 from dialer.api.deps import CaseReader, NowDep, PreviewUser, SessionDep, SettingsDep
-from dialer.api.schemas.common import Instant
-from dialer.api.schemas.decisions import DecisionOut, PreviewIn, decision_out
+from dialer.schemas.common import Instant
+from dialer.schemas.decisions import DecisionOut, PreviewIn, decision_out
 from dialer.services import decisions
 
 router = APIRouter(tags=["decisions"])

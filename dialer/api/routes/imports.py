@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from starlette.types import Message
 
 from dialer.api.deps import NowDep, SessionDep, SettingsDep, SupervisorOrService
-from dialer.api.schemas.imports import ImportReportOut
-from dialer.errors import FieldError, PayloadTooLargeError, ValidationFailedError
+from dialer.core.errors import FieldError, PayloadTooLargeError, ValidationFailedError
+from dialer.schemas.imports import ImportReportOut
 from dialer.services import imports
 
 router = APIRouter(tags=["imports"])

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from dialer.api.deps import NowDep, SessionDep, SettingsDep, StrategyReader, Supervisor
-from dialer.api.schemas.strategies import (
+from dialer.schemas.strategies import (
     DiffOut,
     SimulateIn,
     SimulationOut,

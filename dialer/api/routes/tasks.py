@@ -15,7 +15,7 @@ from dialer.api.deps import (
     TaskReader,
     TaskWorker,
 )
-from dialer.api.schemas.tasks import ApprovalIn, RefreshIn, RefreshOut, TaskOut
+from dialer.schemas.tasks import ApprovalIn, RefreshIn, RefreshOut, TaskOut
 from dialer.services import assignment, tasks
 
 router = APIRouter(tags=["tasks"])

@@ -13,8 +13,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from dialer.convert import CaseRows
 from dialer.db.models import AttemptRow, CaseRow, ContactPointRow, PartyRow
+from dialer.facts.convert import CaseRows
 
 _CASES: Table = CaseRow.__table__  # type: ignore[assignment]
 _PARTIES: Table = PartyRow.__table__  # type: ignore[assignment]

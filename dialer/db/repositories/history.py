@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.attempt_state import LIVE_OR_DONE
 from dialer.db.models import AttemptRow, OutcomeRow, PaymentRow
+from dialer.domain.attempts import LIVE_OR_DONE
 
 _CONTACTS = sorted(s.value for s in LIVE_OR_DONE)
 

@@ -1,0 +1,322 @@
+"""The `dialer` command: migrate, keys, portfolios, import, serve, audit, demo."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dialer.cli import dispatch as cli_dispatch
+from dialer.core.auth import Role
+from dialer.core.clock import system_clock
+from dialer.core.errors import DialerError
+from dialer.core.settings import Settings
+from dialer.db.engine import build_engine, build_sessionmaker
+from dialer.db.migrate import schema_is_current, upgrade_to_head
+
+app = typer.Typer(help="collections-dialer: cases, strategies, decisions.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+portfolio_app = typer.Typer(help="Portfolios and their guardrail profile (admin).")
+app.add_typer(keys_app, name="keys")
+app.add_typer(portfolio_app, name="portfolio")
+cli_dispatch.register(app)  # campaign, worker, outbox, dead-letters
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(factory: Callable[[], Awaitable[T]], *, error_code: int = 1) -> T:
+    try:
+        return asyncio.run(_wrap(factory))
+    except DialerError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        for f in exc.fields:
+            err.print(f"  {f.field}: {f.reason}")
+        raise typer.Exit(error_code) from exc
+
+
+async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
+
+
+async def _checked_engine(settings: Settings) -> AsyncEngine:
+    engine = build_engine(settings)
+    current, _, _ = await schema_is_current(engine)
+    if not current:
+        await engine.dispose()
+        err.print("[red]error:[/red] the database schema is out of date: run `dialer migrate`")
+        raise typer.Exit(2)
+    return engine
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database (DIALER_DATABASE_URL) to the latest schema. Creates no data."""
+    settings = Settings()
+
+    async def go() -> None:
+        engine = build_engine(settings)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+
+    _run(go)
+    console.print("database schema is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="admin, supervisor, approver, agent or service")],
+    name: Annotated[str | None, typer.Option(help="who holds the key")] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from dialer.services import keys
+
+    settings = Settings()
+
+    async def go() -> str:
+        engine = await _checked_engine(settings)
+        maker = build_sessionmaker(engine)
+        try:
+            async with maker() as session:
+                _, plaintext = await keys.create_key(
+                    session,
+                    role=role,
+                    name=name or f"{role.value}",
+                    actor="cli",
+                    now=system_clock(),
+                )
+        finally:
+            await engine.dispose()
+        return plaintext
+
+    plaintext = _run(go)
+    err.print(f"created a key with role {role.value}; it is shown once, store it now:")
+    typer.echo(plaintext)
+
+
+@portfolio_app.command("create")
+def portfolio_create(
+    name: str,
+    profile: Annotated[str, typer.Option(help="guardrail profile, e.g. cn-consumer")],
+    country: Annotated[str, typer.Option(help="default phone region, ISO alpha-2")] = "US",
+    timezone: Annotated[str, typer.Option(help="the portfolio's IANA zone")] = "UTC",
+    strategy_preset: Annotated[
+        str | None, typer.Option(help="activate a shipped preset, e.g. consumer-loan")
+    ] = None,
+) -> None:
+    """Create a portfolio with its guardrail profile, optionally activating a preset."""
+    from dialer.services import portfolios, strategies
+
+    settings = Settings()
+
+    async def go() -> None:
+        engine = await _checked_engine(settings)
+        maker = build_sessionmaker(engine)
+        try:
+            async with maker() as session:
+                now = system_clock()
+                await portfolios.create_portfolio(
+                    session,
+                    name=name,
+                    profile=profile,
+                    country=country.upper(),
+                    timezone=timezone,
+                    actor="cli",
+                    now=now,
+                )
+                if strategy_preset:
+                    row = await strategies.create_from_preset(
+                        session, portfolio=name, preset=strategy_preset, actor="cli", now=now
+                    )
+                    await strategies.activate(session, row.id, actor="cli", now=now)
+        finally:
+            await engine.dispose()
+
+    _run(go)
+    console.print(f"portfolio {name} created with profile {profile}")
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    portfolio: Annotated[
+        str | None, typer.Option(help="portfolio for rows that do not name one")
+    ] = None,
+) -> None:
+    """Import cases from CSV (one row per contact point) or JSON lines (.jsonl)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dialer.services import imports
+
+    settings = Settings()
+    size = file.stat().st_size
+
+    async def go() -> imports.ImportReport:
+        engine = await _checked_engine(settings)
+        maker = build_sessionmaker(engine)
+        fmt = imports.format_for(file.name, None)
+        try:
+            with Progress(
+                TextColumn("importing {task.fields[name]}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeRemainingColumn(),
+                console=err,
+            ) as progress:
+                task = progress.add_task("import", total=size, name=file.name)
+                with file.open("rb") as fh:
+                    async with maker() as session:
+                        return await imports.import_stream(
+                            session,
+                            imports.read_lines(fh, lambda n: progress.update(task, completed=n)),
+                            fmt=fmt,
+                            default_portfolio=portfolio,
+                            settings=settings,
+                            actor="cli",
+                            now=system_clock(),
+                        )
+        finally:
+            await engine.dispose()
+
+    report = _run(go)
+    console.print(
+        f"{report.cases_created} created, {report.cases_updated} updated,"
+        f" {len(report.errors)} rejected ({report.lines} lines)"
+    )
+    for e in report.errors[:50]:
+        err.print(f"  line {e.line}: {e.field + ': ' if e.field else ''}{e.reason}")
+    if len(report.errors) > 50:
+        err.print(f"  ... and {len(report.errors) - 50} more")
+    for k in report.kept[:50]:
+        err.print(f"  line {k.line} ({k.external_ref}): {k.message}")
+    if len(report.kept) > 50:
+        err.print(f"  ... and {len(report.kept) - 50} more protective facts kept")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run the HTTP API (refuses to start on an out-of-date schema)."""
+    import uvicorn
+
+    from dialer.api.app import create_app
+    from dialer.observability import configure_logging
+
+    settings = Settings()
+    configure_logging(settings)  # JSON lines on stderr, phone numbers and secrets masked
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,  # uvicorn's loggers propagate to the masked root handler
+        access_log=settings.access_log,
+    )
+
+
+@app.command("audit")
+def audit_command(
+    since: Annotated[
+        str | None, typer.Option(help="only attempts reserved at or after (ISO 8601; UTC if naive)")
+    ] = None,
+    portfolio: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False,
+    show: Annotated[int, typer.Option(help="violations to list")] = 20,
+) -> None:
+    """Replay every dispatched attempt against the strategy version and guardrail profile
+    that allowed it; exit 1 when any violation is found, 2 on an error (an unknown
+    portfolio, a bad --since)."""
+    import json
+
+    from dialer.services.audit import AuditReport, audit
+
+    settings = Settings()
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 instant: {since!r}", param_hint="--since") from (
+            exc
+        )
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+
+    async def go() -> AuditReport:
+        engine = await _checked_engine(settings)
+        try:
+            return await audit(build_sessionmaker(engine), since=start, portfolio=portfolio)
+        finally:
+            await engine.dispose()
+
+    # An error (an unknown portfolio) exits 2: exit 1 means "violations found".
+    report = _run(go, error_code=2)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "attempts_checked": report.attempts_checked,
+                    "tasks_checked": report.tasks_checked,
+                    "ok": report.ok(),
+                    "by_rule": dict(report.by_rule),
+                    "violations": [
+                        {**asdict(v), "attempt_id": str(v.attempt_id), "case_id": str(v.case_id)}
+                        for v in report.violations
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        console.print(
+            f"{report.attempts_checked} attempts and {report.tasks_checked} approval tasks"
+            f" checked, {sum(report.by_rule.values())} violations"
+        )
+        for rule, n in sorted(report.by_rule.items()):
+            console.print(f"  {rule}: {n}")
+        for v in report.violations[:show]:
+            console.print(f"  {v.rule} attempt {v.attempt_id} case {v.case_id}: {v.detail}")
+    if not report.ok():
+        raise typer.Exit(1)
+
+
+@app.command("settings")
+def settings_table() -> None:
+    """Print the configuration table (every DIALER_* variable) as Markdown."""
+    from dialer.observability.settings_doc import settings_table as table
+
+    typer.echo(table())
+
+
+@app.command()
+def demo(
+    decisions: Annotated[
+        bool, typer.Option("--decisions", help="only print the engine's decisions")
+    ] = False,
+    database: Annotated[Path, typer.Option(help="SQLite file, recreated")] = Path("demo.sqlite"),
+    seed: Annotated[int, typer.Option(help="the simulator's seed")] = 7,
+) -> None:
+    """Run one simulated morning of the whole service on a fresh SQLite file and leave it
+    behind to explore; with --decisions, show the engine deciding realistic cases."""
+    from demo.run import run_demo, run_morning_demo
+
+    if decisions:
+        run_demo(console)
+        return
+    report = run_morning_demo(console, database, seed)
+    if report.timed_out or report.not_final:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
