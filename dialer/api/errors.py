@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dialer.core.errors import DialerError, FieldError, StrategyRejectedError
+from dialer.core.errors import DialerError, FieldError, StrategyRejectedError, field_path
 from strategy.model import DecisionInputError
 
 _HTTP_CODES = {
@@ -38,20 +38,6 @@ def error_body(
     }
     body.update(extra)
     return {"error": body}
-
-
-def field_path(loc: Sequence[int | str]) -> str:
-    """("body", "parties", 0, "contact_points", 1, "value") -> parties[0].contact_points[1].value"""
-    parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "body"
 
 
 def pydantic_fields(errors: Sequence[Any]) -> list[FieldError]:

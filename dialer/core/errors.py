@@ -3,6 +3,7 @@ status and code, so the API turns it into the one error shape and never into a 5
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,20 @@ from typing import Any
 class FieldError:
     field: str  # dotted path with indexes: parties[0].contact_points[1].value
     reason: str
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """("body", "parties", 0, "contact_points", 1, "value") -> parties[0].contact_points[1].value"""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
 
 
 class DialerError(Exception):

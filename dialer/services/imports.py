@@ -21,8 +21,12 @@ from typing import IO, Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.api.errors import field_path
-from dialer.core.errors import FieldError, UnsupportedMediaTypeError, ValidationFailedError
+from dialer.core.errors import (
+    FieldError,
+    UnsupportedMediaTypeError,
+    ValidationFailedError,
+    field_path,
+)
 from dialer.core.settings import Settings
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, cases, portfolios

@@ -17,12 +17,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.api.errors import field_path
 from dialer.core.errors import (
     ConflictError,
     FieldError,
     NotFoundError,
     StrategyRejectedError,
+    field_path,
 )
 from dialer.db.models import Portfolio, StrategyRow
 from dialer.db.repositories import audit, cases, history, strategies
