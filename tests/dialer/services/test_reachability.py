@@ -17,7 +17,8 @@ from dialer.db.models import AuditRow
 from dialer.db.repositories import cases as case_repo
 from dialer.facts.batch import load_facts
 from dialer.facts.convert import case_from_row
-from dialer.services.audit import _load, case_as_of
+from dialer.services.audit.as_of import case_as_of
+from dialer.services.audit.loader import load
 from strategy.model import RecordedUnreachable
 from tests.dialer.factories import cn_case, us_case
 from tests.dialer.support import NOW, Api
@@ -167,7 +168,7 @@ async def test_every_reader_builds_the_same_case_with_the_recorded_fact(api: Api
             assert row is not None
             from_row = case_from_row(row)
             from_facts = (await load_facts(session, [case_id], NOW))[case_id].case
-            data = (await _load(session, [case_id]))[case_id]
+            data = (await load(session, [case_id]))[case_id]
         as_of_now = case_as_of(data, NOW)
         before = case_as_of(data, NOW - timedelta(seconds=1))
     finally:
