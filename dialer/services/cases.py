@@ -25,7 +25,7 @@ from dialer.schemas.cases import (
     PartyPatch,
 )
 from dialer.services import protective
-from dialer.services.digest import digest
+from dialer.services.changes import record_change
 from dialer.services.normalise import e164, normalise_case
 from strategy.model import CaseFlag, ContactKind
 
@@ -104,38 +104,6 @@ def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:
     return before
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, frozenset | set):
-        return sorted(str(v) for v in value)
-    return value if isinstance(value, str | int | bool | type(None)) else str(value)
-
-
-async def _record(
-    session: AsyncSession,
-    *,
-    actor: str,
-    now: datetime,
-    action: str,
-    entity: str,
-    entity_id: uuid.UUID,
-    before: dict[str, Any],
-    after: dict[str, Any],
-) -> None:
-    b = {k: _jsonable(v) for k, v in before.items()}
-    a = {k: _jsonable(v) for k, v in after.items()}
-    await audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        before_digest=digest(b),
-        after_digest=digest(a),
-        detail={"before": b, "after": a},
-    )
-
-
 async def _change_case(
     session: AsyncSession,
     row: CaseRow,
@@ -148,7 +116,7 @@ async def _change_case(
     """Apply changes to a case row, audit them, commit, and read the case back."""
     before = _apply(row, changes)
     row.updated_at = now
-    await _record(
+    await record_change(
         session,
         actor=actor,
         now=now,
@@ -228,7 +196,7 @@ async def add_party(
     rows.parties[0]["position"] = len(row.parties)
     rows.case = {}
     await protective.upsert(session, [rows], actor=actor, source="api", now=now, include_case=False)
-    await _record(
+    await record_change(
         session,
         actor=actor,
         now=now,
@@ -274,7 +242,7 @@ async def update_party(
         changes["refused_contact"] = protective.REFUSED in merged.facts
         await protective.record(session, subject, merged.added, actor=actor, source="api", now=now)
     before = _apply(party, changes)
-    await _record(
+    await record_change(
         session,
         actor=actor,
         now=now,
@@ -341,7 +309,7 @@ async def add_contact_point(
         source="api",
         now=now,
     )
-    await _record(
+    await record_change(
         session,
         actor=actor,
         now=now,
@@ -389,7 +357,7 @@ async def update_contact_point(
     if "validity" in changes and changes["validity"] is not None:
         changes["validity"] = str(changes["validity"])
     before = _apply(row, changes)
-    await _record(
+    await record_change(
         session,
         actor=actor,
         now=now,

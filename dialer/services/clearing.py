@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import CaseRow
-from dialer.db.repositories import audit, cases
+from dialer.db.repositories import cases
 from dialer.db.repositories import protective as facts_repo
-from dialer.services.digest import digest
+from dialer.services.changes import record_change
 from dialer.services.protective import (
     CASE_FACTS,
     CONSENT_REVOKED,
@@ -29,12 +29,6 @@ from dialer.services.protective import (
     revocations,
 )
 from strategy.model import CaseFlag, Channel
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, list | tuple | set | frozenset):
-        return sorted(str(v) for v in value)
-    return value if isinstance(value, str | bool | type(None)) else str(value)
 
 
 def _missing(field: str, why: str) -> ValidationFailedError:
@@ -118,24 +112,20 @@ async def clear(
     found = await facts_repo.provenance(session, [(subject.entity_id, name)])
     await facts_repo.forget(session, subject.entity_id, name)
     case.updated_at = now
-    b = {k: _jsonable(v) for k, v in before.items()}
-    a = {k: _jsonable(v) for k, v in after.items()}
-    await audit.append(
+    await record_change(
         session,
-        at=now,
         actor=actor,
+        now=now,
         action="protective.clear",
         entity=subject.entity,
-        entity_id=str(subject.entity_id),
-        before_digest=digest(b),
-        after_digest=digest(a),
+        entity_id=subject.entity_id,
+        before=before,
+        after=after,
         detail={
             "case_id": str(case.id),
             "fact": named(name),
             "reason": reason,
             "recorded": recorded(found.get((subject.entity_id, name))),
-            "before": b,
-            "after": a,
         },
     )
     await session.commit()
