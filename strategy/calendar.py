@@ -35,6 +35,11 @@ def phone_facts(e164: str) -> tuple[tuple[str, ...], bool | None]:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return (), None
+    return number_facts(number)
+
+
+def number_facts(number: phonenumbers.PhoneNumber) -> tuple[tuple[str, ...], bool | None]:
+    """`phone_facts` of a number already parsed (a caller that parsed it keeps one parse)."""
     zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
     kind = phonenumbers.number_type(number)
     mobile: bool | None

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -45,14 +45,17 @@ def contact_point_id_for(party_id: uuid.UUID, kind: str, value: str) -> uuid.UUI
     return uuid.uuid5(party_id, f"cp/{kind}/{value}")
 
 
-def number_facts(kind: str, value: str) -> tuple[list[str] | None, bool | None]:
+def number_facts(
+    kind: str, value: str, known: Mapping[str, tuple[tuple[str, ...], bool | None]] | None = None
+) -> tuple[list[str] | None, bool | None]:
     """The `number_zones` and `number_mobile` columns of a contact point: a phone's
     candidate zones and line type, derived once when it is written (the planner would
     otherwise derive them again for every number every morning); (None, None) for an
-    email address."""
+    email address. `known`: facts already derived by the caller, by E.164 number."""
     if kind != ContactKind.PHONE.value:
         return None, None
-    zones, mobile = phone_facts(value)
+    found = known.get(value) if known is not None else None
+    zones, mobile = found if found is not None else phone_facts(value)
     return list(zones), mobile
 
 
@@ -75,7 +78,13 @@ class CaseRows:
     contact_points: list[dict[str, Any]] = field(default_factory=list)
 
 
-def case_rows(doc: CaseIn, portfolio: str, now: datetime) -> CaseRows:
+def case_rows(
+    doc: CaseIn,
+    portfolio: str,
+    now: datetime,
+    numbers: Mapping[str, tuple[tuple[str, ...], bool | None]] | None = None,
+) -> CaseRows:
+    """The table rows of a case document; `numbers`: phone facts already derived."""
     cid = case_id_for(portfolio, doc.external_ref)
     rows = CaseRows(
         case={
@@ -115,7 +124,7 @@ def case_rows(doc: CaseIn, portfolio: str, now: datetime) -> CaseRows:
             }
         )
         for j, point in enumerate(party.contact_points):
-            number_zones, number_mobile = number_facts(point.kind.value, point.value)
+            number_zones, number_mobile = number_facts(point.kind.value, point.value, numbers)
             rows.contact_points.append(
                 {
                     "id": contact_point_id_for(pid, point.kind.value, point.value),

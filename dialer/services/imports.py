@@ -29,12 +29,12 @@ from dialer.core.errors import (
 )
 from dialer.core.settings import Settings
 from dialer.db.models import Portfolio
-from dialer.db.repositories import audit, cases, portfolios
+from dialer.db.repositories import audit, portfolios
 from dialer.db.types import unstorable
 from dialer.facts.convert import CaseRows, case_rows
 from dialer.schemas.cases import CaseIn
 from dialer.services import protective
-from dialer.services.normalise import normalise_case
+from dialer.services.normalise import NumberFacts, normalise_case
 
 CASE_COLUMNS = (
     "portfolio",
@@ -353,13 +353,10 @@ async def import_stream(
         if not batch.rows:
             return
         names = sorted({p for p, _ in batch.keys})
-        # Created vs updated from the portfolios' sizes around the upsert: one indexed count
-        # instead of a lookup per case (a concurrent import of the same portfolio skews it).
-        before = await cases.count_in(session, names)
         # Protective facts only tighten (architecture invariant 8): stored ones are kept.
-        kept = await protective.upsert(session, batch.rows, actor=actor, source="import", now=now)
-        created = await cases.count_in(session, names) - before
-        existing = len(batch.rows) - created
+        done = await protective.upsert(session, batch.rows, actor=actor, source="import", now=now)
+        existing = done.existing  # read under the cases' lock, before the upsert
+        created = len(batch.rows) - existing
         await audit.append(
             session,
             at=now,
@@ -374,7 +371,7 @@ async def import_stream(
         report.cases_updated += existing
         report.kept += [
             KeptFact(batch.lines.get(k.entity_id, 0), k.external_ref, k.field, k.fact, k.message)
-            for k in kept
+            for k in done.kept
         ]
         batch.rows, batch.keys, batch.lines = [], set(), {}
 
@@ -409,8 +406,9 @@ async def import_stream(
             reason = f"no portfolio {name!r}" if name else "no portfolio given (use --portfolio)"
             report.errors.append(RowError(parsed.line, "portfolio", reason, ref))
             continue
+        numbers: dict[str, NumberFacts] = {}
         try:
-            doc = normalise_case(doc, portfolio.country)
+            doc = normalise_case(doc, portfolio.country, numbers)
         except ValidationFailedError as exc:
             for f in exc.fields:
                 report.errors.append(RowError(_line_for(parsed, f.field), f.field, f.reason, ref))
@@ -418,7 +416,7 @@ async def import_stream(
         key = (portfolio.name, doc.external_ref)
         if key in batch.keys:  # the same case twice in one statement: flush the first
             await flush()
-        rows = case_rows(doc, portfolio.name, now)
+        rows = case_rows(doc, portfolio.name, now, numbers)
         batch.rows.append(rows)
         batch.keys.add(key)
         batch.lines.update(_lines_of(parsed, rows))

@@ -4,29 +4,47 @@ is reported with the field it is in, e.g. `parties[0].contact_points[1].value`."
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
 from dialer.core.errors import FieldError, ValidationFailedError
 from dialer.schemas.cases import CaseIn
+from strategy.calendar import number_facts
 from strategy.model import ContactKind
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def e164(value: str, region: str) -> str | None:
-    """The number in E.164, or None when it is not a valid number (for `region` if local)."""
+# A phone number's stored facts: its candidate zones and whether it takes SMS.
+NumberFacts = tuple[tuple[str, ...], bool | None]
+
+
+@lru_cache(maxsize=65_536)  # a file repeats numbers (a shared office line, a relative's)
+def phone(value: str, region: str) -> tuple[str, NumberFacts] | None:
+    """The number in E.164 with its facts (`strategy.calendar.number_facts`), parsed once;
+    None when it is not a valid number (for `region` if local)."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(number):
         return None
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    formatted = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return formatted, number_facts(number)
 
 
-def normalise_case(case: CaseIn, default_region: str) -> CaseIn:
-    """The case with normalised contact values; raises with every bad field at once."""
+def e164(value: str, region: str) -> str | None:
+    """The number in E.164, or None when it is not a valid number (for `region` if local)."""
+    found = phone(value, region)
+    return found[0] if found is not None else None
+
+
+def normalise_case(
+    case: CaseIn, default_region: str, numbers: dict[str, NumberFacts] | None = None
+) -> CaseIn:
+    """The case with normalised contact values; raises with every bad field at once.
+    `numbers` (if given) receives each phone's facts, for `convert.case_rows`."""
     region = case.country or default_region
     errors: list[FieldError] = []
     parties = []
@@ -42,10 +60,13 @@ def normalise_case(case: CaseIn, default_region: str) -> CaseIn:
             where = f"parties[{i}].contact_points[{j}].value"
             raw = point.value.strip()
             if point.kind == ContactKind.PHONE:
-                value = e164(raw, region)
-                if value is None:
+                found = phone(raw, region)
+                if found is None:
                     errors.append(FieldError(where, f"{raw!r} is not a valid phone number"))
                     continue
+                value = found[0]
+                if numbers is not None:
+                    numbers[value] = found[1]
             else:
                 if not _EMAIL.match(raw):
                     errors.append(FieldError(where, f"{raw!r} is not an email address"))

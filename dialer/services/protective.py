@@ -190,6 +190,12 @@ class Kept:
         return f"kept: {named(self.fact)}, {self.recorded}"
 
 
+@dataclass(frozen=True, slots=True)
+class Upserted:
+    kept: list[Kept]  # stored facts the rows left out
+    existing: int  # how many of the cases were stored before (the others were created)
+
+
 async def upsert(
     session: AsyncSession,
     docs: Sequence[CaseRows],
@@ -198,7 +204,7 @@ async def upsert(
     source: str,
     now: datetime,
     include_case: bool = True,
-) -> list[Kept]:
+) -> Upserted:
     """Upsert whole cases (an import, an API create) keeping every stored protective fact:
     each row's facts become the merge of the stored and the given ones, new facts are
     recorded with their recorder, and what a row left out is returned as `Kept`. A
@@ -233,10 +239,13 @@ async def upsert(
     await cases.upsert(session, docs, include_case=include_case)
     await facts_repo.record(session, added)
     found = await facts_repo.provenance(session, [(s.entity_id, f) for s, _, _, f in kept])
-    return [
-        Kept(s.entity_id, s.case_id, ref, fld, f, recorded(found.get((s.entity_id, f))))
-        for s, ref, fld, f in kept
-    ]
+    return Upserted(
+        [
+            Kept(s.entity_id, s.case_id, ref, fld, f, recorded(found.get((s.entity_id, f))))
+            for s, ref, fld, f in kept
+        ],
+        len(stored.cases),
+    )
 
 
 def _write_back(doc: CaseRows, subject: Subject, facts: frozenset[str]) -> None:
