@@ -6,11 +6,16 @@
 Each case has a debtor with two contact points (mobile, email) and a third-party contact
 with a phone: 6 rows per case (1 case, 2 parties, 3 contact points). The import goes
 through the real service (`dialer.services.imports.import_stream`: JSON lines parsed,
-validated with the API's schema, phones normalised with `phonenumbers` and their candidate
-zones and line type derived and stored for the planner, batched upserts) into a fresh
-PostgreSQL schema; the same rows (those stored facts included), prepared beforehand, are
-then written with asyncpg's `copy_records_to_table` into another fresh schema. Both
-schemas are dropped. The last lines are `name: value unit`.
+checked for storable text, validated with the API's schema, phones normalised with
+`phonenumbers` and their candidate zones and line type derived and stored for the
+planner, the cases locked and their stored protective facts read and merged, batched
+upserts, one audit entry per batch) into a fresh PostgreSQL schema.
+
+The ceiling is a bare COPY of the same rows (`copy_records_to_table`, one transaction)
+into another fresh schema. It skips all of that work: the rows, the stored facts
+included, are prepared before the clock starts, and it does no locking, no reading of
+stored facts, no conflict handling, no audit entry. Both schemas are dropped. The last
+lines are `name: value unit`.
 """
 
 from __future__ import annotations
@@ -116,6 +121,30 @@ async def fresh_schema(settings: Settings) -> None:
         await engine.dispose()
 
 
+def copy_tables(docs: list[CaseRows]) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        "cases": records([d.case for d in docs], CASE_COLS),
+        "parties": records([p for d in docs for p in d.parties], PARTY_COLS),
+        "contact_points": records([p for d in docs for p in d.contact_points], POINT_COLS),
+    }
+
+
+async def copy(dsn: str, schema: str, tables: dict[str, list[tuple[Any, ...]]]) -> float:
+    """The ceiling: the prepared rows written with COPY in one transaction (seconds)."""
+    columns = {"cases": CASE_COLS, "parties": PARTY_COLS, "contact_points": POINT_COLS}
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        async with conn.transaction():
+            for table, recs in tables.items():
+                await conn.copy_records_to_table(
+                    table, records=recs, columns=columns[table], schema_name=schema
+                )
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
 async def run(count: int, url: str) -> dict[str, float]:
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     tag = uuid.uuid4().hex[:10]
@@ -141,25 +170,9 @@ async def run(count: int, url: str) -> dict[str, float]:
         assert not report.errors, report.errors[:3]
         assert report.cases_created == count
 
-        docs = prepared_rows(count)
-        tables = {
-            "cases": records([d.case for d in docs], CASE_COLS),
-            "parties": records([p for d in docs for p in d.parties], PARTY_COLS),
-            "contact_points": records([p for d in docs for p in d.contact_points], POINT_COLS),
-        }
+        tables = copy_tables(prepared_rows(count))
         total_rows = sum(len(v) for v in tables.values())
-        columns = {"cases": CASE_COLS, "parties": PARTY_COLS, "contact_points": POINT_COLS}
-        conn = await asyncpg.connect(dsn)
-        try:
-            started = time.perf_counter()
-            async with conn.transaction():
-                for table, recs in tables.items():
-                    await conn.copy_records_to_table(
-                        table, records=recs, columns=columns[table], schema_name=copy_schema
-                    )
-            copy_seconds = time.perf_counter() - started
-        finally:
-            await conn.close()
+        copy_seconds = await copy(dsn, copy_schema, tables)
         for table in tables:
             a = await admin.fetchval(f'SELECT count(*) FROM "{import_schema}".{table}')
             b = await admin.fetchval(f'SELECT count(*) FROM "{copy_schema}".{table}')

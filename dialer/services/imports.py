@@ -246,41 +246,47 @@ def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[_Parsed]:
             doc = {k: v for k, v in doc.items() if v not in (None, [])}
             doc["parties"] = []
             current = _Parsed(line, doc)
-        assert current.doc is not None
-        role = _cell(row, "party_role")
-        pref = _cell(row, "party_ref") or f"{role}:{_cell(row, 'party_name') or ''}"
-        if pref not in party_index:
-            party = {
-                "ref": pref,
-                "role": role,
-                "name": _cell(row, "party_name") or "",
-                "relation": _cell(row, "relation"),
-                "knows_of_debt": bool(_cell(row, "knows_of_debt")),
-                "refused_contact": bool(_cell(row, "refused_contact")),
-                "timezone": _cell(row, "party_timezone"),
-                "title": _cell(row, "title"),
-                "contact_points": [],
-            }
-            party_index[pref] = len(current.doc["parties"])
-            current.lines[(party_index[pref],)] = line
-            current.doc["parties"].append(party)
-        p = party_index[pref]
-        if _cell(row, "value"):
-            points = current.doc["parties"][p]["contact_points"]
-            current.lines[(p, len(points))] = line
-            points.append(
-                {
-                    "kind": _cell(row, "kind") or "phone",
-                    "value": _cell(row, "value"),
-                    "consent": _cell(row, "consent"),
-                    "opted_out": _cell(row, "opted_out"),
-                    "validity": _cell(row, "validity") or "unverified",
-                    "timezone": _cell(row, "timezone"),
-                    "do_not_call": bool(_cell(row, "do_not_call")),
-                }
-            )
+        _add_row(current, row, line, party_index)
     if current is not None:
         yield current
+
+
+def _add_row(current: _Parsed, row: dict[str, str], line: int, party_index: dict[str, int]) -> None:
+    """One CSV row into its case document: its party (new, or the one it names again) and
+    its contact point, each remembering the line it came from."""
+    assert current.doc is not None
+    role = _cell(row, "party_role")
+    pref = _cell(row, "party_ref") or f"{role}:{_cell(row, 'party_name') or ''}"
+    if pref not in party_index:
+        party = {
+            "ref": pref,
+            "role": role,
+            "name": _cell(row, "party_name") or "",
+            "relation": _cell(row, "relation"),
+            "knows_of_debt": bool(_cell(row, "knows_of_debt")),
+            "refused_contact": bool(_cell(row, "refused_contact")),
+            "timezone": _cell(row, "party_timezone"),
+            "title": _cell(row, "title"),
+            "contact_points": [],
+        }
+        party_index[pref] = len(current.doc["parties"])
+        current.lines[(party_index[pref],)] = line
+        current.doc["parties"].append(party)
+    p = party_index[pref]
+    if _cell(row, "value"):
+        points = current.doc["parties"][p]["contact_points"]
+        current.lines[(p, len(points))] = line
+        points.append(
+            {
+                "kind": _cell(row, "kind") or "phone",
+                "value": _cell(row, "value"),
+                "consent": _cell(row, "consent"),
+                "opted_out": _cell(row, "opted_out"),
+                "validity": _cell(row, "validity") or "unverified",
+                "timezone": _cell(row, "timezone"),
+                "do_not_call": bool(_cell(row, "do_not_call")),
+            }
+        )
 
 
 def _csv_rows(reader: csv.DictReader[str], numbers: list[int]) -> Iterator[dict[str, str]]:
@@ -317,13 +323,6 @@ def _line_for(parsed: _Parsed, path: str) -> int:
     return parsed.line
 
 
-class _Batch:
-    def __init__(self) -> None:
-        self.rows: list[CaseRows] = []
-        self.keys: set[tuple[str, str]] = set()
-        self.lines: dict[Any, int] = {}  # case, party and contact point id -> its line
-
-
 def _lines_of(parsed: _Parsed, rows: CaseRows) -> dict[Any, int]:
     """The line each of a case's rows came from (parties and points keep their order)."""
     out: dict[Any, int] = {rows.case["id"]: parsed.line}
@@ -333,6 +332,96 @@ def _lines_of(parsed: _Parsed, rows: CaseRows) -> dict[Any, int]:
         for j, cp in enumerate(points):
             out[cp["id"]] = parsed.lines.get((i, j), out[party["id"]])
     return out
+
+
+class _Importer:
+    """One import: case documents in, batches of rows upserted and committed, the report."""
+
+    def __init__(
+        self, session: AsyncSession, *, default_portfolio: str | None, actor: str, now: datetime
+    ) -> None:
+        self.session, self.default_portfolio = session, default_portfolio
+        self.actor, self.now = actor, now
+        self.report = ImportReport()
+        self.known: dict[str, Portfolio | None] = {}
+        self.rows: list[CaseRows] = []
+        self.keys: set[tuple[str, str]] = set()
+        self.lines: dict[Any, int] = {}  # case, party and contact point id -> its line
+
+    def error(self, parsed: _Parsed, field: str | None, reason: str, ref: str | None) -> None:
+        line = _line_for(parsed, field) if field else parsed.line
+        self.report.errors.append(RowError(line, field, reason, ref))
+
+    async def add(self, parsed: _Parsed, batch_size: int) -> None:
+        """Validate and normalise one document; its rows join the batch, or its errors the
+        report."""
+        if parsed.error is not None or parsed.doc is None:
+            if parsed.error:
+                self.report.errors.append(parsed.error)
+            return
+        ref = parsed.doc.get("external_ref")
+        ref = ref if isinstance(ref, str) else None
+        if unfit := unstorable(parsed.doc):  # a NUL: PostgreSQL cannot store it
+            return self.error(parsed, unfit.field, unfit.reason, ref)
+        if parsed.doc.get("portfolio") is None:
+            parsed.doc["portfolio"] = self.default_portfolio
+        try:
+            doc = CaseIn.model_validate(parsed.doc)
+        except ValidationError as exc:
+            for e in exc.errors():
+                self.error(parsed, field_path(e["loc"]), e["msg"], ref)
+            return
+        name = doc.portfolio or ""
+        if name not in self.known:
+            self.known[name] = await portfolios.get(self.session, name) if name else None
+        portfolio = self.known[name]
+        if portfolio is None:
+            reason = f"no portfolio {name!r}" if name else "no portfolio given (use --portfolio)"
+            self.report.errors.append(RowError(parsed.line, "portfolio", reason, ref))
+            return
+        numbers: dict[str, NumberFacts] = {}
+        try:
+            doc = normalise_case(doc, portfolio.country, numbers)
+        except ValidationFailedError as exc:
+            for f in exc.fields:
+                self.error(parsed, f.field, f.reason, ref)
+            return
+        key = (portfolio.name, doc.external_ref)
+        if key in self.keys:  # the same case twice in one statement: flush the first
+            await self.flush()
+        rows = case_rows(doc, portfolio.name, self.now, numbers)
+        self.rows.append(rows)
+        self.keys.add(key)
+        self.lines.update(_lines_of(parsed, rows))
+        if len(self.rows) >= batch_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Upsert and commit the batch, keeping stored protective facts (invariant 8)."""
+        if not self.rows:
+            return
+        done = await protective.upsert(
+            self.session, self.rows, actor=self.actor, source="import", now=self.now
+        )
+        existing = done.existing  # read under the cases' lock, before the upsert
+        created = len(self.rows) - existing
+        await audit.append(
+            self.session,
+            at=self.now,
+            actor=self.actor,
+            action="case.import",
+            entity="import",
+            entity_id=",".join(sorted({p for p, _ in self.keys})),
+            detail={"created": created, "updated": existing, "cases": len(self.rows)},
+        )
+        await self.session.commit()
+        self.report.cases_created += created
+        self.report.cases_updated += existing
+        self.report.kept += [
+            KeptFact(self.lines.get(k.entity_id, 0), k.external_ref, k.field, k.fact, k.message)
+            for k in done.kept
+        ]
+        self.rows, self.keys, self.lines = [], set(), {}
 
 
 async def import_stream(
@@ -345,85 +434,13 @@ async def import_stream(
     actor: str,
     now: datetime,
 ) -> ImportReport:
-    report = ImportReport()
-    known: dict[str, Portfolio | None] = {}
-    batch = _Batch()
-
-    async def flush() -> None:
-        if not batch.rows:
-            return
-        names = sorted({p for p, _ in batch.keys})
-        # Protective facts only tighten (architecture invariant 8): stored ones are kept.
-        done = await protective.upsert(session, batch.rows, actor=actor, source="import", now=now)
-        existing = done.existing  # read under the cases' lock, before the upsert
-        created = len(batch.rows) - existing
-        await audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="case.import",
-            entity="import",
-            entity_id=",".join(names),
-            detail={"created": created, "updated": existing, "cases": len(batch.rows)},
-        )
-        await session.commit()
-        report.cases_created += created
-        report.cases_updated += existing
-        report.kept += [
-            KeptFact(batch.lines.get(k.entity_id, 0), k.external_ref, k.field, k.fact, k.message)
-            for k in done.kept
-        ]
-        batch.rows, batch.keys, batch.lines = [], set(), {}
-
-    counted = _count(lines, report)
-    parsed_docs = _readable(_csv(counted) if fmt == ImportFormat.CSV else _jsonl(counted), report)
-    for parsed in parsed_docs:
-        if parsed.error is not None or parsed.doc is None:
-            if parsed.error:
-                report.errors.append(parsed.error)
-            continue
-        ref = parsed.doc.get("external_ref")
-        ref = ref if isinstance(ref, str) else None
-        if unfit := unstorable(parsed.doc):  # a NUL: PostgreSQL cannot store it
-            line = _line_for(parsed, unfit.field)
-            report.errors.append(RowError(line, unfit.field, unfit.reason, ref))
-            continue
-        parsed.doc.setdefault("portfolio", default_portfolio)
-        if parsed.doc.get("portfolio") is None:
-            parsed.doc["portfolio"] = default_portfolio
-        try:
-            doc = CaseIn.model_validate(parsed.doc)
-        except ValidationError as exc:
-            for e in exc.errors():
-                path = field_path(e["loc"])
-                report.errors.append(RowError(_line_for(parsed, path), path, e["msg"], ref))
-            continue
-        name = doc.portfolio or ""
-        if name not in known:
-            known[name] = await portfolios.get(session, name) if name else None
-        portfolio = known[name]
-        if portfolio is None:
-            reason = f"no portfolio {name!r}" if name else "no portfolio given (use --portfolio)"
-            report.errors.append(RowError(parsed.line, "portfolio", reason, ref))
-            continue
-        numbers: dict[str, NumberFacts] = {}
-        try:
-            doc = normalise_case(doc, portfolio.country, numbers)
-        except ValidationFailedError as exc:
-            for f in exc.fields:
-                report.errors.append(RowError(_line_for(parsed, f.field), f.field, f.reason, ref))
-            continue
-        key = (portfolio.name, doc.external_ref)
-        if key in batch.keys:  # the same case twice in one statement: flush the first
-            await flush()
-        rows = case_rows(doc, portfolio.name, now, numbers)
-        batch.rows.append(rows)
-        batch.keys.add(key)
-        batch.lines.update(_lines_of(parsed, rows))
-        if len(batch.rows) >= settings.import_batch_size:
-            await flush()
-    await flush()
-    return report
+    importer = _Importer(session, default_portfolio=default_portfolio, actor=actor, now=now)
+    counted = _count(lines, importer.report)
+    parsed = _csv(counted) if fmt == ImportFormat.CSV else _jsonl(counted)
+    for doc in _readable(parsed, importer.report):
+        await importer.add(doc, settings.import_batch_size)
+    await importer.flush()
+    return importer.report
 
 
 def _count(lines: Iterable[tuple[int, str]], report: ImportReport) -> Iterator[tuple[int, str]]:

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Table, column, select, text, update
@@ -119,12 +120,7 @@ async def _upsert(
     )
     raw = (await (await session.connection()).get_raw_connection()).driver_connection
     assert raw is not None
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    records = [
-        tuple(json.dumps(r[c]) if c in json_columns and r[c] is not None else r[c] for c in columns)
-        for r in rows
-    ]
-    await raw.copy_records_to_table(staged, records=records, columns=columns)
+    await raw.copy_records_to_table(staged, records=_records(table, columns, rows), columns=columns)
     source: Any = select(*(column(c) for c in columns)).select_from(sql_table(staged))
     stmt = pg_insert(table).from_select(columns, source)
     stmt = stmt.on_conflict_do_update(
@@ -132,6 +128,20 @@ async def _upsert(
     )
     await session.execute(stmt)
     await session.execute(text(f'DROP TABLE "{staged}"'))
+
+
+def _records(table: Table, columns: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows as COPY takes them: values in column order, JSON columns as JSON text."""
+    values = itemgetter(*columns)
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    out = []
+    for row in rows:
+        record = list(values(row))
+        for i in json_at:
+            if record[i] is not None:
+                record[i] = json.dumps(record[i])
+        out.append(tuple(record))
+    return out
 
 
 async def get(session: AsyncSession, case_id: uuid.UUID) -> CaseRow | None:

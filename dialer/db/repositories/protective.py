@@ -95,14 +95,19 @@ class Stored:
 
 async def stored_for_upsert(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> Stored:
     """Flags, refusals, opt-outs and do-not-call of the existing ones among `case_ids`,
-    read after `lock_cases`."""
+    read under the lock of `lock_cases` (on PostgreSQL the cases' read takes it)."""
     out = Stored()
-    await lock_cases(session, case_ids)
-    for i in range(0, len(case_ids), 500):
-        chunk = list(case_ids[i : i + 500])
+    ids = sorted(set(case_ids))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres:
+        await lock_cases(session, ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
         cases = select(CaseRow.id, CaseRow.flags, CaseRow.dispute_resolved_at).where(
             CaseRow.id.in_(chunk)
         )
+        if postgres:  # as `lock_cases`: FOR UPDATE, in id order
+            cases = cases.order_by(CaseRow.id).with_for_update()
         for cid, flags, resolved in await session.execute(cases):
             out.cases[cid] = (list(flags or ()), resolved)
         parties = select(PartyRow.id, PartyRow.refused_contact).where(PartyRow.case_id.in_(chunk))
