@@ -15,7 +15,9 @@ The ceiling is a bare COPY of the same rows (`copy_records_to_table`, one transa
 into another fresh schema. It skips all of that work: the rows, the stored facts
 included, are prepared before the clock starts, and it does no locking, no reading of
 stored facts, no conflict handling, no audit entry. Both schemas are dropped. The last
-lines are `name: value unit`.
+lines are `name: value unit`: the ratio of rows/s (wall time), and the ratio of CPU
+seconds (this process plus its PostgreSQL backend, from /proc: needs PostgreSQL on this
+machine), which a loaded machine does not skew the way it skews wall time.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 
 from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
@@ -129,18 +133,40 @@ def copy_tables(docs: list[CaseRows]) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-async def copy(dsn: str, schema: str, tables: dict[str, list[tuple[Any, ...]]]) -> float:
-    """The ceiling: the prepared rows written with COPY in one transaction (seconds)."""
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a local PostgreSQL backend has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds spent by this process and one PostgreSQL backend: unlike wall time,
+    not inflated when other work on the machine takes the cores."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = time.process_time() + backend_cpu(pid)
+
+    def used(self) -> float:
+        return time.process_time() + backend_cpu(self.pid) - self.start
+
+
+async def copy(
+    dsn: str, schema: str, tables: dict[str, list[tuple[Any, ...]]]
+) -> tuple[float, float]:
+    """The ceiling: the prepared rows written with COPY in one transaction (wall and CPU
+    seconds)."""
     columns = {"cases": CASE_COLS, "parties": PARTY_COLS, "contact_points": POINT_COLS}
     conn = await asyncpg.connect(dsn)
     try:
+        cpu = Cpu(await conn.fetchval("SELECT pg_backend_pid()"))
         started = time.perf_counter()
         async with conn.transaction():
             for table, recs in tables.items():
                 await conn.copy_records_to_table(
                     table, records=recs, columns=columns[table], schema_name=schema
                 )
-        return time.perf_counter() - started
+        return time.perf_counter() - started, cpu.used()
     finally:
         await conn.close()
 
@@ -158,21 +184,23 @@ async def run(count: int, url: str) -> dict[str, float]:
         await fresh_schema(imp)
         await fresh_schema(cpy)
 
-        engine = build_engine(imp)
+        engine = build_engine(imp, pool_size=1)  # one connection: one backend to measure
+        async with engine.connect() as conn:
+            cpu = Cpu(int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
         started = time.perf_counter()
         async with build_sessionmaker(engine)() as session:
             report = await imports.import_stream(
                 session, jsonl(count), fmt=imports.ImportFormat.JSONL,
                 default_portfolio=PORTFOLIO, settings=imp, actor="bench", now=NOW,
             )  # fmt: skip
-        import_seconds = time.perf_counter() - started
+        import_seconds, import_cpu = time.perf_counter() - started, cpu.used()
         await engine.dispose()
         assert not report.errors, report.errors[:3]
         assert report.cases_created == count
 
         tables = copy_tables(prepared_rows(count))
         total_rows = sum(len(v) for v in tables.values())
-        copy_seconds = await copy(dsn, copy_schema, tables)
+        copy_seconds, copy_cpu = await copy(dsn, copy_schema, tables)
         for table in tables:
             a = await admin.fetchval(f'SELECT count(*) FROM "{import_schema}".{table}')
             b = await admin.fetchval(f'SELECT count(*) FROM "{copy_schema}".{table}')
@@ -189,6 +217,8 @@ async def run(count: int, url: str) -> dict[str, float]:
         "import": total_rows / import_seconds,
         "copy": total_rows / copy_seconds,
         "import_cases": count / import_seconds,
+        "import_cpu": import_cpu,
+        "copy_cpu": copy_cpu,
     }
 
 
@@ -209,6 +239,9 @@ def main() -> None:
     print(f"import_cases: {r['import_cases']:.0f} cases/s")
     print(f"copy: {r['copy']:.0f} rows/s")
     print(f"import_vs_copy: {r['import'] / r['copy']:.3f} ratio")
+    print(f"import_cpu: {r['import_cpu']:.1f} s (this process and its PostgreSQL backend)")
+    print(f"copy_cpu: {r['copy_cpu']:.2f} s")
+    print(f"import_vs_copy_cpu: {r['copy_cpu'] / r['import_cpu']:.3f} ratio")
 
 
 if __name__ == "__main__":
