@@ -12,9 +12,9 @@ from dialer.core.errors import ConflictError
 from dialer.db.models import StrategyRow
 from dialer.db.repositories import audit, cases, history, strategies
 from dialer.facts.convert import case_from_row, history_from_rows
+from dialer.facts.strategies import compiled_for
 from dialer.services import tasks
 from dialer.services.portfolios import get_portfolio
-from dialer.services.strategies import compiled_for
 from strategy.compiled import CompiledStrategy
 from strategy.engine import decide
 

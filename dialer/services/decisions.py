@@ -14,11 +14,12 @@ from dialer.core.settings import Settings
 from dialer.db.models import CaseRow, Portfolio, StrategyRow
 from dialer.db.repositories import history, strategies
 from dialer.facts.convert import case_from_document, case_from_row, history_from_rows
+from dialer.facts.strategies import compiled_for
 from dialer.schemas.decisions import PreviewIn
 from dialer.services.cases import get_case
 from dialer.services.normalise import normalise_case
 from dialer.services.portfolios import get_portfolio
-from dialer.services.strategies import compiled_for, get_strategy, parse_document
+from dialer.services.strategies import get_strategy, parse_document
 from strategy.decision import Decision
 from strategy.engine import decide
 from strategy.guardrails import PROFILES, get_profile, may_decide_under

@@ -27,10 +27,10 @@ from dialer.core.errors import (
 from dialer.db.models import Portfolio, StrategyRow
 from dialer.db.repositories import audit, cases, history, strategies
 from dialer.facts.convert import case_from_row, history_from_rows
+from dialer.facts.strategies import compiled_for as compiled_for  # audit's, until it moves
 from dialer.schemas.strategies import InProgressPolicy, StrategyIn
 from dialer.services.digest import digest
 from dialer.services.portfolios import get_portfolio
-from strategy.compiled import CompiledStrategy, compile_strategy
 from strategy.decision import Decision
 from strategy.document import Strategy
 from strategy.engine import decide
@@ -281,13 +281,6 @@ async def rollback(
     if row.status != "retired":
         raise ConflictError(f"only a retired version can be rolled back to (this is {row.status})")
     return await _make_active(session, row, action="strategy.rollback", actor=actor, now=now)
-
-
-def compiled_for(row: StrategyRow, profile_name: str) -> CompiledStrategy:
-    """The stored version compiled under its portfolio's profile (`profile_name`)."""
-    return compile_strategy(
-        parse_document(row.document), get_profile(profile_name), portfolio_profile=profile_name
-    )
 
 
 def _candidate_key(party: str, cp: str, channel: str) -> str:
