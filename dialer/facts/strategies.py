@@ -13,6 +13,8 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from dialer.db.models import StrategyRow
 from strategy.compiled import CompiledStrategy, compile_strategy
 from strategy.document import Strategy
@@ -34,9 +36,8 @@ class CompiledStrategies:
     def get(self, row: StrategyRow, profile_name: str) -> CompiledStrategy:
         """The stored version compiled under its portfolio's profile (`profile_name`)."""
         key = (row.id, row.digest, profile_name)
-        found = self._entries.get(key)
+        found = self.find(key)
         if found is not None:
-            self._entries.move_to_end(key)
             return found
         compiled = compile_strategy(
             Strategy.model_validate(row.document),
@@ -49,6 +50,13 @@ class CompiledStrategies:
             self._entries.popitem(last=False)
         return compiled
 
+    def find(self, key: Key) -> CompiledStrategy | None:
+        """The compiled version under `key` if it is held (no database read needed)."""
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
     def clear(self) -> None:
         self._entries.clear()
 
@@ -57,6 +65,19 @@ class CompiledStrategies:
 
 
 REGISTRY = CompiledStrategies()
+
+
+async def compiled_version(
+    session: AsyncSession, version_id: uuid.UUID, digest: str, profile_name: str
+) -> CompiledStrategy | None:
+    """The version `version_id` (whose stored digest the caller read, e.g. with the case)
+    compiled under `profile_name`: read from the database only when not yet compiled.
+    None: no such version."""
+    found = REGISTRY.find((version_id, digest, profile_name))
+    if found is not None:
+        return found
+    row = await session.get(StrategyRow, version_id)
+    return None if row is None else REGISTRY.get(row, profile_name)
 
 
 def compiled_for(row: StrategyRow, profile_name: str) -> CompiledStrategy:

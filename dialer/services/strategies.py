@@ -25,8 +25,8 @@ from dialer.core.errors import (
     StrategyRejectedError,
 )
 from dialer.db.models import Portfolio, StrategyRow
-from dialer.db.repositories import audit, cases, history, strategies
-from dialer.facts.convert import case_from_row, history_from_rows
+from dialer.db.repositories import audit, cases, strategies
+from dialer.facts.batch import load_facts
 from dialer.facts.strategies import compiled_for as compiled_for  # audit's, until it moves
 from dialer.schemas.strategies import InProgressPolicy, StrategyIn
 from dialer.services.digest import digest
@@ -308,11 +308,10 @@ async def simulate(
     changes: list[dict[str, Any]] = []
     changed = total = 0
     async for batch in cases.stream_open(session, portfolio.name):
-        attempts, payments = await history.for_cases(session, [c.id for c in batch], at)
+        facts = await load_facts(session, [c.id for c in batch], at)
         for row in batch:
             total += 1
-            case = case_from_row(row)
-            hist = history_from_rows(attempts.get(row.id, []), payments.get(row.id, []))
+            case, hist = facts[row.id].case, facts[row.id].history
             new = decide(case, hist, at, new_cs)
             tiers_new[new.tier or "none"] += 1
             old = decide(case, hist, at, old_cs) if old_cs else None
