@@ -213,9 +213,8 @@ def serve(
     import uvicorn
 
     from dialer.api.app import create_app
-    from dialer.observability import configure_logging
-
     from dialer.dispatch.runtime import freeze_start_up_objects
+    from dialer.observability import configure_logging
 
     settings = Settings()
     configure_logging(settings)  # JSON lines on stderr, phone numbers and secrets masked

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.engine import build_engine, build_sessionmaker
@@ -284,3 +284,38 @@ async def test_as_of_takes_out_what_was_recorded_later(session: AsyncSession) ->
             assert case.balance == Decimal("7000.00")
             assert [p.name for p in case.parties] == ["Wang Fang", "Li Na", "Zhao Lei"]
             assert Channel.VOICE in case.parties[0].contact_points[0].opted_out
+
+
+async def test_a_case_and_its_history_load_in_two_round_trips(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The single-case reader: the case (with its portfolio's profile, the decided
+    version's key, parties and contact points) in one statement, the history in another,
+    whether they go through SQLAlchemy or, inside a transaction on PostgreSQL, straight to
+    the driver."""
+    await _store_case(session)
+    statements: list[str] = []
+    engine = session.get_bind()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    if engine.dialect.name == "postgresql":
+        import asyncpg
+
+        real_fetch = asyncpg.Connection.fetch
+
+        async def counting_fetch(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+            statements.append(query)
+            return await real_fetch(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, "fetch", counting_fetch)
+    try:
+        for in_transaction in (False, True):
+            await session.rollback()
+            if in_transaction:  # as in a request that authenticated first
+                await session.execute(select(CaseRow.id).limit(1))
+            statements.clear()
+            stored = await load_case(session, CASE_ID, NOW)
+            assert stored is not None and len(stored.facts.history.attempts) == 5
+            assert len(statements) == 2, statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
