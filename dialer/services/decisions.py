@@ -14,7 +14,7 @@ from dialer.core.settings import Settings
 from dialer.db.models import Portfolio, StrategyRow
 from dialer.facts.convert import case_from_document
 from dialer.facts.reader import load_case
-from dialer.facts.strategies import compiled_version
+from dialer.facts.strategies import compiled_for, compiled_version
 from dialer.schemas.decisions import PreviewIn
 from dialer.services.normalise import normalise_case
 from dialer.services.portfolios import get_portfolio
@@ -50,6 +50,7 @@ async def preview(
     The strategy is decided under its own profile or its portfolio's; only an admin may
     ask for another, and only one that tightens those (`guardrails.may_decide_under`)."""
     portfolio = await get_portfolio(session, body.portfolio) if body.portfolio else None
+    stored: StrategyRow | None = None
     if body.strategy is not None:
         strategy = parse_document(body.strategy, where="strategy")
     else:
@@ -106,6 +107,8 @@ async def preview(
         ),
         payments=tuple((p.at, p.amount) for p in body.history.payments),
     )
+    if stored is not None:  # a stored version: compiled once per process (profile checked)
+        return decide(case, hist, body.at, compiled_for(stored, profile_name))
     return decide(
         case,
         hist,
