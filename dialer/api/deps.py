@@ -32,9 +32,19 @@ def get_now(request: Request) -> datetime:
     return clock()
 
 
+# The dependencies are `async`: FastAPI runs a sync one in a worker thread, a thread hop
+# per request for an attribute read.
+async def settings_dependency(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def now_dependency(request: Request) -> datetime:
+    return get_now(request)
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-NowDep = Annotated[datetime, Depends(get_now)]
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]
+NowDep = Annotated[datetime, Depends(now_dependency)]
 
 
 def _presented_key(request: Request) -> str | None:

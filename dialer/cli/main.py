@@ -213,17 +213,21 @@ def serve(
     import uvicorn
 
     from dialer.api.app import create_app
+    from dialer.dispatch.runtime import freeze_start_up_objects
     from dialer.observability import configure_logging
 
     settings = Settings()
     configure_logging(settings)  # JSON lines on stderr, phone numbers and secrets masked
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,  # uvicorn's loggers propagate to the masked root handler
         access_log=settings.access_log,
     )
+    config.load()  # the server's own modules (loop, HTTP protocol) imported now
+    freeze_start_up_objects()  # as the worker does: full collections skip start-up objects
+    uvicorn.Server(config).run()
 
 
 @app.command("audit")

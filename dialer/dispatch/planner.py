@@ -41,9 +41,9 @@ from dialer.dispatch import outbox
 from dialer.dispatch.windows import LocalWindow
 from dialer.domain.attempts import AttemptState, is_final
 from dialer.facts.batch import CaseFacts, load_facts, open_cases_page
+from dialer.facts.strategies import compiled_for
 from dialer.observability.metrics import Metrics
 from dialer.services import campaigns
-from dialer.services.strategies import compiled_for
 from strategy.compiled import CompiledStrategy
 from strategy.decision import AllowedAction, Decision
 from strategy.engine import decide

@@ -1,33 +1,22 @@
-"""The one place where stored rows and request documents become the engine's facts
-(`strategy.model.Case` / `History`), and where a case document becomes table rows."""
+"""Case documents (requests, imports): their stable ids, their table rows, and the what-if
+case a decision preview is given whole. Stored rows become facts in `dialer.facts.rows`."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from dialer.db.models import AttemptRow, CaseRow, ContactPointRow, PaymentRow
+from dialer.db.rows import CaseRows as CaseRows  # its writers import it from here
+from dialer.facts.rows import recorded_unreachable as recorded_unreachable  # audit's, for now
 from dialer.schemas.cases import CaseIn
 from strategy.calendar import phone_facts
 from strategy.model import (
-    Attempt,
     Case,
-    CaseFlag,
-    CaseStatus,
-    Channel,
     ContactKind,
     ContactPoint,
-    History,
     Party,
-    PartyRole,
-    RecordedUnreachable,
-    Result,
-    Stage,
-    Validity,
 )
 
 _NS = uuid.UUID("0b7c43f4-2f67-4f0e-9a55-5f4d1b1c6a10")
@@ -57,25 +46,6 @@ def number_facts(
     found = known.get(value) if known is not None else None
     zones, mobile = found if found is not None else phone_facts(value)
     return list(zones), mobile
-
-
-def point_facts(
-    mobile: bool | None, number_zones: Sequence[str] | None, number_mobile: bool | None
-) -> tuple[tuple[str, ...] | None, bool | None]:
-    """`ContactPoint.zones` and `.mobile` from the stored columns: the caller's `mobile`
-    wins over the number's; without stored zones the engine derives both itself."""
-    if number_zones is None:
-        return None, mobile
-    return tuple(number_zones), number_mobile if mobile is None else mobile
-
-
-@dataclass(slots=True)
-class CaseRows:
-    """One case document as plain row dicts, ready for a bulk upsert."""
-
-    case: dict[str, Any]
-    parties: list[dict[str, Any]] = field(default_factory=list)
-    contact_points: list[dict[str, Any]] = field(default_factory=list)
 
 
 def case_rows(
@@ -144,84 +114,6 @@ def case_rows(
                 }
             )
     return rows
-
-
-def recorded_unreachable(
-    since: datetime | None, until: datetime | None, source: str | None
-) -> RecordedUnreachable | None:
-    """`Case.recorded_unreachable` from the three stored columns (all or nothing)."""
-    if since is None or until is None:
-        return None
-    return RecordedUnreachable(since=since, until=until, source=source or "")
-
-
-def case_from_row(row: CaseRow) -> Case:
-    return Case(
-        id=str(row.id),
-        amount=row.amount,
-        currency=row.currency,
-        due_date=row.due_date,
-        balance=row.balance,
-        stage=Stage(row.stage),
-        stage_started_on=row.stage_started_on,
-        status=CaseStatus(row.status),
-        flags=frozenset(CaseFlag(f) for f in row.flags),
-        portfolio=row.portfolio,
-        dispute_resolved_at=row.dispute_resolved_at,
-        recorded_unreachable=recorded_unreachable(
-            row.unreachable_since, row.unreachable_until, row.unreachable_source
-        ),
-        parties=tuple(
-            Party(
-                id=str(p.id),
-                role=PartyRole(p.role),
-                name=p.name,
-                relation=p.relation,
-                knows_of_debt=p.knows_of_debt,
-                refused_contact=p.refused_contact,
-                timezone=p.timezone,
-                title=p.title,
-                contact_points=tuple(_point_from_row(cp) for cp in p.contact_points),
-            )
-            for p in row.parties
-        ),
-    )
-
-
-def _point_from_row(cp: ContactPointRow) -> ContactPoint:
-    zones, mobile = point_facts(cp.mobile, cp.number_zones, cp.number_mobile)
-    return ContactPoint(
-        id=str(cp.id),
-        kind=ContactKind(cp.kind),
-        value=cp.value,
-        consent=frozenset(Channel(c) for c in cp.consent),
-        opted_out=frozenset(Channel(c) for c in cp.opted_out),
-        validity=Validity(cp.validity),
-        timezone=cp.timezone,
-        do_not_call=cp.do_not_call,
-        mobile=mobile,
-        zones=zones,
-    )
-
-
-def history_from_rows(attempts: Sequence[AttemptRow], payments: Sequence[PaymentRow]) -> History:
-    return History(
-        attempts=tuple(
-            Attempt(
-                at=a.at,
-                channel=Channel(a.channel),
-                party_id=str(a.party_id),
-                contact_point_id=str(a.contact_point_id),
-                result=Result(a.result),
-                id=str(a.id),
-                promise_amount=a.promise_amount,
-                promise_date=a.promise_date,
-                callback_at=a.callback_at,
-            )
-            for a in attempts
-        ),
-        payments=tuple((p.at, p.amount) for p in payments),
-    )
 
 
 def case_from_document(doc: CaseIn, case_id: str, portfolio: str) -> Case:

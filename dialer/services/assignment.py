@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.errors import ConflictError
 from dialer.db.models import StrategyRow
-from dialer.db.repositories import audit, cases, history, strategies
-from dialer.facts.convert import case_from_row, history_from_rows
+from dialer.db.repositories import audit, cases, strategies
+from dialer.facts.batch import load_facts
+from dialer.facts.strategies import compiled_for
 from dialer.services import tasks
 from dialer.services.portfolios import get_portfolio
-from dialer.services.strategies import compiled_for
 from strategy.compiled import CompiledStrategy
 from strategy.engine import decide
 
@@ -31,7 +31,7 @@ async def refresh(
     counts = {"cases": 0, "tier_changed": 0, "reassigned": 0, "tasks_created": 0}
     profile = portfolio.profile
     async for batch in cases.stream_open(session, portfolio.name):
-        attempts, payments = await history.for_cases(session, [c.id for c in batch], at)
+        facts = await load_facts(session, [c.id for c in batch], at)
         for row in batch:
             version_id = row.strategy_version_id or portfolio.active_strategy_id
             if version_id not in compiled:
@@ -40,12 +40,7 @@ async def refresh(
                     continue
                 compiled[version_id] = (version, compiled_for(version, profile))
             version, cs = compiled[version_id]
-            decision = decide(
-                case_from_row(row),
-                history_from_rows(attempts.get(row.id, []), payments.get(row.id, [])),
-                at,
-                cs,
-            )
+            decision = decide(facts[row.id].case, facts[row.id].history, at, cs)
             counts["cases"] += 1
             counts["tasks_created"] += await tasks.record_requests(session, row.id, decision, at)
             if decision.tier == row.tier:

@@ -9,46 +9,38 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Role
-from dialer.core.errors import ConflictError, FieldError, ValidationFailedError
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.core.settings import Settings
-from dialer.db.models import CaseRow, Portfolio, StrategyRow
-from dialer.db.repositories import history, strategies
-from dialer.facts.convert import case_from_document, case_from_row, history_from_rows
+from dialer.db.models import Portfolio, StrategyRow
+from dialer.facts.convert import case_from_document
+from dialer.facts.reader import load_case
+from dialer.facts.strategies import compiled_for, compiled_version
 from dialer.schemas.decisions import PreviewIn
-from dialer.services.cases import get_case
 from dialer.services.normalise import normalise_case
 from dialer.services.portfolios import get_portfolio
-from dialer.services.strategies import compiled_for, get_strategy, parse_document
+from dialer.services.strategies import get_strategy, parse_document
 from strategy.decision import Decision
 from strategy.engine import decide
 from strategy.guardrails import PROFILES, get_profile, may_decide_under
 from strategy.model import Attempt, History, RecordedUnreachable
 
 
-async def strategy_for_case(
-    session: AsyncSession, row: CaseRow, portfolio: Portfolio
-) -> StrategyRow:
-    """The version a case is decided on: the one it is pinned to (finishing on an old
-    version), else the portfolio's active one."""
-    for candidate in (row.strategy_version_id, portfolio.active_strategy_id):
-        if candidate is not None:
-            found = await strategies.get(session, candidate)
-            if found is not None:
-                return found
-    raise ConflictError(f"portfolio {portfolio.name!r} has no active strategy: activate one")
-
-
 async def decide_stored(session: AsyncSession, case_id: uuid.UUID, at: datetime) -> Decision:
-    row = await get_case(session, case_id)
-    portfolio = await get_portfolio(session, row.portfolio)
-    version = await strategy_for_case(session, row, portfolio)
-    attempts, payments = await history.for_cases(session, [row.id], at)
-    return decide(
-        case_from_row(row),
-        history_from_rows(attempts.get(row.id, []), payments.get(row.id, [])),
-        at,
-        compiled_for(version, portfolio.profile),
-    )
+    """The engine's decision for a stored case at `at`, on the version it is pinned to
+    (finishing on an old version), else its portfolio's active one."""
+    stored = await load_case(session, case_id, at)
+    if stored is None:
+        raise NotFoundError(f"no case {case_id}")
+    cs = None
+    if stored.version_id is not None and stored.version_digest is not None:
+        cs = await compiled_version(
+            session, stored.version_id, stored.version_digest, stored.profile
+        )
+    if cs is None:
+        raise ConflictError(
+            f"portfolio {stored.facts.case.portfolio!r} has no active strategy: activate one"
+        )
+    return decide(stored.facts.case, stored.facts.history, at, cs)
 
 
 async def preview(
@@ -58,6 +50,7 @@ async def preview(
     The strategy is decided under its own profile or its portfolio's; only an admin may
     ask for another, and only one that tightens those (`guardrails.may_decide_under`)."""
     portfolio = await get_portfolio(session, body.portfolio) if body.portfolio else None
+    stored: StrategyRow | None = None
     if body.strategy is not None:
         strategy = parse_document(body.strategy, where="strategy")
     else:
@@ -114,6 +107,8 @@ async def preview(
         ),
         payments=tuple((p.at, p.amount) for p in body.history.payments),
     )
+    if stored is not None:  # a stored version: compiled once per process (profile checked)
+        return decide(case, hist, body.at, compiled_for(stored, profile_name))
     return decide(
         case,
         hist,

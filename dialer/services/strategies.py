@@ -25,12 +25,12 @@ from dialer.core.errors import (
     field_path,
 )
 from dialer.db.models import Portfolio, StrategyRow
-from dialer.db.repositories import audit, cases, history, strategies
-from dialer.facts.convert import case_from_row, history_from_rows
+from dialer.db.repositories import audit, cases, strategies
+from dialer.facts.batch import load_facts
+from dialer.facts.strategies import compiled_for as compiled_for  # audit's, until it moves
 from dialer.schemas.strategies import InProgressPolicy, StrategyIn
 from dialer.services.digest import digest
 from dialer.services.portfolios import get_portfolio
-from strategy.compiled import CompiledStrategy, compile_strategy
 from strategy.decision import Decision
 from strategy.document import Strategy
 from strategy.engine import decide
@@ -283,13 +283,6 @@ async def rollback(
     return await _make_active(session, row, action="strategy.rollback", actor=actor, now=now)
 
 
-def compiled_for(row: StrategyRow, profile_name: str) -> CompiledStrategy:
-    """The stored version compiled under its portfolio's profile (`profile_name`)."""
-    return compile_strategy(
-        parse_document(row.document), get_profile(profile_name), portfolio_profile=profile_name
-    )
-
-
 def _candidate_key(party: str, cp: str, channel: str) -> str:
     return f"{party}/{cp}/{channel}"
 
@@ -315,11 +308,10 @@ async def simulate(
     changes: list[dict[str, Any]] = []
     changed = total = 0
     async for batch in cases.stream_open(session, portfolio.name):
-        attempts, payments = await history.for_cases(session, [c.id for c in batch], at)
+        facts = await load_facts(session, [c.id for c in batch], at)
         for row in batch:
             total += 1
-            case = case_from_row(row)
-            hist = history_from_rows(attempts.get(row.id, []), payments.get(row.id, []))
+            case, hist = facts[row.id].case, facts[row.id].history
             new = decide(case, hist, at, new_cs)
             tiers_new[new.tier or "none"] += 1
             old = decide(case, hist, at, old_cs) if old_cs else None

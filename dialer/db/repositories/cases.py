@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from dialer.db.models import AttemptRow, CaseRow, ContactPointRow, PartyRow
-from dialer.facts.convert import CaseRows
+from dialer.db.rows import CaseRows
 
 _CASES: Table = CaseRow.__table__  # type: ignore[assignment]
 _PARTIES: Table = PartyRow.__table__  # type: ignore[assignment]
@@ -187,7 +187,8 @@ async def page(
 async def stream_open(
     session: AsyncSession, portfolio: str, batch: int = 500
 ) -> AsyncIterator[list[CaseRow]]:
-    """Open cases of a portfolio with parties loaded, in id order, `batch` at a time."""
+    """Open cases of a portfolio, in id order, `batch` at a time (their facts are read by
+    `dialer.facts`)."""
     after: uuid.UUID | None = None
     while True:
         stmt = (
@@ -195,7 +196,6 @@ async def stream_open(
             .where(CaseRow.portfolio == portfolio, CaseRow.status == "open")
             .order_by(CaseRow.id)
             .limit(batch)
-            .options(selectinload(CaseRow.parties).selectinload(PartyRow.contact_points))
         )
         if after is not None:
             stmt = stmt.where(CaseRow.id > after)

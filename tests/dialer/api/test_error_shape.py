@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dialer.api.app import create_app
-from dialer.api.deps import get_now
+from dialer.api.deps import now_dependency
 from dialer.core.auth import Role
 from dialer.core.settings import Settings
 from strategy.guardrails import PROFILES
@@ -27,7 +27,7 @@ async def test_an_unexpected_error_is_a_500_in_the_error_shape_with_its_request_
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     case = (await api.client.post("/v1/cases", json=cn_case(), headers=api.auth(Role.ADMIN))).json()
-    api.app.dependency_overrides[get_now] = _boom
+    api.app.dependency_overrides[now_dependency] = _boom
     with caplog.at_level(logging.ERROR, logger="dialer.api.unexpected"):
         r = await api.client.get(f"/v1/cases/{case['id']}/decision", headers=api.auth(Role.ADMIN))
     assert r.status_code == 500, r.text
@@ -47,7 +47,7 @@ async def test_a_database_that_cannot_be_reached_is_a_503_in_the_error_shape(api
     def unreachable() -> Any:
         raise ConnectionRefusedError("connection refused")
 
-    api.app.dependency_overrides[get_now] = unreachable
+    api.app.dependency_overrides[now_dependency] = unreachable
     r = await api.client.get(
         "/v1/cases/00000000-0000-0000-0000-000000000000/decision", headers=api.auth(Role.ADMIN)
     )

@@ -20,7 +20,7 @@ from adapters.ports import Job
 from dialer.db.models import AttemptRow, CaseRow, OutboxRow, PaymentRow, Portfolio
 from dialer.dispatch import outbox, planner
 from dialer.dispatch.windows import LocalWindow
-from dialer.facts import batch as facts_module
+from dialer.facts import sql as facts_sql
 from dialer.facts.batch import load_facts
 from dialer.services import strategies
 from strategy.model import Channel
@@ -109,7 +109,7 @@ async def test_facts_read_on_the_drivers_connection_equal_sqlalchemys(
         assert histories == ([1, 1, 1, 1] if exclude is None else histories)
         assert sum(histories) == (4 if exclude is None else 3)
         assert driver[ids[0]].history.payments == ((world.clock(), Decimal("12.50")),)
-    assert facts_module._RAW  # the PostgreSQL statements compiled once, at import
+    assert facts_sql._RAW  # the PostgreSQL statements compiled once, at import
 
 
 async def test_planned_attempts_hold_what_the_engine_chose(world: World) -> None:

@@ -15,7 +15,8 @@ from dialer.core.settings import Settings
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.models import ContactPointRow
 from dialer.facts.batch import load_facts
-from dialer.facts.convert import case_from_row, number_facts
+from dialer.facts.convert import number_facts
+from dialer.facts.reader import load_case
 from dialer.schemas.cases import ContactPointIn
 from dialer.services import cases, imports
 from strategy import get_profile
@@ -165,8 +166,9 @@ async def test_rows_without_stored_facts_leave_the_engine_to_derive_them(
 async def test_a_stored_case_read_back_carries_its_numbers_facts(session: AsyncSession) -> None:
     await _import(session, _case())
     case_id = next(iter((await _points(session)).values())).case_id
-    row = await cases.get_case(session, case_id)
-    points = {cp.value: cp for p in case_from_row(row).parties for cp in p.contact_points}
+    stored = await load_case(session, case_id, NOW)
+    assert stored is not None
+    points = {cp.value: cp for p in stored.facts.case.parties for cp in p.contact_points}
     landline = points["+862155501000"]
     assert (landline.zones, landline.mobile) == (("Asia/Shanghai",), False)
     assert points["wang@example.com"].zones is None

@@ -14,9 +14,8 @@ from sqlalchemy import select
 from dialer.core.auth import Role
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.models import AuditRow
-from dialer.db.repositories import cases as case_repo
 from dialer.facts.batch import load_facts
-from dialer.facts.convert import case_from_row
+from dialer.facts.reader import load_case
 from dialer.services.audit.as_of import case_as_of
 from dialer.services.audit.loader import load
 from strategy.model import RecordedUnreachable
@@ -152,9 +151,10 @@ async def test_a_finding_the_history_contradicts_is_refused(api: Api) -> None:
 
 
 async def test_every_reader_builds_the_same_case_with_the_recorded_fact(api: Api) -> None:
-    """`convert.case_from_row` (decisions, simulate, assignment), `facts.load_facts`
-    (planner, worker) and the audit's `case_as_of` agree, recorded fact included; the
-    audit's case as it stood before the record (and after its clearing) has none."""
+    """`facts.reader.load_case` (decisions), `facts.load_facts` (planner, worker, simulate,
+    assignment), the reader as of now, and the audit's `case_as_of` agree, recorded fact
+    included; the audit's case as it stood before the record (and after its clearing) has
+    none."""
     case = await _case(api)
     url = f"/v1/cases/{case['id']}/unreachable"
     r = await api.client.put(url, json=FINDING, headers=api.auth(Role.AGENT))
@@ -164,9 +164,10 @@ async def test_every_reader_builds_the_same_case_with_the_recorded_fact(api: Api
     engine = build_engine(api.settings)
     try:
         async with build_sessionmaker(engine)() as session:
-            row = await case_repo.get(session, case_id)
-            assert row is not None
-            from_row = case_from_row(row)
+            stored = await load_case(session, case_id, NOW)
+            assert stored is not None
+            from_row = stored.facts.case
+            reader_as_of = (await load_facts(session, [case_id], NOW, as_of=NOW))[case_id].case
             from_facts = (await load_facts(session, [case_id], NOW))[case_id].case
             data = (await load(session, [case_id]))[case_id]
         as_of_now = case_as_of(data, NOW)
@@ -174,7 +175,7 @@ async def test_every_reader_builds_the_same_case_with_the_recorded_fact(api: Api
     finally:
         await engine.dispose()
     assert from_row.recorded_unreachable == expected
-    assert from_row == from_facts == as_of_now
+    assert from_row == from_facts == as_of_now == reader_as_of
     assert before.recorded_unreachable is None
     assert before == replace(from_row, recorded_unreachable=None)
 
