@@ -14,7 +14,6 @@ opt-out recorded before T.
 
 from __future__ import annotations
 
-import ast
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -108,7 +107,7 @@ def rewind(
             if cp.id in lifted or cp.id in restored:
                 cp2 = replace(cp2, opted_out=(cp2.opted_out - lifted[cp.id]) | restored[cp.id])
             points.append(cp2)
-        pfields = {k: _literal(v) for k, v in party_changes.get(p.id, {}).items()}
+        pfields = party_changes.get(p.id, {})
         p2: Party = replace(p, **pfields) if pfields else p
         parties.append(replace(p2, contact_points=tuple(points)))
     return replace(case, **_case_fields(case, case_changes), parties=tuple(parties))
@@ -187,15 +186,8 @@ def _case_fields(case: Case, changes: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _literal(value: Any) -> Any:
-    """A list the audit log wrote as its Python repr (older entries), else the value."""
-    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
-        return ast.literal_eval(value)
-    return value
-
-
 def _case_field(key: str, value: Any) -> Any:
-    value = _literal(value)
+    """A case column's value as the audit log stores it (JSON, `services.changes`)."""
     if value is None:
         return None
     match key:
@@ -215,7 +207,6 @@ def _case_field(key: str, value: Any) -> Any:
 
 
 def _point_field(key: str, value: Any) -> Any:
-    value = _literal(value)
     match key:
         case "consent" | "opted_out":
             return frozenset(Channel(c) for c in value or ())

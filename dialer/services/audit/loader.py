@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import AttemptRow, AuditRow, CaseRow, PaymentRow, WebhookEventRow
 from dialer.domain.attempts import LIVE_OR_DONE
+from dialer.facts.as_of import ProviderOptOut
 from dialer.facts.batch import load_facts
-from strategy.model import Case
+from strategy.model import Case, Channel
 
 CONTACTS = sorted(s.value for s in LIVE_OR_DONE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,9 +80,19 @@ class CaseData:
     contacts: list[AttemptRow]  # every contact of the case, in time order
     payments: list[tuple[datetime, Decimal]]
     changes: list[AuditRow]  # audited changes of the case, its parties and points, newest first
-    created: dict[str, datetime]  # party / contact point id -> created at
     provider_ids: dict[uuid.UUID, set[str]]  # attempt -> provider ids its callbacks named
     first_callback: dict[uuid.UUID, datetime] = field(default_factory=dict)  # attempt -> instant
+
+    @property
+    def provider_opt_outs(self) -> list[ProviderOptOut]:
+        """Opt-outs the worker set on a provider error (Twilio 21610): no audit entry."""
+        return [
+            ProviderOptOut(str(o.contact_point_id), Channel(o.channel), o.updated_at)
+            for o in self.contacts
+            if o.state == "failed"
+            and (o.error_code or "").startswith("opted_out")
+            and o.updated_at is not None
+        ]
 
     def ids_of(self, a: AttemptRow) -> set[str]:
         """Every provider id the attempt is known by (its row and its callbacks)."""
@@ -120,7 +131,7 @@ async def load(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> dict[uui
         .order_by(PaymentRow.at)
     ):
         payments[p[0]].append((p[1], p[2]))
-    changes, created = await _changes(session, {cid: f.case for cid, f in facts.items()})
+    changes = await _changes(session, {cid: f.case for cid, f in facts.items()})
     ids = [a.id for rows in contacts.values() for a in rows]
     provider_ids, first_callback = await _callbacks(session, ids)
     out: dict[uuid.UUID, CaseData] = {}
@@ -128,16 +139,15 @@ async def load(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> dict[uui
         rows = changes[cid]
         rows.sort(key=lambda r: (r.at, r.id), reverse=True)
         out[cid] = CaseData(
-            f.case, contacts[cid], payments[cid], rows, created[cid], provider_ids, first_callback
+            f.case, contacts[cid], payments[cid], rows, provider_ids, first_callback
         )
     return out
 
 
 async def _changes(
     session: AsyncSession, cases: dict[uuid.UUID, Case]
-) -> tuple[dict[uuid.UUID, list[AuditRow]], dict[uuid.UUID, dict[str, datetime]]]:
-    """The audited changes of each case, its parties and contact points, and when each
-    party or contact point was created."""
+) -> dict[uuid.UUID, list[AuditRow]]:
+    """The audited changes of each case, its parties and contact points."""
     owner: dict[str, uuid.UUID] = {}
     for cid, case in cases.items():
         owner[str(cid)] = cid
@@ -146,18 +156,14 @@ async def _changes(
             for cp in party.contact_points:
                 owner[cp.id] = cid
     changes: dict[uuid.UUID, list[AuditRow]] = defaultdict(list)
-    created: dict[uuid.UUID, dict[str, datetime]] = defaultdict(dict)
     for chunk in _chunks(list(owner), 500):
         for row in await session.scalars(
             select(AuditRow)
             .where(AuditRow.entity.in_(("case", "party", "contact_point")))
             .where(AuditRow.entity_id.in_(chunk))
         ):
-            cid = owner[row.entity_id]
-            if row.action in ("party.create", "contact_point.create"):
-                created[cid][row.entity_id] = row.at
-            changes[cid].append(row)
-    return changes, created
+            changes[owner[row.entity_id]].append(row)
+    return changes
 
 
 async def _callbacks(
