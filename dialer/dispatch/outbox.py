@@ -14,7 +14,6 @@ audit trail of what left when), then purged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -412,24 +411,50 @@ async def run_relay(
     idle: float = 0.5,
     keep: timedelta = timedelta(days=1),
     stop: asyncio.Event | None = None,
+    wake: asyncio.Event | None = None,
+    drains: int = 1,
+    strict: bool = False,
 ) -> None:
-    """The relay loop: publish while there is work, poll every `idle` seconds otherwise,
-    purge rows published longer than `keep` ago now and then."""
+    """The relay loop (the one relay: the worker's, and the planner's when it publishes
+    itself): publish everything due, `drains` at once (on PostgreSQL, one waits for the
+    broker's confirms while another reads or marks its rows: SKIP LOCKED shares them);
+    then wait for `wake` (set when jobs are committed), `stop`, or `idle` seconds. Rows
+    published longer than `keep` ago are purged now and then. A failure is logged and
+    retried; `strict` (the planner publishing its own jobs: it waits for every one to be
+    out) raises it instead, publishes what is due once more after `stop`, and purges
+    nothing."""
     stop = stop or asyncio.Event()
+    wake = wake or asyncio.Event()
     last_purge: datetime | None = None
-    while not stop.is_set():
-        published = 0
+    while True:
+        wake.clear()
+        last = stop.is_set()
+        if last and not strict:
+            return
         try:
-            published = await relay_once(maker, queue, clock())
+            await asyncio.gather(*(relay_all(maker, queue, clock()) for _ in range(drains)))
             now = clock()
-            if last_purge is None or now - last_purge > timedelta(minutes=10):
+            if not strict and (last_purge is None or now - last_purge > timedelta(minutes=10)):
                 await purge_published(maker, now - keep)
                 last_purge = now
         except QueueError as exc:
+            if strict:
+                raise
             log.warning("outbox relay: broker refused a batch, retrying later: %r", exc)
         except Exception:
+            if strict:
+                raise
             log.exception("outbox relay failed; retrying")
-        if published == 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(idle):
-                    await stop.wait()
+        if last:
+            return
+        await _first_of(stop, wake, idle)
+
+
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event, idle: float) -> None:
+    """Wait until `stop` or `wake` is set, or `idle` seconds pass."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,21 +1,13 @@
 """The planner: a campaign's open cases in keyset batches -> planned attempts + outbox rows.
 
 Per batch (one transaction): read the next page of case ids after the campaign's cursor,
-bulk-load their facts, ask the engine, and for every channel the campaign allows keep at
-most one action: the engine's most preferred one allowed now if the campaign's local start
-window is open in that party's zones, else the earliest instant inside the planning window
-at which the engine allows it (found from refusals' `next_allowed` and a fresh decision
-there). The planning window is today's while today's has not closed; a campaign started
-after it closed plans for the next opening the engine allows (`_planning_window`).
-Attempts (state planned) and their outbox rows are inserted in bulk (COPY on PostgreSQL),
-the cursor and the counts move, and the transaction commits: a crash repeats at most the
-batch that did not commit. One planner works on a campaign at a time (a lease on the
-campaign row, locked for each batch). While a batch is decided the next page's ids and
-facts are read on another connection; the next batch uses them only if they were read
-after the cursor it finds under the lock. With a queue, a relay task publishes the outbox
-while planning goes on. Memory is bounded by the batch size (two pages) whatever the
-campaign's size. A campaign planned to the end whose attempts are all final becomes `done`
-(`finish_completed`, run by `claim`).
+bulk-load their facts, ask the engine which action to take when (`choices`), insert the
+attempts (state planned) and their outbox rows in bulk (COPY on PostgreSQL), move the
+cursor and the counts, commit: a crash repeats at most the batch that did not commit. One
+planner works on a campaign at a time (`lifecycle.claim`'s lease, the campaign row locked
+for each batch). While a batch is decided the next page's ids and facts are read on
+another connection; the next batch uses them only if they were read after the cursor it
+finds under the lock. Memory is bounded by the batch size (two pages).
 """
 
 from __future__ import annotations
@@ -26,43 +18,31 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, exists, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.ports import Job, JobQueue
-from dialer.core.errors import ConflictError
 from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
 from dialer.dispatch import outbox
-from dialer.dispatch.windows import LocalWindow
-from dialer.domain.attempts import AttemptState, is_final
+from dialer.dispatch.choices import PlannedAction, choose_actions
+from dialer.dispatch.lifecycle import LEASE, RUNNING
+from dialer.domain.attempts import AttemptState
+from dialer.domain.windows import LocalWindow
 from dialer.facts.batch import CaseFacts, load_facts, open_cases_page
 from dialer.facts.strategies import compiled_for
 from dialer.observability.metrics import Metrics
-from dialer.services import campaigns
 from strategy.compiled import CompiledStrategy
-from strategy.decision import AllowedAction, Decision
-from strategy.engine import decide
-from strategy.model import Attempt, Channel, History
+from strategy.model import Channel
 
 log = logging.getLogger(__name__)
 
 _ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
-RUNNING = "running"
-LEASE = timedelta(minutes=2)
 RELAY_DRAINS = 2  # concurrent outbox drains while planning (PostgreSQL)
-MAX_LOOKAHEAD_DECISIONS = 3  # fresh decisions per channel when the window is not open now
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedAction:
-    action: AllowedAction
-    send_at: datetime
-    decision: Decision
 
 
 @dataclass(slots=True)
@@ -71,6 +51,24 @@ class PlanReport:
     planned: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     done: bool = False
+
+    def add(self, step: _Step) -> None:
+        self.cases += step.cases
+        self.planned += step.planned
+        self.refused.update(step.refused)
+        self.done = self.done or step.done
+
+
+@dataclass(slots=True)
+class _Step:
+    """One committed batch: its cases, attempts planned and refusals by rule; whether the
+    campaign is planned to its end; the next page being read ahead, if any."""
+
+    cases: int
+    planned: int
+    refused: Counter[str]
+    done: bool = False
+    following: _Ahead | None = None
 
 
 class StrategyCache:
@@ -95,241 +93,36 @@ class StrategyCache:
         return row, self._compiled[key]
 
 
-def choose_actions(
-    facts: CaseFacts,
-    cs: CompiledStrategy,
-    now: datetime,
-    window: LocalWindow,
-    channels: Sequence[Channel],
-) -> tuple[list[PlannedAction], list[str]]:
-    """At most one action per campaign channel and its send time; or the rules that
-    refused the case (for progress) when nothing could be planned. Each action chosen
-    joins the history the next channel is decided on, so two channels planned for one
-    case respect the spacing and caps between them as the worker will. The engine's
-    decisions on one history are shared by the channels decided on it (a decision does
-    not depend on the channel asked for): a channel that planned nothing leaves the
-    history, so the next one reuses them instead of deciding again."""
-    chosen: list[PlannedAction] = []
-    rules: set[str] = set()
-    history = facts.history
-    decisions: dict[datetime, Decision] = {}
-    last = len(channels) - 1
-    for n, channel in enumerate(channels):
-        picked, refused_by = _choose_channel(facts, history, cs, now, window, channel, decisions)
-        if picked is None:
-            rules.update(refused_by)
-            continue
-        chosen.append(picked)
-        if n == last:
-            break  # no channel left to decide on the history with this attempt
-        a = picked.action
-        planned = Attempt(picked.send_at, a.channel, a.party_id, a.contact_point_id)
-        history = replace(history, attempts=(*history.attempts, planned))
-        decisions = {}  # decided on the history before this attempt
-    if chosen:
-        return chosen, []
-    return [], sorted(rules or {"campaign.no_candidate"})
-
-
-def _choose_channel(
-    facts: CaseFacts,
-    history: History,
-    cs: CompiledStrategy,
-    now: datetime,
-    window: LocalWindow,
-    channel: Channel,
-    decisions: dict[datetime, Decision],
-) -> tuple[PlannedAction | None, set[str]]:
-    """One channel's action, on `history`; `decisions` holds (and gains) the engine's
-    decisions on that history by instant."""
-
-    def decision_at(t: datetime) -> Decision:
-        found = decisions.get(t)
-        if found is None:
-            found = decisions[t] = decide(facts.case, history, t, cs)
-        return found
-
-    first = decision_at(now)
-    if first.case_reasons and not first.allowed:
-        return None, {r.rule for r in first.case_reasons}
-    zones: dict[str, list[str]] = first.extra.get("zones", {})
-    rules: set[str] = set()
-    targets: set[datetime] = set()
-    for action in first.allowed:  # most preferred first
-        if action.channel != channel:
-            continue
-        bounds = window.next_open(action.zones, now)
-        if bounds is None:
-            rules.add("campaign.window")
-            continue
-        if bounds[0] <= now:
-            return PlannedAction(action, now, first), set()
-        targets.add(bounds[0])  # later today, or the next day's window once today's closed
-    rules.update(_later_starts(first, channel, now, now, window, zones, targets))
-    tried: set[datetime] = set()
-    while targets and len(tried) < MAX_LOOKAHEAD_DECISIONS:
-        t = min(targets)
-        targets.discard(t)
-        tried.add(t)
-        later = decision_at(t)
-        for action in later.allowed:
-            if action.channel != channel:
-                continue
-            bounds = _planning_window(window, action.zones, now, t)
-            if bounds is not None and bounds[0] <= t < bounds[1]:
-                return PlannedAction(action, t, later), set()
-        # Refused there too (a weekend, a holiday): try when the engine says it may.
-        _later_starts(later, channel, now, t, window, zones, targets)
-        targets -= tried
-    return None, rules
-
-
-def _planning_window(
-    window: LocalWindow, zones: Sequence[str], now: datetime, t: datetime
-) -> tuple[datetime, datetime] | None:
-    """The window an attempt for instant `t` must fall in: today's while today's has not
-    closed at `now` (a morning campaign plans this morning); once it has (a campaign
-    started in the afternoon), the first window from `t` on, so planning rolls on to the
-    next day the engine allows."""
-    today = window.today(zones, now)
-    if today is not None and now < today[1]:
-        return today
-    return window.next_open(zones, t)
-
-
-def _later_starts(
-    decision: Decision,
-    channel: Channel,
-    now: datetime,
-    at: datetime,
-    window: LocalWindow,
-    zones: dict[str, list[str]],
-    into: set[datetime],
-) -> set[str]:
-    """Add the first instant each of the channel's refused candidates (in a decision
-    taken at `at`) may be tried: the engine's `next_allowed`, moved into the planning
-    window; return the rules that refused them."""
-    rules: set[str] = set()
-    for refusal in decision.refused:
-        cand = refusal.candidate
-        if cand.channel != channel:
-            continue
-        rules.update(refusal.rules)
-        if refusal.next_allowed is None or refusal.next_allowed <= at:
-            continue
-        point_zones = zones.get(cand.contact_point_id) or []
-        bounds = _planning_window(window, point_zones, now, refusal.next_allowed)
-        if bounds is None:
-            continue
-        t = max(bounds[0], refusal.next_allowed)
-        if t < bounds[1]:
-            into.add(t)
-    return rules
-
-
-async def finish_completed(
-    maker: async_sessionmaker[AsyncSession], now: datetime
-) -> list[uuid.UUID]:
-    """Running campaigns whose planning is finished and whose attempts are all final
-    (completed, failed, refused, cancelled, not sent) become `done`."""
-    outstanding = [s.value for s in AttemptState if not is_final(s)]
-    async with maker() as session:
-        finished = (
-            await session.scalars(
-                select(CampaignRow.id).where(
-                    CampaignRow.status == RUNNING,
-                    CampaignRow.plan_done.is_(True),
-                    ~exists().where(
-                        AttemptRow.campaign_id == CampaignRow.id,
-                        AttemptRow.state.in_(outstanding),
-                    ),
-                )
-            )
-        ).all()
-    done: list[uuid.UUID] = []
-    for cid in finished:
-        async with maker() as session:
-            try:
-                await campaigns.transition(session, cid, "done", actor="planner", now=now)
-            except ConflictError:
-                continue  # paused or cancelled meanwhile
-            done.append(cid)
-            log.info("campaign %s done: planned to the end, every attempt final", cid)
-    return done
-
-
-async def claim(
-    maker: async_sessionmaker[AsyncSession], owner: str, now: datetime
-) -> uuid.UUID | None:
-    """Take the planning lease of one running campaign that still has cases to plan;
-    first, close the campaigns that are finished (`finish_completed`): the planner loop
-    of every worker calls this every few seconds."""
-    await finish_completed(maker, now)
-    async with maker() as session:
-        candidates = (
-            await session.scalars(
-                select(CampaignRow.id).where(
-                    CampaignRow.status == RUNNING,
-                    CampaignRow.plan_done.is_(False),
-                    (CampaignRow.plan_lease_until.is_(None))
-                    | (CampaignRow.plan_lease_until < now)
-                    | (CampaignRow.plan_lease_owner == owner),
-                )
-            )
-        ).all()
-        for cid in candidates:
-            result = await session.execute(
-                update(CampaignRow)
-                .where(
-                    CampaignRow.id == cid,
-                    CampaignRow.status == RUNNING,
-                    CampaignRow.plan_done.is_(False),
-                    (CampaignRow.plan_lease_until.is_(None))
-                    | (CampaignRow.plan_lease_until < now)
-                    | (CampaignRow.plan_lease_owner == owner),
-                )
-                .values(plan_lease_owner=owner, plan_lease_until=now + LEASE)
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                await session.commit()
-                return cid
-        await session.commit()
-        return None
-
-
 async def plan_campaign(
     maker: async_sessionmaker[AsyncSession],
     campaign_id: uuid.UUID,
     clock: Callable[[], datetime],
     *,
     queue: JobQueue | None = None,
+    wake: asyncio.Event | None = None,
     owner: str = "planner",
     batch: int = 1000,
     metrics: Metrics | None = None,
 ) -> PlanReport:
     """Plan the campaign to its end (or until it stops running or the lease is lost).
-    With `queue`, a relay task publishes the outbox while the next batches are planned
-    (each committed batch wakes it) and drains it before this returns; a broker failure
-    it met is raised here."""
+    Each committed batch sets `wake`, the process's relay (`outbox.run_relay`). With
+    `queue` (no relay running beside it: a CLI run, a bench), the planner runs that relay
+    itself, strictly: it drains the outbox before this returns, and a broker failure it
+    met is raised here."""
     report = PlanReport()
     strategies = StrategyCache()
-    bind = maker.kw.get("bind")
-    postgres = bind is not None and bind.dialect.name == "postgresql"
-    wake = asyncio.Event()
-    finished = False
-
-    async def relay() -> None:
-        assert queue is not None
-        while True:
-            wake.clear()
-            last = finished
-            # On PostgreSQL two drains share the rows (SKIP LOCKED): one waits for the
-            # broker's confirms while the other reads or marks its rows.
-            drains = RELAY_DRAINS if postgres else 1
-            await asyncio.gather(*(outbox.relay_all(maker, queue, clock()) for _ in range(drains)))
-            if last:
-                return
-            await wake.wait()
+    relaying: asyncio.Task[None] | None = None
+    finished = asyncio.Event()
+    if queue is not None:
+        wake = wake or asyncio.Event()
+        postgres = maker.kw["bind"].dialect.name == "postgresql"
+        relaying = asyncio.create_task(
+            outbox.run_relay(
+                maker, queue, clock, stop=finished, wake=wake,
+                drains=RELAY_DRAINS if postgres else 1, strict=True,
+            ),
+            name="planner-relay",
+        )  # fmt: skip
 
     def read_ahead(after: uuid.UUID, portfolio: str, case_filter: dict[str, Any]) -> _Ahead:
         async def read() -> _Page:
@@ -340,29 +133,24 @@ async def plan_campaign(
 
         return asyncio.create_task(read(), name="planner-read-ahead")
 
-    relaying = asyncio.create_task(relay(), name="planner-relay") if queue else None
     ahead: _Ahead | None = None
     try:
         while True:
-            now = clock()
             async with maker() as session:
                 step = await _plan_batch(
-                    session, campaign_id, now, owner, batch, strategies, ahead, read_ahead
+                    session, campaign_id, clock(), owner, batch, strategies, ahead, read_ahead
                 )
             if step is None:
                 break
-            cases, planned, refused, done, ahead = step
-            report.cases += cases
-            report.planned += planned
-            report.refused.update(refused)
+            ahead = step.following
+            report.add(step)
             if metrics is not None:  # the batch's refusals by rule, as committed for progress
-                metrics.record_refusals(refused.elements())
-            if relaying is not None and planned:
-                if relaying.done():
-                    relaying.result()  # the broker refused: raise it here
+                metrics.record_refusals(step.refused.elements())
+            if relaying is not None and relaying.done():
+                relaying.result()  # the broker refused: raise it here
+            if wake is not None and step.planned:
                 wake.set()
-            if done:
-                report.done = True
+            if step.done:
                 break
     except BaseException:
         for task in (relaying, ahead):
@@ -376,8 +164,7 @@ async def plan_campaign(
         with contextlib.suppress(BaseException):
             await ahead
     if relaying is not None:
-        finished = True
-        wake.set()
+        finished.set()
         await relaying
     return report
 
@@ -403,7 +190,7 @@ async def _plan_batch(
     strategies: StrategyCache,
     ahead: _Ahead | None = None,
     read_ahead: Callable[[uuid.UUID, str, dict[str, Any]], _Ahead] | None = None,
-) -> tuple[int, int, Counter[str], bool, _Ahead | None] | None:
+) -> _Step | None:
     """One batch in the session's transaction. `ahead`, if given, is the next page read
     while the previous batch was decided: it is used only if it was read after the cursor
     this batch finds under the campaign's lock (else another planner moved it, and the page
@@ -436,7 +223,7 @@ async def _plan_batch(
         campaign.plan_lease_until = None
         campaign.updated_at = now
         await session.commit()
-        return 0, 0, Counter(), True, None
+        return _Step(0, 0, Counter(), done=True)
     following = None
     if read_ahead is not None and len(ids) == batch:
         following = read_ahead(ids[-1], campaign.portfolio, campaign.filter or {})
@@ -450,7 +237,8 @@ async def _plan_batch(
         if following is not None:
             following.cancel()
         raise
-    return (*step, following)
+    step.following = following
+    return step
 
 
 async def _decide_and_record(
@@ -462,7 +250,7 @@ async def _decide_and_record(
     now: datetime,
     owner: str,
     strategies: StrategyCache,
-) -> tuple[int, int, Counter[str], bool]:
+) -> _Step:
     campaign_id = campaign.id
     window = LocalWindow.parse(campaign.window or "00:00-24:00")
     channels = [Channel(c) for c in campaign.channels]
@@ -510,7 +298,7 @@ async def _decide_and_record(
     campaign.plan_lease_until = now + LEASE
     campaign.updated_at = now
     await session.commit()
-    return len(ids), len(records), refused, False
+    return _Step(len(ids), len(records), refused)
 
 
 # The planned attempts' columns, in the order `_record_attempts` builds their records.

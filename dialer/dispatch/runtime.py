@@ -25,7 +25,7 @@ from adapters.twilio_client import HttpxTwilioClient
 from dialer.callbacks.apply import reconcile_unmatched
 from dialer.core.clock import system_clock
 from dialer.core.settings import Settings
-from dialer.dispatch import lookups, outbox, planner, reconciler
+from dialer.dispatch import lifecycle, lookups, outbox, planner, reconciler
 from dialer.dispatch.deadletters import EmbeddedJobQueue
 from dialer.dispatch.fence import dialing_reclaim_after
 from dialer.dispatch.messages import Sender
@@ -169,6 +169,7 @@ class Runtime:
     metrics: Metrics | None = None
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    relay_wake: asyncio.Event = field(default_factory=asyncio.Event)  # jobs just committed
 
     @classmethod
     def build(
@@ -211,7 +212,14 @@ class Runtime:
         await self.queue.consume(self.dispatcher(), concurrency)
         tasks = [
             asyncio.create_task(
-                outbox.run_relay(self.maker, self.queue, self.clock, stop=self.stop),
+                outbox.run_relay(
+                    self.maker,
+                    self.queue,
+                    self.clock,
+                    stop=self.stop,
+                    wake=self.relay_wake,
+                    drains=planner.RELAY_DRAINS if self.engine.dialect.name == "postgresql" else 1,
+                ),
                 name="outbox-relay",
             ),
             asyncio.create_task(self._plan_loop(), name="planner"),
@@ -233,13 +241,13 @@ class Runtime:
     async def _plan_loop(self) -> None:
         while not self.stop.is_set():
             try:
-                campaign_id = await planner.claim(self.maker, self.owner, self.clock())
+                campaign_id = await lifecycle.claim(self.maker, self.owner, self.clock())
                 if campaign_id is not None:
                     report = await planner.plan_campaign(
                         self.maker,
                         campaign_id,
                         self.clock,
-                        queue=self.queue,
+                        wake=self.relay_wake,  # the process's one relay publishes
                         owner=self.owner,
                         metrics=self.metrics,
                     )

@@ -87,8 +87,8 @@ from dialer.dispatch.batcher import Batcher
 from dialer.dispatch.fence import SEND_WINDOW
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
-from dialer.dispatch.windows import LocalWindow
 from dialer.domain.attempts import AttemptState, advance, can_advance
+from dialer.domain.windows import LocalWindow
 from dialer.facts.batch import PORTFOLIO_COLUMNS, CaseFacts, load_facts, lock_cases
 from dialer.observability.metrics import Metrics
 from strategy.decision import Decision, Refusal

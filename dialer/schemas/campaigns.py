@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from dialer.dispatch.windows import WINDOW_PATTERN, LocalWindow
+from dialer.domain.windows import WINDOW_PATTERN, LocalWindow
 from dialer.schemas.common import In, Out
 from strategy.model import Channel
 

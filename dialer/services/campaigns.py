@@ -12,25 +12,16 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
+from dialer.core.errors import FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import AttemptRow, CampaignRow, Portfolio
 from dialer.db.repositories import audit
 from dialer.dispatch import pacing
-from dialer.domain.attempts import AttemptState, can_advance
+from dialer.dispatch.lifecycle import transition as transition  # the one lifecycle rule
+from dialer.domain.attempts import AttemptState
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
-
-# status -> the statuses it may move to
-_LIFECYCLE: dict[str, frozenset[str]] = {
-    "draft": frozenset({"running", "cancelled"}),
-    "running": frozenset({"paused", "cancelled", "done"}),
-    "paused": frozenset({"running", "cancelled"}),
-    "cancelled": frozenset(),
-    "done": frozenset(),
-}
-_TO_CANCELLED = [s.value for s in AttemptState if can_advance(s, AttemptState.CANCELLED)]
 
 
 async def create_campaign(
@@ -89,47 +80,6 @@ async def list_campaigns(
     if status:
         stmt = stmt.where(CampaignRow.status == status)
     return (await session.scalars(stmt)).all()
-
-
-async def transition(
-    session: AsyncSession, campaign_id: uuid.UUID, target: str, *, actor: str, now: datetime
-) -> CampaignRow:
-    """start (draft -> running), pause, resume (paused -> running), cancel."""
-    stmt = select(CampaignRow).where(CampaignRow.id == campaign_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = await session.scalar(stmt.execution_options(populate_existing=True))
-    if row is None:
-        raise NotFoundError(f"no campaign {campaign_id}")
-    before = row.status
-    if target not in _LIFECYCLE.get(before, frozenset()):
-        raise ConflictError(f"a {before} campaign cannot become {target}")
-    row.status = target
-    row.updated_at = now
-    if target == "running" and row.started_at is None:
-        row.started_at = now
-        await pacing.ensure_row(session, row.id, now)
-    if target in ("cancelled", "done"):
-        row.finished_at = now
-    if target == "cancelled":
-        # Attempts not yet reserved are cancelled now; a worker holding one of their jobs
-        # finds them cancelled and acks it.
-        await session.execute(
-            update(AttemptRow)
-            .where(AttemptRow.campaign_id == row.id, AttemptRow.state.in_(_TO_CANCELLED))
-            .values(state=AttemptState.CANCELLED.value, updated_at=now)
-        )
-    await audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action=f"campaign.{target}",
-        entity="campaign",
-        entity_id=str(row.id),
-        detail={"from": before, "to": target},
-    )
-    await session.commit()
-    return row
 
 
 async def progress(session: AsyncSession, campaign_id: uuid.UUID) -> ProgressOut:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from dialer.db.models import AttemptRow, CaseRow
-from dialer.dispatch import planner
+from dialer.dispatch import lifecycle, planner
 from dialer.domain.attempts import AttemptState, advance
 from dialer.services import campaigns
 from tests.databases import Database
@@ -58,16 +58,16 @@ async def test_campaign_becomes_done_once_planned_and_every_attempt_is_final(
     await world.add_cases(3)
     cid = await world.campaign()
     await world.plan(cid)
-    assert await planner.finish_completed(world.maker, world.clock()) == []
+    assert await lifecycle.finish_completed(world.maker, world.clock()) == []
     assert await _status(world, cid) == "running", "three jobs are still queued"
     await world.queue.drain(INSIDE + timedelta(minutes=5), world.dispatcher())
     assert world.dials() == 3
     # sent but not finished: the calls are still outstanding
-    assert await planner.claim(world.maker, "planner-1", world.clock()) is None
+    assert await lifecycle.claim(world.maker, "planner-1", world.clock()) is None
     assert await _status(world, cid) == "running"
     await _finish_calls(world, "no_answer")
     # the planner loop's next claim closes it
-    assert await planner.claim(world.maker, "planner-1", world.clock()) is None
+    assert await lifecycle.claim(world.maker, "planner-1", world.clock()) is None
     async with world.maker() as session:
         p = await campaigns.progress(session, cid)
         row = await campaigns.get_campaign(session, cid)
@@ -89,7 +89,7 @@ async def test_campaign_whose_attempts_were_all_refused_at_dispatch_is_done(
         await session.commit()
     await world.queue.drain(INSIDE + timedelta(minutes=5), world.dispatcher())
     assert world.dials() == 0
-    assert await planner.finish_completed(world.maker, world.clock()) == [cid]
+    assert await lifecycle.finish_completed(world.maker, world.clock()) == [cid]
     async with world.maker() as session:
         p = await campaigns.progress(session, cid)
     assert p.status == "done" and p.refused_at_dispatch == 2
@@ -103,11 +103,11 @@ async def test_paused_campaign_is_not_closed_even_when_nothing_is_outstanding(
     await world.plan(cid)
     async with world.maker() as session:
         await campaigns.transition(session, cid, "paused", actor="test", now=world.clock())
-    assert await planner.finish_completed(world.maker, world.clock()) == []
+    assert await lifecycle.finish_completed(world.maker, world.clock()) == []
     assert await _status(world, cid) == "paused"
     async with world.maker() as session:
         await campaigns.transition(session, cid, "running", actor="test", now=world.clock())
-    assert await planner.finish_completed(world.maker, world.clock()) == [cid]
+    assert await lifecycle.finish_completed(world.maker, world.clock()) == [cid]
     assert await _status(world, cid) == "done"
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from adapters.inprocess import InProcessJobQueue
 from adapters.ports import Job
 from dialer.db.models import AttemptRow, CaseRow, OutboxRow, PaymentRow, Portfolio
-from dialer.dispatch import outbox, planner
-from dialer.dispatch.windows import LocalWindow
+from dialer.dispatch import choices, outbox, planner
+from dialer.domain.windows import LocalWindow
 from dialer.facts import sql as facts_sql
 from dialer.facts.batch import load_facts
 from dialer.services import strategies
@@ -160,17 +160,17 @@ async def test_channels_decided_on_one_history_share_the_engines_decisions(
     cs = found[1]
     window = LocalWindow.parse("09:00-11:30")
     calls: list[datetime] = []
-    decide = planner.decide
+    decide = choices.decide
 
     def counting(*args: Any) -> Any:
         calls.append(args[2])
         return decide(*args)
 
-    monkeypatch.setattr(planner, "decide", counting)
+    monkeypatch.setattr(choices, "decide", counting)
 
     def choose(channels: list[Channel]) -> tuple[Any, list[datetime]]:
         calls.clear()
-        out = planner.choose_actions(facts[ids[0]], cs, at, window, channels)
+        out = choices.choose_actions(facts[ids[0]], cs, at, window, channels)
         return out, list(calls)
 
     (email, _), email_calls = choose([Channel.EMAIL])

@@ -17,7 +17,7 @@ from adapters.errors import QueueError
 from adapters.inprocess import InProcessJobQueue
 from adapters.ports import Job
 from dialer.db.models import AttemptRow, CampaignRow, OutboxRow
-from dialer.dispatch import outbox, planner
+from dialer.dispatch import lifecycle, outbox, planner
 from tests.databases import Database
 from tests.dialer.dispatch_world import INSIDE, World, open_world
 
@@ -111,7 +111,7 @@ async def test_two_planners_racing_on_one_campaign_plan_each_case_once(world: Wo
 
     def clock() -> datetime:  # a lease is expired by the next instant either planner reads
         ticks[0] += 1
-        return start + (planner.LEASE + timedelta(seconds=1)) * ticks[0]
+        return start + (lifecycle.LEASE + timedelta(seconds=1)) * ticks[0]
 
     reports = await asyncio.gather(
         planner.plan_campaign(world.maker, cid, clock, owner="a", batch=3),
