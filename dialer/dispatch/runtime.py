@@ -26,10 +26,11 @@ from dialer.callbacks.apply import reconcile_unmatched
 from dialer.core.clock import system_clock
 from dialer.core.settings import Settings
 from dialer.dispatch import lifecycle, lookups, outbox, planner, reconciler
+from dialer.dispatch.context import WorkerConfig
 from dialer.dispatch.deadletters import EmbeddedJobQueue
 from dialer.dispatch.fence import dialing_reclaim_after
 from dialer.dispatch.messages import Sender
-from dialer.dispatch.worker import Dispatcher, WorkerConfig
+from dialer.dispatch.worker import Dispatcher
 from dialer.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow
 from dialer.dispatch import outbox, planner
-from dialer.dispatch.worker import Dispatcher, WorkerConfig
+from dialer.dispatch.context import WorkerConfig
+from dialer.dispatch.worker import Dispatcher
 from dialer.schemas.campaigns import CampaignIn
 from dialer.schemas.cases import CaseIn
 from dialer.schemas.strategies import StrategyIn

@@ -16,8 +16,9 @@ from sqlalchemy import update
 from adapters.errors import RetryLater
 from adapters.ports import Delivery
 from dialer.db.models import AttemptRow
-from dialer.dispatch import pacing, worker
-from dialer.dispatch.worker import Dispatcher
+from dialer.dispatch import pacing, redecide
+from dialer.dispatch.record import Recorder
+from dialer.dispatch.reserve import Reserver
 from strategy import engine
 from tests.databases import Database
 from tests.dialer.dispatch.test_dispatch_concurrency import _racing_jobs
@@ -68,7 +69,7 @@ async def test_a_job_that_fails_to_decide_does_not_sink_its_batch(
             raise ZeroDivisionError("a bug that only this case meets")
         return real(case, *args)
 
-    monkeypatch.setattr(worker, "decide", decide)
+    monkeypatch.setattr(redecide, "decide", decide)
     dispatcher = world.dispatcher()
     results = await asyncio.gather(*(dispatcher(d) for d in deliveries), return_exceptions=True)
     assert isinstance(results[2], ZeroDivisionError)  # nacked: the broker redelivers it
@@ -86,16 +87,16 @@ async def test_a_batch_that_fails_as_a_whole_is_tried_job_by_job(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deliveries = await _deliveries(world, 5)
-    real = Dispatcher._reserve_all
+    real = Reserver._reserve
     sizes: list[int] = []
 
-    async def reserve_all(self: Dispatcher, items: Sequence[Any]) -> Any:
+    async def reserve(self: Reserver, items: Sequence[Any]) -> Any:
         sizes.append(len(items))
         if len(items) > 1:
             raise RuntimeError("say, a constraint one of them broke")
         return await real(self, items)
 
-    monkeypatch.setattr(Dispatcher, "_reserve_all", reserve_all)
+    monkeypatch.setattr(Reserver, "_reserve", reserve)
     dispatcher = world.dispatcher()
     await asyncio.gather(*(dispatcher(d) for d in deliveries))
     assert sizes[0] == 5 and sizes[1:] == [1] * 5
@@ -165,10 +166,10 @@ async def test_a_failed_batch_of_sent_records_is_recorded_one_by_one(
 ) -> None:
     deliveries = await _deliveries(world, 4)
 
-    async def record_sent_batch(self: Dispatcher, sent: Sequence[Any]) -> Any:
+    async def record_sent_batch(self: Recorder, sent: Sequence[Any]) -> Any:
         raise RuntimeError("say, a deadlock with a status callback's transaction")
 
-    monkeypatch.setattr(Dispatcher, "_record_sent_batch", record_sent_batch)
+    monkeypatch.setattr(Recorder, "record_sent_batch", record_sent_batch)
     dispatcher = world.dispatcher()
     await asyncio.gather(*(dispatcher(d) for d in deliveries))
     attempts = await world.attempts()
@@ -190,7 +191,7 @@ async def test_a_dial_later_than_its_slot_allows_takes_a_fresh_slot(world: World
             timedelta(seconds=seconds) + (overshoots.pop() if overshoots else timedelta(0))
         )
 
-    dispatcher.sleep = late_sleep
+    dispatcher.ctx.sleep = late_sleep
     cid = uuid.UUID(delivery.job.campaign_id or "")
     for _ in range(3):  # the campaign is at its rate: its next free slot is ahead
         await pacing.take_slot(world.maker, cid, 5, world.clock, timedelta(seconds=2))
@@ -210,7 +211,7 @@ async def test_a_dial_late_on_every_slot_gives_up_after_three_when_the_rate_allo
     async def late_sleep(seconds: float) -> None:
         world.clock.advance(timedelta(seconds=seconds) + timedelta(milliseconds=300))
 
-    dispatcher.sleep = late_sleep
+    dispatcher.ctx.sleep = late_sleep
     cid = uuid.UUID(delivery.job.campaign_id or "")
     await pacing.take_slot(world.maker, cid, 5, world.clock, timedelta(seconds=2))
     await dispatcher(delivery)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from dialer.db.models import AttemptRow, CaseRow
-from dialer.dispatch import lifecycle, planner
+from dialer.dispatch import lifecycle, planner, sql
 from dialer.domain.attempts import AttemptState, advance
 from dialer.services import campaigns
 from tests.databases import Database
@@ -154,16 +154,17 @@ async def test_reservation_moves_an_attempt_the_relay_queued_after_it_was_read(
             update(AttemptRow).where(AttemptRow.id == attempt.id).values(state="queued")
         )
         await session.commit()
-    dispatcher = world.dispatcher()
     async with world.maker() as session:
-        moved = await dispatcher._move(
-            session, attempt.id, "planned", AttemptState.RESERVED, {"reserved_at": INSIDE}
+        conn = await session.connection()
+        moved = await sql.move(
+            conn, attempt.id, "planned", AttemptState.RESERVED, {"reserved_at": INSIDE}, INSIDE
         )
         await session.commit()
     assert moved
     (reserved,) = await world.attempts()
     assert reserved.state == "reserved" and reserved.reserved_at == INSIDE
     async with world.maker() as session:  # reserved -> reserved again: nothing moves
-        again = await dispatcher._move(session, attempt.id, "queued", AttemptState.RESERVED, {})
+        conn = await session.connection()
+        again = await sql.move(conn, attempt.id, "queued", AttemptState.RESERVED, {}, INSIDE)
         await session.commit()
     assert not again

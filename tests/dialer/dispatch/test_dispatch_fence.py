@@ -6,16 +6,17 @@ the HTTP client's whole timeout and a margin."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
 from dialer.db.models import AttemptRow, CaseRow, ContactPointRow
-from dialer.dispatch.fence import SEND_WINDOW, dialing_reclaim_after
+from dialer.dispatch.fence import SEND_WINDOW, Fence, dialing_reclaim_after
 from dialer.dispatch.reconciler import DIALING_AFTER, reconcile
-from dialer.dispatch.worker import Dispatcher, Reserved
+from dialer.dispatch.redecide import Reservation
+from dialer.dispatch.worker import Dispatcher
 from dialer.services.optouts import opt_out
 from strategy.model import CaseFlag, Channel
 from tests.databases import Database
@@ -89,23 +90,25 @@ async def test_a_dialing_attempt_is_looked_up_only_after_the_timeout_and_margin(
     assert report.moved == {"not_sent": 1}  # looked up: the provider has no such call
 
 
-class _Interleaved(Dispatcher):
+def _interleaved(
+    world: World, before: Callable[[], Awaitable[None]], monkeypatch: pytest.MonkeyPatch
+) -> Dispatcher:
     """A worker whose fence runs just after `before` (another transaction) committed."""
+    check = Fence.check
 
-    before: object = None
-
-    async def _fence_batch(
-        self, batch: Sequence[tuple[Reserved, bool]]
+    async def interleaved(
+        self: Fence, batch: Sequence[tuple[Reservation, bool]]
     ) -> list[bool | BaseException]:
-        before = self.before
-        assert callable(before)
         await before()
-        return await super()._fence_batch(batch)
+        return await check(self, batch)
+
+    monkeypatch.setattr(Fence, "check", interleaved)
+    return Dispatcher(world.maker, world.telephony, world.mailer, world.clock)
 
 
 @pytest.mark.parametrize("fact", ["optout", "cease", "revoked"])
 async def test_a_protective_fact_committed_after_the_decision_stops_the_fence(
-    world: World, fact: str
+    world: World, fact: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempt = await _one(world)
     if fact == "revoked":  # the decision had the channel's consent on the point
@@ -130,8 +133,7 @@ async def test_a_protective_fact_committed_after_the_decision_stops_the_fence(
                 point.consent = sorted(set(point.consent) - {attempt.channel})
             await session.commit()
 
-    dispatcher = _Interleaved(world.maker, world.telephony, world.mailer, world.clock)
-    dispatcher.before = land
+    dispatcher = _interleaved(world, land, monkeypatch)
     await world.queue.drain(INSIDE + timedelta(minutes=1), dispatcher)
     assert world.dials() == 0
     (after,) = await world.attempts()
@@ -141,15 +143,16 @@ async def test_a_protective_fact_committed_after_the_decision_stops_the_fence(
     assert rules == [expected[fact]]
 
 
-async def test_a_worker_whose_lease_was_taken_dials_nothing(world: World) -> None:
+async def test_a_worker_whose_lease_was_taken_dials_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     attempt = await _one(world)
 
     async def reclaim() -> None:  # the worker stalled past its lease; the reconciler ran
         report = await reconcile(world.maker, world.telephony, world.clock() + timedelta(hours=1))
         assert report.moved == {"not_sent": 1}
 
-    dispatcher = _Interleaved(world.maker, world.telephony, world.mailer, world.clock)
-    dispatcher.before = reclaim
+    dispatcher = _interleaved(world, reclaim, monkeypatch)
     await world.queue.drain(INSIDE + timedelta(minutes=1), dispatcher)
     assert world.dials() == 0, "the stalled worker's fence failed: no call"
     first = (await world.attempts(id=attempt.id))[0]

@@ -15,8 +15,8 @@ from adapters.ports import Delivery
 from adapters.templates import DEFAULT_TEMPLATES, RoleGroup, Template, TemplateRegistry
 from dialer.db.models import ContactPointRow
 from dialer.dispatch import outbox
+from dialer.dispatch.context import WorkerConfig
 from dialer.dispatch.reconciler import REPLAN_NOTE, reconcile
-from dialer.dispatch.worker import WorkerConfig
 from dialer.services import campaigns
 from strategy.model import Channel, Disclosure
 from tests.databases import Database
