@@ -22,7 +22,15 @@ garbage collector took. As `dialer worker` does, the children freeze what they h
 start-up (`dialer.dispatch.runtime.freeze_start_up_objects`: full collections no longer walk the
 imported modules' objects; `--no-gc-freeze` to see what that saves). A planner that fails
 stops the relays. The schema and the queues are removed.
-Goal on the 2-core reference machine: 1,000,000 cases in under 5 minutes, under 500 MB.
+
+The ceiling, in the same run on the same cases (the attempts and outbox emptied, the
+campaign's cursor reset): the same planner, pages, facts read, attempt and outbox rows
+written and relays, with the deciding replaced by a fixed choice (each case's first
+contact point, called now): `ceiling_ratio` is the ceiling's time over the planner's.
+CPU per case is given for the planner process, the relay processes and the PostgreSQL
+backends serving them (their /proc CPU; PostgreSQL's background writers not counted).
+Goal on the 2-core reference machine (unloaded): 1,000,000 cases in under 200 s, under
+500 MB. `--profile FILE` writes the planner process's cProfile statistics.
 The last lines are `name: value unit`.
 """
 
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
@@ -43,7 +52,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from dialer.core.settings import Settings
@@ -166,6 +175,51 @@ def peak_rss_mb() -> float:
 
 
 _GC = [0.0, 0.0]  # CPU seconds in the collector so far; when the running one started
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _backend_pids(engine: Any) -> set[int]:
+    """The PostgreSQL backend pids of the engine's connections, as they are opened."""
+    pids: set[int] = set()
+
+    def on_connect(dbapi_connection: Any, _: Any) -> None:
+        pids.add(dbapi_connection.driver_connection.get_server_pid())
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    return pids
+
+
+def backend_cpu(pids: set[int]) -> float:
+    """CPU seconds (user + system) the backends used so far (/proc, this host)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # closed already: not counted
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def _decide_nothing() -> None:
+    """The ceiling: the planner's pipeline with a fixed choice instead of the engine's:
+    each case's first party's first contact point, on the campaign's first channel, now."""
+    from dialer.dispatch.choices import PlannedAction
+    from strategy.decision import AllowedAction, Candidate, Decision
+    from strategy.model import Disclosure
+
+    def choose(facts: Any, cs: Any, now: datetime, window: Any, channels: Any) -> Any:
+        party = facts.case.parties[0]
+        point = party.contact_points[0]
+        candidate = Candidate(party.id, party.role, point.id, channels[0])
+        action = AllowedAction(
+            candidate, Disclosure.FULL, "default", now, now, "ceiling", ("Asia/Shanghai",)
+        )
+        decision = Decision(facts.case.id, now, "ceiling", 1, "cn-consumer", None, 0)
+        return [PlannedAction(action, now, decision)], []
+
+    setattr(planner, "choose_actions", choose)  # noqa: B010 - replaced for the ceiling
 
 
 def _count_gc(phase: str, info: dict[str, Any]) -> None:
@@ -186,7 +240,14 @@ def _clock(epoch: float) -> Callable[[], datetime]:
 
 
 async def plan(
-    url: str, schema: str, amqp: str, namespace: str, cid: uuid.UUID, epoch: float, batch: int
+    url: str,
+    schema: str,
+    amqp: str,
+    namespace: str,
+    cid: uuid.UUID,
+    epoch: float,
+    batch: int,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """The measured part (run in a child process): the planner as `dialer worker` runs it,
     relaying the outbox while it plans; the clock stops when nothing is left unpublished."""
@@ -198,18 +259,27 @@ async def plan(
         clock=clock,
     )
     await queue.connect()
+    pids = _backend_pids(engine)
     maker = build_sessionmaker(engine)
+    profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall
     started = time.perf_counter()
     cpu, gc_before = time.process_time(), _GC[0]
+    if profiler is not None:
+        profiler.enable()
     report = await planner.plan_campaign(maker, cid, clock, queue=queue, batch=batch)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile or "")
     planned_seconds = time.perf_counter() - started
     async with maker() as session:  # rows another process's relay holds are not yet out
         while await outbox.pending_count(session):  # noqa: ASYNC110 - polling the table
             await asyncio.sleep(0.05)
     seconds = time.perf_counter() - started
+    pg_cpu = backend_cpu(pids)
     await queue.close()
     await engine.dispose()
     return {
+        "pg_cpu_seconds": pg_cpu,
         "cases": report.cases,
         "planned": report.planned,
         "refused": dict(report.refused.most_common(6)),
@@ -234,6 +304,7 @@ async def relay(
         clock=clock,
     )
     await queue.connect()
+    pids = _backend_pids(engine)
     maker = build_sessionmaker(engine)
     stop = asyncio.Event()
     cpu, gc_before = time.process_time(), _GC[0]
@@ -245,13 +316,32 @@ async def relay(
             if done and not await outbox.pending_count(session):
                 stop.set()
     await task
+    pg_cpu = backend_cpu(pids)
     await queue.close()
     await engine.dispose()
     return {
+        "pg_cpu_seconds": pg_cpu,
         "cpu_seconds": time.process_time() - cpu,
         "gc_seconds": _GC[0] - gc_before,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+async def reset(url: str, schema: str, cid: uuid.UUID) -> None:
+    """Back to before planning: the attempts and outbox truncated (as fresh as the seeded
+    ones: no statistics saying they are empty), the campaign's cursor and counts cleared;
+    the ceiling then plans the same cases."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'TRUNCATE "{schema}".attempts, "{schema}".outbox CASCADE')
+        await conn.execute(
+            f'UPDATE "{schema}".campaigns SET plan_cursor = NULL, plan_done = false,'
+            " cases_seen = 0, planned = 0, refused_by_rule = '{}',"
+            " plan_lease_owner = NULL, plan_lease_until = NULL WHERE id = $1",
+            cid,
+        )
+    finally:
+        await conn.close()
 
 
 async def cleanup(url: str, schema: str, amqp: str, namespace: str) -> None:
@@ -264,8 +354,8 @@ async def cleanup(url: str, schema: str, amqp: str, namespace: str) -> None:
     await queue.delete_topology()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000, help="cases per planning batch")
     parser.add_argument(
@@ -285,18 +375,80 @@ def main() -> None:
         action="store_false",
         help="children do not freeze their start-up objects (dialer worker does)",
     )
+    parser.add_argument("--no-ceiling", dest="ceiling", action="store_false")
+    parser.add_argument("--profile", default=None, help="the planner's cProfile statistics")
     parser.add_argument("--child", nargs=5, metavar=("ROLE", "SCHEMA", "NS", "CAMPAIGN", "EPOCH"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _child_main(args: argparse.Namespace) -> None:
+    role, schema, namespace, cid, epoch = args.child
+    common = (args.database_url, schema, args.amqp, namespace, uuid.UUID(cid), float(epoch))
+    if args.gc_freeze:
+        freeze_start_up_objects()
+    gc.callbacks.append(_count_gc)
+    if role == "ceiling":
+        _decide_nothing()
+    if role == "relay":
+        result = asyncio.run(relay(*common))
+    else:
+        result = asyncio.run(plan(*common, args.batch, args.profile if role == "planner" else None))
+    print(json.dumps(result))
+
+
+def _phase(
+    args: argparse.Namespace, role: str, schema: str, namespace: str, cid: uuid.UUID
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One measured run: the `role` process (planner or ceiling) and the relays."""
+    epoch = time.time()
+
+    def child(role: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, __file__, "--database-url", args.database_url, "--amqp",
+             args.amqp, "--batch", str(args.batch), "--child", role, schema, namespace,
+             str(cid), str(epoch), *(["--bundle", str(args.bundle)] if args.bundle else []),
+             *(["--profile", args.profile] if args.profile else []),
+             *([] if args.gc_freeze else ["--no-gc-freeze"])],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    relays = [child("relay") for _ in range(args.relays)]
+    planning = child(role)
+    outputs = [planning.communicate()[0]]
+    if planning.returncode:  # the relays would wait for a campaign never planned
+        for p in relays:
+            p.terminate()
+    outputs += [p.communicate()[0] for p in relays]
+    if any(p.returncode for p in (planning, *relays)):
+        raise SystemExit("a child process failed")
+    r, *others = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
+    return r, others
+
+
+def _report(name: str, r: dict[str, Any], others: list[dict[str, Any]]) -> None:
+    cases = max(r["cases"], 1)
+    relay_cpu = sum(o["cpu_seconds"] for o in others)
+    pg_cpu = r["pg_cpu_seconds"] + sum(o["pg_cpu_seconds"] for o in others)
+    print(
+        f"{name}: planning alone {r['plan_seconds']:.1f} s, every job confirmed "
+        f"{r['seconds']:.1f} s; CPU: planner process {r['cpu_seconds']:.1f} s "
+        f"(gc {r['gc_seconds']:.1f} s), peak {r['peak_rss_mb']:.0f} MB; relay processes "
+        f"{relay_cpu:.1f} s, peak {max((o['peak_rss_mb'] for o in others), default=0):.0f} MB;"
+        f" PostgreSQL backends {pg_cpu:.1f} s (the planner's {r['pg_cpu_seconds']:.1f} s)",
+        flush=True,
+    )
+    micro = 1e6 / cases
+    print(f"{name}_planner_cpu: {r['cpu_seconds'] * micro:.0f} us/case")
+    print(f"{name}_relay_cpu: {relay_cpu * micro:.0f} us/case")
+    print(f"{name}_postgres_cpu: {pg_cpu * micro:.0f} us/case")
+
+
+def main() -> None:
+    args = _arguments()
     if args.bundle:
         QUEUE_OPTIONS["bundle_size"] = args.bundle
     if args.child:
-        role, schema, namespace, cid, epoch = args.child
-        common = (args.database_url, schema, args.amqp, namespace, uuid.UUID(cid), float(epoch))
-        if args.gc_freeze:
-            freeze_start_up_objects()
-        gc.callbacks.append(_count_gc)
-        result = asyncio.run(plan(*common, args.batch) if role == "planner" else relay(*common))
-        print(json.dumps(result))
+        _child_main(args)
         return
     tag = uuid.uuid4().hex[:10]
     schema, namespace = f"bench_plan_{tag}", f"bench-plan-{tag}"
@@ -307,51 +459,29 @@ def main() -> None:
         await conn.close()
 
     asyncio.run(create_schema())
+    ceiling: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
     try:
         seeded = time.perf_counter()
         cid = asyncio.run(seed(args.database_url, schema, args.cases))
         print(f"seeded {args.cases} cases in {time.perf_counter() - seeded:.0f} s", flush=True)
-        epoch = time.time()
-
-        def child(role: str) -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                [sys.executable, __file__, "--database-url", args.database_url, "--amqp",
-                 args.amqp, "--batch", str(args.batch), "--child", role, schema, namespace,
-                 str(cid), str(epoch), *(["--bundle", str(args.bundle)] if args.bundle else []),
-                 *([] if args.gc_freeze else ["--no-gc-freeze"])],
-                stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-
-        relays = [child("relay") for _ in range(args.relays)]
-        planning = child("planner")
-        outputs = [planning.communicate()[0]]
-        if planning.returncode:  # the relays would wait for a campaign never planned
-            for p in relays:
-                p.terminate()
-        outputs += [p.communicate()[0] for p in relays]
-        if any(p.returncode for p in (planning, *relays)):
-            raise SystemExit("a child process failed")
-        r, *others = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
+        r, others = _phase(args, "planner", schema, namespace, cid)
+        _report("planner", r, others)
+        if args.ceiling:
+            asyncio.run(reset(args.database_url, schema, cid))
+            ceiling = _phase(args, "ceiling", schema, namespace, cid)
+            _report("ceiling", *ceiling)
     finally:
         asyncio.run(cleanup(args.database_url, schema, args.amqp, namespace))
     load = os.getloadavg()
     print(f"refusals (cases, top rules): {r['refused']}")
-    print(f"planning alone: {r['plan_seconds']:.1f} s; every job confirmed by the broker: "
-          f"{r['seconds']:.1f} s; load average at the end {load[0]:.2f} {load[1]:.2f}")  # fmt: skip
-    print(
-        f"CPU: planner process {r['cpu_seconds']:.1f} s (gc {r['gc_seconds']:.1f} s), "
-        f"peak {r['peak_rss_mb']:.0f} MB; "
-        + "; ".join(
-            f"relay process {o['cpu_seconds']:.1f} s (gc {o['gc_seconds']:.1f} s), "
-            f"peak {o['peak_rss_mb']:.0f} MB"
-            for o in others
-        )
-        + ("" if args.gc_freeze else "; children did not freeze their start-up objects")
-    )
+    print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"cases: {r['cases']} cases")
     print(f"planned: {r['planned']} attempts")
     print(f"wall_time: {r['seconds']:.1f} s")
     print(f"rate: {r['cases'] / r['seconds']:.0f} cases/s")
+    if ceiling is not None:
+        print(f"ceiling_wall_time: {ceiling[0]['seconds']:.1f} s")
+        print(f"ceiling_ratio: {ceiling[0]['seconds'] / r['seconds']:.2f}")
     # The processes together: the planner's and every relay's peak resident set.
     print(f"peak_memory: {r['peak_rss_mb'] + sum(o['peak_rss_mb'] for o in others):.0f} MB")
 
