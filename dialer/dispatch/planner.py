@@ -111,28 +111,12 @@ async def plan_campaign(
     met is raised here."""
     report = PlanReport()
     strategies = StrategyCache()
-    relaying: asyncio.Task[None] | None = None
     finished = asyncio.Event()
+    relaying: asyncio.Task[None] | None = None
     if queue is not None:
         wake = wake or asyncio.Event()
-        postgres = maker.kw["bind"].dialect.name == "postgresql"
-        relaying = asyncio.create_task(
-            outbox.run_relay(
-                maker, queue, clock, stop=finished, wake=wake,
-                drains=RELAY_DRAINS if postgres else 1, strict=True,
-            ),
-            name="planner-relay",
-        )  # fmt: skip
-
-    def read_ahead(after: uuid.UUID, portfolio: str, case_filter: dict[str, Any]) -> _Ahead:
-        async def read() -> _Page:
-            async with maker() as session:
-                page = open_cases_page(portfolio, after, batch, case_filter)
-                ids = list((await session.scalars(page)).all())
-                return _Page(after, ids, await load_facts(session, ids, clock()))
-
-        return asyncio.create_task(read(), name="planner-read-ahead")
-
+        relaying = _own_relay(maker, queue, clock, finished, wake)
+    read_ahead = _reader(maker, clock, batch)
     ahead: _Ahead | None = None
     try:
         while True:
@@ -167,6 +151,39 @@ async def plan_campaign(
         finished.set()
         await relaying
     return report
+
+
+def _own_relay(
+    maker: async_sessionmaker[AsyncSession],
+    queue: JobQueue,
+    clock: Callable[[], datetime],
+    finished: asyncio.Event,
+    wake: asyncio.Event,
+) -> asyncio.Task[None]:
+    """The outbox relay run by the planner itself (strictly: see `outbox.run_relay`)."""
+    postgres = maker.kw["bind"].dialect.name == "postgresql"
+    relay = outbox.run_relay(
+        maker, queue, clock, stop=finished, wake=wake,
+        drains=RELAY_DRAINS if postgres else 1, strict=True,
+    )  # fmt: skip
+    return asyncio.create_task(relay, name="planner-relay")
+
+
+def _reader(
+    maker: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], batch: int
+) -> Callable[[uuid.UUID, str, dict[str, Any]], _Ahead]:
+    """Starts reading the page after a cursor, and its facts, on another connection."""
+
+    def read_ahead(after: uuid.UUID, portfolio: str, case_filter: dict[str, Any]) -> _Ahead:
+        async def read() -> _Page:
+            async with maker() as session:
+                page = open_cases_page(portfolio, after, batch, case_filter)
+                ids = list((await session.scalars(page)).all())
+                return _Page(after, ids, await load_facts(session, ids, clock()))
+
+        return asyncio.create_task(read(), name="planner-read-ahead")
+
+    return read_ahead
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from dialer.domain.windows import LocalWindow
 from dialer.facts.batch import PORTFOLIO_COLUMNS, CaseFacts
 from strategy.decision import AllowedAction, Decision, Reason, Refusal
 from strategy.engine import decide
-from strategy.model import Channel
+from strategy.model import Channel, Party
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,21 +178,10 @@ class Gate:
             "template_key": action.template_key,
             "append_opt_out": action.append_opt_out,
         }
-        message = MessageFacts(
-            channel=channel,
-            role=party.role,
-            name=party.name,
-            title=party.title,
-            language=language_for(country),
-            amount=facts.case.outstanding,
-            currency=facts.case.currency,
-            due_date=facts.case.due_date,
-            days_past_due=decision.days_past_due,
-        )
         try:
             rendered = render_for(
                 self.templates,
-                message,
+                _message(channel, party, facts, country, decision.days_past_due),
                 action.disclosure,
                 action.voicemail_disclosure,
                 append_opt_out=action.append_opt_out,
@@ -244,3 +233,20 @@ class Gate:
         if bounds is None or not bounds[0] <= until < bounds[1]:
             return None
         return until
+
+
+def _message(
+    channel: Channel, party: Party, facts: CaseFacts, country: str | None, days_past_due: int
+) -> MessageFacts:
+    """What the words may be rendered from."""
+    return MessageFacts(
+        channel=channel,
+        role=party.role,
+        name=party.name,
+        title=party.title,
+        language=language_for(country),
+        amount=facts.case.outstanding,
+        currency=facts.case.currency,
+        due_date=facts.case.due_date,
+        days_past_due=days_past_due,
+    )

@@ -240,8 +240,8 @@ class Reserver:
                 await self._write_other(conn, items[i].attempt_id, redecision, i, results, now)
         go, claimed = await self._take_slots(conn, granted, results)
         if go:
-            taken = await self._write_reservations(
-                conn, [(items[i].attempt_id, r) for i, r in go], now
+            taken = await _write_reservations(
+                self.ctx, conn, [(items[i].attempt_id, r) for i, r in go], now
             )
             for i, redecision in go:
                 if items[i].attempt_id in taken:
@@ -344,37 +344,6 @@ class Reserver:
                     results[i] = RetryLater(config.busy_retry, "in-progress limit reached")
         return go, claimed
 
-    async def _write_reservations(
-        self, conn: AsyncConnection, rows: list[tuple[uuid.UUID, Redecision]], now: datetime
-    ) -> set[uuid.UUID]:
-        """Move the attempts to reserved with what the engine granted and this worker's
-        lease: one statement on PostgreSQL; the ids that moved."""
-        ctx = self.ctx
-        until = now + ctx.config.lease
-        if not ctx.postgres:
-            moved = set()
-            for aid, r in rows:
-                lease = {"lease_owner": ctx.owner, "lease_until": until}
-                values = {**r.values, "at": now, "reserved_at": now, **lease}
-                if await sql.move(conn, aid, r.state, AttemptState.RESERVED, values, ctx.clock()):
-                    moved.add(aid)
-            return moved
-        cols: dict[str, list[Any]] = {k: [] for k in sql.RESERVE_COLUMNS}
-        for aid, r in rows:
-            cols["ids"].append(aid)
-            for key, column in sql.RESERVE_COLUMNS.items():
-                if key != "ids":
-                    cols[key].append(r.values[column])
-        params = {
-            **cols,
-            "now": now,
-            "sources": sql.TO_RESERVED,
-            "owner": ctx.owner,
-            "until": until,
-        }
-        result = await conn.execute(sql.RESERVE, params)
-        return {row[0] for row in result}
-
     def _report(self, item: JobItem, r: Redecision, result: Outcome | BaseException) -> None:
         """Logs and metrics, once the batch is committed."""
         if isinstance(result, Again):
@@ -399,3 +368,37 @@ async def _busy(conn: AsyncSession | AsyncConnection, rows: Sequence[Any]) -> se
         return set()
     live = await pacing.live_counts(conn, list(limits))
     return {c for c, limit in limits.items() if live.get(c, 0) >= limit}
+
+
+async def _write_reservations(
+    ctx: WorkerContext,
+    conn: AsyncConnection,
+    rows: list[tuple[uuid.UUID, Redecision]],
+    now: datetime,
+) -> set[uuid.UUID]:
+    """Move the attempts to reserved with what the engine granted and this worker's
+    lease: one statement on PostgreSQL; the ids that moved."""
+    until = now + ctx.config.lease
+    if not ctx.postgres:
+        moved = set()
+        for aid, r in rows:
+            lease = {"lease_owner": ctx.owner, "lease_until": until}
+            values = {**r.values, "at": now, "reserved_at": now, **lease}
+            if await sql.move(conn, aid, r.state, AttemptState.RESERVED, values, ctx.clock()):
+                moved.add(aid)
+        return moved
+    cols: dict[str, list[Any]] = {k: [] for k in sql.RESERVE_COLUMNS}
+    for aid, r in rows:
+        cols["ids"].append(aid)
+        for key, column in sql.RESERVE_COLUMNS.items():
+            if key != "ids":
+                cols[key].append(r.values[column])
+    params = {
+        **cols,
+        "now": now,
+        "sources": sql.TO_RESERVED,
+        "owner": ctx.owner,
+        "until": until,
+    }
+    result = await conn.execute(sql.RESERVE, params)
+    return {row[0] for row in result}
