@@ -56,6 +56,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
     ) -> None:
         config = config or WorkerConfig()
+        self.maker = maker
         self.ctx = WorkerContext(maker, clock, config, sleep, metrics)
         self.reserver = Reserver(self.ctx, Gate(self.ctx, templates or default_registry()))
         self.fence = Fence(self.ctx)
