@@ -79,7 +79,7 @@ class Reserver:
         """A batch's reservation; if it fails for any reason but the database being down,
         each job is tried alone, so one bad job does not sink the others."""
         try:
-            return await self._reserve(items)
+            return await self._try_batch(items)
         except Exception as exc:
             if len(items) == 1 or database_unavailable(exc):
                 raise
@@ -87,12 +87,12 @@ class Reserver:
         out: list[Outcome | BaseException] = []
         for item in items:
             try:
-                out += await self._reserve([item])
+                out += await self._try_batch([item])
             except Exception as exc:
                 out.append(exc)
         return out
 
-    async def _reserve(self, items: Sequence[JobItem]) -> list[Outcome | BaseException]:
+    async def _try_batch(self, items: Sequence[JobItem]) -> list[Outcome | BaseException]:
         """Step 1, the look; then step 2 (`_decide_and_write`) for the jobs left."""
         results: list[Outcome | BaseException] = [None] * len(items)
         async with self.ctx.serial():

@@ -87,16 +87,16 @@ async def test_a_batch_that_fails_as_a_whole_is_tried_job_by_job(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deliveries = await _deliveries(world, 5)
-    real = Reserver._reserve
+    real = Reserver._try_batch
     sizes: list[int] = []
 
-    async def reserve(self: Reserver, items: Sequence[Any]) -> Any:
+    async def try_batch(self: Reserver, items: Sequence[Any]) -> Any:
         sizes.append(len(items))
         if len(items) > 1:
             raise RuntimeError("say, a constraint one of them broke")
         return await real(self, items)
 
-    monkeypatch.setattr(Reserver, "_reserve", reserve)
+    monkeypatch.setattr(Reserver, "_try_batch", try_batch)
     dispatcher = world.dispatcher()
     await asyncio.gather(*(dispatcher(d) for d in deliveries))
     assert sizes[0] == 5 and sizes[1:] == [1] * 5
