@@ -66,6 +66,15 @@ class Dispatcher:
         )
 
     @property
+    def metrics(self) -> Metrics | None:
+        """Where the worker counts refusals, provider errors and queue lag."""
+        return self.ctx.metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics | None) -> None:
+        self.ctx.metrics = metrics
+
+    @property
     def late(self) -> int:
         """Dials that came too late for their slot and took another."""
         return self.ctx.late
