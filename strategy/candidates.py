@@ -22,6 +22,14 @@ from strategy.model import (
 )
 from strategy.verdicts import Cand, RuleReason, source
 
+# Enum members as `Final` constants: compiled, `ContactKind.PHONE` is a module-dict and an
+# enum-class attribute lookup per use (docs/performance.md measures it).
+_PHONE: Final = ContactKind.PHONE
+_THIRD_PARTY: Final = PartyRole.THIRD_PARTY
+_ATTORNEY: Final = PartyRole.ATTORNEY
+_SMS: Final = Channel.SMS
+_EMAIL: Final = Channel.EMAIL
+
 BAD_VALIDITY: Final = frozenset({Validity.WRONG_NUMBER, Validity.INVALID})
 _NO_PHONE_FACTS: Final[tuple[tuple[str, ...], bool | None]] = ((), None)
 # Builds a named tuple from its fields in one C call, without the generated `__new__`'s
@@ -66,7 +74,7 @@ def _party_candidates(
     for cp in points:
         kind = cp.kind
         kinds.append(kind)
-        if kind is not ContactKind.PHONE:
+        if kind is not _PHONE:
             facts.append(_NO_PHONE_FACTS)
         else:
             stored = cp.zones
@@ -77,7 +85,7 @@ def _party_candidates(
         cp_id = cp.id
         zones = _zones(ctx, party, cp, kind, facts[i][0], points, kinds, facts, phone_zones)
         mobile = cp.mobile
-        if kind is ContactKind.PHONE and mobile is None:
+        if kind is _PHONE and mobile is None:
             mobile = facts[i][1]
         zone_key = zone_keys.get(zones)
         if zone_key is None:
@@ -92,7 +100,7 @@ def _party_candidates(
             not cp.do_not_call and not cp.opted_out and not consent_required and mobile is not False
         )
         groups = (cp_id, party_id, None)
-        once = once_open and role is PartyRole.THIRD_PARTY and party_id in idx.third_party_contacted
+        once = once_open and role is _THIRD_PARTY and party_id in idx.third_party_contacted
         for channel, key in _CHANNEL_KEYS[role, knows, kind]:
             static = (
                 point_static if plain else point_static + _channel_reasons(ctx, cp, channel, mobile)
@@ -122,7 +130,7 @@ def _zones(
         zones, where = (cp_zone,), "contact point"
     elif party_zone:
         zones, where = (party_zone,), "party"
-    elif kind is ContactKind.PHONE and derived:
+    elif kind is _PHONE and derived:
         zones, where = derived, "derived from the number"
     else:
         if not phone_zones:
@@ -145,7 +153,7 @@ def _phone_zones(
     number's candidates): the zones of a contact point that says nothing itself."""
     seen: dict[str, None] = {}
     for i in range(len(points)):
-        if kinds[i] is ContactKind.PHONE:
+        if kinds[i] is _PHONE:
             zone_name = points[i].timezone
             for z in (zone_name,) if zone_name else facts[i][0]:
                 seen[z] = None
@@ -159,14 +167,14 @@ def _party_reasons(ctx: Context, party: Party) -> tuple[RuleReason, ...]:
     represented = ctx.represented
     if (
         not represented
-        and role is not PartyRole.ATTORNEY
+        and role is not _ATTORNEY
         and not party.refused_contact
-        and (role is not PartyRole.THIRD_PARTY or party.id not in idx.refused_parties)
+        and (role is not _THIRD_PARTY or party.id not in idx.refused_parties)
     ):
         return ()
     out: list[RuleReason] = []
     profile = ctx.profile
-    if represented and role is not PartyRole.ATTORNEY:
+    if represented and role is not _ATTORNEY:
         out.append(
             RuleReason(
                 "attorney.represented",
@@ -175,15 +183,11 @@ def _party_reasons(ctx: Context, party: Party) -> tuple[RuleReason, ...]:
                 source(profile.attorney_clause),
             )
         )
-    if role is PartyRole.ATTORNEY and not represented:
+    if role is _ATTORNEY and not represented:
         out.append(RuleReason("party.attorney_not_of_record", "no attorney is on record"))
     if party.refused_contact:
         out.append(RuleReason("party.refused", "this person refused further contact"))
-    elif (
-        role is PartyRole.THIRD_PARTY
-        and party.id in idx.refused_parties
-        and profile.refusal_is_final
-    ):
+    elif role is _THIRD_PARTY and party.id in idx.refused_parties and profile.refusal_is_final:
         out.append(
             RuleReason(
                 "party.refused",
@@ -231,11 +235,11 @@ def _channel_reasons(
         not cp.do_not_call
         and not cp.opted_out
         and not consent_required
-        and (mobile is not False or channel is not Channel.SMS)
+        and (mobile is not False or channel is not _SMS)
     ):
         return ()
     out: list[RuleReason] = []
-    if cp.do_not_call and channel is not Channel.EMAIL:
+    if cp.do_not_call and channel is not _EMAIL:
         out.append(RuleReason("contact.do_not_call", "the number is on a do-not-call list"))
     if channel in cp.opted_out:
         out.append(RuleReason("optout.channel", f"opted out of {channel} on this contact point"))
@@ -248,6 +252,6 @@ def _channel_reasons(
                 source(ctx.profile.consent_clause),
             )
         )
-    if channel is Channel.SMS and mobile is False:
+    if channel is _SMS and mobile is False:
         out.append(RuleReason("channel.sms_landline", "the number cannot receive SMS"))
     return tuple(out)

@@ -164,13 +164,11 @@ def _clip(spans: list[MinuteSpan], lo: int, hi: int) -> list[MinuteSpan]:
     return [(max(a, lo), min(b, hi)) for a, b in spans if min(b, hi) > max(a, lo)]
 
 
-def _compile_tier(
-    index: int, tier: Tier, profile: GuardrailProfile, strategy: Strategy
-) -> CompiledTier:
-    holiday_country, holiday_subdivision = strategy.holiday_country, strategy.holiday_subdivision
-    allowed_by = (
-        f"strategy {strategy.name} v{strategy.version} tier {tier.id} under profile {profile.name}"
-    )
+def _tier_spans(
+    tier: Tier, profile: GuardrailProfile
+) -> tuple[tuple[tuple[MinuteSpan, ...], ...], tuple[tuple[MinuteSpan, ...], ...]]:
+    """Per weekday: the tier's hours within the profile's with the hard preferences
+    applied, and the tier's own hours."""
     p_lo, p_hi = profile.window.minutes
     hard = set(tier.hard_preferences)
     spans: list[tuple[MinuteSpan, ...]] = []
@@ -192,7 +190,13 @@ def _compile_tier(
             a, b = clipped[-1]
             clipped[-1:] = [(a, b - LAST_HOUR)] if b - LAST_HOUR > a else []
         spans.append(tuple(clipped))
+    return tuple(spans), tuple(tier_spans)
 
+
+def _compile_tier(
+    index: int, tier: Tier, profile: GuardrailProfile, strategy: Strategy
+) -> CompiledTier:
+    spans, tier_spans = _tier_spans(tier, profile)
     caps: list[CompiledCap] = []
     for cap in tier.caps:
         caps.append(_compile_cap(cap, f"cap.{cap.scope}.{cap.count}", None))
@@ -211,7 +215,36 @@ def _compile_tier(
         for s in tier.spacing
         if s.minutes > 0
     )
-    escalations = tuple(
+    return CompiledTier(
+        index=index,
+        tier=tier,
+        spans=spans,
+        tier_spans=tier_spans,
+        caps=tuple(caps),
+        cap_limits=tuple(c.cap.limit for c in caps),
+        cap_scopes=tuple(SCOPE_CODES[c.cap.scope] for c in caps),
+        cap_periods=_cap_periods(caps),
+        spacing=spacing,
+        parties=_party_rules(tier, profile),
+        escalations=_escalations(tier, profile),
+        unreachable_days=tier.debtor_unreachable.days,
+        unreachable_min_attempts=tier.debtor_unreachable.min_attempts,
+        days_in_stage_min=tier.days_in_stage.min if tier.days_in_stage is not None else None,
+        dpd_min=tier.dpd.min if tier.dpd is not None else None,
+        quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
+        quiet_channels=profile.quiet_channels,
+        profile_quiet_days=profile.quiet_days_after_conversation,
+        holiday_country=strategy.holiday_country,
+        holiday_subdivision=strategy.holiday_subdivision,
+        allowed_by=(
+            f"strategy {strategy.name} v{strategy.version} tier {tier.id}"
+            f" under profile {profile.name}"
+        ),
+    )
+
+
+def _escalations(tier: Tier, profile: GuardrailProfile) -> tuple[CompiledEscalation, ...]:
+    return tuple(
         CompiledEscalation(
             escalation=e,
             min_dpd=e.min_dpd,
@@ -225,6 +258,10 @@ def _compile_tier(
         for e in tier.escalations
     )
 
+
+def _party_rules(tier: Tier, profile: GuardrailProfile) -> dict[PartyRole, CompiledPartyRule]:
+    """The tier's rule per party role (the debtor's alone, in full, when it names none),
+    its channels within the tier's and the profile's disclosure ceiling for the role."""
     parties: dict[PartyRole, CompiledPartyRule] = {}
     rules = dict(tier.parties)
     if not rules:
@@ -238,29 +275,7 @@ def _compile_tier(
             channels=frozenset(chans),
             max_disclosure=profile.max_disclosure.get(role, Disclosure.FULL),
         )
-    return CompiledTier(
-        index=index,
-        tier=tier,
-        spans=tuple(spans),
-        tier_spans=tuple(tier_spans),
-        caps=tuple(caps),
-        cap_limits=tuple(c.cap.limit for c in caps),
-        cap_scopes=tuple(SCOPE_CODES[c.cap.scope] for c in caps),
-        cap_periods=_cap_periods(caps),
-        spacing=spacing,
-        parties=parties,
-        escalations=escalations,
-        unreachable_days=tier.debtor_unreachable.days,
-        unreachable_min_attempts=tier.debtor_unreachable.min_attempts,
-        days_in_stage_min=tier.days_in_stage.min if tier.days_in_stage is not None else None,
-        dpd_min=tier.dpd.min if tier.dpd is not None else None,
-        quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
-        quiet_channels=profile.quiet_channels,
-        profile_quiet_days=profile.quiet_days_after_conversation,
-        holiday_country=holiday_country,
-        holiday_subdivision=holiday_subdivision,
-        allowed_by=allowed_by,
-    )
+    return parties
 
 
 def _cap_periods(caps: list[CompiledCap]) -> tuple[CapPeriod, ...]:

@@ -81,6 +81,9 @@ class TaskRequest(NamedTuple):
     reason: str
 
 
+# The engine builds a Decision by setting its slots (`strategy.engine._new_decision`), not
+# through the generated `__init__`: a field added here must be added there too (a test in
+# tests/strategy/test_engine_caches.py counts the fields and compares the two).
 @dataclass(frozen=True, slots=True)
 class Decision:
     case_id: str

@@ -10,6 +10,7 @@ due (`strategy.tasks`). Time is a parameter; the engine reads no clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from strategy.calendar import from_ts
 from strategy.candidates import build_candidates
 from strategy.compiled import CompiledStrategy, compile_strategy
 from strategy.context import Context, TierState
-from strategy.decision import AllowedAction, Decision, Reason, Refusal
+from strategy.decision import AllowedAction, Decision, Reason, Refusal, TaskRequest
 from strategy.document import Strategy
 from strategy.guardrails import GuardrailProfile
 from strategy.model import Case, Disclosure, History, PartyRole, ProfileMismatch
@@ -29,6 +30,10 @@ from strategy.tasks import tasks
 from strategy.tiers import at, promise_state, warnings
 from strategy.verdicts import Cand, RuleReason
 from strategy.windows import preference
+
+# Enum members as `Final` constants: compiled, `ContactKind.PHONE` is a module-dict and an
+# enum-class attribute lookup per use (docs/performance.md measures it).
+_DEBTOR: Final = PartyRole.DEBTOR
 
 # Builds a named tuple from its fields in one C call, without the generated `__new__`'s
 # Python frame (docs/performance.md).
@@ -119,22 +124,67 @@ def _decision(ctx: Context, now: datetime, t: float) -> Decision:
         # Third parties were weighed with the debtor unreachable: say why.
         extra["debtor_unreachable"] = unreachable_why(ctx, ct, t)
     strategy = ctx.strategy
-    return Decision(
-        case_id=ctx.case.id,
-        at=now,
-        strategy=strategy.name,
-        strategy_version=strategy.version,
-        profile=ctx.profile.name,
-        tier=tier.id if tier else None,
-        days_past_due=state.dpd,
-        allowed=tuple(allowed),
-        refused=tuple(refused),
-        case_reasons=_publics(ctx.cache, state.case_reasons),
-        tasks=tasks(ctx, t, state),
-        guidance=guidance,
-        extra=extra,
-        warnings=warnings(ctx, ct, state.ordinal),
+    return _new_decision(
+        ctx.case.id,
+        now,
+        strategy.name,
+        strategy.version,
+        ctx.profile.name,
+        tier.id if tier else None,
+        state.dpd,
+        tuple(allowed),
+        tuple(refused),
+        _publics(ctx.cache, state.case_reasons),
+        tasks(ctx, t, state),
+        guidance,
+        extra,
+        warnings(ctx, ct, state.ordinal),
     )
+
+
+# A decision is built by setting its slots: the frozen dataclass's generated `__init__`
+# sets each of its 14 fields through `object.__setattr__` in a Python frame, about 5% of
+# a compiled decision (docs/performance.md). Decision has no `__post_init__` or field
+# converters, so the object is the one `Decision(...)` builds (tests/strategy/
+# test_engine_caches.py checks it field by field, and that no field was added).
+_DECISION_SLOTS: Final = tuple(getattr(Decision, f.name).__set__ for f in fields(Decision))
+_object_new: Final = object.__new__
+
+
+def _new_decision(
+    case_id: str,
+    at: datetime,
+    strategy: str,
+    strategy_version: int,
+    profile: str,
+    tier: str | None,
+    days_past_due: int,
+    allowed: tuple[AllowedAction, ...],
+    refused: tuple[Refusal, ...],
+    case_reasons: tuple[Reason, ...],
+    tasks: tuple[TaskRequest, ...],
+    guidance: tuple[str, ...],
+    extra: dict[str, Any],
+    warnings: tuple[Reason, ...],
+) -> Decision:
+    """`Decision(...)` with the same positional fields, without the generated `__init__`."""
+    d: Decision = _object_new(Decision)
+    s = _DECISION_SLOTS
+    s[0](d, case_id)
+    s[1](d, at)
+    s[2](d, strategy)
+    s[3](d, strategy_version)
+    s[4](d, profile)
+    s[5](d, tier)
+    s[6](d, days_past_due)
+    s[7](d, allowed)
+    s[8](d, refused)
+    s[9](d, case_reasons)
+    s[10](d, tasks)
+    s[11](d, guidance)
+    s[12](d, extra)
+    s[13](d, warnings)
+    return d
 
 
 def _allowed(
@@ -171,7 +221,7 @@ def _allowed(
 
 def _allowed_order(a: AllowedAction) -> tuple[int, bool]:
     """Best first: the higher preference score, then the debtor before others."""
-    return -a.preference, a.candidate.party_role is not PartyRole.DEBTOR
+    return -a.preference, a.candidate.party_role is not _DEBTOR
 
 
 def _instant(cache: EngineCache, ts: float) -> datetime:

@@ -24,6 +24,13 @@ from strategy.model import (
 )
 from strategy.verdicts import Cand, RuleReason, TierFacts, source
 
+# Enum members as `Final` constants: compiled, `ContactKind.PHONE` is a module-dict and an
+# enum-class attribute lookup per use (docs/performance.md measures it).
+_THIRD_PARTY: Final = PartyRole.THIRD_PARTY
+_ATTORNEY: Final = PartyRole.ATTORNEY
+_DEBTOR: Final = PartyRole.DEBTOR
+_PHONE: Final = ContactKind.PHONE
+
 _RANK: Final = {d: d.rank for d in Disclosure}
 
 
@@ -42,9 +49,7 @@ def tier_facts(ctx: Context, ct: CompiledTier, cand: Cand) -> TierFacts:
     cap_ids = [i for i, c in enumerate(ct.caps) if channel in c.channels and role in c.roles]
     needs_unreachable = contact is ContactWhen.WHEN_DEBTOR_UNREACHABLE
     profile = ctx.profile
-    guard_unreachable = (
-        role is PartyRole.THIRD_PARTY and profile.third_party_only_when_debtor_unreachable
-    )
+    guard_unreachable = role is _THIRD_PARTY and profile.third_party_only_when_debtor_unreachable
     facts = TierFacts(
         reasons=reasons,
         needs_unreachable=needs_unreachable,
@@ -78,7 +83,7 @@ def _role_rule(
     contact = ContactWhen.ALWAYS
     disclosure = Disclosure.NONE
     raise_if_unreachable: Disclosure | None = None
-    if role is PartyRole.ATTORNEY:
+    if role is _ATTORNEY:
         disclosure = Disclosure.FULL
         channel_ok = channel in ct.tier.channels
     elif prule is None:
@@ -156,7 +161,7 @@ def unreachable_why(ctx: Context, ct: CompiledTier, t: float) -> str | None:
     (compliance.md, "Always"), never a failed attempt; a pending attempt has no outcome."""
     debtors = ctx.debtors
     if debtors is None:
-        debtors = ctx.debtors = [p for p in ctx.case.parties if p.role is PartyRole.DEBTOR]
+        debtors = ctx.debtors = [p for p in ctx.case.parties if p.role is _DEBTOR]
         wrong = ctx.idx.wrong_numbers
         ctx.debtor_usable = any(
             usable(cp) and cp.id not in wrong for p in debtors for cp in p.contact_points
@@ -181,7 +186,7 @@ def unreachable_why(ctx: Context, ct: CompiledTier, t: float) -> str | None:
     # pending ones: the rest failed (a conversation with them returned above).
     ts = idx.ts
     lo = bisect_left(ts, start)
-    tried = idx.roles[lo : bisect_left(ts, end, lo)].count(PartyRole.DEBTOR)
+    tried = idx.roles[lo : bisect_left(ts, end, lo)].count(_DEBTOR)
     pending = idx.debtor_pending
     if pending:
         tried -= bisect_left(pending, end) - bisect_left(pending, start)
@@ -208,7 +213,7 @@ def usable(cp: ContactPoint) -> bool:
     opted_out = cp.opted_out
     if opted_out and all(ch in opted_out for ch in CHANNELS_BY_KIND[kind]):
         return False
-    return not (cp.do_not_call and kind is ContactKind.PHONE)
+    return not (cp.do_not_call and kind is _PHONE)
 
 
 def template(

@@ -11,6 +11,7 @@ cache gives exactly the decision a fresh compile gives.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,9 +22,9 @@ from hypothesis import strategies as st
 from strategy.cache import INSTANT_CACHE_SIZE, EngineCache, remember
 from strategy.calendar import local_date, local_ordinal
 from strategy.compiled import CompiledStrategy, StrategyCache, compile_strategy, document_key
-from strategy.decision import Decision
+from strategy.decision import Decision, Reason
 from strategy.document import Strategy
-from strategy.engine import decide
+from strategy.engine import _new_decision, decide
 from strategy.guardrails import GuardrailProfile, get_profile
 from strategy.model import Case, History, ProfileMismatch, Result
 from strategy.presets import load_preset
@@ -298,8 +299,36 @@ def test_the_compile_cache_is_bounded() -> None:
     assert registry.get(doc, profile, key="b") is not a
 
 
-def test_a_decision_is_the_dataclass_built_from_its_fields() -> None:
+def test_the_engine_builds_the_decision_the_dataclass_builds() -> None:
+    # The engine sets a Decision's slots directly (`strategy.engine._new_decision`)
+    # instead of calling the frozen dataclass's `__init__`: the object must be the one
+    # `Decision(...)` builds, every field set, and a field added to Decision must be added
+    # there too.
+    assert len(fields(Decision)) == 14
+    assert not hasattr(Decision, "__post_init__")
+    values = (
+        "case-1",
+        at(2026, 12, 1, 10, 30),
+        "consumer-loan",
+        3,
+        "cn-consumer",
+        "late",
+        20,
+        (),
+        (),
+        (),
+        (),
+        ("call in the morning",),
+        {"zones": {"m1": [SHANGHAI]}},
+        (Reason("calendar.no_published_schedule", "no notice for 2027"),),
+    )
+    built = _new_decision(*values)
+    assert type(built) is Decision
+    assert built == Decision(*values) and repr(built) == repr(Decision(*values))
+    assert [getattr(built, f.name) for f in fields(Decision)] == list(values)
+    # A real decision, rebuilt through the dataclass from its own fields.
     doc = load_preset("consumer-loan")
     c = case(debtor(phone(), email()), due=date(2026, 11, 11))
     d = decide(c, History(), at(2026, 12, 1, 10, 30), doc, get_profile(doc.profile))
-    assert type(d) is Decision and d.allowed and d.refused
+    assert d.allowed and d.refused
+    assert d == Decision(*(getattr(d, f.name) for f in fields(Decision)))
