@@ -20,7 +20,7 @@ from strategy.context import At, Context
 from strategy.model import Disclosure, PartyRole
 from strategy.parties import debtor_unreachable, tier_facts
 from strategy.tiers import HORIZON_DAYS, at
-from strategy.verdicts import Cand, RuleReason, TierFacts, source
+from strategy.verdicts import Cand, Exceeded, RuleReason, TierFacts, WindowVerdict, source
 from strategy.windows import GUARD_WINDOW, guard_window, window
 
 MAX_FIXPOINT_STEPS: Final = 24
@@ -67,48 +67,61 @@ def evaluate(
                 reasons.extend(facts.reachable_reasons)
             elif facts.raised is not None:
                 disclosure = facts.raised
-        window_end = _when(ctx, now, tc, ct, cand, t, explain, reasons)
-        _how_often(ctx, now, ct, cand, facts, t, reasons)
+        # When: the window in every candidate zone, found once per zone set and instant.
+        zone_key = cand.zone_key
+        verdict = now.windows.get(zone_key)
+        if verdict is None:
+            verdict = now.windows[zone_key] = _window(ctx, tc, ct, cand.zones, t)
+        window_end = t
+        if verdict[0]:
+            end = verdict[1]
+            window_end = end if end is not None else t
+        else:
+            _refuse_window(ctx, cand, verdict, t, explain, reasons)
+        # How often: the caps over their limit (counted once per zone set and instant)
+        # and spacing.
+        over = now.exceeded.get(zone_key)
+        if over is None:
+            over = now.exceeded[zone_key] = exceeded(ctx, now, ct, cand.zones, zone_key, t)
+        if facts.spacing or facts.zero_caps or over[0] or over[1] or over[2]:
+            _how_often(ctx, now, ct, cand, facts, over, t, reasons)
         if check_quiet:
             quiet(ctx, ct, cand, facts, t, reasons)
         out.append((reasons, disclosure, window_end))
     return out
 
 
-def _when(
+def _window(
+    ctx: Context, tc: TierCache, ct: CompiledTier, zones: tuple[str, ...], t: float
+) -> WindowVerdict:
+    """The window verdict for these zones at t, from the tier's cache when a decision at
+    the same instant asked it."""
+    key = (zones, t)
+    verdict = tc.windows.get(key)
+    if verdict is None:
+        verdict = remember(tc.windows, key, window(tc, ct, ctx.profile, zones, t))
+    return verdict
+
+
+def _refuse_window(
     ctx: Context,
-    now: At,
-    tc: TierCache,
-    ct: CompiledTier,
     cand: Cand,
+    verdict: WindowVerdict,
     t: float,
     explain: bool,
     reasons: list[RuleReason],
-) -> float:
-    """The local window in every candidate zone: its end if t is inside; else append the
-    refusal (and, at the decision's instant, the profile's own) and return t."""
-    zone_key = cand.zone_key
-    verdict = now.windows.get(zone_key)
-    if verdict is None:
-        key = (cand.zones, t)
-        verdict = tc.windows.get(key)
-        if verdict is None:
-            verdict = remember(tc.windows, key, window(tc, ct, ctx.profile, cand.zones, t))
-        now.windows[zone_key] = verdict
-    inside, end_or_next, rule, message, tier_refused = verdict
-    if inside:
-        return end_or_next if end_or_next is not None else t
+) -> None:
+    """Append the window's refusal and, at the decision's own instant, the profile's."""
+    _, end_or_next, rule, message, tier_refused = verdict
     clause = ctx.profile.window_clause
-    reasons.append(
-        RuleReason(rule, message, end_or_next, source(clause) if rule == GUARD_WINDOW else None)
-    )
+    in_law = source(clause) if rule == GUARD_WINDOW else None
+    reasons.append(RuleReason(rule, message, end_or_next, in_law))
     # Only the decision's own refusals need it: the law's hours open no later than the
     # tier's, so it never moves a next-allowed instant.
     if tier_refused and explain:
         guard = guard_window(ctx.cache, ctx.profile, cand.zones, t)
         if guard is not None:
             reasons.append(RuleReason(GUARD_WINDOW, guard[0], guard[1], source(clause)))
-    return t
 
 
 def _how_often(
@@ -117,15 +130,12 @@ def _how_often(
     ct: CompiledTier,
     cand: Cand,
     facts: TierFacts,
+    over: Exceeded,
     t: float,
     reasons: list[RuleReason],
 ) -> None:
     """Caps and spacing. Every cap and group is counted in one pass per period and
-    instant; a candidate reads only the caps over their limit."""
-    zone_key = cand.zone_key
-    over = now.exceeded.get(zone_key)
-    if over is None:
-        over = now.exceeded[zone_key] = exceeded(ctx, now, ct, cand.zones, zone_key, t)
+    instant (`over`); a candidate reads only the caps over their limit."""
     by_point, by_party, case = over
     groups = cand.groups
     if by_point or by_party or case or facts.zero_caps:
