@@ -13,10 +13,20 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
+    "strategy/cache.py",
     "strategy/calendar.py",
+    "strategy/candidates.py",
+    "strategy/caps.py",
     "strategy/compiled.py",
+    "strategy/context.py",
     "strategy/engine.py",
     "strategy/history.py",
+    "strategy/parties.py",
+    "strategy/rules.py",
+    "strategy/tasks.py",
+    "strategy/tiers.py",
+    "strategy/verdicts.py",
+    "strategy/windows.py",
 ]
 
 

@@ -1,88 +1,22 @@
 """Decisions per second for a realistic case, beside a bare loop doing the same lookups.
 
 The case: a consumer loan at 20 days past due (tier `late` of the consumer-loan preset,
-cn-consumer profile) with 3 parties (debtor, two third-party contacts), 5 contact points
-(debtor: two mobiles and an email; one mobile per contact) and 30 past attempts over
-the last 10 days. The instant is a Tuesday 10:30 in Shanghai, inside the window, so the
-decision has allowed actions and refusals (caps, spacing, the third-party rules) with
-next-allowed times.
+cn-consumer profile), 3 parties, 5 contact points, 30 past attempts over 10 days, decided
+on a Tuesday 10:30 in Shanghai (allowed actions and refusals with next-allowed times).
+The bare loop does the lookups the rules need with no structure and no reasons: the
+ceiling, run over a history indexed once and indexing it per decision as `decide` must.
 
-The bare loop is the ceiling: for every candidate it does the lookups the rules need
-(role rule and channels, opt-out and consent sets, window bounds, one bisection pair per
-applicable cap, the spacing rule's last attempt, the debtor-unreachable count) with no
-structure, no reasons and no explanation, and never stops at the first "no" (the engine
-reports every reason). It runs twice: over a history indexed once (lookups only), and
-indexing the history on every decision as `decide` must (its input is a fresh history).
-
-The engine is measured as the dialer uses it: with the strategy compiled once against its
-profile (`compile_strategy`; the planner and the worker keep compiled strategies), a fresh
-index of the history and fresh candidates on every call. Four figures:
-- `decide`: the same instant on every call. A campaign's planner decides its cases at the
-  same instants (its `now`, then the windows' openings), so the compiled strategy's
-  per-instant caches (window verdicts, preference scores, the tier of a case's dates on a
-  local day) answer from the second case on: this is the campaign's steady state.
-- `decide_new_instant_each_call`: a new instant on every call, so those per-instant caches
-  never answer (the worst case: every decision at a time no other decision used).
-- `decide_with_strategy_document`: `decide(case, history, now, strategy, profile)`, which
-  finds the compiled strategy in the compile cache.
-- `decide_300_attempts_over_100_days`: the same case months into collection, 270 more
-  unanswered calls before the 30 (one every 8 hours): the rules count only the attempts
-  inside their longest span, but every attempt is read for its facts.
-
-Time is this process's CPU time (`time.process_time`), and the measurements are
-interleaved in short rounds, so other work on a shared machine shifts neither the figures
-nor their ratios much.
+Figures, each interleaved in short rounds of CPU time (`time.process_time`):
+- `decide`: a compiled strategy, the same instant each call (a campaign's steady state);
+- `decide_new_instant_each_call`: an instant no other decision used (per-instant caches
+  never answer);
+- `decide_with_strategy_document`: the document and profile, found in the compile cache;
+- `decide_300_attempts_over_100_days`: 270 more older attempts in the history.
 
     python bench/decide.py [--seconds 5]
 
-Ends with one line per figure: `name: value unit` (`engine_compiled` says whether the
-engine ran as a mypyc extension: 1, or pure Python: 0).
-
-Figures (2026-11-29, the shared 2-core Xeon, load average 4.6-4.9 from other helpers'
-work; `--seconds 6`, two rounds, each figure beside the bare loops of its own run;
-"before" is 7626111, run interleaved with "now"):
-- pure Python: decide 14,193-14,799/s, engine_vs_bare 0.156-0.158 before; now
-  18,755-19,188/s, engine_vs_bare 0.206-0.211 (new instant each call 11.8-12.8k/s before,
-  14.1k/s now; 300 attempts over 100 days 10.7-11.4k/s before, 13.9-14.1k/s now);
-- compiled (strategy/{engine,history,compiled,calendar}.py by mypyc, as `make
-  test-compiled` builds them): decide 21,843-22,509/s, engine_vs_bare 0.238-0.243 before;
-  now 37,010-38,250/s, engine_vs_bare 0.395-0.403, engine_vs_bare_indexing_history
-  1.09-1.12 (the engine, reasons and all, is a little faster than the bare loop that
-  indexes the history per decision); new instant each call 18.4-18.5k/s before,
-  24.8-26.7k/s now; 300 attempts over 100 days 15.0-15.8k/s before, 23.0-23.7k/s now.
-  `make test-compiled` (`--seconds 3`, load 5) printed decide 35,783/s, ratio 0.383.
-The issue's 30,000/s on one core is reached by the compiled engine (the Docker image's).
-
-Where a compiled decision's time goes (about 26-28 us here; instructions counted by
-callgrind over 1,000 decisions, about 278,000 a decision, 440,000 before):
-- indexing the fresh history, 30%: converting the 15 attempts inside the strategy's
-  lookback to timestamps (`datetime.timestamp`, big-integer arithmetic inside CPython)
-  is 11% alone; reading each attempt's attributes (a generic attribute lookup on a model
-  dataclass, 110 of them) 6%; sorting check, row lists and sets the rest;
-- building the 9 candidates, 16%: 60 attribute reads of parties and contact points, the 9
-  public `Candidate` records (`tuple.__new__`, the cheapest way to build a named tuple),
-  the zones and their sources for `Decision.extra`;
-- the rule checks of the 9 candidates, 29%: the caps (every cap and group counted in one
-  pass, then the refusing cap's reason and its next-allowed instant) 11%, the debtor's
-  reachability 3%, spacing 2%, per-candidate dictionary lookups of what they share at the
-  instant (tier facts, window, caps over their limit) the rest;
-- the output records, 15%: 4 allowed actions (6%), 5 refusals with their reasons, the
-  Decision, the tasks; the tier state at the instant 2%; freeing the decision's temporary
-  objects 3%.
-In pure Python (about 48-50 us under the same load; timeit of each part) the same parts
-take about 8, 8, 15 (with the tier state) and 10 us. What made the difference: enum
-members and module tables as `Final` constants (compiled, `PartyRole.DEBTOR` was a dict
-and a class attribute lookup per use); the per-decision internal records (candidates,
-reasons, tier state) as plain classes, which mypyc builds and reads as C structs; the
-document model's fields the engine reads per decision copied into the compiled records;
-the history's attributes read once each, in one pass; no `zip(strict=True)` or `map` over
-bound methods in per-decision loops; setting a Decision's slots instead of calling the
-frozen dataclass's `__init__`; more per-instant pure caches (a period's bounds over its
-zones, the lookback's start, the datetimes of the instant and window ends) beside the
-existing ones. Every record is still built eagerly: nothing is left lazy for the consumer
-to pay later, and no cache is keyed by a case or a history (the public reasons are still
-shared by their text and instant, as before: "1 of 1 attempts per party ... until
-tomorrow's local midnight" is the same reason for every case it refuses).
+Ends with one line per figure, `name: value unit` (`engine_compiled`: 1 when the engine
+ran as a mypyc extension). Results and their history: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,26 @@
-"""A strategy document compiled against a guardrail profile, once, for fast decisions.
+"""A strategy document compiled against a guardrail profile, once per process, for fast
+decisions.
 
 Compiling folds the profile into each tier: windows are intersected with the profile's
 hours, the profile's caps join the tier's (each remembering the clause it enforces),
 disclosure is capped per role, and each tier's caps are grouped by period with a table of
-the caps each kind of history row counts towards. The engine then only looks things up.
+the caps each kind of history row counts towards. The engine then only looks things up,
+and keeps what it finds for this compiled strategy in its `cache` (`strategy.cache`).
 
-A compiled strategy also keeps pure results the engine found for it (per tier: the contact
-intervals of a zone's local day, what the tier says of a party role and channel, window
-verdicts and preference scores per instant; per strategy: the tier of a case's dates on a
-local day). They depend on nothing but the compiled strategy and their key, never on a
-case's history, and the per-instant ones are bounded (`remember`).
+`compile_strategy` finds a compiled strategy in the process's `StrategyCache` by the
+document's version key (the caller's, or the document's digest) and the profile.
 """
 
 from __future__ import annotations
 
-import itertools
-from calendar import monthrange
+import hashlib
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
 
-from strategy.calendar import Interval, day_kind, local_interval
+from strategy.cache import EngineCache
 from strategy.document import (
     WEEKDAYS,
     Action,
@@ -37,12 +37,9 @@ from strategy.document import (
 )
 from strategy.guardrails import Clause, GuardrailProfile, may_decide_under
 from strategy.history import RowKey
-from strategy.model import Channel, Disclosure, PartyRole, ProfileMismatch, Stage
+from strategy.model import Channel, Disclosure, PartyRole, ProfileMismatch
 
 _ALL_CHANNELS = frozenset(Channel)
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-_ids = itertools.count(1)
 
 MinuteSpan = tuple[int, int]
 # A cap's scope as the engine's tables code it.
@@ -119,7 +116,7 @@ class CompiledEscalation:
 
 @dataclass(frozen=True, slots=True)
 class CompiledTier:
-    key: int
+    index: int  # in CompiledStrategy.tiers, and of its TierCache in the strategy's cache
     tier: Tier
     # Per weekday (0 = Monday): local minute spans, tier ∩ profile, hard preferences applied.
     spans: tuple[tuple[MinuteSpan, ...], ...]
@@ -145,20 +142,6 @@ class CompiledTier:
     holiday_country: str | None
     holiday_subdivision: str | None
     allowed_by: str  # "strategy <name> v<n> tier <id> under profile <name>"
-    # (zone, local day ordinal, guarded) -> intervals; filled lazily, pure.
-    interval_cache: dict[tuple[str, int, bool], tuple[Interval, ...]]
-    # (party role, knows of the debt, channel) -> the engine's per-tier facts (its own
-    # type, which this module does not import); pure.
-    facts_cache: dict[tuple[PartyRole, bool, Channel], Any]
-    # (channel, party role, disclosure) -> (template key, voicemail disclosure, whether a
-    # text carries the opt-out line); pure.
-    template_keys: dict[tuple[Channel, PartyRole, Disclosure], tuple[str, Disclosure, bool]]
-    # (zones, instant) -> the window verdict there (inside, end or next opening, rule,
-    # message): the same for every case decided at that instant, as a campaign's planner
-    # decides its cases at one instant and the next window openings. Pure; bounded.
-    window_cache: dict[tuple[tuple[str, ...], float], tuple[bool, float | None, str, str, bool]]
-    # (zone, instant) -> the soft preferences' score and notes there; pure, bounded.
-    preference_cache: dict[tuple[str, float], tuple[int, tuple[str, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,22 +153,22 @@ class CompiledStrategy:
     # How far back from a decision's instant any rule counts attempts (caps' periods in
     # any zone, spacing, the debtor-unreachable days): older attempts only carry facts.
     lookback: timedelta
-    # (home-zone local day ordinal, due date, stage, stage start) -> (tier or None, days
-    # past due, days in stage): the tier a case of those dates is in that day. Pure; bounded.
-    tier_cache: dict[
-        tuple[int, date, Stage, date | None], tuple[CompiledTier | None, int, int | None]
-    ]
+    # What the document's content is known by (`StrategyCache`).
+    version_key: Hashable
+    # The engine's pure results for this compiled strategy (window verdicts, the tier of a
+    # case's dates on a day, ...): bounded, never keyed by a case's history.
+    cache: EngineCache
 
 
 def _clip(spans: list[MinuteSpan], lo: int, hi: int) -> list[MinuteSpan]:
     return [(max(a, lo), min(b, hi)) for a, b in spans if min(b, hi) > max(a, lo)]
 
 
-def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> CompiledTier:
-    holiday_country, holiday_subdivision = strategy.holiday_country, strategy.holiday_subdivision
-    allowed_by = (
-        f"strategy {strategy.name} v{strategy.version} tier {tier.id} under profile {profile.name}"
-    )
+def _tier_spans(
+    tier: Tier, profile: GuardrailProfile
+) -> tuple[tuple[tuple[MinuteSpan, ...], ...], tuple[tuple[MinuteSpan, ...], ...]]:
+    """Per weekday: the tier's hours within the profile's with the hard preferences
+    applied, and the tier's own hours."""
     p_lo, p_hi = profile.window.minutes
     hard = set(tier.hard_preferences)
     spans: list[tuple[MinuteSpan, ...]] = []
@@ -207,7 +190,13 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
             a, b = clipped[-1]
             clipped[-1:] = [(a, b - LAST_HOUR)] if b - LAST_HOUR > a else []
         spans.append(tuple(clipped))
+    return tuple(spans), tuple(tier_spans)
 
+
+def _compile_tier(
+    index: int, tier: Tier, profile: GuardrailProfile, strategy: Strategy
+) -> CompiledTier:
+    spans, tier_spans = _tier_spans(tier, profile)
     caps: list[CompiledCap] = []
     for cap in tier.caps:
         caps.append(_compile_cap(cap, f"cap.{cap.scope}.{cap.count}", None))
@@ -226,7 +215,36 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         for s in tier.spacing
         if s.minutes > 0
     )
-    escalations = tuple(
+    return CompiledTier(
+        index=index,
+        tier=tier,
+        spans=spans,
+        tier_spans=tier_spans,
+        caps=tuple(caps),
+        cap_limits=tuple(c.cap.limit for c in caps),
+        cap_scopes=tuple(SCOPE_CODES[c.cap.scope] for c in caps),
+        cap_periods=_cap_periods(caps),
+        spacing=spacing,
+        parties=_party_rules(tier, profile),
+        escalations=_escalations(tier, profile),
+        unreachable_days=tier.debtor_unreachable.days,
+        unreachable_min_attempts=tier.debtor_unreachable.min_attempts,
+        days_in_stage_min=tier.days_in_stage.min if tier.days_in_stage is not None else None,
+        dpd_min=tier.dpd.min if tier.dpd is not None else None,
+        quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
+        quiet_channels=profile.quiet_channels,
+        profile_quiet_days=profile.quiet_days_after_conversation,
+        holiday_country=strategy.holiday_country,
+        holiday_subdivision=strategy.holiday_subdivision,
+        allowed_by=(
+            f"strategy {strategy.name} v{strategy.version} tier {tier.id}"
+            f" under profile {profile.name}"
+        ),
+    )
+
+
+def _escalations(tier: Tier, profile: GuardrailProfile) -> tuple[CompiledEscalation, ...]:
+    return tuple(
         CompiledEscalation(
             escalation=e,
             min_dpd=e.min_dpd,
@@ -240,6 +258,10 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
         for e in tier.escalations
     )
 
+
+def _party_rules(tier: Tier, profile: GuardrailProfile) -> dict[PartyRole, CompiledPartyRule]:
+    """The tier's rule per party role (the debtor's alone, in full, when it names none),
+    its channels within the tier's and the profile's disclosure ceiling for the role."""
     parties: dict[PartyRole, CompiledPartyRule] = {}
     rules = dict(tier.parties)
     if not rules:
@@ -253,34 +275,7 @@ def _compile_tier(tier: Tier, profile: GuardrailProfile, strategy: Strategy) -> 
             channels=frozenset(chans),
             max_disclosure=profile.max_disclosure.get(role, Disclosure.FULL),
         )
-    return CompiledTier(
-        key=next(_ids),
-        tier=tier,
-        spans=tuple(spans),
-        tier_spans=tuple(tier_spans),
-        caps=tuple(caps),
-        cap_limits=tuple(c.cap.limit for c in caps),
-        cap_scopes=tuple(SCOPE_CODES[c.cap.scope] for c in caps),
-        cap_periods=_cap_periods(caps),
-        spacing=spacing,
-        parties=parties,
-        escalations=escalations,
-        unreachable_days=tier.debtor_unreachable.days,
-        unreachable_min_attempts=tier.debtor_unreachable.min_attempts,
-        days_in_stage_min=tier.days_in_stage.min if tier.days_in_stage is not None else None,
-        dpd_min=tier.dpd.min if tier.dpd is not None else None,
-        quiet_seconds=tier.quiet_hours_after_conversation * 3600.0,
-        quiet_channels=profile.quiet_channels,
-        profile_quiet_days=profile.quiet_days_after_conversation,
-        holiday_country=holiday_country,
-        holiday_subdivision=holiday_subdivision,
-        allowed_by=allowed_by,
-        interval_cache={},
-        facts_cache={},
-        template_keys={},
-        window_cache={},
-        preference_cache={},
-    )
+    return parties
 
 
 def _cap_periods(caps: list[CompiledCap]) -> tuple[CapPeriod, ...]:
@@ -350,17 +345,56 @@ def _compile_cap(cap: Cap, rule: str, clause: Clause | None) -> CompiledCap:
     )
 
 
-_cache: dict[tuple[int, int], CompiledStrategy] = {}
+class StrategyCache:
+    """Compiled strategies by (version key, profile name): a stored strategy version is
+    compiled once per process, whichever request parsed its document.
+
+    The version key names the document's content for good: the caller's (a stored
+    version's id; two documents given one key must be equal) or, without one, the
+    document's digest (`document_key`). Holds at most `size` compiled strategies, dropping
+    the least recently used; each carries its own bounded `EngineCache`."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._compiled: OrderedDict[tuple[Hashable, str], CompiledStrategy] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._compiled)
+
+    def clear(self) -> None:
+        self._compiled.clear()
+
+    def get(
+        self,
+        strategy: Strategy,
+        profile: GuardrailProfile,
+        *,
+        key: Hashable | None = None,
+        portfolio_profile: str | None = None,
+    ) -> CompiledStrategy:
+        """The strategy compiled under `profile`, compiled now if this cache has not.
+
+        Raises `ProfileMismatch` unless `profile` is the strategy's own, its portfolio's
+        (`portfolio_profile`, when the caller decides for a portfolio), or one that
+        tightens either (`guardrails.may_decide_under`)."""
+        check_profile(strategy, profile, portfolio_profile)
+        version_key = document_key(strategy) if key is None else key
+        slot = (version_key, profile.name)
+        compiled = self._compiled.get(slot)
+        if compiled is not None and (compiled.profile is profile or compiled.profile == profile):
+            self._compiled.move_to_end(slot)
+            return compiled
+        compiled = _compile(strategy, profile, version_key)
+        self._compiled[slot] = compiled
+        if len(self._compiled) > self.size:
+            self._compiled.popitem(last=False)
+        return compiled
 
 
-def compile_strategy(
-    strategy: Strategy, profile: GuardrailProfile, *, portfolio_profile: str | None = None
-) -> CompiledStrategy:
-    """Compile once per (document, profile) object pair; cheap to call repeatedly.
-
-    Raises `ProfileMismatch` unless `profile` is the strategy's own, its portfolio's
-    (`portfolio_profile`, when the caller decides for a portfolio), or one that tightens
-    either (`guardrails.may_decide_under`)."""
+def check_profile(
+    strategy: Strategy, profile: GuardrailProfile, portfolio_profile: str | None
+) -> None:
+    """Raise `ProfileMismatch` unless the strategy may be decided under `profile`."""
     if profile.name != strategy.profile and not may_decide_under(
         profile, strategy.profile, portfolio_profile
     ):
@@ -372,22 +406,56 @@ def compile_strategy(
             f" be decided under {allowed} or a profile that tightens it, not {profile.name!r}",
             "profile",
         )
-    key = (id(strategy), id(profile))
-    hit = _cache.get(key)
-    if hit is not None and hit.strategy is strategy and hit.profile is profile:
-        return hit
-    compiled = CompiledStrategy(
+
+
+# id of a live document -> (a weak reference to it, its digest): the digest of a document
+# object is computed once; an entry leaves with its document, so an id is never reused.
+_digests: dict[int, tuple[weakref.ReferenceType[Strategy], str]] = {}
+
+
+def document_key(strategy: Strategy) -> str:
+    """The document's content digest (sha256 of its JSON): its version key when the caller
+    gives none."""
+    ident = id(strategy)
+    hit = _digests.get(ident)
+    if hit is not None and hit[0]() is strategy:
+        return hit[1]
+    digest = "sha256:" + hashlib.sha256(strategy.model_dump_json().encode()).hexdigest()
+    _digests[ident] = (weakref.ref(strategy, lambda _: _digests.pop(ident, None)), digest)
+    return digest
+
+
+def _compile(
+    strategy: Strategy, profile: GuardrailProfile, version_key: Hashable
+) -> CompiledStrategy:
+    tiers = tuple(_compile_tier(i, t, profile, strategy) for i, t in enumerate(strategy.tiers))
+    return CompiledStrategy(
         strategy=strategy,
         profile=profile,
-        tiers=tuple(_compile_tier(t, profile, strategy) for t in strategy.tiers),
+        tiers=tiers,
         allowed_by_prefix=f"strategy {strategy.name} v{strategy.version}",
         lookback=_lookback(strategy, profile),
-        tier_cache={},
+        version_key=version_key,
+        cache=EngineCache(len(tiers)),
     )
-    if len(_cache) > 256:
-        _cache.clear()
-    _cache[key] = compiled
-    return compiled
+
+
+# The process's compiled strategies (the planner, the worker and the API share them).
+COMPILED = StrategyCache()
+
+
+def compile_strategy(
+    strategy: Strategy,
+    profile: GuardrailProfile,
+    *,
+    portfolio_profile: str | None = None,
+    key: Hashable | None = None,
+) -> CompiledStrategy:
+    """`COMPILED.get(...)`: the strategy compiled once per (version key, profile name).
+
+    `key` names the document's content (a stored version's id); without it the
+    document's digest does. Raises `ProfileMismatch` as `StrategyCache.get` says."""
+    return COMPILED.get(strategy, profile, key=key, portfolio_profile=portfolio_profile)
 
 
 def _lookback(strategy: Strategy, profile: GuardrailProfile) -> timedelta:
@@ -407,61 +475,6 @@ def _lookback(strategy: Strategy, profile: GuardrailProfile) -> timedelta:
         if cap.rolling_hours is not None:
             days = max(days, cap.rolling_hours / 24.0 + 1.0)
     return timedelta(days=days)
-
-
-def _day_spans(ct: CompiledTier, ordinal: int, *, guard: bool) -> tuple[MinuteSpan, ...]:
-    d = date.fromordinal(ordinal)
-    weekday = d.weekday()
-    kind = day_kind(ct.holiday_country, ct.holiday_subdivision, ordinal)
-    if ct.tier.skip_holidays and kind == "holiday":
-        return ()
-    source = ct.spans if guard else ct.tier_spans
-    # A weekend day made a working day (China's 调休) takes Monday's windows.
-    adjusted = kind == "workday_adjusted" and ct.tier.skip_holidays
-    spans = source[0] if adjusted else source[weekday]
-    hard = ct.tier.hard_preferences
-    if not guard or not hard:
-        return spans
-    if Preference.MONDAY in hard and weekday != 0:
-        return ()
-    if Preference.AVOID_WEEKEND in hard and kind == "weekend":
-        return ()
-    if Preference.EARLY_MONTH in hard and d.day > EARLY_MONTH_LAST_DAY:
-        return ()
-    month_days = monthrange(d.year, d.month)[1]
-    if Preference.AVOID_MONTH_END in hard and d.day > month_days - MONTH_END_DAYS:
-        return ()
-    return spans
-
-
-def day_intervals(
-    ct: CompiledTier, zone_name: str, ordinal: int, guard: bool = True
-) -> tuple[Interval, ...]:
-    """The tier's contact intervals on one local day of one zone, as instants.
-
-    `guard=False` gives the tier's own windows (without the profile or hard preferences),
-    used only to say which of the two refused a time."""
-    key = (zone_name, ordinal, guard)
-    hit = ct.interval_cache.get(key)
-    if hit is None:
-        if len(ct.interval_cache) > 50_000:
-            ct.interval_cache.clear()
-        spans = _day_spans(ct, ordinal, guard=guard)
-        hit = tuple(local_interval(zone_name, ordinal, a, b) for a, b in spans)
-        ct.interval_cache[key] = hit
-    return hit
-
-
-INSTANT_CACHE_SIZE = 4096
-
-
-def remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
-    """Store a pure result in a per-instant cache, emptied when it grows past its bound
-    (instants move on: yesterday's are never asked again)."""
-    if len(cache) >= INSTANT_CACHE_SIZE:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 def scope_label(scope: Scope) -> str:

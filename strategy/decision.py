@@ -1,9 +1,8 @@
 """What the engine answers: allowed actions, refused candidates with every reason, tasks.
 
 The records a decision holds many of (candidates, allowed actions, refusals, reasons,
-tasks) are typed named tuples: immutable values read by attribute like the frozen
-dataclasses they replaced, built in one C call (a frozen dataclass sets each field with
-its own `object.__setattr__` call: an 11-field action cost about 8x as much to build).
+tasks) are typed named tuples: immutable values, cheaper to build than frozen dataclasses
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -82,7 +81,7 @@ class TaskRequest(NamedTuple):
     reason: str
 
 
-# The engine builds a Decision by setting its slots (`strategy.engine._decision`), not
+# The engine builds a Decision by setting its slots (`strategy.engine._new_decision`), not
 # through the generated `__init__`: a field added here must be added there too (a test in
 # tests/strategy/test_engine_caches.py counts the fields and compares the two).
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,7 @@ class HistoryIndex:
         "wrong_numbers",
     )
 
+    # Long (125 lines): one pass filling parallel lists, each attempt's attributes read once.
     def __init__(
         self,
         history: History,

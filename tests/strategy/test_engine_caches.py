@@ -1,11 +1,12 @@
 """The engine's caches never change an answer.
 
-A compiled strategy keeps pure per-instant results (window verdicts, preference scores, the
-tier a case of given dates is in on a given day) so that a campaign deciding many cases at
-the same instants computes them once; `strategy.calendar` keeps each zone's UTC offset per
-UTC day. These tests show that a cache answers only for its own strategy and profile, that
-a different history or case is never answered from a previous one, and that a warm cache
-gives exactly the decision a fresh compile gives.
+A compiled strategy carries one bounded cache (`strategy.cache.EngineCache`) of pure
+per-instant results, and the process compiles a strategy version once
+(`strategy.compiled.StrategyCache`, keyed by version key and profile). These tests show
+that a cache answers only for its own strategy and profile, that a different history or
+case is never answered from a previous one, that the caches stay within their bounds,
+that a re-parsed document of one version finds its compiled strategy, and that a warm
+cache gives exactly the decision a fresh compile gives.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strategy.cache import INSTANT_CACHE_SIZE, EngineCache, remember
 from strategy.calendar import local_date, local_ordinal
-from strategy.compiled import INSTANT_CACHE_SIZE, CompiledStrategy, compile_strategy, remember
+from strategy.compiled import CompiledStrategy, StrategyCache, compile_strategy, document_key
 from strategy.decision import Decision, Reason
 from strategy.document import Strategy
-from strategy.engine import _decision, decide
+from strategy.engine import _new_decision, decide
 from strategy.guardrails import GuardrailProfile, get_profile
-from strategy.model import Case, History, Result
+from strategy.model import Case, History, ProfileMismatch, Result
 from strategy.presets import load_preset
 from tests.strategy.builders import (
     SHANGHAI,
@@ -45,11 +48,9 @@ from tests.strategy.test_properties import EXAMPLES, Scenario, scenarios
 
 
 def fresh(the_strategy: Strategy, profile: GuardrailProfile) -> CompiledStrategy:
-    """A compile that shares no cache with any earlier one (a new document object), under
+    """A compile that shares no cache with any earlier one (a registry of its own), under
     `profile` as its portfolio's."""
-    return compile_strategy(
-        the_strategy.model_copy(deep=True), profile, portfolio_profile=profile.name
-    )
+    return StrategyCache().get(the_strategy, profile, portfolio_profile=profile.name)
 
 
 def cold(
@@ -223,10 +224,86 @@ def test_warm_caches_give_the_decision_a_fresh_compile_gives(
             )
 
 
+def test_each_compiled_strategy_owns_its_cache() -> None:
+    doc = load_preset("consumer-loan")
+    profile = get_profile(doc.profile)
+    one, other = fresh(doc, profile), fresh(doc, profile)
+    assert one is not other and one.cache is not other.cache
+    assert one.cache.entries() == other.cache.entries() == 0
+    decide(case(debtor(phone()), due=date(2026, 11, 11)), History(), at(2026, 12, 1, 10, 30), one)
+    assert one.cache.entries() > 0
+    assert other.cache.entries() == 0
+    assert len(one.cache.tiers) == len(one.tiers) == len(doc.tiers)
+
+
+def test_the_engine_cache_stays_within_its_bound() -> None:
+    # More distinct instants than a per-instant map holds: every map stays within its
+    # size, the whole cache within its stated bound, and the answers stay right.
+    doc = load_preset("consumer-loan")
+    profile = get_profile(doc.profile)
+    compiled = fresh(doc, profile)
+    cache = compiled.cache
+    c = case(debtor(phone(), email()), due=date(2026, 11, 11))
+    start = at(2026, 12, 1, 10, 30)
+    for i in range(INSTANT_CACHE_SIZE + 50):
+        now = start + timedelta(seconds=i)
+        d = decide(c, History(), now, compiled)
+        if i % 1000 == 0:
+            assert d == cold(c, History(), now, doc, profile)
+        assert len(cache.instants) <= INSTANT_CACHE_SIZE
+        assert len(cache.since) <= INSTANT_CACHE_SIZE
+        assert len(cache.tiers[1].windows) <= INSTANT_CACHE_SIZE
+    assert 0 < cache.entries() <= cache.bound()
+    assert cache.bound() == EngineCache(len(compiled.tiers)).bound()
+
+
+def test_a_reparsed_document_of_one_version_finds_its_compiled_strategy() -> None:
+    # A request parses the stored document afresh: the same version key (the caller's,
+    # or the document's digest) finds the strategy compiled before.
+    doc = load_preset("consumer-loan")
+    profile = get_profile(doc.profile)
+    registry = StrategyCache()
+    first = registry.get(doc, profile, key="version-1")
+    again = Strategy.model_validate_json(doc.model_dump_json())
+    assert again is not doc
+    assert registry.get(again, profile, key="version-1") is first
+    by_digest = registry.get(doc, profile)
+    assert registry.get(Strategy.model_validate_json(doc.model_dump_json()), profile) is by_digest
+    assert document_key(again) == document_key(doc) == by_digest.version_key
+    # Another document (another version) is compiled on its own, as is another profile.
+    changed = doc.model_copy(update={"version": doc.version + 1})
+    assert document_key(changed) != document_key(doc)
+    assert registry.get(changed, profile) is not by_digest
+    us = get_profile("us-consumer")
+    under_us = registry.get(doc, us, key="version-1", portfolio_profile="us-consumer")
+    assert under_us is not first and under_us.profile is us
+    # A cached version is still refused under a profile it may not be decided under.
+    with pytest.raises(ProfileMismatch):
+        registry.get(again, us, key="version-1")
+    # The process's registry is the one compile_strategy uses.
+    assert compile_strategy(doc, profile, key=("test", 1)) is compile_strategy(
+        again, profile, key=("test", 1)
+    )
+
+
+def test_the_compile_cache_is_bounded() -> None:
+    doc = load_preset("consumer-loan")
+    profile = get_profile(doc.profile)
+    registry = StrategyCache(size=2)
+    a = registry.get(doc, profile, key="a")
+    registry.get(doc, profile, key="b")
+    assert registry.get(doc, profile, key="a") is a  # used last: kept
+    registry.get(doc, profile, key="c")  # drops b, the least recently used
+    assert len(registry) == 2
+    assert registry.get(doc, profile, key="a") is a
+    assert registry.get(doc, profile, key="b") is not a
+
+
 def test_the_engine_builds_the_decision_the_dataclass_builds() -> None:
-    # The engine sets a Decision's slots directly (`strategy.engine._decision`) instead of
-    # calling the frozen dataclass's `__init__`: the object must be the one `Decision(...)`
-    # builds, every field set, and a field added to Decision must be added there too.
+    # The engine sets a Decision's slots directly (`strategy.engine._new_decision`)
+    # instead of calling the frozen dataclass's `__init__`: the object must be the one
+    # `Decision(...)` builds, every field set, and a field added to Decision must be added
+    # there too.
     assert len(fields(Decision)) == 14
     assert not hasattr(Decision, "__post_init__")
     values = (
@@ -245,7 +322,7 @@ def test_the_engine_builds_the_decision_the_dataclass_builds() -> None:
         {"zones": {"m1": [SHANGHAI]}},
         (Reason("calendar.no_published_schedule", "no notice for 2027"),),
     )
-    built = _decision(*values)
+    built = _new_decision(*values)
     assert type(built) is Decision
     assert built == Decision(*values) and repr(built) == repr(Decision(*values))
     assert [getattr(built, f.name) for f in fields(Decision)] == list(values)
