@@ -364,6 +364,14 @@ class StrategyCache:
     def clear(self) -> None:
         self._compiled.clear()
 
+    def find(self, key: Hashable, profile_name: str) -> CompiledStrategy | None:
+        """The strategy compiled under `key` and `profile_name`, if held (its profile was
+        checked when it was compiled); lets a caller skip parsing a stored document."""
+        compiled = self._compiled.get((key, profile_name))
+        if compiled is not None:
+            self._compiled.move_to_end((key, profile_name))
+        return compiled
+
     def get(
         self,
         strategy: Strategy,

@@ -4,19 +4,18 @@ A version row is never rewritten once stored (every change is a new version with
 id), so its compiled form can live as long as the process. The key still carries the
 row's `digest` (the SHA-256 of its document, written with it): should a row's document
 ever change under the same id, the new content misses the cache instead of deciding on
-the old one. The registry is bounded (least recently used out first) so a long-lived
-API process that simulates many drafts does not grow without limit.
+the old one. The compiled versions live in the strategy package's one bounded compile
+cache (least recently used out first), with each its own engine caches.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import StrategyRow
-from strategy.compiled import CompiledStrategy, compile_strategy
+from strategy.compiled import COMPILED, CompiledStrategy, StrategyCache
 from strategy.document import Strategy
 from strategy.guardrails import get_profile
 
@@ -24,47 +23,40 @@ Key = tuple[uuid.UUID, str, str]  # (version id, document digest, profile name)
 
 
 class CompiledStrategies:
-    """A bounded, process-wide map from (version id, digest, profile) to the compiled
-    strategy. Compiling is synchronous, so no await can interleave a lookup and its
-    insertion: one event loop needs no lock."""
+    """Stored versions looked up in a `strategy.compiled.StrategyCache` (the process's one
+    compile cache, `COMPILED`, unless a test passes its own) under the version key
+    (version id, digest): a hit needs neither the document parsed nor a database read."""
 
-    def __init__(self, maxsize: int = 256) -> None:
-        self.maxsize = maxsize
-        self._entries: OrderedDict[Key, CompiledStrategy] = OrderedDict()
+    def __init__(self, cache: StrategyCache | None = None, *, maxsize: int = 256) -> None:
+        self.cache = cache if cache is not None else StrategyCache(maxsize)
         self.compiles = 0  # how many times a version was compiled (tests read it)
 
     def get(self, row: StrategyRow, profile_name: str) -> CompiledStrategy:
         """The stored version compiled under its portfolio's profile (`profile_name`)."""
-        key = (row.id, row.digest, profile_name)
-        found = self.find(key)
+        found = self.find((row.id, row.digest, profile_name))
         if found is not None:
             return found
-        compiled = compile_strategy(
+        self.compiles += 1
+        return self.cache.get(
             Strategy.model_validate(row.document),
             get_profile(profile_name),
+            key=(row.id, row.digest),
             portfolio_profile=profile_name,
         )
-        self.compiles += 1
-        self._entries[key] = compiled
-        if len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
-        return compiled
 
     def find(self, key: Key) -> CompiledStrategy | None:
         """The compiled version under `key` if it is held (no database read needed)."""
-        found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
-        return found
+        version_id, digest, profile_name = key
+        return self.cache.find((version_id, digest), profile_name)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self.cache.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.cache)
 
 
-REGISTRY = CompiledStrategies()
+REGISTRY = CompiledStrategies(COMPILED)
 
 
 async def compiled_version(
