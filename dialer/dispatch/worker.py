@@ -186,7 +186,7 @@ class Dispatcher:
             if bind is not None and self.postgres
             else None
         )
-        self._lead = timedelta(0)  # how long from taking a slot to being ready to dial
+        self.leads = pacing.Leads()  # how long from taking a slot to being ready to dial
         self.late = 0  # dials that came too late for their slot and took another
         # SQLite is the one-process default: this lock stands in for row locks there.
         self._local = asyncio.Lock()
@@ -414,7 +414,7 @@ class Dispatcher:
             claimed = await self._apply(conn, items, plans, results, now)
             await session.commit()
         if claimed is not None:
-            self._lead = min((self._lead * 4 + (self.clock() - claimed)) / 5, _MAX_LEAD)
+            self.leads.reserved(self.clock() - claimed)
         for i, plan in plans:
             self._report(items[i], plan, results[i])
 
@@ -615,7 +615,7 @@ class Dispatcher:
                 first.max_in_progress,
                 claimed,
                 self.config.max_slot_wait,
-                self._lead,
+                self.leads.total,
             )
             for n, (i, plan) in enumerate(group):
                 assert plan.reserved is not None
@@ -700,7 +700,8 @@ class Dispatcher:
 
     # --- pacing ----------------------------------------------------------------------------
     async def _wait_for_slot(self, r: Reserved) -> Reserved:
-        """Sleep until the slot. A dial that would start more than `pacing.LATE_LIMIT`
+        """Sleep until the slot (less the fence's lead: `_send` fences, then waits for the
+        slot itself). A dial that would start more than `pacing.LATE_LIMIT`
         after its slot (a busy event loop, a slow commit) gives the slot up and takes the
         next free one, however far (one statement), so late dials never crowd a one-second
         window past the rate. The attempt is reserved already: it waits for a slot rather
@@ -712,16 +713,16 @@ class Dispatcher:
         at = slot.at
         tries = 0
         while True:
-            pause = (at - self.clock()).total_seconds()
+            pause = (at - self.leads.fence_ahead - self.clock()).total_seconds()
             if pause > 0:
                 await self.sleep(pause)
             if self.clock() - at <= pacing.LATE_LIMIT:
-                return r
+                return replace(r, slot=slot)
             if tries >= _LATE_TRIES and not slot.pushed:
-                return r
+                return replace(r, slot=slot)
             tries += 1
             self.late += 1
-            lead = max(self._lead, _TICK)
+            lead = max(self.leads.total, _TICK)
             async with self._serial():
                 slot = await pacing.take_slot(
                     self.maker, r.campaign, r.cps, self.clock, _ANY_WAIT, lead
@@ -824,6 +825,7 @@ class Dispatcher:
             if not await self._fencer.submit((r, again)):
                 await self._fence_failed(r, again)
                 return None
+            self.leads.fenced(self.clock() - fenced_at)
             if self.clock() - fenced_at <= SEND_WINDOW:
                 return start + SEND_WINDOW.total_seconds()
             again = True  # too slow to dial on that fence: fence once more
@@ -912,11 +914,17 @@ class Dispatcher:
         slot = r.slot
         return slot is None or slot.at is None or self.clock() - slot.at <= pacing.LATE_LIMIT
 
+    async def _until_slot(self, r: Reserved) -> None:
+        if r.slot is not None and r.slot.at is not None:
+            pause = (r.slot.at - self.clock()).total_seconds()
+            if pause > 0:
+                await self.sleep(pause)
+
     async def _next_slot(self, r: Reserved) -> Reserved:
         assert r.campaign is not None
         async with self._serial():
             slot = await pacing.take_slot(
-                self.maker, r.campaign, r.cps, self.clock, _ANY_WAIT, max(self._lead, _TICK)
+                self.maker, r.campaign, r.cps, self.clock, _ANY_WAIT, max(self.leads.total, _TICK)
             )
         return await self._wait_for_slot(replace(r, slot=slot))
 
@@ -938,6 +946,7 @@ class Dispatcher:
             send_by = await self._fence(r, job, again=tries > 0 or late > 0)
             if send_by is None:
                 return
+            await self._until_slot(r)  # the fence went ahead of it (`_wait_for_slot`)
             pushed = r.slot is not None and r.slot.pushed
             if on_time and pushed and not self._on_time(r) and late < _LATE_TRIES:
                 # The fence made a dial late for a slot of a campaign at its rate (below
@@ -1066,7 +1075,6 @@ class Dispatcher:
 
 
 _TICK = timedelta(milliseconds=20)
-_MAX_LEAD = timedelta(seconds=1)
 _HELD_PAUSE = 0.02  # seconds: a job whose attempt row another writer holds tries again
 _ANY_WAIT = timedelta(days=1)
 _FENCE_TRIES = 3  # fences in a row too slow to dial on before the attempt is given up
