@@ -9,8 +9,9 @@ worker holds a message for long. Slots are `1 / cps` apart, widened by `SLOT_MAR
 the worker dials only within `LATE_LIMIT` of its slot (else it takes a fresh one), so
 late dials never let a one-second window exceed the configured rate. The fence (a database
 round trip) runs ahead of the slot by about twice its recent time (`Leads`), so that it does
-not make the dial late. One exception is left: after three late slots in a row, a slot that was free when taken (`pushed` false:
-the campaign below its rate) is dialled however late.
+not make the dial late. One exception is left: after three late slots in a row, a slot
+that was free when taken (`pushed` false: the campaign below its rate) is dialled however
+late.
 
 The worker reserves in batches (`claim`): inside the reserving transaction, after the
 engine has allowed them, it locks the pacing row (`FOR UPDATE`), counts the campaign's
