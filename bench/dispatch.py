@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import bisect
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -176,6 +177,7 @@ async def phases(args: argparse.Namespace) -> dict[str, Any]:
         await engine.dispose()
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     return summarize(run, results)
 
 
