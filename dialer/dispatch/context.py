@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from dialer.dispatch import pacing
 from dialer.dispatch.messages import Sender
 from dialer.observability.metrics import Metrics
 
 Sleep = Callable[[float], Awaitable[None]]
-MAX_LEAD = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ class WorkerContext:
             if bind is not None and self.postgres
             else None
         )
-        self.lead = timedelta(0)  # how long from taking a slot to being ready to dial
+        self.leads = pacing.Leads()  # how long from taking a slot to being ready to dial
         self.late = 0  # dials that came too late for their slot and took another
         self._local = asyncio.Lock()
         # whose lease a reservation carries: this worker, unique across processes
@@ -92,7 +92,7 @@ class WorkerContext:
 
     def took_slots(self, claimed: datetime) -> None:
         """Fold how long this batch took from claiming its slots to its commit into the lead."""
-        self.lead = min((self.lead * 4 + (self.clock() - claimed)) / 5, MAX_LEAD)
+        self.leads.reserved(self.clock() - claimed)
 
     def count_refusal(self, rules: list[str]) -> None:
         if self.metrics is not None:

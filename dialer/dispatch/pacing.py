@@ -7,9 +7,11 @@ whole reservation; `lead` is how long the worker expects to need before it can d
 slot further away than `max_wait` is not taken: the job is retried later instead, so no
 worker holds a message for long. Slots are `1 / cps` apart, widened by `SLOT_MARGIN`;
 the worker dials only within `LATE_LIMIT` of its slot (else it takes a fresh one), so
-late dials never let a one-second window exceed the configured rate. One exception is
-left: after three late slots in a row, a slot that was free when taken (`pushed` false:
-the campaign below its rate) is dialled however late.
+late dials never let a one-second window exceed the configured rate. The fence (a database
+round trip) runs ahead of the slot by about twice its recent time (`Leads`), so that it does
+not make the dial late. One exception is left: after three late slots in a row, a slot
+that was free when taken (`pushed` false: the campaign below its rate) is dialled however
+late.
 
 The worker reserves in batches (`claim`): inside the reserving transaction, after the
 engine has allowed them, it locks the pacing row (`FOR UPDATE`), counts the campaign's
@@ -59,8 +61,40 @@ LIVE = frozenset(
 _LIVE = [s.value for s in LIVE]
 
 
+# The fence (a database round trip) goes ahead of the slot by about twice its recent
+# time, so that the dial itself starts on its slot; at most this far ahead (well inside
+# the fence's send window).
+FENCE_AHEAD_MAX = timedelta(milliseconds=250)
+_MAX_LEAD = timedelta(seconds=1)
+
+
 def slot_interval(cps: float) -> timedelta:
     return timedelta(seconds=(1.0 + SLOT_MARGIN) / cps)
+
+
+@dataclass(slots=True)
+class Leads:
+    """How long one worker lately needed between taking a slot and dialing on it: the
+    rest of its reservation, and the fence. Moving averages (weight 1/5), capped."""
+
+    reserve: timedelta = timedelta(0)
+    fence: timedelta = timedelta(0)
+
+    def reserved(self, took: timedelta) -> None:
+        self.reserve = min((self.reserve * 4 + took) / 5, _MAX_LEAD)
+
+    def fenced(self, took: timedelta) -> None:
+        self.fence = min((self.fence * 4 + took) / 5, _MAX_LEAD)
+
+    @property
+    def fence_ahead(self) -> timedelta:
+        """How long before its slot a dial's fence starts."""
+        return min(self.fence * 2 + JITTER, FENCE_AHEAD_MAX) if self.fence else timedelta(0)
+
+    @property
+    def total(self) -> timedelta:
+        """How far ahead of now a slot is asked for: no sooner than it can be dialled."""
+        return self.reserve + self.fence_ahead
 
 
 @dataclass(frozen=True, slots=True)

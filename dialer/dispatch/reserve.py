@@ -330,7 +330,7 @@ class Reserver:
             assert first.reservation is not None
             claim = await pacing.claim(
                 conn, campaign, first.reservation.cps or 0.0, len(group), first.max_in_progress,
-                claimed, config.max_slot_wait, self.ctx.lead,
+                claimed, config.max_slot_wait, self.ctx.leads.total,
             )  # fmt: skip
             for n, (i, r) in enumerate(group):
                 assert r.reservation is not None

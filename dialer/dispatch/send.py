@@ -69,6 +69,7 @@ class Transmitter:
             send_by = await self._fence(r, job, again=tries > 0 or late > 0)
             if send_by is None:
                 return
+            await self._until_slot(r)  # the fence went ahead of it (`wait_for_slot`)
             pushed = r.slot is not None and r.slot.pushed
             if on_time and pushed and not self._on_time(r) and late < LATE_TRIES:
                 # The fence made a dial late for a slot of a campaign at its rate (below
@@ -111,7 +112,8 @@ class Transmitter:
 
     # --- pacing ----------------------------------------------------------------------------
     async def wait_for_slot(self, r: Reservation) -> Reservation:
-        """Sleep until the slot. A dial that would start more than `pacing.LATE_LIMIT`
+        """Sleep until the slot, less the fence's lead (`send` fences, then waits out the
+        rest). A dial that would start more than `pacing.LATE_LIMIT`
         after its slot gives the slot up and takes the next free one, however far (one
         statement), so late dials never crowd a one-second window past the rate. Only
         after `LATE_TRIES` late slots in a row does it dial late on one that was free when
@@ -122,16 +124,16 @@ class Transmitter:
         at = slot.at
         tries = 0
         while True:
-            pause = (at - ctx.clock()).total_seconds()
+            pause = (at - ctx.leads.fence_ahead - ctx.clock()).total_seconds()
             if pause > 0:
                 await ctx.sleep(pause)
             if ctx.clock() - at <= pacing.LATE_LIMIT:
-                return r
+                return replace(r, slot=slot)  # the slot it holds now, not the stale one
             if tries >= LATE_TRIES and not slot.pushed:
-                return r
+                return replace(r, slot=slot)
             tries += 1
             ctx.late += 1
-            lead = max(ctx.lead, TICK)
+            lead = max(ctx.leads.total, TICK)
             async with ctx.serial():
                 slot = await pacing.take_slot(
                     ctx.maker, r.campaign, r.cps, ctx.clock, ANY_WAIT, lead
@@ -145,12 +147,18 @@ class Transmitter:
         slot = r.slot
         return slot is None or slot.at is None or self.ctx.clock() - slot.at <= pacing.LATE_LIMIT
 
+    async def _until_slot(self, r: Reservation) -> None:
+        if r.slot is not None and r.slot.at is not None:
+            pause = (r.slot.at - self.ctx.clock()).total_seconds()
+            if pause > 0:
+                await self.ctx.sleep(pause)
+
     async def _next_slot(self, r: Reservation) -> Reservation:
         ctx = self.ctx
         assert r.campaign is not None
         async with ctx.serial():
             slot = await pacing.take_slot(
-                ctx.maker, r.campaign, r.cps, ctx.clock, ANY_WAIT, max(ctx.lead, TICK)
+                ctx.maker, r.campaign, r.cps, ctx.clock, ANY_WAIT, max(ctx.leads.total, TICK)
             )
         return await self.wait_for_slot(replace(r, slot=slot))
 
@@ -176,6 +184,7 @@ class Transmitter:
             if not await self.fencer.submit((r, again)):
                 await self._fence_failed(r)
                 return None
+            self.ctx.leads.fenced(self.ctx.clock() - fenced_at)
             if self.ctx.clock() - fenced_at <= SEND_WINDOW:
                 return start + SEND_WINDOW.total_seconds()
             again = True  # too slow to dial on that fence: fence once more

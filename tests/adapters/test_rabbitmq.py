@@ -27,9 +27,9 @@ from adapters.rabbitmq import (
     BUNDLE_CONTENT_TYPE,
     JOB_CONTENT_TYPE,
     RETRIES_HEADER,
+    Item,
     RabbitJobQueue,
     RabbitSettings,
-    _Item,
     pick_delay_bucket,
 )
 
@@ -683,7 +683,7 @@ def test_publish_groups_jobs_by_destination_in_even_bundles_never_early() -> Non
     queue._work_exchange, queue._delay_exchange = work, delay  # type: ignore[assignment]
     waits = [0, -3, 0, 0, 0, 0.5, 2, 4.9, 7, 29, 31, 40, 0]  # seconds
     jobs = [job(f"j{i}", now + timedelta(seconds=w)) for i, w in enumerate(waits)]
-    routed = queue._routed([_Item(j) for j in jobs])
+    routed = queue.routed([Item(j) for j in jobs])
     seen: list[str] = []
     layout: list[tuple[str, int]] = []
     for exchange, key, message in routed:
@@ -701,7 +701,7 @@ def test_publish_groups_jobs_by_destination_in_even_bundles_never_early() -> Non
     assert sorted(layout) == [("1s", 3), ("30s", 2), ("5s", 2), ("job", 3), ("job", 3)]
     singles = [m for _, _, m in routed if m.content_type == JOB_CONTENT_TYPE]
     assert singles == []
-    one = queue._routed([_Item(jobs[8], retries=2)])
+    one = queue.routed([Item(jobs[8], retries=2)])
     assert [(k, m.content_type, m.body) for _, k, m in one] == [
         ("5s", JOB_CONTENT_TYPE, jobs[8].to_json())
     ]
