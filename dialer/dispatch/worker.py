@@ -88,7 +88,8 @@ from dialer.dispatch.fence import SEND_WINDOW
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
 from dialer.dispatch.windows import LocalWindow
-from dialer.domain.attempts import AttemptState, advance, can_advance
+from dialer.domain.attempts import AttemptState, advance
+from dialer.domain.attempts import sources as attempt_sources
 from dialer.facts.batch import PORTFOLIO_COLUMNS, CaseFacts, load_facts, lock_cases
 from dialer.observability.metrics import Metrics
 from strategy.decision import Decision, Refusal
@@ -1121,10 +1122,10 @@ _NO_WRITE = frozenset({"none", "retry"})  # plans that write nothing
 _DISPATCHABLE = [s.value for s in DISPATCHABLE]
 # The fence moves to dialing from the states the table allows; a second fence (after a
 # 429, or a fence too slow to dial on) renews the worker's own `dialing`.
-_FENCE_FROM = [s.value for s in AttemptState if can_advance(s, AttemptState.DIALING)]
+_FENCE_FROM = list(attempt_sources(AttemptState.DIALING))
 _FENCE_FROM_AGAIN = [*_FENCE_FROM, AttemptState.DIALING.value]
 # for each state, the states that may move to it
-_SOURCES = {t: [s.value for s in AttemptState if can_advance(s, t)] for t in AttemptState}
+_SOURCES = {t: list(attempt_sources(t)) for t in AttemptState}
 _TO_RESERVED = _SOURCES[AttemptState.RESERVED]
 # PostgreSQL: a batch's rows in one UPDATE, its values as arrays (one prepared statement)
 _RESERVE_COLUMNS = {
