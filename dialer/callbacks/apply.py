@@ -135,8 +135,10 @@ async def _begin(
         await repo.set_event_status(session, event_id, "unmatched")
         log.warning("webhook %s for unknown %s kept for reconciliation", kind, sid)
         return event_id, None
-    if attempt.provider_sid is None:
-        attempt.provider_sid = sid  # the create response was lost: the callback tells us
+    if attempt.provider_sid is None and attempt.state != AttemptState.NOT_SENT:
+        # The create response was lost: the callback tells us. (A `not_sent` attempt, the
+        # reconciler's finding that the provider never had it, holds no sid.)
+        attempt.provider_sid = sid
     return event_id, attempt
 
 
