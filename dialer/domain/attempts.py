@@ -17,6 +17,12 @@ on the lease it holds, immediately before the provider call (`dialer.dispatch.wo
 Only a `dialing` attempt can have reached the provider; a `reserved` one whose lease ran
 out certainly did not (`dialer.dispatch.reconciler`).
 
+A provider's status (`StatusEvent`) moves an attempt through `on_status`, the one rule:
+the session path applies it in Python, PostgreSQL's one statement
+(`dialer.callbacks.fastpath`) is generated from the same tables (`sources`, `RESULT_RANK`),
+and a test runs both against it for every (state, event) pair. SQL movers elsewhere take
+their "states that may move to X" from `sources`.
+
 Final states: completed, failed, refused, cancelled, not_sent. One exception, in the same
 rule (`next_states`): a `failed` the reconciler inferred may still become `completed` when
 the provider later says it was delivered (`CORRECTIONS`).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -60,6 +60,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if getattr(app.state, "telephony", None) is None:
         built = app.state.telephony = build_telephony(app.state.settings, app.state.clock)
     app.state.webhook_background = background = Background()
+    # SQLite has one writer at a time: callbacks take turns here rather than contend for
+    # the file's write lock, whose busy handler sleeps and backs off (the collapse under load).
+    app.state.webhook_gate = asyncio.Lock() if app.state.settings.is_sqlite else None
     try:
         yield
     finally:
@@ -94,6 +97,14 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return maker
 
 
+@asynccontextmanager
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The session of one callback, taken in turn with the others on SQLite (`lifespan`)."""
+    gate: asyncio.Lock | None = getattr(request.app.state, "webhook_gate", None)
+    async with gate or nullcontext(), _sessions(request)() as session:
+        yield session
+
+
 # Each route opens its session itself, inside its handler: the outage guard bounds the
 # handler, session included (`dialer.api.outage`). On PostgreSQL the two status routes are
 # answered before this router by `dialer.api.twilio_fast` (error 21610 excepted).
@@ -101,7 +112,7 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
 async def voice_status(request: Request) -> Response:
     """Call progress: initiated, ringing, answered, completed (with CallDuration)."""
     form = await verified_form(request, get_settings(request))
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         await callbacks.record_call_status(
             session, form, get_now(request), metrics=_metrics(request)
         )
@@ -116,7 +127,7 @@ async def voice_amd(request: Request) -> Response:
     settings = get_settings(request)
     form = await verified_form(request, settings)
     metrics = _metrics(request)
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         claim = await callbacks.record_amd(session, form, get_now(request), metrics=metrics)
     if claim is not None:
         telephony: Telephony = request.app.state.telephony
@@ -135,7 +146,7 @@ async def voice_voicemail(request: Request) -> Response:
     voicemail at the level granted for an answering machine (hangs up otherwise)."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         return _xml(await voice_flow.voicemail(session, CallRef.of(form), settings))
 
 
@@ -144,7 +155,7 @@ async def voice_answer(request: Request) -> Response:
     """The call's first TwiML: the greeting, within the disclosure granted."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         return _xml(await voice_flow.answer(session, CallRef.of(form), settings))
 
 
@@ -153,7 +164,7 @@ async def voice_gather(request: Request) -> Response:
     """A keypress (`Digits`) at the greeting or in the debtor menu."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         press = Keypress.of(form)
         key = callbacks.event_key("gather", form)
         reply = await voice_flow.gather(
@@ -166,7 +177,7 @@ async def voice_gather(request: Request) -> Response:
 async def sms_status(request: Request) -> Response:
     """SMS delivery: queued, sent, delivered, undelivered, failed (with ErrorCode)."""
     form = await verified_form(request, get_settings(request))
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         await callbacks.record_sms_status(
             session, form, get_now(request), metrics=_metrics(request)
         )
@@ -178,7 +189,7 @@ async def sms_inbound(request: Request) -> Response:
     """A reply: STOP and the other opt-out words (退订, TD), START, HELP, or text kept on
     the case. Twilio answers its own keywords, so the reply is empty TwiML."""
     form = await verified_form(request, get_settings(request))
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         await callbacks.record_inbound_sms(
             session, form, get_now(request), clock=request.app.state.clock
         )
