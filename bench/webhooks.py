@@ -270,6 +270,7 @@ class World:
             "DIALER_DATABASE_URL": self.url,
             "DIALER_LOG_LEVEL": "WARNING",
             "DIALER_TELEPHONY": "simulator",
+            "DIALER_CALLBACK_NUMBER": "+14155550100",  # the third-party message names it
         }
         if self.schema:
             env["DIALER_DATABASE_SCHEMA"] = self.schema
