@@ -457,7 +457,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
+    for _ in range(600):  # a minute: a loaded box imports slowly
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {proc.returncode}")
         try:
