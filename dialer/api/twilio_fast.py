@@ -9,7 +9,7 @@ middleware, outermost, that answers `POST /v1/twilio/voice/status` and
 open, and hands everything else to the app unchanged.
 
 It keeps every rule of the routes in `dialer.api.routes.twilio`: the body is capped
-(`DIALER_WEBHOOK_MAX_BODY_BYTES`, 413), the signature is checked first (`forms.verify`,
+(`DIALER_WEBHOOK_MAX_BODY_BYTES`, 413), the signature is checked first (`callbacks.forms.verify`,
 403 in the standard error shape, nothing written), a malformed form is a 400, and the 204
 goes out only after the statement committed; while the database is unreachable (or slower
 than `DIALER_WEBHOOK_DATABASE_TIMEOUT_SECONDS`) it answers 503 with Retry-After, like the
@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from dialer.api.asgi import replay_body, send_error
 from dialer.api.outage import RETRY_AFTER_SECONDS, DatabaseUnavailableError, guarded
+from dialer.api.twilio_form import scope_form
 from dialer.callbacks import apply as callbacks
 from dialer.callbacks.fastpath import FastStatusPath
-from dialer.callbacks.forms import IDEMPOTENCY_HEADER, MalformedWebhookError, TwilioForm, verify
-from dialer.callbacks.signature import SIGNATURE_HEADER
+from dialer.callbacks.forms import MalformedWebhookError, call_status_event, sms_status_event
 from dialer.core.errors import DialerError, PayloadTooLargeError
-from dialer.domain.attempts import MESSAGE_STATUS
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 
 VOICE_STATUS = "/v1/twilio/voice/status"
 SMS_STATUS = "/v1/twilio/sms/status"
-_SIGNATURE = SIGNATURE_HEADER.encode()
-_IDEMPOTENCY = IDEMPOTENCY_HEADER.encode()
 _NO_CONTENT: Message = {"type": "http.response.start", "status": 204, "headers": []}
 _EMPTY: Message = {"type": "http.response.body", "body": b""}
 _RETRY_AFTER = str(RETRY_AFTER_SECONDS).encode()
@@ -118,23 +115,15 @@ async def _handle(
     metrics: Metrics | None,
     path: str,
 ) -> None:
-    signature = token = None
-    for name, value in scope["headers"]:
-        if name == _SIGNATURE:
-            signature = value.decode("latin-1")
-        elif name == _IDEMPOTENCY:
-            token = value.decode("latin-1")
-    form: TwilioForm = verify(scope, body, signature, token, settings)
+    form = scope_form(scope, body, settings)
     if path == VOICE_STATUS:
-        await fast.call_status(form, now, metrics=metrics)
+        sid, event = call_status_event(form)
+        await fast.record("voice_status", form, sid, event, now, metrics=metrics)
         return
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    status = form.get("MessageStatus") or form.get("SmsStatus")
-    if not sid or not status or status not in MESSAGE_STATUS:
-        raise MalformedWebhookError("missing or unknown MessageSid / MessageStatus")
-    if form.get("ErrorCode") == callbacks.OPTED_OUT_ERROR:
+    sid, event = sms_status_event(form)
+    if event.error_code == callbacks.OPTED_OUT_ERROR:
         raise _Replay  # opting the number out needs the session path
-    await fast.sms_status(form, now, sid, status, metrics=metrics)
+    await fast.record("sms_status", form, sid, event, now, metrics=metrics)
 
 
 async def _error(send: Send, exc: DialerError) -> None:

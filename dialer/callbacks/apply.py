@@ -7,9 +7,8 @@ only through `dialer.domain.attempts.advance` (never backwards, never out of a f
 state, never on a SequenceNumber at or below the last applied one), then commit. The
 route answers 2xx only after that commit.
 
-Results only get stronger (`stronger`): a keypad promise is not undone by the
-`completed` status that follows it, and an answering machine reported after completion
-still turns `no_answer` into `voicemail`.
+What a status does to an attempt is `dialer.domain.attempts.on_status`, the one rule; on
+PostgreSQL `dialer.callbacks.fastpath` runs the same rule as one generated statement.
 """
 
 from __future__ import annotations
@@ -24,16 +23,26 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.callbacks.forms import MalformedWebhookError, TwilioForm, mask_number
+from dialer.callbacks.forms import (
+    MalformedWebhookError,
+    TwilioForm,
+    attempt_ref,
+    call_status_event,
+    mask_number,
+    required,
+    sms_ids,
+    sms_status_event,
+)
 from dialer.db.models import AttemptRow, InboundMessageRow
 from dialer.db.repositories import webhooks as repo
 from dialer.domain.attempts import (
-    CALL_STATUS,
     FINAL_STATES,
-    MESSAGE_STATUS,
     AttemptState,
-    advance,
-    inferred_by_reconciler,
+    Held,
+    StatusEvent,
+    is_machine,
+    on_status,
+    stronger,
 )
 from dialer.observability.metrics import Metrics
 from dialer.services.optouts import opt_in, opt_out, settle
@@ -41,37 +50,6 @@ from strategy.model import Channel, Result
 
 log = logging.getLogger(__name__)
 
-RESULT_RANK: dict[Result, int] = {
-    Result.PENDING: 0,
-    Result.FAILED: 1,
-    Result.NO_ANSWER: 1,
-    Result.BUSY: 1,
-    Result.DELIVERED: 1,
-    Result.VOICEMAIL: 2,
-    Result.THIRD_PARTY: 3,
-    Result.RIGHT_PARTY: 3,
-    Result.CALLBACK_REQUESTED: 4,
-    Result.PROMISE_TO_PAY: 4,
-    Result.REFUSAL: 4,
-    Result.DISPUTE: 4,
-    Result.WRONG_NUMBER: 4,
-}
-
-# A call's final status -> its result when nothing stronger is known.
-CALL_RESULTS = {
-    "busy": Result.BUSY,
-    "no-answer": Result.NO_ANSWER,
-    "failed": Result.FAILED,
-    "canceled": Result.FAILED,
-    "completed": Result.NO_ANSWER,  # answered, but nobody confirmed who they are
-}
-MESSAGE_RESULTS = {
-    "delivered": Result.DELIVERED,
-    "read": Result.DELIVERED,
-    "undelivered": Result.FAILED,
-    "failed": Result.FAILED,
-    "canceled": Result.FAILED,
-}
 KEY_MAX = 255  # webhook_events.key
 OPTED_OUT_ERROR = "21610"  # "Attempt to send to unsubscribed recipient": a permanent opt-out
 
@@ -89,29 +67,6 @@ MESSAGE_END = frozenset({"machine_end_beep", "machine_end_silence", "machine_end
 VOICEMAIL_PENDING = "redirect_pending"
 VOICEMAIL_REDIRECTED = "redirected"
 VOICEMAIL_FAILED = "redirect_failed"
-
-
-def stronger(current: str, new: Result) -> str:
-    """The result to keep: the new one unless the current one says more."""
-    try:
-        held = Result(current)
-    except ValueError:
-        return new.value
-    return new.value if RESULT_RANK[new] >= RESULT_RANK[held] else held.value
-
-
-def is_machine(answered_by: str | None) -> bool:
-    return bool(answered_by) and (answered_by or "").startswith("machine")
-
-
-def attempt_ref(form: TwilioForm) -> uuid.UUID | None:
-    raw = form.query.get("attempt")
-    if not raw:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None  # not one of ours: map by the provider's sid instead
 
 
 def event_key(kind: str, form: TwilioForm) -> str:
@@ -133,8 +88,7 @@ def event_key(kind: str, form: TwilioForm) -> str:
     elif kind == "amd":
         parts = ["amd", form.get("CallSid"), form.get("AnsweredBy")]
     elif kind == "sms_status":
-        sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
-        parts = ["sms", sid, form.get("MessageStatus") or form.get("SmsStatus")]
+        parts = ["sms", *sms_ids(form)]
     elif kind == "gather":
         step = form.query.get("step", "greeting")
         parts = ["gather", form.get("CallSid"), step, (form.get("Digits") or "").strip()]
@@ -181,20 +135,35 @@ async def _begin(
         await repo.set_event_status(session, event_id, "unmatched")
         log.warning("webhook %s for unknown %s kept for reconciliation", kind, sid)
         return event_id, None
-    if attempt.provider_sid is None:
-        attempt.provider_sid = sid  # the create response was lost: the callback tells us
+    if attempt.provider_sid is None and attempt.state != AttemptState.NOT_SENT:
+        # The create response was lost: the callback tells us. (A `not_sent` attempt, the
+        # reconciler's finding that the provider never had it, holds no sid.)
+        attempt.provider_sid = sid
     return event_id, attempt
 
 
-def _move(attempt: AttemptRow, target: AttemptState, now: datetime) -> bool:
-    inferred = inferred_by_reconciler(attempt.state, attempt.error_code)
-    new = advance(AttemptState(attempt.state), target, inferred=inferred)
-    if new is None:
+def _apply_status(attempt: AttemptRow, event: StatusEvent, now: datetime) -> bool:
+    """Apply a provider status through the one rule (`attempts.on_status`); True when it
+    moved the attempt."""
+    held = Held(
+        AttemptState(attempt.state),
+        attempt.error_code,
+        attempt.last_sequence_number,
+        attempt.answered_by,
+        attempt.result,
+        attempt.duration_seconds,
+    )
+    moved = on_status(held, event)
+    if moved is None:
         return False
-    attempt.state = new.value
+    attempt.state = moved.state.value
+    attempt.provider_status = moved.provider_status
+    attempt.last_sequence_number = moved.last_sequence_number
+    attempt.duration_seconds = moved.duration_seconds
+    attempt.answered_by = moved.answered_by
+    attempt.error_code = moved.error_code
+    attempt.result = moved.result
     attempt.updated_at = now
-    if inferred:  # the provider corrected the reconciler's conclusion
-        attempt.error_code = None
     return True
 
 
@@ -218,63 +187,58 @@ def count_outcome(metrics: Metrics | None, outcome: tuple[str, str] | None) -> N
         metrics.record_attempt(*outcome)
 
 
-def _required(form: TwilioForm, *names: str) -> list[str]:
-    values = [form.get(n) for n in names]
-    missing = [n for n, v in zip(names, values, strict=True) if v is None]
-    if missing:
-        raise MalformedWebhookError(f"missing {', '.join(missing)}")
-    return [v or "" for v in values]
+async def record_status(
+    session: AsyncSession,
+    kind: str,
+    form: TwilioForm,
+    sid: str,
+    event: StatusEvent,
+    now: datetime,
+    *,
+    metrics: Metrics | None = None,
+) -> None:
+    """A call (`voice_status`) or message (`sms_status`) status callback, committed."""
+    found = await _begin(session, form, kind=kind, sid=sid, now=now)
+    outcome = None
+    if found is not None and found[1] is not None:
+        moved = await _apply(session, found[1], event, now)
+        outcome = _outcome(found[1], moved)
+    await session.commit()
+    count_outcome(metrics, outcome)
+    count_unmatched(metrics, kind, found)
 
 
 async def record_call_status(
     session: AsyncSession, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
 ) -> None:
-    sid, status = _required(form, "CallSid", "CallStatus")
-    if status not in CALL_STATUS:
-        raise MalformedWebhookError(f"unknown CallStatus {status!r}")
-    seq = form.int_of("SequenceNumber")
-    form.int_of("CallDuration")  # checked before anything is written (400 naming it)
-    found = await _begin(session, form, kind="voice_status", sid=sid, now=now)
-    outcome = None
-    if found is not None and found[1] is not None:
-        moved = _apply_call_status(found[1], form, status, seq, now)
-        outcome = _outcome(found[1], moved)
-    await session.commit()
-    count_outcome(metrics, outcome)
-    count_unmatched(metrics, "voice_status", found)
+    sid, event = call_status_event(form)
+    await record_status(session, "voice_status", form, sid, event, now, metrics=metrics)
 
 
-def _apply_call_status(
-    attempt: AttemptRow, form: TwilioForm, status: str, seq: int | None, now: datetime
+async def record_sms_status(
+    session: AsyncSession, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
+) -> None:
+    sid, event = sms_status_event(form)
+    await record_status(session, "sms_status", form, sid, event, now, metrics=metrics)
+
+
+async def _apply(
+    session: AsyncSession, attempt: AttemptRow, event: StatusEvent, now: datetime
 ) -> bool:
-    """Apply a call status; True when it moved the attempt."""
-    last = attempt.last_sequence_number
-    if seq is not None and last is not None and seq <= last:
-        return False  # stale: an earlier event arriving late
-    if seq is not None:
-        attempt.last_sequence_number = seq
-    answered_by = form.get("AnsweredBy")
-    if answered_by:
-        attempt.answered_by = answered_by
-    if not _move(attempt, CALL_STATUS[status], now):
-        return False
-    attempt.provider_status = status
-    duration = form.int_of("CallDuration")
-    if duration is not None:
-        attempt.duration_seconds = duration
-    result = call_result(status, attempt.answered_by)
-    if result is not None:
-        attempt.result = stronger(attempt.result, result)
-    return True
-
-
-def call_result(status: str, answered_by: str | None) -> Result | None:
-    """What a call's final status says of its result (None: nothing yet); a completed call
-    a machine answered is a voicemail."""
-    result = CALL_RESULTS.get(status)
-    if result is not None and status == "completed" and is_machine(answered_by):
-        return Result.VOICEMAIL
-    return result
+    """Apply a status event; error 21610 also opts the message's number out of SMS."""
+    moved = _apply_status(attempt, event, now)
+    if event.error_code == OPTED_OUT_ERROR:
+        point = await repo.contact_point(session, attempt.contact_point_id)
+        if point is not None:
+            await opt_out(
+                session,
+                [point],
+                Channel.SMS,
+                source=f"twilio error {OPTED_OUT_ERROR}",
+                actor="twilio:sms-status",
+                now=now,
+            )
+    return moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +261,7 @@ async def record_amd(
     for the attempt yet, the claim is recorded in the same transaction and returned: the
     caller redirects the call after the commit (`voice_flow.leave_voicemail`). A duplicate
     or a second AMD callback finds the claim taken and gets None."""
-    sid, answered_by = _required(form, "CallSid", "AnsweredBy")
+    sid, answered_by = required(form, "CallSid", "AnsweredBy")
     found = await _begin(session, form, kind="amd", sid=sid, now=now)
     claim = None
     if found is not None and found[1] is not None:
@@ -329,52 +293,6 @@ def _apply_amd(attempt: AttemptRow, answered_by: str, now: datetime) -> None:
     attempt.updated_at = now
 
 
-async def record_sms_status(
-    session: AsyncSession, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
-) -> None:
-    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
-    status = form.get("MessageStatus") or form.get("SmsStatus")
-    if not sid or not status:
-        raise MalformedWebhookError("missing MessageSid or MessageStatus")
-    if status not in MESSAGE_STATUS:
-        raise MalformedWebhookError(f"unknown MessageStatus {status!r}")
-    error = form.get("ErrorCode")
-    found = await _begin(session, form, kind="sms_status", sid=sid, now=now)
-    outcome = None
-    if found is not None and found[1] is not None:
-        moved = await _apply_sms_status(session, found[1], status, error, now)
-        outcome = _outcome(found[1], moved)
-    await session.commit()
-    count_outcome(metrics, outcome)
-    count_unmatched(metrics, "sms_status", found)
-
-
-async def _apply_sms_status(
-    session: AsyncSession, attempt: AttemptRow, status: str, error: str | None, now: datetime
-) -> bool:
-    """Apply a message status; True when it moved the attempt."""
-    if error:
-        attempt.error_code = error
-    moved = _move(attempt, MESSAGE_STATUS[status], now)
-    if moved:
-        attempt.provider_status = status
-        result = MESSAGE_RESULTS.get(status)
-        if result is not None:
-            attempt.result = stronger(attempt.result, result)
-    if error == OPTED_OUT_ERROR:
-        point = await repo.contact_point(session, attempt.contact_point_id)
-        if point is not None:
-            await opt_out(
-                session,
-                [point],
-                Channel.SMS,
-                source=f"twilio error {OPTED_OUT_ERROR}",
-                actor="twilio:sms-status",
-                now=now,
-            )
-    return moved
-
-
 async def reconcile_unmatched(
     session: AsyncSession,
     now: datetime,
@@ -395,13 +313,12 @@ async def reconcile_unmatched(
         if attempt.provider_sid is None:
             attempt.provider_sid = event.provider_sid
         form = TwilioForm(dict(event.fields), {}, None)
-        status = form.get("CallStatus") or form.get("MessageStatus") or ""
-        if event.kind == "voice_status" and status in CALL_STATUS:
-            _apply_call_status(attempt, form, status, form.int_of("SequenceNumber"), now)
-        elif event.kind == "amd" and form.get("AnsweredBy"):
+        if event.kind == "amd" and form.get("AnsweredBy"):
             _apply_amd(attempt, form.get("AnsweredBy") or "", now)
-        elif event.kind == "sms_status" and status in MESSAGE_STATUS:
-            await _apply_sms_status(session, attempt, status, form.get("ErrorCode"), now)
+        elif event.kind in STATUS_EVENTS:
+            status = _stored_status(event.kind, form)
+            if status is not None:
+                await _apply(session, attempt, status, now)
         await repo.set_event_status(session, event.id, "resolved")
         applied += 1
         kinds.append(event.kind)
@@ -410,6 +327,17 @@ async def reconcile_unmatched(
         for kind in kinds:
             metrics.record_reconciled_event(kind)
     return applied
+
+
+STATUS_EVENTS = {"voice_status": call_status_event, "sms_status": sms_status_event}
+
+
+def _stored_status(kind: str, form: TwilioForm) -> StatusEvent | None:
+    """The status event of a kept callback (its fields were checked when it came)."""
+    try:
+        return STATUS_EVENTS[kind](form)[1]
+    except MalformedWebhookError:
+        return None
 
 
 def classify(body: str) -> str:
@@ -435,7 +363,7 @@ async def record_inbound_sms(
     Returns the message's kind. An opt-out is stamped once its contact points are locked
     (read from `clock`, else `now`): every fence that passed before it has committed by
     then, every later one waits for this commit and sees it (issue 19)."""
-    sid, sender = _required(form, "MessageSid", "From")
+    sid, sender = required(form, "MessageSid", "From")
     to = form.get("To") or ""
     body = form.fields.get("Body", "")
     event_id = await repo.insert_event(

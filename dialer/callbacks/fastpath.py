@@ -1,14 +1,14 @@
 """Status callbacks on PostgreSQL in one statement: the event row and the attempt's move,
 atomic, in one round trip (Twilio's status callbacks are most of the webhook traffic).
 
-The statement does what `dialer.callbacks.apply` does in Python, with the same facts:
-the event is inserted unless its idempotency key is known (a duplicate changes nothing);
-an event naming no known attempt is kept as `unmatched`; the attempt moves only from a
-state `dialer.domain.attempts.TRANSITIONS` allows to move to the target (the sources are
-derived from that table, not written here; a failure the reconciler inferred may also be
-corrected, `attempt_state.next_states`), only on a SequenceNumber above the last one
-applied, and its result only gets stronger (`callbacks.RESULT_RANK`). One statement in
-autocommit is one transaction: the event is committed before the route answers.
+The statement is the one rule, `dialer.domain.attempts.on_status`, generated from its
+tables: the states that may move to the event's target (`attempts.sources`, with the
+reconciler's corrections), the result ranking (`RESULT_RANK`) and the machine prefix.
+`tests/dialer/callbacks/test_status_rule.py` runs it against `on_status` for every
+(state, event) pair. Like `dialer.callbacks.apply`, the event is inserted unless its
+idempotency key is known (a duplicate changes nothing) and an event naming no known
+attempt is kept as `unmatched`. One statement in autocommit is one transaction: the event
+is committed before the route answers.
 
 It runs on its own asyncpg pool: SQLAlchemy's pre-ping (a transaction of its own per
 checkout) and explicit BEGIN/COMMIT would triple the round trips of the hottest path.
@@ -20,44 +20,26 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from dialer.callbacks.apply import (
-    CALL_RESULTS,
-    MESSAGE_RESULTS,
-    RESULT_RANK,
-    attempt_ref,
-    count_outcome,
-    event_key,
-)
-from dialer.callbacks.forms import MalformedWebhookError, TwilioForm
+from dialer.callbacks.apply import count_outcome, event_key
+from dialer.callbacks.forms import TwilioForm, attempt_ref
 from dialer.core.settings import Settings
 from dialer.domain.attempts import (
-    CALL_STATUS,
     FINAL_STATES,
     INFERRED_FAILURE,
-    MESSAGE_STATUS,
-    TRANSITIONS,
-    AttemptState,
-    next_states,
+    MACHINE_PREFIX,
+    RESULT_RANK,
+    StatusEvent,
+    sources,
 )
 from dialer.observability.metrics import Metrics
+from strategy.model import Result
 
 POOL_SIZE = 10
-
-
-@cache
-def sources(target: AttemptState, *, inferred: bool = False) -> list[str]:
-    """Every state the attempt may move to `target` from (`inferred`: only those it may
-    leave because the reconciler inferred them, `attempt_state.CORRECTIONS`)."""
-    found = {s for s in TRANSITIONS if target in next_states(s, inferred=inferred)}
-    if inferred:
-        found -= {s for s in TRANSITIONS if target in next_states(s)}
-    return sorted(s.value for s in found)
 
 
 def _rank(expr: str) -> str:
@@ -70,9 +52,11 @@ def _rank(expr: str) -> str:
 # $7 target state, $8 source states, $9 provider status, $10 sequence number,
 # $11 duration, $12 answered by, $13 result (null: none), $14 error code,
 # $15 source states only a failure the reconciler inferred may leave, $16 its error code
+# A completed call a machine answered is a voicemail (`attempts.call_result`).
 _NEW_RESULT = (
-    "(CASE WHEN $9::text = 'completed' AND COALESCE($12::text, a.answered_by, '') LIKE 'machine%'"
-    " THEN 'voicemail' ELSE $13::text END)"
+    f"(CASE WHEN $2::text = 'voice_status' AND $9::text = 'completed'"
+    f" AND COALESCE($12::text, a.answered_by, '') LIKE '{MACHINE_PREFIX}%'"
+    f" THEN '{Result.VOICEMAIL.value}' ELSE $13::text END)"
 )
 STATEMENT = f"""
 WITH target AS (
@@ -145,74 +129,21 @@ class FastStatusPath:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def call_status(
-        self, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
-    ) -> None:
-        sid, status = form.get("CallSid"), form.get("CallStatus")
-        if not sid or not status:
-            raise MalformedWebhookError("missing CallSid, CallStatus")
-        if status not in CALL_STATUS:
-            raise MalformedWebhookError(f"unknown CallStatus {status!r}")
-        seq = form.int_of("SequenceNumber")
-        result = CALL_RESULTS.get(status)
-        await self._run(
-            form,
-            kind="voice_status",
-            sid=sid,
-            now=now,
-            target=CALL_STATUS[status],
-            status=status,
-            seq=seq,
-            duration=form.int_of("CallDuration"),
-            answered_by=form.get("AnsweredBy"),
-            result=result.value if result else None,
-            error=None,
-            metrics=metrics,
-        )
-
-    async def sms_status(
+    async def record(
         self,
-        form: TwilioForm,
-        now: datetime,
-        sid: str,
-        status: str,
-        *,
-        metrics: Metrics | None = None,
-    ) -> None:
-        error = form.get("ErrorCode")
-        result = MESSAGE_RESULTS.get(status)
-        await self._run(
-            form,
-            kind="sms_status",
-            sid=sid,
-            now=now,
-            target=MESSAGE_STATUS[status],
-            status=status,
-            seq=None,
-            duration=None,
-            answered_by=None,
-            result=result.value if result else None,
-            error=error,
-            metrics=metrics,
-        )
-
-    async def _run(
-        self,
-        form: TwilioForm,
-        *,
         kind: str,
+        form: TwilioForm,
         sid: str,
+        event: StatusEvent,
         now: datetime,
-        target: AttemptState,
-        status: str,
-        seq: int | None,
-        duration: int | None,
-        answered_by: str | None,
-        result: str | None,
-        error: str | None,
+        *,
         metrics: Metrics | None = None,
     ) -> None:
+        """A call (`voice_status`) or message (`sms_status`) status: event and move in one
+        statement, committed (autocommit) when this returns."""
         attempt: uuid.UUID | None = attempt_ref(form)
+        target = event.target
+        result = event.result
         args: tuple[Any, ...] = (
             event_key(kind, form),
             kind,
@@ -221,14 +152,14 @@ class FastStatusPath:
             now,
             json.dumps(form.fields),
             target.value,
-            sources(target),
-            status,
-            seq,
-            duration,
-            answered_by,
-            result,
-            error,
-            sources(target, inferred=True),
+            list(sources(target)),
+            event.status,
+            event.sequence_number,
+            event.duration,
+            event.answered_by,
+            None if result is None else result.value,
+            event.error_code,
+            list(sources(target, inferred=True)),
             INFERRED_FAILURE,
         )
         conn = await self.pool.acquire()

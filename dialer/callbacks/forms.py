@@ -1,24 +1,26 @@
-"""A webhook request, authenticated: the raw body parsed once, the signature checked.
+"""A webhook, authenticated: the raw body parsed once, the signature checked, and the
+fields read as plain typed values (`StatusEvent`, `CallRef`, `Keypress`).
 
-`urllib.parse.parse_qsl` on the raw body costs a fraction of Starlette's form parser, and
-the raw pairs are exactly what the signature covers. Nothing is written before the
-signature passes: a missing or bad one is a 403 in the standard error shape.
+Pure functions over bytes and strings: the HTTP request is read in `dialer.api`, which
+hands the raw path, query, body and headers down. `urllib.parse.parse_qsl` on the raw body
+costs a fraction of Starlette's form parser, and the raw pairs are exactly what the
+signature covers. Nothing is written before the signature passes: a missing or bad one is
+a 403 in the standard error shape.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
-from starlette.types import Scope
-
-from dialer.callbacks.signature import SIGNATURE_HEADER, is_valid, public_url
+from dialer.callbacks.signature import is_valid, public_url
 from dialer.core.errors import DialerError, FieldError, ForbiddenError, PayloadTooLargeError
 from dialer.core.settings import Settings
 from dialer.db.types import text_problem
+from dialer.domain.attempts import CALL_STATUS, MESSAGE_STATUS, StatusEvent
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
@@ -80,39 +82,25 @@ def _pairs(raw: bytes, what: str) -> list[tuple[str, str]]:
         raise MalformedWebhookError(f"the {what} is not a valid form encoding") from exc
 
 
-async def verified_form(request: Request, settings: Settings) -> TwilioForm:
-    """Parse and authenticate a Twilio webhook; raises 403, 400 or 413 otherwise."""
-    signature = request.headers.get(SIGNATURE_HEADER)
-    if not signature:
-        raise ForbiddenError("missing X-Twilio-Signature")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.webhook_max_body_bytes:
-        raise PayloadTooLargeError("webhook body too large")
-    body = await request.body()
-    return verify(request.scope, body, signature, request.headers.get(IDEMPOTENCY_HEADER), settings)
-
-
 def verify(
-    scope: Scope,
+    raw_path: bytes,
+    raw_query: bytes,
     body: bytes,
     signature: str | None,
     idempotency_token: str | None,
     settings: Settings,
 ) -> TwilioForm:
-    """The authenticated form of a request whose body has been read (the ASGI `scope`
-    gives the raw path and query); raises 403, 400 or 413 otherwise."""
+    """The authenticated form of a request: its raw path and query as they arrived, its
+    body, and its X-Twilio-Signature; raises 403, 400 or 413 otherwise."""
     if not signature:
         raise ForbiddenError("missing X-Twilio-Signature")
     if len(body) > settings.webhook_max_body_bytes:
         raise PayloadTooLargeError("webhook body too large")
     pairs = _pairs(body, "body")
-    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-    raw_path = raw_path.split(b"?", 1)[0]
-    raw_query: bytes = scope.get("query_string", b"")
     url = public_url(settings.public_base_url, raw_path, raw_query)
     token = settings.twilio_auth_token.get_secret_value()
     if not is_valid(token, url, pairs, signature, settings.twilio_connection_overrides):
-        log.warning("webhook refused: bad X-Twilio-Signature on %s", scope["path"])
+        log.warning("webhook refused: bad X-Twilio-Signature on %s", raw_path.decode("latin-1"))
         raise ForbiddenError("bad X-Twilio-Signature")
     fields: dict[str, str] = {}
     for name, value in pairs:
@@ -141,3 +129,82 @@ def mask_number(value: str | None) -> str:
     if not value:
         return "-"
     return f"***{value[-3:]}" if len(value) > 3 else "***"
+
+
+def required(form: TwilioForm, *names: str) -> list[str]:
+    """The named fields' values; a 400 naming every one missing."""
+    values = [form.get(n) for n in names]
+    missing = [n for n, v in zip(names, values, strict=True) if v is None]
+    if missing:
+        raise MalformedWebhookError(f"missing {', '.join(missing)}")
+    return [v or "" for v in values]
+
+
+def sms_ids(form: TwilioForm) -> tuple[str, str | None]:
+    """A message callback's sid and status: MessageSid / MessageStatus, or the older
+    SmsSid / SmsStatus names ("" / None when absent). The one reader of these fields."""
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    return sid, form.get("MessageStatus") or form.get("SmsStatus")
+
+
+def call_status_event(form: TwilioForm) -> tuple[str, StatusEvent]:
+    """A call status callback as (CallSid, event); a 400 naming what is missing or wrong,
+    before anything is written."""
+    sid, status = required(form, "CallSid", "CallStatus")
+    if status not in CALL_STATUS:
+        raise MalformedWebhookError(f"unknown CallStatus {status!r}")
+    return sid, StatusEvent(
+        "voice",
+        status,
+        sequence_number=form.int_of("SequenceNumber"),
+        duration=form.int_of("CallDuration"),
+        answered_by=form.get("AnsweredBy"),
+    )
+
+
+def sms_status_event(form: TwilioForm) -> tuple[str, StatusEvent]:
+    """A message status callback as (MessageSid, event); a 400 otherwise."""
+    sid, status = sms_ids(form)
+    if not sid or not status:
+        raise MalformedWebhookError("missing MessageSid or MessageStatus")
+    if status not in MESSAGE_STATUS:
+        raise MalformedWebhookError(f"unknown MessageStatus {status!r}")
+    return sid, StatusEvent("sms", status, error_code=form.get("ErrorCode"))
+
+
+def attempt_ref(form: TwilioForm) -> uuid.UUID | None:
+    """Our attempt id from the callback URL's query (None: absent or not one of ours, the
+    provider's sid identifies the attempt instead)."""
+    raw = form.query.get("attempt")
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRef:
+    """Which attempt a voice callback is about: our id (from the URL) and Twilio's CallSid."""
+
+    attempt_id: uuid.UUID | None
+    sid: str | None
+
+    @classmethod
+    def of(cls, form: TwilioForm) -> CallRef:
+        return cls(attempt_ref(form), form.get("CallSid"))
+
+
+@dataclass(frozen=True, slots=True)
+class Keypress:
+    """A <Gather>'s callback: the call, the step it was asked at, the digits pressed."""
+
+    call: CallRef
+    step: str
+    digits: str
+
+    @classmethod
+    def of(cls, form: TwilioForm) -> Keypress:
+        step = form.query.get("step", "greeting")
+        return cls(CallRef.of(form), step, (form.get("Digits") or "").strip())

@@ -18,7 +18,7 @@ from dialer.core.errors import ConflictError, NotFoundError
 from dialer.db.models import AttemptRow, CampaignRow
 from dialer.db.repositories import audit
 from dialer.dispatch import pacing
-from dialer.domain.attempts import AttemptState, can_advance, is_final
+from dialer.domain.attempts import AttemptState, is_final, sources
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ _LIFECYCLE: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
     "done": frozenset(),
 }
-_TO_CANCELLED = [s.value for s in AttemptState if can_advance(s, AttemptState.CANCELLED)]
+_TO_CANCELLED = list(sources(AttemptState.CANCELLED))
 
 
 async def transition(

@@ -27,9 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.errors import AdapterError, NotFoundError
 from adapters.ports import CallInfo, Telephony
-from dialer.callbacks.apply import call_result, stronger
 from dialer.db.models import AttemptRow
-from dialer.domain.attempts import CALL_STATUS, MESSAGE_STATUS, AttemptState, advance, is_final
+from dialer.domain.attempts import (
+    CALL_STATUS,
+    MESSAGE_STATUS,
+    AttemptState,
+    advance,
+    call_result,
+    is_final,
+    stronger,
+)
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)

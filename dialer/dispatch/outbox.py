@@ -44,14 +44,14 @@ from sqlalchemy.sql.expression import Executable
 from adapters.errors import QueueError
 from adapters.ports import JOB_FORMAT_VERSION, Job, JobQueue
 from dialer.db.models import AttemptRow, OutboxRow
-from dialer.domain.attempts import AttemptState, can_advance
+from dialer.domain.attempts import AttemptState, sources
 
 log = logging.getLogger(__name__)
 
 _OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
 _ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[assignment]
 # The states an attempt may leave for `queued`, read from the state machine.
-_TO_QUEUED = [s.value for s in AttemptState if can_advance(s, AttemptState.QUEUED)]
+_TO_QUEUED = list(sources(AttemptState.QUEUED))
 
 
 def job_text(job: Job) -> str:

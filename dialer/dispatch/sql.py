@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, PacingRow
 from dialer.db.types import UTCDateTime
-from dialer.domain.attempts import AttemptState, advance, can_advance
+from dialer.domain.attempts import AttemptState, advance, sources
 
 DISPATCHABLE = frozenset({AttemptState.PLANNED, AttemptState.QUEUED})
 
@@ -69,10 +69,10 @@ LOCK_ATTEMPTS = (
 DISPATCHABLE_VALUES = [s.value for s in DISPATCHABLE]
 # The fence moves to dialing from the states the table allows; a second fence (after a
 # 429, or a fence too slow to dial on) renews the worker's own `dialing`.
-FENCE_FROM = [s.value for s in AttemptState if can_advance(s, AttemptState.DIALING)]
+FENCE_FROM = list(sources(AttemptState.DIALING))
 FENCE_FROM_AGAIN = [*FENCE_FROM, AttemptState.DIALING.value]
 # for each state, the states that may move to it
-SOURCES = {t: [s.value for s in AttemptState if can_advance(s, t)] for t in AttemptState}
+SOURCES = {t: list(sources(t)) for t in AttemptState}
 TO_RESERVED = SOURCES[AttemptState.RESERVED]
 # PostgreSQL: a batch's rows in one UPDATE, its values as arrays (one prepared statement)
 RESERVE_COLUMNS = {

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.callbacks.apply import RESULT_RANK
 from dialer.db.models import (
     AttemptRow,
     AuditRow,
@@ -23,6 +22,7 @@ from dialer.db.models import (
 )
 from dialer.db.repositories import audit as audit_repo
 from dialer.db.repositories import protective as protective_repo
+from dialer.domain.attempts import RESULT_RANK
 from dialer.services.cases import get_case
 from strategy.model import Result
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,21 +31,14 @@ from adapters.callback_urls import callback_url
 from adapters.errors import AdapterError
 from adapters.ports import Telephony
 from adapters.templates import RoleGroup, role_group
-from dialer.callbacks.apply import (
-    VOICEMAIL_FAILED,
-    VOICEMAIL_REDIRECTED,
-    VoicemailClaim,
-    attempt_ref,
-    event_key,
-    is_machine,
-    stronger,
-)
-from dialer.callbacks.forms import TwilioForm
+from dialer.callbacks.apply import VOICEMAIL_FAILED, VOICEMAIL_REDIRECTED, VoicemailClaim
+from dialer.callbacks.forms import CallRef, Keypress
 from dialer.core.settings import Settings
 from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow
 from dialer.db.repositories import cases as case_repo
 from dialer.db.repositories import history
 from dialer.db.repositories import webhooks as repo
+from dialer.domain.attempts import is_machine, stronger
 from dialer.observability.metrics import Metrics
 from dialer.services.optouts import opt_out
 from dialer.services.outcomes import follow_up
@@ -105,9 +99,9 @@ def _script(
 
 
 async def _load(
-    session: AsyncSession, form: TwilioForm
+    session: AsyncSession, call: CallRef
 ) -> tuple[AttemptRow, CaseRow, PartyRow] | None:
-    attempt = await repo.attempt_for_update(session, attempt_ref(form), form.get("CallSid"))
+    attempt = await repo.attempt_for_update(session, call.attempt_id, call.sid)
     if attempt is None:
         return None
     case = await case_repo.get(session, attempt.case_id)
@@ -117,8 +111,8 @@ async def _load(
     return (attempt, case, party) if party is not None else None
 
 
-async def answer(session: AsyncSession, form: TwilioForm, settings: Settings) -> str:
-    loaded = await _load(session, form)
+async def answer(session: AsyncSession, call: CallRef, settings: Settings) -> str:
+    loaded = await _load(session, call)
     if loaded is None:
         log.warning("TwiML asked for an unknown attempt: hanging up")
         return HANGUP
@@ -133,24 +127,30 @@ async def answer(session: AsyncSession, form: TwilioForm, settings: Settings) ->
         return HANGUP
 
 
-async def gather(session: AsyncSession, form: TwilioForm, settings: Settings, now: datetime) -> str:
-    """Record the keypress (once) and answer the next step's TwiML."""
-    loaded = await _load(session, form)
+async def gather(
+    session: AsyncSession,
+    press: Keypress,
+    key: str,
+    fields: Mapping[str, str],
+    settings: Settings,
+    now: datetime,
+) -> str:
+    """Record the keypress (once, under its event `key`, with the callback's `fields`) and
+    answer the next step's TwiML."""
+    loaded = await _load(session, press.call)
     if loaded is None:
         return HANGUP
     attempt, case, party = loaded
-    step = form.query.get("step", "greeting")
-    digits = (form.get("Digits") or "").strip()
-    sid = form.get("CallSid") or ""
+    step, digits = press.step, press.digits
     first = await repo.insert_event(
         session,
-        key=event_key("gather", form),
+        key=key,
         kind="gather",
         attempt_id=attempt.id,
-        provider_sid=sid,
+        provider_sid=press.call.sid or "",
         status="received",
         received_at=now,
-        fields=dict(form.fields),
+        fields=dict(fields),
     )
     script = _script(settings, attempt, case, party)
     try:
@@ -226,13 +226,13 @@ async def _step(
     return twiml.closing(script, "no_input"), None
 
 
-async def voicemail(session: AsyncSession, form: TwilioForm, settings: Settings) -> str:
+async def voicemail(session: AsyncSession, call: CallRef, settings: Settings) -> str:
     """The TwiML a redirected call fetches once the machine's greeting is over: the
     limited-content message at the attempt's voicemail level (`twiml.voicemail`: never
     above the level granted for the party either). Fails closed: an unknown attempt, an
     attempt no machine was reported on, or a message that cannot be rendered within the
     granted level hangs up saying nothing."""
-    loaded = await _load(session, form)
+    loaded = await _load(session, call)
     if loaded is None:
         log.warning("voicemail TwiML asked for an unknown attempt: hanging up")
         return HANGUP

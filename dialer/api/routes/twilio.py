@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from adapters.ports import Telephony
 from dialer.api.deps import get_now, get_settings
 from dialer.api.outage import GuardedRoute
+from dialer.api.twilio_form import verified_form
 from dialer.callbacks import apply as callbacks
 from dialer.callbacks.fastpath import FastStatusPath
-from dialer.callbacks.forms import MalformedWebhookError, verified_form
-from dialer.domain.attempts import MESSAGE_STATUS
+from dialer.callbacks.forms import CallRef, Keypress
 from dialer.observability.metrics import Metrics
 from dialer.services import voice_flow
 
@@ -60,6 +60,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if getattr(app.state, "telephony", None) is None:
         built = app.state.telephony = build_telephony(app.state.settings, app.state.clock)
     app.state.webhook_background = background = Background()
+    # SQLite has one writer at a time: callbacks take turns here rather than contend for
+    # the file's write lock, whose busy handler sleeps and backs off (the collapse under load).
+    app.state.webhook_gate = asyncio.Lock() if app.state.settings.is_sqlite else None
     try:
         yield
     finally:
@@ -83,11 +86,6 @@ def _xml(body: str) -> Response:
     return Response(body, media_type="text/xml")
 
 
-def _fast(request: Request) -> FastStatusPath | None:
-    fast: FastStatusPath | None = getattr(request.app.state, "webhook_fast_path", None)
-    return fast
-
-
 def _metrics(request: Request) -> Metrics | None:
     """The app's metrics; None when the app was built without them (some tests)."""
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
@@ -99,21 +97,25 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return maker
 
 
+@asynccontextmanager
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The session of one callback, taken in turn with the others on SQLite (`lifespan`)."""
+    gate: asyncio.Lock | None = getattr(request.app.state, "webhook_gate", None)
+    async with gate or nullcontext(), _sessions(request)() as session:
+        yield session
+
+
 # Each route opens its session itself, inside its handler: the outage guard bounds the
-# handler, session included (`dialer.api.outage`). The two status routes are the hot
-# path: they open one only when they need it.
+# handler, session included (`dialer.api.outage`). On PostgreSQL the two status routes are
+# answered before this router by `dialer.api.twilio_fast` (error 21610 excepted).
 @router.post("/voice/status", status_code=204, responses={403: SIGNED, 503: UNAVAILABLE})
 async def voice_status(request: Request) -> Response:
     """Call progress: initiated, ringing, answered, completed (with CallDuration)."""
     form = await verified_form(request, get_settings(request))
-    fast = _fast(request)
-    if fast is not None:
-        await fast.call_status(form, get_now(request), metrics=_metrics(request))
-    else:
-        async with _sessions(request)() as session:
-            await callbacks.record_call_status(
-                session, form, get_now(request), metrics=_metrics(request)
-            )
+    async with _session(request) as session:
+        await callbacks.record_call_status(
+            session, form, get_now(request), metrics=_metrics(request)
+        )
     return Response(status_code=204)
 
 
@@ -125,7 +127,7 @@ async def voice_amd(request: Request) -> Response:
     settings = get_settings(request)
     form = await verified_form(request, settings)
     metrics = _metrics(request)
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         claim = await callbacks.record_amd(session, form, get_now(request), metrics=metrics)
     if claim is not None:
         telephony: Telephony = request.app.state.telephony
@@ -144,8 +146,8 @@ async def voice_voicemail(request: Request) -> Response:
     voicemail at the level granted for an answering machine (hangs up otherwise)."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    async with _sessions(request)() as session:
-        return _xml(await voice_flow.voicemail(session, form, settings))
+    async with _session(request) as session:
+        return _xml(await voice_flow.voicemail(session, CallRef.of(form), settings))
 
 
 @router.post("/voice/answer", responses={403: SIGNED, 503: UNAVAILABLE})
@@ -153,8 +155,8 @@ async def voice_answer(request: Request) -> Response:
     """The call's first TwiML: the greeting, within the disclosure granted."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    async with _sessions(request)() as session:
-        return _xml(await voice_flow.answer(session, form, settings))
+    async with _session(request) as session:
+        return _xml(await voice_flow.answer(session, CallRef.of(form), settings))
 
 
 @router.post("/voice/gather", responses={403: SIGNED, 503: UNAVAILABLE})
@@ -162,26 +164,23 @@ async def voice_gather(request: Request) -> Response:
     """A keypress (`Digits`) at the greeting or in the debtor menu."""
     settings = get_settings(request)
     form = await verified_form(request, settings)
-    async with _sessions(request)() as session:
-        return _xml(await voice_flow.gather(session, form, settings, get_now(request)))
+    async with _session(request) as session:
+        press = Keypress.of(form)
+        key = callbacks.event_key("gather", form)
+        reply = await voice_flow.gather(
+            session, press, key, form.fields, settings, get_now(request)
+        )
+        return _xml(reply)
 
 
 @router.post("/sms/status", status_code=204, responses={403: SIGNED, 503: UNAVAILABLE})
 async def sms_status(request: Request) -> Response:
     """SMS delivery: queued, sent, delivered, undelivered, failed (with ErrorCode)."""
     form = await verified_form(request, get_settings(request))
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    status = form.get("MessageStatus") or form.get("SmsStatus")
-    if not sid or not status or status not in MESSAGE_STATUS:
-        raise MalformedWebhookError("missing or unknown MessageSid / MessageStatus")
-    fast = _fast(request)
-    if fast is not None and form.get("ErrorCode") != callbacks.OPTED_OUT_ERROR:
-        await fast.sms_status(form, get_now(request), sid, status, metrics=_metrics(request))
-    else:  # 21610 opts the number out: that needs the session path
-        async with _sessions(request)() as session:
-            await callbacks.record_sms_status(
-                session, form, get_now(request), metrics=_metrics(request)
-            )
+    async with _session(request) as session:
+        await callbacks.record_sms_status(
+            session, form, get_now(request), metrics=_metrics(request)
+        )
     return Response(status_code=204)
 
 
@@ -190,7 +189,7 @@ async def sms_inbound(request: Request) -> Response:
     """A reply: STOP and the other opt-out words (退订, TD), START, HELP, or text kept on
     the case. Twilio answers its own keywords, so the reply is empty TwiML."""
     form = await verified_form(request, get_settings(request))
-    async with _sessions(request)() as session:
+    async with _session(request) as session:
         await callbacks.record_inbound_sms(
             session, form, get_now(request), clock=request.app.state.clock
         )

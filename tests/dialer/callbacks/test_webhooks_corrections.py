@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from dialer.callbacks.fastpath import sources
 from dialer.db.models import AttemptRow
-from dialer.domain.attempts import INFERRED_FAILURE, AttemptState
+from dialer.domain.attempts import INFERRED_FAILURE, AttemptState, sources
 from tests.dialer.support import Api
 from tests.dialer.twilio_forms import Hooks, call_status, configure, sms_status
 
@@ -77,7 +76,7 @@ async def test_a_failure_the_reconciler_concluded_is_not_reopened_as_live(hooks:
 
 
 def test_the_fast_path_derives_the_correction_from_the_one_transition_rule() -> None:
-    assert sources(AttemptState.COMPLETED, inferred=True) == ["failed"]
+    assert sources(AttemptState.COMPLETED, inferred=True) == ("failed",)
     assert "failed" not in sources(AttemptState.COMPLETED)
-    assert sources(AttemptState.IN_PROGRESS, inferred=True) == []
-    assert sources(AttemptState.FAILED, inferred=True) == []
+    assert sources(AttemptState.IN_PROGRESS, inferred=True) == ()
+    assert sources(AttemptState.FAILED, inferred=True) == ()
