@@ -1,21 +1,11 @@
 """The URLs we hand Twilio for its callbacks, with Twilio's webhook connection overrides.
 
 By default Twilio retries a webhook only when it cannot connect, so a status callback
-answered 5xx (the database blinked) is lost for good. Connection overrides ask for more:
-they ride in the URL's fragment, `#key=value&key=value` ("Webhooks (HTTP callbacks):
-Connection Overrides", twilio.com/docs/usage/webhooks/webhooks-connection-overrides):
-`ct` connect timeout (ms, 100-10000), `rt` read timeout (ms, 100-15000), `tt` total time
-for all attempts (ms), `rc` retry count, `rp` retry policy (a comma list of `4xx`, `5xx`,
-`ct`, `rt`, `all`), `e` edge, `sni`. Every URL we hand Twilio carries the same fragment:
-the call's TwiML, its status and AMD callbacks, the SMS status callback, each <Gather>
-action and the voicemail redirect.
-
-A fragment never travels in an HTTP request (RFC 3986 3.5), so the service never sees it.
-Twilio's pages do not say in as many words whether the signed URL includes it;
-twilio-python's `RequestValidator` signs whatever URL it is given, and integrations that
-use overrides report that Twilio signs the URL it requested, without the fragment. So
-`dialer.callbacks.signature` checks that URL, and also the URL with our own fragment
-appended (a constant of ours: it admits nothing an attacker could choose).
+answered 5xx is lost for good. Connection overrides (twilio.com/docs/usage/webhooks/
+webhooks-connection-overrides) ask it to retry; they ride in the URL's fragment, and every
+URL we hand Twilio (TwiML, status, AMD, <Gather> actions, voicemail redirect) carries it.
+A fragment never reaches the service (RFC 3986 3.5) and Twilio signs the URL without it,
+so `dialer.callbacks.signature` checks that URL and the one with our own constant fragment.
 """
 
 from __future__ import annotations

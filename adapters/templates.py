@@ -1,20 +1,12 @@
 """Message templates keyed by channel, party role group, purpose, disclosure level and
 language, with a renderer that fails closed (architecture invariant 4).
 
-A template declares the disclosure level its text requires and the fields it uses. Every
-field has a level of its own (`FIELD_LEVELS`). Rendering refuses, with `DisclosureError`:
-- a template whose level is above the level the decision granted;
-- any field above the granted level, or above the template's own declared level, so a
-  template author who slips `{amount}` into a `none` template gets no text at all;
-- any field that has no level (unknown fields are never assumed harmless).
-
-Levels (see strategy.model.Disclosure):
-- `none`: no mention of any debt, creditor or collection: only whom we seek and a number
-  to call (a bare number says nothing about a debt; GB/T 45251-2025 and 15 USC 1692b allow
-  asking a third party to pass on a call-back request);
-- `identity`: who is calling and for whom (a business name that does not reveal debt
-  collection, 12 CFR 1006.2(j)), and a call-back number;
-- `full`: the debt itself: amount, due date, creditor, payment link.
+Every template declares its disclosure level and every field has one (`FIELD_LEVELS`).
+Rendering raises `DisclosureError` for a template above the granted level, a field above
+the granted level or the template's own, and a field with no level at all. Levels are
+`strategy.model.Disclosure`: `none` says only whom we seek and a number to call (15 USC
+1692b; GB/T 45251-2025), `identity` adds who calls for whom (12 CFR 1006.2(j)), `full` the
+debt itself.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Telephony through Twilio: calls with status callbacks and answering-machine detection,
 SMS with status callbacks, and the look-ups the reconciler needs.
 
-Retries happen only where Twilio certainly did nothing (HTTP 429, a request never sent),
-with bounded attempts and honouring `Retry-After`; with `retry_creates` off, a create
-(call, SMS) is never retried here: the `TransientError` (carrying `Retry-After`) goes to
-the caller, which paces its retry like any call (the dispatch worker does). A 5xx or a
-lost response on a create is ambiguous: it raises `AmbiguousError` after exactly one
-POST, the attempt goes to `unknown`, and the reconciler looks it up (`find_calls`,
-`find_messages`) before anything dials or texts again. The attempt id rides in every
-callback URL's query string (Twilio signs the full URL), so callbacks map back even when
-the create response was lost, and every callback URL carries the connection overrides
-(`adapters.callback_urls`): Twilio retries a callback answered 5xx instead of dropping it.
+Only what Twilio certainly did not do is retried (429, a request never sent; a create only
+with `retry_creates`). A 5xx or lost response on a create raises `AmbiguousError` after one
+POST and the reconciler looks it up before anything dials again: the attempt id rides in
+every callback URL, so callbacks map back even when the create response was lost.
 """
 
 from __future__ import annotations
@@ -149,16 +143,9 @@ class TwilioTelephony(Telephony):
             params["timeout"] = request.ring_timeout_seconds
         if request.time_limit_seconds is not None:
             params["time_limit"] = request.time_limit_seconds
-        token = SEND_BY.set(request.send_by)
-        try:
-            call = await self._call(
-                lambda: self._client.calls.create_async(**params),
-                creates=True,
-                what="create call",
-                retry=s.retry_creates,
-            )
-        finally:
-            SEND_BY.reset(token)
+        call = await self._create(
+            lambda: self._client.calls.create_async(**params), "create call", request.send_by
+        )
         return ProviderRef("twilio", str(call.sid), call.status)
 
     async def send_sms(self, request: SmsRequest) -> ProviderRef:
@@ -175,16 +162,9 @@ class TwilioTelephony(Telephony):
             params["from_"] = sender
         else:
             raise ValueError("no SMS sender: set messaging_service_sid or a from number")
-        token = SEND_BY.set(request.send_by)
-        try:
-            message = await self._call(
-                lambda: self._client.messages.create_async(**params),
-                creates=True,
-                what="send SMS",
-                retry=s.retry_creates,
-            )
-        finally:
-            SEND_BY.reset(token)
+        message = await self._create(
+            lambda: self._client.messages.create_async(**params), "send SMS", request.send_by
+        )
         return ProviderRef("twilio", str(message.sid), message.status)
 
     async def fetch_call(self, sid: str) -> CallInfo:
@@ -251,6 +231,15 @@ class TwilioTelephony(Telephony):
         return callback_url(
             self.settings.public_base_url, path, {"attempt": attempt_id}, self._overrides
         )
+
+    async def _create(self, op: Callable[[], Awaitable[T]], what: str, send_by: float | None) -> T:
+        """A create (call, SMS): sent only before the caller's deadline (`SEND_BY`, checked
+        by the HTTP layer), retried only with `retry_creates`."""
+        token = SEND_BY.set(send_by)
+        try:
+            return await self._call(op, creates=True, what=what, retry=self.settings.retry_creates)
+        finally:
+            SEND_BY.reset(token)
 
     async def _call(
         self, op: Callable[[], Awaitable[T]], *, creates: bool, what: str, retry: bool = True

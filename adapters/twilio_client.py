@@ -1,16 +1,9 @@
 """twilio-python's HTTP layer over httpx, so tests can mock Twilio's REST API with respx.
 
-The library's own async client (aiohttp) is deliberately not used: respx cannot see it, and
-its retries re-POST on a 5xx, which can place a second call. This client never retries; it
-only says what a failure means:
-- connect errors and connect/pool timeouts: the request was never sent -> `TransientError`;
-- a read/write timeout or a broken connection after sending: Twilio may have acted ->
-  `AmbiguousError` (a GET is only a read, so for GET it is `TransientError`);
-- HTTP 429 (code 20429, documented as never processed) -> `TransientError` carrying the
-  `Retry-After` seconds, which the library's exceptions would otherwise lose;
-- a POST whose send deadline (`SEND_BY`, a `time.monotonic()` instant the caller set)
-  has passed is not sent at all -> `TransientError`: checked here, the last step before
-  the request leaves, so a process stalled after its caller's check sends nothing late.
+The library's aiohttp client is not used: respx cannot see it, and it re-POSTs on a 5xx,
+which can place a second call. This client never retries; it only says what a failure
+means: not sent (connect error, HTTP 429 with its `Retry-After`, a POST past its `SEND_BY`
+deadline) -> `TransientError`; sent but unanswered -> `AmbiguousError` (a GET: transient).
 Any other status goes back to the library, which raises its `TwilioException`s.
 """
 

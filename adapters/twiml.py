@@ -1,15 +1,10 @@
 """TwiML for a collection call that honours disclosure (architecture invariant 4).
 
-The call flow, one document per step (the service's webhooks pick the step):
-1. `greeting`: whoever answers hears at most who is calling (identity level) and is asked
-   to press 1 if they are the person we seek, 2 if not. Nothing about any debt.
-2. `debtor_menu` after 1: what the decision granted (full: amount and due date) and the
-   keypad: 1 promise to pay, 2 call me back, 3 talk to the team (<Dial>), 9 stop calls.
-3. `third_party` after 2, or on a call placed to a third party: only what was granted to
-   the person on the line (`none` by default: ask them to pass on a call-back number).
-4. `voicemail` when AMD reports a machine: limited content (12 CFR 1006.2(j)).
-Every text comes from `adapters.templates`; a template above the granted level never
-renders, and the builder raises rather than fall back to saying more.
+One document per step, the webhooks pick the step: `greeting` (at most who is calling; 1:
+the person we seek, 2: not), `debtor_menu` (what the decision granted, and the keypad),
+`third_party` (only what was granted to whoever is on the line) and `voicemail` (limited
+content, 12 CFR 1006.2(j)). Every text comes from `adapters.templates`; a template above
+the granted level never renders, and the builder raises rather than say more.
 """
 
 from __future__ import annotations

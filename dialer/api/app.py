@@ -30,47 +30,33 @@ from dialer.dispatch.runtime import build_queue
 from dialer.observability.metrics import Metrics, WebhookTiming
 
 
-def create_app(
-    settings: Settings | None = None,
-    clock: Clock = system_clock,
-    metrics: Metrics | None = None,
-    queue: JobQueue | None = None,
-) -> FastAPI:
-    settings = settings or Settings()
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Refuses to start on an old schema; opens the database and the queue, closes both."""
+    engine = build_engine(app.state.settings)
+    try:
+        current, found, heads = await schema_is_current(engine)
+        if not current:
+            raise SchemaOutOfDateError(
+                f"database schema is at {sorted(found) or 'nothing'}, the service needs"
+                f" {sorted(heads)}: run `dialer migrate` first"
+            )
+        app.state.engine = engine
+        app.state.sessionmaker = build_sessionmaker(engine)
+        if isinstance(app.state.queue, EmbeddedJobQueue):
+            app.state.queue.bind(app.state.sessionmaker)  # its dead letters: the database
+        if isinstance(app.state.queue, RabbitJobQueue):
+            # Connected from the start, so /readyz can tell a broker that is down (the
+            # robust connection reconnects by itself); unreachable: refuse to start.
+            await app.state.queue.connect()
+        yield
+    finally:
+        await app.state.queue.close()
+        await engine.dispose()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = build_engine(settings)
-        try:
-            current, found, heads = await schema_is_current(engine)
-            if not current:
-                raise SchemaOutOfDateError(
-                    f"database schema is at {sorted(found) or 'nothing'}, the service needs"
-                    f" {sorted(heads)}: run `dialer migrate` first"
-                )
-            app.state.engine = engine
-            app.state.sessionmaker = build_sessionmaker(engine)
-            if isinstance(app.state.queue, EmbeddedJobQueue):
-                app.state.queue.bind(app.state.sessionmaker)  # its dead letters: the database
-            if isinstance(app.state.queue, RabbitJobQueue):
-                # Connected from the start, so /readyz can tell a broker that is down (the
-                # robust connection reconnects by itself); unreachable: refuse to start.
-                await app.state.queue.connect()
-            yield
-        finally:
-            await app.state.queue.close()
-            await engine.dispose()
 
-    app = FastAPI(
-        title="collections-dialer",
-        version="1",
-        description="Cases, strategies and decisions for supervisors and agents.",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.clock = clock
-    # One registry per app; the composition root passes the one its services record into.
-    app.state.metrics = metrics or Metrics()
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """The middleware stack; each added one wraps those before it, so the last is outermost."""
     # Latency of every Twilio webhook (/v1/twilio/...), as Twilio waits for it.
     app.add_middleware(WebhookTiming, metrics=app.state.metrics)
     # Inside the body limit: a NUL in a path, filter or JSON body is a 422 naming it
@@ -83,6 +69,27 @@ def create_app(
     # Outermost of all: an unexpected error is a 500 (503: database down) in the one error
     # shape, with a request id that its log line carries too.
     app.add_middleware(UnexpectedErrors)
+
+
+def create_app(
+    settings: Settings | None = None,
+    clock: Clock = system_clock,
+    metrics: Metrics | None = None,
+    queue: JobQueue | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    app = FastAPI(
+        title="collections-dialer",
+        version="1",
+        description="Cases, strategies and decisions for supervisors and agents.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    # One registry per app; the composition root passes the one its services record into.
+    app.state.metrics = metrics or Metrics()
+    _install_middleware(app, settings)
     install_error_handlers(app)
     install_openapi(app)  # the error shape of every 4xx, declared
     app.include_router(v1, prefix="/v1")

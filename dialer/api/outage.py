@@ -1,15 +1,10 @@
 """While the database is down, a Twilio callback gets a quick 503 with Retry-After.
 
-A callback that hangs, or that fails with a 500, or whose connection drops, is the worst
-answer: Twilio gives a status callback a 15-second budget and, unless the URL's connection
-overrides ask (`adapters.callback_urls`: retry on 5xx and connect timeouts), no retry.
-So the database work of every callback route (the FastAPI routes through `GuardedRoute`,
-the fast route too) is `guarded`: it must finish within
-`DIALER_WEBHOOK_DATABASE_TIMEOUT_SECONDS`, and an error that says the database is
-unreachable (`dialer.db.errors.database_unavailable`, the rule the worker uses too) or
-time running out becomes `DatabaseUnavailableError`: 503, `Retry-After`, the standard
-error shape. Nothing was committed (or, if the commit itself was cut short, the retry is
-absorbed by the event's deduplication key), so Twilio's retry does the work once.
+A callback that hangs or fails with a 500 is the worst answer: Twilio's budget is short and
+it retries only what the connection overrides ask (`adapters.callback_urls`). So every
+callback route's database work is `guarded`: past `DIALER_WEBHOOK_DATABASE_TIMEOUT_SECONDS`,
+or when the database is unreachable (`dialer.db.errors.database_unavailable`), it becomes
+`DatabaseUnavailableError`. Nothing was committed, so Twilio's retry does the work once.
 """
 
 from __future__ import annotations

@@ -47,30 +47,26 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._server: WSGIServer | None = None
-        self.attempts = Counter(
+        self.attempts = self._counter(
             "dialer_attempts",
             "Contact attempts carried out, by channel and outcome.",
             ["channel", "outcome"],
-            registry=self.registry,
         )
-        self.refusals = Counter(
+        self.refusals = self._counter(
             "dialer_refusals",
             "Reasons the engine refused a candidate contact, by rule.",
             ["rule"],
-            registry=self.registry,
         )
-        self.decision_warnings = Counter(
+        self.decision_warnings = self._counter(
             "dialer_decision_warnings",
             "Decisions taken on less than they should rest on, by warning (e.g."
             " calendar.no_published_schedule: a year without its holiday notice).",
             ["warning"],
-            registry=self.registry,
         )
-        self.provider_errors = Counter(
+        self.provider_errors = self._counter(
             "dialer_provider_errors",
             "Errors from telephony and mail providers, by kind.",
             ["kind"],
-            registry=self.registry,
         )
         self.queue_lag = Gauge(
             "dialer_queue_lag_seconds",
@@ -85,27 +81,27 @@ class Metrics:
             registry=self.registry,
         )
         self._webhook_children: dict[str, Histogram] = {}
-        self.webhook_unmatched = Counter(
+        self.webhook_unmatched = self._counter(
             "dialer_webhook_events_unmatched",
             "Provider callbacks naming no known call or message, kept for reconciliation,"
             " by kind (duplicates are not counted again).",
             ["kind"],
-            registry=self.registry,
         )
-        self.webhook_reconciled = Counter(
+        self.webhook_reconciled = self._counter(
             "dialer_webhook_events_reconciled",
             "Callbacks kept as unmatched that the reconciler later applied to their attempt,"
             " by kind.",
             ["kind"],
-            registry=self.registry,
         )
-        self.voicemail_redirects = Counter(
+        self.voicemail_redirects = self._counter(
             "dialer_voicemail_redirects",
             "Live calls redirected to the voicemail message after the machine's beep, by"
             " outcome (redirected, failed; a failure is recorded, never retried).",
             ["outcome"],
-            registry=self.registry,
         )
+
+    def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
 
     def record_attempt(self, channel: str | Enum, outcome: str | Enum) -> None:
         self.attempts.labels(channel=_label(channel), outcome=_label(outcome)).inc()

@@ -1,15 +1,11 @@
-"""Generated operator documentation, so it cannot drift from the code:
-
-- the configuration table: every `DIALER_*` variable with its type, default and meaning,
-  from `Settings` (meanings are the comments above each field, or its description);
-- the guardrail profiles: each clause with its rule and legal source, from
-  `strategy.guardrails.PROFILES`.
+"""Generated operator documentation, so it cannot drift from the code: the table of
+`DIALER_*` variables (from `Settings` and the comments above its fields) and the guardrail
+profiles (from `strategy.guardrails.PROFILES`).
 
     dialer settings                                                      # print the table
     python -m dialer.observability.settings_doc --write README.md docs/operations.md
 
-`--write` refreshes every generated block (between the markers below) in the files given;
-tests fail when the README's or docs/operations.md's copy is stale.
+`--write` refreshes the generated blocks; tests fail when a copy is stale.
 """
 
 from __future__ import annotations

@@ -256,6 +256,24 @@ async def update_party(
     return await get_case(session, case_id)
 
 
+def _point_value(point: ContactPointIn, country: str) -> str:
+    """The contact point's value as stored: a phone number in E.164 (read in `country`),
+    an email address as given."""
+    value = point.value.strip()
+    if point.kind == ContactKind.PHONE:
+        normalised = e164(value, country)
+        if normalised is None:
+            raise ValidationFailedError(
+                "invalid phone number", [FieldError("value", f"{value!r} is not a valid number")]
+            )
+        return normalised
+    if "@" not in value:
+        raise ValidationFailedError(
+            "invalid email address", [FieldError("value", f"{value!r} is not an email address")]
+        )
+    return value
+
+
 async def add_contact_point(
     session: AsyncSession,
     case_id: uuid.UUID,
@@ -268,18 +286,7 @@ async def add_contact_point(
     case = await get_case(session, case_id)
     party = await _party(session, case_id, party_id)
     portfolio = await portfolio_for(session, case.portfolio, "portfolio")
-    value = point.value.strip()
-    if point.kind == ContactKind.PHONE:
-        normalised = e164(value, case.country or portfolio.country)
-        if normalised is None:
-            raise ValidationFailedError(
-                "invalid phone number", [FieldError("value", f"{value!r} is not a valid number")]
-            )
-        value = normalised
-    elif "@" not in value:
-        raise ValidationFailedError(
-            "invalid email address", [FieldError("value", f"{value!r} is not an email address")]
-        )
+    value = _point_value(point, case.country or portfolio.country)
     if any(cp.kind == point.kind and cp.value == value for cp in party.contact_points):
         raise ConflictError(f"{value} is already a contact point of this party")
     number_zones, number_mobile = number_facts(point.kind.value, value)

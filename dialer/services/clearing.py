@@ -6,6 +6,7 @@ decision no longer has the fact."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,70 @@ def _absent(what: str) -> ConflictError:
     return ConflictError(f"nothing to clear: {what}", [FieldError("fact", what)])
 
 
+@dataclass(frozen=True, slots=True)
+class _Cleared:
+    """What one clearing took away: the subject, the fact's stored name, the audit values."""
+
+    subject: Subject
+    name: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+def _clear_case_flag(case: CaseRow, fact: str, now: datetime) -> _Cleared:
+    if fact not in case.flags and fact != CaseFlag.DISPUTE.value:
+        raise _absent(f"the case has no {fact} flag")
+    before = {"flags": case.flags, "dispute_resolved_at": case.dispute_resolved_at}
+    case.flags = sorted(set(case.flags) - {fact})
+    if fact == CaseFlag.DISPUTE.value:  # a dispute made on a call is resolved with it
+        case.dispute_resolved_at = now
+    after = {"flags": case.flags, "dispute_resolved_at": case.dispute_resolved_at}
+    return _Cleared(Subject("case", case.id, case.id), fact, before, after)
+
+
+def _clear_refusal(case: CaseRow, party_id: uuid.UUID | None) -> _Cleared:
+    party = next((p for p in case.parties if p.id == party_id), None)
+    if party is None:
+        raise _missing("party_id", "name a party of this case")
+    if not party.refused_contact:
+        raise _absent("this party has not refused contact")
+    party.refused_contact = False
+    return _Cleared(Subject("party", party.id, case.id), REFUSED, {REFUSED: True}, {REFUSED: False})
+
+
+async def _clear_point_fact(
+    session: AsyncSession,
+    case: CaseRow,
+    fact: str,
+    contact_point_id: uuid.UUID | None,
+    channel: Channel | None,
+) -> _Cleared:
+    """Do-not-call, an opt-out or a consent revocation, all held on a contact point."""
+    points = {cp.id: cp for p in case.parties for cp in p.contact_points}
+    point = points.get(contact_point_id) if contact_point_id else None
+    if point is None:
+        raise _missing("contact_point_id", "name a contact point of this case")
+    subject = Subject("contact_point", point.id, case.id)
+    if fact == DO_NOT_CALL:
+        if not point.do_not_call:
+            raise _absent("the contact point is not marked do-not-call")
+        point.do_not_call = False
+        return _Cleared(subject, DO_NOT_CALL, {DO_NOT_CALL: True}, {DO_NOT_CALL: False})
+    if channel is None:
+        raise _missing("channel", f"name the channel of the {fact}")
+    prefix = OPTED_OUT if fact == OPTED_OUT.rstrip(":") else CONSENT_REVOKED
+    name = f"{prefix}{channel.value}"
+    if prefix == OPTED_OUT:
+        if channel.value not in point.opted_out:
+            raise _absent(f"the contact point has not opted out of {channel.value}")
+        before = {"opted_out": point.opted_out}
+        point.opted_out = sorted(set(point.opted_out) - {channel.value})
+        return _Cleared(subject, name, before, {"opted_out": point.opted_out})
+    if name not in await revocations(session, point.id):
+        raise _absent(f"no revocation of {channel.value} consent is recorded")
+    return _Cleared(subject, name, {}, {})  # the consent itself is granted again by an update
+
+
 async def clear(
     session: AsyncSession,
     case_id: uuid.UUID,
@@ -63,52 +128,13 @@ async def clear(
     reason = reason.strip()
     if not reason:
         raise _missing("reason", "say why the protective fact is cleared")
-    before: dict[str, Any]
-    after: dict[str, Any]
     if fact in CASE_FACTS and not (fact == DO_NOT_CALL and contact_point_id is not None):
-        subject, name = Subject("case", case.id, case.id), fact
-        if fact not in case.flags and fact != CaseFlag.DISPUTE.value:
-            raise _absent(f"the case has no {fact} flag")
-        before = {"flags": case.flags, "dispute_resolved_at": case.dispute_resolved_at}
-        case.flags = sorted(set(case.flags) - {fact})
-        if fact == CaseFlag.DISPUTE.value:  # a dispute made on a call is resolved with it
-            case.dispute_resolved_at = now
-        after = {"flags": case.flags, "dispute_resolved_at": case.dispute_resolved_at}
+        cleared = _clear_case_flag(case, fact, now)
     elif fact == REFUSED:
-        party = next((p for p in case.parties if p.id == party_id), None)
-        if party is None:
-            raise _missing("party_id", "name a party of this case")
-        if not party.refused_contact:
-            raise _absent("this party has not refused contact")
-        subject, name = Subject("party", party.id, case.id), REFUSED
-        before, after = {REFUSED: True}, {REFUSED: False}
-        party.refused_contact = False
+        cleared = _clear_refusal(case, party_id)
     else:
-        points = {cp.id: cp for p in case.parties for cp in p.contact_points}
-        point = points.get(contact_point_id) if contact_point_id else None
-        if point is None:
-            raise _missing("contact_point_id", "name a contact point of this case")
-        subject = Subject("contact_point", point.id, case.id)
-        if fact == DO_NOT_CALL:
-            if not point.do_not_call:
-                raise _absent("the contact point is not marked do-not-call")
-            name, before, after = DO_NOT_CALL, {DO_NOT_CALL: True}, {DO_NOT_CALL: False}
-            point.do_not_call = False
-        else:
-            if channel is None:
-                raise _missing("channel", f"name the channel of the {fact}")
-            prefix = OPTED_OUT if fact == OPTED_OUT.rstrip(":") else CONSENT_REVOKED
-            name = f"{prefix}{channel.value}"
-            if prefix == OPTED_OUT:
-                if channel.value not in point.opted_out:
-                    raise _absent(f"the contact point has not opted out of {channel.value}")
-                before = {"opted_out": point.opted_out}
-                point.opted_out = sorted(set(point.opted_out) - {channel.value})
-                after = {"opted_out": point.opted_out}
-            else:
-                if name not in await revocations(session, point.id):
-                    raise _absent(f"no revocation of {channel.value} consent is recorded")
-                before, after = {}, {}  # the consent itself is granted again by an update
+        cleared = await _clear_point_fact(session, case, fact, contact_point_id, channel)
+    subject, name = cleared.subject, cleared.name
     found = await facts_repo.provenance(session, [(subject.entity_id, name)])
     await facts_repo.forget(session, subject.entity_id, name)
     case.updated_at = now
@@ -119,8 +145,8 @@ async def clear(
         action="protective.clear",
         entity=subject.entity,
         entity_id=subject.entity_id,
-        before=before,
-        after=after,
+        before=cleared.before,
+        after=cleared.after,
         detail={
             "case_id": str(case.id),
             "fact": named(name),

@@ -20,9 +20,10 @@ from dialer.services.normalise import normalise_case
 from dialer.services.portfolios import get_portfolio
 from dialer.services.strategies import get_strategy, parse_document
 from strategy.decision import Decision
+from strategy.document import Strategy
 from strategy.engine import decide
 from strategy.guardrails import PROFILES, get_profile, may_decide_under
-from strategy.model import Attempt, History, RecordedUnreachable
+from strategy.model import Attempt, Case, History, RecordedUnreachable
 
 
 async def decide_stored(session: AsyncSession, case_id: uuid.UUID, at: datetime) -> Decision:
@@ -67,6 +68,24 @@ async def preview(
             [FieldError("profile", f"known: {', '.join(sorted(PROFILES))}")],
         )
     _check_profile(profile_name, strategy.profile, portfolio, role)
+    case = _preview_case(body, portfolio, strategy, settings)
+    hist = _preview_history(body)
+    if stored is not None:  # a stored version: compiled once per process (profile checked)
+        return decide(case, hist, body.at, compiled_for(stored, profile_name))
+    return decide(
+        case,
+        hist,
+        body.at,
+        strategy,
+        get_profile(profile_name),
+        portfolio_profile=portfolio.profile if portfolio else None,
+    )
+
+
+def _preview_case(
+    body: PreviewIn, portfolio: Portfolio | None, strategy: Strategy, settings: Settings
+) -> Case:
+    """The case given whole, normalised, with any what-if recorded unreachability on it."""
     # Local numbers are read in the portfolio's region, else the strategy's holiday country.
     region = (
         portfolio.country if portfolio else strategy.holiday_country or settings.default_country
@@ -90,7 +109,11 @@ async def preview(
             case,
             recorded_unreachable=RecordedUnreachable(found.since, found.until, found.source),
         )
-    hist = History(
+    return case
+
+
+def _preview_history(body: PreviewIn) -> History:
+    return History(
         attempts=tuple(
             Attempt(
                 at=a.at,
@@ -106,16 +129,6 @@ async def preview(
             for i, a in enumerate(body.history.attempts)
         ),
         payments=tuple((p.at, p.amount) for p in body.history.payments),
-    )
-    if stored is not None:  # a stored version: compiled once per process (profile checked)
-        return decide(case, hist, body.at, compiled_for(stored, profile_name))
-    return decide(
-        case,
-        hist,
-        body.at,
-        strategy,
-        get_profile(profile_name),
-        portfolio_profile=portfolio.profile if portfolio else None,
     )
 
 

@@ -40,11 +40,7 @@ async def follow_up(session: AsyncSession, case_id: uuid.UUID, now: datetime) ->
     return await record_requests(session, case_id, decision, now)
 
 
-async def record_outcome(
-    session: AsyncSession, case_id: uuid.UUID, body: OutcomeIn, *, actor: str, now: datetime
-) -> OutcomeRow:
-    case = await get_case(session, case_id)
-    at = body.at or now
+def _check_promise(body: OutcomeIn) -> None:
     if body.result == Result.PROMISE_TO_PAY and (
         body.promise_amount is None or body.promise_date is None
     ):
@@ -53,29 +49,47 @@ async def record_outcome(
             [FieldError("promise_amount", "required for promise_to_pay"),
              FieldError("promise_date", "required for promise_to_pay")],
         )  # fmt: skip
+
+
+async def _attempt_for(
+    session: AsyncSession, case: CaseRow, body: OutcomeIn, at: datetime
+) -> AttemptRow:
+    """The attempt the outcome names, or, for a contact made outside the dialer, a completed
+    attempt recorded by hand on the contact point and channel given."""
     if body.attempt_id is not None:
         attempt = await history.get_attempt(session, body.attempt_id)
-        if attempt is None or attempt.case_id != case_id:
-            raise NotFoundError(f"no attempt {body.attempt_id} in case {case_id}")
-    else:
-        points = {cp.id: cp for p in case.parties for cp in p.contact_points}
-        if body.contact_point_id not in points or body.channel is None:
-            raise ValidationFailedError(
-                "name the attempt, or the contact point and channel of the contact",
-                [FieldError("contact_point_id", "not a contact point of this case")],
-            )
-        point = points[body.contact_point_id]
-        attempt = AttemptRow(
-            id=uuid.uuid4(),
-            case_id=case_id,
-            party_id=point.party_id,
-            contact_point_id=point.id,
-            channel=body.channel.value,
-            state="completed",
-            at=at,
-            notes="recorded by hand",
+        if attempt is None or attempt.case_id != case.id:
+            raise NotFoundError(f"no attempt {body.attempt_id} in case {case.id}")
+        return attempt
+    points = {cp.id: cp for p in case.parties for cp in p.contact_points}
+    if body.contact_point_id not in points or body.channel is None:
+        raise ValidationFailedError(
+            "name the attempt, or the contact point and channel of the contact",
+            [FieldError("contact_point_id", "not a contact point of this case")],
         )
-        await history.add_attempt(session, attempt)
+    point = points[body.contact_point_id]
+    attempt = AttemptRow(
+        id=uuid.uuid4(),
+        case_id=case.id,
+        party_id=point.party_id,
+        contact_point_id=point.id,
+        channel=body.channel.value,
+        state="completed",
+        at=at,
+        notes="recorded by hand",
+    )
+    await history.add_attempt(session, attempt)
+    return attempt
+
+
+async def record_outcome(
+    session: AsyncSession, case_id: uuid.UUID, body: OutcomeIn, *, actor: str, now: datetime
+) -> OutcomeRow:
+    """An agent's disposition: it lands on the attempt it names (or on one recorded by hand),
+    any cease request on that contact point takes effect, and the case is decided again."""
+    case = await get_case(session, case_id)
+    _check_promise(body)
+    attempt = await _attempt_for(session, case, body, body.at or now)
     attempt.result = body.result.value
     attempt.promise_amount = body.promise_amount
     attempt.promise_date = body.promise_date

@@ -24,7 +24,7 @@ from dialer.core.errors import (
     StrategyRejectedError,
     field_path,
 )
-from dialer.db.models import Portfolio, StrategyRow
+from dialer.db.models import CaseRow, Portfolio, StrategyRow
 from dialer.db.repositories import audit, cases, strategies
 from dialer.facts.batch import load_facts
 from dialer.facts.strategies import compiled_for as compiled_for  # audit's, until it moves
@@ -291,6 +291,37 @@ def _allowed_keys(d: Decision) -> set[str]:
     return {_candidate_key(a.party_id, a.contact_point_id, a.channel) for a in d.allowed}
 
 
+def _diff(old: Decision | None, new: Decision) -> tuple[list[str], list[str]] | None:
+    """The candidates the draft newly allows and newly refuses, or None when the case's
+    decision (its allowed candidates and its tier) does not change."""
+    before = _allowed_keys(old) if old else set()
+    after = _allowed_keys(new)
+    gained, lost = sorted(after - before), sorted(before - after)
+    if gained or lost or (old is not None and old.tier != new.tier):
+        return gained, lost
+    return None
+
+
+def _change_entry(
+    row: CaseRow, old: Decision | None, new: Decision, gained: list[str], lost: list[str]
+) -> dict[str, Any]:
+    """One changed case of the simulation, each newly refused candidate with its rules."""
+    refused = []
+    for key in lost:
+        _party, cp, channel = key.split("/")
+        refusal = new.refusal_for(cp, Channel(channel))
+        rules = list(refusal.rules) if refusal else [r.rule for r in new.case_reasons]
+        refused.append({"candidate": key, "rules": rules})
+    return {
+        "case_id": row.id,
+        "external_ref": row.external_ref,
+        "tier_before": old.tier if old else None,
+        "tier_after": new.tier,
+        "newly_allowed": gained,
+        "newly_refused": refused,
+    }
+
+
 async def simulate(
     session: AsyncSession, strategy_id: uuid.UUID, *, at: datetime, limit: int
 ) -> dict[str, Any]:
@@ -317,30 +348,11 @@ async def simulate(
             old = decide(case, hist, at, old_cs) if old_cs else None
             if old is not None:
                 tiers_old[old.tier or "none"] += 1
-            before = _allowed_keys(old) if old else set()
-            after = _allowed_keys(new)
-            gained, lost = sorted(after - before), sorted(before - after)
-            if gained or lost or (old is not None and old.tier != new.tier):
+            diff = _diff(old, new)
+            if diff is not None:
                 changed += 1
                 if len(changes) < limit:
-                    refused = []
-                    for key in lost:
-                        _party, cp, channel = key.split("/")
-                        refusal = new.refusal_for(cp, Channel(channel))
-                        rules = (
-                            list(refusal.rules) if refusal else [r.rule for r in new.case_reasons]
-                        )
-                        refused.append({"candidate": key, "rules": rules})
-                    changes.append(
-                        {
-                            "case_id": row.id,
-                            "external_ref": row.external_ref,
-                            "tier_before": old.tier if old else None,
-                            "tier_after": new.tier,
-                            "newly_allowed": gained,
-                            "newly_refused": refused,
-                        }
-                    )
+                    changes.append(_change_entry(row, old, new, *diff))
         session.expunge_all()
     return {
         "at": at,

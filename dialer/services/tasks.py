@@ -4,7 +4,6 @@ without a recorded approver (source 账款催收 §二; compliance.md, commercia
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.core.errors import ConflictError, NotFoundError
 from dialer.db.models import TaskRow
 from dialer.db.repositories import audit, tasks
+from dialer.db.repositories.tasks import list_tasks as list_tasks  # the filters, as stored
 from strategy.decision import Decision
 
 
@@ -34,25 +34,6 @@ async def record_requests(
             }
             for t in decision.tasks
         ],
-    )
-
-
-async def list_tasks(
-    session: AsyncSession,
-    *,
-    status: str | None,
-    portfolio: str | None,
-    requires_approval: bool | None,
-    case_id: uuid.UUID | None,
-    limit: int,
-) -> Sequence[TaskRow]:
-    return await tasks.list_tasks(
-        session,
-        status=status,
-        portfolio=portfolio,
-        requires_approval=requires_approval,
-        case_id=case_id,
-        limit=limit,
     )
 
 

@@ -1,15 +1,10 @@
 """Liveness, readiness and metrics endpoints: `/healthz`, `/readyz`, `/metrics`.
 
-All three are unauthenticated (load balancers and Prometheus carry no API key) and say
-nothing a stranger could use: check names and "ok"/"failed", never an exception, a host
-name or a URL. What failed and why goes to the log (masked) instead.
-
-- `/healthz`: 200 `{"status": "ok"}` while the process serves requests.
-- `/readyz`: 200 when `SELECT 1` succeeds, the schema is at the code's migration head and,
-  when the app has a queue (`app.state.queue`) that can tell, the queue is connected;
-  otherwise 503 in the standard error shape, naming each failed check in `fields`.
-- `/metrics`: Prometheus text exposition of `app.state.metrics` (404 when
-  `DIALER_METRICS_ENABLED=false`).
+All three are unauthenticated (load balancers and Prometheus carry no API key), so they
+say only check names and "ok"/"failed"; what failed and why goes to the (masked) log.
+`/readyz` is 200 when the database answers, its schema is at the code's head and the
+queue, if it can tell, is connected; else 503 naming each failed check. `/metrics` is 404
+when `DIALER_METRICS_ENABLED=false`.
 """
 
 from __future__ import annotations
