@@ -101,6 +101,9 @@ ProtectiveClearer = Annotated[
         )
     ),
 ]
+# A bulk export of attempts with the numbers called: reporting (supervisors) and the
+# ledger's or warehouse's feed (service keys); agents work case by case, approvers approve.
+Exporter = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.SERVICE))]
 # An agent records what happened (outcomes, payments); the book's money moves with them.
 PaymentRecorder = Annotated[Principal, Depends(require(Role.SERVICE, Role.AGENT))]
 

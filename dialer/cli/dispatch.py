@@ -181,7 +181,7 @@ def campaign_list(
 
     async def go() -> list[tuple[str, ...]]:
         async with _database(Settings()) as maker, maker() as session:
-            rows = await campaigns.list_campaigns(
+            rows, _ = await campaigns.list_campaigns(
                 session, portfolio=portfolio, status=status, limit=500
             )
             return [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -13,6 +14,14 @@ from dialer.schemas.common import In, Out
 from strategy.model import Channel
 
 MIN_CPS = 0.01
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
 
 
 class CampaignFilter(In):

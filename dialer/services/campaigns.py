@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import AttemptRow, CampaignRow, Portfolio
 from dialer.db.repositories import audit
+from dialer.db.repositories.paging import after_key
 from dialer.dispatch import pacing
 from dialer.domain.attempts import AttemptState, can_advance
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
+from dialer.services import paging
 
 # status -> the statuses it may move to
 _LIFECYCLE: dict[str, frozenset[str]] = {
@@ -81,14 +83,31 @@ async def get_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> Campaig
 
 
 async def list_campaigns(
-    session: AsyncSession, *, portfolio: str | None, status: str | None, limit: int
-) -> Sequence[CampaignRow]:
-    stmt = select(CampaignRow).order_by(CampaignRow.created_at.desc()).limit(limit)
-    if portfolio:
-        stmt = stmt.where(CampaignRow.portfolio == portfolio)
-    if status:
-        stmt = stmt.where(CampaignRow.status == status)
-    return (await session.scalars(stmt)).all()
+    session: AsyncSession,
+    *,
+    portfolio: str | None,
+    status: str | None,
+    cursor: str | None = None,
+    limit: int,
+) -> tuple[list[CampaignRow], str | None]:
+    """A page of campaigns, newest first (by created_at, then id), and the next cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[CampaignRow]:
+        stmt = select(CampaignRow)
+        if portfolio:
+            stmt = stmt.where(CampaignRow.portfolio == portfolio)
+        if status:
+            stmt = stmt.where(CampaignRow.status == status)
+        order = (CampaignRow.created_at, CampaignRow.id)
+        return (await session.scalars(after_key(stmt, order, after, n, descending=True))).all()
+
+    return await paging.page(
+        fetch,
+        cursor=cursor,
+        limit=limit,
+        parts=(paging.instant, uuid.UUID),
+        key=lambda r: (r.created_at, r.id),
+    )
 
 
 async def transition(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.core.errors import ConflictError, NotFoundError
 from dialer.db.models import TaskRow
 from dialer.db.repositories import audit, tasks
+from dialer.services import paging
 from strategy.decision import Decision
 
 
@@ -44,15 +45,28 @@ async def list_tasks(
     portfolio: str | None,
     requires_approval: bool | None,
     case_id: uuid.UUID | None,
+    cursor: str | None,
     limit: int,
-) -> Sequence[TaskRow]:
-    return await tasks.list_tasks(
-        session,
-        status=status,
-        portfolio=portfolio,
-        requires_approval=requires_approval,
-        case_id=case_id,
+) -> tuple[list[TaskRow], str | None]:
+    """A page of tasks by (created_at, id) and the next page's cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[TaskRow]:
+        return await tasks.list_tasks(
+            session,
+            status=status,
+            portfolio=portfolio,
+            requires_approval=requires_approval,
+            case_id=case_id,
+            after=after,
+            limit=n,
+        )
+
+    return await paging.page(
+        fetch,
+        cursor=cursor,
         limit=limit,
+        parts=(paging.instant, uuid.UUID),
+        key=lambda r: (r.created_at, r.id),
     )
 
 
