@@ -82,9 +82,7 @@ async def test_attempts_are_listed_by_instant_and_paged_with_a_cursor(api: Api) 
         ({"channel": "sms"}, []),
     ],
 )
-async def test_attempt_filters_each_hold(
-    api: Api, params: dict[str, str], refs: list[str]
-) -> None:
+async def test_attempt_filters_each_hold(api: Api, params: dict[str, str], refs: list[str]) -> None:
     await _book(api)
     r = await api.client.get("/v1/attempts", params=params, headers=api.auth(Role.SUPERVISOR))
     assert r.status_code == 200, r.text
