@@ -35,9 +35,11 @@ class CampaignIn(In):
     portfolio: str = Field(min_length=1, max_length=64)
     filter: CampaignFilter = Field(default_factory=CampaignFilter)
     channels: list[Channel] = Field(min_length=1)
+    # The pattern is declared in the schema; `_window` checks it with a plain message.
     window: str = Field(
-        pattern=WINDOW_PATTERN,
         description="local start window in each party's zone, e.g. 09:00-11:30",
+        max_length=16,
+        json_schema_extra={"pattern": WINDOW_PATTERN},
     )
     # At least one call per 100 s: a slot is 1/cps seconds after the last, and a rate near
     # zero put the next slot past the end of time (OverflowError, the jobs dead-lettered).

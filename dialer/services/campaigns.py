@@ -16,13 +16,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
-from dialer.db.models import AttemptRow, CampaignRow, Portfolio
+from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
 from dialer.db.repositories import audit
 from dialer.db.repositories.paging import after_key
 from dialer.dispatch import pacing
+from dialer.dispatch.windows import LocalWindow
 from dialer.domain.attempts import AttemptState, can_advance
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
 from dialer.services import paging
+from strategy.guardrails import get_profile
 
 # status -> the statuses it may move to
 _LIFECYCLE: dict[str, frozenset[str]] = {
@@ -38,10 +40,13 @@ _TO_CANCELLED = [s.value for s in AttemptState if can_advance(s, AttemptState.CA
 async def create_campaign(
     session: AsyncSession, body: CampaignIn, *, actor: str, now: datetime
 ) -> CampaignRow:
-    if await session.get(Portfolio, body.portfolio) is None:
+    portfolio = await session.get(Portfolio, body.portfolio)
+    if portfolio is None:
         raise ValidationFailedError(
             f"no portfolio {body.portfolio!r}", [FieldError("portfolio", "unknown portfolio")]
         )
+    _check_window(body.window, portfolio.profile)
+    await _check_tiers(session, portfolio, body.filter.tiers)
     row = CampaignRow(
         id=uuid.uuid4(),
         name=body.name,
@@ -73,6 +78,47 @@ async def create_campaign(
     )
     await session.commit()
     return row
+
+
+def _check_window(window: str, profile_name: str) -> None:
+    """A start window that shares no minute with the profile's contact hours would plan
+    nothing (every case refused by the window clause): refused here, naming the clause."""
+    profile = get_profile(profile_name)
+    ours, allowed = LocalWindow.parse(window), profile.window
+    if ours.start < allowed.end and allowed.start < ours.end:
+        return
+    clause = profile.window_clause
+    hours = f"{allowed.start:%H:%M}-{allowed.end:%H:%M}"
+    raise ValidationFailedError(
+        f"window {window} lies outside the contact hours {hours} of profile {profile_name}"
+        f" ({clause.id}: {clause.text}; {clause.source})",
+        [FieldError("window", f"outside {hours}, the hours {clause.id} allows")],
+    )
+
+
+async def _check_tiers(
+    session: AsyncSession, portfolio: Portfolio, tiers: Sequence[str] | None
+) -> None:
+    """A tier filter names tiers of the portfolio's active strategy (an unknown one would
+    silently match no case)."""
+    if not tiers:
+        return
+    active = (
+        await session.get(StrategyRow, portfolio.active_strategy_id)
+        if portfolio.active_strategy_id
+        else None
+    )
+    known = [t["id"] for t in active.document.get("tiers", [])] if active else []
+    unknown = [t for t in tiers if t not in known]
+    if unknown:
+        why = f"known: {', '.join(known)}" if known else "the portfolio has no active strategy"
+        raise ValidationFailedError(
+            f"unknown tier{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} ({why})",
+            [
+                FieldError("filter.tiers", f"{t!r} is not a tier of the active strategy")
+                for t in unknown
+            ],
+        )
 
 
 async def get_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignRow:
