@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -53,6 +54,8 @@ class CampaignIn(In):
     @field_validator("window")
     @classmethod
     def _window(cls, value: str) -> str:
+        if not re.match(WINDOW_PATTERN, value):  # as declared: no spaces, 24:00 at most
+            raise ValueError(f"a window is 'HH:MM-HH:MM' (24:00 at the latest), not {value!r}")
         return str(LocalWindow.parse(value))
 
     @field_validator("channels")

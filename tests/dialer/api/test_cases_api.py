@@ -94,7 +94,7 @@ async def test_update_case_changes_fields_and_is_audited(api: Api) -> None:
     )
     actions = [e["action"] for e in audit.json()["items"]]
     assert actions == ["case.create", "case.update"]
-    assert audit.json()[1]["actor"] == "service:service-1"
+    assert audit.json()["items"][1]["actor"] == "service:service-1"
 
 
 async def test_update_case_cannot_null_a_required_field(api: Api) -> None:
