@@ -294,3 +294,12 @@ async def test_every_list_pages_with_next_cursor(api: Api) -> None:
         assert len(pages) >= 2 and len(seen) == len(set(seen)), url
         everything = await api.client.get(url, params={"limit": 500}, headers=h)
         assert seen == [item[key] for item in everything.json()["items"]], url
+
+
+async def test_the_key_is_checked_before_the_query(api: Api) -> None:
+    stranger = await api.client.get("/v1/cases", params={"phone": "+8613812345678"})
+    assert stranger.status_code == 401  # says nothing about the endpoint's parameters
+    wrong_role = await api.client.get(
+        "/v1/keys", params={"role": "x"}, headers=api.auth(Role.AGENT)
+    )
+    assert wrong_role.status_code == 403
