@@ -62,7 +62,7 @@ def check_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    if route.path.startswith(TWILIO_PREFIX):
+    if request.url.path.startswith(TWILIO_PREFIX):  # (a route's own path lacks its prefix)
         return
     known, _ = declared_query(route)
     unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]

@@ -303,3 +303,14 @@ async def test_the_key_is_checked_before_the_query(api: Api) -> None:
         "/v1/keys", params={"role": "x"}, headers=api.auth(Role.AGENT)
     )
     assert wrong_role.status_code == 403
+
+
+async def test_twilio_callbacks_keep_their_signed_query(api: Api) -> None:
+    """Twilio signs the whole URL and our callback URLs carry `attempt` and `step`: the
+    query check leaves them to the signature (a forged one is 403, not 422)."""
+    r = await api.client.post(
+        "/v1/twilio/voice/gather?attempt=00000000-0000-0000-0000-000000000000&step=menu",
+        data={"Digits": "1"},
+        headers={"X-Twilio-Signature": "forged"},
+    )
+    assert r.status_code == 403, r.text
