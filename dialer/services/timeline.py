@@ -1,7 +1,7 @@
 """A case's timeline: attempts, outcomes with notes, tasks, inbound messages, protective
 facts recorded and cleared, campaigns' planning refusals, and the strategy versions of its
-portfolio, in time order; and the latest summary, what an agent reads before the next call (source: "open the next
-call with a summary of the last")."""
+portfolio, in time order; and the latest summary, what an agent reads before the next
+call (source: "open the next call with a summary of the last")."""
 
 from __future__ import annotations
 
