@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from adapters.ports import JobQueue
 from adapters.rabbitmq import RabbitJobQueue
 from dialer.api.body_limit import BodyLimit
 from dialer.api.errors import install_error_handlers
 from dialer.api.openapi import install_openapi
+from dialer.api.query import reject_unknown_query
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
 from dialer.api.routes.dashboard import page as dashboard_page
@@ -84,6 +85,8 @@ def create_app(
         version="1",
         description="Cases, strategies and decisions for supervisors and agents.",
         lifespan=_lifespan,
+        # Every endpoint: an unknown query parameter is a 422 naming it, not ignored.
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.clock = clock

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from dialer.api.query import check_query
 from dialer.core.auth import Principal, Role
 from dialer.core.clock import Clock
 from dialer.core.errors import FieldError, ForbiddenError
@@ -68,6 +69,7 @@ def require(*roles: Role, why: str = "") -> Callable[..., Coroutine[Any, Any, Pr
             raise ForbiddenError(
                 f"role {principal.role} may not do this (allowed: {names}){because}"
             )
+        check_query(request)  # after the key: a stranger learns nothing from a 422
         return principal
 
     dependency.dialer_roles = allowed  # type: ignore[attr-defined]  # read by the route audit
@@ -101,6 +103,9 @@ ProtectiveClearer = Annotated[
         )
     ),
 ]
+# A bulk export of attempts with the numbers called: reporting (supervisors) and the
+# ledger's or warehouse's feed (service keys); agents work case by case, approvers approve.
+Exporter = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.SERVICE))]
 # An agent records what happened (outcomes, payments); the book's money moves with them.
 PaymentRecorder = Annotated[Principal, Depends(require(Role.SERVICE, Role.AGENT))]
 

@@ -6,27 +6,19 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.ports import JobQueue
+from dialer.cli.common import checked, console, database, err, fail, run
 from dialer.core.clock import system_clock
-from dialer.core.errors import DialerError
 from dialer.core.settings import Settings
-from dialer.db.engine import build_engine, build_sessionmaker
-from dialer.db.migrate import schema_is_current
-from dialer.schemas.campaigns import CampaignIn
-
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
+from dialer.schemas.campaigns import CampaignIn, CampaignStatus
 
 campaign_app = typer.Typer(help="Morning campaigns: create, start, pause, resume, cancel.")
 outbox_app = typer.Typer(help="The outbox of jobs waiting to be published.")
@@ -37,34 +29,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(campaign_app, name="campaign")
     app.add_typer(outbox_app, name="outbox")
     app.add_typer(dead_app, name="dead-letters")
-    app.command("worker")(worker)
-
-
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    try:
-        return asyncio.run(factory())
-    except DialerError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        for f in exc.fields:
-            err.print(f"  {f.field}: {f.reason}")
-        raise typer.Exit(1) from exc
-
-
-@contextlib.asynccontextmanager
-async def _database(
-    settings: Settings, *, pool_size: int | None = None
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    # A worker sizes its pool to its concurrency and skips the per-checkout ping: a job
-    # that meets a dropped connection fails, is redelivered and finds a fresh connection.
-    engine = build_engine(settings, pool_size=pool_size, pre_ping=pool_size is None)
-    try:
-        current, _, _ = await schema_is_current(engine)
-        if not current:
-            err.print("[red]error:[/red] the database schema is out of date: run `dialer migrate`")
-            raise typer.Exit(2)
-        yield build_sessionmaker(engine)
-    finally:
-        await engine.dispose()
+    app.command("worker", epilog="Example: dialer worker --concurrency 20")(worker)
 
 
 @contextlib.asynccontextmanager
@@ -77,7 +42,7 @@ async def _operator_queue(settings: Settings) -> AsyncIterator[JobQueue]:
     queue = build_queue(settings)
     try:
         if isinstance(queue, EmbeddedJobQueue):
-            async with _database(settings) as maker:
+            async with database(settings) as maker:
                 queue.bind(maker)
                 yield queue
         else:
@@ -87,56 +52,79 @@ async def _operator_queue(settings: Settings) -> AsyncIterator[JobQueue]:
 
 
 # --- campaigns ---------------------------------------------------------------------------
-@campaign_app.command("create")
+@campaign_app.command(
+    "create",
+    epilog="Example: dialer campaign create morning --portfolio cn-loans --window 09:00-11:30"
+    " --channels voice,sms --cps 2 --tiers early,mid",
+)
 def campaign_create(
-    name: str,
-    portfolio: Annotated[str, typer.Option()],
-    window: Annotated[str, typer.Option(help="local start window, e.g. 09:00-11:30")],
+    name: Annotated[str, typer.Argument(help="a name for people (1-100 characters)")],
+    portfolio: Annotated[str, typer.Option(help="the portfolio whose open cases it plans")],
+    window: Annotated[
+        str,
+        typer.Option(
+            help="local start window in each party's zone, e.g. 09:00-11:30; it must meet"
+            " the hours the portfolio's guardrail profile allows"
+        ),
+    ],
     channels: Annotated[str, typer.Option(help="comma-separated: voice,sms,email")] = "voice",
     cps: Annotated[float, typer.Option(help="calls per second, all workers together")] = 1.0,
-    max_in_progress: Annotated[int, typer.Option(help="0: no limit")] = 10,
-    tiers: Annotated[str | None, typer.Option(help="only these tiers (comma-separated)")] = None,
+    max_in_progress: Annotated[
+        int, typer.Option(help="attempts in progress at most; 0: no limit")
+    ] = 10,
+    tiers: Annotated[
+        str | None, typer.Option(help="only these tiers of the active strategy (comma-separated)")
+    ] = None,
 ) -> None:
-    """Create a draft campaign and print its id."""
+    """Create a draft campaign and print its id (`dialer campaign start ID` starts it)."""
     from dialer.services import campaigns
 
-    try:
-        body = CampaignIn.model_validate(
-            {
-                "name": name,
-                "portfolio": portfolio,
-                "channels": [c.strip() for c in channels.split(",") if c.strip()],
-                "window": window,
-                "pacing_cps": cps,
-                "max_in_progress": max_in_progress or None,
-                "filter": {"tiers": tiers.split(",")} if tiers else {},
-            }
-        )
-    except ValidationError as exc:
-        for e in exc.errors():
-            err.print(f"[red]error:[/red] {'.'.join(map(str, e['loc']))}: {e['msg']}")
-        raise typer.Exit(1) from exc
+    body = checked(
+        CampaignIn,
+        {
+            "name": name,
+            "portfolio": portfolio,
+            "channels": [c.strip() for c in channels.split(",") if c.strip()],
+            "window": window,
+            "pacing_cps": cps,
+            "max_in_progress": max_in_progress or None,
+            "filter": {"tiers": [t.strip() for t in tiers.split(",")]} if tiers else {},
+        },
+        _CAMPAIGN_OPTIONS,
+    )
 
     async def go() -> uuid.UUID:
-        async with _database(Settings()) as maker, maker() as session:
+        async with database(Settings()) as maker, maker() as session:
             row = await campaigns.create_campaign(session, body, actor="cli", now=system_clock())
             return row.id
 
-    typer.echo(str(_run(go)))
+    typer.echo(str(run(go)))
+
+
+_CAMPAIGN_OPTIONS = {
+    "name": "NAME",
+    "portfolio": "--portfolio",
+    "channels": "--channels",
+    "window": "--window",
+    "pacing_cps": "--cps",
+    "max_in_progress": "--max-in-progress",
+    "filter": "--tiers",
+}
+CampaignId = Annotated[uuid.UUID, typer.Argument(help="the id `campaign create` printed")]
 
 
 def _transition(target: str) -> Callable[[uuid.UUID], None]:
-    def command(campaign_id: uuid.UUID) -> None:
+    def command(campaign_id: CampaignId) -> None:
         from dialer.services import campaigns
 
         async def go() -> str:
-            async with _database(Settings()) as maker, maker() as session:
+            async with database(Settings()) as maker, maker() as session:
                 row = await campaigns.transition(
                     session, campaign_id, target, actor="cli", now=system_clock()
                 )
                 return row.status
 
-        console.print(f"campaign {campaign_id} is {_run(go)}")
+        console.print(f"campaign {campaign_id} is {run(go)}")
 
     return command
 
@@ -147,22 +135,24 @@ for _verb, _target, _help in (
     ("resume", "running", "Resume a paused campaign."),
     ("cancel", "cancelled", "Cancel: attempts not yet reserved are cancelled."),
 ):
-    campaign_app.command(_verb, help=_help)(_transition(_target))
+    campaign_app.command(_verb, help=_help, epilog=f"Example: dialer campaign {_verb} ID")(
+        _transition(_target)
+    )
 
 
-@campaign_app.command("status")
+@campaign_app.command("status", epilog="Example: dialer campaign status ID --json")
 def campaign_status(
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     as_json: Annotated[bool, typer.Option("--json", help="print the progress as JSON")] = False,
 ) -> None:
     """Live progress: planned, queued, dispatched, in progress, outcomes, refusals by rule."""
     from dialer.services import campaigns
 
     async def go() -> dict[str, object]:
-        async with _database(Settings()) as maker, maker() as session:
+        async with database(Settings()) as maker, maker() as session:
             return (await campaigns.progress(session, campaign_id)).model_dump(mode="json")
 
-    progress = _run(go)
+    progress = run(go)
     if as_json:
         typer.echo(json.dumps(progress, indent=2))
         return
@@ -172,16 +162,19 @@ def campaign_status(
     console.print(table)
 
 
-@campaign_app.command("list")
+@campaign_app.command("list", epilog="Example: dialer campaign list --status running")
 def campaign_list(
-    portfolio: Annotated[str | None, typer.Option()] = None,
-    status: Annotated[str | None, typer.Option()] = None,
+    portfolio: Annotated[str | None, typer.Option(help="only this portfolio's")] = None,
+    status: Annotated[
+        CampaignStatus | None, typer.Option(help="only campaigns in this status")
+    ] = None,
 ) -> None:
+    """The newest 500 campaigns (newest first)."""
     from dialer.services import campaigns
 
     async def go() -> list[tuple[str, ...]]:
-        async with _database(Settings()) as maker, maker() as session:
-            rows = await campaigns.list_campaigns(
+        async with database(Settings()) as maker, maker() as session:
+            rows, _ = await campaigns.list_campaigns(
                 session, portfolio=portfolio, status=status, limit=500
             )
             return [
@@ -190,14 +183,16 @@ def campaign_list(
             ]
 
     table = Table("id", "name", "portfolio", "status", "window", "planned")
-    for row in _run(go):
+    for row in run(go):
         table.add_row(*row)
     console.print(table)
 
 
 # --- the worker and the outbox ------------------------------------------------------------
 def worker(
-    concurrency: Annotated[int | None, typer.Option(help="jobs handled at a time")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="jobs handled at a time (DIALER_WORKER_CONCURRENCY)")
+    ] = None,
 ) -> None:
     """Consume jobs, relay the outbox, plan running campaigns, reconcile unknown attempts.
     Run as many as needed on any hosts (RabbitMQ: DIALER_QUEUE_URL). Stops on SIGTERM."""
@@ -211,7 +206,7 @@ def worker(
     jobs = concurrency or settings.worker_concurrency
 
     async def go() -> None:
-        async with _database(settings, pool_size=worker_pool_size(settings, jobs)) as maker:
+        async with database(settings, pool_size=worker_pool_size(settings, jobs)) as maker:
             bind = maker.kw["bind"]
             runtime = Runtime.build(settings, bind, maker, metrics=metrics)
             freeze_start_up_objects()
@@ -221,10 +216,10 @@ def worker(
             err.print(f"worker {runtime.owner} running (queue: {type(runtime.queue).__name__})")
             await runtime.run(jobs)
 
-    _run(go)
+    run(go)
 
 
-@outbox_app.command("relay")
+@outbox_app.command("relay", epilog="Example: dialer outbox relay --once")
 def outbox_relay(
     once: Annotated[bool, typer.Option(help="publish what is due, then exit")] = False,
 ) -> None:
@@ -235,7 +230,7 @@ def outbox_relay(
     settings = Settings()
 
     async def go() -> int:
-        async with _database(settings) as maker:
+        async with database(settings) as maker:
             queue = build_queue(settings, system_clock, maker)
             try:
                 if once:
@@ -249,14 +244,16 @@ def outbox_relay(
             finally:
                 await queue.close()
 
-    published = _run(go)
+    published = run(go)
     if once:
         console.print(f"published {published} jobs")
 
 
 # --- dead letters ---------------------------------------------------------------------------
-@dead_app.command("list")
-def dead_letters_list(limit: Annotated[int, typer.Option()] = 100) -> None:
+@dead_app.command("list", epilog="Example: dialer dead-letters list --limit 20")
+def dead_letters_list(
+    limit: Annotated[int, typer.Option(min=1, help="how many to show, oldest first")] = 100,
+) -> None:
     """The oldest dead letters (left in place)."""
 
     async def go() -> list[tuple[str, ...]]:
@@ -273,19 +270,38 @@ def dead_letters_list(limit: Annotated[int, typer.Option()] = 100) -> None:
             ]
 
     table = Table("attempt", "case", "reason", "died at")
-    for row in _run(go):
+    for row in run(go):
         table.add_row(*row)
     console.print(table)
 
 
-@dead_app.command("replay")
+@dead_app.command(
+    "replay",
+    epilog="Examples: dialer dead-letters replay ID1 ID2; dialer dead-letters replay --all",
+)
 def dead_letters_replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="attempt ids; none: all")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="the attempt ids to replay")] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="replay every dead letter (asks first without --yes)")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="do not ask before replaying them all")
+    ] = False,
 ) -> None:
-    """Move dead letters back to the work queue (a worker still acts at most once)."""
+    """Move dead letters back to the work queue (a worker still acts at most once).
+    Name the ids, or say --all; with no ids and no --all it asks (or refuses when it
+    cannot ask)."""
+    if ids and replay_all:
+        fail("name ids or say --all, not both")
+    if not ids and not replay_all:
+        if not sys.stdin.isatty():
+            fail("no ids given", hint="name the attempt ids, or say --all to replay every one")
+        replay_all = True
+    if replay_all and not yes and not typer.confirm("replay every dead letter?", err=True):
+        fail("nothing replayed")
 
     async def go() -> int:
         async with _operator_queue(Settings()) as queue:
             return await queue.replay_dead_letters(ids or None)
 
-    console.print(f"replayed {_run(go)} dead letters")
+    console.print(f"replayed {run(go)} dead letters")

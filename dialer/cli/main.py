@@ -1,112 +1,123 @@
-"""The `dialer` command: migrate, keys, portfolios, import, serve, audit, demo."""
+"""The `dialer` command: migrate, keys, portfolios, import, export, serve, audit, demo.
+
+Conventions: every option says what it takes, every command shows examples in its
+`--help`, input is checked with the API's own schemas before anything is written, and
+errors are one line with a hint; exit codes are `dialer.cli.common`'s."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialer.cli import dispatch as cli_dispatch
+from dialer.cli import export as cli_export
+from dialer.cli.common import EXIT_CODES, OPERATIONAL, USAGE, checked, console, database, err, run
 from dialer.core.auth import Role
 from dialer.core.clock import system_clock
-from dialer.core.errors import DialerError
 from dialer.core.settings import Settings
-from dialer.db.engine import build_engine, build_sessionmaker
-from dialer.db.migrate import schema_is_current, upgrade_to_head
+from dialer.db.engine import build_engine
+from dialer.db.migrate import current_revisions, upgrade_to_head
+from dialer.schemas.admin import KeyIn, PortfolioIn
 
-app = typer.Typer(help="collections-dialer: cases, strategies, decisions.", no_args_is_help=True)
+app = typer.Typer(
+    help="collections-dialer: cases, strategies, decisions, campaigns. The database is"
+    " DIALER_DATABASE_URL (`dialer settings` lists every setting).",
+    epilog=f"{EXIT_CODES}\n\nExamples: dialer migrate; dialer keys create --role admin;"
+    " dialer campaign create morning --portfolio cn-loans --window 09:00-11:30",
+    no_args_is_help=True,
+)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 portfolio_app = typer.Typer(help="Portfolios and their guardrail profile (admin).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(portfolio_app, name="portfolio")
 cli_dispatch.register(app)  # campaign, worker, outbox, dead-letters
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
+cli_export.register(app)  # export
 
 
-def _run(factory: Callable[[], Awaitable[T]], *, error_code: int = 1) -> T:
-    try:
-        return asyncio.run(_wrap(factory))
-    except DialerError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        for f in exc.fields:
-            err.print(f"  {f.field}: {f.reason}")
-        raise typer.Exit(error_code) from exc
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"dialer {version('collections-dialer')}")
+        except PackageNotFoundError:
+            typer.echo("dialer (not installed as a package)")
+        raise typer.Exit()
 
 
-async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
-    return await factory()
+@app.callback()
+def main_options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """collections-dialer: cases, strategies, decisions, campaigns."""
 
 
-async def _checked_engine(settings: Settings) -> AsyncEngine:
-    engine = build_engine(settings)
-    current, _, _ = await schema_is_current(engine)
-    if not current:
-        await engine.dispose()
-        err.print("[red]error:[/red] the database schema is out of date: run `dialer migrate`")
-        raise typer.Exit(2)
-    return engine
-
-
-@app.command()
+@app.command(epilog="Example: DIALER_DATABASE_URL=sqlite+aiosqlite:///dialer.db dialer migrate")
 def migrate() -> None:
-    """Bring the database (DIALER_DATABASE_URL) to the latest schema. Creates no data."""
+    """Bring the database (DIALER_DATABASE_URL) to the latest schema and say what moved.
+    Creates no data; running it again changes nothing."""
     settings = Settings()
 
-    async def go() -> None:
+    async def go() -> tuple[set[str], set[str]]:
         engine = build_engine(settings)
         try:
+            before = await current_revisions(engine)
             await upgrade_to_head(engine)
+            return before, await current_revisions(engine)
         finally:
             await engine.dispose()
 
-    _run(go)
-    console.print("database schema is up to date")
+    before, after = run(go, settings=settings)
+    if before == after:
+        console.print(f"database schema is up to date (revision {', '.join(sorted(after))})")
+    else:
+        start = ", ".join(sorted(before)) or "an empty database"
+        console.print(f"migrated the database from {start} to revision {', '.join(sorted(after))}")
 
 
-@keys_app.command("create")
+@keys_app.command("create", epilog="Example: dialer keys create --role agent --name agent-7")
 def keys_create(
     role: Annotated[Role, typer.Option(help="admin, supervisor, approver, agent or service")],
-    name: Annotated[str | None, typer.Option(help="who holds the key")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="who holds the key (an agent's cases are assigned to it)")
+    ] = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
     from dialer.services import keys
 
     settings = Settings()
+    body = checked(KeyIn, {"role": role, "name": name or role.value}, {"name": "--name"})
 
     async def go() -> str:
-        engine = await _checked_engine(settings)
-        maker = build_sessionmaker(engine)
-        try:
-            async with maker() as session:
-                _, plaintext = await keys.create_key(
-                    session,
-                    role=role,
-                    name=name or f"{role.value}",
-                    actor="cli",
-                    now=system_clock(),
-                )
-        finally:
-            await engine.dispose()
+        async with database(settings) as maker, maker() as session:
+            _, plaintext = await keys.create_key(
+                session, role=body.role, name=body.name, actor="cli", now=system_clock()
+            )
         return plaintext
 
-    plaintext = _run(go)
+    plaintext = run(go, settings=settings)
     err.print(f"created a key with role {role.value}; it is shown once, store it now:")
     typer.echo(plaintext)
 
 
-@portfolio_app.command("create")
+@portfolio_app.command(
+    "create",
+    epilog="Example: dialer portfolio create cn-loans --profile cn-consumer --country CN"
+    " --timezone Asia/Shanghai --strategy-preset consumer-loan",
+)
 def portfolio_create(
-    name: str,
-    profile: Annotated[str, typer.Option(help="guardrail profile, e.g. cn-consumer")],
+    name: Annotated[str, typer.Argument(help="lower-case letters, digits, - and _")],
+    profile: Annotated[
+        str, typer.Option(help="guardrail profile: cn-consumer, us-consumer or commercial")
+    ],
     country: Annotated[str, typer.Option(help="default phone region, ISO alpha-2")] = "US",
     timezone: Annotated[str, typer.Option(help="the portfolio's IANA zone")] = "UTC",
     strategy_preset: Annotated[
@@ -117,37 +128,38 @@ def portfolio_create(
     from dialer.services import portfolios, strategies
 
     settings = Settings()
+    body = checked(
+        PortfolioIn,
+        {"name": name, "profile": profile, "country": country.upper(), "timezone": timezone},
+        {"name": "NAME", "profile": "--profile", "country": "--country", "timezone": "--timezone"},
+    )
 
     async def go() -> None:
-        engine = await _checked_engine(settings)
-        maker = build_sessionmaker(engine)
-        try:
-            async with maker() as session:
-                now = system_clock()
-                await portfolios.create_portfolio(
-                    session,
-                    name=name,
-                    profile=profile,
-                    country=country.upper(),
-                    timezone=timezone,
-                    actor="cli",
-                    now=now,
+        async with database(settings) as maker, maker() as session:
+            now = system_clock()
+            await portfolios.create_portfolio(session, **body.model_dump(), actor="cli", now=now)
+            if strategy_preset:
+                row = await strategies.create_from_preset(
+                    session, portfolio=name, preset=strategy_preset, actor="cli", now=now
                 )
-                if strategy_preset:
-                    row = await strategies.create_from_preset(
-                        session, portfolio=name, preset=strategy_preset, actor="cli", now=now
-                    )
-                    await strategies.activate(session, row.id, actor="cli", now=now)
-        finally:
-            await engine.dispose()
+                await strategies.activate(session, row.id, actor="cli", now=now)
 
-    _run(go)
+    run(go, settings=settings)
     console.print(f"portfolio {name} created with profile {profile}")
 
 
-@app.command("import")
+@app.command(
+    "import",
+    epilog="Example: dialer import examples/portfolio.csv --portfolio cn-loans."
+    " Exits 2 when any line was rejected (the others are imported).",
+)
 def import_file(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="a .csv or .jsonl file of cases"
+        ),
+    ],
     portfolio: Annotated[
         str | None, typer.Option(help="portfolio for rows that do not name one")
     ] = None,
@@ -161,10 +173,8 @@ def import_file(
     size = file.stat().st_size
 
     async def go() -> imports.ImportReport:
-        engine = await _checked_engine(settings)
-        maker = build_sessionmaker(engine)
         fmt = imports.format_for(file.name, None)
-        try:
+        async with database(settings) as maker:
             with Progress(
                 TextColumn("importing {task.fields[name]}"),
                 BarColumn(),
@@ -184,10 +194,8 @@ def import_file(
                             actor="cli",
                             now=system_clock(),
                         )
-        finally:
-            await engine.dispose()
 
-    report = _run(go)
+    report = run(go, settings=settings)
     console.print(
         f"{report.cases_created} created, {report.cases_updated} updated,"
         f" {len(report.errors)} rejected ({report.lines} lines)"
@@ -201,13 +209,13 @@ def import_file(
     if len(report.kept) > 50:
         err.print(f"  ... and {len(report.kept) - 50} more protective facts kept")
     if report.errors:
-        raise typer.Exit(1)
+        raise typer.Exit(USAGE)
 
 
-@app.command()
+@app.command(epilog="Example: dialer serve --host 0.0.0.0 --port 8000")
 def serve(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on (DIALER_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on (DIALER_PORT)")] = None,
 ) -> None:
     """Run the HTTP API (refuses to start on an out-of-date schema)."""
     import uvicorn
@@ -230,12 +238,15 @@ def serve(
     uvicorn.Server(config).run()
 
 
-@app.command("audit")
+@app.command(
+    "audit",
+    epilog="Example: dialer audit --since 2026-12-01T00:00:00+08:00 --portfolio cn-loans --json",
+)
 def audit_command(
     since: Annotated[
         str | None, typer.Option(help="only attempts reserved at or after (ISO 8601; UTC if naive)")
     ] = None,
-    portfolio: Annotated[str | None, typer.Option()] = None,
+    portfolio: Annotated[str | None, typer.Option(help="only this portfolio's attempts")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False,
     show: Annotated[int, typer.Option(help="violations to list")] = 20,
 ) -> None:
@@ -257,14 +268,11 @@ def audit_command(
         start = start.replace(tzinfo=UTC)
 
     async def go() -> AuditReport:
-        engine = await _checked_engine(settings)
-        try:
-            return await audit(build_sessionmaker(engine), since=start, portfolio=portfolio)
-        finally:
-            await engine.dispose()
+        async with database(settings) as maker:
+            return await audit(maker, since=start, portfolio=portfolio)
 
     # An error (an unknown portfolio) exits 2: exit 1 means "violations found".
-    report = _run(go, error_code=2)
+    report = run(go, settings=settings)
     if as_json:
         typer.echo(
             json.dumps(
@@ -291,10 +299,10 @@ def audit_command(
         for v in report.violations[:show]:
             console.print(f"  {v.rule} attempt {v.attempt_id} case {v.case_id}: {v.detail}")
     if not report.ok():
-        raise typer.Exit(1)
+        raise typer.Exit(OPERATIONAL)
 
 
-@app.command("settings")
+@app.command("settings", epilog="Example: dialer settings > settings.md")
 def settings_table() -> None:
     """Print the configuration table (every DIALER_* variable) as Markdown."""
     from dialer.observability.settings_doc import settings_table as table
@@ -302,7 +310,7 @@ def settings_table() -> None:
     typer.echo(table())
 
 
-@app.command()
+@app.command(epilog="Examples: dialer demo; dialer demo --decisions; dialer demo --seed 11")
 def demo(
     decisions: Annotated[
         bool, typer.Option("--decisions", help="only print the engine's decisions")

@@ -70,6 +70,7 @@ class CaseRow(Base):
         UniqueConstraint("portfolio", "external_ref", name="uq_cases_portfolio_external_ref"),
         Index("ix_cases_portfolio_status_tier", "portfolio", "status", "tier"),
         Index("ix_cases_agent", "agent"),
+        Index("ix_cases_external_ref", "external_ref"),  # a case by reference (0010)
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -161,6 +162,15 @@ class AttemptRow(Base):
         Index("ix_attempts_case_id_at", "case_id", "at"),
         Index("ix_attempts_campaign_id_state", "campaign_id", "state"),
         Index("ix_attempts_state_reserved_at", "state", "reserved_at"),
+        # lists and exports of results (0010): by instant, and promises by due day
+        Index("ix_attempts_at_id", "at", "id"),
+        Index(
+            "ix_attempts_promise_date",
+            "promise_date",
+            "id",
+            postgresql_where=text("promise_date IS NOT NULL"),
+            sqlite_where=text("promise_date IS NOT NULL"),
+        ),
         # Only a dialled attempt has a provider id, and a dialled one is never not_sent.
         CheckConstraint("state <> 'not_sent' OR provider_sid IS NULL", name="not_sent_no_sid"),
     )
@@ -471,3 +481,23 @@ class DeadLetterRow(Base):
     reason: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     died_at: Mapped[datetime]
+
+
+class PlanRefusalRow(Base):
+    """Why a campaign's planner planned nothing for a case: the rules that refused it, in
+    plain words, and the first instant the engine named when it would allow a contact.
+    One row per case per campaign (0010); the case's timeline shows it."""
+
+    __tablename__ = "plan_refusals"
+    __table_args__ = (Index("ix_plan_refusals_case_id", "case_id", "planned_at"),)
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    planned_at: Mapped[datetime]
+    rules: Mapped[list[str]] = mapped_column(JSONType)
+    reason: Mapped[str] = mapped_column(Text)
+    next_allowed: Mapped[datetime | None]

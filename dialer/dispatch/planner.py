@@ -18,7 +18,7 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.ports import Job, JobQueue
 from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
+from dialer.db.repositories import refusals as refusal_rows
 from dialer.dispatch import outbox
 from dialer.dispatch.choices import PlannedAction, choose_actions
 from dialer.dispatch.lifecycle import LEASE, RUNNING
@@ -37,6 +38,8 @@ from dialer.facts.batch import CaseFacts, load_facts, open_cases_page
 from dialer.facts.strategies import compiled_for
 from dialer.observability.metrics import Metrics
 from strategy.compiled import CompiledStrategy
+from strategy.decision import Decision
+from strategy.engine import decide
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)
@@ -279,6 +282,7 @@ async def _decide_and_record(
     records: list[tuple[Any, ...]] = []
     texts: list[str] = []
     refused: Counter[str] = Counter()
+    explained: list[dict[str, Any]] = []  # per case, for its timeline
     # The batch's strategies by version id, so most cases need no call into the cache.
     versions: dict[uuid.UUID | None, tuple[StrategyRow, CompiledStrategy] | None] = {}
     for cid in ids:
@@ -294,17 +298,21 @@ async def _decide_and_record(
             )
         if found is None:
             refused["strategy.none_active"] += 1
+            explained.append(_refusal_row(campaign_id, cid, now, ["strategy.none_active"]))
             continue
         row, cs = found
         chosen, rules = choose_actions(f, cs, now, window, channels)
         if rules:
             refused.update(rules)
+            why = decide(f.case, f.history, now, cs)  # refused cases only: their reasons
+            explained.append(_refusal_row(campaign_id, cid, now, rules, why, channels, window))
         for p in chosen:
             attempt_id = next(fresh)
             records.append(_attempt_record(attempt_id, cid, row.id, p, campaign_id, now))
             texts.append(outbox.job_text(Job(attempt_id, f.case.id, campaign_text, p.send_at)))
     if records:
         await _record_attempts(session, records, texts, now)
+    await refusal_rows.add(session, explained)
     merged = Counter(campaign.refused_by_rule or {})
     merged.update(refused)
     campaign.plan_cursor = str(ids[-1])
@@ -316,6 +324,51 @@ async def _decide_and_record(
     campaign.updated_at = now
     await session.commit()
     return _Step(len(ids), len(records), refused)
+
+
+# The planner's own rules, in plain words (the engine's come with their messages).
+_PLANNER_RULES = {
+    "campaign.window": "no contact the engine allows starts inside the campaign's window",
+    "campaign.no_candidate": "no contact point on the campaign's channels",
+    "strategy.none_active": "the portfolio has no active strategy",
+}
+
+
+def _refusal_row(
+    campaign_id: uuid.UUID,
+    case_id: uuid.UUID,
+    now: datetime,
+    rules: list[str],
+    decision: Decision | None = None,
+    channels: Sequence[Channel] = (),
+    window: LocalWindow | None = None,
+) -> dict[str, Any]:
+    """Why nothing was planned for a case: its rules, their reasons in plain words (the
+    engine's decision at `now`, on the campaign's channels) and the first instant the
+    engine named when a contact would be allowed (None: it named none)."""
+    texts = dict.fromkeys(
+        f"{r}: {_PLANNER_RULES[r]}" + (f" {window}" if r == "campaign.window" else "")
+        for r in rules
+        if r in _PLANNER_RULES
+    )
+    next_allowed = None
+    if decision is not None and decision.case_reasons and not decision.allowed:
+        texts.update(dict.fromkeys(f"{r.rule}: {r.message}" for r in decision.case_reasons))
+        untils = [r.next_allowed for r in decision.case_reasons]  # all of them must pass
+        next_allowed = None if None in untils else max(u for u in untils if u is not None)
+    elif decision is not None:
+        mine = [x for x in decision.refused if x.candidate.channel in channels]
+        texts.update(dict.fromkeys(f"{r.rule}: {r.message}" for x in mine for r in x.reasons))
+        nexts = [x.next_allowed for x in mine if x.next_allowed is not None]
+        next_allowed = min(nexts, default=None)
+    return {
+        "campaign_id": campaign_id,
+        "case_id": case_id,
+        "planned_at": now,
+        "rules": rules,
+        "reason": "; ".join(texts) or ", ".join(rules),
+        "next_allowed": next_allowed,
+    }
 
 
 # The planned attempts' columns, in the order `_record_attempts` builds their records.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -13,6 +15,14 @@ from dialer.schemas.common import In, Out
 from strategy.model import Channel
 
 MIN_CPS = 0.01
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
 
 
 class CampaignFilter(In):
@@ -26,9 +36,11 @@ class CampaignIn(In):
     portfolio: str = Field(min_length=1, max_length=64)
     filter: CampaignFilter = Field(default_factory=CampaignFilter)
     channels: list[Channel] = Field(min_length=1)
+    # The pattern is declared in the schema; `_window` checks it with a plain message.
     window: str = Field(
-        pattern=WINDOW_PATTERN,
         description="local start window in each party's zone, e.g. 09:00-11:30",
+        max_length=16,
+        json_schema_extra={"pattern": WINDOW_PATTERN},
     )
     # At least one call per 100 s: a slot is 1/cps seconds after the last, and a rate near
     # zero put the next slot past the end of time (OverflowError, the jobs dead-lettered).
@@ -42,6 +54,8 @@ class CampaignIn(In):
     @field_validator("window")
     @classmethod
     def _window(cls, value: str) -> str:
+        if not re.match(WINDOW_PATTERN, value):  # as declared: no spaces, 24:00 at most
+            raise ValueError(f"a window is 'HH:MM-HH:MM' (24:00 at the latest), not {value!r}")
         return str(LocalWindow.parse(value))
 
     @field_validator("channels")

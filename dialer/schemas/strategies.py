@@ -15,6 +15,12 @@ class InProgressPolicy(StrEnum):
     REEVALUATE = "reevaluate"  # every open case moves to the new version at once
 
 
+class StrategyStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
 class StrategyIn(In):
     portfolio: str
     document: dict[str, Any] = Field(description="a strategy document (strategy.document)")

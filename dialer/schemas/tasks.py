@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from dialer.schemas.common import In, Instant, Out
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DONE = "done"
 
 
 class TaskOut(Out):

@@ -16,21 +16,28 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.errors import FieldError, NotFoundError, ValidationFailedError
-from dialer.db.models import AttemptRow, CampaignRow, Portfolio
+from dialer.db.models import AttemptRow, CampaignRow, Portfolio, StrategyRow
 from dialer.db.repositories import audit
+from dialer.db.repositories.paging import after_key
 from dialer.dispatch import pacing
 from dialer.dispatch.lifecycle import transition as transition  # the one lifecycle rule
 from dialer.domain.attempts import AttemptState
+from dialer.domain.windows import LocalWindow
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
+from dialer.services import paging
+from strategy.guardrails import get_profile
 
 
 async def create_campaign(
     session: AsyncSession, body: CampaignIn, *, actor: str, now: datetime
 ) -> CampaignRow:
-    if await session.get(Portfolio, body.portfolio) is None:
+    portfolio = await session.get(Portfolio, body.portfolio)
+    if portfolio is None:
         raise ValidationFailedError(
             f"no portfolio {body.portfolio!r}", [FieldError("portfolio", "unknown portfolio")]
         )
+    _check_window(body.window, portfolio.profile)
+    await _check_tiers(session, portfolio, body.filter.tiers)
     row = CampaignRow(
         id=uuid.uuid4(),
         name=body.name,
@@ -64,6 +71,47 @@ async def create_campaign(
     return row
 
 
+def _check_window(window: str, profile_name: str) -> None:
+    """A start window that shares no minute with the profile's contact hours would plan
+    nothing (every case refused by the window clause): refused here, naming the clause."""
+    profile = get_profile(profile_name)
+    ours, allowed = LocalWindow.parse(window), profile.window
+    if ours.start < allowed.end and allowed.start < ours.end:
+        return
+    clause = profile.window_clause
+    hours = f"{allowed.start:%H:%M}-{allowed.end:%H:%M}"
+    raise ValidationFailedError(
+        f"window {window} lies outside the contact hours {hours} of profile {profile_name}"
+        f" ({clause.id}: {clause.text}; {clause.source})",
+        [FieldError("window", f"outside {hours}, the hours {clause.id} allows")],
+    )
+
+
+async def _check_tiers(
+    session: AsyncSession, portfolio: Portfolio, tiers: Sequence[str] | None
+) -> None:
+    """A tier filter names tiers of the portfolio's active strategy (an unknown one would
+    silently match no case)."""
+    if not tiers:
+        return
+    active = (
+        await session.get(StrategyRow, portfolio.active_strategy_id)
+        if portfolio.active_strategy_id
+        else None
+    )
+    known = [t["id"] for t in active.document.get("tiers", [])] if active else []
+    unknown = [t for t in tiers if t not in known]
+    if unknown:
+        why = f"known: {', '.join(known)}" if known else "the portfolio has no active strategy"
+        raise ValidationFailedError(
+            f"unknown tier{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} ({why})",
+            [
+                FieldError("filter.tiers", f"{t!r} is not a tier of the active strategy")
+                for t in unknown
+            ],
+        )
+
+
 async def get_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> CampaignRow:
     row = await session.get(CampaignRow, campaign_id, populate_existing=True)
     if row is None:
@@ -72,14 +120,31 @@ async def get_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> Campaig
 
 
 async def list_campaigns(
-    session: AsyncSession, *, portfolio: str | None, status: str | None, limit: int
-) -> Sequence[CampaignRow]:
-    stmt = select(CampaignRow).order_by(CampaignRow.created_at.desc()).limit(limit)
-    if portfolio:
-        stmt = stmt.where(CampaignRow.portfolio == portfolio)
-    if status:
-        stmt = stmt.where(CampaignRow.status == status)
-    return (await session.scalars(stmt)).all()
+    session: AsyncSession,
+    *,
+    portfolio: str | None,
+    status: str | None,
+    cursor: str | None = None,
+    limit: int,
+) -> tuple[list[CampaignRow], str | None]:
+    """A page of campaigns, newest first (by created_at, then id), and the next cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[CampaignRow]:
+        stmt = select(CampaignRow)
+        if portfolio:
+            stmt = stmt.where(CampaignRow.portfolio == portfolio)
+        if status:
+            stmt = stmt.where(CampaignRow.status == status)
+        order = (CampaignRow.created_at, CampaignRow.id)
+        return (await session.scalars(after_key(stmt, order, after, n, descending=True))).all()
+
+    return await paging.page(
+        fetch,
+        cursor=cursor,
+        limit=limit,
+        parts=(paging.instant, uuid.UUID),
+        key=lambda r: (r.created_at, r.id),
+    )
 
 
 async def progress(session: AsyncSession, campaign_id: uuid.UUID) -> ProgressOut:

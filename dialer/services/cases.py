@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,24 +22,10 @@ from dialer.schemas.cases import (
     PartyIn,
     PartyPatch,
 )
-from dialer.services import protective
+from dialer.services import paging, protective
 from dialer.services.changes import record_change
 from dialer.services.normalise import e164, normalise_case
 from strategy.model import CaseFlag, ContactKind
-
-
-def encode_cursor(last: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(str(last).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return uuid.UUID(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationFailedError(
-            "invalid cursor", [FieldError("cursor", "not a cursor this API returned")]
-        ) from exc
 
 
 async def portfolio_for(session: AsyncSession, name: str | None, field: str) -> Portfolio:
@@ -89,12 +73,15 @@ async def get_case(session: AsyncSession, case_id: uuid.UUID) -> CaseRow:
 
 async def list_cases(
     session: AsyncSession, *, cursor: str | None, limit: int, **filters: str | None
-) -> tuple[Sequence[CaseRow], str | None]:
-    after = decode_cursor(cursor) if cursor else None
-    rows = await cases.page(session, after=after, limit=limit + 1, **filters)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].id) if more and rows else None
+) -> tuple[list[CaseRow], str | None]:
+    """A page of cases by id (`dialer.services.paging`); every filter given must hold."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[CaseRow]:
+        return await cases.page(session, after=after[0] if after else None, limit=n, **filters)
+
+    return await paging.page(
+        fetch, cursor=cursor, limit=limit, parts=(uuid.UUID,), key=lambda r: (r.id,)
+    )
 
 
 def _apply(row: Any, changes: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dialer.core.auth import Principal, Role, generate_key, key_matches, key_pre
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, UnauthorizedError
 from dialer.db.models import ApiKeyRow
 from dialer.db.repositories import audit, keys
+from dialer.services import paging
 
 
 async def create_key(
@@ -60,8 +61,21 @@ def _name_taken(name: str, role: str | None) -> ConflictError:
     )
 
 
-async def list_keys(session: AsyncSession) -> Sequence[ApiKeyRow]:
-    return await keys.list_all(session)
+async def list_keys(
+    session: AsyncSession, *, cursor: str | None, limit: int
+) -> tuple[list[ApiKeyRow], str | None]:
+    """A page of keys by (created_at, id) and the next page's cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[ApiKeyRow]:
+        return await keys.page(session, after=after, limit=n)
+
+    return await paging.page(
+        fetch,
+        cursor=cursor,
+        limit=limit,
+        parts=(paging.instant, uuid.UUID),
+        key=lambda r: (r.created_at, r.id),
+    )
 
 
 async def revoke_key(

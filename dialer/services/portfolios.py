@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, portfolios
+from dialer.services import paging
 from dialer.services.digest import digest
 from strategy.guardrails import PROFILES
 
@@ -67,8 +68,17 @@ async def get_portfolio(session: AsyncSession, name: str) -> Portfolio:
     return row
 
 
-async def list_portfolios(session: AsyncSession) -> Sequence[Portfolio]:
-    return await portfolios.list_all(session)
+async def list_portfolios(
+    session: AsyncSession, *, cursor: str | None, limit: int
+) -> tuple[list[Portfolio], str | None]:
+    """A page of portfolios by name and the next page's cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[Portfolio]:
+        return await portfolios.page(session, after=after, limit=n)
+
+    return await paging.page(
+        fetch, cursor=cursor, limit=limit, parts=(str,), key=lambda r: (r.name,)
+    )
 
 
 async def set_profile(

@@ -29,6 +29,7 @@ from dialer.db.repositories import audit, cases, strategies
 from dialer.facts.batch import load_facts
 from dialer.facts.strategies import compiled_for as compiled_for  # audit's, until it moves
 from dialer.schemas.strategies import InProgressPolicy, StrategyIn
+from dialer.services import paging
 from dialer.services.digest import digest
 from dialer.services.portfolios import get_portfolio
 from strategy.decision import Decision
@@ -93,9 +94,25 @@ async def get_strategy(session: AsyncSession, strategy_id: uuid.UUID) -> Strateg
 
 
 async def list_strategies(
-    session: AsyncSession, portfolio: str | None, status: str | None
-) -> Sequence[StrategyRow]:
-    return await strategies.list_for(session, portfolio, status)
+    session: AsyncSession,
+    portfolio: str | None,
+    status: str | None,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[StrategyRow], str | None]:
+    """A page of versions by (portfolio, name, version) and the next page's cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[StrategyRow]:
+        return await strategies.list_for(session, portfolio, status, after=after, limit=n)
+
+    return await paging.page(
+        fetch,
+        cursor=cursor,
+        limit=limit,
+        parts=(str, str, int),
+        key=lambda r: (r.portfolio, r.name, r.version),
+    )
 
 
 async def create_draft(

@@ -4,6 +4,7 @@ without a recorded approver (source 账款催收 §二; compliance.md, commercia
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.core.errors import ConflictError, NotFoundError
 from dialer.db.models import TaskRow
 from dialer.db.repositories import audit, tasks
-from dialer.db.repositories.tasks import list_tasks as list_tasks  # the filters, as stored
+from dialer.services import paging
 from strategy.decision import Decision
 
 
@@ -34,6 +35,38 @@ async def record_requests(
             }
             for t in decision.tasks
         ],
+    )
+
+
+async def list_tasks(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    portfolio: str | None,
+    requires_approval: bool | None,
+    case_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[TaskRow], str | None]:
+    """A page of tasks by (created_at, id) and the next page's cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[TaskRow]:
+        return await tasks.list_tasks(
+            session,
+            status=status,
+            portfolio=portfolio,
+            requires_approval=requires_approval,
+            case_id=case_id,
+            after=after,
+            limit=n,
+        )
+
+    return await paging.page(
+        fetch,
+        cursor=cursor,
+        limit=limit,
+        parts=(paging.instant, uuid.UUID),
+        key=lambda r: (r.created_at, r.id),
     )
 
 

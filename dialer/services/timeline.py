@@ -1,7 +1,7 @@
 """A case's timeline: attempts, outcomes with notes, tasks, inbound messages, protective
-facts recorded and cleared, and the strategy versions of its portfolio, in time order;
-and the latest summary, what an agent reads before the next call (source: "open the next
-call with a summary of the last")."""
+facts recorded and cleared, campaigns' planning refusals, and the strategy versions of its
+portfolio, in time order; and the latest summary, what an agent reads before the next
+call (source: "open the next call with a summary of the last")."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dialer.db.models import (
 )
 from dialer.db.repositories import audit as audit_repo
 from dialer.db.repositories import protective as protective_repo
+from dialer.db.repositories import refusals as refusal_repo
 from dialer.domain.attempts import RESULT_RANK
 from dialer.services.cases import get_case
 from strategy.model import Result
@@ -176,6 +177,18 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
                 until=_instant(shown.get("unreachable_until")),
                 source=shown.get("unreachable_source"),
                 recorded_by=audited.actor,
+            )
+        )
+    # Campaigns that planned nothing for the case: why, and when the engine would allow.
+    for refusal in await refusal_repo.of_case(session, case_id):
+        entries.append(
+            _entry(
+                refusal.planned_at,
+                "plan_refusal",
+                campaign_id=refusal.campaign_id,
+                rules=refusal.rules,
+                reason=refusal.reason,
+                next_allowed=refusal.next_allowed,
             )
         )
     entries.sort(key=lambda e: (e["at"] is None, e["at"] or datetime.min, e["kind"]))

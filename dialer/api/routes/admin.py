@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from dialer.api.deps import Admin, AuditReader, CaseReader, NowDep, SessionDep
-from dialer.db.repositories import audit
 from dialer.schemas.admin import (
     AuditOut,
     KeyIn,
@@ -18,10 +17,11 @@ from dialer.schemas.admin import (
     PortfolioOut,
     PortfolioProfileIn,
 )
-from dialer.schemas.common import INT64_MAX
-from dialer.services import keys, portfolios
+from dialer.schemas.common import Page
+from dialer.services import audit_log, keys, portfolios
 
 router = APIRouter(tags=["admin"])
+Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 
 
 @router.post("/portfolios", status_code=201, response_model=PortfolioOut)
@@ -31,9 +31,13 @@ async def create_portfolio(
     return await portfolios.create_portfolio(session, **body.model_dump(), actor=who.actor, now=now)
 
 
-@router.get("/portfolios", response_model=list[PortfolioOut])
-async def list_portfolios(session: SessionDep, who: CaseReader) -> object:
-    return await portfolios.list_portfolios(session)
+@router.get("/portfolios", response_model=Page[PortfolioOut])
+async def list_portfolios(
+    session: SessionDep, who: CaseReader, cursor: str | None = None, limit: Limit = 100
+) -> object:
+    """Portfolios by name; `next_cursor` pages on."""
+    rows, next_cursor = await portfolios.list_portfolios(session, cursor=cursor, limit=limit)
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.get("/portfolios/{name}", response_model=PortfolioOut)
@@ -58,9 +62,13 @@ async def create_key(body: KeyIn, session: SessionDep, now: NowDep, who: Admin) 
     return {**KeyOut.model_validate(row).model_dump(), "key": plaintext}
 
 
-@router.get("/keys", response_model=list[KeyOut])
-async def list_keys(session: SessionDep, who: Admin) -> object:
-    return await keys.list_keys(session)
+@router.get("/keys", response_model=Page[KeyOut])
+async def list_keys(
+    session: SessionDep, who: Admin, cursor: str | None = None, limit: Limit = 100
+) -> object:
+    """Keys by creation (then id), revoked ones too; `next_cursor` pages on."""
+    rows, next_cursor = await keys.list_keys(session, cursor=cursor, limit=limit)
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
@@ -68,15 +76,17 @@ async def revoke_key(key_id: uuid.UUID, session: SessionDep, now: NowDep, who: A
     return await keys.revoke_key(session, key_id, actor=who.actor, now=now)
 
 
-@router.get("/audit", response_model=list[AuditOut])
+@router.get("/audit", response_model=Page[AuditOut])
 async def list_audit(
     session: SessionDep,
     who: AuditReader,
     entity: str | None = None,
     entity_id: str | None = None,
-    after_id: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+    limit: Limit = 100,
 ) -> object:
-    return await audit.list_entries(
-        session, entity=entity, entity_id=entity_id, after_id=after_id, limit=limit
+    """The audit log in the order it was written; `next_cursor` pages on."""
+    rows, next_cursor = await audit_log.list_entries(
+        session, entity=entity, entity_id=entity_id, cursor=cursor, limit=limit
     )
+    return {"items": rows, "next_cursor": next_cursor}

@@ -8,18 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from adapters.errors import QueueError
-from adapters.ports import DeadLetter, JobQueue
+from adapters.ports import JobQueue
 from dialer.api.deps import NowDep, SessionDep, Supervisor
 from dialer.core.errors import DialerError
 from dialer.schemas.campaigns import (
     CampaignIn,
     CampaignOut,
+    CampaignStatus,
     DeadLetterOut,
     ProgressOut,
     ReplayIn,
     ReplayOut,
 )
-from dialer.services import campaigns
+from dialer.schemas.common import Page
+from dialer.services import campaigns, dead_letters
 
 router = APIRouter(tags=["campaigns"])
 
@@ -45,15 +47,20 @@ async def create_campaign(
     return await campaigns.create_campaign(session, body, actor=who.actor, now=now)
 
 
-@router.get("/campaigns", response_model=list[CampaignOut])
+@router.get("/campaigns", response_model=Page[CampaignOut])
 async def list_campaigns(
     session: SessionDep,
     who: Supervisor,
     portfolio: str | None = None,
-    status: str | None = None,
+    status: CampaignStatus | None = None,
+    cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> object:
-    return await campaigns.list_campaigns(session, portfolio=portfolio, status=status, limit=limit)
+    """Campaigns, newest first; `next_cursor` pages on."""
+    rows, next_cursor = await campaigns.list_campaigns(
+        session, portfolio=portfolio, status=status, cursor=cursor, limit=limit
+    )
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
@@ -92,16 +99,20 @@ for _verb, _target, _doc in (
     )
 
 
-@router.get("/dead-letters", response_model=list[DeadLetterOut])
+@router.get("/dead-letters", response_model=Page[DeadLetterOut])
 async def list_dead_letters(
-    queue: QueueDep, who: Supervisor, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    queue: QueueDep,
+    who: Supervisor,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> object:
-    """Jobs that kept failing, oldest first (browsing leaves them in place)."""
+    """Jobs that kept failing, by message id (browsing leaves them in place);
+    `next_cursor` pages on."""
     try:
-        letters: list[DeadLetter] = await queue.dead_letters(limit)
+        letters, next_cursor = await dead_letters.page(queue, cursor=cursor, limit=limit)
     except QueueError as exc:
         raise QueueUnavailableError(f"the queue is unreachable: {exc}") from exc
-    return [
+    items = [
         DeadLetterOut(
             message_id=d.message_id,
             attempt_id=d.job.attempt_id if d.job else None,
@@ -112,6 +123,7 @@ async def list_dead_letters(
         )
         for d in letters
     ]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post("/dead-letters/replay", response_model=ReplayOut)

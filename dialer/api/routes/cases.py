@@ -37,6 +37,7 @@ from dialer.schemas.cases import (
 from dialer.schemas.common import Page
 from dialer.schemas.outcomes import OutcomeIn, OutcomeOut, PaymentIn, PaymentOut
 from dialer.services import cases, clearing, outcomes, reachability
+from strategy.model import CaseStatus
 
 router = APIRouter(tags=["cases"])
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -53,12 +54,16 @@ async def list_cases(
     who: CaseReader,
     portfolio: str | None = None,
     tier: str | None = None,
-    status: str | None = None,
+    status: CaseStatus | None = None,
     team: str | None = None,
     agent: str | None = None,
+    external_ref: Annotated[
+        str | None, Query(max_length=128, description="the book's reference (any portfolio)")
+    ] = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> object:
+    """Cases by id; every filter given must hold. `next_cursor` pages on."""
     rows, next_cursor = await cases.list_cases(
         session,
         cursor=cursor,
@@ -68,6 +73,7 @@ async def list_cases(
         status=status,
         team=team,
         agent=agent,
+        external_ref=external_ref,
     )
     return {"items": rows, "next_cursor": next_cursor}
 
@@ -165,7 +171,7 @@ async def my_cases(
     session: SessionDep,
     settings: SettingsDep,
     who: Agent,
-    status: str | None = None,
+    status: CaseStatus | None = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> object:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from dialer.api.deps import NowDep, SessionDep, SettingsDep, StrategyReader, Supervisor
+from dialer.schemas.common import Page
 from dialer.schemas.strategies import (
     DiffOut,
     SimulateIn,
@@ -16,6 +17,7 @@ from dialer.schemas.strategies import (
     StrategyFromPresetIn,
     StrategyIn,
     StrategyOut,
+    StrategyStatus,
     ValidationOut,
 )
 from dialer.services import strategies
@@ -47,14 +49,20 @@ async def validate_document(body: StrategyCheckIn, session: SessionDep, who: Sup
     return {"valid": True, "profile": profile, "violations": []}
 
 
-@router.get("", response_model=list[StrategyOut])
+@router.get("", response_model=Page[StrategyOut])
 async def list_strategies(
     session: SessionDep,
     who: StrategyReader,
     portfolio: str | None = None,
-    status: str | None = None,
+    status: StrategyStatus | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 100,
 ) -> object:
-    return await strategies.list_strategies(session, portfolio, status)
+    """Versions by portfolio, name and version; `next_cursor` pages on."""
+    rows, next_cursor = await strategies.list_strategies(
+        session, portfolio, status, cursor=cursor, limit=limit
+    )
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.get("/{strategy_id}", response_model=StrategyOut)

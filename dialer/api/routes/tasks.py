@@ -15,30 +15,35 @@ from dialer.api.deps import (
     TaskReader,
     TaskWorker,
 )
-from dialer.schemas.tasks import ApprovalIn, RefreshIn, RefreshOut, TaskOut
+from dialer.schemas.common import Page
+from dialer.schemas.tasks import ApprovalIn, RefreshIn, RefreshOut, TaskOut, TaskStatus
 from dialer.services import assignment, tasks
 
 router = APIRouter(tags=["tasks"])
 
 
-@router.get("/tasks", response_model=list[TaskOut])
+@router.get("/tasks", response_model=Page[TaskOut])
 async def list_tasks(
     session: SessionDep,
     who: TaskReader,
-    status: str | None = None,
+    status: TaskStatus | None = None,
     portfolio: str | None = None,
     requires_approval: bool | None = None,
     case_id: uuid.UUID | None = None,
+    cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> object:
-    return await tasks.list_tasks(
+    """Tasks by creation (then id); `next_cursor` pages on."""
+    rows, next_cursor = await tasks.list_tasks(
         session,
         status=status,
         portfolio=portfolio,
         requires_approval=requires_approval,
         case_id=case_id,
+        cursor=cursor,
         limit=limit,
     )
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.post("/tasks/{task_id}/approve", response_model=TaskOut)

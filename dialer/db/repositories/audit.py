@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import AuditRow
+from dialer.db.repositories.paging import after_key
 
 
 async def append(
@@ -42,16 +43,15 @@ async def list_entries(
     *,
     entity: str | None = None,
     entity_id: str | None = None,
-    after_id: int | None = None,
+    after: Sequence[Any] | None = None,
     limit: int = 100,
 ) -> Sequence[AuditRow]:
-    stmt = select(AuditRow).order_by(AuditRow.id).limit(limit)
+    stmt = select(AuditRow)
     if entity:
         stmt = stmt.where(AuditRow.entity == entity)
     if entity_id:
         stmt = stmt.where(AuditRow.entity_id == entity_id)
-    if after_id is not None:
-        stmt = stmt.where(AuditRow.id > after_id)
+    stmt = after_key(stmt, (AuditRow.id,), after, limit)
     return (await session.scalars(stmt)).all()
 
 

@@ -165,6 +165,7 @@ async def page(
     status: str | None = None,
     team: str | None = None,
     agent: str | None = None,
+    external_ref: str | None = None,
     after: uuid.UUID | None = None,
     limit: int = 50,
 ) -> Sequence[CaseRow]:
@@ -179,6 +180,8 @@ async def page(
         stmt = stmt.where(CaseRow.team == team)
     if agent is not None:
         stmt = stmt.where(CaseRow.agent == agent)
+    if external_ref is not None:
+        stmt = stmt.where(CaseRow.external_ref == external_ref)
     if after is not None:
         stmt = stmt.where(CaseRow.id > after)
     return (await session.scalars(stmt)).all()

@@ -3,11 +3,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import ApiKeyRow
+from dialer.db.repositories.paging import after_key
 
 
 async def add(session: AsyncSession, row: ApiKeyRow) -> None:
@@ -25,6 +27,14 @@ async def get(session: AsyncSession, key_id: uuid.UUID) -> ApiKeyRow | None:
 
 async def list_all(session: AsyncSession) -> Sequence[ApiKeyRow]:
     return (await session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))).all()
+
+
+async def page(
+    session: AsyncSession, *, after: Sequence[Any] | None, limit: int
+) -> Sequence[ApiKeyRow]:
+    """Keys by (created_at, id)."""
+    stmt = after_key(select(ApiKeyRow), (ApiKeyRow.created_at, ApiKeyRow.id), after, limit)
+    return (await session.scalars(stmt)).all()
 
 
 async def revoke(session: AsyncSession, row: ApiKeyRow, at: datetime) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import CaseRow, TaskRow
+from dialer.db.repositories.paging import after_key
 
 _TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
 
@@ -41,9 +42,11 @@ async def list_tasks(
     portfolio: str | None,
     requires_approval: bool | None,
     case_id: uuid.UUID | None,
+    after: Sequence[Any] | None,
     limit: int,
 ) -> Sequence[TaskRow]:
-    stmt = select(TaskRow).order_by(TaskRow.created_at, TaskRow.id).limit(limit)
+    """Tasks by (created_at, id), after a key when paging."""
+    stmt = select(TaskRow)
     if status:
         stmt = stmt.where(TaskRow.status == status)
     if requires_approval is not None:
@@ -54,4 +57,5 @@ async def list_tasks(
         stmt = stmt.where(
             TaskRow.case_id.in_(select(CaseRow.id).where(CaseRow.portfolio == portfolio))
         )
+    stmt = after_key(stmt, (TaskRow.created_at, TaskRow.id), after, limit)
     return (await session.scalars(stmt)).all()

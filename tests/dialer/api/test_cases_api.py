@@ -92,9 +92,9 @@ async def test_update_case_changes_fields_and_is_audited(api: Api) -> None:
     audit = await api.client.get(
         "/v1/audit", params={"entity_id": created["id"]}, headers=api.auth(Role.SUPERVISOR)
     )
-    actions = [e["action"] for e in audit.json()]
+    actions = [e["action"] for e in audit.json()["items"]]
     assert actions == ["case.create", "case.update"]
-    assert audit.json()[1]["actor"] == "service:service-1"
+    assert audit.json()["items"][1]["actor"] == "service:service-1"
 
 
 async def test_update_case_cannot_null_a_required_field(api: Api) -> None:

@@ -39,7 +39,7 @@ async def test_campaign_lifecycle_and_progress(api: Api) -> None:
     assert r.status_code == 200
     assert r.json()["planned"] == 0 and r.json()["status"] == "running"
     r = await api.client.get("/v1/campaigns", params={"status": "running"}, headers=h)
-    assert [x["id"] for x in r.json()] == [cid]
+    assert [x["id"] for x in r.json()["items"]] == [cid]
     r = await api.client.post(f"/v1/campaigns/{cid}/cancel", headers=h)
     assert r.json()["status"] == "cancelled" and r.json()["finished_at"]
 
@@ -64,7 +64,10 @@ async def test_invalid_campaigns_are_422_and_unknown_ones_404(api: Api) -> None:
 
 async def test_dead_letters_are_listed_and_replayed(api: Api) -> None:
     h = api.auth(Role.SUPERVISOR)
-    assert (await api.client.get("/v1/dead-letters", headers=h)).json() == []
+    assert (await api.client.get("/v1/dead-letters", headers=h)).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
     r = await api.client.post("/v1/dead-letters/replay", json={"message_ids": ["x"]}, headers=h)
     assert r.status_code == 200 and r.json() == {"replayed": 0}
 

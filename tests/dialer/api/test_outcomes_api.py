@@ -77,7 +77,7 @@ async def test_escalation_tasks_are_created_once_after_outcomes(api: Api) -> Non
         await api.client.get(
             "/v1/tasks", params={"case_id": case["id"]}, headers=api.auth(Role.SUPERVISOR)
         )
-    ).json()
+    ).json()["items"]
     actions = sorted(t["action"] for t in tasks)
     assert actions, "a receivable three months overdue escalates"
     assert any(t["requires_approval"] for t in tasks), "account lock / letters need approval"
@@ -86,7 +86,7 @@ async def test_escalation_tasks_are_created_once_after_outcomes(api: Api) -> Non
         await api.client.get(
             "/v1/tasks", params={"case_id": case["id"]}, headers=api.auth(Role.SUPERVISOR)
         )
-    ).json()
+    ).json()["items"]
     assert sorted(t["action"] for t in again) == actions
 
 

@@ -72,6 +72,9 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("GET", "/v1/dead-letters"): {S},
     ("POST", "/v1/dead-letters/replay"): {S},
     ("GET", "/v1/dashboard/cases/{ref}"): {S, G, V},
+    ("GET", "/v1/attempts"): {S, G, V},
+    ("GET", "/v1/attempts/export"): {S, V},  # a bulk copy of the numbers called
+    ("GET", "/v1/promises"): {S, G, V},
 }
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Unauthenticated on purpose (probes and Prometheus carry no key); they reveal nothing:
@@ -160,8 +163,8 @@ async def test_missing_or_wrong_credentials_are_401_and_wrong_role_is_403(
 async def test_x_api_key_header_is_accepted(api: Api) -> None:
     r = await api.client.get("/v1/keys", headers={"X-API-Key": api.keys[Role.ADMIN]})
     assert r.status_code == 200
-    assert {k["role"] for k in r.json()} == {r.value for r in Role}
-    assert all("hash" not in k and "key" not in k for k in r.json())
+    assert {k["role"] for k in r.json()["items"]} == {r.value for r in Role}
+    assert all("hash" not in k and "key" not in k for k in r.json()["items"])
 
 
 async def test_revoked_key_is_401(api: Api) -> None:

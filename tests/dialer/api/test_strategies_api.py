@@ -130,7 +130,7 @@ async def test_activate_then_rollback_keeps_one_active_and_audits(api: Api) -> N
     assert r.json()["status"] == "active"
     listed = (
         await api.client.get("/v1/strategies", params={"portfolio": "cn-loans"}, headers=h)
-    ).json()
+    ).json()["items"]
     assert [(s["version"], s["status"]) for s in listed] == [(1, "retired"), (2, "active")]
     again = await api.client.post(f"/v1/strategies/{v2['id']}/activate", headers=h)
     assert again.status_code == 409
@@ -138,7 +138,9 @@ async def test_activate_then_rollback_keeps_one_active_and_audits(api: Api) -> N
     assert r.status_code == 200 and r.json()["status"] == "active"
     portfolio = (await api.client.get("/v1/portfolios/cn-loans", headers=h)).json()
     assert portfolio["active_strategy_id"] == v1["id"]
-    audit = (await api.client.get("/v1/audit", params={"entity": "strategy"}, headers=h)).json()
+    audit = (await api.client.get("/v1/audit", params={"entity": "strategy"}, headers=h)).json()[
+        "items"
+    ]
     assert [e["action"] for e in audit] == [
         "strategy.create", "strategy.activate", "strategy.create", "strategy.activate",
         "strategy.rollback",

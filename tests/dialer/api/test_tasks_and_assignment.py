@@ -76,7 +76,7 @@ async def test_approval_is_required_before_an_account_lock_proceeds(api: Api) ->
         await api.client.get(
             "/v1/tasks", params={"requires_approval": "true"}, headers=api.auth(Role.APPROVER)
         )
-    ).json()
+    ).json()["items"]
     lock = next(t for t in tasks if t["action"] == "account_lock")
     early = await api.client.post(f"/v1/tasks/{lock['id']}/complete", headers=api.auth(Role.AGENT))
     assert early.status_code == 409
@@ -98,7 +98,7 @@ async def test_approval_is_required_before_an_account_lock_proceeds(api: Api) ->
 async def test_rejected_task_never_proceeds_and_plain_tasks_need_no_approval(api: Api) -> None:
     await _setup(api)
     await _refresh(api)
-    tasks = (await api.client.get("/v1/tasks", headers=api.auth(Role.SUPERVISOR))).json()
+    tasks = (await api.client.get("/v1/tasks", headers=api.auth(Role.SUPERVISOR))).json()["items"]
     letter = next(t for t in tasks if t["action"] == "lawyer_letter")
     visit = next(t for t in tasks if t["action"] == "field_visit")
     r = await api.client.post(

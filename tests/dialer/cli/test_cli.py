@@ -55,7 +55,7 @@ def test_import_reports_bad_lines_and_exits_nonzero(env: Path, tmp_path: Path) -
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"external_ref": "x"}\n')
     result = runner.invoke(app, ["import", str(bad), "--portfolio", "p"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an input error: the rejected lines are named
     assert "line 1" in result.output
 
 

@@ -32,7 +32,7 @@ def test_campaign_lifecycle_on_the_command_line(env: Path) -> None:
     bad = runner.invoke(
         app, ["campaign", "create", "m", "--portfolio", "cn", "--window", "11:00-09:00"]
     )
-    assert bad.exit_code == 1 and "window" in bad.output
+    assert bad.exit_code == 2 and "window" in bad.output
     created = runner.invoke(
         app,
         ["campaign", "create", "morning", "--portfolio", "cn", "--window", "09:00-11:30",
@@ -43,7 +43,7 @@ def test_campaign_lifecycle_on_the_command_line(env: Path) -> None:
     for verb, status in (("start", "running"), ("pause", "paused"), ("resume", "running")):
         r = runner.invoke(app, ["campaign", verb, cid])
         assert r.exit_code == 0 and status in r.stdout, r.output
-    assert runner.invoke(app, ["campaign", "start", cid]).exit_code == 1  # already running
+    assert runner.invoke(app, ["campaign", "start", cid]).exit_code == 2  # already running
     status = runner.invoke(app, ["campaign", "status", cid, "--json"])
     assert status.exit_code == 0, status.output
     progress = json.loads(status.stdout)
@@ -54,4 +54,4 @@ def test_campaign_lifecycle_on_the_command_line(env: Path) -> None:
     relay = runner.invoke(app, ["outbox", "relay", "--once"])
     assert relay.exit_code == 0 and "published 0 jobs" in relay.stdout
     assert runner.invoke(app, ["dead-letters", "list"]).exit_code == 0
-    assert "replayed 0" in runner.invoke(app, ["dead-letters", "replay"]).stdout
+    assert "replayed 0" in runner.invoke(app, ["dead-letters", "replay", "--all", "--yes"]).stdout

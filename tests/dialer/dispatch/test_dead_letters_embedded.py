@@ -40,13 +40,13 @@ async def test_a_dead_letter_in_the_worker_is_listed_and_replayed_by_the_api(api
         await worker_queue.publish([job])
         assert await worker_queue.drain(NOW, handler) == 1
         h = api.auth(Role.SUPERVISOR)
-        listed = (await api.client.get("/v1/dead-letters", headers=h)).json()
+        listed = (await api.client.get("/v1/dead-letters", headers=h)).json()["items"]
         assert [(d["message_id"], d["reason"]) for d in listed] == [(job.attempt_id, "rejected")]
 
         poison = False
         r = await api.client.post("/v1/dead-letters/replay", json={}, headers=h)
         assert r.status_code == 200, r.text
-        assert (await api.client.get("/v1/dead-letters", headers=h)).json() == []
+        assert (await api.client.get("/v1/dead-letters", headers=h)).json()["items"] == []
         async with maker() as session:
             assert await session.scalar(select(func.count()).select_from(DeadLetterRow)) == 0
         # The worker's relay publishes the replayed job; the worker handles it again.

@@ -324,7 +324,7 @@ async def test_a_supervisor_clears_cease_with_a_reason_and_the_next_decision_sho
     audit = await api.client.get(
         "/v1/audit", params={"entity_id": case["id"]}, headers=api.auth(Role.SUPERVISOR)
     )
-    [entry] = [e for e in audit.json() if e["action"] == "protective.clear"]
+    [entry] = [e for e in audit.json()["items"] if e["action"] == "protective.clear"]
     assert entry["detail"]["before"]["flags"] == ["cease"]
     assert entry["detail"]["after"]["flags"] == []
     r = await api.client.post(clear, json=body, headers=api.auth(Role.SUPERVISOR))
@@ -387,7 +387,7 @@ async def test_a_supervisor_clears_a_refusal_and_an_opt_out(api: Api) -> None:
 # --- keys ------------------------------------------------------------------------------------
 async def test_the_last_active_admin_key_cannot_be_revoked(api: Api) -> None:
     h = api.auth(Role.ADMIN)
-    keys = (await api.client.get("/v1/keys", headers=h)).json()
+    keys = (await api.client.get("/v1/keys", headers=h)).json()["items"]
     [admin] = [k for k in keys if k["role"] == "admin"]
     r = await api.client.delete(f"/v1/keys/{admin['id']}", headers=h)
     assert r.status_code == 409, r.text
