@@ -11,7 +11,7 @@ from adapters.ports import JobQueue
 from adapters.rabbitmq import RabbitJobQueue
 from dialer.api.body_limit import BodyLimit
 from dialer.api.errors import install_error_handlers
-from dialer.api.openapi import install_openapi
+from dialer.api.openapi import install_docs, install_openapi
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
 from dialer.api.routes.dashboard import page as dashboard_page
@@ -66,6 +66,8 @@ def create_app(
         version="1",
         description="Cases, strategies and decisions for supervisors and agents.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: install_docs, with local assets (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -85,6 +87,7 @@ def create_app(
     app.add_middleware(UnexpectedErrors)
     install_error_handlers(app)
     install_openapi(app)  # the error shape of every 4xx, declared
+    install_docs(app)
     app.include_router(v1, prefix="/v1")
     # Campaigns and dead letters; the queue (built, not connected) serves the dead letters.
     app.state.queue = queue or build_queue(settings, clock)

@@ -50,6 +50,15 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(1) from exc
 
 
+def _checked(check: Callable[[], T]) -> Callable[[], Coroutine[Any, Any, T]]:
+    """A synchronous check run through `_run`, so its `DialerError` is one line."""
+
+    async def go() -> T:
+        return check()
+
+    return go
+
+
 @contextlib.asynccontextmanager
 async def _database(
     settings: Settings, *, pool_size: int | None = None
@@ -167,9 +176,12 @@ def campaign_status(
         typer.echo(json.dumps(progress, indent=2))
         return
     table = Table("", "")
+    warnings = progress.pop("warnings", [])
     for key, value in progress.items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
     console.print(table)
+    for warning in warnings if isinstance(warnings, list) else []:
+        err.print(f"[bold red]WARNING:[/bold red] {warning}")
 
 
 @campaign_app.command("list")
@@ -201,10 +213,18 @@ def worker(
 ) -> None:
     """Consume jobs, relay the outbox, plan running campaigns, reconcile unknown attempts.
     Run as many as needed on any hosts (RabbitMQ: DIALER_QUEUE_URL). Stops on SIGTERM."""
-    from dialer.dispatch.runtime import Runtime, freeze_start_up_objects, worker_pool_size
+    from dialer.dispatch.runtime import (
+        Runtime,
+        freeze_start_up_objects,
+        telephony_banner,
+        worker_pool_size,
+    )
     from dialer.observability import start_worker_observability
 
     settings = Settings()
+    banner = _run(_checked(lambda: telephony_banner(settings)))  # one line if misconfigured
+    if banner:
+        err.print(f"[bold red]{banner}[/bold red]")
     # masked JSON logs; /metrics for the healthcheck, recorded by the dispatcher and planner
     metrics = start_worker_observability(settings)
 
@@ -218,7 +238,10 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.stop.set)
-            err.print(f"worker {runtime.owner} running (queue: {type(runtime.queue).__name__})")
+            err.print(
+                f"worker {runtime.owner} running (queue: {type(runtime.queue).__name__}, "
+                f"telephony: {type(runtime.telephony).__name__})"
+            )
             await runtime.run(jobs)
 
     _run(go)

@@ -61,6 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from adapters.errors import (
     AmbiguousError,
     DisclosureError,
+    NotConfiguredError,
     PermanentError,
     PermanentErrorKind,
     PermanentJobError,
@@ -88,7 +89,7 @@ from dialer.dispatch.fence import SEND_WINDOW
 from dialer.dispatch.messages import MessageFacts, Rendered, Sender, language_for, render_for
 from dialer.dispatch.planner import StrategyCache
 from dialer.dispatch.windows import LocalWindow
-from dialer.domain.attempts import AttemptState, advance, can_advance
+from dialer.domain.attempts import NO_TELEPHONY, AttemptState, advance, can_advance
 from dialer.facts.batch import PORTFOLIO_COLUMNS, CaseFacts, load_facts, lock_cases
 from dialer.observability.metrics import Metrics
 from strategy.decision import Decision, Refusal
@@ -952,6 +953,9 @@ class Dispatcher:
             except AmbiguousError as exc:
                 self._count_provider_error("ambiguous")
                 await self._record(r, AttemptState.UNKNOWN, error=("ambiguous", str(exc)))
+            except NotConfiguredError as exc:  # nobody to dial through: final, no contact
+                self._count_provider_error("not_configured")
+                await self._record(r, AttemptState.NOT_SENT, error=(NO_TELEPHONY, str(exc)))
             except PermanentError as exc:
                 self._count_provider_error(exc.kind)
                 error = (f"{exc.kind}:{exc.code or ''}", str(exc))

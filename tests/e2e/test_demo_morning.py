@@ -12,9 +12,10 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from adapters.fakes import FakeTelephony
 from adapters.simulator import SimulatedTelephony
+from adapters.unconfigured import UnconfiguredTelephony
 from demo.morning import create_campaigns, demo_service, outcome_of, run_morning, seed
+from dialer.core.errors import ConfigurationError
 from dialer.core.settings import Settings
 from dialer.db.models import AttemptRow, TaskRow, WebhookEventRow
 from dialer.dispatch.runtime import build_telephony
@@ -70,6 +71,7 @@ async def test_a_demo_morning_ends_final_and_its_summary_matches_the_database(
 def test_settings_choose_the_simulator_which_needs_a_key_to_sign_with() -> None:
     signing = Settings(telephony="simulator", twilio_auth_token=SecretStr("t" * 32))
     assert isinstance(build_telephony(signing), SimulatedTelephony)
-    with pytest.raises(ValueError, match="DIALER_TWILIO_AUTH_TOKEN"):
+    with pytest.raises(ConfigurationError, match="DIALER_TWILIO_AUTH_TOKEN"):
         build_telephony(Settings(telephony="simulator"))
-    assert isinstance(build_telephony(Settings()), FakeTelephony)  # auto, no Twilio: dial nobody
+    # auto, no Twilio: dial nobody (and end every attempt as not_sent)
+    assert isinstance(build_telephony(Settings()), UnconfiguredTelephony)
