@@ -306,7 +306,11 @@ class MorningReport:
     ended: datetime  # simulated
     elapsed_seconds: float  # wall clock
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (channel, outcome)
-    refusals: Counter[str] = field(default_factory=Counter)  # by rule
+    refusals: Counter[str] = field(default_factory=Counter)  # by rule (planning + dispatch)
+    # planning: cases the planner did not plan, by rule (a case counts under each rule)
+    planning_refusals: Counter[str] = field(default_factory=Counter)
+    # dispatch: attempts the worker refused, by rule (an attempt counts under each rule)
+    dispatch_refusals: Counter[str] = field(default_factory=Counter)
     promises: int = 0
     promised: Counter[str] = field(default_factory=Counter)  # whole units by currency
     tasks: Counter[str] = field(default_factory=Counter)  # by action
@@ -436,6 +440,9 @@ async def summarise(
         for cid in campaign_ids:
             progress: ProgressOut = await campaigns.progress(session, cid)
             report.refusals.update(progress.refused_by_rule)
+            row = await campaigns.get_campaign(session, cid)
+            report.planning_refusals.update(row.refused_by_rule or {})
+        report.dispatch_refusals = report.refusals - report.planning_refusals
         promises = await session.execute(
             select(AttemptRow.promise_amount, AttemptRow.case_id)
             .where(
