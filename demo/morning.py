@@ -45,7 +45,7 @@ from dialer.dispatch import pacing, reconciler
 from dialer.dispatch.runtime import Runtime
 from dialer.domain.attempts import FINAL_STATES, AttemptState
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
-from dialer.services import campaigns, imports, keys, portfolios, strategies
+from dialer.services import assignment, campaigns, imports, keys, portfolios, strategies
 
 # Tuesday 1 December 2026, 09:00 in Shanghai: the morning the demo simulates.
 MORNING = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -200,7 +200,8 @@ async def seed(
     path: Path = SAMPLE,
     cases_per_portfolio: int | None = None,
 ) -> Seeded:
-    """Portfolios with their presets active, the sample imported, a supervisor key."""
+    """Portfolios with their presets active, the sample imported, each case's tier stored
+    (an assignment refresh: the dashboard shows outcomes by tier), a supervisor key."""
     async with maker() as session:
         for name, profile, country, zone, preset in PORTFOLIOS:
             await portfolios.create_portfolio(
@@ -225,6 +226,8 @@ async def seed(
             actor="demo",
             now=now,
         )
+        for name, *_ in PORTFOLIOS:  # each case's tier stored, as a supervisor's refresh does
+            await assignment.refresh(session, name, at=now, actor="demo")
         _, key = await keys.create_key(
             session, role=Role.SUPERVISOR, name="demo", actor="demo", now=now
         )
