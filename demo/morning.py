@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import uvicorn
@@ -34,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.inprocess import InProcessJobQueue
+from adapters.ports import Delivery
 from adapters.simulator import SimulatedTelephony, SimulatorSettings
 from dialer.api.app import create_app
 from dialer.core.auth import Role
@@ -42,7 +44,8 @@ from dialer.db.engine import build_engine
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow, CaseRow, TaskRow
 from dialer.dispatch import pacing, reconciler
-from dialer.dispatch.runtime import Runtime
+from dialer.dispatch.runtime import Runtime, worker_config
+from dialer.dispatch.worker import Dispatcher
 from dialer.domain.attempts import FINAL_STATES, AttemptState
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
 from dialer.services import assignment, campaigns, imports, keys, portfolios, strategies
@@ -63,21 +66,61 @@ FINAL = [s.value for s in FINAL_STATES]
 
 
 class SimulatedClock:
-    """Simulated time: starts at `start`, runs at wall-clock speed (so pacing and the
-    queue's waits stay real) and jumps forward over idle stretches."""
+    """Simulated time, read from nowhere else: it stands still while work is done and
+    moves only when told, so the same seed plays the same morning whatever the machine's
+    speed. The worker's waits for a pacing slot move it (`sleep`), and the morning's loop
+    jumps it over idle stretches (`jump_to`)."""
 
     def __init__(self, start: datetime) -> None:
-        self._start = start
-        self._t0 = time.monotonic()
-        self._skipped = timedelta(0)
+        self._now = start
 
     def __call__(self) -> datetime:
-        return self._start + timedelta(seconds=time.monotonic() - self._t0) + self._skipped
+        return self._now
 
     def jump_to(self, instant: datetime) -> None:
-        now = self()
-        if instant > now:
-            self._skipped += instant - now
+        self._now = max(self._now, instant)
+
+    async def sleep(self, seconds: float) -> None:
+        """A wait in simulated time: over at once, the clock that much later."""
+        if seconds > 0:
+            self._now += timedelta(seconds=seconds)
+        await asyncio.sleep(0)
+
+
+class OneAtATime(Dispatcher):
+    """The worker's dispatcher, taking one job at a time and only once every callback of
+    the previous one has been answered: each decision then sees the whole history before
+    it, as it would with real calls minutes apart, and never a race between a call's
+    callbacks and the next decision (what made two runs of one seed differ)."""
+
+    def __init__(self, *args: Any, simulator: SimulatedTelephony, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.simulator = simulator
+
+    async def __call__(self, delivery: Delivery) -> None:
+        await self.simulator.drain()
+        await super().__call__(delivery)
+        await self.simulator.drain()
+
+
+@dataclass
+class DemoRuntime(Runtime):
+    """The worker's loops, with `OneAtATime` dispatch and waits in simulated time."""
+
+    simulator: SimulatedTelephony | None = None
+
+    def dispatcher(self) -> Dispatcher:
+        assert self.simulator is not None and isinstance(self.clock, SimulatedClock)
+        return OneAtATime(
+            self.maker,
+            self.telephony,
+            self.mailer,
+            self.clock,
+            config=worker_config(self.settings),
+            metrics=self.metrics,
+            sleep=self.clock.sleep,
+            simulator=self.simulator,
+        )
 
 
 @dataclass
@@ -152,14 +195,25 @@ async def demo_service(
                 public_base_url=base_url,
                 our_number=settings.twilio_from_number,
                 seed=seed,
+                # one call at a time (`OneAtATime`): short pauses keep the morning short
+                delay=(0.0005, 0.002),
+                first_delay=(0.002, 0.005),
             ),
             clock=clock,
         )
         # The webhooks redirect live calls (voicemail after the beep) through the same
         # simulator that placed them.
         app.state.telephony = telephony
-        runtime = Runtime(
-            settings, app.state.engine, maker, queue, telephony, None, clock, app.state.metrics
+        runtime = DemoRuntime(
+            settings,
+            app.state.engine,
+            maker,
+            queue,
+            telephony,
+            None,
+            clock,
+            app.state.metrics,
+            simulator=telephony,
         )
         yield DemoService(settings, clock, queue, telephony, maker, runtime, base_url)
     finally:
@@ -351,7 +405,7 @@ async def run_morning(
     schedule: list[Scheduled],
     *,
     on_progress: Callable[[Snapshot], None] | None = None,
-    concurrency: int = 8,
+    concurrency: int = 1,
     limit_seconds: float = 90.0,
 ) -> MorningReport:
     """Start each campaign when its morning comes and run the worker's loops until every
