@@ -4,10 +4,11 @@ A fresh SQLite file, the HTTP service (uvicorn on a free localhost port, in this
 the in-process queue, the worker's loops (`Runtime`) and the telephony simulator, which
 posts signed callbacks back to the service over HTTP. The sample portfolio is imported,
 the presets activated, and one morning campaign per portfolio started at a simulated
-instant (whatever the wall clock says): simulated time runs at wall-clock speed and jumps
-over the idle hours between one zone's window and the next, so the morning follows the
-sun from Shanghai to Honolulu in seconds. The set-up (`DemoService`, `seed`) is shared
-with the tests that drive the dashboard in a browser.
+instant (whatever the wall clock says): simulated time moves only with the work (the
+worker's pacing waits) and jumps over the idle hours between one zone's window and the
+next, so the morning follows the sun from Shanghai to Honolulu in seconds, and the same
+seed plays the same morning (`SimulatedClock`, `OneAtATime`). The set-up (`DemoService`,
+`seed`) is shared with the tests that drive the dashboard in a browser.
 """
 
 from __future__ import annotations
@@ -406,7 +407,7 @@ async def run_morning(
     *,
     on_progress: Callable[[Snapshot], None] | None = None,
     concurrency: int = 1,
-    limit_seconds: float = 90.0,
+    limit_seconds: float = 900.0,  # a guard against a hang, not the expected duration
 ) -> MorningReport:
     """Start each campaign when its morning comes and run the worker's loops until every
     attempt is final (waiting for the simulator's callbacks), jumping the clock over idle
