@@ -281,8 +281,10 @@ async def seed(
             actor="demo",
             now=now,
         )
-        for name, *_ in PORTFOLIOS:  # each case's tier stored, as a supervisor's refresh does
-            await assignment.refresh(session, name, at=now, actor="demo")
+        # Each case's tier stored, as a supervisor's refresh before the morning does (ten
+        # minutes before: its escalation tasks are not the morning's).
+        for name, *_ in PORTFOLIOS:
+            await assignment.refresh(session, name, at=now - timedelta(minutes=10), actor="demo")
         _, key = await keys.create_key(
             session, role=Role.SUPERVISOR, name="demo", actor="demo", now=now
         )

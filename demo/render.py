@@ -101,8 +101,8 @@ def _refusals(report: MorningReport) -> Table:
         title="refusals by rule (a case or attempt refused for several rules counts under each)",
         title_justify="left",
     )
-    table.add_column("rule")
-    table.add_column("what it means")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("what it means", ratio=1)
     table.add_column("at planning (cases)", justify="right")
     table.add_column("at dispatch (attempts)", justify="right")
     rules = sorted(

@@ -72,6 +72,7 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("GET", "/v1/dead-letters"): {S},
     ("POST", "/v1/dead-letters/replay"): {S},
     ("GET", "/v1/dashboard/cases/{ref}"): {S, G, V},
+    ("GET", "/v1/dashboard/campaigns/{campaign_id}/morning"): {S},
 }
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Unauthenticated on purpose (probes and Prometheus carry no key); they reveal nothing:
@@ -109,7 +110,11 @@ def app_routes() -> set[tuple[str, str]]:
         for method in ops
         if path not in PUBLIC
     }
-    stray = [r for r in app.routes if isinstance(r, APIRoute) and r.include_in_schema is False]
+    stray = [  # the docs pages are named in PUBLIC: any other hidden route escapes the audit
+        r
+        for r in app.routes
+        if isinstance(r, APIRoute) and r.include_in_schema is False and r.path not in PUBLIC
+    ]
     assert not stray, f"routes hidden from the schema escape this audit: {stray}"
     return found
 
