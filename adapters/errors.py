@@ -47,6 +47,11 @@ class PermanentError(AdapterError):
         self.code = code
 
 
+class NotConfiguredError(AdapterError):
+    """No provider is configured for this channel: nothing was sent, and nothing can be
+    until an operator configures one (the attempt is final and was never a contact)."""
+
+
 class NotFoundError(AdapterError):
     """A looked-up resource (call, message) does not exist at the provider."""
 

@@ -178,10 +178,26 @@ class SimulatedTelephony(Telephony):
         return sorted(found, key=lambda m: m.created_at or after, reverse=True)
 
     async def update_call(self, sid: str, twiml_url: str) -> None:
-        """Redirect a live call as Twilio does: fetch its next TwiML from `twiml_url`."""
+        """Redirect a live call as Twilio does: fetch its next TwiML from `twiml_url`.
+
+        Twilio's calls are one state for every process; a simulator's are its own. When
+        `dialer serve` and `dialer worker` run apart, the API's simulator is asked to
+        redirect a call the worker's simulator placed: it fetches the TwiML itself, as
+        Twilio would, with the fields it knows (no From and To)."""
         call = self._calls.get(sid)
         if call is None:
-            raise NotFoundError(f"no call {sid}")
+            if not sid.startswith("CA"):
+                raise NotFoundError(f"no call {sid}")
+            self.redirects[sid].append(twiml_url)
+            fields = {
+                "AccountSid": self.settings.account_sid,
+                "ApiVersion": "2010-04-01",
+                "CallSid": sid,
+                "CallStatus": "in-progress",
+                "Direction": "outbound-api",
+            }
+            self._spawn(self._post_once(twiml_url, fields), f"{sid}:redirect")
+            return
         if call.status != "in-progress":  # Twilio error 21220: not in progress
             raise PermanentError(
                 f"call {sid} is {call.status}: cannot redirect",

@@ -4,10 +4,11 @@ A fresh SQLite file, the HTTP service (uvicorn on a free localhost port, in this
 the in-process queue, the worker's loops (`Runtime`) and the telephony simulator, which
 posts signed callbacks back to the service over HTTP. The sample portfolio is imported,
 the presets activated, and one morning campaign per portfolio started at a simulated
-instant (whatever the wall clock says): simulated time runs at wall-clock speed and jumps
-over the idle hours between one zone's window and the next, so the morning follows the
-sun from Shanghai to Honolulu in seconds. The set-up (`DemoService`, `seed`) is shared
-with the tests that drive the dashboard in a browser.
+instant (whatever the wall clock says): simulated time moves only with the work (the
+worker's pacing waits) and jumps over the idle hours between one zone's window and the
+next, so the morning follows the sun from Shanghai to Honolulu in seconds, and the same
+seed plays the same morning (`SimulatedClock`, `OneAtATime`). The set-up (`DemoService`,
+`seed`) is shared with the tests that drive the dashboard in a browser.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import uvicorn
@@ -34,6 +36,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from adapters.inprocess import InProcessJobQueue
+from adapters.ports import Delivery
 from adapters.simulator import SimulatedTelephony, SimulatorSettings
 from dialer.api.app import create_app
 from dialer.core.auth import Role
@@ -42,10 +45,11 @@ from dialer.db.engine import build_engine
 from dialer.db.migrate import upgrade_to_head
 from dialer.db.models import AttemptRow, CaseRow, TaskRow
 from dialer.dispatch import pacing, reconciler
-from dialer.dispatch.runtime import Runtime
+from dialer.dispatch.runtime import Runtime, worker_config
+from dialer.dispatch.worker import Dispatcher
 from dialer.domain.attempts import FINAL_STATES, AttemptState
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
-from dialer.services import campaigns, imports, keys, portfolios, strategies
+from dialer.services import assignment, campaigns, imports, keys, portfolios, strategies
 
 # Tuesday 1 December 2026, 09:00 in Shanghai: the morning the demo simulates.
 MORNING = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -63,21 +67,61 @@ FINAL = [s.value for s in FINAL_STATES]
 
 
 class SimulatedClock:
-    """Simulated time: starts at `start`, runs at wall-clock speed (so pacing and the
-    queue's waits stay real) and jumps forward over idle stretches."""
+    """Simulated time, read from nowhere else: it stands still while work is done and
+    moves only when told, so the same seed plays the same morning whatever the machine's
+    speed. The worker's waits for a pacing slot move it (`sleep`), and the morning's loop
+    jumps it over idle stretches (`jump_to`)."""
 
     def __init__(self, start: datetime) -> None:
-        self._start = start
-        self._t0 = time.monotonic()
-        self._skipped = timedelta(0)
+        self._now = start
 
     def __call__(self) -> datetime:
-        return self._start + timedelta(seconds=time.monotonic() - self._t0) + self._skipped
+        return self._now
 
     def jump_to(self, instant: datetime) -> None:
-        now = self()
-        if instant > now:
-            self._skipped += instant - now
+        self._now = max(self._now, instant)
+
+    async def sleep(self, seconds: float) -> None:
+        """A wait in simulated time: over at once, the clock that much later."""
+        if seconds > 0:
+            self._now += timedelta(seconds=seconds)
+        await asyncio.sleep(0)
+
+
+class OneAtATime(Dispatcher):
+    """The worker's dispatcher, taking one job at a time and only once every callback of
+    the previous one has been answered: each decision then sees the whole history before
+    it, as it would with real calls minutes apart, and never a race between a call's
+    callbacks and the next decision (what made two runs of one seed differ)."""
+
+    def __init__(self, *args: Any, simulator: SimulatedTelephony, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.simulator = simulator
+
+    async def __call__(self, delivery: Delivery) -> None:
+        await self.simulator.drain()
+        await super().__call__(delivery)
+        await self.simulator.drain()
+
+
+@dataclass
+class DemoRuntime(Runtime):
+    """The worker's loops, with `OneAtATime` dispatch and waits in simulated time."""
+
+    simulator: SimulatedTelephony | None = None
+
+    def dispatcher(self) -> Dispatcher:
+        assert self.simulator is not None and isinstance(self.clock, SimulatedClock)
+        return OneAtATime(
+            self.maker,
+            self.telephony,
+            self.mailer,
+            self.clock,
+            config=worker_config(self.settings),
+            metrics=self.metrics,
+            sleep=self.clock.sleep,
+            simulator=self.simulator,
+        )
 
 
 @dataclass
@@ -152,14 +196,25 @@ async def demo_service(
                 public_base_url=base_url,
                 our_number=settings.twilio_from_number,
                 seed=seed,
+                # one call at a time (`OneAtATime`): short pauses keep the morning short
+                delay=(0.0005, 0.002),
+                first_delay=(0.002, 0.005),
             ),
             clock=clock,
         )
         # The webhooks redirect live calls (voicemail after the beep) through the same
         # simulator that placed them.
         app.state.telephony = telephony
-        runtime = Runtime(
-            settings, app.state.engine, maker, queue, telephony, None, clock, app.state.metrics
+        runtime = DemoRuntime(
+            settings,
+            app.state.engine,
+            maker,
+            queue,
+            telephony,
+            None,
+            clock,
+            app.state.metrics,
+            simulator=telephony,
         )
         yield DemoService(settings, clock, queue, telephony, maker, runtime, base_url)
     finally:
@@ -200,7 +255,8 @@ async def seed(
     path: Path = SAMPLE,
     cases_per_portfolio: int | None = None,
 ) -> Seeded:
-    """Portfolios with their presets active, the sample imported, a supervisor key."""
+    """Portfolios with their presets active, the sample imported, each case's tier stored
+    (an assignment refresh: the dashboard shows outcomes by tier), a supervisor key."""
     async with maker() as session:
         for name, profile, country, zone, preset in PORTFOLIOS:
             await portfolios.create_portfolio(
@@ -225,6 +281,10 @@ async def seed(
             actor="demo",
             now=now,
         )
+        # Each case's tier stored, as a supervisor's refresh before the morning does (ten
+        # minutes before: its escalation tasks are not the morning's).
+        for name, *_ in PORTFOLIOS:
+            await assignment.refresh(session, name, at=now - timedelta(minutes=10), actor="demo")
         _, key = await keys.create_key(
             session, role=Role.SUPERVISOR, name="demo", actor="demo", now=now
         )
@@ -306,7 +366,11 @@ class MorningReport:
     ended: datetime  # simulated
     elapsed_seconds: float  # wall clock
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (channel, outcome)
-    refusals: Counter[str] = field(default_factory=Counter)  # by rule
+    refusals: Counter[str] = field(default_factory=Counter)  # by rule (planning + dispatch)
+    # planning: cases the planner did not plan, by rule (a case counts under each rule)
+    planning_refusals: Counter[str] = field(default_factory=Counter)
+    # dispatch: attempts the worker refused, by rule (an attempt counts under each rule)
+    dispatch_refusals: Counter[str] = field(default_factory=Counter)
     promises: int = 0
     promised: Counter[str] = field(default_factory=Counter)  # whole units by currency
     tasks: Counter[str] = field(default_factory=Counter)  # by action
@@ -344,8 +408,8 @@ async def run_morning(
     schedule: list[Scheduled],
     *,
     on_progress: Callable[[Snapshot], None] | None = None,
-    concurrency: int = 8,
-    limit_seconds: float = 90.0,
+    concurrency: int = 1,
+    limit_seconds: float = 900.0,  # a guard against a hang, not the expected duration
 ) -> MorningReport:
     """Start each campaign when its morning comes and run the worker's loops until every
     attempt is final (waiting for the simulator's callbacks), jumping the clock over idle
@@ -436,6 +500,9 @@ async def summarise(
         for cid in campaign_ids:
             progress: ProgressOut = await campaigns.progress(session, cid)
             report.refusals.update(progress.refused_by_rule)
+            row = await campaigns.get_campaign(session, cid)
+            report.planning_refusals.update(row.refused_by_rule or {})
+        report.dispatch_refusals = report.refusals - report.planning_refusals
         promises = await session.execute(
             select(AttemptRow.promise_amount, AttemptRow.case_id)
             .where(

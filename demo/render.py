@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from demo.rule_words import plain_words
 from strategy.decision import Decision
 from strategy.model import Case
 
@@ -91,6 +92,43 @@ def render_decision(decision: Decision, case: Case, zone: str = "UTC") -> Render
     return Panel(Group(*parts), expand=True)
 
 
+def _refusals(report: MorningReport) -> Table:
+    """Refusals by rule, in words, split where they happened: at planning a case was not
+    planned (no attempt exists); at dispatch a planned attempt was refused (the attempts
+    table's `refused` rows). One case or attempt refused for several rules counts under
+    each, so the footer gives the attempts themselves, which match the attempts table."""
+    table = Table(
+        title="refusals by rule (a case or attempt refused for several rules counts under each)",
+        title_justify="left",
+    )
+    table.add_column("rule", no_wrap=True)
+    table.add_column("what it means", ratio=1)
+    table.add_column("at planning (cases)", justify="right")
+    table.add_column("at dispatch (attempts)", justify="right")
+    rules = sorted(
+        set(report.planning_refusals) | set(report.dispatch_refusals),
+        key=lambda r: (-report.planning_refusals[r] - report.dispatch_refusals[r], r),
+    )
+    for rule in rules:
+        table.add_row(
+            rule,
+            plain_words(rule),
+            str(report.planning_refusals[rule] or ""),
+            str(report.dispatch_refusals[rule] or ""),
+        )
+    refused = {
+        ch: n for (ch, outcome), n in sorted(report.attempts.items()) if outcome == "refused"
+    }
+    words = ", ".join(f"{ch} {n}" for ch, n in refused.items()) or "none"
+    table.add_row(
+        "[bold]attempts refused at dispatch[/bold]",
+        f"as in the attempts table: {words}",
+        "",
+        f"[bold]{sum(refused.values())}[/bold]",
+    )
+    return table
+
+
 def render_morning(report: MorningReport) -> RenderableType:
     """The demo's summary: attempts by channel and outcome, refusals by rule, promises to
     pay, escalation tasks created."""
@@ -100,11 +138,7 @@ def render_morning(report: MorningReport) -> RenderableType:
     for (channel, outcome), n in sorted(report.attempts.items()):
         attempts.add_row(channel, outcome, str(n))
     attempts.add_row("[bold]all[/bold]", "", f"[bold]{sum(report.attempts.values())}[/bold]")
-    refusals = Table(title="refusals by rule", title_justify="left")
-    refusals.add_column("rule")
-    refusals.add_column("refusals", justify="right")
-    for rule, n in report.refusals.most_common():
-        refusals.add_row(rule, str(n))
+    refusals = _refusals(report)
     tasks = Table(title="escalation tasks created", title_justify="left")
     tasks.add_column("action")
     tasks.add_column("tasks", justify="right")

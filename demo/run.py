@@ -170,8 +170,9 @@ async def _morning(console: Console, database: Path, seed: int) -> morning.Morni
     console.print(
         f"Simulated day: [bold]Tue {start:%d %b %Y}[/bold], each portfolio's campaign starts"
         f" at 09:00 in its own zone ({start:%H:%M} UTC for Shanghai; New York's 09:00 is"
-        " 14:00 UTC), window 09:00-12:00 in each party's local time. Simulated time runs"
-        " at wall-clock speed and jumps over idle hours; the wall clock is not read."
+        " 14:00 UTC), window 09:00-12:00 in each party's local time. Simulated time moves"
+        " only as the work does (pacing waits, idle hours jumped); the wall clock is not"
+        " read, so the same seed plays the same morning."
     )
     async with morning.demo_service(database, start=start, seed=seed) as service:
         console.print(

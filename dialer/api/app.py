@@ -11,7 +11,7 @@ from adapters.ports import JobQueue
 from adapters.rabbitmq import RabbitJobQueue
 from dialer.api.body_limit import BodyLimit
 from dialer.api.errors import install_error_handlers
-from dialer.api.openapi import install_openapi
+from dialer.api.openapi import install_docs, install_openapi
 from dialer.api.query import reject_unknown_query
 from dialer.api.routes import router as v1
 from dialer.api.routes.campaigns import router as campaigns
@@ -85,6 +85,8 @@ def create_app(
         version="1",
         description="Cases, strategies and decisions for supervisors and agents.",
         lifespan=_lifespan,
+        docs_url=None,  # /docs and /redoc: install_docs, with local assets (no CDN)
+        redoc_url=None,
         # Every endpoint: an unknown query parameter is a 422 naming it, not ignored.
         dependencies=[Depends(reject_unknown_query)],
     )
@@ -95,6 +97,7 @@ def create_app(
     _install_middleware(app, settings)
     install_error_handlers(app)
     install_openapi(app)  # the error shape of every 4xx, declared
+    install_docs(app)
     app.include_router(v1, prefix="/v1")
     # Campaigns and dead letters; the queue (built, not connected) serves the dead letters.
     app.state.queue = queue or build_queue(settings, clock)

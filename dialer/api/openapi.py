@@ -1,14 +1,25 @@
 """The OpenAPI document declares the one error shape every 4xx and 5xx of /v1 has
 (`dialer.api.errors`), instead of FastAPI's default `HTTPValidationError` for 422 and
-nothing for the rest: clients (and schemathesis) can check error bodies too."""
+nothing for the rest: clients (and schemathesis) can check error bodies too.
+
+`/docs` (Swagger UI) and `/redoc` load their scripts, styles and icon from this service
+(`/docs-assets`, the files the `fastapi-offline` package ships), never from a CDN: they
+work on a machine with no internet."""
 
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
+
+ASSETS = "/docs-assets"
 
 
 class FieldErrorOut(BaseModel):
@@ -76,3 +87,32 @@ def install_openapi(app: FastAPI) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_docs(app: FastAPI) -> None:
+    """`/docs` and `/redoc` with their assets served from `/docs-assets` (build the app with
+    `docs_url=None, redoc_url=None`)."""
+    static = Path(str(files("fastapi_offline").joinpath("static")))
+    app.mount(ASSETS, StaticFiles(directory=static), name="docs-assets")
+    title = f"{app.title}: API"
+    schema = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=schema,
+            title=title,
+            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=schema,
+            title=title,
+            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )

@@ -15,8 +15,9 @@ import typer
 from rich.table import Table
 
 from adapters.ports import JobQueue
-from dialer.cli.common import checked, console, database, err, fail, run
+from dialer.cli.common import OPERATIONAL, checked, console, database, err, fail, run
 from dialer.core.clock import system_clock
+from dialer.core.errors import DialerError
 from dialer.core.settings import Settings
 from dialer.schemas.campaigns import CampaignIn, CampaignStatus
 
@@ -157,9 +158,12 @@ def campaign_status(
         typer.echo(json.dumps(progress, indent=2))
         return
     table = Table("", "")
+    warnings = progress.pop("warnings", [])
     for key, value in progress.items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
     console.print(table)
+    for warning in warnings if isinstance(warnings, list) else []:
+        err.print(f"[bold red]WARNING:[/bold red] {warning}")
 
 
 @campaign_app.command("list", epilog="Example: dialer campaign list --status running")
@@ -196,10 +200,21 @@ def worker(
 ) -> None:
     """Consume jobs, relay the outbox, plan running campaigns, reconcile unknown attempts.
     Run as many as needed on any hosts (RabbitMQ: DIALER_QUEUE_URL). Stops on SIGTERM."""
-    from dialer.dispatch.runtime import Runtime, freeze_start_up_objects, worker_pool_size
+    from dialer.dispatch.runtime import (
+        Runtime,
+        freeze_start_up_objects,
+        telephony_banner,
+        worker_pool_size,
+    )
     from dialer.observability import start_worker_observability
 
     settings = Settings()
+    try:
+        banner = telephony_banner(settings)
+    except DialerError as exc:  # settings whose telephony cannot work: one line
+        fail(exc.message, OPERATIONAL)
+    if banner:
+        err.print(f"[bold red]{banner}[/bold red]")
     # masked JSON logs; /metrics for the healthcheck, recorded by the dispatcher and planner
     metrics = start_worker_observability(settings)
 
@@ -213,7 +228,10 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.stop.set)
-            err.print(f"worker {runtime.owner} running (queue: {type(runtime.queue).__name__})")
+            err.print(
+                f"worker {runtime.owner} running (queue: {type(runtime.queue).__name__}, "
+                f"telephony: {type(runtime.telephony).__name__})"
+            )
             await runtime.run(jobs)
 
     run(go)

@@ -226,6 +226,7 @@ def serve(
 
     settings = Settings()
     configure_logging(settings)  # JSON lines on stderr, phone numbers and secrets masked
+    _say_how_it_dials(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=host or settings.host,
@@ -236,6 +237,21 @@ def serve(
     config.load()  # the server's own modules (loop, HTTP protocol) imported now
     freeze_start_up_objects()  # as the worker does: full collections skip start-up objects
     uvicorn.Server(config).run()
+
+
+def _say_how_it_dials(settings: Settings) -> None:
+    """Refuse, in one line, settings whose telephony cannot work; say loudly when the
+    service dials nobody (the voicemail redirect is this process's; workers dial)."""
+    from dialer.core.errors import DialerError
+    from dialer.dispatch.runtime import telephony_banner
+
+    try:
+        banner = telephony_banner(settings)
+    except DialerError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    if banner:
+        typer.secho(banner, fg="red", bold=True, err=True)
 
 
 @app.command(

@@ -92,5 +92,13 @@ class StrategyRejectedError(ValidationFailedError):
         self.violations = violations
 
 
+class ConfigurationError(DialerError):
+    """The settings cannot work together (the simulator without a signing token): the
+    process refuses to start and says which setting to fix, in one line."""
+
+    status_code = 500
+    code = "misconfigured"
+
+
 class SchemaOutOfDateError(Exception):
     """The database is not at the latest migration: the service refuses to start."""

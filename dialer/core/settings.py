@@ -23,8 +23,9 @@ class Settings(BaseSettings):
     # never logged and the lines are masked like any other, but the volume is large.
     database_echo: bool = False
 
-    # `dialer serve` listens on host:port (the container image sets host 0.0.0.0).
+    # The address `dialer serve` listens on (the container image sets 0.0.0.0).
     host: str = "127.0.0.1"
+    # The port `dialer serve` listens on (`--port` overrides it).
     port: int = 8000
 
     # Uploads larger than this are refused with 413.
@@ -64,12 +65,15 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     # --- Twilio webhooks (dialer.callbacks) ---
+    # The Twilio account (AC...). With DIALER_TWILIO_AUTH_TOKEN it selects Twilio under
+    # `auto` telephony; unset, the service dials nobody and says so at start.
     twilio_account_sid: str = ""
     # Signs every webhook (X-Twilio-Signature); a secret: never logged, never echoed.
     twilio_auth_token: SecretStr = SecretStr("")
     # The URL Twilio reaches the service at (scheme, host, optional path prefix): callback
     # URLs are built from it and signatures are checked against it, behind any proxy.
     public_base_url: str = "http://127.0.0.1:8000"
+    # A Twilio callback whose body is larger than this is refused with 413 unread.
     webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Twilio's webhook connection overrides, appended as a fragment to every callback URL
     # we hand Twilio (ct, rt, tt in ms; rc retries; rp on 4xx, 5xx, ct, rt or all): by
@@ -79,14 +83,25 @@ class Settings(BaseSettings):
     # database unreachable or not answering; or this service saturated) is answered 503
     # with Retry-After, and Twilio retries it per the overrides, within its 15 s budget.
     webhook_database_timeout_seconds: float = Field(default=5.0, gt=0, le=14)
-    # Voice flow: what the keypad records and whom keypad 3 reaches (team -> E.164).
+    # Voice flow: keypad 1 (promise to pay) records a promise due this many days ahead.
     promise_days: int = Field(default=7, ge=1, le=60)
+    # Keypad 2 (call me back) asks for a callback this many minutes later.
     callback_after_minutes: int = Field(default=240, ge=1)
+    # Whom keypad 3 (talk to the team) reaches: a JSON object team -> E.164 number,
+    # e.g. {"early": "+8610..."}; a case's team comes from the strategy's `teams`.
     team_numbers: dict[str, str] = Field(default_factory=dict)
+    # Keypad 3's number for a case whose team has none in DIALER_TEAM_NUMBERS (unset:
+    # keypad 3 is not offered a number to reach).
     default_team_number: str | None = None
+    # The name callers hear and texts sign with (identity level: said to anyone).
     company_display_name: str = "Collections Service"
+    # Who is calling, as the greeting names them.
     agent_display_name: str = "the service team"
+    # The number people are told to call back (E.164): the third-party and voicemail
+    # scripts say it. Empty: calls say DIALER_DEFAULT_TEAM_NUMBER, texts give
+    # DIALER_TWILIO_FROM_NUMBER. Set it whenever a strategy lets third parties be called.
     callback_number: str = ""
+    # The language of the spoken scripts (cases in CN are always spoken in zh).
     voice_language: str = "en"
     # Attempts left in a non-final state longer than this are looked up at the provider.
     stuck_attempt_timeout_seconds: int = Field(default=1800, ge=60)
@@ -98,15 +113,18 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, ge=0.1, le=3600)
 
     # --- dispatch (dialer.dispatch, `dialer worker`) ---
-    # auto: Twilio when an account SID and token are set, else dial nobody (record only);
-    # simulator: dial nobody and post signed callbacks back to DIALER_PUBLIC_BASE_URL (the
-    # demo; needs a DIALER_TWILIO_AUTH_TOKEN to sign with).
+    # auto: Twilio when an account SID and token are set, else dial nobody: `serve` and
+    # `worker` say so at start, each attempt ends `not_sent` (error `no_telephony`) and its
+    # campaign's progress warns. simulator: dial nobody and post signed callbacks back to
+    # DIALER_PUBLIC_BASE_URL (the demo); it signs with DIALER_TWILIO_AUTH_TOKEN, which must
+    # be set, the same, for `dialer serve` and `dialer worker`.
     telephony: Literal["auto", "twilio", "simulator"] = "auto"
     # Seeds the simulator's mix of outcomes (the same seed plays the same morning).
     simulator_seed: int = 7
     # RabbitMQ URL (amqp://...); unset: the in-process queue (one process, nothing survives
-    # a restart but the outbox and the attempts). DIALER_RABBITMQ_URL is read as well.
+    # a restart but the outbox and the attempts).
     queue_url: str | None = None
+    # The same as DIALER_QUEUE_URL, under its older name (DIALER_QUEUE_URL wins).
     rabbitmq_url: str | None = None
     # Prefix of every exchange and queue name (one namespace per deployment).
     queue_namespace: str = "dialer"
@@ -126,7 +144,9 @@ class Settings(BaseSettings):
     # transactions at a time per worker; a batch waits this long for more jobs, only while
     # another batch is running (an idle worker reserves a lone job at once).
     worker_batch_size: int = Field(default=64, ge=1, le=1000)
+    # Group-commit transactions one worker runs at a time.
     worker_batches: int = Field(default=2, ge=1, le=16)
+    # How long (ms) a batch waits for more jobs while another batch is running.
     worker_batch_linger_ms: int = Field(default=10, ge=0, le=1000)
     # The fence (issue 19): a worker may dial a reserved attempt only within this lease
     # from its reservation; once it has run out the reconciler reclaims the attempt (it
@@ -136,6 +156,8 @@ class Settings(BaseSettings):
     # looked up only after the fence's send window, this timeout and the margin below
     # have passed since its fence (`dialer.dispatch.fence.dialing_reclaim_after`).
     twilio_http_timeout_seconds: float = Field(default=15.0, gt=0.0, le=300.0)
+    # Extra seconds past the send window and the HTTP timeout before a `dialing`
+    # attempt is looked up (clock skew and a slow process).
     reclaim_margin_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
     # PostgreSQL connections one worker keeps: at most this many, and no more than its
     # concurrency + 6 (planner, read-ahead, relays, reconciler). A batch holds one, not a
@@ -144,15 +166,22 @@ class Settings(BaseSettings):
     # The caller id of outbound calls (E.164, a number the Twilio account owns); SMS use
     # the messaging service when one is set.
     twilio_from_number: str = "+15005550006"
+    # The Twilio messaging service (MG...) texts are sent through; unset: from
+    # DIALER_TWILIO_FROM_NUMBER.
     twilio_messaging_service_sid: str | None = None
     # E-mail through SMTP when a host is set (else e-mail attempts fail, never silently).
     smtp_host: str | None = None
+    # The SMTP server's port (587: STARTTLS).
     smtp_port: int = 587
+    # The From of every e-mail.
     smtp_sender: str = "Collections <collections@example.com>"
+    # SMTP login (unset: no authentication).
     smtp_username: str | None = None
+    # SMTP password; a secret: never logged.
     smtp_password: SecretStr | None = None
     # Words the templates may use at full disclosure.
     creditor_name: str = "the creditor"
+    # The link full-disclosure texts and e-mails give for paying.
     payment_link: str = "https://pay.example.com"
 
     @property

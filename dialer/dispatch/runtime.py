@@ -12,18 +12,21 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from adapters.fakes import FakeTelephony
 from adapters.ports import JobQueue, Mailer, Telephony
 from adapters.rabbitmq import RabbitJobQueue, RabbitSettings
 from adapters.simulator import SimulatedTelephony, SimulatorSettings
 from adapters.smtp import SmtpMailer, SmtpSettings
 from adapters.twilio import TwilioSettings, TwilioTelephony
 from adapters.twilio_client import HttpxTwilioClient
+from adapters.unconfigured import WHY as NO_TELEPHONY
+from adapters.unconfigured import UnconfiguredTelephony
 from dialer.callbacks.apply import reconcile_unmatched
 from dialer.core.clock import system_clock
+from dialer.core.errors import ConfigurationError
 from dialer.core.settings import Settings
 from dialer.dispatch import lifecycle, lookups, outbox, planner, reconciler
 from dialer.dispatch.context import WorkerConfig
@@ -63,11 +66,43 @@ def build_queue(
     return EmbeddedJobQueue(clock=clock, delivery_limit=settings.queue_delivery_limit, maker=maker)
 
 
-def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_clock) -> Telephony:
+TelephonyKind = Literal["twilio", "simulator", "none"]
+
+
+def telephony_kind(settings: Settings) -> TelephonyKind:
+    """Which telephony these settings give: `twilio` when asked for or when an account SID
+    and token are set (`auto`), `simulator` when asked for, else `none` (dials nobody).
+    Raises `ConfigurationError` (one line, naming the setting) when the choice cannot work."""
     token = settings.twilio_auth_token.get_secret_value()
     if settings.telephony == "simulator":
         if not token:
-            raise ValueError("the simulator signs its callbacks: set DIALER_TWILIO_AUTH_TOKEN")
+            raise ConfigurationError(
+                "DIALER_TELEPHONY=simulator signs its callbacks like Twilio: set "
+                "DIALER_TWILIO_AUTH_TOKEN to any secret, the same in `dialer serve` and "
+                "`dialer worker` (export it once in the shell that starts both)"
+            )
+        return "simulator"
+    if settings.telephony == "twilio":
+        if not (settings.twilio_account_sid and token):
+            raise ConfigurationError(
+                "DIALER_TELEPHONY=twilio needs DIALER_TWILIO_ACCOUNT_SID and "
+                "DIALER_TWILIO_AUTH_TOKEN"
+            )
+        return "twilio"
+    return "twilio" if settings.twilio_account_sid and token else "none"
+
+
+def telephony_banner(settings: Settings) -> str | None:
+    """The warning a process prints at start when it dials nobody (None when it dials)."""
+    if telephony_kind(settings) != "none":
+        return None
+    return f"WARNING: {NO_TELEPHONY}; every call and text is ended as not_sent"
+
+
+def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_clock) -> Telephony:
+    kind = telephony_kind(settings)
+    token = settings.twilio_auth_token.get_secret_value()
+    if kind == "simulator":
         return SimulatedTelephony(
             SimulatorSettings(
                 account_sid=settings.twilio_account_sid or "AC" + "0" * 32,
@@ -78,7 +113,7 @@ def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_c
             ),
             clock=clock,
         )
-    if settings.telephony == "twilio" or (settings.twilio_account_sid and token):
+    if kind == "twilio":
         return TwilioTelephony(
             TwilioSettings(
                 account_sid=settings.twilio_account_sid,
@@ -92,8 +127,9 @@ def build_telephony(settings: Settings, clock: Callable[[], datetime] = system_c
             ),
             http_client=HttpxTwilioClient(timeout=settings.twilio_http_timeout_seconds),
         )
-    # No Twilio configured: dial nobody, post nothing back (DIALER_TELEPHONY=simulator does).
-    return FakeTelephony()
+    # No Twilio configured: dial nobody, and end every attempt at once as not_sent.
+    log.warning(NO_TELEPHONY)
+    return UnconfiguredTelephony()
 
 
 def build_mailer(settings: Settings) -> Mailer | None:

@@ -14,7 +14,13 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
-from adapters.errors import AmbiguousError, PermanentError, PermanentErrorKind, TransientError
+from adapters.errors import (
+    AmbiguousError,
+    NotConfiguredError,
+    PermanentError,
+    PermanentErrorKind,
+    TransientError,
+)
 from adapters.ports import (
     CallRequest,
     EmailMessage,
@@ -30,7 +36,7 @@ from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.fence import SEND_WINDOW, Fence
 from dialer.dispatch.record import Recorder
 from dialer.dispatch.redecide import Reservation
-from dialer.domain.attempts import AttemptState
+from dialer.domain.attempts import NO_TELEPHONY, AttemptState
 from strategy.model import Channel
 
 log = logging.getLogger(__name__)
@@ -102,6 +108,9 @@ class Transmitter:
         if isinstance(exc, AmbiguousError):
             self.ctx.count_provider_error("ambiguous")
             await record(r, AttemptState.UNKNOWN, error=("ambiguous", str(exc)))
+        elif isinstance(exc, NotConfiguredError):  # nobody to dial through: final, no contact
+            self.ctx.count_provider_error("not_configured")
+            await record(r, AttemptState.NOT_SENT, error=(NO_TELEPHONY, str(exc)))
         elif isinstance(exc, PermanentError):
             self.ctx.count_provider_error(exc.kind)
             error = (f"{exc.kind}:{exc.code or ''}", str(exc))

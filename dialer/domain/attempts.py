@@ -134,6 +134,9 @@ LIVE_OR_DONE = frozenset(TRANSITIONS) - {
 # provider's own later word may correct: a delivered callback that was lost or late moves
 # it to `completed`. A failure the provider reported is never corrected.
 INFERRED_FAILURE = "reconciled"
+# An attempt a worker ended `not_sent` because no telephony is configured (no Twilio, no
+# simulator): nothing left, it is final and never a contact; its campaign reports them.
+NO_TELEPHONY = "no_telephony"
 CORRECTIONS: dict[AttemptState, frozenset[AttemptState]] = {
     AttemptState.FAILED: frozenset({AttemptState.COMPLETED}),
 }

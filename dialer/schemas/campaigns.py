@@ -104,6 +104,9 @@ class ProgressOut(Out):
     # the earliest send time still waiting (planned or queued): the next opening of the
     # window when the campaign was started after today's had closed
     next_send_at: datetime | None = None
+    # what an operator must know about this campaign, in words: e.g. attempts a worker
+    # ended because it has no telephony configured (it dials nobody)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class DeadLetterOut(Out):

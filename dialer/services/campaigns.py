@@ -21,7 +21,7 @@ from dialer.db.repositories import audit
 from dialer.db.repositories.paging import after_key
 from dialer.dispatch import pacing
 from dialer.dispatch.lifecycle import transition as transition  # the one lifecycle rule
-from dialer.domain.attempts import AttemptState
+from dialer.domain.attempts import NO_TELEPHONY, AttemptState
 from dialer.domain.windows import LocalWindow
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
 from dialer.services import paging
@@ -175,6 +175,22 @@ async def progress(session: AsyncSession, campaign_id: uuid.UUID) -> ProgressOut
             AttemptRow.state.in_([s.PLANNED.value, s.QUEUED.value]),
         )
     )
+    undialled = await session.scalar(
+        select(func.count()).where(
+            AttemptRow.campaign_id == campaign_id,
+            AttemptRow.state == s.NOT_SENT.value,
+            AttemptRow.error_code == NO_TELEPHONY,
+        )
+    )
+    warnings = (
+        [
+            f"{undialled} attempts were not sent: the worker that took them has no "
+            "telephony configured and dials nobody (set DIALER_TWILIO_ACCOUNT_SID and "
+            "DIALER_TWILIO_AUTH_TOKEN, or DIALER_TELEPHONY=simulator)"
+        ]
+        if undialled
+        else []
+    )
     live = sum(by_state[x.value] for x in pacing.LIVE)
     dispatched = live + sum(by_state[x.value] for x in (s.COMPLETED, s.FAILED, s.NOT_SENT))
     return ProgressOut(
@@ -196,4 +212,5 @@ async def progress(session: AsyncSession, campaign_id: uuid.UUID) -> ProgressOut
         refused_at_dispatch=by_state[s.REFUSED.value],
         refused_by_rule=dict(rules),
         next_send_at=next_send_at,
+        warnings=warnings,
     )

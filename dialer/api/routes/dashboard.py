@@ -1,9 +1,11 @@
 """`/dashboard`: a small read-only page for supervisors, and the one JSON view it needs.
 
-The page itself is static and holds no data: it asks for an API key and calls the JSON
-API with it (`/v1/campaigns`, `/v1/campaigns/{id}/progress`, `/v1/dashboard/cases/{ref}`),
-so it is authorised exactly like the API. The case view masks every phone number and
-e-mail address before it leaves the service.
+The page itself is static and holds no data: it asks for an API key (kept in the tab's
+sessionStorage) and calls the JSON API with it (`/v1/portfolios`, `/v1/campaigns`,
+`/v1/campaigns/{id}/progress`, `/v1/dashboard/campaigns/{id}/morning`,
+`/v1/dashboard/cases/{ref}`), so it is authorised exactly like the API. Its script, style
+and charts (hand-drawn SVG) are in the page: nothing loads from elsewhere. The case view
+masks every phone number and e-mail address before it leaves the service.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from dialer.api.deps import CaseReader, NowDep, SessionDep
+from dialer.api.deps import CaseReader, NowDep, SessionDep, Supervisor
 from dialer.core.errors import ConflictError, NotFoundError
-from dialer.db.models import CaseRow
+from dialer.db.models import CaseRow, Portfolio
 from dialer.db.repositories import cases as case_repo
 from dialer.observability.redact import mask_phone, mask_text
+from dialer.schemas.common import Instant
 from dialer.schemas.decisions import decision_out
 from dialer.services.decisions import decide_stored
+from dialer.services.morning import morning
+from dialer.services.timeline import timeline
 
 page = APIRouter(tags=["dashboard"])
 router = APIRouter(tags=["dashboard"])
@@ -61,6 +67,26 @@ async def _find(session: SessionDep, ref: str, portfolio: str | None) -> CaseRow
     return row
 
 
+def _masked(value: Any) -> Any:
+    """Every string inside `value` with phone numbers and e-mail addresses masked."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+@router.get("/dashboard/campaigns/{campaign_id}/morning")
+async def campaign_morning(
+    campaign_id: uuid.UUID, session: SessionDep, who: Supervisor
+) -> dict[str, Any]:
+    """The campaign's morning for the charts: outcomes by local hour (the portfolio's
+    zone) and by tier, refusals by rule, contact, right-party, promise and delivery rates."""
+    return await morning(session, campaign_id)
+
+
 @router.get("/dashboard/cases/{ref}")
 async def case_view(
     ref: str,
@@ -68,16 +94,19 @@ async def case_view(
     now: NowDep,
     who: CaseReader,
     portfolio: str | None = Query(default=None, max_length=64),
+    at: Instant | None = None,
 ) -> dict[str, Any]:
-    """A case (by id or external reference) and its decision now: allowed actions, every
-    refusal with its reasons and next-allowed time; contact points masked."""
+    """A case (by id or external reference), its decision now or `at` (allowed actions,
+    every refusal with its reasons and next-allowed time) and its timeline; the
+    portfolio's zone to show times in; contact points masked."""
     case = await _find(session, ref, portfolio)
     labels: dict[str, str] = {}
     for party in case.parties:
         for cp in party.contact_points:
             value = mask_phone(cp.value) if cp.kind == "phone" else mask_text(cp.value)
             labels[str(cp.id)] = f"{party.name or party.role} ({party.role}) {cp.kind} {value}"
-    decision = decision_out(await decide_stored(session, case.id, now)).model_dump(mode="json")
+    decided = await decide_stored(session, case.id, at or now)
+    decision = decision_out(decided).model_dump(mode="json")
     for item in (*decision["allowed"], *decision["refused"]):
         cp_id = item["candidate"]["contact_point_id"]
         item["who"] = labels.get(cp_id, "(contact point removed)")
@@ -87,14 +116,23 @@ async def case_view(
     for reason in decision["case_reasons"]:
         reason["message"] = mask_text(reason["message"])
     decision.pop("extra", None)  # zones by contact point: not needed on the page
+    history = jsonable_encoder(await timeline(session, case.id))
+    for entry in history["entries"]:
+        if entry.get("contact_point_id"):
+            entry["who"] = labels.get(str(entry["contact_point_id"]), "(contact point removed)")
+    zone = await session.scalar(select(Portfolio.timezone).where(Portfolio.name == case.portfolio))
     return {
         "case": {
             "id": str(case.id),
             "external_ref": case.external_ref,
             "portfolio": case.portfolio,
+            "timezone": zone or "UTC",
             "amount": str(case.amount),
             "currency": case.currency,
             "status": case.status,
+            "tier": case.tier,
+            "team": case.team,
         },
         "decision": decision,
+        "timeline": _masked(history),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
 from dialer.api.deps import (
     Approver,
@@ -74,8 +74,13 @@ async def complete_task(
 
 @router.post("/portfolios/{name}/assignments/refresh", response_model=RefreshOut)
 async def refresh_assignments(
-    name: str, body: RefreshIn, session: SessionDep, now: NowDep, who: SupervisorOrService
+    name: str,
+    session: SessionDep,
+    now: NowDep,
+    who: SupervisorOrService,
+    body: Annotated[RefreshIn | None, Body()] = None,
 ) -> object:
     """Re-decide every open case: store tiers, move cases whose tier changed to that
-    tier's team, create escalation tasks once."""
-    return await assignment.refresh(session, name, at=body.at or now, actor=who.actor)
+    tier's team, create escalation tasks once. The body (`at`) is optional: none is now."""
+    at = body.at if body is not None and body.at is not None else now
+    return await assignment.refresh(session, name, at=at, actor=who.actor)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.fakes import FakeTelephony
 from adapters.inprocess import InProcessJobQueue
 from adapters.rabbitmq import RabbitJobQueue
 from adapters.twilio import TwilioTelephony
+from adapters.unconfigured import UnconfiguredTelephony
 from dialer.core.auth import Role
 from dialer.core.settings import Settings
 from dialer.dispatch.runtime import build_queue, build_telephony
@@ -75,7 +75,7 @@ async def test_dead_letters_are_listed_and_replayed(api: Api) -> None:
 def test_the_composition_root_picks_adapters_from_settings() -> None:
     plain = Settings(database_url="sqlite+aiosqlite:///:memory:")
     assert isinstance(build_queue(plain), InProcessJobQueue)
-    assert isinstance(build_telephony(plain), FakeTelephony)
+    assert isinstance(build_telephony(plain), UnconfiguredTelephony)
     wired = Settings(
         database_url="sqlite+aiosqlite:///:memory:",
         queue_url="amqp://guest:guest@127.0.0.1:5672/",

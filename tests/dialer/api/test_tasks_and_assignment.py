@@ -139,3 +139,17 @@ async def test_payment_recorded_by_service(api: Api) -> None:
         headers=api.auth(Role.SERVICE),
     )
     assert r.status_code == 201 and r.json()["amount"] == "1000.00"
+
+
+async def test_refresh_needs_no_body_and_decides_now(api: Api) -> None:
+    await _setup(api)
+    r = await api.client.post(
+        "/v1/portfolios/b2b/assignments/refresh", headers=api.auth(Role.SERVICE)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["cases"] == 1
+    # a body that is not an object is still refused, naming why
+    r = await api.client.post(
+        "/v1/portfolios/b2b/assignments/refresh", json={"at": 5}, headers=api.auth(Role.SERVICE)
+    )
+    assert r.status_code == 422, r.text
