@@ -310,6 +310,9 @@ class CampaignRow(Base):
     cases_seen: Mapped[int] = mapped_column(Integer, default=0)
     planned: Mapped[int] = mapped_column(Integer, default=0)
     refused_by_rule: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # ivr (the automated flow) / preview / progressive / predictive: dispatch.predictive
+    mode: Mapped[str] = mapped_column(String(16), default="ivr", server_default="ivr")
+    wrap_up_limit_s: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
 
 
 class OutboxRow(Base):
@@ -471,3 +474,19 @@ class DeadLetterRow(Base):
     reason: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     died_at: Mapped[datetime]
+
+
+class AgentRow(Base):
+    """A collector at the desk: the `agent` key whose name is `name`, their state since
+    when, where bridged calls reach them, and the call held for them or in their hands."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128), unique=True)  # the agent key's name
+    endpoint: Mapped[str | None] = mapped_column(String(255))  # client:x | +E.164 | sip:..
+    state: Mapped[str] = mapped_column(String(16))  # domain.agents.AgentState
+    state_since: Mapped[datetime]
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the call held or in hand
+    wrap_up_due_at: Mapped[datetime | None]  # wrap-up owed until then, set when a call ends
