@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Principal
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import AgentRow, AttemptRow, OutcomeRow
+from dialer.db.repositories import agents as agent_repo
 from dialer.domain.agents import SELF_SET, AgentState, EndpointError, may_move, parse_endpoint
 from dialer.schemas.outcomes import OutcomeIn
 from dialer.services import outcomes
@@ -27,12 +28,7 @@ from dialer.services.changes import record_change
 
 async def me(session: AsyncSession, who: Principal, now: datetime) -> AgentRow:
     """The agent row of this `agent` key, created `offline` on first use."""
-    row = await session.scalar(select(AgentRow).where(AgentRow.name == who.name))
-    if row is None:
-        row = AgentRow(name=who.name, state=AgentState.OFFLINE, state_since=now)
-        session.add(row)
-        await session.flush()
-    return row
+    return await agent_repo.ensure(session, who.name, AgentState.OFFLINE, now)
 
 
 async def list_agents(session: AsyncSession) -> list[AgentRow]:
@@ -93,30 +89,17 @@ async def hold_for(
 
     A compare-and-set per candidate: only the worker whose UPDATE still finds the agent
     `available` gets them, so no agent is offered two calls at once, across workers."""
-    candidates = await session.scalars(
-        select(AgentRow.id)
-        .where(AgentRow.state == AgentState.AVAILABLE)
-        .order_by(AgentRow.state_since, AgentRow.id)
-        .limit(20)
+    row = await agent_repo.take_available(
+        session,
+        held=AgentState.RESERVED,
+        available=AgentState.AVAILABLE,
+        campaign_id=campaign_id,
+        attempt_id=attempt_id,
+        now=now,
     )
-    for agent_id in list(candidates):
-        taken = await session.execute(
-            update(AgentRow)
-            .where(AgentRow.id == agent_id, AgentRow.state == AgentState.AVAILABLE)
-            .values(
-                state=AgentState.RESERVED,
-                state_since=now,
-                campaign_id=campaign_id,
-                attempt_id=attempt_id,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount == 1:  # type: ignore[attr-defined]
-            row = await session.get(AgentRow, agent_id, populate_existing=True)
-            assert row is not None
-            await _audit(session, row, "dialer", now, "agent.reserved", {})
-            return row
-    return None
+    if row is not None:
+        await _audit(session, row, "dialer", now, "agent.reserved", {})
+    return row
 
 
 async def call_answered(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> AgentRow:

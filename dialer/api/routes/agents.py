@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
 
 from dialer.api.deps import Agent, NowDep, SessionDep, Supervisor
 from dialer.schemas.agents import AgentOut, EndpointIn, StateIn
 from dialer.schemas.outcomes import OutcomeIn, OutcomeOut
-from dialer.services import agents
+from dialer.services import agents, desk
 
 router = APIRouter(tags=["agents"])
+page = APIRouter(tags=["agents"])
 
 
 @router.get("/agents", response_model=list[AgentOut])
@@ -42,3 +48,22 @@ async def wrap_up(body: OutcomeIn, session: SessionDep, who: Agent, now: NowDep)
 @router.post("/agents/me/disconnect", response_model=AgentOut)
 async def disconnect(session: SessionDep, who: Agent, now: NowDep) -> object:
     return await agents.disconnected(session, who, now)
+
+
+@router.get("/agents/me/call")
+async def my_call(session: SessionDep, who: Agent, now: NowDep) -> dict[str, Any]:
+    """The call held or in hand, shown as its granted disclosure allows (see services.desk)."""
+    shown = await desk.current_call(session, who, now)
+    await session.commit()
+    return shown
+
+
+@cache
+def _html() -> str:
+    return files("dialer").joinpath("static/desk.html").read_text(encoding="utf-8")
+
+
+@page.get("/desk", response_class=HTMLResponse)
+def desk_page() -> HTMLResponse:
+    """The collector's page (static; it asks for the agent's key and reads the API with it)."""
+    return HTMLResponse(_html())
