@@ -51,6 +51,12 @@ def main() -> None:
             f"predictive_vs_progressive_{agents}: {pred.utilisation() / prog.utilisation():.2f} x"
         )
         lines.append(f"simulation_cpu_{agents}: {cpu:.1f} s")
+    # The cost of answering-machine detection before the bridge, 10 agents, both modes.
+    for mode in (DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE):
+        with_amd = Floor(mode, 10, args.hours, args.seed, amd=True).run()
+        overall, _, _ = with_amd.abandonment()
+        lines.append(f"{mode}_10_with_amd_utilisation: {with_amd.utilisation():.3f} ratio")
+        lines.append(f"{mode}_10_with_amd_abandonment: {overall * 100:.2f} %")
     print("\n".join(lines))
 
 

@@ -26,6 +26,10 @@ HOLD = 2.0  # a person waits this long for an agent before the call counts as ab
 SETUP = 3.0  # post-dial delay before the callee's phone rings
 RING_LIMIT = 30.0  # ring timeout: at least 15 s, as 16 CFR 310.4(b)(4)(i) asks
 DETECT = 4.0  # answering-machine detection, after the machine answers
+# With detection on, a person hears 1.5-3.5 s of silence after their greeting while it
+# decides; past HOLD that call is abandoned in law (16 CFR 310.4(b)(4)(iii)).
+HUMAN_DETECT = (1.5, 3.5)
+MACHINE_HANDLE = 8.0  # without detection: an agent hears the machine and drops the call
 TALK, WRAP = 120.0, 30.0  # mean seconds (lognormal)
 
 
@@ -38,6 +42,9 @@ class Floor:
     hours: float
     seed: int
     pacer: Pacer = field(default_factory=Pacer)
+    amd: bool = False  # answering-machine detection before an agent is bridged
+    machine_time: float = 0.0  # agents' time spent on machines (detection off)
+    _answered_at: dict[int, float] = field(default_factory=dict)
     now: float = 0.0
     free: int = 0
     busy_since: dict[int, float] = field(default_factory=dict)  # agent -> call began at
@@ -93,7 +100,8 @@ class Floor:
         if r < 0.25:
             self.at(self.now + SETUP + c.uniform(5, 25), ANSWER, call)
         elif r < 0.37:
-            self.at(self.now + SETUP + c.uniform(5, 25) + DETECT, MACHINE, call)
+            delay = SETUP + c.uniform(5, 25) + (DETECT if self.amd else 0.0)
+            self.at(self.now + delay, MACHINE, call)
         elif r < 0.85:
             self.at(self.now + SETUP + RING_LIMIT, NO_ANSWER, call)
         else:
@@ -105,20 +113,48 @@ class Floor:
             self.free += 1
             self._pace()
 
-    def _machine(self, call: int) -> None:
+    def _no_answer(self, call: int) -> None:
         self._ended_without_person(call)
 
-    _no_answer = _failed = _machine
+    _failed = _no_answer
+
+    def _machine(self, call: int) -> None:
+        if self.amd:  # detected: hung up (or a voicemail left) without an agent
+            self._ended_without_person(call)
+            return
+        self.pacer.dial_ended(person=False, after=self.now - self.ringing.pop(call))
+        if self.mode is DialingMode.PROGRESSIVE:
+            self.free += 1  # its held agent hears the machine
+        if self.free > 0:  # an agent hears it and drops it; else it is simply dropped
+            self.free -= 1
+            self.machine_time += MACHINE_HANDLE
+            self._next_agent += 1
+            self.busy_since[self._next_agent] = self.now
+            self.at(self.now + MACHINE_HANDLE, "agent_free", self._next_agent)
+        elif self.mode is DialingMode.PROGRESSIVE:
+            self._pace()
 
     def _answer(self, call: int) -> None:
         self.pacer.dial_ended(person=True, after=self.now - self.ringing.pop(call))
+        if self.amd:  # the person waits while detection decides
+            self._answered_at[call] = self.now
+            self.at(self.now + self.callees.uniform(*HUMAN_DETECT), "detected", call)
+        else:
+            self._bridge(call, HOLD)
+
+    def _detected(self, call: int) -> None:
+        self._bridge(call, HOLD - (self.now - self._answered_at.get(call, self.now)))
+
+    def _bridge(self, call: int, hold: float) -> None:
         if self.mode is DialingMode.PROGRESSIVE:
-            self.free += 1  # its held agent takes it
-        if self.free > 0:
+            self.free += 1  # its held agent takes it (or is released, if too late)
+        if hold <= 0.0:  # already past 2 s of silence: abandoned, the message plays
+            self._count(abandoned=True)
+        elif self.free > 0:
             self._connect()
         else:
-            self.waiting.append((self.now + HOLD, call))
-            self.at(self.now + HOLD, "give_up", call)
+            self.waiting.append((self.now + hold, call))
+            self.at(self.now + hold, "give_up", call)
 
     def _give_up(self, call: int) -> None:
         if self.waiting and self.waiting[0][1] == call:

@@ -33,6 +33,16 @@ class DialingMode(StrEnum):
 
 
 AGENT_MODES = frozenset({DialingMode.PREVIEW, DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE})
+# Answering-machine detection per mode. The automated flow needs it (a machine gets the
+# voicemail, not the keypad menu). With an agent, detection's 1.5-3.5 s of silence after
+# the greeting makes most live answers abandoned calls under the 2-second rule (16 CFR
+# 310.4(b)(4)(iii)): bench/predictive.py measures it. So agents take machines themselves.
+MACHINE_DETECTION: dict[DialingMode, bool] = {
+    DialingMode.IVR: True,
+    DialingMode.PREVIEW: False,
+    DialingMode.PROGRESSIVE: False,
+    DialingMode.PREDICTIVE: False,
+}
 
 
 @dataclass(frozen=True, slots=True)

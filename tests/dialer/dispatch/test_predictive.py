@@ -69,3 +69,13 @@ def test_a_simulated_shift_beats_progressive_and_abandons_at_most_3_percent_each
         assert abandoned / answered <= 0.03, (hour, answered, abandoned)
     assert sum(abandoned for _, abandoned in predictive.hourly.values()) > 0  # it did press
     assert predictive.utilisation() > 1.2 * progressive.utilisation()
+
+
+def test_machine_detection_is_off_with_agents_because_it_breaks_the_two_second_rule() -> None:
+    from dialer.dispatch.predictive import MACHINE_DETECTION
+
+    detecting = Floor(DialingMode.PROGRESSIVE, agents=10, hours=1, seed=3, amd=True).run()
+    overall, _, _ = detecting.abandonment()
+    assert overall > 0.03  # the silence while it decides abandons live answers
+    assert MACHINE_DETECTION[DialingMode.IVR]
+    assert not any(MACHINE_DETECTION[m] for m in DialingMode if m is not DialingMode.IVR)
