@@ -19,7 +19,7 @@ import argparse
 import time
 
 from demo.floor import Floor
-from dialer.dispatch.predictive import DialingMode
+from dialer.domain.agents import DialingMode
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from dialer.dispatch.predictive import Desk, DialingMode, Pacer
+from dialer.dispatch.predictive import Desk, Pacer
+from dialer.domain.agents import DialingMode
 
 ANSWER, MACHINE, NO_ANSWER, FAILED = "answer", "machine", "no_answer", "failed"
 TICK = 1.0  # the pacer is asked once a second, and whenever an agent frees up

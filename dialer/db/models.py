@@ -310,9 +310,6 @@ class CampaignRow(Base):
     cases_seen: Mapped[int] = mapped_column(Integer, default=0)
     planned: Mapped[int] = mapped_column(Integer, default=0)
     refused_by_rule: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    # ivr (the automated flow) / preview / progressive / predictive: dispatch.predictive
-    mode: Mapped[str] = mapped_column(String(16), default="ivr", server_default="ivr")
-    wrap_up_limit_s: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
 
 
 class OutboxRow(Base):

@@ -22,17 +22,9 @@ import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from dialer.domain.agents import DialingMode
 
-class DialingMode(StrEnum):
-    IVR = "ivr"  # the automated flow; no agent
-    PREVIEW = "preview"  # the agent sees the case first and starts the call
-    PROGRESSIVE = "progressive"  # one call per free agent
-    PREDICTIVE = "predictive"  # more calls than free agents, within the abandonment limit
-
-
-AGENT_MODES = frozenset({DialingMode.PREVIEW, DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE})
 # Answering-machine detection per mode. The automated flow needs it (a machine gets the
 # voicemail, not the keypad menu). With an agent, detection's 1.5-3.5 s of silence after
 # the greeting makes most live answers abandoned calls under the 2-second rule (16 CFR

@@ -99,3 +99,13 @@ def parse_endpoint(text: str) -> AgentEndpoint:
     return AgentEndpoint(
         EndpointKind.PHONE, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     )
+
+
+class DialingMode(StrEnum):
+    IVR = "ivr"  # the automated flow; no agent
+    PREVIEW = "preview"  # the agent sees the case first and starts the call
+    PROGRESSIVE = "progressive"  # one call per free agent
+    PREDICTIVE = "predictive"  # more calls than free agents, within the abandonment limit
+
+
+AGENT_MODES = frozenset({DialingMode.PREVIEW, DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE})

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from demo.floor import Floor
-from dialer.dispatch.predictive import Desk, DialingMode, Pacer
+from dialer.dispatch.predictive import Desk, Pacer
+from dialer.domain.agents import DialingMode
 
 
 def _learned(answers: int = 100, answer_every: int = 4, handle: float = 150.0) -> Pacer:

@@ -1,6 +1,5 @@
 """Collectors at the desk: an `agents` table (state, since, endpoint, the call held or in
-hand, wrap-up due) and a dialing mode and wrap-up limit per campaign (existing campaigns
-keep the automated flow, `ivr`).
+hand, wrap-up due).
 
 Revision ID: 0011
 Revises: 0009
@@ -30,15 +29,7 @@ def upgrade() -> None:
         sa.Column("attempt_id", sa.Uuid()),
         sa.Column("wrap_up_due_at", sa.DateTime(timezone=True)),
     )
-    with op.batch_alter_table("campaigns", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("mode", sa.String(16), nullable=False, server_default="ivr"))
-        batch_op.add_column(
-            sa.Column("wrap_up_limit_s", sa.Integer(), nullable=False, server_default="120")
-        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("campaigns", schema=None) as batch_op:
-        batch_op.drop_column("wrap_up_limit_s")
-        batch_op.drop_column("mode")
     op.drop_table("agents")
