@@ -14,6 +14,7 @@ from dialer.api.errors import install_error_handlers
 from dialer.api.openapi import install_docs, install_openapi
 from dialer.api.query import reject_unknown_query
 from dialer.api.routes import router as v1
+from dialer.api.routes.agents import page as desk_page
 from dialer.api.routes.campaigns import router as campaigns
 from dialer.api.routes.dashboard import page as dashboard_page
 from dialer.api.routes.dashboard import router as dashboard
@@ -104,5 +105,6 @@ def create_app(
     app.include_router(campaigns, prefix="/v1")
     app.include_router(dashboard, prefix="/v1")  # the case view of /dashboard
     app.include_router(dashboard_page)  # /dashboard: static; it asks for an API key
+    app.include_router(desk_page)  # /desk: static; it asks for an agent key
     app.include_router(operations)  # /healthz, /readyz, /metrics: unauthenticated
     return app

@@ -501,3 +501,19 @@ class PlanRefusalRow(Base):
     rules: Mapped[list[str]] = mapped_column(JSONType)
     reason: Mapped[str] = mapped_column(Text)
     next_allowed: Mapped[datetime | None]
+
+
+class AgentRow(Base):
+    """A collector at the desk: the `agent` key whose name is `name`, their state since
+    when, where bridged calls reach them, and the call held for them or in their hands."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128), unique=True)  # the agent key's name
+    endpoint: Mapped[str | None] = mapped_column(String(255))  # client:x | +E.164 | sip:..
+    state: Mapped[str] = mapped_column(String(16))  # domain.agents.AgentState
+    state_since: Mapped[datetime]
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the call held or in hand
+    wrap_up_due_at: Mapped[datetime | None]  # wrap-up owed until then, set when a call ends

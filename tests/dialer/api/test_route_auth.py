@@ -76,6 +76,13 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("GET", "/v1/attempts/export"): {S, V},  # a bulk copy of the numbers called
     ("GET", "/v1/promises"): {S, G, V},
     ("GET", "/v1/dashboard/campaigns/{campaign_id}/morning"): {S},
+    ("GET", "/v1/agents"): {S},  # every agent's state, live
+    ("GET", "/v1/agents/me"): {G},
+    ("GET", "/v1/agents/me/call"): {G},
+    ("PUT", "/v1/agents/me/state"): {G},
+    ("PUT", "/v1/agents/me/endpoint"): {G},
+    ("POST", "/v1/agents/me/wrap-up"): {G},
+    ("POST", "/v1/agents/me/disconnect"): {G},
 }
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Unauthenticated on purpose (probes and Prometheus carry no key); they reveal nothing:
@@ -85,6 +92,7 @@ PUBLIC_ROUTES = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/dashboard"),
+    ("GET", "/desk"),
 }
 # Twilio's webhooks authenticate by X-Twilio-Signature, not by API key: a forged or
 # missing signature is a 403 whatever key comes with it (see test_signed_routes_...).

@@ -1,0 +1,111 @@
+"""A collector at the desk: their state, the one rule that moves it, and where calls reach them.
+
+    offline -> available <-> away
+    available -> reserved (the dialer holds a call for them) -> on_call -> wrap_up -> available
+    reserved -> available (the held call was not answered by a person, or was abandoned)
+    any state -> offline (logged out, or the desk disconnected: the call in hand is recorded)
+
+`wrap_up` -> `available` needs the wrap-up record (outcome, notes, summary) or the
+campaign's wrap-up limit to pass; the service enforces that, this module only says which
+moves exist. An agent is offered a call only while `available`, and `reserved` is taken
+with a compare-and-set in the database, so no agent holds two calls (see services.agents).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+
+
+class AgentState(StrEnum):
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    RESERVED = "reserved"  # a dialled call is held for this agent
+    ON_CALL = "on_call"  # bridged to a verified party
+    WRAP_UP = "wrap_up"  # the call ended; the record is owed
+    AWAY = "away"  # logged in, taking no calls
+
+
+AGENT_MOVES: dict[AgentState, frozenset[AgentState]] = {
+    AgentState.OFFLINE: frozenset({AgentState.AVAILABLE, AgentState.AWAY}),
+    AgentState.AVAILABLE: frozenset({AgentState.RESERVED, AgentState.AWAY, AgentState.OFFLINE}),
+    AgentState.RESERVED: frozenset({AgentState.ON_CALL, AgentState.AVAILABLE, AgentState.OFFLINE}),
+    AgentState.ON_CALL: frozenset({AgentState.WRAP_UP, AgentState.OFFLINE}),
+    AgentState.WRAP_UP: frozenset({AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE}),
+    AgentState.AWAY: frozenset({AgentState.AVAILABLE, AgentState.OFFLINE}),
+}
+
+# The states an agent may set on themselves (the dialer sets reserved and on_call, and the
+# end of a call sets wrap_up).
+SELF_SET = frozenset({AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE})
+# Busy with a call: counted as working time, never offered another call.
+BUSY = frozenset({AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP})
+
+
+def may_move(current: AgentState, target: AgentState) -> bool:
+    """Whether an agent in `current` may move to `target` (staying put is not a move)."""
+    return target in AGENT_MOVES[current]
+
+
+class EndpointKind(StrEnum):
+    CLIENT = "client"  # a Twilio Voice SDK identity (the browser desk)
+    PHONE = "phone"  # an E.164 number
+    SIP = "sip"  # a SIP URI
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEndpoint:
+    """Where a bridged call reaches the agent: `client:<identity>`, `+<E.164>` or `sip:..`."""
+
+    kind: EndpointKind
+    address: str
+
+    def __str__(self) -> str:
+        return f"client:{self.address}" if self.kind is EndpointKind.CLIENT else self.address
+
+
+_CLIENT = re.compile(r"[A-Za-z0-9_.-]{1,121}")  # Twilio client identities: no spaces
+_SIP = re.compile(r"sips?:[^@\s]+@[A-Za-z0-9.-]+(:\d{1,5})?(;[^\s]*)?")
+
+
+class EndpointError(ValueError):
+    """The endpoint text is none of the three forms; the message says which forms exist."""
+
+
+def parse_endpoint(text: str) -> AgentEndpoint:
+    """`client:alice`, `+8613800138000` or `sip:alice@pbx.example.com`, else EndpointError."""
+    value = text.strip()
+    if value.startswith("client:"):
+        identity = value.removeprefix("client:")
+        if not _CLIENT.fullmatch(identity):
+            raise EndpointError("a client identity is 1-121 letters, digits, '_', '.' or '-'")
+        return AgentEndpoint(EndpointKind.CLIENT, identity)
+    if value.startswith(("sip:", "sips:")):
+        if not _SIP.fullmatch(value):
+            raise EndpointError("a SIP endpoint looks like sip:user@host[:port]")
+        return AgentEndpoint(EndpointKind.SIP, value)
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise EndpointError(
+            "an endpoint is client:<identity>, a phone number in E.164 (+8613800138000)"
+            " or sip:user@host"
+        )
+    return AgentEndpoint(
+        EndpointKind.PHONE, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    )
+
+
+class DialingMode(StrEnum):
+    IVR = "ivr"  # the automated flow; no agent
+    PREVIEW = "preview"  # the agent sees the case first and starts the call
+    PROGRESSIVE = "progressive"  # one call per free agent
+    PREDICTIVE = "predictive"  # more calls than free agents, within the abandonment limit
+
+
+AGENT_MODES = frozenset({DialingMode.PREVIEW, DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE})

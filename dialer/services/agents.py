@@ -1,0 +1,208 @@
+"""Collectors at the desk: their state, the call the dialer holds for them, and wrap-up.
+
+Every move goes through `domain.agents.may_move` and is audited (entity `agent`). A call
+is held for an agent with a compare-and-set (`UPDATE ... WHERE state = 'available'`), so
+two workers can never give one agent two calls. Wrap-up is owed after every call: the
+agent becomes available again only by recording it (an outcome on the case, whose notes
+are the briefing the next collector sees), or once the campaign's wrap-up limit passes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.core.auth import Principal
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
+from dialer.db.models import AgentRow, AttemptRow, OutcomeRow
+from dialer.db.repositories import agents as agent_repo
+from dialer.domain.agents import SELF_SET, AgentState, EndpointError, may_move, parse_endpoint
+from dialer.schemas.outcomes import OutcomeIn
+from dialer.services import outcomes
+from dialer.services.changes import record_change
+
+
+async def me(session: AsyncSession, who: Principal, now: datetime) -> AgentRow:
+    """The agent row of this `agent` key, created `offline` on first use."""
+    return await agent_repo.ensure(session, who.name, AgentState.OFFLINE, now)
+
+
+async def list_agents(session: AsyncSession) -> list[AgentRow]:
+    return list(await session.scalars(select(AgentRow).order_by(AgentRow.name)))
+
+
+async def set_endpoint(
+    session: AsyncSession, who: Principal, endpoint: str, now: datetime
+) -> AgentRow:
+    try:
+        parsed = parse_endpoint(endpoint)
+    except EndpointError as exc:
+        raise ValidationFailedError("bad endpoint", [FieldError("endpoint", str(exc))]) from exc
+    row = await me(session, who, now)
+    before = row.endpoint
+    row.endpoint = str(parsed)
+    await _audit(session, row, who.actor, now, "agent.endpoint", {"endpoint": before})
+    await session.commit()
+    return row
+
+
+async def set_state(
+    session: AsyncSession, who: Principal, target: AgentState, now: datetime
+) -> AgentRow:
+    """The agent's own move: available, away or offline (the dialer sets the others)."""
+    if target not in SELF_SET:
+        raise ValidationFailedError(
+            f"an agent sets only {', '.join(sorted(SELF_SET))}",
+            [FieldError("state", f"{target} is set by the dialer, not by the agent")],
+        )
+    row = await me(session, who, now)
+    if row.state == target:
+        return row
+    current = AgentState(row.state)
+    if current is AgentState.WRAP_UP and target is not AgentState.OFFLINE:
+        _owe_wrap_up(row, now)
+    if target is AgentState.AVAILABLE and row.endpoint is None:
+        raise ConflictError("set an endpoint first (PUT /v1/agents/me/endpoint)")
+    if not may_move(current, target):
+        raise ConflictError(f"an agent {current} cannot become {target}")
+    await _move(session, row, target, who.actor, now)
+    await session.commit()
+    return row
+
+
+def _owe_wrap_up(row: AgentRow, now: datetime) -> None:
+    if row.wrap_up_due_at is not None and now < row.wrap_up_due_at:
+        raise ConflictError(
+            f"wrap-up of attempt {row.attempt_id} is owed until {row.wrap_up_due_at:%H:%M:%S}"
+            " UTC: POST /v1/agents/me/wrap-up first"
+        )
+
+
+async def hold_for(
+    session: AsyncSession, campaign_id: uuid.UUID, attempt_id: uuid.UUID, now: datetime
+) -> AgentRow | None:
+    """Reserve the longest-waiting available agent for this call, or None if none is free.
+
+    A compare-and-set per candidate: only the worker whose UPDATE still finds the agent
+    `available` gets them, so no agent is offered two calls at once, across workers."""
+    row = await agent_repo.take_available(
+        session,
+        held=AgentState.RESERVED,
+        available=AgentState.AVAILABLE,
+        campaign_id=campaign_id,
+        attempt_id=attempt_id,
+        now=now,
+    )
+    if row is not None:
+        await _audit(session, row, "dialer", now, "agent.reserved", {})
+    return row
+
+
+async def call_answered(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> AgentRow:
+    """The verified person is bridged to the agent held for this call."""
+    row = await _holding(session, attempt_id)
+    await _move(session, row, AgentState.ON_CALL, "dialer", now)
+    return row
+
+
+async def call_ended(
+    session: AsyncSession, attempt_id: uuid.UUID, now: datetime, *, wrap_up_limit: timedelta
+) -> AgentRow:
+    """The call is over: wrap-up is owed (a held call never answered frees the agent)."""
+    row = await _holding(session, attempt_id)
+    if row.state == AgentState.RESERVED:
+        row.attempt_id = None
+        await _move(session, row, AgentState.AVAILABLE, "dialer", now)
+    elif row.state == AgentState.ON_CALL:
+        row.wrap_up_due_at = now + wrap_up_limit
+        await _move(session, row, AgentState.WRAP_UP, "dialer", now)
+    return row
+
+
+async def disconnected(session: AsyncSession, who: Principal, now: datetime) -> AgentRow:
+    """The desk went away: the agent is offline; the call's attempt keeps its own record
+    (its state comes from the provider's callbacks, as for any call)."""
+    row = await me(session, who, now)
+    await _move(session, row, AgentState.OFFLINE, who.actor, now)
+    await session.commit()
+    return row
+
+
+async def wrap_up(
+    session: AsyncSession, who: Principal, body: OutcomeIn, now: datetime
+) -> OutcomeRow:
+    """Record the call's outcome (and the summary for the next collector, in its notes),
+    then the agent is available for the next call."""
+    row = await me(session, who, now)
+    if row.state != AgentState.WRAP_UP or row.attempt_id is None:
+        raise ConflictError(f"no wrap-up is owed: the agent is {row.state}")
+    if body.attempt_id not in (None, row.attempt_id):
+        raise ValidationFailedError(
+            "wrap-up is for the call just ended",
+            [FieldError("attempt_id", f"the call just ended is {row.attempt_id}")],
+        )
+    attempt = await session.get(AttemptRow, row.attempt_id)
+    if attempt is None:
+        raise NotFoundError(f"no attempt {row.attempt_id}")
+    outcome = await outcomes.record_outcome(
+        session,
+        attempt.case_id,
+        body.model_copy(update={"attempt_id": row.attempt_id}),
+        actor=who.actor,
+        now=now,
+    )
+    row = await me(session, who, now)
+    row.wrap_up_due_at = None
+    row.attempt_id = None
+    await _move(session, row, AgentState.AVAILABLE, who.actor, now)
+    await session.commit()
+    return outcome
+
+
+async def _holding(session: AsyncSession, attempt_id: uuid.UUID) -> AgentRow:
+    row = await session.scalar(select(AgentRow).where(AgentRow.attempt_id == attempt_id))
+    if row is None:
+        raise NotFoundError(f"no agent holds attempt {attempt_id}")
+    return row
+
+
+async def _move(
+    session: AsyncSession, row: AgentRow, target: AgentState, actor: str, now: datetime
+) -> None:
+    current = AgentState(row.state)
+    if current is target:
+        return
+    if not may_move(current, target):
+        raise ConflictError(f"an agent {current} cannot become {target}")
+    before = {"state": current, "attempt_id": row.attempt_id}
+    row.state, row.state_since = target, now
+    if target in (AgentState.OFFLINE, AgentState.AWAY):
+        row.campaign_id = None
+    if target is AgentState.OFFLINE:  # a call in hand stays recorded on its attempt
+        row.attempt_id, row.wrap_up_due_at = None, None
+    await _audit(session, row, actor, now, f"agent.{target}", before)
+    await session.flush()
+
+
+async def _audit(
+    session: AsyncSession,
+    row: AgentRow,
+    actor: str,
+    now: datetime,
+    action: str,
+    before: Mapping[str, object],
+) -> None:
+    await record_change(
+        session,
+        actor=actor,
+        now=now,
+        action=action,
+        entity="agent",
+        entity_id=row.id,
+        before=dict(before),
+        after={"state": row.state, "endpoint": row.endpoint, "attempt_id": row.attempt_id},
+    )

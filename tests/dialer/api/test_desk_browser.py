@@ -1,0 +1,102 @@
+"""/desk in headless Chromium: the agent opens the desk with their key, goes available, is
+handed a verified debtor (the debt and the US disclosure shown) and then a third party (no
+debt facts at all), and cannot take the next call before the wrap-up is recorded."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from dialer.core.auth import Role
+from dialer.db.engine import build_engine, build_sessionmaker
+from dialer.services import agents
+from tests.dialer.factories import us_case
+from tests.dialer.support import NOW, Api
+from tests.dialer.twilio_forms import Hooks, configure
+from tests.e2e.test_dashboard_browser import CHROMIUM, _browser_or_skip
+
+
+async def test_the_desk_shows_only_what_the_disclosure_allows(api: Api, tmp_path: Path) -> None:
+    async_playwright = _browser_or_skip()
+    hooks: Hooks = configure(api)
+    doc = us_case()
+    doc["parties"].append(
+        {
+            "ref": "sister",
+            "role": "third_party",
+            "name": "Casey Miles",
+            "relation": "sibling",
+            "contact_points": [{"kind": "phone", "value": "(212) 555-0142"}],
+        }
+    )
+    r = await api.client.post("/v1/cases", json=doc, headers=api.auth(Role.SERVICE))
+    assert r.status_code == 201, r.text
+    case = r.json()
+    debtor = await hooks.add_attempt(case, state="in_progress", party=0, disclosure="full")
+    third = await hooks.add_attempt(case, state="in_progress", party=1, disclosure="none")
+    engine = build_engine(api.settings)
+    maker = build_sessionmaker(engine)
+    key = api.keys[Role.AGENT]
+    pages: dict[str, str] = {}
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            page = await browser.new_page()
+
+            async def route(request_route, request) -> None:  # type: ignore[no-untyped-def]
+                response = await api.client.request(
+                    request.method,
+                    request.url.replace("http://desk.test", ""),
+                    headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+                    content=request.post_data_buffer,
+                )
+                await request_route.fulfill(
+                    status=response.status_code,
+                    headers=dict(response.headers),
+                    body=response.content,
+                )
+
+            await page.route("http://desk.test/**", route)
+            await page.goto("http://desk.test/desk")
+            await page.fill("#key", key)
+            await page.click("#go")
+            await api.client.put(
+                "/v1/agents/me/endpoint",
+                json={"endpoint": "client:agent-1"},
+                headers=api.auth(Role.AGENT),
+            )
+            await page.click("[data-state=available]")
+            await page.wait_for_selector("#state.available")
+            for name, attempt in (("debtor", debtor), ("third", third)):
+                async with maker() as session:
+                    await agents.hold_for(session, uuid.uuid4(), attempt.id, NOW)
+                    await agents.call_answered(session, attempt.id, NOW)
+                    await session.commit()
+                await page.wait_for_selector("#say", timeout=5000)
+                pages[name] = await page.inner_text("#call")
+                shots = Path(os.environ.get("DIALER_SCREENSHOTS", tmp_path))  # to look at them
+                await page.screenshot(path=str(shots / f"desk-{name}.png"), full_page=True)
+                async with maker() as session:
+                    await agents.call_ended(
+                        session, attempt.id, NOW, wrap_up_limit=timedelta(minutes=5)
+                    )
+                    await session.commit()
+                await page.click("[data-state=available]")
+                await page.wait_for_function(
+                    "document.getElementById('error').textContent.includes('wrap-up')"
+                )
+                await page.select_option(
+                    "#result", "right_party" if name == "debtor" else "third_party"
+                )
+                await page.fill("#notes", f"{name}: asked to call back after payday")
+                await page.click("#wrapup button[type=submit]")
+                await page.wait_for_selector("#state.available")
+            await browser.close()
+    finally:
+        await engine.dispose()
+    assert "attempt to collect a debt" in pages["debtor"]
+    assert "Owed" in pages["debtor"] and case["currency"] in pages["debtor"]
+    assert "Owed" not in pages["third"] and case["currency"] not in pages["third"]
+    assert "location information" in pages["third"]
