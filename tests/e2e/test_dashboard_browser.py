@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from demo.morning import create_campaigns, demo_service, run_morning, seed
 from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow
-from dialer.dispatch import planner
+from dialer.dispatch import lifecycle, planner
 from dialer.schemas.campaigns import CampaignIn
 from dialer.services import campaigns
 from dialer.services.decisions import decide_stored
@@ -104,7 +104,7 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path) -> None:
                 now=now,
             )  # fmt: skip
             await campaigns.transition(session, later.id, "running", actor="test", now=now)
-        assert await planner.claim(service.maker, "test", now) == later.id
+        assert await lifecycle.claim(service.maker, "test", now) == later.id
         await planner.plan_campaign(service.maker, later.id, service.clock, owner="test")
         async with service.maker() as session:
             tomorrow = await campaigns.progress(session, later.id)
