@@ -8,6 +8,7 @@ separate piece of work. The printed table is a function of the seed alone.
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -23,19 +24,22 @@ def play_shift(agents: int, hours: float, seed: int) -> dict[DialingMode, Floor]
 
 
 def shift_table(floors: dict[DialingMode, Floor]) -> Table:
-    table = Table(title="the shift, by dialing mode", title_justify="left")
+    table = Table(
+        title="the shift, by dialing mode",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for column in (
         "mode",
         "calls",
-        "talk util.",
+        "talk",
         "abandoned",
-        "worst hour",
+        "worst",
         "RPC/agent-h",
         "promises",
     ):
-        table.add_column(
-            column, justify="left" if column == "mode" else "right", no_wrap=column != "abandoned"
-        )
+        table.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
     for mode, floor in floors.items():
         overall, worst, hour = floor.abandonment()
         answered = sum(row[0] for row in floor.hourly.values())
@@ -50,8 +54,8 @@ def shift_table(floors: dict[DialingMode, Floor]) -> Table:
             f"{floor.promises}",
         )
     table.caption = (
-        "calls: calls placed; talk util.: agents' talk time / staffed time; abandoned:"
-        " abandoned / live answers (limit 3%), overall and in the worst hour of the shift;"
+        "calls: calls placed; talk: agents' talk time / staffed time; abandoned:"
+        " abandoned / live answers (limit 3%), overall and (worst) in the worst hour;"
         " RPC/agent-h: right-party contacts per agent-hour; promises: promises to pay"
     )
     return table
