@@ -36,7 +36,7 @@ def shift_table(floors: dict[DialingMode, Floor]) -> Table:
         "talk",
         "abandoned",
         "worst",
-        "RPC/agent-h",
+        "RPC/h",
         "promises",
     ):
         table.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
@@ -56,7 +56,7 @@ def shift_table(floors: dict[DialingMode, Floor]) -> Table:
     table.caption = (
         "calls: calls placed; talk: agents' talk time / staffed time; abandoned:"
         " abandoned / live answers (limit 3%), overall and (worst) in the worst hour;"
-        " RPC/agent-h: right-party contacts per agent-hour; promises: promises to pay"
+        " RPC/h: right-party contacts per agent-hour; promises: promises to pay"
     )
     return table
 
