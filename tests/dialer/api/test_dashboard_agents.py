@@ -3,8 +3,10 @@ portfolio zone, or none), and per running campaign its live answers and abandone
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from dialer.core.auth import Role
@@ -15,6 +17,7 @@ from dialer.schemas.campaigns import CampaignIn
 from dialer.services import campaigns
 from tests.dialer.factories import cn_case
 from tests.dialer.support import NOW, Api
+from tests.e2e.test_dashboard_browser import CHROMIUM, _browser_or_skip
 
 PACE = {"window": "09:00-12:00", "pacing_cps": 1}
 
@@ -122,3 +125,53 @@ async def test_only_a_supervisor_sees_the_floor(api: Api) -> None:
         r = await api.client.get("/v1/dashboard/agents", headers=api.auth(role))
         assert r.status_code == 403, (role, r.text)
     assert (await api.client.get("/v1/dashboard/agents")).status_code == 401
+
+
+async def test_the_dashboard_shows_the_floor_in_a_browser(api: Api, tmp_path: Path) -> None:
+    async_playwright = _browser_or_skip()
+    ids = await floor(api)
+    shots = Path(os.environ.get("DIALER_SCREENSHOTS", tmp_path))  # to look at them
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            context = await browser.new_context(
+                timezone_id="America/New_York", viewport={"width": 1300, "height": 900}
+            )
+            page = await context.new_page()
+
+            async def route(request_route, request) -> None:  # type: ignore[no-untyped-def]
+                response = await api.client.request(
+                    request.method,
+                    request.url.replace("http://floor.test", ""),
+                    headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+                    content=request.post_data_buffer,
+                )
+                await request_route.fulfill(
+                    status=response.status_code,
+                    headers=dict(response.headers),
+                    body=response.content,
+                )
+
+            await page.route("http://floor.test/**", route)
+            await page.goto("http://floor.test/dashboard")
+            await page.fill("#key", api.keys[Role.SUPERVISOR])
+            await page.click("#connect")
+            await page.wait_for_selector("#agents tr.agent")
+            await page.wait_for_selector("#hours-svg")  # the campaign's charts, drawn too
+            ana = await page.inner_text("#agents tr[data-agent=ana]")
+            bo = await page.inner_text("#agents tr[data-agent=bo]")
+            row = page.locator(f"#abandonment tr[data-campaign='{ids['running']}']")
+            shown = {
+                field: await row.locator(f"td[data-field={field}]").inner_text()
+                for field in ("abandoned", "live_answered", "rate")
+            }
+            others = await page.locator("#abandonment tr.campaign").count()
+            await page.screenshot(path=str(shots / "dashboard-floor.png"), full_page=True)
+        finally:
+            await browser.close()
+    # ana: on a call for 1 min 35 s, since 09:58 in Shanghai (the campaign's portfolio)
+    assert "on call" in ana and "1:35" in ana and "09:58" in ana and "morning" in ana, ana
+    # bo: away for 1 h 2 min, with no campaign: since 19:58 in the browser's zone (New York)
+    assert "away" in bo and "1:02:00" in bo and "19:58" in bo and "your zone" in bo, bo
+    assert shown == {"abandoned": "1", "live_answered": "3", "rate": "33.3%"}
+    assert others == 1  # the draft campaign is not running: not listed
