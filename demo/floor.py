@@ -6,9 +6,9 @@ A call rings 3 s after it starts, then ends one of four ways: a person answers (
 answers (48%, given up after 30 s: at least 15 s as 16 CFR 310.4(b)(4)(i) asks) or it
 fails at once (15%, busy or unreachable, 2-6 s). A person talks to a collector for a
 lognormal time (mean 120 s), who then wraps up (mean 30 s); 35% of those conversations
-end in a promise to pay (`PROMISE`, drawn from its own seeded generator). A person who answers while no
-agent is free waits 2 s for one, else the call is abandoned (a short message plays; it
-counts as an attempt). Progressive holds one agent per ringing call.
+end in a promise to pay (`PROMISE`, drawn from its own seeded generator). A person who
+answers while no agent is free waits 2 s for one, else the call is abandoned (a short
+message plays; it counts as an attempt). Progressive holds one agent per ringing call.
 """
 
 from __future__ import annotations

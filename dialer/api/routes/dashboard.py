@@ -3,9 +3,10 @@
 The page itself is static and holds no data: it asks for an API key (kept in the tab's
 sessionStorage) and calls the JSON API with it (`/v1/portfolios`, `/v1/campaigns`,
 `/v1/campaigns/{id}/progress`, `/v1/dashboard/campaigns/{id}/morning`,
-`/v1/dashboard/cases/{ref}`, `/v1/dashboard/agents`), so it is authorised exactly like the API. Its script, style
-and charts (hand-drawn SVG) are in the page: nothing loads from elsewhere. The case view
-masks every phone number and e-mail address before it leaves the service.
+`/v1/dashboard/cases/{ref}`, `/v1/dashboard/agents`), so it is authorised exactly like
+the API. Its script, style and charts (hand-drawn SVG) are in the page: nothing loads from
+elsewhere. The case view masks every phone number and e-mail address before it leaves the
+service.
 """
 
 from __future__ import annotations
