@@ -48,13 +48,14 @@ async def board(session: AsyncSession) -> Board:
         AttemptRow.result.in_([str(r) for r in CONVERSATION_RESULTS] + [ABANDONED]),
         AttemptRow.answered_by == "human",
     )
+    running = select(CampaignRow.id).where(CampaignRow.status == CampaignStatus.RUNNING)
     counts = (
         select(
             AttemptRow.campaign_id,
             func.count().label("live"),
             func.sum(case((AttemptRow.result == ABANDONED, 1), else_=0)).label("abandoned"),
         )
-        .where(live, AttemptRow.campaign_id.is_not(None))
+        .where(live, AttemptRow.campaign_id.in_(running))  # only running campaigns' rows
         .group_by(AttemptRow.campaign_id)
         .subquery()
     )
