@@ -5,9 +5,10 @@ A call rings 3 s after it starts, then ends one of four ways: a person answers (
 5-25 s of ringing), a machine answers (12%, the same, and is detected 4 s later), nobody
 answers (48%, given up after 30 s: at least 15 s as 16 CFR 310.4(b)(4)(i) asks) or it
 fails at once (15%, busy or unreachable, 2-6 s). A person talks to a collector for a
-lognormal time (mean 120 s), who then wraps up (mean 30 s). A person who answers while no
-agent is free waits 2 s for one, else the call is abandoned (a short message plays; it
-counts as an attempt). Progressive holds one agent per ringing call.
+lognormal time (mean 120 s), who then wraps up (mean 30 s); 35% of those conversations
+end in a promise to pay (`PROMISE`, drawn from its own seeded generator). A person who
+answers while no agent is free waits 2 s for one, else the call is abandoned (a short
+message plays; it counts as an attempt). Progressive holds one agent per ringing call.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DETECT = 4.0  # answering-machine detection, after the machine answers
 HUMAN_DETECT = (1.5, 3.5)
 MACHINE_HANDLE = 8.0  # without detection: an agent hears the machine and drops the call
 TALK, WRAP = 120.0, 30.0  # mean seconds (lognormal)
+PROMISE = 0.35  # share of conversations that end in a promise to pay
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Floor:
     talk: float = 0.0
     hourly: dict[int, list[int]] = field(default_factory=dict)  # hour -> [answered, abandoned]
     dials: int = 0
+    promises: int = 0
     _seq: int = 0
     _next_agent: int = 0
 
@@ -62,6 +65,8 @@ class Floor:
         self.free = self.agents
         self.callees = random.Random(self.seed)  # noqa: S311 (seeded: the same callees in both modes)
         self.people = random.Random(self.seed + 1)  # noqa: S311 (seeded talk and wrap times)
+        # Its own generator, so promises leave the callees' and agents' draws unchanged.
+        self.outcomes = random.Random(self.seed + 2)  # noqa: S311 (seeded promises)
 
     def at(self, when: float, kind: str, ref: int = 0) -> None:
         self._seq += 1
@@ -168,6 +173,7 @@ class Floor:
         talk = self.people.lognormvariate(math.log(TALK) - 0.18, 0.6)  # mean TALK
         wrap = self.people.lognormvariate(math.log(WRAP) - 0.08, 0.4)  # mean WRAP
         self.talk += talk
+        self.promises += self.outcomes.random() < PROMISE
         self._next_agent += 1
         self.busy_since[self._next_agent] = self.now
         self.pacer.handled(talk + wrap)

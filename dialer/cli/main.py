@@ -326,20 +326,39 @@ def settings_table() -> None:
     typer.echo(table())
 
 
-@app.command(epilog="Examples: dialer demo; dialer demo --decisions; dialer demo --seed 11")
+@app.command(
+    epilog="Examples: dialer demo; dialer demo --decisions; dialer demo --seed 11;"
+    " dialer demo --agents 8"
+)
 def demo(
     decisions: Annotated[
         bool, typer.Option("--decisions", help="only print the engine's decisions")
     ] = False,
     database: Annotated[Path, typer.Option(help="SQLite file, recreated")] = Path("demo.sqlite"),
     seed: Annotated[int, typer.Option(help="the simulator's seed")] = 7,
+    agents: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="play a simulated shift of this many collectors (progressive and predictive)",
+        ),
+    ] = None,
+    hours: Annotated[
+        float, typer.Option(min=0.5, max=24.0, help="the shift's length, with --agents")
+    ] = 4.0,
 ) -> None:
     """Run one simulated morning of the whole service on a fresh SQLite file and leave it
-    behind to explore; with --decisions, show the engine deciding realistic cases."""
+    behind to explore; with --decisions, show the engine deciding realistic cases; with
+    --agents N, play a shift of N collectors on the simulated floor with the service's pacer."""
     from demo.run import run_demo, run_morning_demo
 
     if decisions:
         run_demo(console)
+        return
+    if agents is not None:
+        from demo.shift import run_shift_demo
+
+        run_shift_demo(console, agents, hours, seed)
         return
     report = run_morning_demo(console, database, seed)
     if report.timed_out or report.not_final:

@@ -3,9 +3,10 @@
 The page itself is static and holds no data: it asks for an API key (kept in the tab's
 sessionStorage) and calls the JSON API with it (`/v1/portfolios`, `/v1/campaigns`,
 `/v1/campaigns/{id}/progress`, `/v1/dashboard/campaigns/{id}/morning`,
-`/v1/dashboard/cases/{ref}`), so it is authorised exactly like the API. Its script, style
-and charts (hand-drawn SVG) are in the page: nothing loads from elsewhere. The case view
-masks every phone number and e-mail address before it leaves the service.
+`/v1/dashboard/cases/{ref}`, `/v1/dashboard/agents`), so it is authorised exactly like
+the API. Its script, style and charts (hand-drawn SVG) are in the page: nothing loads from
+elsewhere. The case view masks every phone number and e-mail address before it leaves the
+service.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dialer.schemas.common import Instant
 from dialer.schemas.decisions import decision_out
 from dialer.services.decisions import decide_stored
 from dialer.services.morning import morning
+from dialer.services.supervision import board
 from dialer.services.timeline import timeline
 
 page = APIRouter(tags=["dashboard"])
@@ -85,6 +87,39 @@ async def campaign_morning(
     """The campaign's morning for the charts: outcomes by local hour (the portfolio's
     zone) and by tier, refusals by rule, contact, right-party, promise and delivery rates."""
     return await morning(session, campaign_id)
+
+
+@router.get("/dashboard/agents")
+async def agents_board(session: SessionDep, now: NowDep, who: Supervisor) -> dict[str, Any]:
+    """Every agent's state and seconds in it (with its campaign's zone, or none), and per
+    running campaign its live answers, abandoned calls and abandonment rate."""
+    seen = await board(session)
+    return {
+        "now": now.isoformat(),
+        "agents": [
+            {
+                "name": agent.name,
+                "state": agent.state,
+                "state_since": agent.state_since.isoformat(),
+                "seconds_in_state": max(0, int((now - agent.state_since).total_seconds())),
+                "campaign_id": str(agent.campaign_id) if agent.campaign_id else None,
+                "timezone": zone,
+            }
+            for agent, zone in seen.agents
+        ],
+        "campaigns": [
+            {
+                "id": str(c.id),
+                "name": c.name,
+                "portfolio": c.portfolio,
+                "timezone": c.timezone,
+                "live_answered": c.live_answered,
+                "abandoned": c.abandoned,
+                "abandonment_rate": c.rate,
+            }
+            for c in seen.campaigns
+        ],
+    }
 
 
 @router.get("/dashboard/cases/{ref}")

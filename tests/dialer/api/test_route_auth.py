@@ -76,6 +76,7 @@ ROUTES: dict[tuple[str, str], set[Role]] = {
     ("GET", "/v1/attempts/export"): {S, V},  # a bulk copy of the numbers called
     ("GET", "/v1/promises"): {S, G, V},
     ("GET", "/v1/dashboard/campaigns/{campaign_id}/morning"): {S},
+    ("GET", "/v1/dashboard/agents"): {S},
     ("GET", "/v1/agents"): {S},  # every agent's state, live
     ("GET", "/v1/agents/me"): {G},
     ("GET", "/v1/agents/me/call"): {G},
