@@ -10,7 +10,7 @@ are the briefing the next collector sees), or once the campaign's wrap-up limit 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -22,7 +22,7 @@ from dialer.db.models import AgentRow, AttemptRow, OutcomeRow
 from dialer.db.repositories import agents as agent_repo
 from dialer.domain.agents import SELF_SET, AgentState, EndpointError, may_move, parse_endpoint
 from dialer.schemas.outcomes import OutcomeIn
-from dialer.services import outcomes
+from dialer.services import outcomes, paging
 from dialer.services.changes import record_change
 
 
@@ -31,8 +31,17 @@ async def me(session: AsyncSession, who: Principal, now: datetime) -> AgentRow:
     return await agent_repo.ensure(session, who.name, AgentState.OFFLINE, now)
 
 
-async def list_agents(session: AsyncSession) -> list[AgentRow]:
-    return list(await session.scalars(select(AgentRow).order_by(AgentRow.name)))
+async def list_agents(
+    session: AsyncSession, *, cursor: str | None, limit: int
+) -> tuple[list[AgentRow], str | None]:
+    """A page of agents by name and the next page's cursor."""
+
+    async def fetch(after: paging.Key | None, n: int) -> Sequence[AgentRow]:
+        return await agent_repo.page(session, after=after, limit=n)
+
+    return await paging.page(
+        fetch, cursor=cursor, limit=limit, parts=(str,), key=lambda r: (r.name,)
+    )
 
 
 async def set_endpoint(

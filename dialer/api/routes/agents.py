@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from dialer.api.deps import Agent, NowDep, SessionDep, Supervisor
 from dialer.schemas.agents import AgentOut, EndpointIn, StateIn
+from dialer.schemas.common import Page
 from dialer.schemas.outcomes import OutcomeIn, OutcomeOut
 from dialer.services import agents, desk
 
@@ -18,9 +19,16 @@ router = APIRouter(tags=["agents"])
 page = APIRouter(tags=["agents"])
 
 
-@router.get("/agents", response_model=list[AgentOut])
-async def list_agents(session: SessionDep, who: Supervisor) -> object:
-    return await agents.list_agents(session)
+@router.get("/agents", response_model=Page[AgentOut])
+async def list_agents(
+    session: SessionDep,
+    who: Supervisor,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
+) -> object:
+    """Every agent's state, by name; `next_cursor` pages on."""
+    rows, next_cursor = await agents.list_agents(session, cursor=cursor, limit=limit)
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.get("/agents/me", response_model=AgentOut)

@@ -4,7 +4,9 @@ for an available agent by compare-and-set."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -12,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import AgentRow
+from dialer.db.repositories.paging import after_key
 
 _AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
 
@@ -58,3 +61,12 @@ async def take_available(
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             return await session.get(AgentRow, agent_id, populate_existing=True)
     return None
+
+
+async def page(
+    session: AsyncSession, *, after: Sequence[Any] | None, limit: int
+) -> Sequence[AgentRow]:
+    """Agents by name."""
+    return (
+        await session.scalars(after_key(select(AgentRow), (AgentRow.name,), after, limit))
+    ).all()

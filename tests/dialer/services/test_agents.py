@@ -43,7 +43,7 @@ async def test_an_agent_sets_their_state_and_a_supervisor_sees_it(api: Api) -> N
     await _ready(api)
     r = await api.client.get("/v1/agents", headers=api.auth(Role.SUPERVISOR))
     assert r.status_code == 200
-    [agent] = r.json()
+    [agent] = r.json()["items"]
     assert (agent["name"], agent["state"], agent["endpoint"]) == (
         "agent-1",
         "available",
