@@ -148,6 +148,9 @@ class CallRequest:
     # `time.monotonic()` after which the request must not leave (the dispatch fence's send
     # window): the adapter raises `TransientError` instead. None: no deadline.
     send_by: float | None = None
+    # Answering-machine detection: the automated flow needs it; a call for a collector
+    # skips it (its silence after "hello" would abandon live answers).
+    machine_detection: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,11 +134,16 @@ class TwilioTelephony(Telephony):
             "status_callback": self.webhook_url(s.paths.voice_status, request.attempt_id),
             "status_callback_event": STATUS_CALLBACK_EVENTS,
             "status_callback_method": "POST",
-            "machine_detection": s.machine_detection,
-            "async_amd": "true",
-            "async_amd_status_callback": self.webhook_url(s.paths.voice_amd, request.attempt_id),
-            "async_amd_status_callback_method": "POST",
         }
+        if request.machine_detection:
+            params |= {
+                "machine_detection": s.machine_detection,
+                "async_amd": "true",
+                "async_amd_status_callback": self.webhook_url(
+                    s.paths.voice_amd, request.attempt_id
+                ),
+                "async_amd_status_callback_method": "POST",
+            }
         if request.ring_timeout_seconds is not None:
             params["timeout"] = request.ring_timeout_seconds
         if request.time_limit_seconds is not None:

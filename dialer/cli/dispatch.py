@@ -76,6 +76,12 @@ def campaign_create(
     tiers: Annotated[
         str | None, typer.Option(help="only these tiers of the active strategy (comma-separated)")
     ] = None,
+    mode: Annotated[
+        str, typer.Option(help="ivr (automated flow), preview, progressive or predictive")
+    ] = "ivr",
+    wrap_up_limit: Annotated[
+        int | None, typer.Option(help="seconds of wrap-up allowed an agent (agent modes)")
+    ] = None,
 ) -> None:
     """Create a draft campaign and print its id (`dialer campaign start ID` starts it)."""
     from dialer.services import campaigns
@@ -90,6 +96,8 @@ def campaign_create(
             "pacing_cps": cps,
             "max_in_progress": max_in_progress or None,
             "filter": {"tiers": [t.strip() for t in tiers.split(",")]} if tiers else {},
+            "mode": mode,
+            "wrap_up_limit_s": wrap_up_limit,
         },
         _CAMPAIGN_OPTIONS,
     )
@@ -110,6 +118,8 @@ _CAMPAIGN_OPTIONS = {
     "pacing_cps": "--cps",
     "max_in_progress": "--max-in-progress",
     "filter": "--tiers",
+    "mode": "--mode",
+    "wrap_up_limit_s": "--wrap-up-limit",
 }
 CampaignId = Annotated[uuid.UUID, typer.Argument(help="the id `campaign create` printed")]
 

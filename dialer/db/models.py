@@ -320,6 +320,9 @@ class CampaignRow(Base):
     cases_seen: Mapped[int] = mapped_column(Integer, default=0)
     planned: Mapped[int] = mapped_column(Integer, default=0)
     refused_by_rule: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # domain.agents.DialingMode: ivr (automated flow) or an agent mode
+    mode: Mapped[str] = mapped_column(String(16), default="ivr", server_default="ivr")
+    wrap_up_limit_s: Mapped[int | None] = mapped_column(Integer)  # None: no limit
 
 
 class OutboxRow(Base):

@@ -41,6 +41,8 @@ class Reservation:
     # the channel's consent was on the contact point at the decision: its revocation since
     # then stops the fence
     consented: bool = False
+    # answering-machine detection on the call (`predictive.MACHINE_DETECTION` per mode)
+    machine_detection: bool = True
 
 
 class Verdict(enum.Enum):

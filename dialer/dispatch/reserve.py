@@ -29,6 +29,7 @@ from adapters.ports import Delivery
 from dialer.db.errors import database_unavailable
 from dialer.db.models import AttemptRow
 from dialer.dispatch import pacing, sql
+from dialer.dispatch.agents import Seats
 from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.redecide import WRITES_NOTHING, Gate, Redecision, Reservation, Verdict
 from dialer.domain.attempts import AttemptState
@@ -74,6 +75,7 @@ class Reserver:
     def __init__(self, ctx: WorkerContext, gate: Gate) -> None:
         self.ctx = ctx
         self.gate = gate
+        self.seats = Seats(ctx)
 
     async def reserve_batch(self, items: Sequence[JobItem]) -> list[Outcome | BaseException]:
         """A batch's reservation; if it fails for any reason but the database being down,
@@ -239,6 +241,7 @@ class Reserver:
             else:
                 await self._write_other(conn, items[i].attempt_id, redecision, i, results, now)
         go, claimed = await self._take_slots(conn, granted, results)
+        go = await self.seats.admit(conn, items, go, results, now)  # agent-mode campaigns
         if go:
             taken = await _write_reservations(
                 self.ctx, conn, [(items[i].attempt_id, r) for i, r in go], now

@@ -222,7 +222,13 @@ class Transmitter:
         adapter checks that last of all, just before it sends."""
         aid = str(r.attempt_id)
         if r.channel is Channel.VOICE:
-            request = CallRequest(aid, r.to, self.ctx.config.from_number, send_by=send_by)
+            request = CallRequest(
+                aid,
+                r.to,
+                self.ctx.config.from_number,
+                send_by=send_by,
+                machine_detection=r.machine_detection,
+            )
             return await self.telephony.place_call(request)
         if r.channel is Channel.SMS:
             sms = SmsRequest(aid, r.to, r.rendered.body, send_by=send_by)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from dialer.domain.agents import DialingMode
 from dialer.domain.windows import WINDOW_PATTERN, LocalWindow
 from dialer.schemas.common import In, Out
 from strategy.model import Channel
@@ -51,6 +52,18 @@ class CampaignIn(In):
         default=10, ge=1, le=100_000, description="attempts in progress at most; null: no limit"
     )
 
+    mode: DialingMode = Field(
+        default=DialingMode.IVR,
+        description="ivr: the automated flow; preview/progressive/predictive put a collector"
+        " on the line (voice only)",
+    )
+    wrap_up_limit_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=86_400,
+        description="seconds an agent may take for wrap-up before the next call; null: no limit",
+    )
+
     @field_validator("window")
     @classmethod
     def _window(cls, value: str) -> str:
@@ -73,6 +86,8 @@ class CampaignOut(Out):
     window: str | None
     pacing_cps: float
     max_in_progress: int | None
+    mode: str
+    wrap_up_limit_s: int | None
     status: str
     created_by: str
     created_at: datetime

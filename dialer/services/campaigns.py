@@ -21,11 +21,13 @@ from dialer.db.repositories import audit
 from dialer.db.repositories.paging import after_key
 from dialer.dispatch import pacing
 from dialer.dispatch.lifecycle import transition as transition  # the one lifecycle rule
+from dialer.domain.agents import AGENT_MODES
 from dialer.domain.attempts import NO_TELEPHONY, AttemptState
 from dialer.domain.windows import LocalWindow
 from dialer.schemas.campaigns import CampaignIn, ProgressOut
 from dialer.services import paging
 from strategy.guardrails import get_profile
+from strategy.model import Channel
 
 
 async def create_campaign(
@@ -37,6 +39,7 @@ async def create_campaign(
             f"no portfolio {body.portfolio!r}", [FieldError("portfolio", "unknown portfolio")]
         )
     _check_window(body.window, portfolio.profile)
+    _check_mode(body)
     await _check_tiers(session, portfolio, body.filter.tiers)
     row = CampaignRow(
         id=uuid.uuid4(),
@@ -47,6 +50,8 @@ async def create_campaign(
         window=body.window,
         pacing_cps=body.pacing_cps,
         max_in_progress=body.max_in_progress,
+        mode=body.mode.value,
+        wrap_up_limit_s=body.wrap_up_limit_s,
         status="draft",
         created_by=actor,
         created_at=now,
@@ -65,10 +70,20 @@ async def create_campaign(
         action="campaign.create",
         entity="campaign",
         entity_id=str(row.id),
-        detail={"name": row.name, "portfolio": row.portfolio},
+        detail={"name": row.name, "portfolio": row.portfolio, "mode": row.mode},
     )
     await session.commit()
     return row
+
+
+def _check_mode(body: CampaignIn) -> None:
+    """An agent mode bridges a collector into a call: voice only (an SMS has no one to bridge)."""
+    others = [c.value for c in body.channels if c is not Channel.VOICE]
+    if body.mode in AGENT_MODES and others:
+        raise ValidationFailedError(
+            f"mode {body.mode.value} connects a collector by voice: channels may only be voice",
+            [FieldError("channels", f"{', '.join(others)} cannot be used in {body.mode.value}")],
+        )
 
 
 def _check_window(window: str, profile_name: str) -> None:

@@ -112,6 +112,7 @@ class World:
         cps: float = 10.0,
         max_in_progress: int | None = None,
         start: bool = True,
+        mode: str = "ivr",
     ) -> uuid.UUID:
         async with self.maker() as session:
             row = await campaigns.create_campaign(
@@ -124,6 +125,7 @@ class World:
                         "window": window,
                         "pacing_cps": cps,
                         "max_in_progress": max_in_progress,
+                        "mode": mode,
                     }
                 ),
                 actor="test",

@@ -1,0 +1,129 @@
+"""Agent-mode campaigns at the worker: a progressive call is placed only with an agent
+held for it, never two calls for one agent across workers, and predictive calls are
+limited by the pacer fed from the floor."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from adapters.inprocess import InProcessJobQueue
+from adapters.ports import CallRequest, Delivery, Job
+from dialer.db.engine import build_sessionmaker
+from dialer.db.models import AgentRow
+from dialer.db.repositories import agents as agent_rows
+from dialer.domain.agents import AgentState
+from tests.databases import Database
+from tests.dialer.dispatch_world import INSIDE, World, mid_tier_strategy, open_world
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    async with open_world(
+        database, start=INSIDE, strategy=mid_tier_strategy(spacing_minutes=None)
+    ) as w:
+        yield w
+
+
+async def _agents(world: World, n: int, state: AgentState = AgentState.AVAILABLE) -> None:
+    async with world.maker() as session:
+        for i in range(n):
+            await agent_rows.ensure(session, f"collector-{i}", state.value, world.clock())
+        await session.commit()
+
+
+async def _agent_rows(world: World) -> list[AgentRow]:
+    async with world.maker() as session:
+        return list((await session.scalars(select(AgentRow).order_by(AgentRow.name))).all())
+
+
+def _requests(world: World) -> list[CallRequest]:
+    return [r for calls in world.telephony.calls.values() for r in calls]
+
+
+async def test_a_progressive_campaign_with_no_available_agent_dials_nobody(world: World) -> None:
+    await world.add_cases(3)
+    await _agents(world, 2, AgentState.AWAY)  # logged in, taking no calls
+    cid = await world.campaign(cps=100, mode="progressive")
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(seconds=30), world.dispatcher())
+    assert world.dials() == 0
+    assert {a.state for a in await world.attempts()} == {"queued"}  # retried later
+    assert {a.state for a in await _agent_rows(world)} == {"away"}
+
+
+async def test_a_progressive_campaign_places_one_call_per_free_agent(world: World) -> None:
+    await world.add_cases(4)
+    await _agents(world, 2)
+    cid = await world.campaign(cps=100, mode="progressive")
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(seconds=30), world.dispatcher())
+    assert world.dials() == 2
+    sent = {a.id for a in await world.attempts(state="sent")}
+    assert len(sent) == 2 and len(await world.attempts(state="queued")) == 2
+    held = await _agent_rows(world)
+    assert {a.state for a in held} == {"reserved"}
+    assert {a.attempt_id for a in held} == sent  # each agent holds one distinct call
+    assert all(a.campaign_id == cid for a in held)
+    # no machine detection with a collector: its silence would abandon live answers
+    assert [r.machine_detection for r in _requests(world)] == [False, False]
+
+
+async def test_an_ivr_campaign_keeps_machine_detection_and_needs_no_agent(world: World) -> None:
+    await world.add_cases(2)
+    cid = await world.campaign(cps=100)
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(seconds=30), world.dispatcher())
+    assert world.dials() == 2
+    assert all(r.machine_detection for r in _requests(world))
+
+
+async def _jobs(world: World, cid: uuid.UUID) -> list[Job]:
+    """The campaign's queued jobs, taken out of a queue of their own (raced by hand)."""
+    queue = InProcessJobQueue(clock=world.clock)
+    await world.plan(cid, queue=queue)
+    jobs = queue.pending()
+    await queue.close()
+    return jobs
+
+
+async def test_no_agent_is_offered_two_calls_across_workers(world: World) -> None:
+    await world.add_cases(8)
+    await _agents(world, 3)
+    cid = await world.campaign(cps=1000, mode="progressive")
+    jobs = await _jobs(world, cid)
+    assert len(jobs) == 8
+    if world.postgres:  # separate workers, each with its own connection pool
+        dispatchers = [world.dispatcher(maker=build_sessionmaker(world.engine)) for _ in jobs]
+    else:
+        dispatchers = [world.dispatcher()] * len(jobs)
+    results = await asyncio.gather(
+        *(d(Delivery(j)) for d, j in zip(dispatchers, jobs, strict=True)),
+        return_exceptions=True,
+    )
+    assert world.dials() == 3
+    assert sum(1 for r in results if r is not None) == 5  # RetryLater: no agent free
+    held = await _agent_rows(world)
+    sent = {a.id for a in await world.attempts(state="sent")}
+    assert {a.state for a in held} == {"reserved"}
+    assert sorted(str(a.attempt_id) for a in held) == sorted(str(s) for s in sent)
+
+
+async def test_a_predictive_campaign_starts_one_call_per_free_agent_until_it_learns(
+    world: World,
+) -> None:
+    await world.add_cases(6)
+    await _agents(world, 2)
+    cid = await world.campaign(cps=100, mode="predictive")
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(seconds=30), world.dispatcher())
+    # nothing learned yet: the pacer's floor, one ringing call per free agent; no agent
+    # is held while a predictive call rings (it is taken when a person answers)
+    assert world.dials() == 2
+    assert {a.state for a in await _agent_rows(world)} == {"available"}
+    assert [r.machine_detection for r in _requests(world)] == [False, False]
