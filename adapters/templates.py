@@ -294,6 +294,19 @@ DEFAULT_TEMPLATES: tuple[Template, ...] = (
     _t(V, D, "opted_out", NONE, "zh", "好的，此号码将不再接到此类电话。再见。"),
     _t(V, D, "connecting", NONE, "en", "Connecting you now. Please hold."),
     _t(V, D, "connecting", NONE, "zh", "正在为您转接，请稍候。"),
+    # a person answered an agent-mode call and no collector was free (16 CFR
+    # 310.4(b)(4)(iii): the seller's name and a number to call back)
+    _t(V, D, "abandoned", IDENTITY, "en",
+       "Hello, this is {company_display_name}. We are sorry, no one is free to take your "
+       "call right now. Please call us at {callback_number}. Goodbye."),
+    _t(V, D, "abandoned", IDENTITY, "zh",
+       "您好，这里是{company_display_name}。抱歉，目前没有工作人员可以接听，"
+       "请致电{callback_number}。再见。"),
+    _t(V, D, "abandoned", NONE, "en",
+       "Hello, we are sorry, no one is free to take your call right now. "
+       "Please call {callback_number}. Goodbye."),
+    _t(V, D, "abandoned", NONE, "zh",
+       "您好，抱歉，目前没有工作人员可以接听，请致电{callback_number}。再见。"),
     _t(V, D, "no_input", NONE, "en", "We did not receive a choice. Goodbye."),
     _t(V, D, "no_input", NONE, "zh", "未收到您的选择，再见。"),
     # --- email, B2B "email + phone" cadence: short, polite, inviting a reply ---------------

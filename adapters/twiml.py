@@ -115,3 +115,30 @@ def closing(script: VoiceScript, purpose: str) -> str:
     _say(response, script, script.text(RoleGroup.DEBTOR, purpose, Disclosure.NONE))
     response.hangup()
     return str(response)
+
+
+def bridge(script: VoiceScript, kind: str, address: str, *, caller_id: str | None = None) -> str:
+    """The verified debtor put through to their collector: `<Dial>` to the agent's
+    endpoint, `kind` one of `client` (a Voice SDK identity), `phone` (E.164) or `sip`."""
+    response = VoiceResponse()
+    _say(response, script, script.text(RoleGroup.DEBTOR, "connecting", Disclosure.NONE))
+    dial = response.dial(caller_id=caller_id)
+    if kind == "client":
+        dial.client(address)
+    elif kind == "phone":
+        dial.number(address)
+    elif kind == "sip":
+        dial.sip(address)
+    else:
+        raise TemplateError(f"no way to reach an agent endpoint of kind {kind!r}")
+    return str(response)
+
+
+def abandoned(script: VoiceScript) -> str:
+    """No collector free for a person who answered: who called and a number to call
+    back (never more than identity, whatever was granted), then hang up."""
+    level = Disclosure.lowest(script.granted, Disclosure.IDENTITY)
+    response = VoiceResponse()
+    _say(response, script, script.text(RoleGroup.DEBTOR, "abandoned", level))
+    response.hangup()
+    return str(response)

@@ -118,6 +118,8 @@ async def _handle(
     form = scope_form(scope, body, settings)
     if path == VOICE_STATUS:
         sid, event = call_status_event(form)
+        if callbacks.call_is_over(form):
+            raise _Replay  # a collector holding the call is freed on the session path
         await fast.record("voice_status", form, sid, event, now, metrics=metrics)
         return
     sid, event = sms_status_event(form)

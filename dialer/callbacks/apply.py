@@ -215,6 +215,13 @@ async def record_call_status(
     await record_status(session, "voice_status", form, sid, event, now, metrics=metrics)
 
 
+def call_is_over(form: TwilioForm) -> bool:
+    """A call status callback reporting the call's end (completed, busy, no answer...):
+    a collector holding the call is then freed or owes wrap-up."""
+    _, event = call_status_event(form)
+    return event.target in FINAL_STATES
+
+
 async def record_sms_status(
     session: AsyncSession, form: TwilioForm, now: datetime, *, metrics: Metrics | None = None
 ) -> None:

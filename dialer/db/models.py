@@ -219,6 +219,8 @@ class AttemptRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None]
     dialing_at: Mapped[datetime | None]
+    # a person answered an agent-mode call and no collector was free (0012)
+    abandoned_at: Mapped[datetime | None]
 
 
 class OutcomeRow(Base):

@@ -38,6 +38,9 @@ AGENT_MOVES: dict[AgentState, frozenset[AgentState]] = {
     AgentState.AWAY: frozenset({AgentState.AVAILABLE, AgentState.OFFLINE}),
 }
 
+# Seconds wrap-up is owed after a call when the campaign sets no limit of its own.
+DEFAULT_WRAP_UP_LIMIT_S = 120
+
 # The states an agent may set on themselves (the dialer sets reserved and on_call, and the
 # end of a call sets wrap_up).
 SELF_SET = frozenset({AgentState.AVAILABLE, AgentState.AWAY, AgentState.OFFLINE})

@@ -61,7 +61,8 @@ class CampaignIn(In):
         default=None,
         ge=1,
         le=86_400,
-        description="seconds an agent may take for wrap-up before the next call; null: no limit",
+        description="seconds wrap-up is owed after an agent's call before the next; null:"
+        " the default (domain.agents.DEFAULT_WRAP_UP_LIMIT_S)",
     )
 
     @field_validator("window")

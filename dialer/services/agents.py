@@ -18,9 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Principal
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
-from dialer.db.models import AgentRow, AttemptRow, OutcomeRow
+from dialer.db.models import AgentRow, AttemptRow, CampaignRow, OutcomeRow
 from dialer.db.repositories import agents as agent_repo
-from dialer.domain.agents import SELF_SET, AgentState, EndpointError, may_move, parse_endpoint
+from dialer.domain.agents import (
+    DEFAULT_WRAP_UP_LIMIT_S,
+    SELF_SET,
+    AgentState,
+    DialingMode,
+    EndpointError,
+    may_move,
+    parse_endpoint,
+)
 from dialer.schemas.outcomes import OutcomeIn
 from dialer.services import outcomes, paging
 from dialer.services.changes import record_change
@@ -111,6 +119,25 @@ async def hold_for(
     return row
 
 
+async def take_for_answer(
+    session: AsyncSession, attempt: AttemptRow, mode: DialingMode, now: datetime
+) -> AgentRow | None:
+    """The collector a verified person is put through to, now `on_call`: the agent held
+    for this call (progressive), else the longest-waiting available one (predictive holds
+    none while calls ring). None: nobody is free, the call is abandoned."""
+    row = await session.scalar(
+        select(AgentRow).where(
+            AgentRow.attempt_id == attempt.id, AgentRow.state == AgentState.RESERVED
+        )
+    )
+    if row is None and mode is DialingMode.PREDICTIVE and attempt.campaign_id is not None:
+        row = await hold_for(session, attempt.campaign_id, attempt.id, now)
+    if row is None:
+        return None
+    await _move(session, row, AgentState.ON_CALL, "dialer", now)
+    return row
+
+
 async def call_answered(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> AgentRow:
     """The verified person is bridged to the agent held for this call."""
     row = await _holding(session, attempt_id)
@@ -130,6 +157,19 @@ async def call_ended(
         row.wrap_up_due_at = now + wrap_up_limit
         await _move(session, row, AgentState.WRAP_UP, "dialer", now)
     return row
+
+
+async def call_over(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> None:
+    """A call's final status arrived: the agent holding it, if any, is freed (never
+    answered) or owes wrap-up within the campaign's limit (`call_ended`). Committed."""
+    holder = await session.scalar(select(AgentRow).where(AgentRow.attempt_id == attempt_id))
+    if holder is None:
+        return
+    campaign = await session.get(CampaignRow, holder.campaign_id) if holder.campaign_id else None
+    limit = campaign.wrap_up_limit_s if campaign is not None else None
+    seconds = limit or DEFAULT_WRAP_UP_LIMIT_S
+    await call_ended(session, attempt_id, now, wrap_up_limit=timedelta(seconds=seconds))
+    await session.commit()
 
 
 async def disconnected(session: AsyncSession, who: Principal, now: datetime) -> AgentRow:

@@ -34,12 +34,14 @@ from adapters.templates import RoleGroup, role_group
 from dialer.callbacks.apply import VOICEMAIL_FAILED, VOICEMAIL_REDIRECTED, VoicemailClaim
 from dialer.callbacks.forms import CallRef, Keypress
 from dialer.core.settings import Settings
-from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow
+from dialer.db.models import AttemptRow, CampaignRow, CaseRow, OutcomeRow, PartyRow
 from dialer.db.repositories import cases as case_repo
 from dialer.db.repositories import history
 from dialer.db.repositories import webhooks as repo
+from dialer.domain.agents import DialingMode, parse_endpoint
 from dialer.domain.attempts import is_machine, stronger
 from dialer.observability.metrics import Metrics
+from dialer.services import agents
 from dialer.services.optouts import opt_out
 from dialer.services.outcomes import follow_up
 from strategy.model import Channel, Disclosure, PartyRole, Result
@@ -199,6 +201,10 @@ async def _step(
     now: datetime,
 ) -> tuple[str, tuple[Result, str] | None]:
     if step == "greeting" or script.group is not RoleGroup.DEBTOR:
+        if digits == "1" and script.group is RoleGroup.DEBTOR:
+            mode = await _agent_mode(session, attempt)
+            if mode is not None:
+                return await _to_collector(session, settings, attempt, script, mode, now)
         if digits == "1":
             menu = twiml.debtor_menu(script, gather_url(settings, attempt.id, "menu"))
             return menu, (Result.RIGHT_PARTY, "keypad: the right party confirmed")
@@ -224,6 +230,37 @@ async def _step(
             )
         return twiml.closing(script, "opted_out"), (Result.RIGHT_PARTY, "keypad: stop calls")
     return twiml.closing(script, "no_input"), None
+
+
+async def _agent_mode(session: AsyncSession, attempt: AttemptRow) -> DialingMode | None:
+    """The campaign's mode when it puts a collector on the line (None: the keypad flow)."""
+    if attempt.campaign_id is None:
+        return None
+    campaign = await session.get(CampaignRow, attempt.campaign_id)
+    mode = DialingMode(campaign.mode) if campaign is not None else DialingMode.IVR
+    return mode if mode in (DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE) else None
+
+
+async def _to_collector(
+    session: AsyncSession,
+    settings: Settings,
+    attempt: AttemptRow,
+    script: twiml.VoiceScript,
+    mode: DialingMode,
+    now: datetime,
+) -> tuple[str, tuple[Result, str] | None]:
+    """The right party confirmed on an agent-mode call: `<Dial>` to the collector held or
+    free now (on_call), or, with none, the abandoned-call message (who called, a number to
+    call back), recorded on the attempt (`abandoned_at`; it counts as any attempt)."""
+    agent = await agents.take_for_answer(session, attempt, mode, now)
+    if agent is None or agent.endpoint is None:
+        attempt.abandoned_at = now
+        notes = "keypad: the right party confirmed; abandoned, no collector free"
+        return twiml.abandoned(script), (Result.RIGHT_PARTY, notes)
+    endpoint = parse_endpoint(agent.endpoint)
+    reply = twiml.bridge(script, endpoint.kind.value, endpoint.address)
+    notes = f"keypad: the right party confirmed; put through to {agent.name}"
+    return reply, (Result.RIGHT_PARTY, notes)
 
 
 async def voicemail(session: AsyncSession, call: CallRef, settings: Settings) -> str:

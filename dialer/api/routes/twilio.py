@@ -26,7 +26,7 @@ from dialer.callbacks import apply as callbacks
 from dialer.callbacks.fastpath import FastStatusPath
 from dialer.callbacks.forms import CallRef, Keypress
 from dialer.observability.metrics import Metrics
-from dialer.services import voice_flow
+from dialer.services import agents, voice_flow
 
 
 class Background:
@@ -112,10 +112,12 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 async def voice_status(request: Request) -> Response:
     """Call progress: initiated, ringing, answered, completed (with CallDuration)."""
     form = await verified_form(request, get_settings(request))
+    now = get_now(request)
     async with _session(request) as session:
-        await callbacks.record_call_status(
-            session, form, get_now(request), metrics=_metrics(request)
-        )
+        await callbacks.record_call_status(session, form, now, metrics=_metrics(request))
+        call = CallRef.of(form)
+        if call.attempt_id is not None and callbacks.call_is_over(form):
+            await agents.call_over(session, call.attempt_id, now)  # the agent's wrap-up
     return Response(status_code=204)
 
 

@@ -1,4 +1,5 @@
-"""Campaign dialing mode (ivr / preview / progressive / predictive) and the wrap-up limit.
+"""Campaign dialing mode (ivr / preview / progressive / predictive) and the wrap-up limit;
+when an agent-mode call answered by a person found no collector free (abandoned).
 
 Revision ID: 0012
 Revises: 0011
@@ -20,9 +21,13 @@ def upgrade() -> None:
     with op.batch_alter_table("campaigns") as batch:
         batch.add_column(sa.Column("mode", sa.String(16), nullable=False, server_default="ivr"))
         batch.add_column(sa.Column("wrap_up_limit_s", sa.Integer()))
+    with op.batch_alter_table("attempts") as batch:
+        batch.add_column(sa.Column("abandoned_at", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("attempts") as batch:
+        batch.drop_column("abandoned_at")
     with op.batch_alter_table("campaigns") as batch:
         batch.drop_column("wrap_up_limit_s")
         batch.drop_column("mode")
