@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 
 from dialer.db.models import AttemptRow
+from dialer.db.repositories import agents as agent_rows
 from dialer.dispatch import sql
 from dialer.dispatch.context import WorkerContext
+from dialer.domain.agents import AgentState
 from dialer.domain.attempts import AttemptState
 from strategy.model import CaseFlag
 
@@ -112,9 +114,13 @@ class Fence:
             if found.state == AttemptState.RESERVED.value:
                 refusal = {"refusal": {"reasons": reasons}}
                 conn = await session.connection()
-                await sql.move(
+                if await sql.move(
                     conn, r.attempt_id, found.state, AttemptState.REFUSED, refusal, ctx.clock()
-                )
+                ):
+                    await agent_rows.release(
+                        conn, r.attempt_id, held=AgentState.RESERVED.value,
+                        available=AgentState.AVAILABLE.value, now=now,
+                    )  # fmt: skip
             await session.commit()
         return found.state, [str(x["rule"]) for x in reasons]
 

@@ -94,6 +94,23 @@ async def page(
     ).all()
 
 
+async def release(
+    conn: AsyncSession | AsyncConnection,
+    attempt_id: uuid.UUID,
+    *,
+    held: str,
+    available: str,
+    now: datetime,
+) -> None:
+    """The agent `held` for an attempt that will not ring is `available` again."""
+    await conn.execute(
+        update(AgentRow)
+        .where(AgentRow.attempt_id == attempt_id, AgentRow.state == held)
+        .values(state=available, state_since=now, attempt_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def floor(
     conn: AsyncSession | AsyncConnection, *, available: str, busy: list[str], now: datetime
 ) -> tuple[int, list[float]]:

@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from adapters.errors import PermanentError, PermanentErrorKind
 from adapters.inprocess import InProcessJobQueue
 from adapters.ports import CallRequest, Delivery, Job
 from dialer.db.engine import build_sessionmaker
-from dialer.db.models import AgentRow
+from dialer.db.models import AgentRow, ContactPointRow
 from dialer.db.repositories import agents as agent_rows
 from dialer.domain.agents import AgentState
 from tests.databases import Database
@@ -127,3 +128,20 @@ async def test_a_predictive_campaign_starts_one_call_per_free_agent_until_it_lea
     assert world.dials() == 2
     assert {a.state for a in await _agent_rows(world)} == {"available"}
     assert [r.machine_detection for r in _requests(world)] == [False, False]
+
+
+async def test_a_progressive_call_that_fails_to_dial_frees_its_agent(world: World) -> None:
+    await world.add_cases(1)
+    await _agents(world, 1)
+    cid = await world.campaign(cps=100, mode="progressive")
+    await world.plan(cid)
+    (attempt,) = await world.attempts(state="queued")
+    async with world.maker() as session:
+        point = await session.get(ContactPointRow, attempt.contact_point_id)
+        assert point is not None
+        number = point.value
+    world.telephony.fail_next(number, PermanentError("unreachable", kind=PermanentErrorKind.OTHER))
+    await world.queue.drain(INSIDE + timedelta(seconds=5), world.dispatcher())
+    assert (await world.attempts(id=attempt.id))[0].state == "failed"
+    (agent,) = await _agent_rows(world)
+    assert (agent.state, agent.attempt_id) == ("available", None)  # no call: free again
