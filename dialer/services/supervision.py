@@ -3,8 +3,8 @@ its live answers and abandoned calls (the figure the predictive pacer holds unde
 profile's limit, 3% by default).
 
 A live answer is an attempt a person answered: a conversation result, an answered-by of
-`human`, or an abandoned call. An abandoned call is an attempt whose result is
-`abandoned` (a person answered and no agent was free within 2 s); the worker records it.
+`human`, or an abandoned call. An abandoned call is an attempt with `abandoned_at` set
+(a person answered and no agent was free: `voice_flow` records it at the bridge).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.db.models import AgentRow, AttemptRow, CampaignRow, Portfolio
 from dialer.schemas.campaigns import CampaignStatus
 from strategy.model import CONVERSATION_RESULTS
-
-ABANDONED = "abandoned"  # the attempt result the worker records for an abandoned call
 
 
 @dataclass(frozen=True)
@@ -45,15 +43,16 @@ class Board:
 async def board(session: AsyncSession) -> Board:
     """Every agent (by name) and every running campaign's abandonment figures."""
     live = or_(
-        AttemptRow.result.in_([str(r) for r in CONVERSATION_RESULTS] + [ABANDONED]),
+        AttemptRow.result.in_([str(r) for r in CONVERSATION_RESULTS]),
         AttemptRow.answered_by == "human",
+        AttemptRow.abandoned_at.is_not(None),
     )
     running = select(CampaignRow.id).where(CampaignRow.status == CampaignStatus.RUNNING)
     counts = (
         select(
             AttemptRow.campaign_id,
             func.count().label("live"),
-            func.sum(case((AttemptRow.result == ABANDONED, 1), else_=0)).label("abandoned"),
+            func.sum(case((AttemptRow.abandoned_at.is_not(None), 1), else_=0)).label("abandoned"),
         )
         .where(live, AttemptRow.campaign_id.in_(running))  # only running campaigns' rows
         .group_by(AttemptRow.campaign_id)

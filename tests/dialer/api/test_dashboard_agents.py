@@ -50,13 +50,13 @@ async def floor(api: Api) -> dict[str, Any]:
             ana = await agent_repo.ensure(session, "ana", "on_call", NOW - timedelta(seconds=95))
             ana.campaign_id = running.id
             await agent_repo.ensure(session, "bo", "away", NOW - timedelta(hours=1, minutes=2))
-            for campaign, result, answered_by in (
-                (running.id, "right_party", "human"),
-                (running.id, "pending", "human"),  # a person answered, not yet final
-                (running.id, "abandoned", "human"),
-                (running.id, "no_answer", None),
-                (running.id, "voicemail", "machine_end_beep"),
-                (draft.id, "abandoned", "human"),  # not running: not shown
+            for campaign, result, answered_by, abandoned_at in (
+                (running.id, "right_party", "human", None),
+                (running.id, "pending", "human", None),  # a person answered, not yet final
+                (running.id, "right_party", None, NOW),  # no collector was free
+                (running.id, "no_answer", None, None),
+                (running.id, "voicemail", "machine_end_beep", None),
+                (draft.id, "right_party", None, NOW),  # not running: not shown
             ):
                 session.add(
                     AttemptRow(
@@ -68,6 +68,7 @@ async def floor(api: Api) -> dict[str, Any]:
                         state="completed",
                         result=result,
                         answered_by=answered_by,
+                        abandoned_at=abandoned_at,
                         at=NOW,
                         campaign_id=campaign,
                     )
