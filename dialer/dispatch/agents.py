@@ -9,7 +9,9 @@ the desk must have room for it (`Seats.admit`, in the reservation's transaction)
   time in their state, ringing calls' time since reserved). Each worker process keeps one
   Pacer per campaign; with nothing learned it starts one call per free agent, and grows
   the ratio only from outcomes fed to it (`pacer`).
-- ivr and preview: untouched here (preview calls are started by the agent at the desk).
+- preview: never dialled by the worker (the agent starts the call at the desk): the job
+  waits like a paused campaign's.
+- ivr: untouched here.
 
 It runs after the pacing claim, which locks the campaign's pacing row: on PostgreSQL two
 workers' admissions for one campaign are serialised, so their counts do not race.
@@ -87,8 +89,12 @@ class Seats:
         admitted: list[tuple[int, Redecision]] = []
         for i, r in go:
             mode = modes.get(r.campaign) if r.campaign is not None else None
-            if mode is None or mode in (DialingMode.IVR, DialingMode.PREVIEW):
+            if mode is None or mode is DialingMode.IVR:
                 admitted.append((i, r))
+                continue
+            if mode is DialingMode.PREVIEW:
+                why = "preview: the agent starts the call at the desk"
+                results[i] = RetryLater(self.ctx.config.paused_retry, why)
                 continue
             assert r.campaign is not None and r.reservation is not None
             if mode is DialingMode.PROGRESSIVE:

@@ -145,3 +145,14 @@ async def test_a_progressive_call_that_fails_to_dial_frees_its_agent(world: Worl
     assert (await world.attempts(id=attempt.id))[0].state == "failed"
     (agent,) = await _agent_rows(world)
     assert (agent.state, agent.attempt_id) == ("available", None)  # no call: free again
+
+
+async def test_the_worker_never_dials_a_preview_campaign_itself(world: World) -> None:
+    await world.add_cases(2)
+    await _agents(world, 2)
+    cid = await world.campaign(cps=100, mode="preview")
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(seconds=30), world.dispatcher())
+    assert world.dials() == 0
+    assert {a.state for a in await world.attempts()} == {"queued"}
+    assert {a.state for a in await _agent_rows(world)} == {"available"}
