@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from adapters.errors import PermanentError, PermanentErrorKind
 from adapters.inprocess import InProcessJobQueue
 from adapters.ports import CallRequest, Delivery, Job
 from dialer.db.engine import build_sessionmaker
-from dialer.db.models import AgentRow, ContactPointRow
+from dialer.db.models import AgentRow, AttemptRow, ContactPointRow
 from dialer.db.repositories import agents as agent_rows
 from dialer.domain.agents import AgentState
 from tests.databases import Database
@@ -156,3 +156,57 @@ async def test_the_worker_never_dials_a_preview_campaign_itself(world: World) ->
     assert world.dials() == 0
     assert {a.state for a in await world.attempts()} == {"queued"}
     assert {a.state for a in await _agent_rows(world)} == {"available"}
+
+
+async def _history(world: World, cid: uuid.UUID, *, abandoned: bool) -> None:
+    """The campaign's last hour, on a case of its own: 200 calls, one in four answered
+    by a person (60 s of talk after 10 s of ringing; all abandoned when `abandoned`),
+    the others unanswered after 25 s (the pacer goes beyond one call per free agent only
+    while one more abandoned call keeps the hour under 3% x 0.85: 40 live answers)."""
+    (case_id,) = await world.add_cases(1)
+    async with world.maker() as session:
+        point = await session.scalar(
+            select(ContactPointRow).where(ContactPointRow.case_id == case_id)
+        )
+        assert point is not None
+        rows = []
+        for i in range(200):
+            sent = INSIDE - timedelta(minutes=55) + timedelta(seconds=15 * i)
+            person = i % 4 == 0
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "case_id": case_id,
+                    "party_id": point.party_id,
+                    "contact_point_id": point.id,
+                    "channel": "voice",
+                    "state": "completed",
+                    "result": "right_party" if person else "no_answer",
+                    "answered_by": None,
+                    "duration_seconds": (0 if abandoned else 60) if person else None,
+                    "abandoned_at": sent + timedelta(seconds=10) if person and abandoned else None,
+                    "at": sent,
+                    "sent_at": sent,
+                    "updated_at": sent + timedelta(seconds=(70 if person else 25)),
+                    "campaign_id": cid,
+                }
+            )
+        await session.execute(insert(AttemptRow.__table__), rows)  # type: ignore[arg-type]
+        await session.commit()
+
+
+@pytest.mark.parametrize(("abandoned", "more"), [(False, True), (True, False)])
+async def test_a_predictive_campaign_learns_its_ratio_from_its_ended_calls(
+    world: World, abandoned: bool, more: bool
+) -> None:
+    await _agents(world, 4)
+    cid = await world.campaign(cps=100, mode="predictive")
+    await _history(world, cid, abandoned=abandoned)
+    await world.add_cases(12)
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(seconds=3), world.dispatcher())
+    # a quarter of the calls reach a person: more calls than free agents; with every
+    # live answer abandoned over the hour, one per free agent only
+    assert (world.dials() > 4) is more, world.dials()
+    if not more:
+        assert world.dials() == 4
