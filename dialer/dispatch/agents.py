@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from adapters.errors import RetryLater
 from dialer.db.models import AttemptRow, CampaignRow
@@ -73,6 +73,20 @@ class _Learning:
     pacer: Pacer
     read_to: datetime
     checked: datetime | None = None
+
+
+async def free_held_agent(
+    conn: AsyncSession | AsyncConnection, attempt_id: uuid.UUID, now: datetime
+) -> None:
+    """The attempt will not ring (not reserved after all, refused at the fence, failed,
+    not sent): the agent held for it, if any, is available again."""
+    await agent_rows.release(
+        conn,
+        attempt_id,
+        held=AgentState.RESERVED.value,
+        available=AgentState.AVAILABLE.value,
+        now=now,
+    )
 
 
 class Seats:

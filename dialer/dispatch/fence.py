@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 
 from dialer.db.models import AttemptRow
-from dialer.db.repositories import agents as agent_rows
 from dialer.dispatch import sql
+from dialer.dispatch.agents import free_held_agent
 from dialer.dispatch.context import WorkerContext
-from dialer.domain.agents import AgentState
 from dialer.domain.attempts import AttemptState
 from strategy.model import CaseFlag
 
@@ -117,10 +116,7 @@ class Fence:
                 if await sql.move(
                     conn, r.attempt_id, found.state, AttemptState.REFUSED, refusal, ctx.clock()
                 ):
-                    await agent_rows.release(
-                        conn, r.attempt_id, held=AgentState.RESERVED.value,
-                        available=AgentState.AVAILABLE.value, now=now,
-                    )  # fmt: skip
+                    await free_held_agent(conn, r.attempt_id, now)
             await session.commit()
         return found.state, [str(x["rule"]) for x in reasons]
 

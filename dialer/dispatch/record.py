@@ -5,7 +5,6 @@ not_sent. A job is acknowledged only after its record is committed."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,12 +15,11 @@ from adapters.errors import PermanentError, PermanentErrorKind
 from adapters.ports import Job, ProviderRef
 from dialer.db.errors import database_unavailable
 from dialer.db.models import AttemptRow, ContactPointRow
-from dialer.db.repositories import agents as agent_rows
 from dialer.dispatch import outbox, sql
+from dialer.dispatch.agents import free_held_agent
 from dialer.dispatch.batcher import Batcher
 from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.redecide import Reservation
-from dialer.domain.agents import AgentState
 from dialer.domain.attempts import FINAL_STATES, AttemptState, advance
 from strategy.model import Validity
 
@@ -141,7 +139,7 @@ class Recorder:
             if job is not None and moved:
                 await self._retry_later(session, attempt, job, now)
             if AttemptState(attempt.state) in FINAL_STATES:  # no call: its agent is free
-                await free_agent(session, r.attempt_id, now)
+                await free_held_agent(session, r.attempt_id, now)
             await session.commit()
         if error is not None:
             log.warning("attempt %s -> %s (%s)", r.attempt_id, target, error[0])
@@ -176,15 +174,3 @@ async def _update_contact_point(
         point.validity = Validity.INVALID.value
     elif exc.kind is PermanentErrorKind.OPTED_OUT:
         point.opted_out = sorted({*point.opted_out, attempt.channel})
-
-
-async def free_agent(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> None:
-    """The attempt ended without a call (refused at the fence, failed, not sent): the
-    agent held for it, if any, is available again."""
-    await agent_rows.release(
-        session,
-        attempt_id,
-        held=AgentState.RESERVED.value,
-        available=AgentState.AVAILABLE.value,
-        now=now,
-    )

@@ -29,7 +29,7 @@ from adapters.ports import Delivery
 from dialer.db.errors import database_unavailable
 from dialer.db.models import AttemptRow
 from dialer.dispatch import pacing, sql
-from dialer.dispatch.agents import Seats
+from dialer.dispatch.agents import Seats, free_held_agent
 from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.redecide import WRITES_NOTHING, Gate, Redecision, Reservation, Verdict
 from dialer.domain.attempts import AttemptState
@@ -249,6 +249,8 @@ class Reserver:
             for i, redecision in go:
                 if items[i].attempt_id in taken:
                     results[i] = redecision.reservation
+                else:  # moved meanwhile: an agent held for it is free again
+                    await free_held_agent(conn, items[i].attempt_id, now)
         return claimed
 
     async def _skip_held(
