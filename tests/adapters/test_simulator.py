@@ -181,6 +181,11 @@ async def test_a_live_call_is_redirected_and_an_ended_one_refuses() -> None:
     with pytest.raises(PermanentError) as refused:
         await sim.update_call(sid, url)  # completed by now
     assert refused.value.code == 21220
-    with pytest.raises(NotFoundError):
-        await sim.update_call("CA" + "0" * 32, url)
+    with pytest.raises(NotFoundError):  # not a call sid at all
+        await sim.update_call("SM" + "0" * 32, url)
+    # A call sid this simulator did not place (another process's, as with `dialer serve`
+    # and `dialer worker` apart): redirected as Twilio would, by fetching the TwiML.
+    other = "CA" + "0" * 32
+    await sim.update_call(other, url)
+    assert sim.redirects[other] == [url]
     await sim.close()
