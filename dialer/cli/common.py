@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -120,3 +122,11 @@ async def database(
         yield build_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+def warn_loudly(message: str) -> None:
+    """A warning an operator must not miss: a JSON log line (what a log pipeline reads),
+    and in red on a terminal (a plain line would break the JSON stream of a service)."""
+    logging.getLogger("dialer.telephony").warning(message)
+    if sys.stderr.isatty():
+        err.print(f"[bold red]{escape(message)}[/bold red]")

@@ -15,7 +15,16 @@ import typer
 from rich.table import Table
 
 from adapters.ports import JobQueue
-from dialer.cli.common import OPERATIONAL, checked, console, database, err, fail, run
+from dialer.cli.common import (
+    OPERATIONAL,
+    checked,
+    console,
+    database,
+    err,
+    fail,
+    run,
+    warn_loudly,
+)
 from dialer.core.clock import system_clock
 from dialer.core.errors import DialerError
 from dialer.core.settings import Settings
@@ -223,10 +232,10 @@ def worker(
         banner = telephony_banner(settings)
     except DialerError as exc:  # settings whose telephony cannot work: one line
         fail(exc.message, OPERATIONAL)
-    if banner:
-        err.print(f"[bold red]{banner}[/bold red]")
     # masked JSON logs; /metrics for the healthcheck, recorded by the dispatcher and planner
     metrics = start_worker_observability(settings)
+    if banner:
+        warn_loudly(banner)
 
     jobs = concurrency or settings.worker_concurrency
 

@@ -16,7 +16,17 @@ import typer
 
 from dialer.cli import dispatch as cli_dispatch
 from dialer.cli import export as cli_export
-from dialer.cli.common import EXIT_CODES, OPERATIONAL, USAGE, checked, console, database, err, run
+from dialer.cli.common import (
+    EXIT_CODES,
+    OPERATIONAL,
+    USAGE,
+    checked,
+    console,
+    database,
+    err,
+    run,
+    warn_loudly,
+)
 from dialer.core.auth import Role
 from dialer.core.clock import system_clock
 from dialer.core.settings import Settings
@@ -251,7 +261,7 @@ def _say_how_it_dials(settings: Settings) -> None:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
     if banner:
-        typer.secho(banner, fg="red", bold=True, err=True)
+        warn_loudly(banner)
 
 
 @app.command(
