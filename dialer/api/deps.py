@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialer.api.query import check_query
@@ -44,6 +44,8 @@ async def now_dependency(request: Request) -> datetime:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# Every list's page size (lists page on with `next_cursor`: services.paging).
+PageLimit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 NowDep = Annotated[datetime, Depends(now_dependency)]
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from dialer.api.deps import Admin, AuditReader, CaseReader, NowDep, SessionDep
+from dialer.api.deps import Admin, AuditReader, CaseReader, NowDep, PageLimit, SessionDep
 from dialer.schemas.admin import (
     AuditOut,
     KeyIn,
@@ -21,7 +20,6 @@ from dialer.schemas.common import Page
 from dialer.services import audit_log, keys, portfolios
 
 router = APIRouter(tags=["admin"])
-Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 
 
 @router.post("/portfolios", status_code=201, response_model=PortfolioOut)
@@ -33,7 +31,7 @@ async def create_portfolio(
 
 @router.get("/portfolios", response_model=Page[PortfolioOut])
 async def list_portfolios(
-    session: SessionDep, who: CaseReader, cursor: str | None = None, limit: Limit = 100
+    session: SessionDep, who: CaseReader, cursor: str | None = None, limit: PageLimit = 100
 ) -> object:
     """Portfolios by name; `next_cursor` pages on."""
     rows, next_cursor = await portfolios.list_portfolios(session, cursor=cursor, limit=limit)
@@ -64,7 +62,7 @@ async def create_key(body: KeyIn, session: SessionDep, now: NowDep, who: Admin) 
 
 @router.get("/keys", response_model=Page[KeyOut])
 async def list_keys(
-    session: SessionDep, who: Admin, cursor: str | None = None, limit: Limit = 100
+    session: SessionDep, who: Admin, cursor: str | None = None, limit: PageLimit = 100
 ) -> object:
     """Keys by creation (then id), revoked ones too; `next_cursor` pages on."""
     rows, next_cursor = await keys.list_keys(session, cursor=cursor, limit=limit)
@@ -83,7 +81,7 @@ async def list_audit(
     entity: str | None = None,
     entity_id: str | None = None,
     cursor: str | None = None,
-    limit: Limit = 100,
+    limit: PageLimit = 100,
 ) -> object:
     """The audit log in the order it was written; `next_cursor` pages on."""
     rows, next_cursor = await audit_log.list_entries(

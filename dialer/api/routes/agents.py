@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from dialer.api.deps import Agent, NowDep, SessionDep, Supervisor
+from dialer.api.deps import Agent, NowDep, PageLimit, SessionDep, Supervisor
 from dialer.schemas.agents import AgentOut, EndpointIn, StateIn
 from dialer.schemas.common import Page
 from dialer.schemas.outcomes import OutcomeIn, OutcomeOut
@@ -24,7 +24,7 @@ async def list_agents(
     session: SessionDep,
     who: Supervisor,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
+    limit: PageLimit = 100,
 ) -> object:
     """Every agent's state, by name; `next_cursor` pages on."""
     rows, next_cursor = await agents.list_agents(session, cursor=cursor, limit=limit)

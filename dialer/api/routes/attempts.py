@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from dialer.api.deps import CaseReader, Exporter, SessionDep
+from dialer.api.deps import CaseReader, Exporter, PageLimit, SessionDep
 from dialer.domain.attempts import AttemptState
 from dialer.schemas.attempts import (
     AttemptFilter,
@@ -22,7 +22,6 @@ from dialer.services import attempts
 from strategy.model import Channel, Result
 
 router = APIRouter(tags=["results"])
-Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 
 
@@ -57,7 +56,7 @@ async def list_attempts(
     f: AttemptFilterDep,
     session: SessionDep,
     cursor: Cursor = None,
-    limit: Limit = 100,
+    limit: PageLimit = 100,
 ) -> object:
     """Attempts by instant (then id), filtered; `next_cursor` pages on."""
     rows, next_cursor = await attempts.list_attempts(session, f, cursor=cursor, limit=limit)
@@ -107,7 +106,7 @@ async def list_promises(
     f: Annotated[PromiseFilter, Depends(promise_filter)],
     session: SessionDep,
     cursor: Cursor = None,
-    limit: Limit = 100,
+    limit: PageLimit = 100,
 ) -> object:
     """Promises to pay due on a day (`due`) or in a range, by due day (then attempt)."""
     rows, next_cursor = await attempts.list_promises(session, f, cursor=cursor, limit=limit)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from adapters.errors import QueueError
 from adapters.ports import JobQueue
-from dialer.api.deps import NowDep, SessionDep, Supervisor
+from dialer.api.deps import NowDep, PageLimit, SessionDep, Supervisor
 from dialer.core.errors import DialerError
 from dialer.schemas.campaigns import (
     CampaignIn,
@@ -104,7 +104,7 @@ async def list_dead_letters(
     queue: QueueDep,
     who: Supervisor,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: PageLimit = 100,
 ) -> object:
     """Jobs that kept failing, by message id (browsing leaves them in place);
     `next_cursor` pages on."""

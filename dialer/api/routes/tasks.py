@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 
 from dialer.api.deps import (
     Approver,
     NowDep,
+    PageLimit,
     SessionDep,
     SupervisorOrService,
     TaskReader,
@@ -31,7 +32,7 @@ async def list_tasks(
     requires_approval: bool | None = None,
     case_id: uuid.UUID | None = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: PageLimit = 100,
 ) -> object:
     """Tasks by creation (then id); `next_cursor` pages on."""
     rows, next_cursor = await tasks.list_tasks(

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from dialer.cli.main import app
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "portfolio.csv"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "cli.db"
-    monkeypatch.setenv("DIALER_DATABASE_URL", f"sqlite+aiosqlite:///{db}")
-    return db
 
 
 def test_commands_refuse_an_unmigrated_database_naming_the_fix(env: Path) -> None:

@@ -21,14 +21,6 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "cli.db"
-    monkeypatch.setenv("DIALER_DATABASE_URL", f"sqlite+aiosqlite:///{db}")
-    monkeypatch.delenv("DIALER_QUEUE_URL", raising=False)
-    return db
-
-
-@pytest.fixture
 def book(env: Path) -> Path:
     assert runner.invoke(app, ["migrate"]).exit_code == 0
     made = runner.invoke(

@@ -5,19 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from dialer.cli.main import app
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "cli.db"
-    monkeypatch.setenv("DIALER_DATABASE_URL", f"sqlite+aiosqlite:///{db}")
-    monkeypatch.delenv("DIALER_QUEUE_URL", raising=False)
-    monkeypatch.delenv("DIALER_RABBITMQ_URL", raising=False)
-    return db
 
 
 def test_campaign_lifecycle_on_the_command_line(env: Path) -> None:

@@ -7,19 +7,9 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from dialer.cli.main import app
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "cli.db"
-    monkeypatch.setenv("DIALER_DATABASE_URL", f"sqlite+aiosqlite:///{db}")
-    monkeypatch.delenv("DIALER_QUEUE_URL", raising=False)
-    monkeypatch.delenv("DIALER_RABBITMQ_URL", raising=False)
-    return db
 
 
 def test_campaign_create_with_a_mode(env: Path) -> None:
