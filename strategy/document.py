@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    PlainSerializer,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -29,6 +30,17 @@ from strategy.model import Channel, Disclosure, PartyRole, Stage
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+def _in_order(members: frozenset[Any]) -> list[Any]:
+    """A set's members in their enum's order: a set iterates in an order that depends on
+    the process's string hashing, and a document's JSON (hence its digest, the version key
+    of its compiled form) must not."""
+    return sorted(members, key=lambda m: list(type(m)).index(m))
+
+
+ChannelSet = Annotated[frozenset[Channel], PlainSerializer(_in_order, when_used="json")]
+RoleSet = Annotated[frozenset[PartyRole], PlainSerializer(_in_order, when_used="json")]
 
 
 class _Model(BaseModel):
@@ -109,8 +121,8 @@ class Cap(_Model):
     scope: Scope
     limit: Annotated[int, Field(ge=0)]
     count: Counted = Counted.ATTEMPTS
-    channels: frozenset[Channel] | None = None  # None: every channel
-    roles: frozenset[PartyRole] | None = None  # None: every party role
+    channels: ChannelSet | None = None  # None: every channel
+    roles: RoleSet | None = None  # None: every party role
     local_days: Annotated[int, Field(ge=1, le=366)] | None = None
     rolling_hours: Annotated[float, Field(gt=0, le=24 * 366)] | None = None
 
@@ -143,7 +155,7 @@ class Cap(_Model):
 class Spacing(_Model):
     scope: Scope
     minutes: Annotated[int, Field(ge=0)]
-    channels: frozenset[Channel] | None = None
+    channels: ChannelSet | None = None
 
 
 class ContactWhen(StrEnum):
@@ -160,7 +172,7 @@ class PartyRule(_Model):
     disclosure_if_knows_debt: Disclosure | None = None
     # Raised disclosure once the debtor cannot be reached (source, DPD 18-30).
     disclosure_if_debtor_unreachable: Disclosure | None = None
-    channels: frozenset[Channel] | None = None  # None: the tier's channels
+    channels: ChannelSet | None = None  # None: the tier's channels
 
 
 class Unreachable(_Model):
@@ -219,7 +231,7 @@ class Tier(_Model):
     dpd: Range | None = None
     stage: Stage | None = None
     days_in_stage: Range | None = None
-    channels: frozenset[Channel] = frozenset({Channel.VOICE, Channel.SMS})
+    channels: ChannelSet = frozenset({Channel.VOICE, Channel.SMS})
     windows: Windows = Field(default_factory=dict)
     skip_holidays: bool = True
     parties: dict[PartyRole, PartyRule] = Field(default_factory=dict)

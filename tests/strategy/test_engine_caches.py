@@ -11,6 +11,10 @@ cache gives exactly the decision a fresh compile gives.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -45,6 +49,8 @@ from tests.strategy.builders import (
     tier,
 )
 from tests.strategy.test_properties import EXAMPLES, Scenario, scenarios
+
+PRESETS = ("consumer-loan", "us-consumer-loan", "b2b-receivables")
 
 
 def fresh(the_strategy: Strategy, profile: GuardrailProfile) -> CompiledStrategy:
@@ -284,6 +290,33 @@ def test_a_reparsed_document_of_one_version_finds_its_compiled_strategy() -> Non
     assert compile_strategy(doc, profile, key=("test", 1)) is compile_strategy(
         again, profile, key=("test", 1)
     )
+
+
+def test_a_documents_key_does_not_depend_on_the_processs_string_hashing() -> None:
+    # A set's iteration order follows the process's string hashing (PYTHONHASHSEED): the
+    # document's JSON lists a set's members in their enum's order, so every process (and
+    # every re-parse) gives a stored version one digest. Seeds 16, 32 and 39 ordered the
+    # channels {voice, sms} as "sms", "voice" before the fix.
+    probe = (
+        f"PRESETS = {PRESETS!r};"
+        "from strategy.compiled import document_key;"
+        "from strategy.document import Strategy;"
+        "from strategy.presets import load_preset;"
+        "docs = [load_preset(n) for n in PRESETS];"
+        "print([document_key(d) for d in docs]);"
+        "print([document_key(Strategy.model_validate_json(d.model_dump_json())) for d in docs])"
+    )
+    keys = set()
+    for seed in ("0", "16", "32", "39", "1234"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        assert out[0] == out[1], f"seed {seed}: a re-parsed document has another key"
+        keys.add(out[0])
+    assert len(keys) == 1, keys
+    doc = load_preset("consumer-loan")
+    assert '"channels":["voice","sms"]' in doc.model_dump_json()
 
 
 def test_the_compile_cache_is_bounded() -> None:
