@@ -47,7 +47,8 @@ from adapters.ports import (
     SmsRequest,
     Telephony,
 )
-from adapters.twilio_client import SEND_BY, TOO_MANY_REQUESTS, HttpxTwilioClient
+from adapters.sendby import SEND_BY
+from adapters.twilio_client import TOO_MANY_REQUESTS, HttpxTwilioClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -2,17 +2,16 @@
 
 The library's aiohttp client is not used: respx cannot see it, and it re-POSTs on a 5xx,
 which can place a second call. This client never retries; it only says what a failure
-means: not sent (connect error, HTTP 429 with its `Retry-After`, a POST past its `SEND_BY`
+means: not sent (connect error, HTTP 429 with its `Retry-After`, a create past its `SEND_BY`
 deadline) -> `TransientError`; sent but unanswered -> `AmbiguousError` (a GET: transient).
-Any other status goes back to the library, which raises its `TwilioException`s.
+Any other status goes back to the library, which raises its `TwilioException`s. Its
+connections check the deadline at the socket write (`adapters.sendby`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -20,12 +19,12 @@ import httpx
 from twilio.http import AsyncHttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response  # type: ignore[import-untyped]
 
+from adapters import sendby
 from adapters.errors import AmbiguousError, TransientError
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOO_MANY_REQUESTS = 20429
-SEND_BY: contextvars.ContextVar[float | None] = contextvars.ContextVar("send_by", default=None)
 
 
 class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]
@@ -42,7 +41,7 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]
         )
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout)
+            timeout=httpx.Timeout(timeout, connect=connect_timeout), transport=sendby.transport()
         )
 
     async def request(
@@ -57,9 +56,8 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]
         allow_redirects: bool = False,
     ) -> Response:
         method = method.upper()
-        send_by = SEND_BY.get()
-        if send_by is not None and method not in _SAFE_METHODS and time.monotonic() > send_by:
-            raise TransientError(f"send deadline passed; not sent ({method} {uri})")
+        if method not in _SAFE_METHODS:
+            sendby.check_send_by()  # late already: no connection taken (checked again at the write)
         try:
             response = await self._client.request(
                 method,

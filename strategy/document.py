@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,11 +32,11 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 
-def _in_order(members: frozenset[Any]) -> list[Any]:
+def _in_order(members: frozenset[Enum]) -> list[Enum]:
     """A set's members in their enum's order: a set iterates in an order that depends on
     the process's string hashing, and a document's JSON (hence its digest, the version key
     of its compiled form) must not."""
-    return sorted(members, key=lambda m: list(type(m)).index(m))
+    return sorted(members, key=lambda m: list(m.__class__.__members__.values()).index(m))
 
 
 ChannelSet = Annotated[frozenset[Channel], PlainSerializer(_in_order, when_used="json")]

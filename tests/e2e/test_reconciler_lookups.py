@@ -216,9 +216,10 @@ TEXT_CRASHES_EACH = 2
 async def test_texts_of_workers_killed_mid_send_are_found_or_sent_once(
     e2e: E2E, record_property: Callable[[str, object], None]
 ) -> None:
-    """Workers SIGKILLed just before a text's create left (reserved, nothing at Twilio)
-    and just after Twilio took it (reserved, a message at Twilio, no sid recorded): the
-    reconciler finds the second kind by `To` and date and plans the first kind again."""
+    """Workers SIGKILLed just before a text's create left (fenced: dialing, nothing at
+    Twilio) and just after Twilio took it (dialing, a message at Twilio, no sid
+    recorded): the reconciler finds the second kind by `To` and date and plans the first
+    kind again. Their other jobs die reserved or dialing, whichever they had reached."""
     await e2e.seed(CRASH_TEXT_CASES, case_cap=1)
     campaign = await e2e.campaign("texts", channels=("sms",), cps=40)
     await e2e.plan_here(campaign)
@@ -252,12 +253,14 @@ async def test_texts_of_workers_killed_mid_send_are_found_or_sent_once(
     moved, replanned = await e2e.reconcile_then_dispatch()
     figures = await e2e.check(Figures("texts-killed", cases=CRASH_TEXT_CASES), case_cap=1)
     figures.extra.update(
-        reserved_before_reconcile=before.get("reserved", 0), reconciled=moved, replanned=replanned
+        reserved_before_reconcile=before.get("reserved", 0),
+        dialing_before_reconcile=before.get("dialing", 0), reconciled=moved, replanned=replanned
     )
     figures.print(record_property)
 
     assert not figures.violations, figures.violations[:10]
-    assert before.get("reserved", 0) >= 2 * TEXT_CRASHES_EACH
+    # Each crash left its own text fenced (the fence comes before every create).
+    assert before.get("dialing", 0) >= 2 * TEXT_CRASHES_EACH
     # Killed after Twilio took it: found, its sid recorded, never sent again.
     assert moved.get("sent", 0) + moved.get("in_progress", 0) >= TEXT_CRASHES_EACH
     # Killed before it left: not_sent and sent once in its stead; nothing closed failed.

@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import select
 
+from adapters import sendby
 from adapters.ports import (
     CallInfo,
     CallRequest,
@@ -70,7 +71,7 @@ class RedirectTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, base: str) -> None:
         self._base = httpx.URL(base)
-        self._inner = httpx.AsyncHTTPTransport()
+        self._inner = sendby.transport()  # production's connections (`adapters.sendby`)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         request.url = request.url.copy_with(
