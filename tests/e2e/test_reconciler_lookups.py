@@ -254,7 +254,9 @@ async def test_texts_of_workers_killed_mid_send_are_found_or_sent_once(
     figures = await e2e.check(Figures("texts-killed", cases=CRASH_TEXT_CASES), case_cap=1)
     figures.extra.update(
         reserved_before_reconcile=before.get("reserved", 0),
-        dialing_before_reconcile=before.get("dialing", 0), reconciled=moved, replanned=replanned
+        dialing_before_reconcile=before.get("dialing", 0),
+        reconciled=moved,
+        replanned=replanned,
     )
     figures.print(record_property)
 

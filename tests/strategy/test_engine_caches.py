@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-
 from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
