@@ -2,8 +2,9 @@
 
 A worker moves its reserved attempt to `dialing` with a compare-and-set on its lease
 immediately before the provider call (`Fence.check`, from `dialer.dispatch.send`), and
-starts the request
-only within `SEND_WINDOW` of that fence (else it fences again). So:
+sends the request only within `SEND_WINDOW` of that fence (else it fences again; the
+Twilio client's connections check that deadline at each socket write: `adapters.sendby`).
+So:
 - a `reserved` attempt whose lease has run out was never dialled and never will be;
 - a `dialing` attempt can reach the provider only until its fence + `SEND_WINDOW` + the
   HTTP client's whole timeout; the reconciler looks one up only after that and a margin
