@@ -33,7 +33,7 @@ def export(
     ] = ExportFormat.CSV,
     output: Annotated[
         Path | None,
-        typer.Option(help="write to this file (replaced) instead of standard output"),
+        typer.Option(help="write to this file (replaced once complete) instead of standard output"),
     ] = None,
     campaign: Annotated[str | None, typer.Option(help="only this campaign's (its id)")] = None,
     case: Annotated[str | None, typer.Option(help="only this case's (its id)")] = None,
@@ -63,8 +63,10 @@ def export(
         "until": until,
     }
     f = checked(AttemptFilter, given, _OPTIONS)
+    # A file is written whole or not at all: a partial copy beside it, renamed at the end.
+    partial = output.with_name(f".{output.name}.partial") if output else None
     try:
-        sink: TextIO = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        sink: TextIO = partial.open("w", encoding="utf-8", newline="") if partial else sys.stdout
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}", hint="is the folder there and writable?")
 
@@ -74,10 +76,16 @@ def export(
                 sink.write(chunk)
         sink.flush()
 
+    done = False
     try:
         run(go, settings=settings)
+        done = True
     finally:
-        if output:
+        if partial is not None and output is not None:
             sink.close()
+            if done:
+                partial.replace(output)
+            else:
+                partial.unlink(missing_ok=True)
     if output:
         err.print(f"exported to {output}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
@@ -78,12 +79,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection:
+# an imported `external_ref` or an email address of "=HYPERLINK(...)"), unless the cell
+# is a plain number (an E.164 number, a negative amount), which no formula can be.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a formula-like text gets a leading `'`."""
+    if value is None:
+        return ""
+    formula = isinstance(value, str) and value.startswith(_FORMULA_START)
+    return "'" + value if formula and not _PLAIN_NUMBER.fullmatch(value) else value
+
+
 def _line(row: RowMapping, fmt: ExportFormat) -> str:
     values = [_plain(row[c]) for c in EXPORT_COLUMNS]
-    if fmt is ExportFormat.JSONL:
+    if fmt is ExportFormat.JSONL:  # data for programs: the values exactly as stored
         return json.dumps(dict(zip(EXPORT_COLUMNS, values, strict=True)), ensure_ascii=False) + "\n"
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow("" if v is None else v for v in values)
+    csv.writer(out, lineterminator="\n").writerow(_csv_cell(v) for v in values)
     return out.getvalue()
 
 

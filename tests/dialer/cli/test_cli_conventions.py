@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,29 @@ def test_export_writes_csv_to_stdout_and_json_lines_to_a_file(book: Path, tmp_pa
     assert line["result"] == "promise_to_pay"
     nothing = runner.invoke(app, ["export", "--outcome", "no_answer"])
     assert nothing.stdout.splitlines() == [nothing.stdout.splitlines()[0]]  # the header only
+
+
+def test_an_export_cut_short_leaves_the_file_as_it_was(
+    book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database goes away after the first batch: the command fails (exit 1, one line)
+    # and neither a half file nor a half-overwritten one is left to pass for complete.
+    from sqlalchemy.exc import OperationalError
+
+    from dialer.services import attempts
+
+    async def cut_short(*args: object, **kwargs: object) -> AsyncIterator[str]:
+        yield "id,case_id\n"
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("gone"))
+
+    target = tmp_path / "out.csv"
+    target.write_text("yesterday's export\n")
+    monkeypatch.setattr(attempts, "export_attempts", cut_short)
+    result = runner.invoke(app, ["export", "--output", str(target)])
+    assert result.exit_code == 1, result.output
+    assert "unavailable" in result.output
+    assert target.read_text() == "yesterday's export\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
 @pytest.mark.parametrize(
