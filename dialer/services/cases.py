@@ -183,15 +183,16 @@ async def add_party(
     rows.parties[0]["position"] = len(row.parties)
     rows.case = {}
     await protective.upsert(session, [rows], actor=actor, source="api", now=now, include_case=False)
-    await record_change(
+    await record_change(  # under the new party's id: what an "as of" view leaves out
         session,
         actor=actor,
         now=now,
         action="party.create",
-        entity="case",
-        entity_id=case_id,
+        entity="party",
+        entity_id=rows.parties[0]["id"],
         before={},
         after={"party": key},
+        detail={"case": str(case_id)},
     )
     await session.commit()
     return await get_case(session, case_id)
@@ -308,10 +309,11 @@ async def add_contact_point(
         actor=actor,
         now=now,
         action="contact_point.create",
-        entity="party",
-        entity_id=party_id,
+        entity="contact_point",
+        entity_id=row.id,
         before={},
         after={"value": value},
+        detail={"party": str(party_id)},
     )
     await session.commit()
     return await get_case(session, case_id)

@@ -32,9 +32,9 @@ from dialer.db.models import (
 from dialer.facts.batch import CaseFacts, load_facts, lock_cases
 from dialer.facts.reader import load_case
 from dialer.services import strategies
-from strategy.model import Channel, ContactKind, ContactPoint
+from strategy.model import Channel, ContactKind, ContactPoint, PartyRole
 from tests.databases import Database
-from tests.dialer.factories import add_cn_loans
+from tests.dialer.factories import add_cn_loans, cn_case
 from tests.dialer.support import NOW, settings_for
 
 CASE_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -284,6 +284,45 @@ async def test_as_of_takes_out_what_was_recorded_later(session: AsyncSession) ->
             assert case.balance == Decimal("7000.00")
             assert [p.name for p in case.parties] == ["Wang Fang", "Li Na", "Zhao Lei"]
             assert Channel.VOICE in case.parties[0].contact_points[0].opted_out
+
+
+async def test_as_of_leaves_out_parties_and_contact_points_added_later(
+    session: AsyncSession,
+) -> None:
+    """A party and a contact point added through the API after T are not in the facts as
+    of T, and the party the contact point was added to still is, with what it had."""
+    from dialer.schemas.cases import CaseIn, ContactPointIn, PartyIn
+    from dialer.services import cases
+
+    stored = await cases.create_case(
+        session, CaseIn.model_validate(cn_case("AS-OF-1")), actor="test", now=NOW
+    )
+    case_id = stored.id
+    before = await load_case(session, case_id, NOW)
+    assert before is not None
+    debtor = before.facts.case.parties[0]
+    later = NOW + timedelta(hours=1)
+    await cases.add_party(
+        session,
+        case_id,
+        PartyIn(ref="sister", role=PartyRole.THIRD_PARTY, name="Wang Li"),
+        actor="test",
+        now=later,
+    )
+    await cases.add_contact_point(
+        session,
+        case_id,
+        uuid.UUID(debtor.id),
+        ContactPointIn(kind=ContactKind.PHONE, value="+8613900139000"),
+        actor="test",
+        now=later,
+    )
+    then = await load_case(session, case_id, NOW + timedelta(hours=2), as_of=NOW)
+    now = await load_case(session, case_id, NOW + timedelta(hours=2))
+    assert then is not None and now is not None
+    assert then.facts.case.parties == before.facts.case.parties
+    assert [p.name for p in now.facts.case.parties] == ["Wang Fang", "Li Na", "Wang Li"]
+    assert len(now.facts.case.parties[0].contact_points) == len(debtor.contact_points) + 1
 
 
 async def test_a_case_and_its_history_load_in_two_round_trips(
