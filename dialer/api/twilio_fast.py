@@ -11,7 +11,8 @@ open, and hands everything else to the app unchanged.
 It keeps every rule of the routes in `dialer.api.routes.twilio`: the body is capped
 (`DIALER_WEBHOOK_MAX_BODY_BYTES`, 413), the signature is checked first (`callbacks.forms.verify`,
 403 in the standard error shape, nothing written), a malformed form is a 400, and the 204
-goes out only after the statement committed; while the database is unreachable (or slower
+goes out only after the statement committed (and, for a call's end, the move of the
+collector holding it); while the database is unreachable (or slower
 than `DIALER_WEBHOOK_DATABASE_TIMEOUT_SECONDS`) it answers 503 with Retry-After, like the
 routes (`dialer.api.outage`), and Twilio retries per the URL's connection overrides;
 any other database error propagates. Its latency is observed in
@@ -33,6 +34,8 @@ from dialer.callbacks import apply as callbacks
 from dialer.callbacks.fastpath import FastStatusPath
 from dialer.callbacks.forms import MalformedWebhookError, call_status_event, sms_status_event
 from dialer.core.errors import DialerError, PayloadTooLargeError
+from dialer.domain.attempts import FINAL_STATES
+from dialer.services import agents
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -118,9 +121,11 @@ async def _handle(
     form = scope_form(scope, body, settings)
     if path == VOICE_STATUS:
         sid, event = call_status_event(form)
-        if callbacks.call_is_over(form):
-            raise _Replay  # a collector holding the call is freed on the session path
-        await fast.record("voice_status", form, sid, event, now, metrics=metrics)
+        held = await fast.record("voice_status", form, sid, event, now, metrics=metrics)
+        if held is not None and event.target in FINAL_STATES:
+            # the collector holding the call: freed, or owes wrap-up (committed before 204)
+            async with scope["app"].state.sessionmaker() as session:
+                await agents.call_over(session, held, now)
         return
     sid, event = sms_status_event(form)
     if event.error_code == callbacks.OPTED_OUT_ERROR:

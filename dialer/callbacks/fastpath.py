@@ -93,7 +93,9 @@ WITH target AS (
 )
 SELECT (SELECT id FROM ev) AS event_id, (SELECT status FROM ev) AS event_status,
     (SELECT id FROM up) AS moved,
-    (SELECT channel FROM up) AS channel, (SELECT result FROM up) AS result
+    (SELECT channel FROM up) AS channel, (SELECT result FROM up) AS result,
+    (SELECT t.id FROM target AS t WHERE EXISTS
+        (SELECT 1 FROM agents AS g WHERE g.attempt_id = t.id)) AS agent_attempt
 """  # noqa: S608  (built only from this module's constant tables; values are parameters)
 
 
@@ -138,9 +140,10 @@ class FastStatusPath:
         now: datetime,
         *,
         metrics: Metrics | None = None,
-    ) -> None:
+    ) -> uuid.UUID | None:
         """A call (`voice_status`) or message (`sms_status`) status: event and move in one
-        statement, committed (autocommit) when this returns."""
+        statement, committed (autocommit) when this returns. Returns the attempt's id
+        when a collector holds it (their move is the caller's), else None."""
         attempt: uuid.UUID | None = attempt_ref(form)
         target = event.target
         result = event.result
@@ -175,9 +178,12 @@ class FastStatusPath:
             await self.pool.release(conn)
         # `moved`: this event (not a duplicate: its insert is the update's condition) moved
         # the attempt to `target`, from a state allowed to; committed (autocommit).
-        if row is None or metrics is None:
-            return
-        if row["moved"] is not None and target in FINAL_STATES:
-            count_outcome(metrics, (row["channel"], row["result"]))
-        elif row["event_status"] == "unmatched":  # new, kept for reconciliation
-            metrics.record_unmatched_event(kind)
+        if row is None:
+            return None
+        if metrics is not None:
+            if row["moved"] is not None and target in FINAL_STATES:
+                count_outcome(metrics, (row["channel"], row["result"]))
+            elif row["event_status"] == "unmatched":  # new, kept for reconciliation
+                metrics.record_unmatched_event(kind)
+        held: uuid.UUID | None = row["agent_attempt"]
+        return held
