@@ -38,10 +38,14 @@ def phone_facts(e164: str) -> tuple[tuple[str, ...], bool | None]:
     return number_facts(number)
 
 
-def number_facts(number: phonenumbers.PhoneNumber) -> tuple[tuple[str, ...], bool | None]:
-    """`phone_facts` of a number already parsed (a caller that parsed it keeps one parse)."""
+def number_facts(
+    number: phonenumbers.PhoneNumber, kind: int | None = None
+) -> tuple[tuple[str, ...], bool | None]:
+    """`phone_facts` of a number already parsed (a caller that parsed it keeps one parse;
+    one that has its `phonenumbers.number_type`, a costly lookup, passes it as `kind`)."""
     zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
-    kind = phonenumbers.number_type(number)
+    if kind is None:
+        kind = phonenumbers.number_type(number)
     mobile: bool | None
     if kind in (
         phonenumbers.PhoneNumberType.MOBILE,

@@ -9,6 +9,7 @@ batches; re-importing the same file updates the same rows and creates nothing ne
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import re
@@ -190,25 +191,22 @@ class ImportAbortedError(ValidationFailedError):
     import, updating those cases rather than duplicating them."""
 
 
-def _readable(parsed: Iterator[_Parsed], report: ImportReport) -> Iterator[_Parsed]:
-    """`parsed`, turning a file-level read error into `ImportAbortedError` with the
-    counts committed so far (the batch being gathered is not written)."""
-    try:
-        yield from parsed
-    except _UnreadableError as exc:
-        committed = report.cases_created + report.cases_updated
-        raise ImportAbortedError(
-            f"the file cannot be read past line {exc.line}: {exc.reason}. Cases imported and"
-            f" committed before it: {committed}; none after it. Fix the file and import it"
-            " again: cases already imported are updated, not duplicated.",
-            [FieldError("file", f"line {exc.line}: {exc.reason}")],
-            extra={
-                "line": exc.line,
-                "cases_committed": committed,
-                "cases_created": report.cases_created,
-                "cases_updated": report.cases_updated,
-            },
-        ) from exc
+def _aborted(exc: _UnreadableError, report: ImportReport) -> ImportAbortedError:
+    """A file-level read error, with the counts committed before it (every batch before
+    the line is written; the batch being gathered is not)."""
+    committed = report.cases_created + report.cases_updated
+    return ImportAbortedError(
+        f"the file cannot be read past line {exc.line}: {exc.reason}. Cases imported and"
+        f" committed before it: {committed}; none after it. Fix the file and import it"
+        " again: cases already imported are updated, not duplicated.",
+        [FieldError("file", f"line {exc.line}: {exc.reason}")],
+        extra={
+            "line": exc.line,
+            "cases_committed": committed,
+            "cases_created": report.cases_created,
+            "cases_updated": report.cases_updated,
+        },
+    )
 
 
 def _csv(lines: Iterable[tuple[int, str]]) -> Iterator[_Parsed]:
@@ -347,6 +345,7 @@ class _Importer:
         self.rows: list[CaseRows] = []
         self.keys: set[tuple[str, str]] = set()
         self.lines: dict[Any, int] = {}  # case, party and contact point id -> its line
+        self.writing: asyncio.Task[None] | None = None  # the batch being written, if any
 
     def error(self, parsed: _Parsed, field: str | None, reason: str, ref: str | None) -> None:
         line = _line_for(parsed, field) if field else parsed.line
@@ -373,6 +372,7 @@ class _Importer:
             return
         name = doc.portfolio or ""
         if name not in self.known:
+            await self.written()  # the session is the writer's while it writes
             self.known[name] = await portfolios.get(self.session, name) if name else None
         portfolio = self.known[name]
         if portfolio is None:
@@ -395,33 +395,51 @@ class _Importer:
         self.lines.update(_lines_of(parsed, rows))
         if len(self.rows) >= batch_size:
             await self.flush()
+        else:
+            await asyncio.sleep(0)  # the writer's next round trip, if it waits for one
 
     async def flush(self) -> None:
-        """Upsert and commit the batch, keeping stored protective facts (invariant 8)."""
+        """Hand the batch to the writer, which upserts and commits it while the next
+        batch is read and validated: this process's work and the database's overlap.
+        Batches are written one at a time, in order."""
         if not self.rows:
             return
+        batch = (self.rows, self.keys, self.lines)
+        self.rows, self.keys, self.lines = [], set(), {}
+        await self.written()
+        self.writing = asyncio.create_task(self._write(*batch))
+
+    async def written(self) -> None:
+        """Wait for the batch being written (its failure is raised here)."""
+        if self.writing is not None:
+            task, self.writing = self.writing, None
+            await task
+
+    async def _write(
+        self, rows: list[CaseRows], keys: set[tuple[str, str]], lines: dict[Any, int]
+    ) -> None:
+        """Upsert and commit a batch, keeping stored protective facts (invariant 8)."""
         done = await protective.upsert(
-            self.session, self.rows, actor=self.actor, source="import", now=self.now
+            self.session, rows, actor=self.actor, source="import", now=self.now
         )
         existing = done.existing  # read under the cases' lock, before the upsert
-        created = len(self.rows) - existing
+        created = len(rows) - existing
         await audit.append(
             self.session,
             at=self.now,
             actor=self.actor,
             action="case.import",
             entity="import",
-            entity_id=",".join(sorted({p for p, _ in self.keys})),
-            detail={"created": created, "updated": existing, "cases": len(self.rows)},
+            entity_id=",".join(sorted({p for p, _ in keys})),
+            detail={"created": created, "updated": existing, "cases": len(rows)},
         )
         await self.session.commit()
         self.report.cases_created += created
         self.report.cases_updated += existing
         self.report.kept += [
-            KeptFact(self.lines.get(k.entity_id, 0), k.external_ref, k.field, k.fact, k.message)
+            KeptFact(lines.get(k.entity_id, 0), k.external_ref, k.field, k.fact, k.message)
             for k in done.kept
         ]
-        self.rows, self.keys, self.lines = [], set(), {}
 
 
 async def import_stream(
@@ -437,9 +455,15 @@ async def import_stream(
     importer = _Importer(session, default_portfolio=default_portfolio, actor=actor, now=now)
     counted = _count(lines, importer.report)
     parsed = _csv(counted) if fmt == ImportFormat.CSV else _jsonl(counted)
-    for doc in _readable(parsed, importer.report):
-        await importer.add(doc, settings.import_batch_size)
-    await importer.flush()
+    try:
+        for doc in parsed:
+            await importer.add(doc, settings.import_batch_size)
+        await importer.flush()
+    except _UnreadableError as exc:
+        await importer.written()
+        raise _aborted(exc, importer.report) from exc
+    finally:
+        await importer.written()
     return importer.report
 
 

@@ -28,10 +28,11 @@ def phone(value: str, region: str) -> tuple[str, NumberFacts] | None:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    kind = phonenumbers.number_type(number)  # UNKNOWN: not a valid number
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
         return None
     formatted = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-    return formatted, number_facts(number)
+    return formatted, number_facts(number, kind)
 
 
 def e164(value: str, region: str) -> str | None:

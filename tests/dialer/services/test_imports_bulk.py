@@ -5,8 +5,10 @@ and keeps protective facts exactly as a small one does."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from dialer.core.auth import Role
@@ -14,7 +16,7 @@ from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.models import ContactPointRow
 from strategy.calendar import phone_facts
 from tests.dialer.factories import cn_case
-from tests.dialer.support import Api
+from tests.dialer.support import NOW, Api
 
 CASES = 260  # over `repositories.cases._COPY_FROM` rows in every table
 
@@ -92,3 +94,50 @@ async def test_a_large_batch_creates_then_updates_and_keeps_every_protective_fac
     for value, zones, mobile in stored:
         expected = phone_facts(value)
         assert (tuple(zones), mobile) == expected and expected[0], value
+
+
+async def test_the_next_batch_is_read_while_one_is_written_and_batches_stay_in_order(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database writes a batch while this process validates the next one (their work
+    # overlaps); batches still reach the database one at a time, in file order, and the
+    # report counts them all once the import returns.
+    import asyncio
+
+    from dialer.services import imports, protective
+    from dialer.services.imports import ImportFormat
+
+    consumed = 0
+    seen: list[tuple[int, int, list[str]]] = []  # lines read at a write's start and end
+    real = protective.upsert
+
+    async def slow_upsert(session: Any, rows: Any, **kw: Any) -> Any:
+        start = consumed
+        await asyncio.sleep(0.05)
+        done = await real(session, rows, **kw)
+        seen.append((start, consumed, [r.case["external_ref"] for r in rows]))
+        return done
+
+    def lines() -> Iterator[tuple[int, str]]:
+        nonlocal consumed
+        for n in range(1, 61):
+            consumed = n
+            yield n, json.dumps(cn_case(f"PIPE-{n:02d}"))
+
+    monkeypatch.setattr(protective, "upsert", slow_upsert)
+    settings = api.settings.model_copy(update={"import_batch_size": 20})
+    engine = build_engine(api.settings)
+    try:
+        async with build_sessionmaker(engine)() as session:
+            report = await imports.import_stream(
+                session, lines(), fmt=ImportFormat.JSONL, default_portfolio="cn-loans",
+                settings=settings, actor="test", now=NOW,
+            )  # fmt: skip
+    finally:
+        await engine.dispose()
+    assert report.cases_created == 60 and not report.errors
+    assert [refs for *_, refs in seen] == [
+        [f"PIPE-{n:02d}" for n in range(k, k + 20)] for k in (1, 21, 41)
+    ]
+    first_start, first_end, _ = seen[0]
+    assert first_end > first_start  # lines were read while the first batch was written
