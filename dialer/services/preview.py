@@ -153,9 +153,15 @@ async def _prepared(session: AsyncSession, attempt: AttemptRow, now: datetime) -
     portfolio = await session.get(Portfolio, case.portfolio)
     us = portfolio is not None and portfolio.profile.startswith("us-")
     decision = await decisions.decide_stored(session, case.id, now)
-    names = {
+    parties = {
         str(p.id): p
         for p in await session.scalars(select(PartyRow).where(PartyRow.case_id == case.id))
+    }
+    points = {
+        str(c.id): c.value
+        for c in await session.scalars(
+            select(ContactPointRow).where(ContactPointRow.case_id == case.id)
+        )
     }
     this_call = _this_call(decision, attempt, point, party, us=us)
     prepared: dict[str, Any] = {
@@ -167,7 +173,8 @@ async def _prepared(session: AsyncSession, attempt: AttemptRow, now: datetime) -
         "tier": decision.tier,
         "days_past_due": decision.days_past_due,
         "call": this_call,
-        "may_say": [_may_say(a, names, us=us) for a in decision.allowed],
+        "may_say": [_may_say(a, parties, points, us=us) for a in decision.allowed],
+        "may_not": [_may_not(r, parties, points) for r in decision.refused],
         "case_reasons": [{"rule": r.rule, "message": r.message} for r in decision.case_reasons],
         "briefing": await desk.briefing(session, case),
         "timeline": (await timeline(session, case.id))["entries"][-TIMELINE_SHOWN:],
@@ -195,6 +202,7 @@ def _this_call(
         "say_first": desk.say_first(disclosure, party.role, us=us),
         "window_start": action.window_start if action is not None else None,
         "window_end": action.window_end if action is not None else None,
+        "zone": action.zones[0] if action is not None and action.zones else None,
         "refused": [
             {"rule": r.rule, "message": r.message} for r in (refusal.reasons if refusal else ())
         ],
@@ -202,16 +210,36 @@ def _this_call(
     }
 
 
-def _may_say(action: Any, parties: dict[str, PartyRow], *, us: bool) -> dict[str, Any]:
+def _may_say(
+    action: Any, parties: dict[str, PartyRow], points: dict[str, str], *, us: bool
+) -> dict[str, Any]:
+    """An allowed action: to whom, where, at what disclosure, in which window, and what
+    the collector must say or keep to with them."""
     party = parties.get(action.party_id)
     role = party.role if party is not None else str(action.candidate.party_role)
     return {
         "party": party.name if party is not None else action.party_id,
         "role": role,
+        "contact": points.get(action.contact_point_id),
         "channel": str(action.channel),
+        "zone": action.zones[0] if action.zones else None,
         "disclosure": action.disclosure.value,
         "say_first": desk.say_first(action.disclosure.value, role, us=us),
         "window_start": action.window_start,
         "window_end": action.window_end,
         "template_key": action.template_key,
+    }
+
+
+def _may_not(refusal: Any, parties: dict[str, PartyRow], points: dict[str, str]) -> dict[str, Any]:
+    """A refused candidate: whom not to contact there, by which rules, and until when."""
+    c = refusal.candidate
+    party = parties.get(c.party_id)
+    return {
+        "party": party.name if party is not None else c.party_id,
+        "role": str(c.party_role),
+        "contact": points.get(c.contact_point_id),
+        "channel": str(c.channel),
+        "rules": list(dict.fromkeys(r.rule for r in refusal.reasons)),
+        "next_allowed": refusal.next_allowed,
     }
