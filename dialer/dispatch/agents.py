@@ -3,7 +3,9 @@ the desk must have room for it (`Seats.admit`, in the reservation's transaction)
 
 - progressive: an available agent is held (`reserved`) for this very call, by the
   compare-and-set of `db.repositories.agents.hold`; none free -> the job retries later
-  and nothing is written (the attempt stays queued).
+  and nothing is written (the attempt stays queued). Only agents who may take the
+  campaign's calls count, here and for predictive (`agents.may_take`: those assigned to
+  it, or every agent when none is).
 - predictive: the campaign's calls ringing without a person are limited to what its
   `Pacer.calls_to_start` allows from the floor read now (available agents, busy agents'
   time in their state, ringing calls' time since reserved). Each worker process keeps one
