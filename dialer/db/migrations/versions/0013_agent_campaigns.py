@@ -2,7 +2,7 @@
 campaign's calls (none listed: the whole floor takes them).
 
 Revision ID: 0013_agent_campaigns
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-08 01:40:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_agent_campaigns"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
