@@ -173,3 +173,14 @@ async def test_preview_cases_are_offered_only_to_the_campaigns_agents(world: Wor
         assert offered is not None
         with pytest.raises(ConflictError):
             await preview.start(session, who["ana"], offered["attempt_id"], world.clock())
+
+
+async def test_a_predictive_campaign_paces_from_its_assigned_agents_only(world: World) -> None:
+    await _collectors(world, "ana", "bo", "cy")
+    await world.add_cases(6)
+    cid = await world.campaign(cps=100, mode="predictive")
+    async with world.maker() as session:
+        await campaign_agents.assign(session, cid, ["ana"], actor="test", now=world.clock())
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(seconds=30), world.dispatcher())
+    assert world.dials() == 1  # one call per free agent of its own, not three
