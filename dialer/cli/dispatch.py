@@ -211,6 +211,38 @@ def campaign_list(
     console.print(table)
 
 
+@campaign_app.command(
+    "agents", epilog="Example: dialer campaign agents ID --set agent-7,agent-9  (--set '': none)"
+)
+def campaign_agents(
+    campaign_id: CampaignId,
+    assign: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            help="assign exactly these agents (agent keys' names, comma-separated); an empty"
+            " value assigns none: every agent may take the campaign's calls",
+        ),
+    ] = None,
+) -> None:
+    """The agents who take the campaign's calls (none assigned: the whole floor)."""
+    from dialer.services import campaign_agents as assignment
+
+    async def go() -> list[str]:
+        async with database(Settings()) as maker, maker() as session:
+            if assign is None:
+                rows = await assignment.assigned(session, campaign_id)
+            else:
+                names = [n.strip() for n in assign.split(",") if n.strip()]
+                rows = await assignment.assign(
+                    session, campaign_id, names, actor="cli", now=system_clock()
+                )
+            return [r.name for r in rows]
+
+    names = run(go)
+    console.print("\n".join(names) if names else "none assigned: every agent takes its calls")
+
+
 # --- the worker and the outbox ------------------------------------------------------------
 def worker(
     concurrency: Annotated[

@@ -100,5 +100,13 @@ class ConfigurationError(DialerError):
     code = "misconfigured"
 
 
+class NotConfiguredError(DialerError):
+    """A feature this deployment has not been given the settings for (the browser desk's
+    voice token without a Twilio API key): 503, naming the settings to set."""
+
+    status_code = 503
+    code = "not_configured"
+
+
 class SchemaOutOfDateError(Exception):
     """The database is not at the latest migration: the service refuses to start."""

@@ -166,6 +166,15 @@ class Settings(BaseSettings):
     # The caller id of outbound calls (E.164, a number the Twilio account owns); SMS use
     # the messaging service when one is set.
     twilio_from_number: str = "+15005550006"
+    # The browser desk's voice: the Twilio API key (SK...) that signs collectors' Voice
+    # SDK access tokens (POST /v1/agents/me/token). Unset: no token is issued (503).
+    twilio_api_key_sid: str = ""
+    # That API key's secret; a secret: never logged, never echoed.
+    twilio_api_key_secret: SecretStr = SecretStr("")
+    # The TwiML app (AP...) a collector's browser places its outgoing calls through.
+    twilio_twiml_app_sid: str = ""
+    # How long a collector's Voice SDK access token is valid (Twilio allows 24 hours).
+    voice_token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
     # The Twilio messaging service (MG...) texts are sent through; unset: from
     # DIALER_TWILIO_FROM_NUMBER.
     twilio_messaging_service_sid: str | None = None

@@ -522,3 +522,20 @@ class AgentRow(Base):
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     attempt_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the call held or in hand
     wrap_up_due_at: Mapped[datetime | None]  # wrap-up owed until then, set when a call ends
+
+
+class AgentCampaignRow(Base):
+    """An agent a supervisor assigned to a campaign: the worker holds only a campaign's
+    assigned agents for its calls (a campaign with none takes any available agent)."""
+
+    __tablename__ = "agent_campaigns"
+    __table_args__ = (Index("ix_agent_campaigns_agent", "agent_id"),)
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    assigned_at: Mapped[datetime]
+    assigned_by: Mapped[str] = mapped_column(String(128))

@@ -3,7 +3,9 @@ the desk must have room for it (`Seats.admit`, in the reservation's transaction)
 
 - progressive: an available agent is held (`reserved`) for this very call, by the
   compare-and-set of `db.repositories.agents.hold`; none free -> the job retries later
-  and nothing is written (the attempt stays queued).
+  and nothing is written (the attempt stays queued). Only agents who may take the
+  campaign's calls count, here and for predictive (`agents.may_take`: those assigned to
+  it, or every agent when none is).
 - predictive: the campaign's calls ringing without a person are limited to what its
   `Pacer.calls_to_start` allows from the floor read now (available agents, busy agents'
   time in their state, ringing calls' time since reserved). Each worker process keeps one
@@ -11,8 +13,10 @@ the desk must have room for it (`Seats.admit`, in the reservation's transaction)
   most every `LEARN_EVERY`, the last hour on first use): ring time to answer or end,
   live answers and abandoned ones, talk time. With fewer than 20 of each it starts one
   call per free agent.
-- preview: never dialled by the worker (the agent starts the call at the desk): the job
-  waits like a paused campaign's.
+- preview: dialled only once an agent started it at the desk (`services.preview.start`
+  holds that agent for the attempt and stages its job again): a job with no agent held
+  for it waits like a paused campaign's. The decide gate ran before, as for any call;
+  a verdict other than a reservation frees the agent (`Reserver._write`).
 - ivr: untouched here.
 
 It runs after the pacing claim, which locks the campaign's pacing row: on PostgreSQL two
@@ -147,17 +151,25 @@ class Seats:
         }
         room: dict[uuid.UUID, int] = {}
         admitted: list[tuple[int, Redecision]] = []
+        previews = [
+            items[i].attempt_id
+            for i, r in go
+            if r.campaign is not None and modes.get(r.campaign) is DialingMode.PREVIEW
+        ]
+        started = await agent_rows.held_for(conn, previews, held=AgentState.RESERVED.value)
         for i, r in go:
             mode = modes.get(r.campaign) if r.campaign is not None else None
             if mode is None or mode is DialingMode.IVR:
                 admitted.append((i, r))
                 continue
-            if mode is DialingMode.PREVIEW:
-                why = "preview: the agent starts the call at the desk"
-                results[i] = RetryLater(self.ctx.config.paused_retry, why)
-                continue
             assert r.campaign is not None and r.reservation is not None
-            if mode is DialingMode.PROGRESSIVE:
+            if mode is DialingMode.PREVIEW:
+                seat = items[i].attempt_id in started
+                if not seat:
+                    why = "preview: the agent starts the call at the desk"
+                    results[i] = RetryLater(self.ctx.config.paused_retry, why)
+                    continue
+            elif mode is DialingMode.PROGRESSIVE:
                 ok = await agent_rows.hold(
                     conn, held=AgentState.RESERVED.value, available=AgentState.AVAILABLE.value,
                     campaign_id=r.campaign, attempt_id=items[i].attempt_id, now=now,
@@ -178,7 +190,7 @@ class Seats:
     async def _room(self, conn: AsyncConnection, campaign: uuid.UUID, now: datetime) -> int:
         """How many more calls the campaign's predictive pacer lets start now."""
         available, busy = await agent_rows.floor(
-            conn, available=AgentState.AVAILABLE.value, busy=_BUSY, now=now
+            conn, available=AgentState.AVAILABLE.value, busy=_BUSY, now=now, campaign_id=campaign
         )
         started = (
             await conn.execute(

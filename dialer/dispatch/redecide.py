@@ -73,6 +73,8 @@ class Redecision:
     reservation: Reservation | None = None
     campaign: uuid.UUID | None = None
     max_in_progress: int | None = None
+    # its campaign is a preview one: an agent started it at the desk and is held for it
+    preview: bool = False
 
 
 class Gate:

@@ -32,6 +32,7 @@ from dialer.dispatch import pacing, sql
 from dialer.dispatch.agents import Seats, free_held_agent
 from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.redecide import WRITES_NOTHING, Gate, Redecision, Reservation, Verdict
+from dialer.domain.agents import DialingMode
 from dialer.domain.attempts import AttemptState
 from dialer.facts.batch import load_facts, lock_cases
 
@@ -210,6 +211,7 @@ class Reserver:
                     results[i] = exc
                     continue
                 redecision.state = attempt.state
+                redecision.preview = attempt.mode == DialingMode.PREVIEW.value
                 decided.append((i, redecision))
             claimed = await self._write(conn, items, decided, results, now)
             await session.commit()
@@ -240,6 +242,10 @@ class Reserver:
                 granted.append((i, redecision))
             else:
                 await self._write_other(conn, items[i].attempt_id, redecision, i, results, now)
+                if redecision.preview and redecision.verdict not in WRITES_NOTHING:
+                    # refused, deferred, cancelled or failed at the gate: no call for the
+                    # agent who started it at the desk
+                    await free_held_agent(conn, items[i].attempt_id, now)
         go, claimed = await self._take_slots(conn, granted, results)
         go = await self.seats.admit(conn, items, go, results, now)  # agent-mode campaigns
         if go:

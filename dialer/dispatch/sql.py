@@ -56,6 +56,7 @@ ATTEMPTS = (
         CampaignRow.max_in_progress,
         CampaignRow.window,
         CampaignRow.pacing_cps,
+        CampaignRow.mode,
     )
     .outerjoin(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
     .where(AttemptRow.id.in_(IDS))

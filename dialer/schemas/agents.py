@@ -28,3 +28,43 @@ class StateIn(In):
 
 class EndpointIn(In):
     endpoint: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class PreviewStartIn(In):
+    """The preview call the desk offered, started by the agent."""
+
+    attempt_id: uuid.UUID
+
+
+class PreviewSkipIn(In):
+    """The preview call the desk offered, passed on, and why (kept on the case's timeline)."""
+
+    attempt_id: uuid.UUID
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+
+class PreviewChoiceOut(Out):
+    attempt_id: uuid.UUID
+    state: str
+    reason: str | None = None
+
+
+class VoiceTokenOut(Out):
+    """A Twilio Voice SDK access token for the agent's client identity."""
+
+    token: str
+    identity: str
+    expires_at: datetime
+
+
+class CampaignAgentsIn(In):
+    """The names of the agent keys who take the campaign's calls (empty: the whole floor)."""
+
+    agents: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=128)]], Field(max_length=500)
+    ]
+
+
+class CampaignAgentsOut(Out):
+    campaign_id: uuid.UUID
+    agents: list[AgentOut]

@@ -119,6 +119,34 @@ async def hold_for(
     return row
 
 
+async def start_call(
+    session: AsyncSession,
+    who: Principal,
+    campaign_id: uuid.UUID,
+    attempt_id: uuid.UUID,
+    now: datetime,
+) -> AgentRow:
+    """The agent starts a call at the desk (preview): available -> reserved for it, by
+    compare-and-set on their own row (a double click holds them once)."""
+    row = await me(session, who, now)
+    if row.state == AgentState.WRAP_UP:
+        _owe_wrap_up(row, now)
+    if row.state != AgentState.AVAILABLE:
+        raise ConflictError(f"an agent {row.state} cannot start a call: be available first")
+    if row.endpoint is None:
+        raise ConflictError("set an endpoint first (PUT /v1/agents/me/endpoint)")
+    held = await agent_repo.hold_agent(
+        session, row.id, held=AgentState.RESERVED, available=AgentState.AVAILABLE,
+        campaign_id=campaign_id, attempt_id=attempt_id, now=now,
+    )  # fmt: skip
+    if not held:
+        raise ConflictError("the agent's state changed meanwhile: reload the desk")
+    await session.refresh(row)
+    before = {"state": AgentState.AVAILABLE, "attempt_id": None}
+    await _audit(session, row, who.actor, now, "agent.reserved", before)
+    return row
+
+
 async def take_for_answer(
     session: AsyncSession, attempt: AttemptRow, mode: DialingMode, now: datetime
 ) -> AgentRow | None:

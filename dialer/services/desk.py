@@ -49,22 +49,37 @@ async def current_call(session: AsyncSession, who: Principal, now: datetime) -> 
         "disclosure": attempt.disclosure,
         "case_ref": case.external_ref,
     }
-    if attempt.disclosure == "full" and party.role in ("debtor", "attorney"):
-        call["debt"] = {
-            "amount": str(case.amount),
-            "balance": None if case.balance is None else str(case.balance),
-            "currency": case.currency,
-            "due_date": case.due_date.isoformat(),
-        }
-        call["briefing"] = await _briefing(session, case)
-        call["say_first"] = US_DISCLOSURE if us else None
-    else:
-        call["say_first"] = US_THIRD_PARTY if us else THIRD_PARTY
+    if shows_debt(attempt.disclosure, party.role):
+        call["debt"] = debt(case)
+        call["briefing"] = await briefing(session, case)
+    call["say_first"] = say_first(attempt.disclosure, party.role, us=us)
     shown["call"] = call
     return shown
 
 
-async def _briefing(session: AsyncSession, case: CaseRow) -> dict[str, Any] | None:
+def shows_debt(disclosure: str | None, role: str) -> bool:
+    """Whether the debt may be on the screen while this party is on the line: only at
+    full disclosure to the right party (or their attorney)."""
+    return disclosure == "full" and role in ("debtor", "attorney")
+
+
+def say_first(disclosure: str | None, role: str, *, us: bool) -> str | None:
+    """What the collector must say, or keep to, first with this party."""
+    if shows_debt(disclosure, role):
+        return US_DISCLOSURE if us else None
+    return US_THIRD_PARTY if us else THIRD_PARTY
+
+
+def debt(case: CaseRow) -> dict[str, Any]:
+    return {
+        "amount": str(case.amount),
+        "balance": None if case.balance is None else str(case.balance),
+        "currency": case.currency,
+        "due_date": case.due_date.isoformat(),
+    }
+
+
+async def briefing(session: AsyncSession, case: CaseRow) -> dict[str, Any] | None:
     """The last collector's record: the source document's summary before the next call."""
     last = await session.scalar(
         select(OutcomeRow)

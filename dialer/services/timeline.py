@@ -58,6 +58,7 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
         *await _protective(session, case),
         *await _unreachability(session, case_id),
         *await _plan_refusals(session, case_id),
+        *await _desk_choices(session, case_id),
     ]
     entries.sort(key=lambda e: (e["at"] is None, e["at"] or datetime.min, e["kind"]))
     latest = outcomes[-1] if outcomes else None
@@ -242,4 +243,27 @@ async def _plan_refusals(session: AsyncSession, case_id: uuid.UUID) -> list[Entr
             next_allowed=refusal.next_allowed,
         )
         for refusal in await refusal_repo.of_case(session, case_id)
+    ]
+
+
+_DESK_CHOICES = {"case.preview.start": "preview_started", "case.preview.skip": "preview_skipped"}
+
+
+async def _desk_choices(session: AsyncSession, case_id: uuid.UUID) -> list[Entry]:
+    """Preview calls an agent started or skipped at the desk (a skip with its reason)."""
+    entries = [
+        audited
+        for action in _DESK_CHOICES
+        for audited in await audit_repo.entries_for(session, action, [str(case_id)])
+    ]
+    return [
+        _entry(
+            a.at,
+            _DESK_CHOICES[a.action],
+            attempt_id=a.detail.get("attempt_id"),
+            campaign_id=a.detail.get("campaign_id"),
+            agent=a.detail.get("agent"),
+            reason=a.detail.get("reason"),
+        )
+        for a in entries
     ]

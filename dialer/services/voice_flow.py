@@ -38,7 +38,7 @@ from dialer.db.models import AttemptRow, CampaignRow, CaseRow, OutcomeRow, Party
 from dialer.db.repositories import cases as case_repo
 from dialer.db.repositories import history
 from dialer.db.repositories import webhooks as repo
-from dialer.domain.agents import DialingMode, parse_endpoint
+from dialer.domain.agents import AGENT_MODES, DialingMode, parse_endpoint
 from dialer.domain.attempts import is_machine, stronger
 from dialer.observability.metrics import Metrics
 from dialer.services import agents
@@ -238,7 +238,7 @@ async def _agent_mode(session: AsyncSession, attempt: AttemptRow) -> DialingMode
         return None
     campaign = await session.get(CampaignRow, attempt.campaign_id)
     mode = DialingMode(campaign.mode) if campaign is not None else DialingMode.IVR
-    return mode if mode in (DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE) else None
+    return mode if mode in AGENT_MODES else None
 
 
 async def _to_collector(

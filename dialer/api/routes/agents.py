@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -9,11 +10,21 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from dialer.api.deps import Agent, NowDep, PageLimit, SessionDep, Supervisor
-from dialer.schemas.agents import AgentOut, EndpointIn, StateIn
+from dialer.api.deps import Agent, NowDep, PageLimit, SessionDep, SettingsDep, Supervisor
+from dialer.schemas.agents import (
+    AgentOut,
+    CampaignAgentsIn,
+    CampaignAgentsOut,
+    EndpointIn,
+    PreviewChoiceOut,
+    PreviewSkipIn,
+    PreviewStartIn,
+    StateIn,
+    VoiceTokenOut,
+)
 from dialer.schemas.common import Page
 from dialer.schemas.outcomes import OutcomeIn, OutcomeOut
-from dialer.services import agents, desk
+from dialer.services import agents, campaign_agents, desk, preview, voice_access
 
 router = APIRouter(tags=["agents"])
 page = APIRouter(tags=["agents"])
@@ -64,6 +75,64 @@ async def my_call(session: SessionDep, who: Agent, now: NowDep) -> dict[str, Any
     shown = await desk.current_call(session, who, now)
     await session.commit()
     return shown
+
+
+@router.get("/agents/me/preview")
+async def my_preview(session: SessionDep, who: Agent, now: NowDep) -> dict[str, Any]:
+    """The agent's next preview case (None: none waiting for them): whom the call is for,
+    the decision now (what may be said to whom, the allowed actions and their windows,
+    refusals and when they lift), the last briefing and the latest timeline entries."""
+    shown = await preview.next_case(session, who, now)
+    await session.commit()
+    return shown
+
+
+@router.post("/agents/me/preview/start", response_model=PreviewChoiceOut)
+async def start_preview(
+    body: PreviewStartIn, session: SessionDep, who: Agent, now: NowDep
+) -> object:
+    """Start the offered call: the agent is held for it and a worker decides it again and
+    dials it, bridging the verified debtor to this agent (409: not offered to them)."""
+    return await preview.start(session, who, body.attempt_id, now)
+
+
+@router.post("/agents/me/preview/skip", response_model=PreviewChoiceOut)
+async def skip_preview(body: PreviewSkipIn, session: SessionDep, who: Agent, now: NowDep) -> object:
+    """Pass on the offered call with a reason: the attempt is cancelled, the reason kept
+    on the case's timeline and in the audit log."""
+    return await preview.skip(session, who, body.attempt_id, body.reason, now)
+
+
+@router.post("/agents/me/token", response_model=VoiceTokenOut)
+async def voice_token(
+    session: SessionDep, who: Agent, now: NowDep, settings: SettingsDep
+) -> object:
+    """A Twilio Voice SDK access token for the agent's `client:` identity (503 naming the
+    settings when no API key or TwiML app is configured)."""
+    return await voice_access.issue(session, who, settings, now)
+
+
+@router.get("/campaigns/{campaign_id}/agents", response_model=CampaignAgentsOut)
+async def campaign_agents_list(
+    campaign_id: uuid.UUID, session: SessionDep, who: Supervisor
+) -> object:
+    """The agents assigned to the campaign (none: every agent may take its calls)."""
+    rows = await campaign_agents.assigned(session, campaign_id)
+    return {"campaign_id": campaign_id, "agents": rows}
+
+
+@router.put("/campaigns/{campaign_id}/agents", response_model=CampaignAgentsOut)
+async def campaign_agents_set(
+    campaign_id: uuid.UUID,
+    body: CampaignAgentsIn,
+    session: SessionDep,
+    who: Supervisor,
+    now: NowDep,
+) -> object:
+    """Assign exactly these agents (agent keys' names) to the campaign: the worker holds
+    only them for its calls (an empty list: the whole floor again)."""
+    rows = await campaign_agents.assign(session, campaign_id, body.agents, actor=who.actor, now=now)
+    return {"campaign_id": campaign_id, "agents": rows}
 
 
 @cache

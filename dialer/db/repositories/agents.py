@@ -1,5 +1,8 @@
-"""The agents table: created once per name (concurrent first uses agree), and a call held
-for an available agent by compare-and-set."""
+"""The agents table: created once per name (concurrent first uses agree), a call held for
+an available agent by compare-and-set, and the agents assigned to each campaign.
+
+A campaign's agents are those a supervisor assigned to it; a campaign with none assigned
+takes any agent (`may_take`): a floor working one campaign needs no set-up."""
 
 from __future__ import annotations
 
@@ -8,15 +11,78 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import ColumnElement, Select, Table, Uuid, delete, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from dialer.db.models import AgentRow
+from dialer.db.models import AgentCampaignRow, AgentRow, AttemptRow, CampaignRow
 from dialer.db.repositories.paging import after_key
 
 _AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
+
+
+def _works(agent: Any, campaign: Any) -> ColumnElement[bool]:
+    """The one rule of assignment: an agent works a campaign they are assigned to, and
+    every campaign that has no agent assigned."""
+    assigned = select(AgentCampaignRow.agent_id).where(AgentCampaignRow.campaign_id == campaign)
+    return or_(agent.in_(assigned), ~assigned.exists())
+
+
+def may_take(campaign_id: uuid.UUID) -> ColumnElement[bool]:
+    """The agents (rows of `agents`) who may take this campaign's calls."""
+    return _works(AgentRow.id, campaign_id)
+
+
+def works(agent_id: uuid.UUID) -> ColumnElement[bool]:
+    """The campaigns (rows of `campaigns`) whose calls this agent may take."""
+    return _works(literal(agent_id, Uuid), CampaignRow.id)
+
+
+def offered(agent_id: uuid.UUID, now: datetime, *, preview: str, waiting: list[str]) -> Select[Any]:
+    """The attempts the desk may offer this agent to start or skip, next first: waiting
+    (`waiting` states) and due, in a running `preview` campaign the agent works, and held
+    by no agent."""
+    holder = select(AgentRow.id).where(AgentRow.attempt_id == AttemptRow.id)
+    return (
+        select(AttemptRow)
+        .join(CampaignRow, CampaignRow.id == AttemptRow.campaign_id)
+        .where(
+            CampaignRow.mode == preview,
+            CampaignRow.status == "running",
+            AttemptRow.state.in_(waiting),
+            AttemptRow.not_before <= now,
+            works(agent_id),
+            ~holder.exists(),
+        )
+        .order_by(AttemptRow.not_before, AttemptRow.id)
+    )
+
+
+async def holder_of(session: AsyncSession, attempt_id: uuid.UUID) -> AgentRow | None:
+    """The agent whose call (held, in hand or in wrap-up) this attempt is, if any."""
+    return await session.scalar(select(AgentRow).where(AgentRow.attempt_id == attempt_id))
+
+
+async def hold_agent(
+    session: AsyncSession,
+    agent_id: uuid.UUID,
+    *,
+    held: str,
+    available: str,
+    campaign_id: uuid.UUID,
+    attempt_id: uuid.UUID,
+    now: datetime,
+) -> bool:
+    """This agent, if still `available`, is now `held` for this call (compare-and-set: a
+    second request for the same agent finds them held already)."""
+    taken: Any = await session.execute(
+        update(AgentRow)
+        .where(AgentRow.id == agent_id, AgentRow.state == available)
+        .values(state=held, state_since=now, campaign_id=campaign_id, attempt_id=attempt_id)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(taken.rowcount == 1)
 
 
 async def ensure(session: AsyncSession, name: str, state: str, now: datetime) -> AgentRow:
@@ -68,7 +134,7 @@ async def hold(
     candidates = (
         await conn.execute(
             select(AgentRow.id)
-            .where(AgentRow.state == available)
+            .where(AgentRow.state == available, may_take(campaign_id))
             .order_by(AgentRow.state_since, AgentRow.id)
             .limit(20)
         )
@@ -83,6 +149,20 @@ async def hold(
         if taken.rowcount == 1:
             return agent_id
     return None
+
+
+async def held_for(
+    conn: AsyncSession | AsyncConnection, attempt_ids: Sequence[uuid.UUID], *, held: str
+) -> set[uuid.UUID]:
+    """Which of these attempts an agent is `held` for."""
+    if not attempt_ids:
+        return set()
+    rows = await conn.execute(
+        select(AgentRow.attempt_id).where(
+            AgentRow.attempt_id.in_(list(attempt_ids)), AgentRow.state == held
+        )
+    )
+    return {r[0] for r in rows if r[0] is not None}
 
 
 async def page(
@@ -112,20 +192,59 @@ async def release(
 
 
 async def floor(
-    conn: AsyncSession | AsyncConnection, *, available: str, busy: list[str], now: datetime
+    conn: AsyncSession | AsyncConnection,
+    *,
+    available: str,
+    busy: list[str],
+    now: datetime,
+    campaign_id: uuid.UUID | None = None,
 ) -> tuple[int, list[float]]:
     """The agents available now, and per busy agent the seconds since their state began
-    (what the predictive pacer weighs: a busy agent long into a call is soon free)."""
-    rows = (
-        await conn.execute(
-            select(AgentRow.state, AgentRow.state_since).where(
-                AgentRow.state.in_([available, *busy])
-            )
-        )
-    ).all()
+    (what the predictive pacer weighs: a busy agent long into a call is soon free); with
+    `campaign_id`, only the agents who may take that campaign's calls."""
+    stmt = select(AgentRow.state, AgentRow.state_since).where(
+        AgentRow.state.in_([available, *busy])
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(may_take(campaign_id))
+    rows = (await conn.execute(stmt)).all()
     free = sum(1 for r in rows if r.state == available)
     elapsed = [seconds_between(now, r.state_since) for r in rows if r.state != available]
     return free, elapsed
+
+
+async def assigned(session: AsyncSession, campaign_id: uuid.UUID) -> list[AgentRow]:
+    """The agents assigned to a campaign, by name."""
+    stmt = (
+        select(AgentRow)
+        .join(AgentCampaignRow, AgentCampaignRow.agent_id == AgentRow.id)
+        .where(AgentCampaignRow.campaign_id == campaign_id)
+        .order_by(AgentRow.name)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def assign(
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    agent_ids: Sequence[uuid.UUID],
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """The campaign's agents become exactly `agent_ids`."""
+    await session.execute(
+        delete(AgentCampaignRow).where(AgentCampaignRow.campaign_id == campaign_id)
+    )
+    session.add_all(
+        AgentCampaignRow(campaign_id=campaign_id, agent_id=a, assigned_at=now, assigned_by=actor)
+        for a in dict.fromkeys(agent_ids)
+    )
+    await session.flush()
+
+
+async def by_names(session: AsyncSession, names: Sequence[str]) -> list[AgentRow]:
+    return list((await session.scalars(select(AgentRow).where(AgentRow.name.in_(names)))).all())
 
 
 def seconds_between(now: datetime, since: datetime) -> float:

@@ -57,3 +57,11 @@ async def lock_active_admins(session: AsyncSession) -> Sequence[ApiKeyRow]:
         .with_for_update()
     )
     return (await session.scalars(stmt.execution_options(populate_existing=True))).all()
+
+
+async def active_names(session: AsyncSession, names: Sequence[str], role: str) -> set[str]:
+    """Which of `names` an active key of `role` holds."""
+    stmt = select(ApiKeyRow.name).where(
+        ApiKeyRow.name.in_(list(names)), ApiKeyRow.role == role, ApiKeyRow.revoked_at.is_(None)
+    )
+    return set((await session.scalars(stmt)).all())

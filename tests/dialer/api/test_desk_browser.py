@@ -12,6 +12,7 @@ from pathlib import Path
 from dialer.core.auth import Role
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.services import agents
+from tests.dialer.api.test_desk_preview_api import _preview_campaign
 from tests.dialer.factories import us_case
 from tests.dialer.support import NOW, Api
 from tests.dialer.twilio_forms import Hooks, configure
@@ -100,3 +101,78 @@ async def test_the_desk_shows_only_what_the_disclosure_allows(api: Api, tmp_path
     assert "Owed" in pages["debtor"] and case["currency"] in pages["debtor"]
     assert "Owed" not in pages["third"] and case["currency"] not in pages["third"]
     assert "location information" in pages["third"]
+
+
+async def test_the_desk_previews_the_next_case_and_starts_or_skips_it(
+    api: Api, tmp_path: Path
+) -> None:
+    async_playwright = _browser_or_skip()
+    await _preview_campaign(api, cases=2)
+    key = api.keys[Role.AGENT]
+    shots = Path(os.environ.get("DIALER_SCREENSHOTS", tmp_path))  # to look at them
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = await browser.new_page(viewport={"width": 1200, "height": 900})
+
+        async def route(request_route, request) -> None:  # type: ignore[no-untyped-def]
+            response = await api.client.request(
+                request.method,
+                request.url.replace("http://desk.test", ""),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+                content=request.post_data_buffer,
+            )
+            await request_route.fulfill(
+                status=response.status_code, headers=dict(response.headers), body=response.content
+            )
+
+        await page.route("http://desk.test/**", route)
+        await page.goto("http://desk.test/desk")
+        await page.fill("#key", key)
+        await page.click("#go")
+        await api.client.put(
+            "/v1/agents/me/endpoint",
+            json={"endpoint": "client:agent-1"},
+            headers=api.auth(Role.AGENT),
+        )
+        await page.click("[data-state=available]")
+        await page.wait_for_selector("#state.available")
+        await page.wait_for_selector("#may-say")
+        await page.wait_for_selector("#start:not([disabled])")  # available, and allowed now
+        first = await page.inner_text("#next")
+        skipped, kept = ("CN-0", "CN-1") if "CN-0" in first else ("CN-1", "CN-0")
+        await page.screenshot(path=str(shots / "desk-preview.png"), full_page=True)
+        # a skip needs a reason: without one the desk says so and the case stays
+        await page.click("#skip")
+        await page.wait_for_function("document.getElementById('error').textContent.length > 0")
+        refused = await page.inner_text("#error")
+        await page.fill("#skip-reason", "promised on the phone yesterday, waiting for payday")
+        await page.click("#skip")
+        await page.wait_for_function(
+            "(ref) => document.getElementById('next').innerText.includes(ref)", arg=kept
+        )
+        second = await page.inner_text("#next")
+        await page.click("#start")
+        await page.wait_for_function(
+            "document.getElementById('state').className.includes('reserved')"
+            " || document.getElementById('error').textContent.length > 0"
+        )
+        assert await page.inner_text("#error") == ""  # started, not refused
+        await page.screenshot(path=str(shots / "desk-preview-started.png"), full_page=True)
+        await browser.close()
+    assert "Wang Fang (debtor)" in first and "yes" in first
+    assert "reason" in refused
+    assert "What may be said to whom" in first and "Asia/Shanghai" in first
+    assert "Not now" in first and "Li Na (third_party)" in first  # whom not to call, and why
+    assert kept in second and skipped not in second
+    me = (await api.client.get("/v1/agents/me", headers=api.auth(Role.AGENT))).json()
+    assert me["state"] == "reserved" and me["attempt_id"] is not None
+    timeline = await api.client.get(
+        "/v1/cases", params={"external_ref": skipped}, headers=api.auth(Role.SUPERVISOR)
+    )
+    case_id = timeline.json()["items"][0]["id"]
+    entries = (
+        await api.client.get(f"/v1/cases/{case_id}/timeline", headers=api.auth(Role.SUPERVISOR))
+    ).json()["entries"]
+    assert [e["reason"] for e in entries if e["kind"] == "preview_skipped"] == [
+        "promised on the phone yesterday, waiting for payday"
+    ]

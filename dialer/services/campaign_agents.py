@@ -1,0 +1,66 @@
+"""Which collectors take a campaign's calls: a supervisor assigns agents (by their key's
+name) to a campaign; the worker then holds only those agents for its calls, the
+predictive pacer counts only them, and the desk offers its preview cases only to them.
+A campaign with no agent assigned is worked by the whole floor (`agents.may_take`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.core.auth import Role
+from dialer.core.errors import FieldError, ValidationFailedError
+from dialer.db.models import AgentRow
+from dialer.db.repositories import agents as agent_repo
+from dialer.db.repositories import keys as key_repo
+from dialer.domain.agents import AgentState
+from dialer.services.campaigns import get_campaign
+from dialer.services.changes import record_change
+
+
+async def assigned(session: AsyncSession, campaign_id: uuid.UUID) -> list[AgentRow]:
+    """The campaign's assigned agents by name (empty: the whole floor works it)."""
+    await get_campaign(session, campaign_id)
+    return await agent_repo.assigned(session, campaign_id)
+
+
+async def assign(
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    names: Sequence[str],
+    *,
+    actor: str,
+    now: datetime,
+) -> list[AgentRow]:
+    """The campaign's agents become exactly `names` (each the name of an active agent
+    key; an agent who never opened the desk is created offline). Audited; committed."""
+    await get_campaign(session, campaign_id)
+    wanted = list(dict.fromkeys(n.strip() for n in names))
+    known = await key_repo.active_names(session, wanted, Role.AGENT.value)
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise ValidationFailedError(
+            f"no active agent key named {', '.join(repr(n) for n in unknown)}",
+            [
+                FieldError("agents", f"{n!r} is not the name of an active agent key")
+                for n in unknown
+            ],
+        )
+    before = [a.name for a in await agent_repo.assigned(session, campaign_id)]
+    rows = [await agent_repo.ensure(session, n, AgentState.OFFLINE.value, now) for n in wanted]
+    await agent_repo.assign(session, campaign_id, [r.id for r in rows], actor=actor, now=now)
+    await record_change(
+        session,
+        actor=actor,
+        now=now,
+        action="campaign.agents",
+        entity="campaign",
+        entity_id=campaign_id,
+        before={"agents": before},
+        after={"agents": wanted},
+    )
+    await session.commit()
+    return await agent_repo.assigned(session, campaign_id)
