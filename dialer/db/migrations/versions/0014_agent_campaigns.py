@@ -1,7 +1,7 @@
 """Agents assigned to campaigns: a supervisor's list of the collectors who take a
 campaign's calls (none listed: the whole floor takes them).
 
-Revision ID: 0013_agent_campaigns
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-08 01:40:00
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_agent_campaigns"
+revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
