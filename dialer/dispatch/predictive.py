@@ -211,17 +211,20 @@ class _Shortfall:
             if pa:
                 for f, pf in enumerate(freed):
                     dist[a + (len(freed) - 1 - f)] += pa * pf
-        self._dist, self._offset = dist, offset
+        self._offset = offset
+        # Tail sums from index i up: P(Y >= i - offset) and E[index; Y >= i - offset].
+        self._mass = [0.0] * (len(dist) + 1)
+        self._moment = [0.0] * (len(dist) + 1)
+        for i in range(len(dist) - 1, -1, -1):
+            self._mass[i] = self._mass[i + 1] + dist[i]
+            self._moment[i] = self._moment[i + 1] + dist[i] * i
         self._tail: dict[int, float] = {}
 
     def _excess(self, k: int) -> float:
-        """E[max(0, Y + k)]."""
+        """E[max(0, Y + k)]: the indices i with i - offset + k > 0, from the tail sums."""
         if k not in self._tail:
-            self._tail[k] = sum(
-                p * (i - self._offset + k)
-                for i, p in enumerate(self._dist)
-                if i - self._offset + k > 0
-            )
+            i0 = min(max(0, self._offset - k + 1), len(self._mass) - 1)
+            self._tail[k] = self._moment[i0] + (k - self._offset) * self._mass[i0]
         return self._tail[k]
 
     def expected(self, n: int, p: float) -> float:
