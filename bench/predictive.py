@@ -16,10 +16,83 @@ worst hour, right-party contacts per agent-hour, and the ratio predictive / prog
 from __future__ import annotations
 
 import argparse
+import heapq
+import math
 import time
 
-from demo.floor import Floor
+from demo.floor import ANSWER, HOLD, MACHINE, MACHINE_HANDLE, Floor
+from dialer.dispatch.predictive import Pacer
 from dialer.domain.agents import DialingMode
+
+
+class Foresight(Floor):
+    """The ceiling: a pacer that knows every callee's fate before dialling (whether, when and
+    by whom the call is answered) and when every busy agent will be free. It dials the same
+    callees in the same order and never holds an agent: it starts the next call as soon as
+    every person in flight is sure to meet an agent within the 2-second hold, machines
+    heard by agents included. No pacer that cannot see the future does better on this
+    floor: what it loses is wrap-up, machines and the one-second tick."""
+
+    def __init__(self, agents: int, hours: float, seed: int) -> None:
+        super().__init__(DialingMode.PREDICTIVE, agents, hours, seed)
+        self.flight: dict[int, tuple[float, str]] = {}  # call -> (answered at, by whom)
+
+    def _pace(self) -> None:
+        while True:
+            kind, delay = self.next_callee()
+            if kind in (ANSWER, MACHINE) and not self._safe((self.now + delay, kind)):
+                return
+            self._start_call()
+            if kind in (ANSWER, MACHINE):
+                self.flight[self.dials] = (self.now + delay, kind)
+
+    def _safe(self, extra: tuple[float, str]) -> bool:
+        """Replays the answers in flight plus `extra` against the agents' free times: every
+        person meets an agent within the hold; a machine takes a free agent for its 8 s."""
+        agents = [self.now] * self.free + sorted(self.busy_until.values())
+        heapq.heapify(agents)
+        waiting = [(until - HOLD, ANSWER) for until, _ in self.waiting]
+        for at, kind in sorted([*waiting, *self.flight.values(), extra]):
+            if agents and agents[0] <= at + (0.5 * HOLD if kind == ANSWER else 0.0):
+                heapq.heapreplace(agents, math.inf if kind == ANSWER else at + MACHINE_HANDLE)
+            elif kind == ANSWER:
+                return False
+        return True
+
+    def _answer(self, call: int) -> None:
+        self.flight.pop(call, None)
+        super()._answer(call)
+
+    def _machine(self, call: int) -> None:
+        self.flight.pop(call, None)
+        super()._machine(call)
+
+
+class KnownFree(Pacer):
+    """The service's pacer told the truth about agents: when each busy one will be free
+    (what it otherwise estimates from handle times). Callees stay unknown to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.remaining: dict[float, float] = {}  # busy agent's elapsed -> seconds to free
+
+    def free_chance(self, elapsed: float, within: float) -> float:
+        left = self.remaining.get(elapsed)
+        return super().free_chance(elapsed, within) if left is None else float(left <= within)
+
+
+class KnownFreeFloor(Floor):
+    """The floor paced by `KnownFree`, which it keeps told."""
+
+    def __init__(self, agents: int, hours: float, seed: int) -> None:
+        self.known = KnownFree()
+        super().__init__(DialingMode.PREDICTIVE, agents, hours, seed, pacer=self.known)
+
+    def _pace(self) -> None:
+        self.known.remaining = {
+            self.now - s: self.busy_until[a] - self.now for a, s in self.busy_since.items()
+        }
+        super()._pace()
 
 
 def main() -> None:
