@@ -6,9 +6,13 @@ behaviour).
 
 Progressive holds one agent per ringing call; predictive starts as many calls as the
 pacer allows. Both run the same shift with the same random callees (same seed). Printed:
-agents' talk-time utilisation (talk time / staffed time), abandonment overall and in the
-worst hour, right-party contacts per agent-hour, and the ratio predictive / progressive
-(the target: at least 1.5 with abandonment at most 3% in every hour).
+agents' talk-time utilisation (talk time / staffed time), abandonment overall, in the
+worst clock hour and in the worst rolling hour, right-party contacts per agent-hour, and
+the ratio predictive / progressive (the target: at least 1.5 with abandonment at most 3%
+in every hour). Two references run on the same floor and callees: `ceiling` (`Foresight`,
+an oracle that knows the callees and the agents: what no pacer can beat) and
+`known_free` (the service's pacer told when each agent will be free: what better
+handle-time estimates could buy).
 
     python bench/predictive.py [--hours 8] [--agents 10 50] [--seed 7]
 """
@@ -105,24 +109,29 @@ def main() -> None:
     for agents in args.agents:
         started = time.process_time()
         floors = {
-            mode: Floor(mode, agents, args.hours, args.seed).run()
+            str(mode): Floor(mode, agents, args.hours, args.seed).run()
             for mode in (DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE)
         }
         cpu = time.process_time() - started
-        for mode, floor in floors.items():
+        floors["known_free"] = KnownFreeFloor(agents, args.hours, args.seed).run()
+        floors["ceiling"] = Foresight(agents, args.hours, args.seed).run()
+        for name, floor in floors.items():
             overall, worst, hour = floor.abandonment()
+            rolling = floor.worst_rolling_hour()
             print(
-                f"{agents} agents, {mode}: {floor.dials} calls, talk utilisation"
-                f" {floor.utilisation():.1%}, abandoned {overall:.2%} (worst hour {hour}:"
-                f" {worst:.2%}), {floor.contacts_per_agent_hour():.1f} contacts/agent-hour"
+                f"{agents} agents, {name}: {floor.dials} calls, talk utilisation"
+                f" {floor.utilisation():.1%}, abandoned {overall:.2%} (worst clock hour {hour}:"
+                f" {worst:.2%}, worst rolling hour {rolling:.2%}),"
+                f" {floor.contacts_per_agent_hour():.1f} contacts/agent-hour"
             )
-            lines.append(f"{mode}_{agents}_utilisation: {floor.utilisation():.3f} ratio")
-            lines.append(f"{mode}_{agents}_abandonment: {overall * 100:.2f} %")
-            lines.append(f"{mode}_{agents}_abandonment_worst_hour: {worst * 100:.2f} %")
-        prog, pred = floors[DialingMode.PROGRESSIVE], floors[DialingMode.PREDICTIVE]
-        lines.append(
-            f"predictive_vs_progressive_{agents}: {pred.utilisation() / prog.utilisation():.2f} x"
-        )
+            lines.append(f"{name}_{agents}_utilisation: {floor.utilisation():.3f} ratio")
+            lines.append(f"{name}_{agents}_abandonment: {overall * 100:.2f} %")
+            lines.append(f"{name}_{agents}_abandonment_worst_hour: {worst * 100:.2f} %")
+            lines.append(f"{name}_{agents}_abandonment_worst_rolling_hour: {rolling * 100:.2f} %")
+        base = floors["progressive"].utilisation()
+        for name in ("predictive", "known_free", "ceiling"):
+            ratio = floors[name].utilisation() / base
+            lines.append(f"{name}_vs_progressive_{agents}: {ratio:.2f} x")
         lines.append(f"simulation_cpu_{agents}: {cpu:.1f} s")
     # The cost of answering-machine detection before the bridge, 10 agents, both modes.
     for mode in (DialingMode.PROGRESSIVE, DialingMode.PREDICTIVE):

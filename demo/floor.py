@@ -13,6 +13,7 @@ message plays; it counts as an attempt). Progressive holds one agent per ringing
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
@@ -58,6 +59,7 @@ class Floor:
     events: list[tuple[float, int, str, int]] = field(default_factory=list)
     talk: float = 0.0
     hourly: dict[int, list[int]] = field(default_factory=dict)  # hour -> [answered, abandoned]
+    answers: list[tuple[float, bool]] = field(default_factory=list)  # (at, abandoned)
     dials: int = 0
     promises: int = 0
     _seq: int = 0
@@ -208,6 +210,7 @@ class Floor:
         row = self.hourly.setdefault(int(self.now // 3600), [0, 0])
         row[0] += 1
         row[1] += abandoned
+        self.answers.append((self.now, abandoned))
         self.pacer.answered(self.now, abandoned=abandoned)
 
     # --- figures ------------------------------------------------------------------------
@@ -221,6 +224,25 @@ class Floor:
         worst = max(self.hourly, key=lambda h: self.hourly[h][1] / max(1, self.hourly[h][0]))
         rate = self.hourly[worst][1] / max(1, self.hourly[worst][0])
         return abandoned / max(1, answered), rate, worst
+
+    def worst_rolling_hour(self) -> float:
+        """The highest abandoned share of live answers in any hour within the shift, not
+        only the clock hours: every hour-long window that starts or ends at an answer."""
+        times = [at for at, _ in self.answers]
+        lost = [0]
+        for _, abandoned in self.answers:
+            lost.append(lost[-1] + abandoned)
+        end = self.hours * 3600.0
+        span = min(3600.0, end)
+        worst = 0.0
+        for i, at in enumerate(times):
+            if at >= span:  # (at - 1 h, at]
+                lo = bisect.bisect_right(times, at - span)
+                worst = max(worst, (lost[i + 1] - lost[lo]) / (i + 1 - lo))
+            if at + span <= end:  # [at, at + 1 h)
+                hi = bisect.bisect_left(times, at + span)
+                worst = max(worst, (lost[hi] - lost[i]) / (hi - i))
+        return worst
 
     def contacts_per_agent_hour(self) -> float:
         answered = sum(r[0] - r[1] for r in self.hourly.values())
