@@ -13,6 +13,7 @@ message plays; it counts as an attempt). Progressive holds one agent per ringing
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
@@ -51,11 +52,14 @@ class Floor:
     now: float = 0.0
     free: int = 0
     busy_since: dict[int, float] = field(default_factory=dict)  # agent -> call began at
+    busy_until: dict[int, float] = field(default_factory=dict)  # agent -> free again at
+    ahead: deque[tuple[str, float]] = field(default_factory=deque)  # callees drawn ahead
     ringing: dict[int, float] = field(default_factory=dict)  # call -> started at
     waiting: deque[tuple[float, int]] = field(default_factory=deque)  # (gives up at, call)
     events: list[tuple[float, int, str, int]] = field(default_factory=list)
     talk: float = 0.0
     hourly: dict[int, list[int]] = field(default_factory=dict)  # hour -> [answered, abandoned]
+    answers: list[tuple[float, bool]] = field(default_factory=list)  # (at, abandoned)
     dials: int = 0
     promises: int = 0
     _seq: int = 0
@@ -102,16 +106,26 @@ class Floor:
         self.ringing[call] = self.now
         if self.mode is DialingMode.PROGRESSIVE:
             self.free -= 1  # the call holds its agent while it rings
+        kind, delay = self.ahead.popleft() if self.ahead else self._callee()
+        self.at(self.now + delay + (DETECT if self.amd and kind == MACHINE else 0.0), kind, call)
+
+    def _callee(self) -> tuple[str, float]:
+        """The next callee in the list: how the call ends, and when from its start."""
         r, c = self.callees.random(), self.callees
         if r < 0.25:
-            self.at(self.now + SETUP + c.uniform(5, 25), ANSWER, call)
-        elif r < 0.37:
-            delay = SETUP + c.uniform(5, 25) + (DETECT if self.amd else 0.0)
-            self.at(self.now + delay, MACHINE, call)
-        elif r < 0.85:
-            self.at(self.now + SETUP + RING_LIMIT, NO_ANSWER, call)
-        else:
-            self.at(self.now + c.uniform(2, 6), FAILED, call)
+            return ANSWER, SETUP + c.uniform(5, 25)
+        if r < 0.37:
+            return MACHINE, SETUP + c.uniform(5, 25)
+        if r < 0.85:
+            return NO_ANSWER, SETUP + RING_LIMIT
+        return FAILED, c.uniform(2, 6)
+
+    def next_callee(self) -> tuple[str, float]:
+        """The fate of the next call to start, drawn ahead (for the benchmark's oracle): the
+        callees are drawn in the same order, so the floor is the same."""
+        if not self.ahead:
+            self.ahead.append(self._callee())
+        return self.ahead[0]
 
     def _ended_without_person(self, call: int) -> None:
         self.pacer.dial_ended(person=False, after=self.now - self.ringing.pop(call))
@@ -134,9 +148,7 @@ class Floor:
         if self.free > 0:  # an agent hears it and drops it; else it is simply dropped
             self.free -= 1
             self.machine_time += MACHINE_HANDLE
-            self._next_agent += 1
-            self.busy_since[self._next_agent] = self.now
-            self.at(self.now + MACHINE_HANDLE, "agent_free", self._next_agent)
+            self._busy(self.now + MACHINE_HANDLE)
         elif self.mode is DialingMode.PROGRESSIVE:
             self._pace()
 
@@ -174,13 +186,18 @@ class Floor:
         wrap = self.people.lognormvariate(math.log(WRAP) - 0.08, 0.4)  # mean WRAP
         self.talk += talk
         self.promises += self.outcomes.random() < PROMISE
+        self.pacer.handled(talk + wrap)
+        self._busy(self.now + talk + wrap)
+
+    def _busy(self, until: float) -> None:
+        """An agent (already taken from `free`) is busy until `until`."""
         self._next_agent += 1
         self.busy_since[self._next_agent] = self.now
-        self.pacer.handled(talk + wrap)
-        self.at(self.now + talk + wrap, "agent_free", self._next_agent)
+        self.busy_until[self._next_agent] = until
+        self.at(until, "agent_free", self._next_agent)
 
     def _agent_free(self, agent: int) -> None:
-        del self.busy_since[agent]
+        del self.busy_since[agent], self.busy_until[agent]
         self.free += 1
         while self.waiting and self.waiting[0][0] < self.now:
             self.waiting.popleft()  # already counted as abandoned by its give_up
@@ -193,6 +210,7 @@ class Floor:
         row = self.hourly.setdefault(int(self.now // 3600), [0, 0])
         row[0] += 1
         row[1] += abandoned
+        self.answers.append((self.now, abandoned))
         self.pacer.answered(self.now, abandoned=abandoned)
 
     # --- figures ------------------------------------------------------------------------
@@ -206,6 +224,25 @@ class Floor:
         worst = max(self.hourly, key=lambda h: self.hourly[h][1] / max(1, self.hourly[h][0]))
         rate = self.hourly[worst][1] / max(1, self.hourly[worst][0])
         return abandoned / max(1, answered), rate, worst
+
+    def worst_rolling_hour(self) -> float:
+        """The highest abandoned share of live answers in any hour within the shift, not
+        only the clock hours: every hour-long window that starts or ends at an answer."""
+        times = [at for at, _ in self.answers]
+        lost = [0]
+        for _, abandoned in self.answers:
+            lost.append(lost[-1] + abandoned)
+        end = self.hours * 3600.0
+        span = min(3600.0, end)
+        worst = 0.0
+        for i, at in enumerate(times):
+            if at >= span:  # (at - 1 h, at]
+                lo = bisect.bisect_right(times, at - span)
+                worst = max(worst, (lost[i + 1] - lost[lo]) / (i + 1 - lo))
+            if at + span <= end:  # [at, at + 1 h)
+                hi = bisect.bisect_left(times, at + span)
+                worst = max(worst, (lost[hi] - lost[i]) / (hi - i))
+        return worst
 
     def contacts_per_agent_hour(self) -> float:
         answered = sum(r[0] - r[1] for r in self.hourly.values())

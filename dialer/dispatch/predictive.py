@@ -8,10 +8,12 @@ how likely an agent t seconds into a call is to be free by then. From these it c
 expected number of people who would answer with no agent free (answers: independent
 chances per ringing call; free agents: the free ones plus each busy one's chance), and
 starts another call while that call's own chance of being abandoned, should a person
-answer, stays below `marginal`. That share shrinks as the abandonment measured over the
-control window nears `safety` x the profile's limit (3% of live answers by default:
-16 CFR 310.4(b)(4), Ofcom), and no call beyond progressive starts while one more abandoned
-call would put the window over it, or before 20 answers and 20 handled calls are known.
+answer, stays below `marginal`. That share shrinks as the control window (the last hour)
+runs out of abandoned calls to spare under `safety` x the profile's limit (3% of live
+answers by default: 16 CFR 310.4(b)(4), Ofcom): counted in calls, so a small floor, whose
+hour holds few, slows early, and a large one keeps its pace. No call beyond progressive
+starts while one more abandoned call would put the window over it, or before 20 answers
+and 20 handled calls are known.
 
 Pure arithmetic over what the caller observed; no clock, no I/O.
 """
@@ -96,8 +98,12 @@ class Pacer:
     limit: float = 0.03  # abandoned / live-answered, the profile's ceiling
     safety: float = 0.85  # the measured rate at which no call beyond progressive starts
     # A call beyond progressive starts while its own chance of being abandoned, should a
-    # person answer, is below this (scaled down as the measured rate nears the limit).
-    marginal: float = 0.08
+    # person answer, is below this (scaled down as the window's spare abandons run out).
+    marginal: float = 0.04
+    # Abandoned calls the window can still take at which `marginal` applies in full; with
+    # fewer to spare it shrinks in proportion (a count, not a rate: a small floor's hour
+    # holds few abandoned calls, a large one's many).
+    spare_full: float = 4.0
     window: float = 3600.0  # seconds over which the measured rate is held under the limit
     max_ratio: float = 5.0  # never more calls ringing than this many per staffed agent
     prior_answer_rate: float = 0.2
@@ -190,10 +196,10 @@ class Pacer:
         if self._ends.marked_count() < MIN_SAMPLES or len(self._handles) < MIN_SAMPLES:
             return 0.0  # nothing learned yet: progressive until the rates are known
         abandoned, answered = self.abandonment(now)
-        if abandoned + 1 > self.limit * self.safety * answered:
+        spare = self.limit * self.safety * answered - abandoned  # the window's budget left
+        if spare < 1.0:
             return 0.0  # one more abandoned call would put the window over its share
-        measured = abandoned / (answered + 50.0)  # 50 answers' worth of prior at zero
-        return self.marginal * max(0.0, 1.0 - measured / (self.limit * self.safety))
+        return self.marginal * min(1.0, spare / self.spare_full)
 
 
 class _Shortfall:
@@ -211,17 +217,20 @@ class _Shortfall:
             if pa:
                 for f, pf in enumerate(freed):
                     dist[a + (len(freed) - 1 - f)] += pa * pf
-        self._dist, self._offset = dist, offset
+        self._offset = offset
+        # Tail sums from index i up: P(Y >= i - offset) and E[index; Y >= i - offset].
+        self._mass = [0.0] * (len(dist) + 1)
+        self._moment = [0.0] * (len(dist) + 1)
+        for i in range(len(dist) - 1, -1, -1):
+            self._mass[i] = self._mass[i + 1] + dist[i]
+            self._moment[i] = self._moment[i + 1] + dist[i] * i
         self._tail: dict[int, float] = {}
 
     def _excess(self, k: int) -> float:
-        """E[max(0, Y + k)]."""
+        """E[max(0, Y + k)]: the indices i with i - offset + k > 0, from the tail sums."""
         if k not in self._tail:
-            self._tail[k] = sum(
-                p * (i - self._offset + k)
-                for i, p in enumerate(self._dist)
-                if i - self._offset + k > 0
-            )
+            i0 = min(max(0, self._offset - k + 1), len(self._mass) - 1)
+            self._tail[k] = self._moment[i0] + (k - self._offset) * self._mass[i0]
         return self._tail[k]
 
     def expected(self, n: int, p: float) -> float:

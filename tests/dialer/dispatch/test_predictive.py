@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from demo.floor import Floor
+import importlib.util
+from pathlib import Path
+
+from demo.floor import TALK, WRAP, Floor
 from dialer.dispatch.predictive import Desk, Pacer
 from dialer.domain.agents import DialingMode
+
+BENCH = Path(__file__).parents[3] / "bench" / "predictive.py"
 
 
 def _learned(answers: int = 100, answer_every: int = 4, handle: float = 150.0) -> Pacer:
@@ -80,3 +85,73 @@ def test_machine_detection_is_off_with_agents_because_it_breaks_the_two_second_r
     assert overall > 0.03  # the silence while it decides abandons live answers
     assert MACHINE_DETECTION[DialingMode.IVR]
     assert not any(MACHINE_DETECTION[m] for m in DialingMode if m is not DialingMode.IVR)
+
+
+def _window(answers: int, abandoned: int) -> Pacer:
+    """A learned pacer whose last hour holds `answers` live answers, `abandoned` of them
+    abandoned."""
+    pacer = _learned(answers=0)
+    for i in range(answers):
+        pacer.answered(float(i), abandoned=i < abandoned)
+    return pacer
+
+
+def test_full_pace_while_the_window_has_abandons_to_spare_fewer_near_it_none_past_it() -> None:
+    desk = Desk(available=5, busy_elapsed=(100.0,) * 5)
+    # 1000 answers: 3% x 0.85 allows 25.5 abandoned; these leave 25.5, 10.5, 1.5 and 0.5.
+    clean, spare, near, full = (
+        _window(1000, a).calls_to_start(DialingMode.PREDICTIVE, desk, 1000.0)
+        for a in (0, 15, 24, 25)
+    )
+    assert clean == spare > near > full == 5  # at 1.5% measured, still the full marginal
+
+
+def test_the_spare_is_counted_in_calls_so_the_same_rate_binds_a_small_window_first() -> None:
+    desk = Desk(available=5, busy_elapsed=(100.0,) * 5)
+    small = _window(100, 2)  # 2%: 0.55 abandoned calls to spare
+    large = _window(1000, 20)  # 2%: 5.5 to spare
+    assert small.calls_to_start(DialingMode.PREDICTIVE, desk, 1000.0) == 5
+    assert large.calls_to_start(DialingMode.PREDICTIVE, desk, 1000.0) > 5
+
+
+def test_at_the_limit_never_more_than_one_call_per_free_agent_not_already_rung_for() -> None:
+    pacer = _window(1000, 25)
+    for available, ringing in ((5, 0), (5, 2), (5, 9), (0, 0), (3, 3)):
+        desk = Desk(available, (100.0,) * 5, (4.0,) * ringing)
+        assert pacer.calls_to_start(DialingMode.PREDICTIVE, desk, 1000.0) == max(
+            0, available - ringing
+        )
+
+
+class _Peeking(Floor):
+    """A floor that looks at the next callee before every pacing decision."""
+
+    def _pace(self) -> None:
+        self.next_callee()
+        super()._pace()
+
+
+def test_drawing_callees_ahead_leaves_the_floor_unchanged() -> None:
+    plain = Floor(DialingMode.PREDICTIVE, agents=10, hours=1, seed=5).run()
+    peeking = _Peeking(DialingMode.PREDICTIVE, agents=10, hours=1, seed=5).run()
+    assert (peeking.dials, peeking.talk, peeking.hourly) == (plain.dials, plain.talk, plain.hourly)
+
+
+def test_the_worst_rolling_hour_sees_abandons_that_straddle_two_clock_hours() -> None:
+    floor = Floor(DialingMode.PREDICTIVE, agents=10, hours=2, seed=1)
+    # 100 answers each side of 01:00 (3000-3099 s, 3700-3799 s), 3 abandoned next to it.
+    floor.answers = [(3000.0 + i, i >= 97) for i in range(100)]
+    floor.answers += [(3700.0 + i, i < 3) for i in range(100)]
+    assert floor.worst_rolling_hour() == 6 / 103  # (3096 s, 4096 s]: every clock hour is 3%
+
+
+def test_the_bench_ceiling_knows_the_callees_and_beats_the_pacer_without_abandoning() -> None:
+    spec = importlib.util.spec_from_file_location("bench_predictive", BENCH)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ceiling = bench.Foresight(agents=10, hours=1, seed=5).run()
+    predictive = Floor(DialingMode.PREDICTIVE, agents=10, hours=1, seed=5).run()
+    assert ceiling.worst_rolling_hour() == 0.0
+    assert ceiling.utilisation() > predictive.utilisation()
+    assert ceiling.utilisation() < TALK / (TALK + WRAP) + 0.03  # wrap-up is never talk
