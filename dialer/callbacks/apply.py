@@ -42,6 +42,7 @@ from dialer.domain.attempts import (
     StatusEvent,
     is_machine,
     on_status,
+    same_call,
     stronger,
 )
 from dialer.observability.metrics import Metrics
@@ -131,14 +132,12 @@ async def _begin(
     if event_id is None:
         return None  # a duplicate: absorbed
     attempt = await repo.attempt_for_update(session, attempt_id, sid)
-    if attempt is None:
+    if attempt is None or not same_call(attempt.state, attempt.provider_sid, sid):
         await repo.set_event_status(session, event_id, "unmatched")
         log.warning("webhook %s for unknown %s kept for reconciliation", kind, sid)
         return event_id, None
-    if attempt.provider_sid is None and attempt.state != AttemptState.NOT_SENT:
-        # The create response was lost: the callback tells us. (A `not_sent` attempt, the
-        # reconciler's finding that the provider never had it, holds no sid.)
-        attempt.provider_sid = sid
+    if attempt.provider_sid is None:
+        attempt.provider_sid = sid  # the create's answer is not in yet: the callback says it
     return event_id, attempt
 
 
@@ -315,7 +314,9 @@ async def reconcile_unmatched(
     kinds: list[str] = []
     for event in await repo.unmatched_events(session, before=now - older_than, limit=limit):
         attempt = await repo.attempt_for_update(session, event.attempt_id, event.provider_sid)
-        if attempt is None:
+        if attempt is None or not same_call(
+            attempt.state, attempt.provider_sid, event.provider_sid
+        ):
             continue
         if attempt.provider_sid is None:
             attempt.provider_sid = event.provider_sid

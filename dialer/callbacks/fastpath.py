@@ -29,6 +29,7 @@ from dialer.callbacks.apply import count_outcome, event_key
 from dialer.callbacks.forms import TwilioForm, attempt_ref
 from dialer.core.settings import Settings
 from dialer.domain.attempts import (
+    AWAITING_SID,
     FINAL_STATES,
     INFERRED_FAILURE,
     MACHINE_PREFIX,
@@ -51,7 +52,9 @@ def _rank(expr: str) -> str:
 # $1 key, $2 kind, $3 attempt id, $4 provider sid, $5 received at, $6 fields (json),
 # $7 target state, $8 source states, $9 provider status, $10 sequence number,
 # $11 duration, $12 answered by, $13 result (null: none), $14 error code,
-# $15 source states only a failure the reconciler inferred may leave, $16 its error code
+# $15 source states only a failure the reconciler inferred may leave, $16 its error code,
+# $17 the states whose attempt may have a live call with no sid recorded yet
+# (`attempts.same_call`: a callback naming an attempt with another call is unmatched)
 # A completed call a machine answered is a voicemail (`attempts.call_result`).
 _NEW_RESULT = (
     f"(CASE WHEN $2::text = 'voice_status' AND $9::text = 'completed'"
@@ -61,6 +64,8 @@ _NEW_RESULT = (
 STATEMENT = f"""
 WITH target AS (
     (SELECT id FROM attempts WHERE id = $3::uuid
+       AND $4::text IS NOT NULL
+       AND (provider_sid = $4::text OR (provider_sid IS NULL AND state = ANY($17::text[])))
      UNION ALL
      SELECT id FROM attempts WHERE $3::uuid IS NULL AND provider_sid = $4::text)
     LIMIT 1
@@ -164,6 +169,7 @@ class FastStatusPath:
             event.error_code,
             list(sources(target, inferred=True)),
             INFERRED_FAILURE,
+            [state.value for state in AWAITING_SID],
         )
         conn = await self.pool.acquire()
         try:

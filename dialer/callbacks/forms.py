@@ -196,6 +196,9 @@ class CallRef:
         return cls(attempt_ref(form), form.get("CallSid"))
 
 
+KEYPAD_STEPS = ("greeting", "menu")  # where a <Gather> asks: its action URL's `step`
+
+
 @dataclass(frozen=True, slots=True)
 class Keypress:
     """A <Gather>'s callback: the call, the step it was asked at, the digits pressed."""
@@ -207,4 +210,7 @@ class Keypress:
     @classmethod
     def of(cls, form: TwilioForm) -> Keypress:
         step = form.query.get("step", "greeting")
+        if step not in KEYPAD_STEPS:  # our own URLs name one of these
+            reason = f"is {step!r}, not one of {', '.join(KEYPAD_STEPS)}"
+            raise MalformedWebhookError(f"step {reason}", [FieldError("step", reason)])
         return cls(CallRef.of(form), step, (form.get("Digits") or "").strip())

@@ -142,6 +142,24 @@ CORRECTIONS: dict[AttemptState, frozenset[AttemptState]] = {
 }
 
 
+# Before its provider id is recorded, an attempt can have a live call or message only
+# while its create is under way or unresolved: the create's answer may come after the
+# first callback.
+AWAITING_SID = frozenset({AttemptState.DIALING, AttemptState.UNKNOWN})
+
+
+def same_call(state: str | AttemptState, recorded_sid: str | None, sid: str | None) -> bool:
+    """Whether a callback about call or message `sid` belongs to an attempt in `state`
+    that recorded `recorded_sid`: the same id, or no id recorded yet and a create under
+    way (`AWAITING_SID`). A signed callback naming another attempt, or one never dialled,
+    is not applied to it (nor its keypresses, nor its status)."""
+    if not sid:
+        return False
+    if recorded_sid is not None:
+        return sid == recorded_sid
+    return AttemptState(state) in AWAITING_SID
+
+
 def next_states(current: AttemptState, *, inferred: bool = False) -> frozenset[AttemptState]:
     """Where `current` may go: `TRANSITIONS`, and when the reconciler inferred the current
     state (`inferred_by_reconciler`) also its `CORRECTIONS`. The one rule every mover uses."""

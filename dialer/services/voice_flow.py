@@ -39,7 +39,7 @@ from dialer.db.repositories import cases as case_repo
 from dialer.db.repositories import history
 from dialer.db.repositories import webhooks as repo
 from dialer.domain.agents import AGENT_MODES, DialingMode, parse_endpoint
-from dialer.domain.attempts import is_machine, stronger
+from dialer.domain.attempts import is_machine, same_call, stronger
 from dialer.observability.metrics import Metrics
 from dialer.services import agents
 from dialer.services.optouts import opt_out
@@ -105,6 +105,9 @@ async def _load(
 ) -> tuple[AttemptRow, CaseRow, PartyRow] | None:
     attempt = await repo.attempt_for_update(session, call.attempt_id, call.sid)
     if attempt is None:
+        return None
+    if not same_call(attempt.state, attempt.provider_sid, call.sid):
+        log.warning("call %s is not attempt %s's call: ignored", call.sid, attempt.id)
         return None
     case = await case_repo.get(session, attempt.case_id)
     if case is None:
