@@ -16,8 +16,9 @@ alternating rounds (bare, decision, list, bare, ...); the median round counts.
 measured in the same rounds. Each run also reports the server's CPU time per request
 (its process's user + system time over the run, warm-up included, over every request
 sent): on a machine shared with other work, req/s follows the CPU share the server got,
-while CPU per request, and its ratio to the bare endpoint's (`cpu_vs_bare`), does not. Needs PostgreSQL at 127.0.0.1:5432/test for `postgres`.
-The last lines are `name: value unit`.
+while CPU per request, and its ratio to the bare endpoint's (`cpu_vs_bare`), much less
+so. Needs PostgreSQL at 127.0.0.1:5432/test for `postgres`. The last lines are
+`name: value unit`.
 """
 
 from __future__ import annotations

@@ -25,9 +25,11 @@ async def test_connection_closed_by_the_server_is_replaced_at_checkout(
             pid = (await conn.execute(text("select pg_backend_pid()"))).scalar_one()
             driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
-        admin = await asyncpg.connect(engine.url.render_as_string(hide_password=False).replace(
-            "postgresql+asyncpg", "postgresql"
-        ))
+        admin = await asyncpg.connect(
+            engine.url.render_as_string(hide_password=False).replace(
+                "postgresql+asyncpg", "postgresql"
+            )
+        )
         try:
             assert await admin.fetchval("select pg_terminate_backend($1)", pid)
         finally:
