@@ -13,8 +13,12 @@ closed loop: the decision endpoint (`GET /v1/cases/{id}/decision`, cycling throu
 every case) and the case list (`GET /v1/cases?limit=50`). Measured in `--rounds`
 alternating rounds (bare, decision, list, bare, ...); the median round counts.
 `--before DIR` serves a second copy of the service from another checkout (PYTHONPATH),
-measured in the same rounds. Needs PostgreSQL at 127.0.0.1:5432/test for `postgres`.
-The last lines are `name: value unit`.
+measured in the same rounds. Each run also reports the server's CPU time per request
+(its process's user + system time over the run, warm-up included, over every request
+sent): on a machine shared with other work, req/s follows the CPU share the server got,
+while CPU per request, and its ratio to the bare endpoint's (`cpu_vs_bare`), much less
+so. Needs PostgreSQL at 127.0.0.1:5432/test for `postgres`. The last lines are
+`name: value unit`.
 """
 
 from __future__ import annotations
@@ -146,6 +150,7 @@ async def measure(args: argparse.Namespace, database: str) -> dict[str, dict[str
                 "--no-access-log"]  # fmt: skip
         procs.append(httpload.start(bare, {}))
         servers["bare"] = port
+        pids = {name: p.pid for p, name in zip(procs, servers, strict=True)}
         for p, port in zip(procs, servers.values(), strict=True):
             await httpload.wait_ready(port, p)
         auth = [f"Authorization: Bearer {key}"]
@@ -158,17 +163,24 @@ async def measure(args: argparse.Namespace, database: str) -> dict[str, dict[str
         seen: dict[str, list[dict[str, Any]]] = {n: [] for n, _, _ in runs}
         for r in range(args.rounds):
             for name, port, paths in runs:
+                server = name.removesuffix("decision").removesuffix("case_list").rstrip("_")
+                cpu = httpload.cpu_seconds(pids[server or "service"])
                 found = httpload.load(
                     port, paths, auth, args.connections, args.seconds, args.warm_up
                 )
+                cpu = httpload.cpu_seconds(pids[server or "service"]) - cpu
+                found["cpu_us"] = cpu / max(found["all_requests"], 1) * 1e6
                 if found["errors"]:
                     raise SystemExit(f"{database} {name}: {found['errors']} failed requests")
                 seen[name].append(found)
                 print(f"{database} round {r + 1} {name}: {found['rps']:.0f} req/s,"
-                      f" p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms",
-                      flush=True)  # fmt: skip
+                      f" p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms,"
+                      f" CPU {found['cpu_us']:.0f} us/request", flush=True)  # fmt: skip
         return {
-            name: {k: statistics.median(f[k] for f in found) for k in ("rps", "p50_ms", "p99_ms")}
+            name: {
+                k: statistics.median(f[k] for f in found)
+                for k in ("rps", "p50_ms", "p99_ms", "cpu_us")
+            }
             for name, found in seen.items()
         }
     finally:
@@ -201,6 +213,10 @@ async def main() -> None:
                 print(f"{db}_{name}_vs_bare: {m['rps'] / bare:.3f} x")
             print(f"{db}_{name}_p50: {m['p50_ms']:.1f} ms")
             print(f"{db}_{name}_p99: {m['p99_ms']:.1f} ms")
+            print(f"{db}_{name}_cpu: {m['cpu_us']:.0f} us/request")
+            if name != "bare":
+                cpu_ratio = found["bare"]["cpu_us"] / m["cpu_us"]
+                print(f"{db}_{name}_cpu_vs_bare: {cpu_ratio:.3f} x")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ benches use to serve an app and measure it.
 
 Keeps `--connections` keep-alive connections busy for `--seconds` (after `--warm-up`
 seconds not counted), cycling through the paths given, and prints one JSON line:
-requests, rps, p50_ms, p99_ms, errors. Raw asyncio streams on uvloop: an HTTP client
+requests, rps, p50_ms, p99_ms, errors, and all_requests (the warm-up's included, to set
+against the server's CPU time over the whole run). Raw asyncio streams on uvloop: an HTTP client
 library would be the bottleneck on a small machine, and a separate process keeps the
 generator's CPU out of the server's and out of the bench's own.
 """
@@ -50,16 +51,18 @@ async def generate(
     cycle = itertools.cycle(raws)
     latencies: list[float] = []
     errors = 0
+    sent = 0
     start = time.perf_counter()
     measure_from = start + warm
     stop = measure_from + seconds
 
     async def run() -> None:
-        nonlocal errors
+        nonlocal errors, sent
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while (t0 := time.perf_counter()) < stop:
                 status = await _request(reader, writer, next(cycle))
+                sent += 1
                 if t0 >= measure_from:
                     latencies.append(time.perf_counter() - t0)
                     errors += status >= 300
@@ -74,6 +77,7 @@ async def generate(
         "p50_ms": pct(latencies, 50),
         "p99_ms": pct(latencies, 99),
         "errors": errors,
+        "all_requests": sent,
     }
 
 

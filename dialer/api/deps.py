@@ -64,7 +64,8 @@ def require(*roles: Role, why: str = "") -> Callable[..., Coroutine[Any, Any, Pr
     allowed = frozenset(roles) | {Role.ADMIN}
 
     async def dependency(request: Request, session: SessionDep) -> Principal:
-        principal = await key_service.authenticate(session, _presented_key(request))
+        verified: key_service.VerifiedKeys = request.app.state.verified_keys
+        principal = await key_service.authenticate(session, _presented_key(request), verified)
         if principal.role not in allowed:
             names = ", ".join(sorted(allowed))
             because = f": {why}" if why else ""

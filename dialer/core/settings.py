@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Rows an import reads before it writes them as one batch.
     import_batch_size: int = Field(default=1000, ge=1)
+    # An API key verified against the database is trusted this long by the process that
+    # read it, without reading it again; a revoked key is refused at once by the process
+    # that revoked it, within this many seconds by every other. 0: read every request.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # PostgreSQL connections one `dialer serve` process keeps open, all of them held between
+    # requests (SQLAlchemy's default, 5 kept and 10 more opened and closed around each
+    # burst, reconnected on every other request under load). Requests beyond it wait.
+    api_database_connections: int = Field(default=15, ge=1, le=500)
     # Default region for phone numbers written without a country code.
     default_country: str = "US"
     # Per-case changes listed by a simulation before it reports `truncated`.

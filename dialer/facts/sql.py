@@ -1,6 +1,8 @@
-"""Running the readers' statements: on PostgreSQL, inside the caller's transaction, on
-the driver's own connection (its records need no SQLAlchemy row processing, and its UUIDs
-turn into text in C); elsewhere, plain Core results on the session's connection."""
+"""Running the readers' statements: on PostgreSQL, on the driver's own connection (its
+records need no SQLAlchemy row processing, and its UUIDs turn into text in C), inside the
+caller's transaction when one has begun, else each on its own (no BEGIN and ROLLBACK
+round trips for a request that only reads); elsewhere, plain Core results on the
+session's connection."""
 
 from __future__ import annotations
 
@@ -36,9 +38,10 @@ async def fetcher(session: AsyncSession, params: dict[str, Any]) -> Fetch:
     conn = await session.connection()
     driver = None
     if is_postgres(session):
-        driver = (await conn.get_raw_connection()).driver_connection
-        if driver is not None and not driver.is_in_transaction():
-            driver = None  # not begun yet: SQLAlchemy's execute opens the transaction
+        adapted = await conn.get_raw_connection()
+        driver = adapted.driver_connection
+        if driver is not None and not driver.is_in_transaction() and not _read_committed(adapted):
+            driver = None  # a stronger isolation asked for: SQLAlchemy's execute begins it
 
     async def fetch(stmt: Executable) -> Sequence[Any]:
         found = _RAW.get(id(stmt)) if driver is not None else None
@@ -48,3 +51,15 @@ async def fetcher(session: AsyncSession, params: dict[str, Any]) -> Fetch:
         return await driver.fetch(sql, *[params[n] for n in names])  # type: ignore[no-any-return,union-attr]
 
     return fetch
+
+
+def _read_committed(adapted: Any) -> bool:
+    """Whether the connection's transactions are READ COMMITTED or autocommit (None: the
+    server's default, PostgreSQL's READ COMMITTED). There each statement reads its own
+    snapshot inside a transaction too, so a reader's statements run before any BEGIN see
+    what they would have seen after it."""
+    level = getattr(adapted.dbapi_connection, "isolation_level", None)
+    return level is None or str(level).replace("_", " ").lower() in (
+        "read committed",
+        "autocommit",
+    )

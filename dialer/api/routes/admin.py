@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from dialer.api.deps import Admin, AuditReader, CaseReader, NowDep, PageLimit, SessionDep
 from dialer.schemas.admin import (
@@ -70,8 +70,13 @@ async def list_keys(
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
-async def revoke_key(key_id: uuid.UUID, session: SessionDep, now: NowDep, who: Admin) -> object:
-    return await keys.revoke_key(session, key_id, actor=who.actor, now=now)
+async def revoke_key(
+    key_id: uuid.UUID, request: Request, session: SessionDep, now: NowDep, who: Admin
+) -> object:
+    """Revoke a key: refused from the next request on this process, within
+    DIALER_API_KEY_CACHE_SECONDS on every other (`dialer.services.keys.VerifiedKeys`)."""
+    verified = request.app.state.verified_keys
+    return await keys.revoke_key(session, key_id, actor=who.actor, now=now, verified=verified)
 
 
 @router.get("/audit", response_model=Page[AuditOut])

@@ -358,3 +358,24 @@ async def test_a_case_and_its_history_load_in_two_round_trips(
             assert len(statements) == 2, statements
     finally:
         event.remove(engine, "before_cursor_execute", listener)
+
+
+async def test_a_read_before_any_write_begins_no_transaction_on_postgres(
+    session: AsyncSession,
+) -> None:
+    """A request that only reads (the decision endpoint) pays no BEGIN and ROLLBACK round
+    trips: READ COMMITTED gives each statement its own snapshot inside a transaction too.
+    A session asking for a stronger isolation reads inside its transaction."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite's driver begins no transaction for a read either")
+    await _store_case(session)
+    await session.commit()
+    for isolation, begun in ((None, False), ("REPEATABLE READ", True)):
+        if isolation is not None:
+            await session.connection(execution_options={"isolation_level": isolation})
+        conn = await session.connection()
+        driver = (await conn.get_raw_connection()).driver_connection
+        stored = await load_case(session, CASE_ID, NOW)
+        assert stored is not None and len(stored.facts.history.attempts) == 5
+        assert driver.is_in_transaction() is begun
+        await session.rollback()
