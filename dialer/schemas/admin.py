@@ -19,6 +19,10 @@ class PortfolioIn(In):
 
 class PortfolioProfileIn(In):
     profile: ProfileName
+    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None,
+        description="why; required unless the new profile tightens the current one",
+    )
 
 
 class PortfolioOut(Out):

@@ -7,12 +7,12 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, portfolios
 from dialer.services import paging
 from dialer.services.digest import digest
-from strategy.guardrails import PROFILES
+from strategy.guardrails import PROFILES, may_decide_under
 
 
 def _check_profile(profile: str) -> None:
@@ -82,15 +82,33 @@ async def list_portfolios(
 
 
 async def set_profile(
-    session: AsyncSession, name: str, *, profile: str, actor: str, now: datetime
+    session: AsyncSession,
+    name: str,
+    *,
+    profile: str,
+    reason: str | None = None,
+    actor: str,
+    now: datetime,
 ) -> Portfolio:
-    """Admin only (enforced at the route). The active strategy must already fit the new
-    profile is NOT assumed: the engine applies the profile at every decision anyway."""
+    """Admin only (enforced at the route). A profile that tightens the current one (its
+    `tightens` chain reaches it) needs no more; any other change may loosen the law's
+    ceilings for every case of the portfolio at once, so it is an explicit, reasoned,
+    audited action (`reason`, as clearing a protective fact is), never a silent one."""
     _check_profile(profile)
     row = await get_portfolio(session, name)
+    tightening = may_decide_under(PROFILES[profile], row.profile)
+    if not tightening and not (reason and reason.strip()):
+        raise ValidationFailedError(
+            f"{profile!r} does not tighten {row.profile!r}: it may allow what {row.profile!r}"
+            " forbids, so say why",
+            [FieldError("reason", f"required to change {row.profile} to {profile}")],
+        )
     before = _snapshot(row)
     row.profile = profile
     row.updated_at = now
+    detail: dict[str, object] = {"from": before["profile"], "to": profile}
+    if not tightening:
+        detail.update(loosens=True, reason=(reason or "").strip())
     await audit.append(
         session,
         at=now,
@@ -100,7 +118,7 @@ async def set_profile(
         entity_id=name,
         before_digest=digest(before),
         after_digest=digest(_snapshot(row)),
-        detail={"from": before["profile"], "to": profile},
+        detail=detail,
     )
     await session.commit()
     return row

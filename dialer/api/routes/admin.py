@@ -47,8 +47,10 @@ async def get_portfolio(name: str, session: SessionDep, who: CaseReader) -> obje
 async def set_portfolio_profile(
     name: str, body: PortfolioProfileIn, session: SessionDep, now: NowDep, who: Admin
 ) -> object:
+    """Change the portfolio's guardrail profile. A profile that does not tighten the
+    current one needs a `reason` (422 without), recorded in the audit log."""
     return await portfolios.set_profile(
-        session, name, profile=body.profile, actor=who.actor, now=now
+        session, name, profile=body.profile, reason=body.reason, actor=who.actor, now=now
     )
 
 

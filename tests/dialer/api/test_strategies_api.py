@@ -184,10 +184,43 @@ async def test_supervisor_cannot_change_a_portfolio_profile(api: Api) -> None:
     assert r.status_code == 403
     r = await api.client.put(
         "/v1/portfolios/cn-loans/profile",
-        json={"profile": "us-consumer"},
+        json={"profile": "us-consumer", "reason": "the book was sold to a US servicer"},
         headers=api.auth(Role.ADMIN),
     )
     assert r.status_code == 200 and r.json()["profile"] == "us-consumer"
+
+
+async def test_a_profile_that_does_not_tighten_the_current_one_needs_a_reason(api: Api) -> None:
+    # cn-consumer -> commercial would lift the 22:00-08:00 ban and the third-party rules
+    # for every case of the portfolio at once: not without a reason, which is audited.
+    admin = api.auth(Role.ADMIN)
+    url = "/v1/portfolios/cn-loans/profile"
+    r = await api.client.put(url, json={"profile": "commercial"}, headers=admin)
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["error"]["fields"]] == ["reason"]
+    blank = await api.client.put(url, json={"profile": "commercial", "reason": " "}, headers=admin)
+    assert blank.status_code == 422, blank.text
+    got = await api.client.get("/v1/portfolios/cn-loans", headers=admin)
+    assert got.json()["profile"] == "cn-consumer"
+    reason = "the book is business receivables, misfiled"
+    r = await api.client.put(url, json={"profile": "commercial", "reason": reason}, headers=admin)
+    assert r.status_code == 200 and r.json()["profile"] == "commercial"
+    audit = await api.client.get("/v1/audit", params={"entity": "portfolio"}, headers=admin)
+    [changed] = [e for e in audit.json()["items"] if e["action"] == "portfolio.set_profile"]
+    assert changed["detail"] == {
+        "from": "cn-consumer", "to": "commercial", "loosens": True, "reason": reason,
+    }  # fmt: skip
+
+
+async def test_a_profile_that_tightens_the_current_one_needs_no_reason(api: Api) -> None:
+    admin = api.auth(Role.ADMIN)
+    body = {"name": "us-tighten", "profile": "us-consumer", "country": "US"}
+    assert (await api.client.post("/v1/portfolios", json=body, headers=admin)).status_code == 201
+    url = "/v1/portfolios/us-tighten/profile"
+    r = await api.client.put(url, json={"profile": "us-consumer-ma"}, headers=admin)
+    assert r.status_code == 200 and r.json()["profile"] == "us-consumer-ma"
+    back = await api.client.put(url, json={"profile": "us-consumer"}, headers=admin)
+    assert back.status_code == 422, back.text  # lifting the Massachusetts overlay: say why
 
 
 def test_diff_ignores_the_order_of_sets_but_not_of_lists() -> None:
