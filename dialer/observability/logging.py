@@ -133,8 +133,11 @@ def install(
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    # Every /readyz reads the schema revision, and alembic says so at INFO each time.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # Every /readyz reads the schema revision, and alembic says so at INFO each time;
+    # httpx logs every request at INFO (each provider call and simulated callback): the
+    # service logs what those requests meant instead.
+    for chatty in ("alembic.runtime.migration", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -187,6 +187,23 @@ def test_configure_logging_installs_one_root_handler_and_routes_uvicorn_to_it() 
         root.setLevel(saved[1])
 
 
+def test_httpx_request_lines_are_left_out_at_info() -> None:
+    # One INFO line per HTTP request (each provider call, each simulated callback) buried
+    # the service's own lines; httpx's warnings still come through.
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("httpx").level)
+    try:
+        configure_logging(Settings(log_level="INFO"))
+        httpx_log = logging.getLogger("httpx")
+        assert not httpx_log.isEnabledFor(logging.INFO)
+        assert httpx_log.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("dialer.dispatch").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], _, _ = saved
+        root.setLevel(saved[1])
+        logging.getLogger("httpx").setLevel(saved[2])
+
+
 def test_a_bad_format_string_is_logged_masked_and_does_not_raise(
     capture: tuple[logging.Logger, io.StringIO],
 ) -> None:
