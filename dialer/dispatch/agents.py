@@ -32,14 +32,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from adapters.errors import RetryLater
 from dialer.db.models import AttemptRow, CampaignRow
 from dialer.db.repositories import agents as agent_rows
 from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.predictive import MACHINE_DETECTION, Desk, Pacer
-from dialer.domain.agents import BUSY, AgentState, DialingMode
+from dialer.domain.agents import BUSY, DIALER, WRAP_UP_OVERDUE, AgentState, DialingMode
 from dialer.domain.attempts import AttemptState
 from strategy.model import CONVERSATION_RESULTS
 
@@ -80,17 +80,33 @@ class _Learning:
 
 
 async def free_held_agent(
-    conn: AsyncSession | AsyncConnection, attempt_id: uuid.UUID, now: datetime
-) -> None:
+    conn: AsyncSession | AsyncConnection,
+    attempt_id: uuid.UUID,
+    now: datetime,
+    *,
+    actor: str = DIALER,
+) -> int:
     """The attempt will not ring (not reserved after all, refused at the fence, failed,
-    not sent): the agent held for it, if any, is available again."""
-    await agent_rows.release(
-        conn,
-        attempt_id,
-        held=AgentState.RESERVED.value,
-        available=AgentState.AVAILABLE.value,
-        now=now,
-    )
+    not sent, reclaimed): the agent held for it, if any, is available again (audited,
+    by `actor`). How many were freed (0 or 1)."""
+    return await agent_rows.release(conn, attempt_id, actor=actor, now=now)
+
+
+async def send_away_overdue(maker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+    """Agents whose wrap-up limit passed with the record not filed: moved `away`, with
+    the reason in the audit log, the wrap-up still owed (`domain.agents.owes_wrap_up`:
+    filed before any next call). Each is a compare-and-set from `wrap_up`, so of several
+    workers sweeping at once one moves (and audits) each agent. How many moved."""
+    moved = 0
+    async with maker() as session:
+        conn = await session.connection()
+        for agent_id in await agent_rows.overdue_wrap_ups(conn, now):
+            moved += await agent_rows.move(
+                conn, agent_id, AgentState.AWAY, actor=DIALER, now=now,
+                expect=AgentState.WRAP_UP, reason=WRAP_UP_OVERDUE,
+            )  # fmt: skip
+        await session.commit()
+    return moved
 
 
 class Seats:
@@ -171,8 +187,8 @@ class Seats:
                     continue
             elif mode is DialingMode.PROGRESSIVE:
                 ok = await agent_rows.hold(
-                    conn, held=AgentState.RESERVED.value, available=AgentState.AVAILABLE.value,
-                    campaign_id=r.campaign, attempt_id=items[i].attempt_id, now=now,
+                    conn, campaign_id=r.campaign, attempt_id=items[i].attempt_id,
+                    actor=DIALER, now=now,
                 )  # fmt: skip
                 seat = ok is not None
             else:
