@@ -35,11 +35,18 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from adapters.errors import RetryLater
-from dialer.db.models import AttemptRow, CampaignRow
+from dialer.db.models import AgentRow, AttemptRow, CampaignRow
 from dialer.db.repositories import agents as agent_rows
 from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.predictive import MACHINE_DETECTION, Desk, Pacer
-from dialer.domain.agents import BUSY, DIALER, WRAP_UP_OVERDUE, AgentState, DialingMode
+from dialer.domain.agents import (
+    BUSY,
+    DEFAULT_WRAP_UP_LIMIT_S,
+    DIALER,
+    WRAP_UP_OVERDUE,
+    AgentState,
+    DialingMode,
+)
 from dialer.domain.attempts import AttemptState
 from strategy.model import CONVERSATION_RESULTS
 
@@ -66,6 +73,7 @@ _MODES = select(CampaignRow.id, CampaignRow.mode).where(
 
 
 LEARN_EVERY = timedelta(seconds=5)
+RECONCILER = "reconciler"  # the audit's actor for agents the reconciler lets go
 _ENDED = [AttemptState.COMPLETED.value, AttemptState.FAILED.value]
 _LIVE_RESULTS = [str(r) for r in CONVERSATION_RESULTS]
 
@@ -90,6 +98,44 @@ async def free_held_agent(
     not sent, reclaimed): the agent held for it, if any, is available again (audited,
     by `actor`). How many were freed (0 or 1)."""
     return await agent_rows.release(conn, attempt_id, actor=actor, now=now)
+
+
+async def end_call(
+    conn: AsyncSession | AsyncConnection,
+    attempt_id: uuid.UUID,
+    now: datetime,
+    *,
+    actor: str = DIALER,
+    wrap_up_limit: timedelta | None = None,
+) -> AgentState | None:
+    """The call is over, whoever learnt it (its final callback, the reconciler, the
+    silent-call look-up): the agent held for it and never bridged is available again
+    (`free_held_agent`); the agent it was bridged to owes its wrap-up within
+    `wrap_up_limit` (else the campaign's limit, else the default). The agent's state
+    now, or None when no agent holds the call."""
+    holder = (
+        await conn.execute(
+            select(AgentRow.id, AgentRow.state, CampaignRow.wrap_up_limit_s)
+            .outerjoin(CampaignRow, CampaignRow.id == AgentRow.campaign_id)
+            .where(AgentRow.attempt_id == attempt_id)
+        )
+    ).first()
+    if holder is None:
+        return None
+    state = AgentState(holder.state)
+    if state is AgentState.RESERVED:
+        if await free_held_agent(conn, attempt_id, now, actor=actor):
+            return AgentState.AVAILABLE
+    elif state is AgentState.ON_CALL:
+        limit = wrap_up_limit or timedelta(
+            seconds=holder.wrap_up_limit_s or DEFAULT_WRAP_UP_LIMIT_S
+        )
+        if await agent_rows.move(
+            conn, holder.id, AgentState.WRAP_UP, actor=actor, now=now,
+            expect=AgentState.ON_CALL, values={"wrap_up_due_at": now + limit},
+        ):  # fmt: skip
+            return AgentState.WRAP_UP
+    return state
 
 
 async def send_away_overdue(maker: async_sessionmaker[AsyncSession], now: datetime) -> int:

@@ -91,14 +91,17 @@ def cleared_by(current: AgentState, target: AgentState, *, owes: bool) -> dict[s
 WRAP_UP_OVERDUE = "wrap-up overdue"
 
 
-def away_reason(state: AgentState, wrap_up_due_at: datetime | None, now: datetime) -> str | None:
-    """Why an agent is away when the dialer put them there: their wrap-up limit passed
-    with the record not filed (what a supervisor sees beside the state)."""
+def away_reason(
+    state: AgentState, wrap_up_due_at: datetime | None, state_since: datetime
+) -> str | None:
+    """Why an agent is away, when it is the dialer's business: they went away (the
+    dialer moved them, `dispatch.agents.send_away_overdue`) at or after their wrap-up
+    limit with the record still not filed. What a supervisor sees beside the state."""
     if state is not AgentState.AWAY or wrap_up_due_at is None:
         return None
-    if wrap_up_due_at.tzinfo is None:  # SQLite gives naive UTC back
-        now = now.replace(tzinfo=None)
-    return WRAP_UP_OVERDUE if wrap_up_due_at <= now else None
+    if (wrap_up_due_at.tzinfo is None) != (state_since.tzinfo is None):  # SQLite: naive UTC
+        wrap_up_due_at = wrap_up_due_at.replace(tzinfo=state_since.tzinfo)
+    return WRAP_UP_OVERDUE if state_since >= wrap_up_due_at else None
 
 
 class EndpointKind(StrEnum):

@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Principal
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
-from dialer.db.models import AgentRow, AttemptRow, CampaignRow, OutcomeRow
+from dialer.db.models import AgentRow, AttemptRow, OutcomeRow
 from dialer.db.repositories import agents as agent_repo
+from dialer.dispatch.agents import end_call
 from dialer.domain.agents import (
-    DEFAULT_WRAP_UP_LIMIT_S,
     DIALER,
     SELF_SET,
     AgentState,
@@ -179,24 +179,16 @@ async def call_ended(
 ) -> AgentRow:
     """The call is over: wrap-up is owed (a held call never answered frees the agent)."""
     row = await _holding(session, attempt_id)
-    if row.state == AgentState.RESERVED:
-        await _move(session, row, AgentState.AVAILABLE, DIALER, now, attempt_id=None)
-    elif row.state == AgentState.ON_CALL:
-        due = now + wrap_up_limit
-        await _move(session, row, AgentState.WRAP_UP, DIALER, now, wrap_up_due_at=due)
+    await end_call(session, attempt_id, now, wrap_up_limit=wrap_up_limit)
+    await session.refresh(row)
     return row
 
 
 async def call_over(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> None:
     """A call's final status arrived: the agent holding it, if any, is freed (never
-    answered) or owes wrap-up within the campaign's limit (`call_ended`). Committed."""
-    holder = await session.scalar(select(AgentRow).where(AgentRow.attempt_id == attempt_id))
-    if holder is None:
-        return
-    campaign = await session.get(CampaignRow, holder.campaign_id) if holder.campaign_id else None
-    limit = campaign.wrap_up_limit_s if campaign is not None else None
-    seconds = limit or DEFAULT_WRAP_UP_LIMIT_S
-    await call_ended(session, attempt_id, now, wrap_up_limit=timedelta(seconds=seconds))
+    answered) or owes wrap-up within the campaign's limit (`dispatch.agents.end_call`,
+    as when the reconciler learns the end). Committed."""
+    await end_call(session, attempt_id, now)
     await session.commit()
 
 
