@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import (
@@ -111,21 +111,25 @@ async def _agent_moves(session: AsyncSession, attempt_ids: list[uuid.UUID]) -> l
     ids = [str(i) for i in attempt_ids]
     before = AuditRow.detail[("before", "attempt_id")].as_string()
     after = AuditRow.detail[("after", "attempt_id")].as_string()
-    rows = await session.execute(
-        select(AuditRow, AgentRow.name)
-        .outerjoin(AgentRow, func.cast(AgentRow.id, String) == AuditRow.entity_id)
-        .where(AuditRow.entity == "agent", or_(before.in_(ids), after.in_(ids)))
-        .order_by(AuditRow.id)
+    rows = list(
+        await session.scalars(
+            select(AuditRow)
+            .where(AuditRow.entity == "agent", or_(before.in_(ids), after.in_(ids)))
+            .order_by(AuditRow.id)
+        )
     )
+    agent_ids = {uuid.UUID(r.entity_id) for r in rows}
+    found = select(AgentRow.id, AgentRow.name).where(AgentRow.id.in_(agent_ids))
+    names = {agent.id: agent.name for agent in await session.execute(found)}
     entries = []
-    for audited, name in rows:
+    for audited in rows:
         detail = audited.detail if isinstance(audited.detail, dict) else {}
         was, now = detail.get("before", {}), detail.get("after", {})
         entries.append(
             _entry(
                 audited.at,
                 "agent",
-                agent=name,
+                agent=names.get(uuid.UUID(audited.entity_id)),
                 action=audited.action,
                 state=now.get("state"),
                 attempt_id=now.get("attempt_id") or was.get("attempt_id"),
