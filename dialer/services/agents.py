@@ -167,6 +167,15 @@ async def take_for_answer(
     return row
 
 
+async def bridged_to(session: AsyncSession, attempt_id: uuid.UUID) -> AgentRow | None:
+    """The collector this call is already put through to (`on_call` with it), if any."""
+    return await session.scalar(
+        select(AgentRow).where(
+            AgentRow.attempt_id == attempt_id, AgentRow.state == AgentState.ON_CALL
+        )
+    )
+
+
 async def call_answered(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> AgentRow:
     """The verified person is bridged to the agent held for this call."""
     row = await _holding(session, attempt_id)
