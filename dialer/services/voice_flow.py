@@ -8,6 +8,12 @@ message (nothing about any debt). Step `menu`: 1 = promise to pay (the outstandi
 to the case's team (<Dial>), 9 = stop these calls on this number. Anything that cannot be
 rendered within the granted level ends the call saying nothing more (fail closed).
 
+Agent-mode calls (progressive, predictive): at 1 in the greeting the verified debtor is
+put through to a collector (`<Dial>`); with none free the call waits (`<Pause>`, then a
+`<Redirect>` to `hold`) and is abandoned only if no collector comes free within 2 s of
+the verification (16 CFR 310.4(b)(4)(i); Ofcom): the abandoned-call message plays and
+the attempt records it once (`abandoned_at`).
+
 Voicemail: when asynchronous AMD (MachineDetection=DetectMessageEnd) reports the end of
 a machine's greeting, `callbacks.record_amd` commits a one-per-attempt claim and
 `leave_voicemail` redirects the live call (Telephony.update_call) to `voicemail`'s TwiML:
