@@ -94,11 +94,8 @@ async def set_state(
     if row.state == target:
         return row
     current = AgentState(row.state)
-    if target is AgentState.AVAILABLE and owes_wrap_up(row.wrap_up_due_at):
-        raise ConflictError(
-            f"wrap-up of attempt {row.attempt_id} is owed (due {row.wrap_up_due_at:%H:%M:%S}"
-            " UTC): POST /v1/agents/me/wrap-up first"
-        )
+    if target is AgentState.AVAILABLE:
+        _no_wrap_up_owed(row)
     if target is AgentState.AVAILABLE and row.endpoint is None:
         raise ConflictError("set an endpoint first (PUT /v1/agents/me/endpoint)")
     if not may_move(current, target):
@@ -106,6 +103,15 @@ async def set_state(
     await _move(session, row, target, who.actor, now)
     await session.commit()
     return row
+
+
+def _no_wrap_up_owed(row: AgentRow) -> None:
+    """Wrap-up is required before the next call: a 409 naming it while it is owed."""
+    if owes_wrap_up(row.wrap_up_due_at):
+        raise ConflictError(
+            f"wrap-up of attempt {row.attempt_id} is owed (due {row.wrap_up_due_at:%H:%M:%S}"
+            " UTC): POST /v1/agents/me/wrap-up first"
+        )
 
 
 async def hold_for(
@@ -130,21 +136,18 @@ async def start_call(
     """The agent starts a call at the desk (preview): available -> reserved for it, by
     compare-and-set on their own row (a double click holds them once)."""
     row = await me(session, who, now)
-    if row.state == AgentState.WRAP_UP:
-        _owe_wrap_up(row, now)
+    _no_wrap_up_owed(row)
     if row.state != AgentState.AVAILABLE:
         raise ConflictError(f"an agent {row.state} cannot start a call: be available first")
     if row.endpoint is None:
         raise ConflictError("set an endpoint first (PUT /v1/agents/me/endpoint)")
     held = await agent_repo.hold_agent(
-        session, row.id, held=AgentState.RESERVED, available=AgentState.AVAILABLE,
-        campaign_id=campaign_id, attempt_id=attempt_id, now=now,
+        session, row.id, campaign_id=campaign_id, attempt_id=attempt_id, actor=who.actor,
+        now=now,
     )  # fmt: skip
     if not held:
         raise ConflictError("the agent's state changed meanwhile: reload the desk")
     await session.refresh(row)
-    before = {"state": AgentState.AVAILABLE, "attempt_id": None}
-    await _audit(session, row, who.actor, now, "agent.reserved", before)
     return row
 
 
