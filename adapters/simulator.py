@@ -10,7 +10,8 @@ request signed with `X-Twilio-Signature` exactly as Twilio signs it (twilio-pyth
   as Twilio reports a machine under `DetectMessageEnd`, the adapter's mode);
   for a human it fetches the call's TwiML and presses keys the way `<Gather>` posts
   them (1 = right party, 2 = someone else; in the menu 1 = promise, 2 = call back,
-  9 = stop), then completed with a duration;
+  9 = stop), follows a `<Redirect>` after its `<Pause>` (a caller waiting for a
+  collector), then completed with a duration;
 - an SMS: sent, then delivered, or undelivered / failed with an `ErrorCode`; now and then
   the recipient replies STOP.
 
@@ -100,6 +101,7 @@ class SimulatorSettings:
     paths: WebhookPaths = field(default_factory=WebhookPaths)
     inbound_path: str = INBOUND_SMS_PATH
     retries: int = 3  # a callback the service did not answer is sent again (as Twilio does)
+    pause_scale: float = 1.0  # a TwiML <Pause length="n"> lasts n x this many seconds
 
 
 @dataclass(slots=True)
@@ -283,15 +285,21 @@ class SimulatedTelephony(Telephony):
             },
         )
         if outcome == "human":
-            for _ in range(3):  # greeting, menu, and no more
+            for _ in range(6):  # greeting, menu, a wait or two for a collector, no more
                 action = _gather_action(twiml)
-                if action is None:
+                if action is not None:
+                    step = parse_qs(urlsplit(action).query).get("step", ["greeting"])[0]
+                    digits = self._press(rng, step)
+                    self.stats.keys[f"{step}:{digits}"] += 1
+                    await self._pause(rng)
+                    twiml = await self._post(action, self._gather_fields(sid, request, digits))
+                    continue
+                redirect = _redirect(twiml)
+                if redirect is None:
                     break
-                step = parse_qs(urlsplit(action).query).get("step", ["greeting"])[0]
-                digits = self._press(rng, step)
-                self.stats.keys[f"{step}:{digits}"] += 1
-                await self._pause(rng)
-                twiml = await self._post(action, self._gather_fields(sid, request, digits))
+                url, paused = redirect
+                await asyncio.sleep(paused * s.pause_scale)
+                twiml = await self._post(url, self._gather_fields(sid, request, None))
         duration = rng.randint(25, 180) if outcome == "human" else rng.randint(15, 40)
         self._set_call(sid, duration_seconds=duration)
         await self._pause(rng)
@@ -477,3 +485,17 @@ def _gather_action(twiml: str) -> str | None:
         return None
     node = root.find(".//Gather")
     return None if node is None else node.get("action")
+
+
+def _redirect(twiml: str) -> tuple[str, float] | None:
+    """The URL of a TwiML document's `<Redirect>` and the seconds its `<Pause>`s last
+    before it, if it redirects."""
+    try:
+        root = ET.fromstring(twiml)  # noqa: S314  (our own service's TwiML)
+    except ET.ParseError:
+        return None
+    node = root.find(".//Redirect")
+    if node is None or not (node.text or "").strip():
+        return None
+    paused = sum(float(p.get("length", "1")) for p in root.iter("Pause"))
+    return (node.text or "").strip(), paused

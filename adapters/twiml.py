@@ -134,6 +134,15 @@ def bridge(script: VoiceScript, kind: str, address: str, *, caller_id: str | Non
     return str(response)
 
 
+def hold(pause_seconds: int, redirect_url: str) -> str:
+    """A verified person waiting (briefly) for a collector to come free: a pause, then
+    the call asks `redirect_url` (POST) what to do next, bridge or abandoned message."""
+    response = VoiceResponse()
+    response.pause(length=pause_seconds)
+    response.redirect(redirect_url, method="POST")
+    return str(response)
+
+
 def abandoned(script: VoiceScript) -> str:
     """No collector free for a person who answered: who called and a number to call
     back (never more than identity, whatever was granted), then hang up."""

@@ -14,6 +14,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from dialer.callbacks.signature import is_valid, public_url
@@ -214,3 +215,23 @@ class Keypress:
             reason = f"is {step!r}, not one of {', '.join(KEYPAD_STEPS)}"
             raise MalformedWebhookError(f"step {reason}", [FieldError("step", reason)])
         return cls(CallRef.of(form), step, (form.get("Digits") or "").strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A waiting call asking again for a collector: the call, and when the person was
+    verified (`since`, our query, covered by the signature like the rest of the URL)."""
+
+    call: CallRef
+    since: datetime
+
+    @classmethod
+    def of(cls, form: TwilioForm) -> Hold:
+        raw = form.query.get("since") or ""
+        try:
+            since = datetime.fromisoformat(raw)
+        except ValueError:
+            raise MalformedWebhookError(f"since: {raw!r} is not an ISO 8601 instant") from None
+        if since.tzinfo is None:
+            raise MalformedWebhookError(f"since: {raw!r} has no UTC offset")
+        return cls(CallRef.of(form), since)

@@ -32,14 +32,21 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from adapters.errors import RetryLater
-from dialer.db.models import AttemptRow, CampaignRow
+from dialer.db.models import AgentRow, AttemptRow, CampaignRow
 from dialer.db.repositories import agents as agent_rows
 from dialer.dispatch.context import WorkerContext
 from dialer.dispatch.predictive import MACHINE_DETECTION, Desk, Pacer
-from dialer.domain.agents import BUSY, AgentState, DialingMode
+from dialer.domain.agents import (
+    BUSY,
+    DEFAULT_WRAP_UP_LIMIT_S,
+    DIALER,
+    WRAP_UP_OVERDUE,
+    AgentState,
+    DialingMode,
+)
 from dialer.domain.attempts import AttemptState
 from strategy.model import CONVERSATION_RESULTS
 
@@ -66,6 +73,7 @@ _MODES = select(CampaignRow.id, CampaignRow.mode).where(
 
 
 LEARN_EVERY = timedelta(seconds=5)
+RECONCILER = "reconciler"  # the audit's actor for agents the reconciler lets go
 _ENDED = [AttemptState.COMPLETED.value, AttemptState.FAILED.value]
 _LIVE_RESULTS = [str(r) for r in CONVERSATION_RESULTS]
 
@@ -80,17 +88,71 @@ class _Learning:
 
 
 async def free_held_agent(
-    conn: AsyncSession | AsyncConnection, attempt_id: uuid.UUID, now: datetime
-) -> None:
+    conn: AsyncSession | AsyncConnection,
+    attempt_id: uuid.UUID,
+    now: datetime,
+    *,
+    actor: str = DIALER,
+) -> int:
     """The attempt will not ring (not reserved after all, refused at the fence, failed,
-    not sent): the agent held for it, if any, is available again."""
-    await agent_rows.release(
-        conn,
-        attempt_id,
-        held=AgentState.RESERVED.value,
-        available=AgentState.AVAILABLE.value,
-        now=now,
-    )
+    not sent, reclaimed): the agent held for it, if any, is available again (audited,
+    by `actor`). How many were freed (0 or 1)."""
+    return await agent_rows.release(conn, attempt_id, actor=actor, now=now)
+
+
+async def end_call(
+    conn: AsyncSession | AsyncConnection,
+    attempt_id: uuid.UUID,
+    now: datetime,
+    *,
+    actor: str = DIALER,
+    wrap_up_limit: timedelta | None = None,
+) -> AgentState | None:
+    """The call is over, whoever learnt it (its final callback, the reconciler, the
+    silent-call look-up): the agent held for it and never bridged is available again
+    (`free_held_agent`); the agent it was bridged to owes its wrap-up within
+    `wrap_up_limit` (else the campaign's limit, else the default). The agent's state
+    now, or None when no agent holds the call."""
+    holder = (
+        await conn.execute(
+            select(AgentRow.id, AgentRow.state, CampaignRow.wrap_up_limit_s)
+            .outerjoin(CampaignRow, CampaignRow.id == AgentRow.campaign_id)
+            .where(AgentRow.attempt_id == attempt_id)
+        )
+    ).first()
+    if holder is None:
+        return None
+    state = AgentState(holder.state)
+    if state is AgentState.RESERVED:
+        if await free_held_agent(conn, attempt_id, now, actor=actor):
+            return AgentState.AVAILABLE
+    elif state is AgentState.ON_CALL:
+        limit = wrap_up_limit or timedelta(
+            seconds=holder.wrap_up_limit_s or DEFAULT_WRAP_UP_LIMIT_S
+        )
+        if await agent_rows.move(
+            conn, holder.id, AgentState.WRAP_UP, actor=actor, now=now,
+            expect=AgentState.ON_CALL, values={"wrap_up_due_at": now + limit},
+        ):  # fmt: skip
+            return AgentState.WRAP_UP
+    return state
+
+
+async def send_away_overdue(maker: async_sessionmaker[AsyncSession], now: datetime) -> int:
+    """Agents whose wrap-up limit passed with the record not filed: moved `away`, with
+    the reason in the audit log, the wrap-up still owed (`domain.agents.owes_wrap_up`:
+    filed before any next call). Each is a compare-and-set from `wrap_up`, so of several
+    workers sweeping at once one moves (and audits) each agent. How many moved."""
+    moved = 0
+    async with maker() as session:
+        conn = await session.connection()
+        for agent_id in await agent_rows.overdue_wrap_ups(conn, now):
+            moved += await agent_rows.move(
+                conn, agent_id, AgentState.AWAY, actor=DIALER, now=now,
+                expect=AgentState.WRAP_UP, reason=WRAP_UP_OVERDUE,
+            )  # fmt: skip
+        await session.commit()
+    return moved
 
 
 class Seats:
@@ -171,8 +233,8 @@ class Seats:
                     continue
             elif mode is DialingMode.PROGRESSIVE:
                 ok = await agent_rows.hold(
-                    conn, held=AgentState.RESERVED.value, available=AgentState.AVAILABLE.value,
-                    campaign_id=r.campaign, attempt_id=items[i].attempt_id, now=now,
+                    conn, campaign_id=r.campaign, attempt_id=items[i].attempt_id,
+                    actor=DIALER, now=now,
                 )  # fmt: skip
                 seat = ok is not None
             else:

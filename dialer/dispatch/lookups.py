@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from adapters.errors import AdapterError, NotFoundError
 from adapters.ports import CallInfo, Telephony
 from dialer.db.models import AttemptRow
+from dialer.dispatch.agents import RECONCILER, end_call
 from dialer.domain.attempts import (
     CALL_STATUS,
     MESSAGE_STATUS,
@@ -108,6 +109,7 @@ async def end_silent_calls(
         for row in (await session.scalars(stmt)).all():
             if _end(row, ended[row.id], now):
                 report.ended[row.state] = report.ended.get(row.state, 0) + 1
+                await end_call(session, row.id, now, actor=RECONCILER)
                 log.info("silent call %s ended at the provider as %s", row.id, row.state)
         await session.commit()
     return report

@@ -29,6 +29,10 @@ at once, and its job staged in the outbox in the same transaction, at most `repl
 times per campaign, case and contact point: the worker asks the engine again before it
 dials, so windows, caps and everything that happened since still decide whether it is
 placed.
+
+An attempt the reconciler reclaims or finalises lets go of its collector the way its
+callbacks would have (`dispatch.agents`): an agent held for it is available again, an
+agent it was bridged to owes its wrap-up; each move audited under `reconciler`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from adapters.errors import AdapterError, NotFoundError
 from adapters.ports import Telephony
 from dialer.db.models import AttemptRow, CampaignRow, ContactPointRow
 from dialer.dispatch import lookups, outbox
+from dialer.dispatch.agents import RECONCILER, end_call, free_held_agent
 from dialer.dispatch.fence import dialing_reclaim_after
 from dialer.domain.attempts import (
     CALL_STATUS,
@@ -52,6 +57,7 @@ from dialer.domain.attempts import (
     MESSAGE_STATUS,
     AttemptState,
     advance,
+    is_final,
 )
 from strategy.model import Channel
 
@@ -109,6 +115,7 @@ async def reconcile(
             if row.state == AttemptState.RESERVED.value and row.lease_until is not None:
                 if await _take_lease(session, row, now):
                     report.moved["not_sent"] = report.moved.get("not_sent", 0) + 1
+                    await free_held_agent(session, row.id, now, actor=RECONCILER)
                     if await _replan(session, row, now, replans):
                         report.replanned += 1
                 continue
@@ -133,6 +140,8 @@ async def reconcile(
                 elif state is AttemptState.FAILED and not row.error_code:
                     row.error_code = "provider_failed"
                 report.moved[state.value] = report.moved.get(state.value, 0) + 1
+                if is_final(AttemptState(row.state)):  # its collector is freed or owes wrap-up
+                    await end_call(session, row.id, now, actor=RECONCILER)
                 if state is AttemptState.NOT_SENT and await _replan(session, row, now, replans):
                     report.replanned += 1
         await session.commit()

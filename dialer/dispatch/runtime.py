@@ -28,7 +28,7 @@ from dialer.callbacks.apply import reconcile_unmatched
 from dialer.core.clock import system_clock
 from dialer.core.errors import ConfigurationError
 from dialer.core.settings import Settings
-from dialer.dispatch import lifecycle, lookups, outbox, planner, reconciler
+from dialer.dispatch import agents, lifecycle, lookups, outbox, planner, reconciler
 from dialer.dispatch.context import WorkerConfig
 from dialer.dispatch.deadletters import EmbeddedJobQueue
 from dialer.dispatch.fence import dialing_reclaim_after
@@ -302,21 +302,28 @@ class Runtime:
     async def _reconcile_loop(self) -> None:
         while not self.stop.is_set():
             try:
-                dialing_after, stuck_after = reclaim_rules(self.settings)
-                await reconciler.reconcile(
-                    self.maker,
-                    self.telephony,
-                    self.clock(),
-                    dialing_after=dialing_after,
-                    stuck_after=stuck_after,
-                )
-                silent = timedelta(seconds=self.settings.silent_call_seconds)
-                await lookups.end_silent_calls(
-                    self.maker, self.telephony, self.clock(), silent_after=silent
-                )
-                # Callbacks kept as unmatched whose call or message is known by now.
-                async with self.maker() as session:
-                    await reconcile_unmatched(session, self.clock(), metrics=self.metrics)
+                await self.reconcile_once()
             except Exception:
                 log.exception("reconciler failed; retrying")
             await self._every(self.settings.reconcile_interval_seconds)
+
+    async def reconcile_once(self) -> None:
+        """The periodic work of every worker process, each step safe to run in many at
+        once: the reconciler, silent calls, unmatched callbacks, overdue wrap-ups."""
+        dialing_after, stuck_after = reclaim_rules(self.settings)
+        await reconciler.reconcile(
+            self.maker,
+            self.telephony,
+            self.clock(),
+            dialing_after=dialing_after,
+            stuck_after=stuck_after,
+        )
+        silent = timedelta(seconds=self.settings.silent_call_seconds)
+        await lookups.end_silent_calls(
+            self.maker, self.telephony, self.clock(), silent_after=silent
+        )
+        # Callbacks kept as unmatched whose call or message is known by now.
+        async with self.maker() as session:
+            await reconcile_unmatched(session, self.clock(), metrics=self.metrics)
+        # Collectors past their wrap-up limit, the record not filed: away, still owed.
+        await agents.send_away_overdue(self.maker, self.clock())

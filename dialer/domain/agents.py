@@ -3,18 +3,22 @@
     offline -> available <-> away
     available -> reserved (the dialer holds a call for them) -> on_call -> wrap_up -> available
     reserved -> available (the held call was not answered by a person, or was abandoned)
+    wrap_up -> away (the campaign's wrap-up limit passed with the record not filed)
     any state -> offline (logged out, or the desk disconnected: the call in hand is recorded)
 
-`wrap_up` -> `available` needs the wrap-up record (outcome, notes, summary) or the
-campaign's wrap-up limit to pass; the service enforces that, this module only says which
-moves exist. An agent is offered a call only while `available`, and `reserved` is taken
-with a compare-and-set in the database, so no agent holds two calls (see services.agents).
+Wrap-up is owed from the end of a bridged call (`wrap_up_due_at` set) until its record
+(outcome, notes, summary) is filed; while it is owed the agent never becomes `available`
+(`owes_wrap_up`), whatever state they pass through meanwhile (away, offline). An agent is
+offered a call only while `available`, and `reserved` is taken with a compare-and-set in
+the database, so no agent holds two calls. Every move, whoever makes it, is made and
+audited by `db.repositories.agents.move`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import phonenumbers
@@ -38,6 +42,18 @@ AGENT_MOVES: dict[AgentState, frozenset[AgentState]] = {
     AgentState.AWAY: frozenset({AgentState.AVAILABLE, AgentState.OFFLINE}),
 }
 
+# 16 CFR 310.4(b)(4)(i) (US TSR) and Ofcom's persistent-misuse policy: a call answered by a
+# person is abandoned unless a live agent is connected within 2 seconds of the completed
+# greeting. The wait for a collector is bounded by this, and the recorded message plays
+# when it passes.
+ABANDON_AFTER_S = 2.0
+# TwiML <Pause> lengths are whole seconds: a waiting call is asked again after this.
+HOLD_PAUSE_S = 1
+
+# The actor the audit log names for the dialer's own moves of an agent (holds, bridges,
+# ends of calls, the wrap-up limit); the reconciler's are `reconciler`.
+DIALER = "dialer"
+
 # Seconds wrap-up is owed after a call when the campaign sets no limit of its own.
 DEFAULT_WRAP_UP_LIMIT_S = 120
 
@@ -51,6 +67,41 @@ BUSY = frozenset({AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP})
 def may_move(current: AgentState, target: AgentState) -> bool:
     """Whether an agent in `current` may move to `target` (staying put is not a move)."""
     return target in AGENT_MOVES[current]
+
+
+def owes_wrap_up(wrap_up_due_at: datetime | None) -> bool:
+    """Whether the record of the agent's last bridged call is still owed (set when the
+    call ends, cleared only by filing it): until it is filed, no next call."""
+    return wrap_up_due_at is not None
+
+
+def cleared_by(current: AgentState, target: AgentState, *, owes: bool) -> dict[str, None]:
+    """The columns a move empties besides the state: away or offline leave the campaign;
+    offline drops the call in hand (it stays recorded on its attempt), unless its wrap-up
+    is owed, which survives going away or offline and must still be filed."""
+    cleared: dict[str, None] = {}
+    if target in (AgentState.OFFLINE, AgentState.AWAY):
+        cleared["campaign_id"] = None
+    if target is AgentState.OFFLINE and not owes:
+        cleared["attempt_id"] = None
+        cleared["wrap_up_due_at"] = None
+    return cleared
+
+
+WRAP_UP_OVERDUE = "wrap-up overdue"
+
+
+def away_reason(
+    state: AgentState, wrap_up_due_at: datetime | None, state_since: datetime
+) -> str | None:
+    """Why an agent is away, when it is the dialer's business: they went away (the
+    dialer moved them, `dispatch.agents.send_away_overdue`) at or after their wrap-up
+    limit with the record still not filed. What a supervisor sees beside the state."""
+    if state is not AgentState.AWAY or wrap_up_due_at is None:
+        return None
+    if (wrap_up_due_at.tzinfo is None) != (state_since.tzinfo is None):  # SQLite: naive UTC
+        wrap_up_due_at = wrap_up_due_at.replace(tzinfo=state_since.tzinfo)
+    return WRAP_UP_OVERDUE if state_since >= wrap_up_due_at else None
 
 
 class EndpointKind(StrEnum):

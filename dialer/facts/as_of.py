@@ -187,7 +187,7 @@ def _case_fields(case: Case, changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _case_field(key: str, value: Any) -> Any:
-    """A case column's value as the audit log stores it (JSON, `services.changes`)."""
+    """A case column's value as the audit log stores it (JSON, `audit.jsonable`)."""
     if value is None:
         return None
     match key:

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
-from dialer.domain.agents import AgentState
+from dialer.domain.agents import AgentState, away_reason, owes_wrap_up
 from dialer.schemas.common import In, Out
 
 
@@ -20,6 +20,18 @@ class AgentOut(Out):
     campaign_id: uuid.UUID | None
     attempt_id: uuid.UUID | None
     wrap_up_due_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def wrap_up_owed(self) -> bool:
+        """The record of the last bridged call is not filed: no next call until it is."""
+        return owes_wrap_up(self.wrap_up_due_at)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def away_reason(self) -> str | None:
+        """`wrap-up overdue`: moved away by the dialer when the wrap-up limit passed."""
+        return away_reason(self.state, self.wrap_up_due_at, self.state_since)
 
 
 class StateIn(In):

@@ -1,16 +1,19 @@
 """Collectors at the desk: their state, the call the dialer holds for them, and wrap-up.
 
-Every move goes through `domain.agents.may_move` and is audited (entity `agent`). A call
+Every move is made by `db.repositories.agents.move` (the rule, a compare-and-set and the
+audit entry, one path for the API, the worker, the callbacks and the reconciler). A call
 is held for an agent with a compare-and-set (`UPDATE ... WHERE state = 'available'`), so
-two workers can never give one agent two calls. Wrap-up is owed after every call: the
-agent becomes available again only by recording it (an outcome on the case, whose notes
-are the briefing the next collector sees), or once the campaign's wrap-up limit passes.
+two workers can never give one agent two calls. Wrap-up is owed after every bridged
+call: the agent becomes available again only by recording it (an outcome on the case,
+whose notes are the briefing the next collector sees). When the campaign's wrap-up limit
+passes first, the worker moves the agent `away` (`dispatch.agents.send_away_overdue`)
+and the wrap-up stays owed.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -18,15 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Principal
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
-from dialer.db.models import AgentRow, AttemptRow, CampaignRow, OutcomeRow
+from dialer.db.models import AgentRow, AttemptRow, OutcomeRow
 from dialer.db.repositories import agents as agent_repo
+from dialer.dispatch.agents import end_call
 from dialer.domain.agents import (
-    DEFAULT_WRAP_UP_LIMIT_S,
+    DIALER,
     SELF_SET,
     AgentState,
     DialingMode,
     EndpointError,
     may_move,
+    owes_wrap_up,
     parse_endpoint,
 )
 from dialer.schemas.outcomes import OutcomeIn
@@ -62,7 +67,16 @@ async def set_endpoint(
     row = await me(session, who, now)
     before = row.endpoint
     row.endpoint = str(parsed)
-    await _audit(session, row, who.actor, now, "agent.endpoint", {"endpoint": before})
+    await record_change(
+        session,
+        actor=who.actor,
+        now=now,
+        action="agent.endpoint",
+        entity="agent",
+        entity_id=row.id,
+        before={"endpoint": before},
+        after={"state": row.state, "endpoint": row.endpoint, "attempt_id": row.attempt_id},
+    )
     await session.commit()
     return row
 
@@ -80,8 +94,8 @@ async def set_state(
     if row.state == target:
         return row
     current = AgentState(row.state)
-    if current is AgentState.WRAP_UP and target is not AgentState.OFFLINE:
-        _owe_wrap_up(row, now)
+    if target is AgentState.AVAILABLE:
+        _no_wrap_up_owed(row)
     if target is AgentState.AVAILABLE and row.endpoint is None:
         raise ConflictError("set an endpoint first (PUT /v1/agents/me/endpoint)")
     if not may_move(current, target):
@@ -91,11 +105,12 @@ async def set_state(
     return row
 
 
-def _owe_wrap_up(row: AgentRow, now: datetime) -> None:
-    if row.wrap_up_due_at is not None and now < row.wrap_up_due_at:
+def _no_wrap_up_owed(row: AgentRow) -> None:
+    """Wrap-up is required before the next call: a 409 naming it while it is owed."""
+    if owes_wrap_up(row.wrap_up_due_at):
         raise ConflictError(
-            f"wrap-up of attempt {row.attempt_id} is owed until {row.wrap_up_due_at:%H:%M:%S}"
-            " UTC: POST /v1/agents/me/wrap-up first"
+            f"wrap-up of attempt {row.attempt_id} is owed (due {row.wrap_up_due_at:%H:%M:%S}"
+            " UTC): POST /v1/agents/me/wrap-up first"
         )
 
 
@@ -106,17 +121,9 @@ async def hold_for(
 
     A compare-and-set per candidate: only the worker whose UPDATE still finds the agent
     `available` gets them, so no agent is offered two calls at once, across workers."""
-    row = await agent_repo.take_available(
-        session,
-        held=AgentState.RESERVED,
-        available=AgentState.AVAILABLE,
-        campaign_id=campaign_id,
-        attempt_id=attempt_id,
-        now=now,
+    return await agent_repo.take_available(
+        session, campaign_id=campaign_id, attempt_id=attempt_id, actor=DIALER, now=now
     )
-    if row is not None:
-        await _audit(session, row, "dialer", now, "agent.reserved", {})
-    return row
 
 
 async def start_call(
@@ -129,21 +136,18 @@ async def start_call(
     """The agent starts a call at the desk (preview): available -> reserved for it, by
     compare-and-set on their own row (a double click holds them once)."""
     row = await me(session, who, now)
-    if row.state == AgentState.WRAP_UP:
-        _owe_wrap_up(row, now)
+    _no_wrap_up_owed(row)
     if row.state != AgentState.AVAILABLE:
         raise ConflictError(f"an agent {row.state} cannot start a call: be available first")
     if row.endpoint is None:
         raise ConflictError("set an endpoint first (PUT /v1/agents/me/endpoint)")
     held = await agent_repo.hold_agent(
-        session, row.id, held=AgentState.RESERVED, available=AgentState.AVAILABLE,
-        campaign_id=campaign_id, attempt_id=attempt_id, now=now,
+        session, row.id, campaign_id=campaign_id, attempt_id=attempt_id, actor=who.actor,
+        now=now,
     )  # fmt: skip
     if not held:
         raise ConflictError("the agent's state changed meanwhile: reload the desk")
     await session.refresh(row)
-    before = {"state": AgentState.AVAILABLE, "attempt_id": None}
-    await _audit(session, row, who.actor, now, "agent.reserved", before)
     return row
 
 
@@ -162,14 +166,23 @@ async def take_for_answer(
         row = await hold_for(session, attempt.campaign_id, attempt.id, now)
     if row is None:
         return None
-    await _move(session, row, AgentState.ON_CALL, "dialer", now)
+    await _move(session, row, AgentState.ON_CALL, DIALER, now)
     return row
+
+
+async def bridged_to(session: AsyncSession, attempt_id: uuid.UUID) -> AgentRow | None:
+    """The collector this call is already put through to (`on_call` with it), if any."""
+    return await session.scalar(
+        select(AgentRow).where(
+            AgentRow.attempt_id == attempt_id, AgentRow.state == AgentState.ON_CALL
+        )
+    )
 
 
 async def call_answered(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> AgentRow:
     """The verified person is bridged to the agent held for this call."""
     row = await _holding(session, attempt_id)
-    await _move(session, row, AgentState.ON_CALL, "dialer", now)
+    await _move(session, row, AgentState.ON_CALL, DIALER, now)
     return row
 
 
@@ -178,25 +191,16 @@ async def call_ended(
 ) -> AgentRow:
     """The call is over: wrap-up is owed (a held call never answered frees the agent)."""
     row = await _holding(session, attempt_id)
-    if row.state == AgentState.RESERVED:
-        row.attempt_id = None
-        await _move(session, row, AgentState.AVAILABLE, "dialer", now)
-    elif row.state == AgentState.ON_CALL:
-        row.wrap_up_due_at = now + wrap_up_limit
-        await _move(session, row, AgentState.WRAP_UP, "dialer", now)
+    await end_call(session, attempt_id, now, wrap_up_limit=wrap_up_limit)
+    await session.refresh(row)
     return row
 
 
 async def call_over(session: AsyncSession, attempt_id: uuid.UUID, now: datetime) -> None:
     """A call's final status arrived: the agent holding it, if any, is freed (never
-    answered) or owes wrap-up within the campaign's limit (`call_ended`). Committed."""
-    holder = await session.scalar(select(AgentRow).where(AgentRow.attempt_id == attempt_id))
-    if holder is None:
-        return
-    campaign = await session.get(CampaignRow, holder.campaign_id) if holder.campaign_id else None
-    limit = campaign.wrap_up_limit_s if campaign is not None else None
-    seconds = limit or DEFAULT_WRAP_UP_LIMIT_S
-    await call_ended(session, attempt_id, now, wrap_up_limit=timedelta(seconds=seconds))
+    answered) or owes wrap-up within the campaign's limit (`dispatch.agents.end_call`,
+    as when the reconciler learns the end). Committed."""
+    await end_call(session, attempt_id, now)
     await session.commit()
 
 
@@ -213,9 +217,10 @@ async def wrap_up(
     session: AsyncSession, who: Principal, body: OutcomeIn, now: datetime
 ) -> OutcomeRow:
     """Record the call's outcome (and the summary for the next collector, in its notes),
-    then the agent is available for the next call."""
+    then the agent is available for the next call. Owed since the call ended, whether
+    the agent is in `wrap_up` or was moved away when its limit passed (or went offline)."""
     row = await me(session, who, now)
-    if row.state != AgentState.WRAP_UP or row.attempt_id is None:
+    if not owes_wrap_up(row.wrap_up_due_at) or row.attempt_id is None:
         raise ConflictError(f"no wrap-up is owed: the agent is {row.state}")
     if body.attempt_id not in (None, row.attempt_id):
         raise ValidationFailedError(
@@ -233,9 +238,9 @@ async def wrap_up(
         now=now,
     )
     row = await me(session, who, now)
-    row.wrap_up_due_at = None
-    row.attempt_id = None
-    await _move(session, row, AgentState.AVAILABLE, who.actor, now)
+    await _move(
+        session, row, AgentState.AVAILABLE, who.actor, now, attempt_id=None, wrap_up_due_at=None
+    )
     await session.commit()
     return outcome
 
@@ -248,38 +253,21 @@ async def _holding(session: AsyncSession, attempt_id: uuid.UUID) -> AgentRow:
 
 
 async def _move(
-    session: AsyncSession, row: AgentRow, target: AgentState, actor: str, now: datetime
+    session: AsyncSession,
+    row: AgentRow,
+    target: AgentState,
+    actor: str,
+    now: datetime,
+    **values: object,
 ) -> None:
+    """`agent_repo.move` from the state `row` was read in; the row is refreshed. A move
+    lost to a concurrent one (the dialer's, another request's) is a 409, never a
+    silent no-op."""
     current = AgentState(row.state)
     if current is target:
         return
-    if not may_move(current, target):
-        raise ConflictError(f"an agent {current} cannot become {target}")
-    before = {"state": current, "attempt_id": row.attempt_id}
-    row.state, row.state_since = target, now
-    if target in (AgentState.OFFLINE, AgentState.AWAY):
-        row.campaign_id = None
-    if target is AgentState.OFFLINE:  # a call in hand stays recorded on its attempt
-        row.attempt_id, row.wrap_up_due_at = None, None
-    await _audit(session, row, actor, now, f"agent.{target}", before)
-    await session.flush()
-
-
-async def _audit(
-    session: AsyncSession,
-    row: AgentRow,
-    actor: str,
-    now: datetime,
-    action: str,
-    before: Mapping[str, object],
-) -> None:
-    await record_change(
-        session,
-        actor=actor,
-        now=now,
-        action=action,
-        entity="agent",
-        entity_id=row.id,
-        before=dict(before),
-        after={"state": row.state, "endpoint": row.endpoint, "attempt_id": row.attempt_id},
-    )
+    if not await agent_repo.move(
+        session, row.id, target, actor=actor, now=now, expect=current, values=values
+    ):
+        raise ConflictError(f"agent {row.name} changed state meanwhile ({current}); try again")
+    await session.refresh(row)

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.core.digest import digest
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import Portfolio
 from dialer.db.repositories import audit, portfolios
 from dialer.services import paging
-from dialer.services.digest import digest
 from strategy.guardrails import PROFILES, may_decide_under
 
 

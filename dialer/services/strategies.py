@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.core.digest import digest
 from dialer.core.errors import (
     ConflictError,
     FieldError,
@@ -30,7 +31,6 @@ from dialer.facts.batch import load_facts
 from dialer.facts.strategies import compiled_for as compiled_for  # audit's, until it moves
 from dialer.schemas.strategies import InProgressPolicy, StrategyIn
 from dialer.services import paging
-from dialer.services.digest import digest
 from dialer.services.portfolios import get_portfolio
 from strategy.decision import Decision
 from strategy.document import Strategy

@@ -1,7 +1,8 @@
-"""A case's timeline: attempts, outcomes with notes, tasks, inbound messages, protective
-facts recorded and cleared, campaigns' planning refusals, and the strategy versions of its
-portfolio, in time order; and the latest summary, what an agent reads before the next
-call (source: "open the next call with a summary of the last")."""
+"""A case's timeline: attempts, the collectors' moves for its calls, outcomes with notes,
+tasks, inbound messages, protective facts recorded and cleared, campaigns' planning
+refusals, and the strategy versions of its portfolio, in time order; and the latest
+summary, what an agent reads before the next call (source: "open the next call with a
+summary of the last")."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.db.models import (
+    AgentRow,
     AttemptRow,
     AuditRow,
     CaseRow,
@@ -50,8 +52,10 @@ async def timeline(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any]:
     briefing for the next contact."""
     case = await get_case(session, case_id)
     outcomes = await _outcomes(session, case_id)
+    attempts = await _attempts(session, case_id)
     entries = [
-        *await _attempts(session, case_id),
+        *attempts,
+        *await _agent_moves(session, [a["id"] for a in attempts]),
         *(_outcome_entry(o) for o in outcomes),
         *await _tasks_and_messages(session, case_id),
         *await _strategy_versions(session, case.portfolio),
@@ -96,6 +100,44 @@ async def _attempts(session: AsyncSession, case_id: uuid.UUID) -> list[Entry]:
         )
         for a in await session.scalars(select(AttemptRow).where(AttemptRow.case_id == case_id))
     ]
+
+
+async def _agent_moves(session: AsyncSession, attempt_ids: list[uuid.UUID]) -> list[Entry]:
+    """The collectors' moves for the case's calls (held, bridged, wrap-up owed, freed,
+    sent away at the wrap-up limit), whoever made them: the audit log's `agent.*`
+    entries naming one of the attempts before or after the move."""
+    if not attempt_ids:
+        return []
+    ids = [str(i) for i in attempt_ids]
+    before = AuditRow.detail[("before", "attempt_id")].as_string()
+    after = AuditRow.detail[("after", "attempt_id")].as_string()
+    rows = list(
+        await session.scalars(
+            select(AuditRow)
+            .where(AuditRow.entity == "agent", or_(before.in_(ids), after.in_(ids)))
+            .order_by(AuditRow.id)
+        )
+    )
+    agent_ids = {uuid.UUID(r.entity_id) for r in rows}
+    found = select(AgentRow.id, AgentRow.name).where(AgentRow.id.in_(agent_ids))
+    names = {agent.id: agent.name for agent in await session.execute(found)}
+    entries = []
+    for audited in rows:
+        detail = audited.detail if isinstance(audited.detail, dict) else {}
+        was, now = detail.get("before", {}), detail.get("after", {})
+        entries.append(
+            _entry(
+                audited.at,
+                "agent",
+                agent=names.get(uuid.UUID(audited.entity_id)),
+                action=audited.action,
+                state=now.get("state"),
+                attempt_id=now.get("attempt_id") or was.get("attempt_id"),
+                reason=detail.get("reason"),
+                by=audited.actor,
+            )
+        )
+    return entries
 
 
 async def _outcomes(session: AsyncSession, case_id: uuid.UUID) -> list[OutcomeRow]:

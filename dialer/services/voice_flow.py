@@ -8,6 +8,12 @@ message (nothing about any debt). Step `menu`: 1 = promise to pay (the outstandi
 to the case's team (<Dial>), 9 = stop these calls on this number. Anything that cannot be
 rendered within the granted level ends the call saying nothing more (fail closed).
 
+Agent-mode calls (progressive, predictive): at 1 in the greeting the verified debtor is
+put through to a collector (`<Dial>`); with none free the call waits (`<Pause>`, then a
+`<Redirect>` to `hold`) and is abandoned only if no collector comes free within 2 s of
+the verification (16 CFR 310.4(b)(4)(i); Ofcom): the abandoned-call message plays and
+the attempt records it once (`abandoned_at`).
+
 Voicemail: when asynchronous AMD (MachineDetection=DetectMessageEnd) reports the end of
 a machine's greeting, `callbacks.record_amd` commits a one-per-attempt claim and
 `leave_voicemail` redirects the live call (Telephony.update_call) to `voicemail`'s TwiML:
@@ -32,14 +38,20 @@ from adapters.errors import AdapterError
 from adapters.ports import Telephony
 from adapters.templates import RoleGroup, role_group
 from dialer.callbacks.apply import VOICEMAIL_FAILED, VOICEMAIL_REDIRECTED, VoicemailClaim
-from dialer.callbacks.forms import CallRef, Keypress
+from dialer.callbacks.forms import CallRef, Hold, Keypress
 from dialer.core.settings import Settings
-from dialer.db.models import AttemptRow, CampaignRow, CaseRow, OutcomeRow, PartyRow
+from dialer.db.models import AgentRow, AttemptRow, CampaignRow, CaseRow, OutcomeRow, PartyRow
 from dialer.db.repositories import cases as case_repo
 from dialer.db.repositories import history
 from dialer.db.repositories import webhooks as repo
-from dialer.domain.agents import AGENT_MODES, DialingMode, parse_endpoint
-from dialer.domain.attempts import is_machine, same_call, stronger
+from dialer.domain.agents import (
+    ABANDON_AFTER_S,
+    AGENT_MODES,
+    HOLD_PAUSE_S,
+    DialingMode,
+    parse_endpoint,
+)
+from dialer.domain.attempts import AttemptState, is_final, is_machine, same_call, stronger
 from dialer.observability.metrics import Metrics
 from dialer.services import agents
 from dialer.services.optouts import opt_out
@@ -49,6 +61,7 @@ from strategy.model import Channel, Disclosure, PartyRole, Result
 log = logging.getLogger(__name__)
 GATHER_PATH = "/v1/twilio/voice/gather"
 VOICEMAIL_PATH = "/v1/twilio/voice/voicemail"
+HOLD_PATH = "/v1/twilio/voice/hold"
 HANGUP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
 
 
@@ -64,6 +77,15 @@ def voicemail_url(settings: Settings, attempt_id: uuid.UUID) -> str:
     query = {"attempt": str(attempt_id)}
     return callback_url(
         settings.public_base_url, VOICEMAIL_PATH, query, settings.twilio_connection_overrides
+    )
+
+
+def hold_url(settings: Settings, attempt_id: uuid.UUID, since: datetime) -> str:
+    """Where a waiting call asks again for a collector; `since` (the verification's
+    instant) rides in the query, which the request's signature covers."""
+    query = {"attempt": str(attempt_id), "since": since.isoformat()}
+    return callback_url(
+        settings.public_base_url, HOLD_PATH, query, settings.twilio_connection_overrides
     )
 
 
@@ -253,17 +275,89 @@ async def _to_collector(
     now: datetime,
 ) -> tuple[str, tuple[Result, str] | None]:
     """The right party confirmed on an agent-mode call: `<Dial>` to the collector held or
-    free now (on_call), or, with none, the abandoned-call message (who called, a number to
-    call back), recorded on the attempt (`abandoned_at`; it counts as any attempt)."""
+    free now (on_call); with none free, the call waits for one (`hold`), up to the 2 s
+    the abandonment rule allows."""
     agent = await agents.take_for_answer(session, attempt, mode, now)
     if agent is None or agent.endpoint is None:
-        attempt.abandoned_at = now
-        notes = "keypad: the right party confirmed; abandoned, no collector free"
-        return twiml.abandoned(script), (Result.RIGHT_PARTY, notes)
-    endpoint = parse_endpoint(agent.endpoint)
-    reply = twiml.bridge(script, endpoint.kind.value, endpoint.address)
+        notes = "keypad: the right party confirmed; waiting for a collector"
+        return _wait_or_abandon(settings, attempt, script, now, now), (Result.RIGHT_PARTY, notes)
     notes = f"keypad: the right party confirmed; put through to {agent.name}"
-    return reply, (Result.RIGHT_PARTY, notes)
+    return _bridge(script, agent), (Result.RIGHT_PARTY, notes)
+
+
+def _bridge(script: twiml.VoiceScript, agent: AgentRow) -> str:
+    assert agent.endpoint is not None
+    endpoint = parse_endpoint(agent.endpoint)
+    return twiml.bridge(script, endpoint.kind.value, endpoint.address)
+
+
+def _wait_or_abandon(
+    settings: Settings,
+    attempt: AttemptRow,
+    script: twiml.VoiceScript,
+    since: datetime,
+    now: datetime,
+) -> str:
+    """No collector free yet: wait `HOLD_PAUSE_S` and ask again if that still ends
+    within `ABANDON_AFTER_S` of the verification (`since`); else the call is abandoned
+    now: the message naming the caller and a call-back number plays, and the attempt
+    records it (`abandoned_at`, once per call; it counts as an attempt for every cap)."""
+    if (now - since).total_seconds() + HOLD_PAUSE_S < ABANDON_AFTER_S:
+        return twiml.hold(HOLD_PAUSE_S, hold_url(settings, attempt.id, since))
+    if attempt.abandoned_at is None:
+        attempt.abandoned_at = now
+        attempt.updated_at = now
+    return twiml.abandoned(script)
+
+
+async def hold(session: AsyncSession, wait: Hold, settings: Settings, now: datetime) -> str:
+    """A verified person waiting for a collector asks again (16 CFR 310.4(b)(4)(i):
+    abandoned unless connected within 2 s of the greeting): put through to a collector
+    free now, else wait once more or play the abandoned-call message. Committed before
+    the TwiML is returned; a repeated request (a retry) gets the same answer and counts
+    nothing twice."""
+    loaded = await _load(session, wait.call)
+    if loaded is None:
+        return HANGUP
+    attempt, case, party = loaded
+    script = _script(settings, attempt, case, party)
+    try:
+        if attempt.abandoned_at is not None:
+            return twiml.abandoned(script)
+        bridged = await agents.bridged_to(session, attempt.id)
+        if bridged is not None and bridged.endpoint is not None:
+            return _bridge(script, bridged)
+        mode = await _agent_mode(session, attempt)
+        if mode is None or is_final(AttemptState(attempt.state)):
+            return HANGUP
+        agent = None
+        if (now - wait.since).total_seconds() <= ABANDON_AFTER_S:
+            agent = await agents.take_for_answer(session, attempt, mode, now)
+        if agent is not None and agent.endpoint is not None:
+            reply = _bridge(script, agent)
+            notes = f"put through to {agent.name} after a wait"
+        else:
+            reply = _wait_or_abandon(settings, attempt, script, wait.since, now)
+            notes = "abandoned: no collector free within 2 s" if attempt.abandoned_at else ""
+    except AdapterError as exc:
+        log.warning("hold step not renderable within the granted disclosure: %s", exc)
+        await session.rollback()
+        return HANGUP
+    if notes:
+        await history.add_outcome(
+            session,
+            OutcomeRow(
+                id=uuid.uuid4(),
+                case_id=case.id,
+                attempt_id=attempt.id,
+                result=attempt.result,
+                notes=notes,
+                recorded_by="dialer",
+                recorded_at=now,
+            ),
+        )
+    await session.commit()
+    return reply
 
 
 async def voicemail(session: AsyncSession, call: CallRef, settings: Settings) -> str:

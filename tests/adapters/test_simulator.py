@@ -189,3 +189,54 @@ async def test_a_live_call_is_redirected_and_an_ended_one_refuses() -> None:
     await sim.update_call(other, url)
     assert sim.redirects[other] == [url]
     await sim.close()
+
+
+HOLD = '<Response><Pause length="1"/><Redirect method="POST">{url}</Redirect></Response>'
+
+
+class WaitingService(Service):
+    """The service of an agent-mode call: the verified person waits for a collector
+    (a pause, then a redirect to the hold route), then is put through."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        public = PUBLIC + str(request.url)[len(POSTED) :]
+        fields = dict(parse_qsl(request.content.decode(), keep_blank_values=True))
+        if not self.validator.validate(public, fields, request.headers["X-Twilio-Signature"]):
+            self.bad_signatures += 1
+            return httpx.Response(403)
+        path = urlsplit(public).path
+        self.requests.append((path, fields))
+        attempt = dict(parse_qsl(urlsplit(public).query)).get("attempt")
+        if path.endswith("/voice/answer"):
+            url = f"{PUBLIC}/v1/twilio/voice/gather?attempt={attempt}&amp;step=greeting"
+            return httpx.Response(200, text=GATHER.format(url=url))
+        if path.endswith("/voice/gather"):
+            url = f"{PUBLIC}/v1/twilio/voice/hold?attempt={attempt}&amp;since=2026-12-01"
+            return httpx.Response(200, text=HOLD.format(url=url))
+        if path.endswith("/voice/hold"):
+            return httpx.Response(200, text="<Response><Dial><Client>a</Client></Dial></Response>")
+        return httpx.Response(204)
+
+
+async def test_a_caller_waiting_for_a_collector_follows_the_redirect_signed() -> None:
+    service = WaitingService()
+    sim = SimulatedTelephony(
+        SimulatorSettings(
+            account_sid="AC" + "1" * 32,
+            auth_token=TOKEN,
+            public_base_url=PUBLIC,
+            post_base_url=POSTED,
+            mix=Mix(call={"human": 1.0}),
+            delay=(0.0, 0.0),
+            first_delay=(0.0, 0.0),
+            pause_scale=0.0,
+        ),
+        clock=lambda: NOW,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(service)),
+    )
+    await sim.place_call(CallRequest("a0", NUMBERS[0], "+14155550100"))
+    assert await sim.drain(wait_seconds=10) == []
+    await sim.close()
+    assert service.bad_signatures == 0 and sim.stats.rejected == []
+    holds = [f for p, f in service.requests if p == "/v1/twilio/voice/hold"]
+    assert len(holds) == 1 and "Digits" not in holds[0]

@@ -25,6 +25,7 @@ from dialer.api.deps import CaseReader, NowDep, SessionDep, Supervisor
 from dialer.core.errors import ConflictError, NotFoundError
 from dialer.db.models import CaseRow, Portfolio
 from dialer.db.repositories import cases as case_repo
+from dialer.domain.agents import AgentState, away_reason, owes_wrap_up
 from dialer.observability.redact import mask_phone, mask_text
 from dialer.schemas.common import Instant
 from dialer.schemas.decisions import decision_out
@@ -91,7 +92,8 @@ async def campaign_morning(
 
 @router.get("/dashboard/agents")
 async def agents_board(session: SessionDep, now: NowDep, who: Supervisor) -> dict[str, Any]:
-    """Every agent's state and seconds in it (with its campaign's zone, or none), and per
+    """Every agent's state and seconds in it (with its campaign's zone, or none), whether
+    a wrap-up is owed and why the dialer moved them away (`wrap-up overdue`), and per
     running campaign its live answers, abandoned calls and abandonment rate."""
     seen = await board(session)
     return {
@@ -104,6 +106,10 @@ async def agents_board(session: SessionDep, now: NowDep, who: Supervisor) -> dic
                 "seconds_in_state": max(0, int((now - agent.state_since).total_seconds())),
                 "campaign_id": str(agent.campaign_id) if agent.campaign_id else None,
                 "timezone": zone,
+                "wrap_up_owed": owes_wrap_up(agent.wrap_up_due_at),
+                "away_reason": away_reason(
+                    AgentState(agent.state), agent.wrap_up_due_at, agent.state_since
+                ),
             }
             for agent, zone in seen.agents
         ],

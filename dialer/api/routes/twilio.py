@@ -24,7 +24,7 @@ from dialer.api.outage import GuardedRoute
 from dialer.api.twilio_form import verified_form
 from dialer.callbacks import apply as callbacks
 from dialer.callbacks.fastpath import FastStatusPath
-from dialer.callbacks.forms import CallRef, Keypress
+from dialer.callbacks.forms import CallRef, Hold, Keypress
 from dialer.observability.metrics import Metrics
 from dialer.services import agents, voice_flow
 
@@ -173,6 +173,18 @@ async def voice_gather(request: Request) -> Response:
             session, press, key, form.fields, settings, get_now(request)
         )
         return _xml(reply)
+
+
+@router.post("/voice/hold", responses={403: SIGNED, 503: UNAVAILABLE})
+async def voice_hold(request: Request) -> Response:
+    """A verified person waiting for a collector (`<Redirect>` after a `<Pause>`): put
+    through to one free now, or wait once more, or the abandoned-call message once the
+    2 s the abandonment rule allows have passed. Answered after the commit."""
+    settings = get_settings(request)
+    form = await verified_form(request, settings)
+    async with _session(request) as session:
+        wait = Hold.of(form)
+        return _xml(await voice_flow.hold(session, wait, settings, get_now(request)))
 
 
 @router.post("/sms/status", status_code=204, responses={403: SIGNED, 503: UNAVAILABLE})

@@ -1,5 +1,6 @@
-"""The agents table: created once per name (concurrent first uses agree), a call held for
-an available agent by compare-and-set, and the agents assigned to each campaign.
+"""The agents table: created once per name (concurrent first uses agree), every move of
+an agent made by compare-and-set and audited in the same transaction (`move`: a call held
+for an available agent is one), and the agents assigned to each campaign.
 
 A campaign's agents are those a supervisor assigned to it; a campaign with none assigned
 takes any agent (`may_take`): a floor working one campaign needs no set-up."""
@@ -7,7 +8,7 @@ takes any agent (`may_take`): a floor working one campaign needs no set-up."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from dialer.core.errors import ConflictError
 from dialer.db.models import AgentCampaignRow, AgentRow, AttemptRow, CampaignRow
+from dialer.db.repositories import audit
 from dialer.db.repositories.paging import after_key
+from dialer.domain.agents import AgentState, cleared_by, may_move, owes_wrap_up
 
 _AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
 
@@ -65,24 +69,92 @@ async def holder_of(session: AsyncSession, attempt_id: uuid.UUID) -> AgentRow | 
 
 
 async def hold_agent(
-    session: AsyncSession,
+    conn: AsyncSession | AsyncConnection,
     agent_id: uuid.UUID,
     *,
-    held: str,
-    available: str,
     campaign_id: uuid.UUID,
     attempt_id: uuid.UUID,
+    actor: str,
     now: datetime,
 ) -> bool:
-    """This agent, if still `available`, is now `held` for this call (compare-and-set: a
-    second request for the same agent finds them held already)."""
-    taken: Any = await session.execute(
-        update(AgentRow)
-        .where(AgentRow.id == agent_id, AgentRow.state == available)
-        .values(state=held, state_since=now, campaign_id=campaign_id, attempt_id=attempt_id)
-        .execution_options(synchronize_session=False)
+    """This agent, if still `available`, is now `reserved` for this call (`move`'s
+    compare-and-set: a second request for the same agent finds them held already)."""
+    return await move(
+        conn, agent_id, AgentState.RESERVED, actor=actor, now=now,
+        expect=AgentState.AVAILABLE,
+        values={"campaign_id": campaign_id, "attempt_id": attempt_id},
+    )  # fmt: skip
+
+
+async def move(
+    conn: AsyncSession | AsyncConnection,
+    agent_id: uuid.UUID,
+    target: AgentState,
+    *,
+    actor: str,
+    now: datetime,
+    expect: AgentState | None = None,
+    values: Mapping[str, Any] | None = None,
+    reason: str | None = None,
+) -> bool:
+    """The one way an agent moves, whoever moves them (the API, the worker, the callbacks,
+    the reconciler): by `domain.agents.may_move`, as a compare-and-set on the state and
+    call it was seen in, recorded in the audit log (entity `agent`, action `agent.<state>`,
+    the call before and after, and `reason` when given) in the caller's transaction.
+
+    `expect`: move only from that state (else False, nothing written); `values` sets
+    `attempt_id`, `campaign_id` or `wrap_up_due_at` with the move. False when the agent is
+    gone, already in `target`, or moved meanwhile (another worker won); ConflictError when
+    the move does not exist."""
+    seen = (
+        await conn.execute(
+            select(
+                AgentRow.state, AgentRow.attempt_id, AgentRow.endpoint, AgentRow.wrap_up_due_at
+            ).where(AgentRow.id == agent_id)
+        )
+    ).first()
+    if seen is None:
+        return False
+    current = AgentState(seen.state)
+    if (expect is not None and current is not expect) or current is target:
+        return False
+    if not may_move(current, target):
+        raise ConflictError(f"an agent {current} cannot become {target}")
+    changes: dict[str, Any] = {
+        "state": target.value,
+        "state_since": now,
+        **cleared_by(current, target, owes=owes_wrap_up(seen.wrap_up_due_at)),
+        **(values or {}),
+    }
+    same_call = (
+        AgentRow.attempt_id.is_(None)
+        if seen.attempt_id is None
+        else AgentRow.attempt_id == seen.attempt_id
     )
-    return bool(taken.rowcount == 1)
+    taken: Any = await conn.execute(
+        update(AgentRow)
+        .where(AgentRow.id == agent_id, AgentRow.state == current.value, same_call)
+        .values(**changes)
+        .execution_options(synchronize_session="fetch" if isinstance(conn, AsyncSession) else False)
+    )
+    if taken.rowcount != 1:
+        return False
+    await audit.record_change(
+        conn,
+        actor=actor,
+        now=now,
+        action=f"agent.{target}",
+        entity="agent",
+        entity_id=agent_id,
+        before={"state": current.value, "attempt_id": seen.attempt_id},
+        after={
+            "state": target.value,
+            "endpoint": seen.endpoint,
+            "attempt_id": changes.get("attempt_id", seen.attempt_id),
+        },
+        detail={"reason": reason} if reason else None,
+    )
+    return True
 
 
 async def ensure(session: AsyncSession, name: str, state: str, now: datetime) -> AgentRow:
@@ -101,20 +173,16 @@ async def ensure(session: AsyncSession, name: str, state: str, now: datetime) ->
 async def take_available(
     session: AsyncSession,
     *,
-    held: str,
-    available: str,
     campaign_id: uuid.UUID,
     attempt_id: uuid.UUID,
+    actor: str,
     now: datetime,
 ) -> AgentRow | None:
-    """Move the longest-waiting `available` agent to `held` for this call, or None.
-
-    Each candidate is taken by `UPDATE ... WHERE state = available`: of two workers after
-    the same agent, only one UPDATE still finds it available."""
+    """The longest-waiting `available` agent who may take the campaign's calls, now
+    `reserved` for this call, or None."""
     agent_id = await hold(
-        session, held=held, available=available, campaign_id=campaign_id,
-        attempt_id=attempt_id, now=now,
-    )  # fmt: skip
+        session, campaign_id=campaign_id, attempt_id=attempt_id, actor=actor, now=now
+    )
     if agent_id is None:
         return None
     return await session.get(AgentRow, agent_id, populate_existing=True)
@@ -123,30 +191,27 @@ async def take_available(
 async def hold(
     conn: AsyncSession | AsyncConnection,
     *,
-    held: str,
-    available: str,
     campaign_id: uuid.UUID,
     attempt_id: uuid.UUID,
+    actor: str,
     now: datetime,
 ) -> uuid.UUID | None:
-    """`take_available` in Core statements (the dispatch worker's transaction): the id of
-    the agent now `held` for this call, or None when no agent is available."""
+    """Hold the longest-waiting `available` agent who may take the campaign's calls for
+    this call (`reserved`): the id of the agent held, or None when none is available.
+    Each candidate is taken by `move`'s compare-and-set: of two workers after the same
+    agent, only one still finds it available, so no agent is offered two calls at once."""
     candidates = (
         await conn.execute(
             select(AgentRow.id)
-            .where(AgentRow.state == available, may_take(campaign_id))
+            .where(AgentRow.state == AgentState.AVAILABLE.value, may_take(campaign_id))
             .order_by(AgentRow.state_since, AgentRow.id)
             .limit(20)
         )
     ).scalars()
     for agent_id in list(candidates):
-        taken: Any = await conn.execute(
-            update(AgentRow)
-            .where(AgentRow.id == agent_id, AgentRow.state == available)
-            .values(state=held, state_since=now, campaign_id=campaign_id, attempt_id=attempt_id)
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount == 1:
+        if await hold_agent(
+            conn, agent_id, campaign_id=campaign_id, attempt_id=attempt_id, actor=actor, now=now
+        ):
             return agent_id
     return None
 
@@ -175,19 +240,43 @@ async def page(
 
 
 async def release(
-    conn: AsyncSession | AsyncConnection,
-    attempt_id: uuid.UUID,
-    *,
-    held: str,
-    available: str,
-    now: datetime,
-) -> None:
-    """The agent `held` for an attempt that will not ring is `available` again."""
-    await conn.execute(
-        update(AgentRow)
-        .where(AgentRow.attempt_id == attempt_id, AgentRow.state == held)
-        .values(state=available, state_since=now, attempt_id=None)
-        .execution_options(synchronize_session=False)
+    conn: AsyncSession | AsyncConnection, attempt_id: uuid.UUID, *, actor: str, now: datetime
+) -> int:
+    """The agent held (`reserved`) for an attempt that will not ring is `available`
+    again; how many were (0 or 1)."""
+    held = (
+        await conn.execute(
+            select(AgentRow.id).where(
+                AgentRow.attempt_id == attempt_id,
+                AgentRow.state == AgentState.RESERVED.value,
+            )
+        )
+    ).scalars()
+    freed = 0
+    for agent_id in list(held):
+        freed += await move(
+            conn, agent_id, AgentState.AVAILABLE, actor=actor, now=now,
+            expect=AgentState.RESERVED, values={"attempt_id": None},
+        )  # fmt: skip
+    return freed
+
+
+async def overdue_wrap_ups(
+    conn: AsyncSession | AsyncConnection, now: datetime, limit: int = 200
+) -> list[uuid.UUID]:
+    """Agents still in `wrap_up` whose wrap-up limit has passed, oldest due first."""
+    return list(
+        (
+            await conn.execute(
+                select(AgentRow.id)
+                .where(
+                    AgentRow.state == AgentState.WRAP_UP.value,
+                    AgentRow.wrap_up_due_at <= now,
+                )
+                .order_by(AgentRow.wrap_up_due_at, AgentRow.id)
+                .limit(limit)
+            )
+        ).scalars()
     )
 
 

@@ -111,6 +111,7 @@ SIGNED_ROUTES = {
         "voice/amd",
         "voice/answer",
         "voice/gather",
+        "voice/hold",
         "voice/voicemail",
         "sms/status",
         "sms/inbound",

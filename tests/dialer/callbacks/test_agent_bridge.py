@@ -5,15 +5,19 @@ call's end frees the agent or makes wrap-up owed."""
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select, update
 
 from dialer.core.auth import Role
-from dialer.db.models import AgentRow, AttemptRow
+from dialer.core.clock import fixed_clock
+from dialer.db.models import AgentRow, AttemptRow, AuditRow, OutcomeRow
 from dialer.db.repositories import agents as agent_rows
 from dialer.domain.agents import DEFAULT_WRAP_UP_LIMIT_S, AgentState
 from tests.dialer.support import NOW
@@ -22,6 +26,7 @@ from tests.dialer.twilio_forms import Hooks, call_status, configure, gather
 STATUS = "/v1/twilio/voice/status"
 ANSWER = "/v1/twilio/voice/answer"
 GATHER = "/v1/twilio/voice/gather"
+HOLD = "/v1/twilio/voice/hold"
 SID = "CA" + "8" * 32
 
 
@@ -164,19 +169,100 @@ async def test_a_predictive_call_takes_a_free_agent_when_the_person_is_verified(
     assert due == timedelta(seconds=DEFAULT_WRAP_UP_LIMIT_S)
 
 
-async def test_no_agent_free_is_an_abandoned_call_recorded_and_counted(hooks: Hooks) -> None:
+def _waits(twiml: str) -> str:
+    """The `since` of a TwiML that holds the call for a collector (a pause, then a
+    redirect to the hold route); fails on any other TwiML."""
+    match = re.search(r"<Pause length=\"1\" /><Redirect method=\"POST\">([^<]+)</Redirect>", twiml)
+    assert match is not None, twiml
+    url = urlsplit(html.unescape(match.group(1)))
+    assert url.path == HOLD
+    return parse_qs(url.query)["since"][0]
+
+
+async def _ask_again(hooks: Hooks, attempt: AttemptRow, since: str, after: timedelta) -> str:
+    """The redirect of a waiting call, `after` the verification."""
+    hooks.api.app.state.clock = fixed_clock(NOW + after)
+    r = await hooks.post(HOLD, gather(SID, ""), attempt=attempt.id, query={"since": since})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml"), r.text
+    return r.text
+
+
+async def _abandon_notes(hooks: Hooks, attempt: AttemptRow) -> list[str]:
+    async with hooks.maker() as session:
+        notes = await session.scalars(
+            select(OutcomeRow.notes).where(OutcomeRow.attempt_id == attempt.id)
+        )
+        return [n for n in notes if n and n.startswith("abandoned")]
+
+
+async def test_no_agent_free_within_2_seconds_is_an_abandoned_call_recorded_and_counted(
+    hooks: Hooks,
+) -> None:
     attempt = await _call(hooks, "predictive")
     await _agent(hooks, "carol", "client:carol", AgentState.ON_CALL)  # busy
-    twiml = await _press(hooks, attempt, "1")
+    # 16 CFR 310.4(b)(4)(i): abandoned only if no agent within 2 s of the greeting, so
+    # the call waits (a pause, then asks again) instead of being abandoned at once.
+    since = _waits(await _press(hooks, attempt, "1"))
+    assert datetime.fromisoformat(since) == NOW
+    row = await hooks.attempt(attempt.id)
+    assert row.abandoned_at is None and row.result == "right_party"
+    twiml = await _ask_again(hooks, attempt, since, timedelta(seconds=1.2))
     assert "<Dial" not in twiml and "<Hangup" in twiml
     assert "Collections Service" in twiml and "+14155550100" in twiml  # caller, call-back
     assert "12000" not in twiml
     row = await hooks.attempt(attempt.id)
     assert row.abandoned_at is not None and row.result == "right_party"
     assert (await _agents(hooks))["carol"].state == "on_call"  # untouched
+    # the same request again (Twilio's retry): the same message, counted once
+    assert await _ask_again(hooks, attempt, since, timedelta(seconds=1.5)) == twiml
+    assert (await hooks.attempt(attempt.id)).abandoned_at == row.abandoned_at
+    assert len(await _abandon_notes(hooks, attempt)) == 1
     # it stays an attempt of the case like any other (every cap counts attempts)
     r = await hooks.client.get(
         f"/v1/cases/{row.case_id}/timeline", headers=hooks.api.auth(Role.AGENT)
     )
     assert r.status_code == 200, r.text
     assert str(row.id) in r.text
+
+
+async def test_a_collector_freed_within_2_seconds_takes_the_waiting_call(hooks: Hooks) -> None:
+    attempt = await _call(hooks, "predictive")
+    await _agent(hooks, "carol", "client:carol", AgentState.ON_CALL)
+    since = _waits(await _press(hooks, attempt, "1"))
+    await _agent(hooks, "dave", "client:dave", AgentState.AVAILABLE)  # wrapped up meanwhile
+    twiml = await _ask_again(hooks, attempt, since, timedelta(seconds=1.1))
+    assert "<Dial><Client>dave</Client></Dial>" in twiml, twiml
+    dave = (await _agents(hooks))["dave"]
+    assert (dave.state, dave.attempt_id) == ("on_call", attempt.id)
+    # a retry of the same request puts the call through to the same collector
+    assert await _ask_again(hooks, attempt, since, timedelta(seconds=1.3)) == twiml
+    assert (await hooks.attempt(attempt.id)).abandoned_at is None
+    assert await _abandon_notes(hooks, attempt) == []
+    async with hooks.maker() as session:
+        moves = list(
+            await session.scalars(
+                select(AuditRow.action).where(
+                    AuditRow.entity == "agent", AuditRow.entity_id == str(dave.id)
+                )
+            )
+        )
+    assert moves == ["agent.reserved", "agent.on_call"]
+
+
+async def test_an_early_redirect_waits_again_and_a_late_one_is_abandoned(hooks: Hooks) -> None:
+    attempt = await _call(hooks, "predictive")
+    since = _waits(await _press(hooks, attempt, "1"))  # nobody signed in at all
+    assert _waits(await _ask_again(hooks, attempt, since, timedelta(seconds=0.4))) == since
+    assert (await hooks.attempt(attempt.id)).abandoned_at is None
+    # past the 2 s a collector coming free is too late: the message has to play
+    await _agent(hooks, "erin", "client:erin", AgentState.AVAILABLE)
+    twiml = await _ask_again(hooks, attempt, since, timedelta(seconds=2.4))
+    assert "<Dial" not in twiml and "<Hangup" in twiml
+    assert (await hooks.attempt(attempt.id)).abandoned_at is not None
+    assert (await _agents(hooks))["erin"].state == "available"
+
+
+async def test_a_hold_request_with_a_bad_instant_is_400_naming_it(hooks: Hooks) -> None:
+    attempt = await _call(hooks, "predictive")
+    r = await hooks.post(HOLD, gather(SID, ""), attempt=attempt.id, query={"since": "soon"})
+    assert r.status_code == 400 and "since" in r.text

@@ -79,6 +79,7 @@ def test_public_url_keeps_the_raw_path_and_query() -> None:
         "/v1/twilio/voice/amd",
         "/v1/twilio/voice/answer",
         "/v1/twilio/voice/gather",
+        "/v1/twilio/voice/hold",
         "/v1/twilio/sms/status",
         "/v1/twilio/sms/inbound",
     ],

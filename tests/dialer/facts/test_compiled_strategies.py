@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from dialer.core.digest import digest
 from dialer.db.models import StrategyRow
 from dialer.facts.strategies import CompiledStrategies
-from dialer.services.digest import digest
 from strategy.presets import load_preset
 from tests.dialer.support import NOW
 

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from dialer.core.auth import Role
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.models import AgentRow, AuditRow, OutcomeRow
-from dialer.domain.agents import AgentState
+from dialer.dispatch.agents import send_away_overdue
+from dialer.domain.agents import WRAP_UP_OVERDUE, AgentState
 from dialer.services import agents
 from tests.dialer.support import NOW, Api
 from tests.dialer.twilio_forms import Hooks, configure
@@ -163,3 +164,87 @@ async def test_an_agent_who_disconnects_mid_call_is_offline_and_the_attempt_stay
         assert (await hooks.attempt(attempt.id)).state == "in_progress"  # its callbacks finish it
     finally:
         await engine.dispose()
+
+
+async def _bridged_and_ended(hooks: Hooks, *, ended_ago: timedelta) -> uuid.UUID:
+    """agent-1 took a call of a new case that ended `ended_ago`, wrap-up due 2 minutes
+    after; the attempt's id."""
+    await _ready(hooks.api)
+    case = await hooks.case()
+    attempt = await hooks.add_attempt(case, state="in_progress")
+    async with hooks.maker() as session:
+        assert await agents.hold_for(session, uuid.uuid4(), attempt.id, NOW) is not None
+        await agents.call_answered(session, attempt.id, NOW)
+        await agents.call_ended(
+            session, attempt.id, NOW - ended_ago, wrap_up_limit=timedelta(minutes=2)
+        )
+        await session.commit()
+    return attempt.id
+
+
+async def test_past_the_wrap_up_limit_the_agent_is_not_made_available_without_it(
+    hooks: Hooks,
+) -> None:
+    api = hooks.api
+    auth = api.auth(Role.AGENT)
+    await _bridged_and_ended(hooks, ended_ago=timedelta(minutes=5))  # due 3 minutes ago
+    r = await api.client.put("/v1/agents/me/state", json={"state": "available"}, headers=auth)
+    assert r.status_code == 409 and "wrap-up" in r.json()["error"]["message"]
+
+
+async def test_an_agent_moved_away_at_the_limit_still_owes_the_wrap_up_and_supervisors_see_why(
+    hooks: Hooks,
+) -> None:
+    api = hooks.api
+    auth = api.auth(Role.AGENT)
+    attempt_id = await _bridged_and_ended(hooks, ended_ago=timedelta(minutes=5))
+    assert await send_away_overdue(hooks.maker, NOW) == 1
+    r = await api.client.get("/v1/agents", headers=api.auth(Role.SUPERVISOR))
+    [seen] = r.json()["items"]
+    assert (seen["state"], seen["wrap_up_owed"], seen["away_reason"]) == (
+        "away",
+        True,
+        WRAP_UP_OVERDUE,
+    )
+    r = await api.client.get("/v1/dashboard/agents", headers=api.auth(Role.SUPERVISOR))
+    [row] = r.json()["agents"]
+    assert (row["state"], row["wrap_up_owed"], row["away_reason"]) == (
+        "away",
+        True,
+        WRAP_UP_OVERDUE,
+    )
+    for state in ("available", "offline", "available"):  # offline does not wipe it either
+        r = await api.client.put("/v1/agents/me/state", json={"state": state}, headers=auth)
+        if state == "available":
+            assert r.status_code == 409 and "wrap-up" in r.json()["error"]["message"]
+        else:
+            assert r.status_code == 200 and r.json()["wrap_up_owed"] is True
+    r = await api.client.post(
+        "/v1/agents/me/wrap-up", json={"result": "right_party", "notes": "late"}, headers=auth
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["attempt_id"] == str(attempt_id)
+    r = await api.client.put("/v1/agents/me/state", json={"state": "available"}, headers=auth)
+    assert r.status_code == 200
+    me = r.json()
+    assert (me["wrap_up_owed"], me["away_reason"], me["attempt_id"]) == (False, None, None)
+
+
+async def test_the_dialers_moves_of_an_agent_land_in_the_case_timeline(hooks: Hooks) -> None:
+    api = hooks.api
+    attempt_id = await _bridged_and_ended(hooks, ended_ago=timedelta(0))
+    await send_away_overdue(hooks.maker, NOW + timedelta(minutes=3))
+    attempt = await hooks.attempt(attempt_id)
+    r = await api.client.get(
+        f"/v1/cases/{attempt.case_id}/timeline", headers=api.auth(Role.SUPERVISOR)
+    )
+    assert r.status_code == 200, r.text
+    moves = [e for e in r.json()["entries"] if e["kind"] == "agent"]
+    assert [(e["action"], e["agent"], e["by"]) for e in moves] == [
+        ("agent.reserved", "agent-1", "dialer"),
+        ("agent.on_call", "agent-1", "dialer"),
+        ("agent.wrap_up", "agent-1", "dialer"),
+        ("agent.away", "agent-1", "dialer"),
+    ]
+    assert {e["attempt_id"] for e in moves} == {str(attempt_id)}
+    assert moves[-1]["reason"] == WRAP_UP_OVERDUE

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from dialer.cli.main import app
 from dialer.core.errors import NotFoundError
 from dialer.db.models import AttemptRow, ContactPointRow, TaskRow, WebhookEventRow
+from dialer.db.repositories import agents as agent_repo
 from dialer.dispatch.reconciler import REPLAN_NOTE
 from dialer.schemas.cases import CasePatch
 from dialer.services import tasks
@@ -469,3 +470,35 @@ def test_audit_command_rejects_an_unknown_portfolio(
     assert out.output.strip() == "error: no portfolio 'no-such'", out.output
     known = CliRunner().invoke(app, ["audit", "--portfolio", "cn-loans"])
     assert known.exit_code == 0, known.output
+
+
+async def test_agent_calls_are_replayed_like_any_other(world: World) -> None:
+    """Progressive calls put through to collectors, and one abandoned, are replayed by
+    the audit like the automated flow's; an abandoned call over the cap is found."""
+    world.clock.advance_to(INSIDE)
+    await world.add_cases(3)
+    async with world.maker() as session:
+        for i in range(3):
+            row = await agent_repo.ensure(session, f"collector-{i}", "available", INSIDE)
+            row.endpoint = f"client:collector-{i}"
+        await session.commit()
+    cid = await world.campaign(mode="progressive")
+    await world.plan(cid)
+    await world.queue.drain(INSIDE + timedelta(minutes=5), world.dispatcher())
+    sent = await world.attempts(state="sent")
+    assert len(sent) == 3
+    async with world.maker() as session:  # one call abandoned: a person, no collector
+        await session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id == sent[0].id)
+            .values(state="completed", result="right_party", abandoned_at=world.clock())
+        )
+        await session.commit()
+    report = await audit(world.maker)
+    assert report.ok(), report.violations
+    assert report.attempts_checked == 3
+    await _copy(world, sent[1], INSIDE + timedelta(minutes=45))  # the case's 2nd call
+    third = INSIDE + timedelta(minutes=50)  # its 3rd, abandoned, the cap being 2
+    over = await _copy(world, sent[1], third, abandoned_at=third + timedelta(seconds=3))
+    report = await audit(world.maker)
+    assert _rules(report) == {over: {"cap"}}

@@ -12,12 +12,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from dialer.core.auth import Role
+from dialer.core.digest import digest
 from dialer.db.engine import build_engine, build_sessionmaker
 from dialer.db.migrate import alembic_config, upgrade_to_head
 from dialer.db.models import AuditRow
 from dialer.services.audit.as_of import case_as_of
 from dialer.services.audit.loader import load
-from dialer.services.digest import digest
 from strategy.model import CaseFlag, Channel
 from tests.databases import Database
 from tests.dialer.factories import cn_case

@@ -40,7 +40,7 @@ _BATCH = 1000
 
 
 def _digest(value: Any) -> str:
-    """As `dialer.services.digest.digest` (kept here: a migration is frozen in time)."""
+    """As `dialer.core.digest.digest` (kept here: a migration is frozen in time)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
