@@ -29,10 +29,8 @@ from dialer.domain.agents import (
     SELF_SET,
     AgentState,
     DialingMode,
-    EndpointError,
     may_move,
     owes_wrap_up,
-    parse_endpoint,
 )
 from dialer.schemas.outcomes import OutcomeIn
 from dialer.services import outcomes, paging
@@ -55,30 +53,6 @@ async def list_agents(
     return await paging.page(
         fetch, cursor=cursor, limit=limit, parts=(str,), key=lambda r: (r.name,)
     )
-
-
-async def set_endpoint(
-    session: AsyncSession, who: Principal, endpoint: str, now: datetime
-) -> AgentRow:
-    try:
-        parsed = parse_endpoint(endpoint)
-    except EndpointError as exc:
-        raise ValidationFailedError("bad endpoint", [FieldError("endpoint", str(exc))]) from exc
-    row = await me(session, who, now)
-    before = row.endpoint
-    row.endpoint = str(parsed)
-    await record_change(
-        session,
-        actor=who.actor,
-        now=now,
-        action="agent.endpoint",
-        entity="agent",
-        entity_id=row.id,
-        before={"endpoint": before},
-        after={"state": row.state, "endpoint": row.endpoint, "attempt_id": row.attempt_id},
-    )
-    await session.commit()
-    return row
 
 
 async def set_state(
