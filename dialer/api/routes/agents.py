@@ -15,6 +15,7 @@ from dialer.schemas.agents import (
     AgentOut,
     CampaignAgentsIn,
     CampaignAgentsOut,
+    DisconnectIn,
     EndpointIn,
     PreviewChoiceOut,
     PreviewSkipIn,
@@ -69,7 +70,11 @@ async def wrap_up(body: OutcomeIn, session: SessionDep, who: AgentSelf, now: Now
 
 
 @router.post("/agents/me/disconnect", response_model=AgentOut)
-async def disconnect(session: SessionDep, who: AgentSelf, now: NowDep) -> object:
+async def disconnect(
+    session: SessionDep, who: AgentSelf, now: NowDep, body: DisconnectIn | None = None
+) -> object:
+    """The desk went away: the agent is offline (a call held for them and not yet bridged
+    is let go; a bridged one keeps its record). No body, or `{}`."""
     return await agents.disconnected(session, who, now)
 
 
@@ -101,7 +106,9 @@ async def start_preview(
 
 
 @router.post("/agents/me/preview/skip", response_model=PreviewChoiceOut)
-async def skip_preview(body: PreviewSkipIn, session: SessionDep, who: AgentSelf, now: NowDep) -> object:
+async def skip_preview(
+    body: PreviewSkipIn, session: SessionDep, who: AgentSelf, now: NowDep
+) -> object:
     """Pass on the offered call with a reason: the attempt is cancelled, the reason kept
     on the case's timeline and in the audit log."""
     return await preview.skip(session, who, body.attempt_id, body.reason, now)
