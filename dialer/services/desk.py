@@ -32,7 +32,9 @@ THIRD_PARTY = "Do not mention the debt; ask the person to pass on a call-back re
 async def current_call(session: AsyncSession, who: Principal, now: datetime) -> dict[str, Any]:
     """The agent's state and, if a call is held or in hand, what may be shown about it."""
     agent = await agents.me(session, who, now)
-    shown: dict[str, Any] = {"state": agent.state, "call": None}
+    # wrap-up owed (the desk shows its form only then): from the call's end until filed
+    owed = agent.wrap_up_due_at is not None and agent.attempt_id is not None
+    shown: dict[str, Any] = {"state": agent.state, "wrap_up_owed": owed, "call": None}
     if agent.attempt_id is None:
         return shown
     attempt = await session.get(AttemptRow, agent.attempt_id)

@@ -180,6 +180,7 @@ async def _prepared(session: AsyncSession, attempt: AttemptRow, now: datetime) -
         "case_id": case.id,
         "case_ref": case.external_ref,
         "portfolio": case.portfolio,
+        "zone": portfolio.timezone if portfolio is not None else None,  # times without a party's
         "tier": decision.tier,
         "days_past_due": decision.days_past_due,
         "call": this_call,
