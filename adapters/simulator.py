@@ -273,17 +273,18 @@ class SimulatedTelephony(Telephony):
         )
         await self._pause(rng)
         self._set_call(sid, answered_by=answered_by)
-        await self._post(
-            self._url(s.paths.voice_amd, request.attempt_id),
-            {
-                "AccountSid": s.account_sid,
-                "AnsweredBy": answered_by,
-                "CallSid": sid,
-                "MachineDetectionDuration": str(rng.randint(1200, 4200)),
-                "From": request.from_number,
-                "To": request.to,
-            },
-        )
+        if request.machine_detection:  # Twilio reports AMD only for calls that asked for it
+            await self._post(
+                self._url(s.paths.voice_amd, request.attempt_id),
+                {
+                    "AccountSid": s.account_sid,
+                    "AnsweredBy": answered_by,
+                    "CallSid": sid,
+                    "MachineDetectionDuration": str(rng.randint(1200, 4200)),
+                    "From": request.from_number,
+                    "To": request.to,
+                },
+            )
         if outcome == "human":
             for _ in range(6):  # greeting, menu, a wait or two for a collector, no more
                 action = _gather_action(twiml)

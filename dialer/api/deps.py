@@ -58,10 +58,12 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require(*roles: Role, why: str = "") -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency admitting the given roles (admin is always admitted); `why` says in
-    the 403 what the rule is."""
-    allowed = frozenset(roles) | {Role.ADMIN}
+def require(
+    *roles: Role, why: str = "", admin: bool = True
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting the given roles (and admin, unless `admin=False`: a route
+    about the caller's own agent); `why` says in the 403 what the rule is."""
+    allowed = frozenset(roles) | ({Role.ADMIN} if admin else frozenset())
 
     async def dependency(request: Request, session: SessionDep) -> Principal:
         verified: key_service.VerifiedKeys = request.app.state.verified_keys
@@ -86,6 +88,19 @@ Approver = Annotated[Principal, Depends(require(Role.APPROVER))]
 CaseWriter = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT, Role.SERVICE))]
 CaseReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT, Role.SERVICE))]
 Agent = Annotated[Principal, Depends(require(Role.AGENT))]
+# /v1/agents/me/*: the caller's own collector. Only an agent key has one; an admin or a
+# supervisor calling it would create an agent named after their key on the floor.
+AgentSelf = Annotated[
+    Principal,
+    Depends(
+        require(
+            Role.AGENT,
+            admin=False,
+            why="only an agent key has a desk agent ('me'); supervisors and admins see"
+            " agents at GET /v1/agents and set one's endpoint at PUT /v1/agents/{name}/endpoint",
+        )
+    ),
+]
 # Recording a debtor unreachable loosens protection: people who work the case, not services.
 AgentOrSupervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
 TaskReader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.APPROVER, Role.AGENT))]

@@ -155,6 +155,22 @@ def parse_endpoint(text: str) -> AgentEndpoint:
     )
 
 
+def endpoint_for(text: str, agent: str, *, by_supervisor: bool) -> AgentEndpoint:
+    """The one check of an agent's endpoint: its form (`parse_endpoint`) and who may set
+    it. A client identity is only the agent's own name (`client:<agent>`, the browser
+    desk); a phone number or SIP URI takes verified debtors' calls off the desk, so only a
+    supervisor or admin sets one for an agent (never the agent). Else EndpointError."""
+    parsed = parse_endpoint(text)
+    if parsed.kind is EndpointKind.CLIENT and parsed.address != agent:
+        raise EndpointError(f"a client endpoint is the agent's own identity: client:{agent}")
+    if parsed.kind is not EndpointKind.CLIENT and not by_supervisor:
+        raise EndpointError(
+            f"an agent sets only its own browser identity (client:{agent}); a phone number"
+            " or SIP URI is set by a supervisor (PUT /v1/agents/{name}/endpoint)"
+        )
+    return parsed
+
+
 class DialingMode(StrEnum):
     IVR = "ivr"  # the automated flow; no agent
     PREVIEW = "preview"  # the agent sees the case first and starts the call

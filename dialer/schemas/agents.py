@@ -42,6 +42,10 @@ class EndpointIn(In):
     endpoint: Annotated[str, Field(min_length=1, max_length=255)]
 
 
+class DisconnectIn(In):
+    """The desk going away says nothing more: any field is refused (422 naming it)."""
+
+
 class PreviewStartIn(In):
     """The preview call the desk offered, started by the agent."""
 

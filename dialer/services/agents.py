@@ -23,20 +23,17 @@ from dialer.core.auth import Principal
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import AgentRow, AttemptRow, OutcomeRow
 from dialer.db.repositories import agents as agent_repo
-from dialer.dispatch.agents import end_call
+from dialer.dispatch.agents import end_call, free_held_agent
 from dialer.domain.agents import (
     DIALER,
     SELF_SET,
     AgentState,
     DialingMode,
-    EndpointError,
     may_move,
     owes_wrap_up,
-    parse_endpoint,
 )
 from dialer.schemas.outcomes import OutcomeIn
 from dialer.services import outcomes, paging
-from dialer.services.changes import record_change
 
 
 async def me(session: AsyncSession, who: Principal, now: datetime) -> AgentRow:
@@ -57,30 +54,6 @@ async def list_agents(
     )
 
 
-async def set_endpoint(
-    session: AsyncSession, who: Principal, endpoint: str, now: datetime
-) -> AgentRow:
-    try:
-        parsed = parse_endpoint(endpoint)
-    except EndpointError as exc:
-        raise ValidationFailedError("bad endpoint", [FieldError("endpoint", str(exc))]) from exc
-    row = await me(session, who, now)
-    before = row.endpoint
-    row.endpoint = str(parsed)
-    await record_change(
-        session,
-        actor=who.actor,
-        now=now,
-        action="agent.endpoint",
-        entity="agent",
-        entity_id=row.id,
-        before={"endpoint": before},
-        after={"state": row.state, "endpoint": row.endpoint, "attempt_id": row.attempt_id},
-    )
-    await session.commit()
-    return row
-
-
 async def set_state(
     session: AsyncSession, who: Principal, target: AgentState, now: datetime
 ) -> AgentRow:
@@ -98,10 +71,26 @@ async def set_state(
         _no_wrap_up_owed(row)
     if target is AgentState.AVAILABLE and row.endpoint is None:
         raise ConflictError("set an endpoint first (PUT /v1/agents/me/endpoint)")
+    if target is AgentState.OFFLINE:
+        row = await _let_go_of_held_call(session, row, who.actor, now)
+        current = AgentState(row.state)
     if not may_move(current, target):
         raise ConflictError(f"an agent {current} cannot become {target}")
     await _move(session, row, target, who.actor, now)
     await session.commit()
+    return row
+
+
+async def _let_go_of_held_call(
+    session: AsyncSession, row: AgentRow, actor: str, now: datetime
+) -> AgentRow:
+    """Going offline (or the desk gone) while a call is held for the agent and not yet
+    bridged: the agent is freed as for any held call that will not be bridged
+    (`dispatch.agents.free_held_agent`, audited by `actor`), so no attempt stays bound
+    to an offline agent; a preview call is then offered again, never dialled for nobody."""
+    if row.state == AgentState.RESERVED and row.attempt_id is not None:
+        await free_held_agent(session, row.attempt_id, now, actor=actor)
+        await session.refresh(row)
     return row
 
 
@@ -207,7 +196,7 @@ async def call_over(session: AsyncSession, attempt_id: uuid.UUID, now: datetime)
 async def disconnected(session: AsyncSession, who: Principal, now: datetime) -> AgentRow:
     """The desk went away: the agent is offline; the call's attempt keeps its own record
     (its state comes from the provider's callbacks, as for any call)."""
-    row = await me(session, who, now)
+    row = await _let_go_of_held_call(session, await me(session, who, now), who.actor, now)
     await _move(session, row, AgentState.OFFLINE, who.actor, now)
     await session.commit()
     return row

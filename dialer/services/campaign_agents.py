@@ -12,13 +12,16 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Role
-from dialer.core.errors import FieldError, ValidationFailedError
+from dialer.core.errors import ConflictError, FieldError, ValidationFailedError
 from dialer.db.models import AgentRow
 from dialer.db.repositories import agents as agent_repo
 from dialer.db.repositories import keys as key_repo
-from dialer.domain.agents import AgentState
+from dialer.domain.agents import AgentState, DialingMode
+from dialer.schemas.campaigns import CampaignStatus
 from dialer.services.campaigns import get_campaign
 from dialer.services.changes import record_change
+
+ENDED = frozenset({CampaignStatus.DONE, CampaignStatus.CANCELLED})
 
 
 async def assigned(session: AsyncSession, campaign_id: uuid.UUID) -> list[AgentRow]:
@@ -36,8 +39,28 @@ async def assign(
     now: datetime,
 ) -> list[AgentRow]:
     """The campaign's agents become exactly `names` (each the name of an active agent
-    key; an agent who never opened the desk is created offline). Audited; committed."""
-    await get_campaign(session, campaign_id)
+    key; an agent who never opened the desk is created offline). Audited; committed.
+    Refused (409 naming the field) for a campaign that has ended (`status` done or
+    cancelled: nobody takes its calls again) or that no agent works (`mode` ivr)."""
+    campaign = await get_campaign(session, campaign_id)
+    if campaign.status in ENDED:
+        raise ConflictError(
+            f"campaign {campaign_id} is {campaign.status}: it places no more calls",
+            [
+                FieldError(
+                    "status", f"agents are assigned to a live campaign, not a {campaign.status} one"
+                )
+            ],
+        )
+    if campaign.mode == DialingMode.IVR:
+        raise ConflictError(
+            f"campaign {campaign_id} is an ivr campaign: its calls go to the automated flow",
+            [
+                FieldError(
+                    "mode", "agents take calls only in preview, progressive or predictive mode"
+                )
+            ],
+        )
     wanted = list(dict.fromkeys(n.strip() for n in names))
     known = await key_repo.active_names(session, wanted, Role.AGENT.value)
     unknown = [n for n in wanted if n not in known]

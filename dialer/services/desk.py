@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Principal
 from dialer.db.models import AttemptRow, CaseRow, OutcomeRow, PartyRow, Portfolio
+from dialer.domain.agents import owes_wrap_up
 from dialer.services import agents
 
 US_DISCLOSURE = (
@@ -32,7 +33,9 @@ THIRD_PARTY = "Do not mention the debt; ask the person to pass on a call-back re
 async def current_call(session: AsyncSession, who: Principal, now: datetime) -> dict[str, Any]:
     """The agent's state and, if a call is held or in hand, what may be shown about it."""
     agent = await agents.me(session, who, now)
-    shown: dict[str, Any] = {"state": agent.state, "call": None}
+    # the desk shows the wrap-up form only while it is owed (through away and offline too)
+    owed = owes_wrap_up(agent.wrap_up_due_at)
+    shown: dict[str, Any] = {"state": agent.state, "wrap_up_owed": owed, "call": None}
     if agent.attempt_id is None:
         return shown
     attempt = await session.get(AttemptRow, agent.attempt_id)

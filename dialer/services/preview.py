@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.ports import Job
 from dialer.core.auth import Principal
-from dialer.core.errors import ConflictError, NotFoundError
+from dialer.core.errors import ConflictError, FieldError, NotFoundError
 from dialer.db.models import AttemptRow, CampaignRow, CaseRow, ContactPointRow, PartyRow, Portfolio
 from dialer.db.repositories import agents as agent_repo
 from dialer.dispatch import outbox, sql
-from dialer.domain.agents import AgentState, DialingMode
+from dialer.domain.agents import BUSY, AgentState, DialingMode
 from dialer.domain.attempts import AttemptState
 from dialer.schemas.decisions import decision_out
 from dialer.services import agents, decisions, desk
@@ -72,6 +72,12 @@ async def skip(
     """The agent passes on the offered call: the attempt is cancelled (`preview_skipped`,
     the reason in its notes), the skip is audited and shown on the case's timeline."""
     agent = await agents.me(session, who, now)
+    if agent.attempt_id is not None or agent.state in BUSY:
+        raise ConflictError(
+            f"an agent {agent.state} holds a call (attempt {agent.attempt_id}): it skips"
+            " nothing until that call is over and wrapped up",
+            [FieldError("attempt_id", "no skip while a call is held for this agent")],
+        )
     attempt = await _claim(session, agent.id, attempt_id, now)
     conn = await session.connection()
     values = {"error_code": SKIPPED, "notes": f"skipped at the desk by {who.name}: {reason}"}
@@ -93,20 +99,24 @@ def _offered(agent_id: uuid.UUID, now: datetime) -> Any:
 async def _claim(
     session: AsyncSession, agent_id: uuid.UUID, attempt_id: uuid.UUID, now: datetime
 ) -> AttemptRow:
-    """The attempt, locked, if the desk may offer it to this agent now; else 404 (no such
-    attempt) or 409 (not theirs to take: another campaign, not waiting, or held)."""
-    stmt = _offered(agent_id, now).where(AttemptRow.id == attempt_id)
+    """The attempt, locked, if it is the one the desk offers this agent now (its next
+    case, as `next_case` shows it); else 404 (no such attempt) or 409 naming `attempt_id`
+    (not the case offered: a later one of their campaign, another campaign's, not
+    waiting, or taken by another agent meanwhile)."""
+    stmt = _offered(agent_id, now).limit(1)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=AttemptRow)
     attempt: AttemptRow | None = await session.scalar(
         stmt.execution_options(populate_existing=True)
     )
-    if attempt is None:
+    if attempt is None or attempt.id != attempt_id:
         if await session.get(AttemptRow, attempt_id) is None:
             raise NotFoundError(f"no attempt {attempt_id}")
+        offered = f"the case offered now is attempt {attempt.id}" if attempt else "none is"
         raise ConflictError(
-            f"attempt {attempt_id} is not offered to this agent: it is not a waiting, due"
-            " call of a running preview campaign they work, or another agent took it"
+            f"attempt {attempt_id} is not the case the desk offers this agent ({offered}):"
+            " reload the desk",
+            [FieldError("attempt_id", f"not the offered case; {offered}")],
         )
     # read again under the lock: an agent who took it meanwhile has committed by now
     if await agent_repo.holder_of(session, attempt.id) is not None:
@@ -170,6 +180,7 @@ async def _prepared(session: AsyncSession, attempt: AttemptRow, now: datetime) -
         "case_id": case.id,
         "case_ref": case.external_ref,
         "portfolio": case.portfolio,
+        "zone": portfolio.timezone if portfolio is not None else None,  # times without a party's
         "tier": decision.tier,
         "days_past_due": decision.days_past_due,
         "call": this_call,

@@ -240,3 +240,17 @@ async def test_a_caller_waiting_for_a_collector_follows_the_redirect_signed() ->
     assert service.bad_signatures == 0 and sim.stats.rejected == []
     holds = [f for p, f in service.requests if p == "/v1/twilio/voice/hold"]
     assert len(holds) == 1 and "Digits" not in holds[0]
+
+
+async def test_a_call_placed_without_machine_detection_gets_no_amd_callback() -> None:
+    """Agent modes dial without detection (`predictive.MACHINE_DETECTION`): Twilio then
+    posts no AnsweredBy, so neither does the simulator."""
+    service = Service()
+    sim = simulator(service, 7, Mix(call={"human": 1.0}))
+    await sim.place_call(CallRequest("p1", NUMBERS[0], "+14155550100", machine_detection=False))
+    await sim.place_call(CallRequest("i1", NUMBERS[1], "+14155550100"))
+    assert await sim.drain(wait_seconds=10) == []
+    await sim.close()
+    amd = [f for p, f in service.requests if p == "/v1/twilio/voice/amd"]
+    assert sim.stats.calls["human"] == 2
+    assert [f["To"] for f in amd] == [NUMBERS[1]]  # the call that asked for detection

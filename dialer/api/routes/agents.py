@@ -10,11 +10,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from dialer.api.deps import Agent, NowDep, PageLimit, SessionDep, SettingsDep, Supervisor
+from dialer.api.deps import AgentSelf, NowDep, PageLimit, SessionDep, SettingsDep, Supervisor
 from dialer.schemas.agents import (
     AgentOut,
     CampaignAgentsIn,
     CampaignAgentsOut,
+    DisconnectIn,
     EndpointIn,
     PreviewChoiceOut,
     PreviewSkipIn,
@@ -24,7 +25,7 @@ from dialer.schemas.agents import (
 )
 from dialer.schemas.common import Page
 from dialer.schemas.outcomes import OutcomeIn, OutcomeOut
-from dialer.services import agents, campaign_agents, desk, preview, voice_access
+from dialer.services import agent_endpoints, agents, campaign_agents, desk, preview, voice_access
 
 router = APIRouter(tags=["agents"])
 page = APIRouter(tags=["agents"])
@@ -43,34 +44,42 @@ async def list_agents(
 
 
 @router.get("/agents/me", response_model=AgentOut)
-async def my_state(session: SessionDep, who: Agent, now: NowDep) -> object:
+async def my_state(session: SessionDep, who: AgentSelf, now: NowDep) -> object:
     row = await agents.me(session, who, now)
     await session.commit()
     return row
 
 
 @router.put("/agents/me/state", response_model=AgentOut)
-async def set_my_state(body: StateIn, session: SessionDep, who: Agent, now: NowDep) -> object:
+async def set_my_state(body: StateIn, session: SessionDep, who: AgentSelf, now: NowDep) -> object:
     return await agents.set_state(session, who, body.state, now)
 
 
 @router.put("/agents/me/endpoint", response_model=AgentOut)
-async def set_my_endpoint(body: EndpointIn, session: SessionDep, who: Agent, now: NowDep) -> object:
-    return await agents.set_endpoint(session, who, body.endpoint, now)
+async def set_my_endpoint(
+    body: EndpointIn, session: SessionDep, who: AgentSelf, now: NowDep
+) -> object:
+    """The agent's own browser identity, `client:<its name>` (422 for anything else: a
+    phone number or SIP URI is set by a supervisor, PUT /v1/agents/{name}/endpoint)."""
+    return await agent_endpoints.set_own(session, who, body.endpoint, now)
 
 
 @router.post("/agents/me/wrap-up", response_model=OutcomeOut, status_code=201)
-async def wrap_up(body: OutcomeIn, session: SessionDep, who: Agent, now: NowDep) -> object:
+async def wrap_up(body: OutcomeIn, session: SessionDep, who: AgentSelf, now: NowDep) -> object:
     return await agents.wrap_up(session, who, body, now)
 
 
 @router.post("/agents/me/disconnect", response_model=AgentOut)
-async def disconnect(session: SessionDep, who: Agent, now: NowDep) -> object:
+async def disconnect(
+    session: SessionDep, who: AgentSelf, now: NowDep, body: DisconnectIn | None = None
+) -> object:
+    """The desk went away: the agent is offline (a call held for them and not yet bridged
+    is let go; a bridged one keeps its record). No body, or `{}`."""
     return await agents.disconnected(session, who, now)
 
 
 @router.get("/agents/me/call")
-async def my_call(session: SessionDep, who: Agent, now: NowDep) -> dict[str, Any]:
+async def my_call(session: SessionDep, who: AgentSelf, now: NowDep) -> dict[str, Any]:
     """The call held or in hand, shown as its granted disclosure allows (see services.desk)."""
     shown = await desk.current_call(session, who, now)
     await session.commit()
@@ -78,7 +87,7 @@ async def my_call(session: SessionDep, who: Agent, now: NowDep) -> dict[str, Any
 
 
 @router.get("/agents/me/preview")
-async def my_preview(session: SessionDep, who: Agent, now: NowDep) -> dict[str, Any]:
+async def my_preview(session: SessionDep, who: AgentSelf, now: NowDep) -> dict[str, Any]:
     """The agent's next preview case (None: none waiting for them): whom the call is for,
     the decision now (what may be said to whom, the allowed actions and their windows,
     refusals and when they lift), the last briefing and the latest timeline entries."""
@@ -89,7 +98,7 @@ async def my_preview(session: SessionDep, who: Agent, now: NowDep) -> dict[str, 
 
 @router.post("/agents/me/preview/start", response_model=PreviewChoiceOut)
 async def start_preview(
-    body: PreviewStartIn, session: SessionDep, who: Agent, now: NowDep
+    body: PreviewStartIn, session: SessionDep, who: AgentSelf, now: NowDep
 ) -> object:
     """Start the offered call: the agent is held for it and a worker decides it again and
     dials it, bridging the verified debtor to this agent (409: not offered to them)."""
@@ -97,7 +106,9 @@ async def start_preview(
 
 
 @router.post("/agents/me/preview/skip", response_model=PreviewChoiceOut)
-async def skip_preview(body: PreviewSkipIn, session: SessionDep, who: Agent, now: NowDep) -> object:
+async def skip_preview(
+    body: PreviewSkipIn, session: SessionDep, who: AgentSelf, now: NowDep
+) -> object:
     """Pass on the offered call with a reason: the attempt is cancelled, the reason kept
     on the case's timeline and in the audit log."""
     return await preview.skip(session, who, body.attempt_id, body.reason, now)
@@ -105,11 +116,20 @@ async def skip_preview(body: PreviewSkipIn, session: SessionDep, who: Agent, now
 
 @router.post("/agents/me/token", response_model=VoiceTokenOut)
 async def voice_token(
-    session: SessionDep, who: Agent, now: NowDep, settings: SettingsDep
+    session: SessionDep, who: AgentSelf, now: NowDep, settings: SettingsDep
 ) -> object:
     """A Twilio Voice SDK access token for the agent's `client:` identity (503 naming the
     settings when no API key or TwiML app is configured)."""
     return await voice_access.issue(session, who, settings, now)
+
+
+@router.put("/agents/{name}/endpoint", response_model=AgentOut)
+async def set_agent_endpoint(
+    name: str, body: EndpointIn, session: SessionDep, who: Supervisor, now: NowDep
+) -> object:
+    """Where agent `name`'s bridged calls ring: its `client:<name>`, a phone number in
+    E.164 or a SIP URI; audited (404: no active agent key of that name)."""
+    return await agent_endpoints.set_for(session, name, body.endpoint, who, now)
 
 
 @router.get("/campaigns/{campaign_id}/agents", response_model=CampaignAgentsOut)

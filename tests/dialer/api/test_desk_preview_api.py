@@ -83,7 +83,9 @@ async def test_the_desk_shows_the_next_preview_case_and_its_decision(api: Api) -
 async def test_an_agent_starts_the_offered_call_once_and_only_when_available(api: Api) -> None:
     await _preview_campaign(api)
     h = api.auth(Role.AGENT)
-    r = await api.client.put("/v1/agents/me/endpoint", json={"endpoint": "client:a"}, headers=h)
+    r = await api.client.put(
+        "/v1/agents/me/endpoint", json={"endpoint": f"client:{AGENT}"}, headers=h
+    )
     case = (await _next(api))["case"]
     start = {"attempt_id": case["attempt_id"]}
     r = await api.client.post("/v1/agents/me/preview/start", json=start, headers=h)
@@ -184,10 +186,15 @@ async def test_the_token_is_a_voice_grant_for_the_agents_client_identity(
 ) -> None:
     _configure(api)
     h = api.auth(Role.AGENT)
-    await _ready(api, endpoint="+8613800138000")
+    r = await api.client.put(
+        f"/v1/agents/{AGENT}/endpoint",
+        json={"endpoint": "+8613800138000"},
+        headers=api.auth(Role.SUPERVISOR),
+    )
+    assert r.status_code == 200, r.text
     r = await api.client.post("/v1/agents/me/token", headers=h)
     assert r.status_code == 409 and "client:" in r.json()["error"]["message"]
-    await _ready(api, endpoint="client:desk-7")
+    await _ready(api)
     caplog.set_level(logging.DEBUG)
     r = await api.client.post("/v1/agents/me/token", headers=h)
     assert r.status_code == 200, r.text
@@ -198,7 +205,7 @@ async def test_the_token_is_a_voice_grant_for_the_agents_client_identity(
     assert header["cty"] == "twilio-fpa;v=1"
     assert claims["iss"] == TOKEN_SETTINGS["twilio_api_key_sid"]
     assert claims["sub"] == TOKEN_SETTINGS["twilio_account_sid"]
-    assert claims["grants"]["identity"] == "desk-7" == body["identity"]
+    assert claims["grants"]["identity"] == AGENT == body["identity"]
     assert claims["grants"]["voice"] == {
         "incoming": {"allow": True},
         "outgoing": {"application_sid": TOKEN_SETTINGS["twilio_twiml_app_sid"]},
