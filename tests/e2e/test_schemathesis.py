@@ -172,6 +172,11 @@ def served(
         max_upload_bytes=200_000,
         max_body_bytes=100_000,
         twilio_auth_token="test-token",
+        # the voice token endpoint configured (unset, it answers 503 naming the settings)
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_api_key_sid="SK" + "0" * 32,
+        twilio_api_key_secret="test-api-key-secret",
+        twilio_twiml_app_sid="AP" + "0" * 32,
     )
     key_ids: set[str] = set()
     issued = asyncio.run(_prepare(cfg, key_ids))
