@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from dialer.schemas.common import Day, In, Instant, Money, OptionalZone, Out
+from dialer.schemas.common import CurrencyCode, Day, In, Instant, Money, OptionalZone, Out
 from strategy.model import (
     CaseFlag,
     CaseStatus,
@@ -54,7 +54,7 @@ class CaseIn(In):
     external_ref: Ref
     portfolio: str | None = Field(default=None, description="defaults to the import's portfolio")
     amount: Money
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: CurrencyCode
     due_date: Day
     balance: Money | None = None
     stage: Stage = Stage.COLLECTION
@@ -69,7 +69,7 @@ class CaseIn(In):
 class CasePatch(In):
     amount: Money | None = None
     balance: Money | None = None
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    currency: CurrencyCode | None = None
     due_date: Day | None = None
     stage: Stage | None = None
     stage_started_on: Day | None = None

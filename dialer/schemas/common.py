@@ -1,5 +1,6 @@
 """The building blocks of every request body: `In` (unknown fields refused), the instants
-and days a request may name, bounded integers, IANA zones, guardrail profiles, money.
+and days a request may name, bounded integers, IANA zones, guardrail profiles, currencies,
+money.
 (Text the database cannot store is refused before a body is parsed: `dialer.api.text`.)"""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import cache
 from typing import Annotated, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import pycountry
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -155,6 +157,33 @@ ProfileName = Annotated[
     AfterValidator(_known_profile),
     WithJsonSchema({"type": "string", "enum": sorted(PROFILES)}),
 ]
+
+
+# --- currencies ---------------------------------------------------------------------------
+@cache
+def currency_codes() -> tuple[str, ...]:
+    """ISO 4217's alphabetic codes (pycountry's copy of the standard), sorted."""
+    return tuple(sorted(_currency_set()))
+
+
+@cache
+def _currency_set() -> frozenset[str]:
+    return frozenset(c.alpha_3 for c in pycountry.currencies)
+
+
+def _known_currency(value: str) -> str:
+    if value not in _currency_set():
+        raise ValueError(f"not an ISO 4217 currency code: {value!r} (e.g. CNY, USD, EUR)")
+    return value
+
+
+# A currency a request names: an ISO 4217 code (declared as the OpenAPI enum), upper case.
+CurrencyCode = Annotated[
+    str,
+    AfterValidator(_known_currency),
+    WithJsonSchema({"type": "string", "enum": list(currency_codes()), "description": "ISO 4217"}),
+]
+
 
 # --- money --------------------------------------------------------------------------------
 # NUMERIC(18, 2): 16 digits before the point, 2 after; as a JSON string or number.

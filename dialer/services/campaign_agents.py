@@ -11,15 +11,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialer.core.auth import Role
-from dialer.core.errors import ConflictError, FieldError, ValidationFailedError
+from dialer.core.errors import ConflictError, FieldError
 from dialer.db.models import AgentRow
 from dialer.db.repositories import agents as agent_repo
-from dialer.db.repositories import keys as key_repo
 from dialer.domain.agents import AgentState, DialingMode
 from dialer.schemas.campaigns import CampaignStatus
 from dialer.services.campaigns import get_campaign
 from dialer.services.changes import record_change
+from dialer.services.keys import refuse_unknown_agents
 
 ENDED = frozenset({CampaignStatus.DONE, CampaignStatus.CANCELLED})
 
@@ -62,16 +61,7 @@ async def assign(
             ],
         )
     wanted = list(dict.fromkeys(n.strip() for n in names))
-    known = await key_repo.active_names(session, wanted, Role.AGENT.value)
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
-        raise ValidationFailedError(
-            f"no active agent key named {', '.join(repr(n) for n in unknown)}",
-            [
-                FieldError("agents", f"{n!r} is not the name of an active agent key")
-                for n in unknown
-            ],
-        )
+    await refuse_unknown_agents(session, wanted, "agents")
     before = [a.name for a in await agent_repo.assigned(session, campaign_id)]
     rows = [await agent_repo.ensure(session, n, AgentState.OFFLINE.value, now) for n in wanted]
     await agent_repo.assign(session, campaign_id, [r.id for r in rows], actor=actor, now=now)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.errors import ConflictError, FieldError, NotFoundError, ValidationFailedError
 from dialer.db.models import CaseRow, ContactPointRow, PartyRow, Portfolio
-from dialer.db.repositories import audit, cases, portfolios
+from dialer.db.repositories import audit, cases, portfolios, strategies
 from dialer.facts.convert import case_id_for, case_rows, contact_point_id_for, number_facts
 from dialer.schemas.cases import (
     AssignmentIn,
@@ -24,6 +24,7 @@ from dialer.schemas.cases import (
 )
 from dialer.services import paging, protective
 from dialer.services.changes import record_change
+from dialer.services.keys import refuse_unknown_agents
 from dialer.services.normalise import e164, normalise_case
 from strategy.model import CaseFlag, ContactKind
 
@@ -370,6 +371,32 @@ async def update_contact_point(
 async def assign(
     session: AsyncSession, case_id: uuid.UUID, body: AssignmentIn, *, actor: str, now: datetime
 ) -> CaseRow:
+    """Hand a case to a team and/or an agent: an agent is the name of an active agent key,
+    a team one that the strategy governing the case maps a tier to (its `teams`), the same
+    teams `assignment.refresh` moves cases to; anything else is 422 naming the field."""
     row = await get_case(session, case_id)
     changes = body.model_dump(exclude_unset=True)
+    if changes.get("agent") is not None:
+        await refuse_unknown_agents(session, [changes["agent"]], "agent")
+    if changes.get("team") is not None:
+        await _refuse_unknown_team(session, row, changes["team"])
     return await _change_case(session, row, changes, "case.assign", actor=actor, now=now)
+
+
+async def _refuse_unknown_team(session: AsyncSession, row: CaseRow, team: str) -> None:
+    version_id = row.strategy_version_id
+    if version_id is None:
+        portfolio = await portfolios.get(session, row.portfolio)
+        version_id = portfolio.active_strategy_id if portfolio else None
+    version = await strategies.get(session, version_id) if version_id else None
+    teams = sorted(set((version.teams if version else {}).values()))
+    if team not in teams:
+        if version is None:
+            reason = "no strategy governs this case, so it has no teams"
+        elif not teams:
+            reason = "the strategy governing this case defines no teams"
+        else:
+            reason = f"not a team of the strategy governing this case ({', '.join(teams)})"
+        raise ValidationFailedError(
+            f"unknown team {team!r}", [FieldError("team", f"{team!r}: {reason}")]
+        )

@@ -13,7 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.core.auth import Principal, Role, generate_key, hash_key, key_matches, key_prefix
-from dialer.core.errors import ConflictError, FieldError, NotFoundError, UnauthorizedError
+from dialer.core.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    UnauthorizedError,
+    ValidationFailedError,
+)
 from dialer.db.models import ApiKeyRow
 from dialer.db.repositories import audit, keys
 from dialer.services import paging
@@ -177,3 +183,16 @@ async def authenticate(
     if verified is not None:
         verified.put(presented, principal)
     return principal
+
+
+async def refuse_unknown_agents(session: AsyncSession, names: Sequence[str], field: str) -> None:
+    """422 naming `field` for each of `names` that no active agent key holds: an agent is
+    the holder of such a key (their "my cases" and desk are that key's), so work handed to
+    any other name would reach nobody."""
+    known = await keys.active_names(session, names, Role.AGENT.value)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationFailedError(
+            f"no active agent key named {', '.join(repr(n) for n in unknown)}",
+            [FieldError(field, f"{n!r} is not the name of an active agent key") for n in unknown],
+        )

@@ -143,6 +143,11 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path) -> None:
             try:
                 context = await browser.new_context(viewport={"width": 1400, "height": 900})
                 page = await context.new_page()
+                blocked: list[str] = []  # what the page's Content-Security-Policy refused
+                page.on(
+                    "console",
+                    lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else 0,
+                )
                 refused = await _offline(page, service.base_url)
                 await page.goto(f"{service.base_url}/dashboard")
                 # a wrong key is refused by the API, and the page says so
@@ -225,6 +230,7 @@ async def test_the_dashboard_in_a_browser(tmp_path: Path) -> None:
                 assert re.search(r"\+86\*+\d\d", shown), "contact points appear masked"
                 await page.screenshot(path=str(shots / "dashboard-case.png"), full_page=True)
 
+                assert blocked == [], "the dashboard runs under its own policy"
                 # /docs and /redoc render from the service's own assets
                 await page.goto(f"{service.base_url}/docs")
                 await page.wait_for_selector(".opblock", timeout=30_000)

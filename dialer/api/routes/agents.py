@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from dialer.api.deps import AgentSelf, NowDep, PageLimit, SessionDep, SettingsDep, Supervisor
+from dialer.api.pages import html_page
 from dialer.schemas.agents import (
     AgentOut,
     CampaignAgentsIn,
@@ -155,12 +154,8 @@ async def campaign_agents_set(
     return {"campaign_id": campaign_id, "agents": rows}
 
 
-@cache
-def _html() -> str:
-    return files("dialer").joinpath("static/desk.html").read_text(encoding="utf-8")
-
-
 @page.get("/desk", response_class=HTMLResponse)
+@page.head("/desk", include_in_schema=False)
 def desk_page() -> HTMLResponse:
     """The collector's page (static; it asks for the agent's key and reads the API with it)."""
-    return HTMLResponse(_html())
+    return html_page("desk.html")

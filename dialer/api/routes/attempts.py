@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from dialer.api.deps import CaseReader, Exporter, PageLimit, SessionDep
+from dialer.api.filters import PortfolioFilter
 from dialer.domain.attempts import AttemptState
 from dialer.schemas.attempts import (
     AttemptFilter,
@@ -26,9 +27,9 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 
 
 def attempt_filter(
+    portfolio: PortfolioFilter,
     campaign: Annotated[uuid.UUID | None, Query(description="a campaign's id")] = None,
     case: Annotated[uuid.UUID | None, Query(description="a case's id")] = None,
-    portfolio: Annotated[str | None, Query(max_length=64)] = None,
     channel: Channel | None = None,
     state: AttemptState | None = None,
     outcome: Annotated[Result | None, Query(description="the attempt's result")] = None,
@@ -92,10 +93,10 @@ async def export_attempts(
 
 
 def promise_filter(
+    portfolio: PortfolioFilter,
     due: Annotated[Day | None, Query(description="the due day, YYYY-MM-DD")] = None,
     due_from: Annotated[Day | None, Query(description="first due day of a range")] = None,
     due_to: Annotated[Day | None, Query(description="last due day of a range")] = None,
-    portfolio: Annotated[str | None, Query(max_length=64)] = None,
 ) -> PromiseFilter:
     return PromiseFilter(due=due, due_from=due_from, due_to=due_to, portfolio=portfolio)
 

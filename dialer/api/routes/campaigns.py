@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from adapters.errors import QueueError
 from adapters.ports import JobQueue
 from dialer.api.deps import NowDep, PageLimit, SessionDep, Supervisor
+from dialer.api.filters import PortfolioFilter
 from dialer.core.errors import DialerError
 from dialer.schemas.campaigns import (
     CampaignIn,
@@ -51,7 +52,7 @@ async def create_campaign(
 async def list_campaigns(
     session: SessionDep,
     who: Supervisor,
-    portfolio: str | None = None,
+    portfolio: PortfolioFilter,
     status: CampaignStatus | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -20,6 +20,7 @@ from dialer.api.deps import (
     Supervisor,
     check_book_fields,
 )
+from dialer.api.filters import PortfolioFilter
 from dialer.schemas.cases import (
     AssignmentIn,
     CaseIn,
@@ -52,7 +53,7 @@ async def create_case(body: CaseIn, session: SessionDep, now: NowDep, who: CaseW
 async def list_cases(
     session: SessionDep,
     who: CaseReader,
-    portfolio: str | None = None,
+    portfolio: PortfolioFilter,
     tier: str | None = None,
     status: CaseStatus | None = None,
     team: str | None = None,

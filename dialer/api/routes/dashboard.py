@@ -12,8 +12,6 @@ service.
 from __future__ import annotations
 
 import uuid
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -22,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from dialer.api.deps import CaseReader, NowDep, SessionDep, Supervisor
+from dialer.api.pages import html_page
 from dialer.core.errors import ConflictError, NotFoundError
 from dialer.db.models import CaseRow, Portfolio
 from dialer.db.repositories import cases as case_repo
@@ -38,15 +37,11 @@ page = APIRouter(tags=["dashboard"])
 router = APIRouter(tags=["dashboard"])
 
 
-@cache
-def _html() -> str:
-    return files("dialer").joinpath("static/dashboard.html").read_text(encoding="utf-8")
-
-
 @page.get("/dashboard", response_class=HTMLResponse)
+@page.head("/dashboard", include_in_schema=False)
 def dashboard() -> HTMLResponse:
     """The supervisor's page (static; it asks for an API key and reads the API with it)."""
-    return HTMLResponse(_html())
+    return html_page("dashboard.html")
 
 
 async def _find(session: SessionDep, ref: str, portfolio: str | None) -> CaseRow:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from dialer.api.deps import NowDep, SessionDep, SettingsDep, StrategyReader, Supervisor
+from dialer.api.filters import PortfolioFilter
 from dialer.schemas.common import Page
 from dialer.schemas.strategies import (
     DiffOut,
@@ -53,7 +54,7 @@ async def validate_document(body: StrategyCheckIn, session: SessionDep, who: Sup
 async def list_strategies(
     session: SessionDep,
     who: StrategyReader,
-    portfolio: str | None = None,
+    portfolio: PortfolioFilter,
     status: StrategyStatus | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 100,

@@ -16,6 +16,7 @@ from dialer.api.deps import (
     TaskReader,
     TaskWorker,
 )
+from dialer.api.filters import PortfolioFilter
 from dialer.schemas.common import Page
 from dialer.schemas.tasks import ApprovalIn, RefreshIn, RefreshOut, TaskOut, TaskStatus
 from dialer.services import assignment, tasks
@@ -27,8 +28,8 @@ router = APIRouter(tags=["tasks"])
 async def list_tasks(
     session: SessionDep,
     who: TaskReader,
+    portfolio: PortfolioFilter,
     status: TaskStatus | None = None,
-    portfolio: str | None = None,
     requires_approval: bool | None = None,
     case_id: uuid.UUID | None = None,
     cursor: str | None = None,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from dialer.core.auth import Role
 from tests.dialer.factories import cn_case, us_case
 from tests.dialer.support import Api
@@ -214,10 +216,31 @@ async def test_supervisor_assigns_and_agent_lists_own_cases(api: Api) -> None:
     ).json()
     r = await api.client.put(
         f"/v1/cases/{case['id']}/assignment",
-        json={"team": "early", "agent": "agent-1"},
+        json={"agent": "agent-1"},
         headers=api.auth(Role.SUPERVISOR),
     )
     assert r.status_code == 200, r.text
     mine = (await api.client.get("/v1/me/cases", headers=api.auth(Role.AGENT))).json()
     assert [c["id"] for c in mine["items"]] == [case["id"]]
-    assert mine["items"][0]["team"] == "early"
+
+
+async def test_a_currency_not_in_iso_4217_is_422_in_create_patch_and_import(api: Api) -> None:
+    h = api.auth(Role.SERVICE)  # the book's money and currency are the service's to change
+    r = await api.client.post("/v1/cases", json=cn_case(currency="ZZZ"), headers=h)
+    assert r.status_code == 422, r.text
+    [field] = r.json()["error"]["fields"]
+    assert field["field"] == "currency" and "ISO 4217" in field["reason"]
+    case = (await api.client.post("/v1/cases", json=cn_case(), headers=h)).json()
+    r = await api.client.patch(f"/v1/cases/{case['id']}", json={"currency": "ZZZ"}, headers=h)
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["error"]["fields"]] == ["currency"]
+    r = await api.client.patch(f"/v1/cases/{case['id']}", json={"currency": "HKD"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["currency"] == "HKD"
+    r = await api.client.post(
+        "/v1/imports",
+        content=json.dumps(cn_case("CN-9", currency="ZZZ")).encode() + b"\n",
+        headers={**api.auth(Role.SUPERVISOR), "Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200, r.text
+    assert [(e["line"], e["field"]) for e in r.json()["errors"]] == [(1, "currency")]

@@ -3,6 +3,12 @@ reasons, contact points masked; unknown and ambiguous references are clear 4xx."
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from importlib.resources import files
+
+import pytest
+
 from dialer.core.auth import Role
 from tests.dialer.api.test_decisions_api import _activate
 from tests.dialer.factories import cn_case
@@ -46,3 +52,30 @@ async def test_unknown_and_ambiguous_references_are_4xx(api: Api) -> None:
     assert r.status_code == 409 and "portfolio" in r.json()["error"]["message"]
     r = await api.client.get("/v1/dashboard/cases/SAME-1?portfolio=b2b", headers=h)
     assert r.status_code == 200 and r.json()["case"]["portfolio"] == "b2b"
+
+
+@pytest.mark.parametrize(
+    ("path", "name"), [("/dashboard", "dashboard.html"), ("/desk", "desk.html")]
+)
+async def test_the_pages_that_take_a_key_send_security_headers_on_get_and_head(
+    api: Api, path: str, name: str
+) -> None:
+    html = files("dialer").joinpath(f"static/{name}").read_text(encoding="utf-8")
+    script = html.split("<script>", 1)[1].split("</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    for method in ("GET", "HEAD"):
+        r = await api.client.request(method, path)
+        assert r.status_code == 200, (method, r.text)
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+        directives = (
+            d.strip().partition(" ") for d in r.headers["content-security-policy"].split(";")
+        )
+        policy = {name: value for name, _, value in directives}
+        assert policy["default-src"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'"
+        assert policy["script-src"] == f"'sha256-{digest}'"  # the page's own script, no other
+        assert "unsafe-inline" not in policy["style-src"]
+        assert policy["connect-src"] == "'self'"
+    assert r.content == b""  # HEAD: the headers alone

@@ -93,7 +93,7 @@ async def test_the_desk_shows_only_what_the_disclosure_allows(api: Api, tmp_path
                 await page.screenshot(path=str(shots / f"desk-{name}-wrap-up.png"), full_page=True)
                 await page.click("[data-state=available]")
                 await page.wait_for_function(
-                    "document.getElementById('error').textContent.includes('wrap-up')"
+                    "() => document.getElementById('error').textContent.includes('wrap-up')"
                 )
                 await page.select_option(
                     "#result", "right_party" if name == "debtor" else "third_party"
@@ -125,6 +125,11 @@ async def test_the_desk_previews_the_next_case_and_starts_or_skips_it(
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = await browser.new_page(viewport={"width": 1200, "height": 900})
+        blocked: list[str] = []  # what the page's Content-Security-Policy refused
+        page.on(
+            "console",
+            lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else 0,
+        )
 
         async def route(request_route, request) -> None:  # type: ignore[no-untyped-def]
             response = await api.client.request(
@@ -156,7 +161,9 @@ async def test_the_desk_previews_the_next_case_and_starts_or_skips_it(
         await page.screenshot(path=str(shots / "desk-preview.png"), full_page=True)
         # a skip needs a reason: without one the desk says so and the case stays
         await page.click("#skip")
-        await page.wait_for_function("document.getElementById('error').textContent.length > 0")
+        await page.wait_for_function(
+            "() => document.getElementById('error').textContent.length > 0"
+        )
         refused = await page.inner_text("#error")
         await page.wait_for_timeout(2600)  # a refresh or more later, the error is still there
         kept_error = await page.inner_text("#error")
@@ -168,10 +175,11 @@ async def test_the_desk_previews_the_next_case_and_starts_or_skips_it(
         second = await page.inner_text("#next")
         await page.click("#start")
         await page.wait_for_function(
-            "document.getElementById('state').className.includes('reserved')"
+            "() => document.getElementById('state').className.includes('reserved')"
             " || document.getElementById('error').textContent.length > 0"
         )
         assert await page.inner_text("#error") == ""  # started, not refused
+        assert blocked == [], "the desk runs under its own policy"
         await page.screenshot(path=str(shots / "desk-preview-started.png"), full_page=True)
         await browser.close()
     assert "Wang Fang (debtor)" in first and "yes" in first

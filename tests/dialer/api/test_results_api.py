@@ -353,3 +353,51 @@ async def test_twilio_callbacks_keep_their_signed_query(api: Api) -> None:
         headers={"X-Twilio-Signature": "forged"},
     )
     assert r.status_code == 403, r.text
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/v1/attempts/export?format=csv&format=jsonl", "format"),
+        ("/v1/attempts?portfolio=cn-loans&portfolio=us-loans", "portfolio"),
+        ("/v1/promises?due=2026-12-01&due=2026-12-02", "due"),
+        ("/v1/cases?status=open&limit=5&status=closed", "status"),
+        ("/v1/campaigns?limit=1&limit=2", "limit"),
+    ],
+)
+async def test_a_one_valued_query_parameter_given_twice_is_422_naming_it(
+    api: Api, url: str, name: str
+) -> None:
+    r = await api.client.get(url, headers=api.auth(Role.ADMIN))
+    assert r.status_code == 422, r.text
+    [field] = r.json()["error"]["fields"]
+    assert field["field"] == name and "more than once" in field["reason"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/attempts",
+        "/v1/attempts/export",
+        "/v1/promises",
+        "/v1/cases",
+        "/v1/campaigns",
+        "/v1/strategies",
+        "/v1/tasks",
+    ],
+)
+async def test_an_unknown_portfolio_filter_is_422_and_an_empty_one_an_empty_200(
+    api: Api, url: str
+) -> None:
+    h = api.auth(Role.ADMIN)
+    due = {"due": "2026-12-01"} if url == "/v1/promises" else {}
+    r = await api.client.get(url, params={"portfolio": "nope", **due}, headers=h)
+    assert r.status_code == 422, r.text
+    [field] = r.json()["error"]["fields"]
+    assert field["field"] == "portfolio" and "nope" in field["reason"]
+    r = await api.client.get(url, params={"portfolio": "b2b", **due}, headers=h)  # nothing in it
+    assert r.status_code == 200, r.text
+    if url.endswith("/export"):
+        assert r.text.count("\n") <= 1  # the CSV header at most
+    else:
+        assert r.json()["items"] == []

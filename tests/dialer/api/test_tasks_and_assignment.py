@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialer.core.auth import Role
+from tests.dialer.factories import cn_case
 from tests.dialer.support import Api
 
 
@@ -153,3 +154,42 @@ async def test_refresh_needs_no_body_and_decides_now(api: Api) -> None:
         "/v1/portfolios/b2b/assignments/refresh", json={"at": 5}, headers=api.auth(Role.SERVICE)
     )
     assert r.status_code == 422, r.text
+
+
+async def _assign(api: Api, case_id: str, body: dict[str, Any]) -> Any:
+    return await api.client.put(
+        f"/v1/cases/{case_id}/assignment", json=body, headers=api.auth(Role.SUPERVISOR)
+    )
+
+
+async def test_assignment_takes_a_team_of_the_governing_strategy_and_an_agent_key(
+    api: Api,
+) -> None:
+    case = await _setup(api)
+    r = await _assign(api, case["id"], {"team": "legal", "agent": "agent-1"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["team"], r.json()["agent"]) == ("legal", "agent-1")
+
+
+async def test_assignment_to_a_name_no_agent_key_holds_is_422_naming_agent(api: Api) -> None:
+    case = await _setup(api)
+    for name in ("nobody-such", "supervisor-1"):  # no key; a key, but not an agent's
+        r = await _assign(api, case["id"], {"agent": name, "team": "legal"})
+        assert r.status_code == 422, r.text
+        [field] = r.json()["error"]["fields"]
+        assert field["field"] == "agent" and name in field["reason"]
+    stored = (await api.client.get(f"/v1/cases/{case['id']}", headers=api.auth(Role.AGENT))).json()
+    assert (stored["team"], stored["agent"]) == (None, None)
+
+
+async def test_assignment_to_a_team_no_strategy_names_is_422_naming_team(api: Api) -> None:
+    case = await _setup(api)
+    r = await _assign(api, case["id"], {"team": "x"})
+    assert r.status_code == 422, r.text
+    [field] = r.json()["error"]["fields"]
+    assert field["field"] == "team" and "legal, managers" in field["reason"]
+    # a portfolio with no strategy has no teams at all
+    r = await api.client.post("/v1/cases", json=cn_case(), headers=api.auth(Role.SERVICE))
+    r = await _assign(api, r.json()["id"], {"team": "early"})
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["error"]["fields"]] == ["team"]
