@@ -18,6 +18,7 @@ import contextvars
 import ssl
 import time
 import typing
+import urllib.request
 from collections.abc import Iterable
 
 import httpcore
@@ -51,6 +52,17 @@ def transport(**kwargs: typing.Any) -> httpx.AsyncHTTPTransport:
         raise RuntimeError("httpx/httpcore changed: no connection pool to give a backend to")
     pool._network_backend = SendByBackend()
     return made
+
+
+def client(base: str = "https://api.twilio.com", **kwargs: typing.Any) -> httpx.AsyncClient:
+    """An httpx client (`kwargs` as `httpx.AsyncClient` takes them) all of whose
+    connections are `SendByBackend`'s, a proxied one included: the environment's proxy
+    for `base` (HTTPS_PROXY or ALL_PROXY, unless NO_PROXY names its host) is given to
+    `transport`, not to httpx's own proxy mounts, which would connect without the check."""
+    host = httpx.URL(base).host
+    proxies = urllib.request.getproxies()
+    proxy = None if urllib.request.proxy_bypass(host) else proxies.get("https", proxies.get("all"))
+    return httpx.AsyncClient(transport=transport(proxy=proxy), trust_env=False, **kwargs)
 
 
 class _Connection(asyncio.Protocol):

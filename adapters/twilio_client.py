@@ -40,8 +40,8 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]
             logger=logger or logging.getLogger(__name__), is_async=True, timeout=timeout
         )
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout), transport=sendby.transport()
+        self._client = client or sendby.client(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout)
         )
 
     async def request(

@@ -199,3 +199,29 @@ async def test_tls_connections_work_and_check_the_deadline(tmp_path: Path) -> No
         assert answer.text == "1"
         assert answer.extensions["network_stream"].get_extra_info("ssl_object") is not None
         assert len(s.whole) == 1 and s.whole[0].endswith(b"Body=hi")
+
+
+@pytest.mark.parametrize(
+    ("env", "proxied"),
+    [
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, True),
+        ({"ALL_PROXY": "http://proxy.example:3128"}, True),
+        ({"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "api.twilio.com"}, False),
+        ({}, False),
+    ],
+)
+async def test_the_clients_connections_check_the_deadline_behind_a_proxy_too(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], proxied: bool
+) -> None:
+    # httpx's own proxy mounts (trust_env) would connect without the write-time check.
+    import httpcore
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    async with sendby.client() as http:
+        pool = http._transport._pool  # type: ignore[attr-defined]
+        assert isinstance(pool, httpcore.AsyncHTTPProxy) is proxied
+        assert isinstance(pool._network_backend, sendby.SendByBackend)
+        assert not http._mounts  # nothing routed around it
